@@ -1,0 +1,8 @@
+/* pwb/pwb.h - personalisation within bounds: the whole public API. */
+#ifndef PWB_PWB_H
+#define PWB_PWB_H
+
+#include "pwb/common.h"
+#include "pwb/policy.h"
+
+#endif

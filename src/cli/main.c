@@ -1,0 +1,43 @@
+/* main.c - the pwb command: dispatch to a subcommand. */
+#include "cli/cli.h"
+
+#include <string.h>
+
+static const char usage[] =
+	"Usage: pwb COMMAND [ARGS]\n"
+	"\n"
+	"pwb personalises LLM behaviour to each user within three tiers of\n"
+	"bounds: law, the deploying organisation, and the user.\n"
+	"\n"
+	"Commands:\n"
+	"  policy check PATH...     check policy files and folders\n"
+	"  policy resolve ...       the effective policy for an org and user\n"
+	"  policy explain ...       the same, as readable text with provenance\n"
+	"\n"
+	"Options:\n"
+	"  -h, --help               show this help (also after any command)\n"
+	"  --version                show the version\n"
+	"\n"
+	"Documentation: README.md and docs/ in the source tree.\n";
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage, stderr);
+		return CLI_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") ||
+	    !strcmp(cmd, "help")) {
+		fputs(usage, stdout);
+		return CLI_OK;
+	}
+	if (!strcmp(cmd, "--version")) {
+		printf("pwb %s\n", PWB_VERSION);
+		return CLI_OK;
+	}
+	if (!strcmp(cmd, "policy"))
+		return cli_policy(argc - 1, argv + 1);
+	fprintf(stderr, "pwb: unknown command '%s'\nTry 'pwb --help'.\n", cmd);
+	return CLI_USAGE;
+}

@@ -1,0 +1,604 @@
+/* policy.c - `pwb policy check|resolve|explain`. */
+#include "cli/cli.h"
+#include "util/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CLI_SETTINGS_MAX (256 * 1024)
+#define CLI_MAX_LIST 256
+
+static const char policy_usage[] =
+	"Usage: pwb policy check PATH... [--registry FILE]\n"
+	"       pwb policy resolve --policies DIR --org ID [options]\n"
+	"       pwb policy explain --policies DIR --org ID [options]\n"
+	"\n"
+	"Run 'pwb policy SUBCOMMAND --help' for the options of each.\n";
+
+static const char check_usage[] =
+	"Usage: pwb policy check PATH... [--registry FILE]\n"
+	"\n"
+	"Checks policy folders and files and reports every problem, one per\n"
+	"line, as 'file:line:col: error: message': loosening attempts,\n"
+	"empty intersections, defaults out of range, unknown categories,\n"
+	"dimensions, attributes and keys, extends cycles and missing parents,\n"
+	"duplicate ids and malformed conditions.\n"
+	"\n"
+	"A PATH is a policy folder (with categories.yaml), or a file or folder\n"
+	"inside one: it is checked together with the rest of that policy\n"
+	"folder, and only its own problems are reported.\n"
+	"\n"
+	"Options:\n"
+	"  --registry FILE   check PATHs as a set of their own against this\n"
+	"                    category registry\n"
+	"  -h, --help        show this help\n"
+	"\n"
+	"Exit status: 0 valid (nothing printed), 1 errors, 2 usage error.\n";
+
+static const char resolve_usage[] =
+	"Usage: pwb policy %s --policies DIR --org ID [options]\n"
+	"\n"
+	"%s"
+	"\n"
+	"Options:\n"
+	"  --policies DIR       the policy folder (categories.yaml, law/, org/)\n"
+	"  --org ID             the deploying organisation\n"
+	"  --jurisdiction J     add a jurisdiction to the org's own; repeatable\n"
+	"  --settings FILE      the user's settings as JSON ('-' for stdin):\n"
+	"                       {\"categories\": {\"profanity\": \"on\"},\n"
+	"                        \"dimensions\": {\"humour\": 0.5}}\n"
+	"  --attr KEY=VALUE     a request attribute for conditions, e.g.\n"
+	"                       user.age=15; VALUE is read as a JSON scalar\n"
+	"                       where it can be, else as a string; repeatable\n"
+	"  --registry FILE      use this registry instead of\n"
+	"                       DIR/categories.yaml\n"
+	"%s"
+	"  -h, --help           show this help\n"
+	"\n"
+	"A user setting outside the bounds is refused (exit 1) with the tier,\n"
+	"source, rule and basis that stop it; it is never clamped.\n";
+
+/* ---- check ---- */
+
+typedef struct root_set {
+	char *root; /* the policy folder, or NULL for --registry sets */
+	char **filters; /* realpaths whose errors are reported */
+	size_t n_filters, cap_filters;
+} root_set;
+
+static bool has_registry(const char *dir)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/categories.yaml", dir);
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* The nearest folder at or above path holding categories.yaml, as a path
+ * spelled from path itself (so that reported file names read naturally). */
+static char *find_root(const char *path, bool is_dir)
+{
+	char buf[PATH_MAX];
+	snprintf(buf, sizeof(buf), "%s", path);
+	size_t len = strlen(buf);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	if (!is_dir) {
+		char *slash = strrchr(buf, '/');
+		if (slash)
+			*slash = '\0';
+		else
+			snprintf(buf, sizeof(buf), ".");
+	}
+	for (int depth = 0; depth < 16; depth++) {
+		if (has_registry(buf))
+			return strdup(buf);
+		char *slash = strrchr(buf, '/');
+		if (slash && slash != buf) {
+			*slash = '\0';
+		} else {
+			/* Go on upwards with "..". */
+			char real[PATH_MAX];
+			if (!realpath(buf, real) || strcmp(real, "/") == 0)
+				return NULL;
+			char up[PATH_MAX];
+			int n = snprintf(up, sizeof(up), "%s/..", buf);
+			if (n < 0 || (size_t)n >= sizeof(up))
+				return NULL;
+			memcpy(buf, up, (size_t)n + 1);
+		}
+	}
+	return NULL;
+}
+
+static bool under(const char *real, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return strncmp(real, prefix, n) == 0 &&
+	       (real[n] == '\0' || real[n] == '/' || prefix[n - 1] == '/');
+}
+
+static void collect_yaml(const char *dir, char ***files, size_t *n,
+			 size_t *cap, int depth)
+{
+	DIR *d = opendir(dir);
+	if (!d || depth > 8) {
+		if (d)
+			closedir(d);
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		struct stat st;
+		size_t len = strlen(de->d_name);
+		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+			collect_yaml(path, files, n, cap, depth + 1);
+		} else if ((len > 5 && !strcmp(de->d_name + len - 5, ".yaml")) ||
+			   (len > 4 && !strcmp(de->d_name + len - 4, ".yml"))) {
+			if (*n >= 4096 ||
+			    pwb__grow((void **)files, cap, *n + 1, sizeof(char *)))
+				break;
+			(*files)[(*n)++] = strdup(path);
+		}
+	}
+	closedir(d);
+}
+
+static int cmd_check(cli_args *a)
+{
+	static const cli_opt opts[] = {{"registry", true}, {"help", false}};
+	const char *registry = NULL;
+	const char *paths[CLI_MAX_LIST];
+	size_t n_paths = 0;
+	const char *name, *value;
+	int r;
+	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >= 0) {
+		if (r == 0) {
+			if (n_paths >= CLI_MAX_LIST)
+				return cli_usage_error(a, "too many paths");
+			paths[n_paths++] = value;
+		} else if (!strcmp(name, "help")) {
+			fputs(check_usage, stdout);
+			return CLI_OK;
+		} else if (!strcmp(name, "registry")) {
+			registry = value;
+		}
+	}
+	if (r == -2)
+		return CLI_USAGE;
+	if (!n_paths)
+		return cli_usage_error(a, "name at least one policy file or "
+					  "folder");
+	pwb_diag all;
+	pwb_diag_init(&all);
+	int rc = CLI_OK;
+	pwb_policy_params pp = pwb_policy_default_params();
+	pp.cache_entries = 0;
+	if (registry) {
+		/* An explicit set: every file named or found under a folder. */
+		char **files = NULL;
+		size_t n = 0, cap = 0;
+		for (size_t i = 0; i < n_paths; i++) {
+			struct stat st;
+			if (stat(paths[i], &st) != 0) {
+				pwb_diag_add(&all, paths[i], 0, 0,
+					     "cannot read: %s", strerror(errno));
+				continue;
+			}
+			if (S_ISDIR(st.st_mode)) {
+				collect_yaml(paths[i], &files, &n, &cap, 0);
+			} else if (!pwb__grow((void **)&files, &cap, n + 1,
+					      sizeof(char *))) {
+				files[n++] = strdup(paths[i]);
+			}
+		}
+		pwb_policy *p = NULL;
+		pwb_status st = pwb_policy_load_files(
+			&p, registry, (const char *const *)files, n, &pp, &all);
+		if (st && st != PWB_EPOLICY)
+			pwb_diag_add(&all, NULL, 0, 0, "%s",
+				     pwb_status_str(st));
+		pwb_policy_free(p);
+		for (size_t i = 0; i < n; i++)
+			free(files[i]);
+		free(files);
+	} else {
+		for (size_t i = 0; i < n_paths; i++) {
+			struct stat st;
+			if (stat(paths[i], &st) != 0) {
+				pwb_diag_add(&all, paths[i], 0, 0,
+					     "cannot read: %s", strerror(errno));
+				continue;
+			}
+			char *root = find_root(paths[i], S_ISDIR(st.st_mode));
+			if (!root) {
+				pwb_diag_add(&all, paths[i], 0, 0,
+					     "no categories.yaml in this folder "
+					     "or above it; pass --registry "
+					     "FILE");
+				continue;
+			}
+			char real_path[PATH_MAX], real_root[PATH_MAX];
+			if (!realpath(paths[i], real_path) ||
+			    !realpath(root, real_root)) {
+				pwb_diag_add(&all, paths[i], 0, 0,
+					     "cannot resolve the path: %s",
+					     strerror(errno));
+				free(root);
+				continue;
+			}
+			/* Load the whole policy folder; keep only the errors
+			 * of the named path (and of the registry). */
+			pwb_diag d;
+			pwb_diag_init(&d);
+			pwb_policy *p = NULL;
+			pwb_status ls = pwb_policy_load(&p, root, &pp, &d);
+			if (ls && ls != PWB_EPOLICY && !d.n)
+				pwb_diag_add(&d, root, 0, 0, "%s",
+					     pwb_status_str(ls));
+			pwb_policy_free(p);
+			char reg[PATH_MAX + 32], real_reg[PATH_MAX] = "";
+			snprintf(reg, sizeof(reg), "%s/categories.yaml",
+				 real_root);
+			if (!realpath(reg, real_reg))
+				real_reg[0] = '\0';
+			for (size_t k = 0; k < d.n; k++) {
+				pwb_diag_entry *e = &d.entries[k];
+				char real_e[PATH_MAX];
+				bool keep = true;
+				if (e->file && realpath(e->file, real_e))
+					keep = under(real_e, real_path) ||
+					       !strcmp(real_e, real_reg);
+				/* Skip files already reported by an earlier
+				 * path of this command. */
+				for (size_t j = 0; keep && j < all.n; j++)
+					keep = !(all.entries[j].file && e->file &&
+						 !strcmp(all.entries[j].file,
+							 e->file) &&
+						 all.entries[j].line == e->line &&
+						 all.entries[j].col == e->col &&
+						 !strcmp(all.entries[j].message,
+							 e->message));
+				if (keep)
+					pwb_diag_add(&all, e->file, e->line,
+						     e->col, "%s", e->message);
+			}
+			pwb_diag_release(&d);
+			free(root);
+		}
+	}
+	if (all.n || all.dropped) {
+		cli_print_diag(&all);
+		rc = CLI_FAIL;
+	}
+	pwb_diag_release(&all);
+	return rc;
+}
+
+/* ---- resolve and explain ---- */
+
+typedef struct resolve_args {
+	const char *policies;
+	const char *org;
+	const char *registry;
+	const char *settings;
+	const char *jur[CLI_MAX_LIST];
+	size_t n_jur;
+	const char *attr[CLI_MAX_LIST];
+	size_t n_attr;
+	bool json;
+} resolve_args;
+
+static void print_prov(const pwb_provenance *pv)
+{
+	if (pv->file)
+		printf("%s, %s:%d", pv->source, pv->file, pv->line);
+	else
+		printf("%s", pv->source);
+	if (pv->basis)
+		printf(": %s", pv->basis);
+}
+
+static void print_value(double v)
+{
+	char buf[40];
+	pwb__fmt_double(buf, sizeof(buf), v);
+	fputs(buf, stdout);
+}
+
+static void explain(const pwb_effective *e, bool brief)
+{
+	printf("Effective policy for org %s\n", pwb_effective_org(e));
+	printf("  jurisdictions:");
+	for (size_t i = 0; i < pwb_effective_n_jurisdictions(e); i++)
+		printf("%s %s", i ? "," : "", pwb_effective_jurisdiction(e, i));
+	printf("\n  policy hash:   %s\n", pwb_effective_hash(e));
+	printf("  candidates:    %d per request\n",
+	       pwb_effective_candidates(e));
+	printf("\nCategories (permission, on/off for this user, and the rule "
+	       "that bounds it)\n");
+	for (size_t i = 0; i < pwb_effective_n_categories(e); i++) {
+		const pwb_eff_category *c = pwb_effective_category(e, i);
+		printf("  %-32s %-8s %-4s", c->id,
+		       pwb_permission_str(c->permission),
+		       c->active ? "on" : "off");
+		if (brief) {
+			printf(" %s\n", c->set_by.source);
+			continue;
+		}
+		printf("  ");
+		print_prov(&c->set_by);
+		printf("\n");
+		if (c->condition)
+			printf("  %32s when %s: %s\n", "", c->condition,
+			       c->condition_holds ? "holds" : "does not hold");
+		if (c->user_setting >= 0)
+			printf("  %32s your setting: %s%s\n", "",
+			       c->user_setting ? "on" : "off",
+			       c->permission == PWB_FORBID
+				       ? " (no effect: forbidden)"
+			       : c->permission == PWB_ALLOW && c->user_setting
+				       ? " (already on)"
+				       : "");
+		else if (c->permission == PWB_OPT_IN)
+			printf("  %32s off until you turn it on\n", "");
+		else if (c->permission == PWB_OPT_OUT)
+			printf("  %32s on until you turn it off\n", "");
+	}
+	printf("\nDimensions\n");
+	for (size_t i = 0; i < pwb_effective_n_dimensions(e); i++) {
+		const pwb_eff_dimension *d = pwb_effective_dimension(e, i);
+		printf("  %-16s ", d->id);
+		if (d->numeric) {
+			printf("range [");
+			print_value(d->lo);
+			printf(", ");
+			print_value(d->hi);
+			printf("], default ");
+			print_value(d->def);
+			printf(", value ");
+			print_value(d->value);
+		} else {
+			printf("allowed ");
+			if (!d->allowed)
+				printf("any");
+			for (size_t k = 0; d->allowed && k < d->n_allowed; k++)
+				printf("%s%s", k ? ", " : "", d->allowed[k]);
+			printf("; default %s, value %s", d->def_str,
+			       d->value_str);
+		}
+		printf("%s%s\n",
+		       !strcmp(d->value_set_by.tier, "user") ? " (yours)" : "",
+		       d->user_adjustable ? "" : ", fixed");
+		if (brief)
+			continue;
+		printf("  %16s  bounds: ", "");
+		print_prov(&d->set_by);
+		printf("\n");
+		if (!d->user_adjustable) {
+			printf("  %16s  fixed by: ", "");
+			print_prov(&d->adjustable_set_by);
+			printf("\n");
+		}
+	}
+	printf("\nObligations\n");
+	if (!pwb_effective_n_obligations(e))
+		printf("  none\n");
+	for (size_t i = 0; i < pwb_effective_n_obligations(e); i++) {
+		const pwb_eff_obligation *o = pwb_effective_obligation(e, i);
+		printf("  %-20s %s", o->id, o->kind);
+		if (o->category)
+			printf(" on %s", o->category);
+		printf(" (");
+		print_prov(&o->set_by);
+		printf(")\n");
+		if (o->text && !brief)
+			printf("  %20s \"%s\"\n", "", o->text);
+	}
+	const pwb_eff_learning *l = pwb_effective_learning(e);
+	printf("\nLearning from your feedback\n");
+	printf("  never uses:       ");
+	if (!l->n_forbid_attributes)
+		printf("(no restriction)");
+	for (size_t i = 0; i < l->n_forbid_attributes; i++)
+		printf("%s%s", i ? ", " : "", l->forbid_attributes[i]);
+	printf("\n  needs consent:    %s\n", l->requires_consent ? "yes" : "no");
+	printf("  stores texts:     %s\n",
+	       l->store_texts ? "yes" : "no, feature vectors only");
+	if (l->retention_days)
+		printf("  keeps feedback:   %d days\n", l->retention_days);
+	else
+		printf("  keeps feedback:   no limit set\n");
+	printf("  set by:           ");
+	print_prov(&l->set_by);
+	printf("\n");
+}
+
+static int cmd_resolve(cli_args *a, bool is_explain)
+{
+	static const cli_opt opts[] = {
+		{"policies", true}, {"org", true},  {"jurisdiction", true},
+		{"settings", true}, {"attr", true}, {"registry", true},
+		{"json", false},    {"help", false}};
+	resolve_args ra = {0};
+	const char *name, *value;
+	int r;
+	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >= 0) {
+		if (r == 0)
+			return cli_usage_error(a, "unexpected argument '%s'",
+					       value);
+		if (!strcmp(name, "help")) {
+			printf(resolve_usage, is_explain ? "explain" : "resolve",
+			       is_explain
+				       ? "Explains the effective policy in words: "
+					 "every category, dimension,\nobligation "
+					 "and learning restriction, with the tier, "
+					 "source, file,\nline and basis that "
+					 "bounds it.\n"
+				       : "Prints the effective policy: law ⊓ org "
+					 "⊓ user, with provenance.\n",
+			       is_explain ? ""
+					  : "  --json               print the "
+					    "JSON of docs/policy.md\n");
+			return CLI_OK;
+		}
+		if (!strcmp(name, "policies"))
+			ra.policies = value;
+		else if (!strcmp(name, "org"))
+			ra.org = value;
+		else if (!strcmp(name, "registry"))
+			ra.registry = value;
+		else if (!strcmp(name, "settings"))
+			ra.settings = value;
+		else if (!strcmp(name, "json")) {
+			if (is_explain)
+				return cli_usage_error(
+					a, "explain prints text; use 'pwb "
+					   "policy resolve --json' for JSON");
+			ra.json = true;
+		} else if (!strcmp(name, "jurisdiction")) {
+			if (ra.n_jur >= CLI_MAX_LIST)
+				return cli_usage_error(a, "too many "
+							  "--jurisdiction");
+			ra.jur[ra.n_jur++] = value;
+		} else if (!strcmp(name, "attr")) {
+			if (ra.n_attr >= CLI_MAX_LIST)
+				return cli_usage_error(a, "too many --attr");
+			ra.attr[ra.n_attr++] = value;
+		}
+	}
+	if (r == -2)
+		return CLI_USAGE;
+	if (!ra.policies)
+		return cli_usage_error(a, "--policies DIR is required");
+	if (!ra.org)
+		return cli_usage_error(a, "--org ID is required");
+
+	int rc = CLI_FAIL;
+	pwb_diag load_diag, diag;
+	pwb_diag_init(&load_diag);
+	pwb_diag_init(&diag);
+	pwb_policy *p = NULL;
+	pwb_settings *settings = NULL;
+	pwb_attrs *attrs = NULL;
+	pwb_effective *e = NULL;
+	char *data = NULL;
+	if (pwb_attrs_new(&attrs))
+		goto out;
+	for (size_t i = 0; i < ra.n_attr; i++) {
+		const char *eq = strchr(ra.attr[i], '=');
+		if (!eq || eq == ra.attr[i]) {
+			rc = cli_usage_error(a, "--attr takes KEY=VALUE, not "
+						"'%s'",
+					     ra.attr[i]);
+			goto out;
+		}
+		char key[256];
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - ra.attr[i]),
+			 ra.attr[i]);
+		if (pwb_attrs_set_text(attrs, key, eq + 1)) {
+			fprintf(stderr, "error: cannot set attribute '%s'\n",
+				key);
+			goto out;
+		}
+	}
+	if (ra.settings) {
+		size_t len;
+		if (!(data = cli_read_file(ra.settings, CLI_SETTINGS_MAX, &len)))
+			goto out;
+		if (pwb_settings_parse(&settings, data, len, ra.settings,
+				       &diag)) {
+			cli_print_diag(&diag);
+			goto out;
+		}
+	}
+	pwb_policy_params pp = pwb_policy_default_params();
+	pp.registry = ra.registry;
+	pwb_status st = pwb_policy_load(&p, ra.policies, &pp, &load_diag);
+	if (!p) {
+		if (!load_diag.n)
+			fprintf(stderr, "%s: error: %s\n", ra.policies,
+				pwb_status_str(st));
+		cli_print_diag(&load_diag);
+		goto out;
+	}
+	pwb_resolve_params rp = {ra.org, ra.jur, ra.n_jur, settings, attrs};
+	st = pwb_policy_resolve(&e, p, &rp, &diag);
+	if (st) {
+		if (st == PWB_EPOLICY) {
+			/* Show the errors of the files the resolve needs. */
+			pwb_diag show;
+			pwb_diag_init(&show);
+			for (size_t i = 0; i < load_diag.n; i++) {
+				pwb_diag_entry *le = &load_diag.entries[i];
+				for (size_t k = 0; k < diag.n; k++) {
+					if (le->file && diag.entries[k].file &&
+					    !strcmp(le->file,
+						    diag.entries[k].file)) {
+						pwb_diag_add(&show, le->file,
+							     le->line, le->col,
+							     "%s", le->message);
+						break;
+					}
+				}
+			}
+			cli_print_diag(&show);
+			pwb_diag_release(&show);
+		}
+		cli_print_diag(&diag);
+		goto out;
+	}
+	if (ra.json) {
+		char *json;
+		if (pwb_effective_to_json(e, &json)) {
+			fprintf(stderr, "error: out of memory\n");
+			goto out;
+		}
+		printf("%s\n", json);
+		free(json);
+	} else {
+		explain(e, !is_explain);
+	}
+	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
+out:
+	pwb_effective_free(e);
+	pwb_policy_free(p);
+	pwb_settings_free(settings);
+	pwb_attrs_free(attrs);
+	free(data);
+	pwb_diag_release(&load_diag);
+	pwb_diag_release(&diag);
+	return rc;
+}
+
+int cli_policy(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(policy_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	const char *sub = argv[1];
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "pwb policy %s", sub);
+	cli_args a = {argc, argv, 2, cmd};
+	if (!strcmp(sub, "check"))
+		return cmd_check(&a);
+	if (!strcmp(sub, "resolve"))
+		return cmd_resolve(&a, false);
+	if (!strcmp(sub, "explain"))
+		return cmd_resolve(&a, true);
+	fprintf(stderr,
+		"pwb policy: unknown subcommand '%s'\nTry 'pwb policy "
+		"--help'.\n",
+		sub);
+	return CLI_USAGE;
+}

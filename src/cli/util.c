@@ -1,0 +1,122 @@
+/* util.c - helpers shared by the pwb subcommands. */
+#include "cli/cli.h"
+#include "util/util.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cli_print_diag(pwb_diag *d)
+{
+	pwb_diag_sort(d);
+	char line[4096];
+	for (size_t i = 0; i < d->n; i++) {
+		pwb_diag_format(&d->entries[i], line, sizeof(line));
+		fprintf(stderr, "%s\n", line);
+	}
+	if (d->dropped)
+		fprintf(stderr, "error: %zu more errors not shown\n",
+			d->dropped);
+}
+
+int cli_usage_error(const cli_args *a, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "%s: ", a->cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", a->cmd);
+	return CLI_USAGE;
+}
+
+int cli_next(cli_args *a, const cli_opt *opts, size_t n_opts,
+	     const char **name, const char **value)
+{
+	*name = NULL;
+	*value = NULL;
+	if (a->i >= a->argc)
+		return -1;
+	const char *arg = a->argv[a->i++];
+	if (strcmp(arg, "-") == 0 || arg[0] != '-') {
+		*value = arg;
+		return 0;
+	}
+	if (strcmp(arg, "-h") == 0) {
+		*name = "help";
+		return 1;
+	}
+	if (strncmp(arg, "--", 2) != 0) {
+		cli_usage_error(a, "unknown option '%s'", arg);
+		return -2;
+	}
+	const char *body = arg + 2;
+	const char *eq = strchr(body, '=');
+	size_t len = eq ? (size_t)(eq - body) : strlen(body);
+	for (size_t k = 0; k < n_opts; k++) {
+		if (strlen(opts[k].name) != len ||
+		    strncmp(opts[k].name, body, len) != 0)
+			continue;
+		*name = opts[k].name;
+		if (!opts[k].has_value) {
+			if (eq) {
+				cli_usage_error(a, "--%s takes no value",
+						opts[k].name);
+				return -2;
+			}
+			return 1;
+		}
+		if (eq) {
+			*value = eq + 1;
+		} else if (a->i < a->argc) {
+			*value = a->argv[a->i++];
+		} else {
+			cli_usage_error(a, "--%s needs a value", opts[k].name);
+			return -2;
+		}
+		return 1;
+	}
+	const char *names[64];
+	size_t n = 0;
+	for (size_t k = 0; k < n_opts && n < 64; k++)
+		names[n++] = opts[k].name;
+	char want[256];
+	snprintf(want, sizeof(want), "%.*s", (int)len, body);
+	const char *s = pwb__suggest(want, names, n);
+	if (s)
+		cli_usage_error(a, "unknown option '--%s' (did you mean "
+				   "'--%s'?)",
+				want, s);
+	else
+		cli_usage_error(a, "unknown option '--%s'", want);
+	return -2;
+}
+
+char *cli_read_file(const char *path, size_t max, size_t *len)
+{
+	char *data = NULL;
+	char why[256];
+	if (strcmp(path, "-") == 0) {
+		pwb__buf b;
+		pwb__buf_init(&b, max);
+		char chunk[4096];
+		size_t n;
+		while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+			pwb__buf_add(&b, chunk, n);
+		if (b.err) {
+			fprintf(stderr, "-: error: %s\n",
+				b.err == PWB_ETOOLARGE
+					? "standard input is too large"
+					: pwb_status_str(b.err));
+			pwb__buf_release(&b);
+			return NULL;
+		}
+		*len = b.len;
+		return pwb__buf_detach(&b);
+	}
+	if (pwb__read_file(path, max, &data, len, why, sizeof(why))) {
+		fprintf(stderr, "%s: error: %s\n", path, why);
+		return NULL;
+	}
+	return data;
+}

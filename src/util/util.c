@@ -1,0 +1,537 @@
+/* util.c - internal helpers: allocation, buffers, files, UTF-8, names. */
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- status and diagnostics ---- */
+
+const char *pwb_status_str(pwb_status st)
+{
+	switch (st) {
+#define PWB__STATUS_CASE(name, value, text)                                   \
+	case PWB_##name:                                                      \
+		return text;
+		PWB_STATUS_MAP(PWB__STATUS_CASE)
+#undef PWB__STATUS_CASE
+	}
+	return "unknown status";
+}
+
+void pwb_diag_init(pwb_diag *d)
+{
+	memset(d, 0, sizeof(*d));
+}
+
+void pwb_diag_clear(pwb_diag *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->entries[i].file);
+		free(d->entries[i].message);
+	}
+	d->n = 0;
+	d->dropped = 0;
+}
+
+void pwb_diag_release(pwb_diag *d)
+{
+	pwb_diag_clear(d);
+	free(d->entries);
+	pwb_diag_init(d);
+}
+
+void pwb_diag_add(pwb_diag *d, const char *file, int line, int col,
+		  const char *fmt, ...)
+{
+	if (!d)
+		return;
+	if (d->n >= PWB_DIAG_MAX) {
+		d->dropped++;
+		return;
+	}
+	/* Diagnostics must survive allocation failure of the thing they
+	 * report, so they use the plain allocator. */
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 8;
+		void *p = realloc(d->entries, cap * sizeof(*d->entries));
+		if (!p) {
+			d->dropped++;
+			return;
+		}
+		d->entries = p;
+		d->cap = cap;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	char *msg = NULL;
+	int n = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		d->dropped++;
+		return;
+	}
+	pwb_diag_entry *e = &d->entries[d->n];
+	e->file = file ? strdup(file) : NULL;
+	if (file && !e->file) {
+		free(msg);
+		d->dropped++;
+		return;
+	}
+	e->line = line;
+	e->col = col;
+	e->message = msg;
+	d->n++;
+}
+
+static int diag_cmp(const pwb_diag_entry *a, const pwb_diag_entry *b)
+{
+	int c = strcmp(a->file ? a->file : "", b->file ? b->file : "");
+	if (c)
+		return c;
+	if (a->line != b->line)
+		return a->line < b->line ? -1 : 1;
+	if (a->col != b->col)
+		return a->col < b->col ? -1 : 1;
+	return 0;
+}
+
+void pwb_diag_sort(pwb_diag *d)
+{
+	/* Insertion sort: stable, and diagnostics are few and nearly sorted. */
+	for (size_t i = 1; i < d->n; i++) {
+		pwb_diag_entry e = d->entries[i];
+		size_t j = i;
+		while (j > 0 && diag_cmp(&d->entries[j - 1], &e) > 0) {
+			d->entries[j] = d->entries[j - 1];
+			j--;
+		}
+		d->entries[j] = e;
+	}
+}
+
+size_t pwb_diag_format(const pwb_diag_entry *e, char *buf, size_t size)
+{
+	int n;
+	if (e->file && e->line > 0)
+		n = snprintf(buf, size, "%s:%d:%d: error: %s", e->file,
+			     e->line, e->col > 0 ? e->col : 1, e->message);
+	else if (e->file)
+		n = snprintf(buf, size, "%s: error: %s", e->file, e->message);
+	else
+		n = snprintf(buf, size, "error: %s", e->message);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+/* ---- allocation ---- */
+
+long pwb__alloc_fail_at;
+long pwb__alloc_count;
+
+static int alloc_should_fail(void)
+{
+	if (pwb__alloc_fail_at <= 0)
+		return 0;
+	return ++pwb__alloc_count == pwb__alloc_fail_at;
+}
+
+void *pwb__malloc(size_t n)
+{
+	return alloc_should_fail() ? NULL : malloc(n ? n : 1);
+}
+
+void *pwb__calloc(size_t n, size_t size)
+{
+	return alloc_should_fail() ? NULL : calloc(n ? n : 1, size ? size : 1);
+}
+
+void *pwb__realloc(void *p, size_t n)
+{
+	return alloc_should_fail() ? NULL : realloc(p, n ? n : 1);
+}
+
+char *pwb__strndup(const char *s, size_t n)
+{
+	char *d = pwb__malloc(n + 1);
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = '\0';
+	}
+	return d;
+}
+
+char *pwb__strdup(const char *s)
+{
+	return pwb__strndup(s, strlen(s));
+}
+
+pwb_status pwb__grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return PWB_OK;
+	size_t ncap = *cap ? *cap : 4;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2 / elem)
+			return PWB_ENOMEM;
+		ncap *= 2;
+	}
+	void *p = pwb__realloc(*arr, ncap * elem);
+	if (!p)
+		return PWB_ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return PWB_OK;
+}
+
+/* ---- buffers ---- */
+
+void pwb__buf_init(pwb__buf *b, size_t max)
+{
+	memset(b, 0, sizeof(*b));
+	b->max = max;
+}
+
+void pwb__buf_release(pwb__buf *b)
+{
+	free(b->s);
+	pwb__buf_init(b, b->max);
+}
+
+void pwb__buf_add(pwb__buf *b, const void *data, size_t n)
+{
+	if (b->err)
+		return;
+	if (b->max && b->len + n > b->max) {
+		b->err = PWB_ETOOLARGE;
+		return;
+	}
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap;
+		if (pwb__grow((void **)&b->s, &cap, b->len + n + 1, 1)) {
+			b->err = PWB_ENOMEM;
+			return;
+		}
+		b->cap = cap;
+	}
+	memcpy(b->s + b->len, data, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+void pwb__buf_adds(pwb__buf *b, const char *s)
+{
+	pwb__buf_add(b, s, strlen(s));
+}
+
+void pwb__buf_addc(pwb__buf *b, char c)
+{
+	pwb__buf_add(b, &c, 1);
+}
+
+void pwb__buf_addf(pwb__buf *b, const char *fmt, ...)
+{
+	char small[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->err = PWB_EINVAL;
+		return;
+	}
+	if ((size_t)n < sizeof(small)) {
+		pwb__buf_add(b, small, (size_t)n);
+		return;
+	}
+	char *big = pwb__malloc((size_t)n + 1);
+	if (!big) {
+		b->err = PWB_ENOMEM;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	pwb__buf_add(b, big, (size_t)n);
+	free(big);
+}
+
+char *pwb__buf_detach(pwb__buf *b)
+{
+	if (b->err) {
+		pwb__buf_release(b);
+		return NULL;
+	}
+	if (!b->s)
+		return pwb__strdup("");
+	char *s = b->s;
+	pwb__buf_init(b, b->max);
+	return s;
+}
+
+/* ---- files ---- */
+
+pwb_status pwb__read_file(const char *path, size_t max, char **data,
+			  size_t *len, char *why, size_t why_size)
+{
+	*data = NULL;
+	*len = 0;
+	/* O_NONBLOCK so that a FIFO in a policy folder cannot hang us. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, why_size, "cannot read: %s", strerror(errno));
+		return PWB_EIO;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		snprintf(why, why_size, "cannot read: not a regular file");
+		close(fd);
+		return PWB_EIO;
+	}
+	if ((unsigned long long)st.st_size > max) {
+		snprintf(why, why_size,
+			 "file too large (%lld bytes; the limit is %zu)",
+			 (long long)st.st_size, max);
+		close(fd);
+		return PWB_ETOOLARGE;
+	}
+	size_t cap = (size_t)st.st_size + 1;
+	char *buf = pwb__malloc(cap);
+	if (!buf) {
+		close(fd);
+		snprintf(why, why_size, "out of memory");
+		return PWB_ENOMEM;
+	}
+	size_t n = 0;
+	for (;;) {
+		if (n + 1 >= cap) {
+			/* The file grew while we read it. */
+			if (cap > max) {
+				free(buf);
+				close(fd);
+				snprintf(why, why_size,
+					 "file too large (the limit is %zu "
+					 "bytes)",
+					 max);
+				return PWB_ETOOLARGE;
+			}
+			size_t c = cap;
+			if (pwb__grow((void **)&buf, &c, cap * 2, 1)) {
+				free(buf);
+				close(fd);
+				snprintf(why, why_size, "out of memory");
+				return PWB_ENOMEM;
+			}
+			cap = c;
+		}
+		ssize_t r = read(fd, buf + n, cap - 1 - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(why, why_size, "cannot read: %s",
+				 strerror(errno));
+			free(buf);
+			close(fd);
+			return PWB_EIO;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (n > max) {
+		free(buf);
+		snprintf(why, why_size,
+			 "file too large (the limit is %zu bytes)", max);
+		return PWB_ETOOLARGE;
+	}
+	buf[n] = '\0';
+	*data = buf;
+	*len = n;
+	return PWB_OK;
+}
+
+/* ---- UTF-8 ---- */
+
+bool pwb__utf8_valid(const char *data, size_t len, int *line, int *col,
+		     bool *nul)
+{
+	const unsigned char *s = (const unsigned char *)data;
+	int ln = 1, cl = 1;
+	*nul = false;
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		size_t need;
+		uint32_t cp, min;
+		if (c == 0) {
+			*nul = true;
+			goto bad;
+		}
+		if (c < 0x80) {
+			i++;
+			if (c == '\n') {
+				ln++;
+				cl = 1;
+			} else {
+				cl++;
+			}
+			continue;
+		} else if ((c & 0xe0) == 0xc0) {
+			need = 1, cp = c & 0x1f, min = 0x80;
+		} else if ((c & 0xf0) == 0xe0) {
+			need = 2, cp = c & 0x0f, min = 0x800;
+		} else if ((c & 0xf8) == 0xf0) {
+			need = 3, cp = c & 0x07, min = 0x10000;
+		} else {
+			goto bad;
+		}
+		for (size_t k = 1; k <= need; k++) {
+			if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
+				goto bad;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			goto bad;
+		i += need + 1;
+		cl++;
+	}
+	return true;
+bad:
+	*line = ln;
+	*col = cl;
+	return false;
+}
+
+/* ---- names ---- */
+
+size_t pwb__edit_distance(const char *a, const char *b, size_t max)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la > 64 || lb > 64)
+		return max + 1;
+	if ((la > lb ? la - lb : lb - la) > max)
+		return max + 1;
+	size_t row[65];
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t prev = row[0];
+		row[0] = i;
+		size_t best = row[0];
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cur = row[j];
+			size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+			size_t v = prev + cost;
+			if (row[j] + 1 < v)
+				v = row[j] + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			row[j] = v;
+			prev = cur;
+			if (v < best)
+				best = v;
+		}
+		if (best > max)
+			return max + 1;
+	}
+	return row[lb] > max ? max + 1 : row[lb];
+}
+
+const char *pwb__suggest(const char *name, const char *const *cands, size_t n)
+{
+	size_t len = strlen(name);
+	size_t max = len < 4 ? 1 : len < 10 ? 2 : 3;
+	const char *best = NULL;
+	size_t bestd = max + 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t d = pwb__edit_distance(name, cands[i], max);
+		if (d < bestd) {
+			bestd = d;
+			best = cands[i];
+		}
+	}
+	return best;
+}
+
+uint64_t pwb__fnv1a(uint64_t h, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < n; i++) {
+		h ^= p[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+void pwb__fmt_double(char *buf, size_t size, double v)
+{
+	for (int prec = 6; prec <= 17; prec++) {
+		snprintf(buf, size, "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			return;
+	}
+}
+
+/* ---- arena ---- */
+
+struct pwb__arena_chunk {
+	pwb__arena_chunk *next;
+	max_align_t data[];
+};
+
+void pwb__arena_init(pwb__arena *a)
+{
+	memset(a, 0, sizeof(*a));
+}
+
+void pwb__arena_release(pwb__arena *a)
+{
+	pwb__arena_chunk *c = a->head;
+	while (c) {
+		pwb__arena_chunk *n = c->next;
+		free(c);
+		c = n;
+	}
+	pwb__arena_init(a);
+}
+
+void *pwb__arena_alloc(pwb__arena *a, size_t n)
+{
+	const size_t align = sizeof(max_align_t);
+	n = (n + align - 1) / align * align;
+	if (!n)
+		n = align;
+	if (!a->head || a->used + n > a->size) {
+		size_t size = a->size ? a->size * 2 : 4096;
+		while (size < n)
+			size *= 2;
+		pwb__arena_chunk *c = pwb__malloc(sizeof(*c) + size);
+		if (!c)
+			return NULL;
+		c->next = a->head;
+		a->head = c;
+		a->size = size;
+		a->used = 0;
+	}
+	char *p = (char *)a->head->data + a->used;
+	a->used += n;
+	memset(p, 0, n);
+	return p;
+}
+
+char *pwb__arena_strdup(pwb__arena *a, const char *s, bool *failed)
+{
+	if (!s)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	char *d = pwb__arena_alloc(a, n);
+	if (!d) {
+		*failed = true;
+		return NULL;
+	}
+	memcpy(d, s, n);
+	return d;
+}

@@ -1,0 +1,101 @@
+/*
+ * util.h - internal helpers shared by every module (pwb__ names): growable
+ * buffers with caps, file reading with a size cap, UTF-8 validation, name
+ * suggestions and hashing. Not part of the public API.
+ */
+#ifndef PWB_UTIL_H
+#define PWB_UTIL_H
+
+#include "pwb/common.h"
+
+#include <stdint.h>
+
+#ifdef NDEBUG
+#define PWB_ALWAYS(x) (x)
+#define PWB_NEVER(x) (x)
+#else
+#include <assert.h>
+#define PWB_ALWAYS(x) ((x) ? 1 : (assert(0), 0))
+#define PWB_NEVER(x) ((x) ? (assert(0), 1) : 0)
+#endif
+
+#define PWB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation goes through these so the allocation-failure sweep can fail
+ * the n-th call (tests set pwb__alloc_fail_at). */
+void *pwb__malloc(size_t n);
+void *pwb__calloc(size_t n, size_t size);
+void *pwb__realloc(void *p, size_t n);
+char *pwb__strdup(const char *s);
+char *pwb__strndup(const char *s, size_t n);
+extern long pwb__alloc_fail_at; /* 0: never; n: fail the n-th call */
+extern long pwb__alloc_count;
+
+/*
+ * Grows *arr (of elements of size elem) so that it holds at least need
+ * elements. Returns PWB_ENOMEM on failure and leaves *arr unchanged.
+ */
+pwb_status pwb__grow(void **arr, size_t *cap, size_t need, size_t elem);
+
+/* A growable string with a cap; always NUL-terminated once non-empty. */
+typedef struct pwb__buf {
+	char *s;
+	size_t len;
+	size_t cap;
+	size_t max; /* 0: no cap */
+	pwb_status err; /* first failure; later appends do nothing */
+} pwb__buf;
+
+void pwb__buf_init(pwb__buf *b, size_t max);
+void pwb__buf_release(pwb__buf *b);
+void pwb__buf_add(pwb__buf *b, const void *data, size_t n);
+void pwb__buf_adds(pwb__buf *b, const char *s);
+void pwb__buf_addc(pwb__buf *b, char c);
+void pwb__buf_addf(pwb__buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Hands the string over to the caller (never NULL on success). */
+char *pwb__buf_detach(pwb__buf *b);
+
+/*
+ * Reads a whole regular file of at most max bytes. On failure returns
+ * PWB_EIO or PWB_ETOOLARGE and writes a reason into why.
+ */
+pwb_status pwb__read_file(const char *path, size_t max, char **data,
+			  size_t *len, char *why, size_t why_size);
+
+/*
+ * Checks that data is UTF-8 without NUL bytes. On failure returns false and
+ * gives the 1-based line and column of the first bad byte.
+ */
+bool pwb__utf8_valid(const char *data, size_t len, int *line, int *col,
+		     bool *nul);
+
+/* Levenshtein distance, capped: returns max+1 when larger than max. */
+size_t pwb__edit_distance(const char *a, const char *b, size_t max);
+/* The candidate closest to name when close enough to suggest, else NULL. */
+const char *pwb__suggest(const char *name, const char *const *cands,
+			 size_t n);
+
+/* 64-bit FNV-1a, for hash tables (not for identities). */
+uint64_t pwb__fnv1a(uint64_t h, const void *data, size_t n);
+#define PWB__FNV_INIT 0xcbf29ce484222325ULL
+
+/* Formats a double the shortest way that reads back the same. */
+void pwb__fmt_double(char *buf, size_t size, double v);
+
+/* A bump allocator for objects freed all at once. */
+typedef struct pwb__arena_chunk pwb__arena_chunk;
+typedef struct pwb__arena {
+	pwb__arena_chunk *head;
+	size_t used; /* bytes used in head */
+	size_t size; /* capacity of head */
+} pwb__arena;
+
+void pwb__arena_init(pwb__arena *a);
+void pwb__arena_release(pwb__arena *a);
+/* Zeroed, aligned for any type; NULL when out of memory. */
+void *pwb__arena_alloc(pwb__arena *a, size_t n);
+/* Copies s (NULL stays NULL); sets *failed on allocation failure. */
+char *pwb__arena_strdup(pwb__arena *a, const char *s, bool *failed);
+
+#endif
