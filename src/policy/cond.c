@@ -881,10 +881,11 @@ static void check_node(checker *ck, const pwb__cond *c)
 		check_node(ck, c->b);
 		break;
 	case PWB__C_CMP: {
-		/* Operands are values here, not conditions of their own. */
-		if (c->a->kind != PWB__C_LIT)
+		/* Operands are values here, not conditions of their own;
+		 * static_type() looks paths up (and reports unknown ones). */
+		if (c->a->kind != PWB__C_LIT && c->a->kind != PWB__C_PATH)
 			check_node(ck, c->a);
-		if (c->b->kind != PWB__C_LIT)
+		if (c->b->kind != PWB__C_LIT && c->b->kind != PWB__C_PATH)
 			check_node(ck, c->b);
 		pwb_value_type ta, tb;
 		if (!static_type(ck, c->a, &ta) || !static_type(ck, c->b, &tb))

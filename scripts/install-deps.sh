@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages pwb needs to build and test. Idempotent:
+# packages already installed are left alone, and apt-get runs only when
+# something is missing. Run as root, or as a user who may use sudo.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config git   # the toolchain
+  libfyaml-dev                           # YAML 1.2 with line/column errors
+  libjansson-dev                         # JSON
+  libsodium-dev                          # BLAKE2b for policy hashes
+  libcmocka-dev                          # unit tests
+  clang libclang-rt-14-dev               # libFuzzer and sanitizer runtimes
+  python3                                # test runners compare JSON
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages are installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: run as root (missing: ${missing[*]})" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "install-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,286 @@
+/* test_cond.c - the condition language: parsing, errors, evaluation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/cond.h"
+
+static pwb__cond *parse_ok(const char *src)
+{
+	pwb__cond *c = NULL;
+	int pos = -1;
+	char err[256];
+	pwb_status rc = pwb__cond_parse(&c, src, &pos, err, sizeof(err));
+	if (rc)
+		fail_msg("'%s' did not parse: %s at %d", src, err, pos);
+	return c;
+}
+
+static void parse_bad(const char *src, int want_pos, const char *want_msg)
+{
+	pwb__cond *c = NULL;
+	int pos = -1;
+	char err[256];
+	pwb_status rc = pwb__cond_parse(&c, src, &pos, err, sizeof(err));
+	if (rc != PWB_EPARSE)
+		fail_msg("'%s' parsed but should not", src);
+	assert_null(c);
+	if (pos != want_pos)
+		fail_msg("'%s': error at %d, want %d (%s)", src, pos, want_pos,
+			 err);
+	if (!strstr(err, want_msg))
+		fail_msg("'%s': message '%s' lacks '%s'", src, err, want_msg);
+}
+
+static char *canon(const pwb__cond *c)
+{
+	pwb__buf b;
+	pwb__buf_init(&b, 0);
+	pwb__cond_canon(c, &b);
+	return pwb__buf_detach(&b);
+}
+
+static void test_precedence(void **state)
+{
+	(void)state;
+	/* && binds tighter than ||; ! tighter than &&. */
+	pwb__cond *c = parse_ok("user.a == 1 || user.b == 2 && !user.c");
+	char *s = canon(c);
+	assert_string_equal(s,
+			    "((user.a == 1) || ((user.b == 2) && !(user.c)))");
+	free(s);
+	pwb__cond_free(c);
+	c = parse_ok("(user.a == 1 || user.b == 2) && user.c");
+	s = canon(c);
+	assert_string_equal(s,
+			    "(((user.a == 1) || (user.b == 2)) && user.c)");
+	free(s);
+	pwb__cond_free(c);
+}
+
+static void test_literals(void **state)
+{
+	(void)state;
+	pwb__cond *c = parse_ok("user.country in [\"de\", 'fr', \"a\\\"b\"]");
+	char *s = canon(c);
+	assert_string_equal(s, "(user.country in [\"de\",\"fr\",\"a\\\"b\"])");
+	free(s);
+	pwb__cond_free(c);
+	c = parse_ok("user.x in [] || request.n >= -2.5e1 || org.f == false");
+	assert_non_null(c);
+	pwb__cond_free(c);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	parse_bad("", 0, "empty condition");
+	parse_bad("user.age >= ", 12, "expected an attribute");
+	parse_bad("user.age >= 18 &&", 17, "expected an attribute");
+	parse_bad("user.age = 18", 9, "use '=='");
+	parse_bad("user.age >= 18 and user.x", 15, "use '&&'");
+	parse_bad("age >= 18", 0, "not an attribute");
+	parse_bad("(user.a == 1", 12, "expected ')'");
+	parse_bad("user.a == 1 == 2", 12, "do not chain");
+	parse_bad("user.a == \"open", 10, "unterminated string");
+	parse_bad("user.a in 5", 10, "needs a list");
+	parse_bad("user.a == 1 user.b", 12, "expected '&&', '||' or the end");
+	parse_bad("user. == 1", 4, "expected a name");
+	parse_bad("user.a == 1.2.3", 10, "malformed number");
+	parse_bad("user.a == #", 10, "unexpected character");
+	parse_bad("user.a in [1, user.b]", 14, "expected a number");
+}
+
+static void test_depth_and_length(void **state)
+{
+	(void)state;
+	char deep[400];
+	size_t n = 0;
+	for (int i = 0; i < 100; i++)
+		deep[n++] = '(';
+	memcpy(deep + n, "user.a", 6);
+	n += 6;
+	for (int i = 0; i < 100; i++)
+		deep[n++] = ')';
+	deep[n] = '\0';
+	pwb__cond *c = NULL;
+	int pos;
+	char err[256];
+	assert_int_equal(pwb__cond_parse(&c, deep, &pos, err, sizeof(err)),
+			 PWB_EPARSE);
+	assert_non_null(strstr(err, "nested too deeply"));
+	char *nots = malloc(300);
+	memset(nots, '!', 200);
+	strcpy(nots + 200, "user.a");
+	assert_int_equal(pwb__cond_parse(&c, nots, &pos, err, sizeof(err)),
+			 PWB_EPARSE);
+	free(nots);
+	char *long_src = malloc(PWB__COND_MAX_LEN + 10);
+	memset(long_src, ' ', PWB__COND_MAX_LEN + 5);
+	long_src[PWB__COND_MAX_LEN + 5] = '\0';
+	assert_int_equal(pwb__cond_parse(&c, long_src, &pos, err, sizeof(err)),
+			 PWB_EPARSE);
+	assert_non_null(strstr(err, "too long"));
+	free(long_src);
+}
+
+static bool eval(const char *src, pwb_attrs *a)
+{
+	pwb__cond *c = parse_ok(src);
+	bool r = pwb__cond_eval(c, a);
+	pwb__cond_free(c);
+	return r;
+}
+
+static void test_eval_and_null(void **state)
+{
+	(void)state;
+	pwb_attrs *a;
+	assert_int_equal(pwb_attrs_new(&a), PWB_OK);
+	assert_int_equal(pwb_attrs_set_text(a, "user.age", "15"), PWB_OK);
+	assert_int_equal(pwb_attrs_set_text(a, "user.age_verified", "true"),
+			 PWB_OK);
+	assert_int_equal(pwb_attrs_set_text(a, "user.country", "de"), PWB_OK);
+	assert_int_equal(pwb_attrs_set_text(a, "user.gone", "null"), PWB_OK);
+	assert_false(eval("user.age >= 18", a));
+	assert_true(eval("user.age < 18 && user.age_verified", a));
+	assert_true(eval("user.country in [\"at\", \"de\"]", a));
+	assert_false(eval("user.country in [\"fr\"]", a));
+	assert_true(eval("user.country != \"fr\"", a));
+	/* Null: unknown or explicitly null attributes compare false, both
+	 * ways, and negation turns that into true. */
+	assert_false(eval("user.missing >= 18", a));
+	assert_false(eval("user.missing < 18", a));
+	assert_false(eval("user.missing == null", a));
+	assert_false(eval("user.missing != 18", a));
+	assert_false(eval("user.gone == 1", a));
+	assert_true(eval("!(user.missing >= 18)", a));
+	assert_false(eval("user.missing", a));
+	/* A path alone is true only when it is true. */
+	assert_true(eval("user.age_verified", a));
+	assert_false(eval("user.country", a));
+	/* Ordering across types is false; strings order by bytes. */
+	assert_false(eval("user.country > 5", a));
+	assert_true(eval("user.country < \"fr\"", a));
+	pwb_attrs_free(a);
+}
+
+static void test_implies(void **state)
+{
+	(void)state;
+	pwb__cond *a = parse_ok("user.age >= 18 && user.age_verified");
+	pwb__cond *b = parse_ok("user.age>=18");
+	pwb__cond *c = parse_ok("user.age >= 21");
+	assert_true(pwb__cond_implies(a, b));
+	assert_false(pwb__cond_implies(b, a));
+	assert_false(pwb__cond_implies(c, b)); /* true, but not by syntax */
+	assert_true(pwb__cond_implies(a, NULL));
+	assert_false(pwb__cond_implies(NULL, a));
+	assert_true(pwb__cond_implies(a, a));
+	pwb__cond_free(a);
+	pwb__cond_free(b);
+	pwb__cond_free(c);
+}
+
+static void test_value_from_text(void **state)
+{
+	(void)state;
+	pwb__value v;
+	assert_int_equal(pwb__value_from_text(&v, "15"), PWB_OK);
+	assert_int_equal(v.type, PWB_VAL_NUMBER);
+	assert_true(v.num == 15);
+	assert_int_equal(pwb__value_from_text(&v, "-0.5e2"), PWB_OK);
+	assert_int_equal(v.type, PWB_VAL_NUMBER);
+	assert_true(v.num == -50);
+	assert_int_equal(pwb__value_from_text(&v, "true"), PWB_OK);
+	assert_int_equal(v.type, PWB_VAL_BOOL);
+	assert_true(v.b);
+	assert_int_equal(pwb__value_from_text(&v, "null"), PWB_OK);
+	assert_int_equal(v.type, PWB_VAL_NULL);
+	/* Not JSON scalars: strings as they are. */
+	const char *strings[] = {"de", "015", "1.", "True", "1e", "", "0x10"};
+	for (size_t i = 0; i < sizeof(strings) / sizeof(*strings); i++) {
+		assert_int_equal(pwb__value_from_text(&v, strings[i]), PWB_OK);
+		assert_int_equal(v.type, PWB_VAL_STRING);
+		assert_string_equal(v.str, strings[i]);
+		pwb__value_release(&v);
+	}
+	assert_int_equal(pwb__value_from_text(&v, "\"15\""), PWB_OK);
+	assert_int_equal(v.type, PWB_VAL_STRING);
+	assert_string_equal(v.str, "15");
+	pwb__value_release(&v);
+}
+
+typedef struct reports {
+	int n;
+	char msgs[8][256];
+	int pos[8];
+} reports;
+
+static bool type_of(void *ud, const char *path, pwb_value_type *t)
+{
+	reports *r = ud;
+	if (!strcmp(path, "user.age")) {
+		*t = PWB_VAL_NUMBER;
+		return true;
+	}
+	if (!strcmp(path, "user.country")) {
+		*t = PWB_VAL_STRING;
+		return true;
+	}
+	if (r->n < 8) {
+		snprintf(r->msgs[r->n], 256, "unknown %s", path);
+		r->pos[r->n++] = -1;
+	}
+	return false;
+}
+
+static void report(void *ud, int pos, const char *msg)
+{
+	reports *r = ud;
+	if (r->n < 8) {
+		snprintf(r->msgs[r->n], 256, "%s", msg);
+		r->pos[r->n++] = pos;
+	}
+}
+
+static void test_static_check(void **state)
+{
+	(void)state;
+	reports r = {0};
+	pwb__cond *c = parse_ok("user.age == \"x\" || user.agee > 1 || "
+				"user.country in [1]");
+	pwb__cond_check(c, type_of, report, &r);
+	assert_int_equal(r.n, 3);
+	assert_non_null(strstr(r.msgs[0], "compares a number with a string"));
+	assert_int_equal(r.pos[0], 9);
+	assert_string_equal(r.msgs[1], "unknown user.agee");
+	assert_non_null(strstr(r.msgs[2], "list element 1 is a number"));
+	pwb__cond_free(c);
+	memset(&r, 0, sizeof(r));
+	c = parse_ok("user.age >= 18 && user.country in [\"de\"]");
+	pwb__cond_check(c, type_of, report, &r);
+	assert_int_equal(r.n, 0);
+	pwb__cond_free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_precedence),
+		cmocka_unit_test(test_literals),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_depth_and_length),
+		cmocka_unit_test(test_eval_and_null),
+		cmocka_unit_test(test_implies),
+		cmocka_unit_test(test_value_from_text),
+		cmocka_unit_test(test_static_check),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
