@@ -208,9 +208,10 @@ struct pwb_settings {
 	size_t n_dims, cap_dims;
 };
 
-/* Appends a canonical, order-independent text of s (NULL = none) to b. */
-void pwb__settings_canon(const pwb_settings *s, pwb__buf *b);
-void pwb__attrs_canon(const pwb_attrs *a, pwb__buf *b);
+/* Appends a canonical, order-independent binary encoding of s (NULL =
+ * none) to b: the cache key and part of the policy hash. */
+void pwb__settings_key(const pwb_settings *s, pwb__buf *b);
+void pwb__attrs_key(const pwb_attrs *a, pwb__buf *b);
 
 /* ---- between load.c, check.c and resolve.c ---- */
 

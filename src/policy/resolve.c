@@ -783,14 +783,15 @@ pwb_status pwb_policy_resolve(pwb_effective **out, pwb_policy *p,
 	if (!p || !rp || !rp->org || (rp->n_jurisdictions && !rp->jurisdictions))
 		return PWB_EINVAL;
 	/* The key: every input of the resolve, in canonical form. */
+	char stack[512];
 	pwb__buf key;
-	pwb__buf_init(&key, PWB__MAX_KEY_BYTES);
+	pwb__buf_init_with(&key, stack, sizeof(stack), PWB__MAX_KEY_BYTES);
 	pwb__buf_add(&key, rp->org, strlen(rp->org) + 1);
 	for (size_t i = 0; i < rp->n_jurisdictions; i++)
 		pwb__buf_add(&key, rp->jurisdictions[i],
 			     strlen(rp->jurisdictions[i]) + 1);
-	pwb__settings_canon(rp->settings, &key);
-	pwb__attrs_canon(rp->attrs, &key);
+	pwb__settings_key(rp->settings, &key);
+	pwb__attrs_key(rp->attrs, &key);
 	if (key.err) {
 		pwb_status rc = key.err;
 		pwb__buf_release(&key);

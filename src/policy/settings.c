@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,52 +255,91 @@ static const char *attr_key(const void *b, size_t i)
 	return ((const pwb_attrs *)b)->v[i].key;
 }
 
-#define PWB__CANON_STACK 64
+#define PWB__KEY_STACK 64
 
-void pwb__settings_canon(const pwb_settings *s, pwb__buf *b)
+/* The key encoding: a tag byte, then length-prefixed strings and the
+ * 8 bytes of doubles (with -0 as 0), so that no formatting is needed. */
+static void key_str(pwb__buf *b, const char *s)
 {
-	pwb__buf_adds(b, "settings{");
+	uint32_t n = (uint32_t)strlen(s);
+	pwb__buf_add(b, &n, sizeof(n));
+	pwb__buf_add(b, s, n);
+}
+
+static void key_value(pwb__buf *b, const pwb__value *v)
+{
+	char t = (char)('0' + v->type);
+	pwb__buf_addc(b, t);
+	switch (v->type) {
+	case PWB_VAL_NULL:
+		break;
+	case PWB_VAL_BOOL:
+		pwb__buf_addc(b, v->b ? 1 : 0);
+		break;
+	case PWB_VAL_NUMBER: {
+		double x = v->num == 0 ? 0.0 : v->num;
+		pwb__buf_add(b, &x, sizeof(x));
+		break;
+	}
+	case PWB_VAL_STRING:
+		key_str(b, v->str);
+		break;
+	case PWB_VAL_LIST: {
+		uint32_t n = (uint32_t)v->n;
+		pwb__buf_add(b, &n, sizeof(n));
+		for (size_t i = 0; i < v->n; i++)
+			key_value(b, &v->items[i]);
+		break;
+	}
+	}
+}
+
+void pwb__settings_key(const pwb_settings *s, pwb__buf *b)
+{
+	pwb__buf_addc(b, 'S');
 	if (!s) {
-		pwb__buf_addc(b, '}');
+		pwb__buf_addc(b, 0);
 		return;
 	}
-	size_t stack[PWB__CANON_STACK];
+	size_t stack[PWB__KEY_STACK];
 	size_t n = s->n_cats > s->n_dims ? s->n_cats : s->n_dims;
-	size_t *idx = n <= PWB__CANON_STACK ? stack
-					    : pwb__malloc(n * sizeof(size_t));
+	size_t *idx = n <= PWB__KEY_STACK ? stack
+					  : pwb__malloc(n * sizeof(size_t));
 	if (!idx) {
 		b->err = PWB_ENOMEM;
 		return;
 	}
 	sort_idx(idx, s->n_cats, cat_key, s);
-	for (size_t i = 0; i < s->n_cats; i++)
-		pwb__buf_addf(b, "c:%s=%d;", s->cats[idx[i]].id,
-			      s->cats[idx[i]].on);
+	pwb__buf_addc(b, 'c');
+	for (size_t i = 0; i < s->n_cats; i++) {
+		key_str(b, s->cats[idx[i]].id);
+		pwb__buf_addc(b, s->cats[idx[i]].on ? 1 : 0);
+	}
 	sort_idx(idx, s->n_dims, dim_key, s);
+	pwb__buf_addc(b, 'd');
 	for (size_t i = 0; i < s->n_dims; i++) {
 		const pwb__dim_setting *d = &s->dims[idx[i]];
 		pwb__value v = {.type = d->numeric ? PWB_VAL_NUMBER
 						   : PWB_VAL_STRING,
 				.num = d->num,
 				.str = d->str};
-		pwb__buf_addf(b, "d:%s=", d->id);
-		pwb__value_canon(&v, b);
-		pwb__buf_addc(b, ';');
+		key_str(b, d->id);
+		key_value(b, &v);
 	}
-	pwb__buf_addc(b, '}');
+	pwb__buf_addc(b, 0);
 	if (idx != stack)
 		free(idx);
 }
 
-void pwb__attrs_canon(const pwb_attrs *a, pwb__buf *b)
+void pwb__attrs_key(const pwb_attrs *a, pwb__buf *b)
 {
-	pwb__buf_adds(b, "attrs{");
+	pwb__buf_addc(b, 'A');
 	if (!a) {
-		pwb__buf_addc(b, '}');
+		pwb__buf_addc(b, 0);
 		return;
 	}
-	size_t stack[PWB__CANON_STACK];
-	size_t *idx = a->n <= PWB__CANON_STACK
+	size_t stack[PWB__KEY_STACK];
+	size_t *idx = a->n <= PWB__KEY_STACK
 			      ? stack
 			      : pwb__malloc(a->n * sizeof(size_t));
 	if (!idx) {
@@ -308,11 +348,10 @@ void pwb__attrs_canon(const pwb_attrs *a, pwb__buf *b)
 	}
 	sort_idx(idx, a->n, attr_key, a);
 	for (size_t i = 0; i < a->n; i++) {
-		pwb__buf_addf(b, "%s=", a->v[idx[i]].key);
-		pwb__value_canon(&a->v[idx[i]].val, b);
-		pwb__buf_addc(b, ';');
+		key_str(b, a->v[idx[i]].key);
+		key_value(b, &a->v[idx[i]].val);
 	}
-	pwb__buf_addc(b, '}');
+	pwb__buf_addc(b, 0);
 	if (idx != stack)
 		free(idx);
 }

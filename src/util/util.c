@@ -195,9 +195,20 @@ void pwb__buf_init(pwb__buf *b, size_t max)
 	b->max = max;
 }
 
+void pwb__buf_init_with(pwb__buf *b, char *storage, size_t size, size_t max)
+{
+	pwb__buf_init(b, max);
+	b->s = storage;
+	b->cap = size;
+	b->borrowed = true;
+	if (size)
+		storage[0] = '\0';
+}
+
 void pwb__buf_release(pwb__buf *b)
 {
-	free(b->s);
+	if (!b->borrowed)
+		free(b->s);
 	pwb__buf_init(b, b->max);
 }
 
@@ -210,12 +221,26 @@ void pwb__buf_add(pwb__buf *b, const void *data, size_t n)
 		return;
 	}
 	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap;
-		if (pwb__grow((void **)&b->s, &cap, b->len + n + 1, 1)) {
-			b->err = PWB_ENOMEM;
-			return;
+		if (b->borrowed) {
+			size_t cap = 0;
+			char *heap = NULL;
+			if (pwb__grow((void **)&heap, &cap, b->len + n + 1, 1)) {
+				b->err = PWB_ENOMEM;
+				return;
+			}
+			memcpy(heap, b->s, b->len);
+			b->s = heap;
+			b->cap = cap;
+			b->borrowed = false;
+		} else {
+			size_t cap = b->cap;
+			if (pwb__grow((void **)&b->s, &cap, b->len + n + 1,
+				      1)) {
+				b->err = PWB_ENOMEM;
+				return;
+			}
+			b->cap = cap;
 		}
-		b->cap = cap;
 	}
 	memcpy(b->s + b->len, data, n);
 	b->len += n;
@@ -267,6 +292,11 @@ char *pwb__buf_detach(pwb__buf *b)
 	}
 	if (!b->s)
 		return pwb__strdup("");
+	if (b->borrowed) {
+		char *copy = pwb__strndup(b->s, b->len);
+		pwb__buf_release(b);
+		return copy;
+	}
 	char *s = b->s;
 	pwb__buf_init(b, b->max);
 	return s;

@@ -44,9 +44,13 @@ typedef struct pwb__buf {
 	size_t cap;
 	size_t max; /* 0: no cap */
 	pwb_status err; /* first failure; later appends do nothing */
+	bool borrowed;  /* s is the caller's storage, not the heap */
 } pwb__buf;
 
 void pwb__buf_init(pwb__buf *b, size_t max);
+/* Starts in the caller's storage (e.g. a stack array) and moves to the
+ * heap only if it outgrows it. */
+void pwb__buf_init_with(pwb__buf *b, char *storage, size_t size, size_t max);
 void pwb__buf_release(pwb__buf *b);
 void pwb__buf_add(pwb__buf *b, const void *data, size_t n);
 void pwb__buf_adds(pwb__buf *b, const char *s);

@@ -78,8 +78,9 @@ print("\n".join(out))
 sys.exit(1 if out else 0)
 '
 
-# Prints why a run of case $1 failed, or nothing when it passed.
-# $2 rc, $3 stdout file, $4 stderr file.
+# Each run_* prints why its case failed, or nothing when it passed.
+
+# Exit status, stdout (must be empty) and stderr (exactly as expected).
 check_text() { # expected-file want-rc rc stdout stderr
 	local exp=$1 want=$2 rc=$3 out=$4 err=$5
 	[ "$rc" = "$want" ] || echo "  exit status $rc, expected $want"
