@@ -554,6 +554,14 @@ static int cmd_resolve(cli_args *a, bool is_explain)
 			cli_print_diag(&show);
 			pwb_diag_release(&show);
 		}
+		/* A refused or unknown user setting is a fault of the
+		 * settings file: name it. */
+		for (size_t i = 0; ra.settings && i < diag.n; i++) {
+			pwb_diag_entry *de = &diag.entries[i];
+			if (!de->file && (st == PWB_EBOUNDS ||
+					  strstr(de->message, "user setting")))
+				de->file = strdup(ra.settings);
+		}
 		cli_print_diag(&diag);
 		goto out;
 	}
