@@ -70,6 +70,10 @@ int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 			int law = pwb__find_file(p, PWB__TIER_LAW,
 						 f->jurisdictions[j]);
 			if (law < 0) {
+				/* Without a diag (the checks) skip it: check
+				 * reports unknown jurisdictions on its own. */
+				if (!diag)
+					continue;
 				pwb_diag_add(diag, f->path, f->jur_line,
 					     f->jur_col,
 					     "unknown jurisdiction '%s'",
