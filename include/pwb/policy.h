@@ -213,7 +213,10 @@ typedef struct pwb_eff_learning {
 	bool requires_consent;
 	bool store_texts;
 	int retention_days; /* 0: no limit */
-	pwb_provenance set_by;
+	pwb_provenance set_by; /* the highest tier with a learning block */
+	pwb_provenance requires_consent_set_by; /* each field's own rule */
+	pwb_provenance store_texts_set_by;
+	pwb_provenance retention_set_by;
 } pwb_eff_learning;
 
 const char *pwb_effective_org(const pwb_effective *e);

@@ -411,16 +411,27 @@ static void explain(const pwb_effective *e, bool brief)
 		printf("(no restriction)");
 	for (size_t i = 0; i < l->n_forbid_attributes; i++)
 		printf("%s%s", i ? ", " : "", l->forbid_attributes[i]);
-	printf("\n  needs consent:    %s\n", l->requires_consent ? "yes" : "no");
-	printf("  stores texts:     %s\n",
-	       l->store_texts ? "yes" : "no, feature vectors only");
-	if (l->retention_days)
-		printf("  keeps feedback:   %d days\n", l->retention_days);
-	else
-		printf("  keeps feedback:   no limit set\n");
-	printf("  set by:           ");
+	printf("\n  %-18s ", "");
 	print_prov(&l->set_by);
-	printf("\n");
+	printf("\n  learns only with your consent: %s",
+	       l->requires_consent ? "yes (" : "no");
+	if (l->requires_consent) {
+		print_prov(&l->requires_consent_set_by);
+		printf(")");
+	}
+	printf("\n  stores texts:     %s",
+	       l->store_texts ? "yes" : "no, feature vectors only (");
+	if (!l->store_texts) {
+		print_prov(&l->store_texts_set_by);
+		printf(")");
+	}
+	if (l->retention_days) {
+		printf("\n  keeps feedback:   %d days (", l->retention_days);
+		print_prov(&l->retention_set_by);
+		printf(")\n");
+	} else {
+		printf("\n  keeps feedback:   no limit set\n");
+	}
 }
 
 static int cmd_resolve(cli_args *a, bool is_explain)

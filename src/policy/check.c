@@ -415,24 +415,32 @@ static void check_learning(pwb_policy *p, int fi, const int *above,
 		const pwb__learning *s = &g->learning;
 		if (!s->present)
 			continue;
-		describe(where, sizeof(where), g, s->line, s->basis);
-		if (l->requires_consent == 0 && s->requires_consent == 1)
-			pwb__ferr(p, fi, l->line, l->col,
+		if (l->requires_consent == 0 && s->requires_consent == 1) {
+			describe(where, sizeof(where), g, s->consent_line,
+				 s->basis);
+			pwb__ferr(p, fi, l->consent_line, l->consent_col,
 				  "%s loosens learning: requires_consent: "
 				  "false, but %s requires consent",
 				  f->source, where);
-		if (l->store_texts == 1 && s->store_texts == 0)
-			pwb__ferr(p, fi, l->line, l->col,
+		}
+		if (l->store_texts == 1 && s->store_texts == 0) {
+			describe(where, sizeof(where), g, s->store_line,
+				 s->basis);
+			pwb__ferr(p, fi, l->store_line, l->store_col,
 				  "%s loosens learning: store_texts: true, but "
 				  "%s allows feature vectors only",
 				  f->source, where);
+		}
 		if (l->retention_days && s->retention_days &&
-		    l->retention_days > s->retention_days)
-			pwb__ferr(p, fi, l->line, l->col,
+		    l->retention_days > s->retention_days) {
+			describe(where, sizeof(where), g, s->retention_line,
+				 s->basis);
+			pwb__ferr(p, fi, l->retention_line, l->retention_col,
 				  "%s loosens learning: retention_days %d is "
 				  "longer than %d set by %s",
 				  f->source, l->retention_days,
 				  s->retention_days, where);
+		}
 	}
 }
 

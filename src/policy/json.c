@@ -159,6 +159,12 @@ static json_t *effective_json(const pwb_effective *e)
 		       l->retention_days ? json_integer(l->retention_days)
 					 : json_null());
 	bad |= set_new(learn, "set_by", prov_json(&l->set_by));
+	bad |= set_new(learn, "requires_consent_set_by",
+		       prov_json(&l->requires_consent_set_by));
+	bad |= set_new(learn, "store_texts_set_by",
+		       prov_json(&l->store_texts_set_by));
+	bad |= set_new(learn, "retention_set_by",
+		       prov_json(&l->retention_set_by));
 	bad |= set_new(root, "categories", cats);
 	cats = NULL;
 	bad |= set_new(root, "dimensions", dims);

@@ -1171,13 +1171,22 @@ static pwb_status file_learning(loader *ld, const pwb__ynode *map)
 	l->requires_consent = -1;
 	l->store_texts = -1;
 	if ((n = pwb__ymap_get(map, "requires_consent")) &&
-	    get_bool(ld, n, "requires_consent", &b))
+	    get_bool(ld, n, "requires_consent", &b)) {
 		l->requires_consent = b;
+		l->consent_line = n->line;
+		l->consent_col = n->col;
+	}
 	if ((n = pwb__ymap_get(map, "store_texts")) &&
-	    get_bool(ld, n, "store_texts", &b))
+	    get_bool(ld, n, "store_texts", &b)) {
 		l->store_texts = b;
-	if ((n = pwb__ymap_get(map, "retention_days")))
-		get_int(ld, n, "retention_days", 1, 36500, &l->retention_days);
+		l->store_line = n->line;
+		l->store_col = n->col;
+	}
+	if ((n = pwb__ymap_get(map, "retention_days")) &&
+	    get_int(ld, n, "retention_days", 1, 36500, &l->retention_days)) {
+		l->retention_line = n->line;
+		l->retention_col = n->col;
+	}
 	if ((n = pwb__ymap_get(map, "basis")) && get_string(ld, n, "basis", &s) &&
 	    !(l->basis = pwb__strdup(s)))
 		return PWB_ENOMEM;

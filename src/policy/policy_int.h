@@ -100,6 +100,9 @@ typedef struct pwb__learning {
 	int retention_days;   /* 0 unset */
 	char *basis;
 	int line, col;
+	int consent_line, consent_col; /* where each field was set */
+	int store_line, store_col;
+	int retention_line, retention_col;
 } pwb__learning;
 
 typedef struct pwb__file {

@@ -555,6 +555,8 @@ static pwb_status resolve_rest(rstate *st, int org)
 		return PWB_ENOMEM;
 	l->store_texts = true;
 	l->set_by = (pwb_provenance){"registry", "registry", NULL, 0, NULL};
+	l->requires_consent_set_by = l->store_texts_set_by =
+		l->retention_set_by = l->set_by;
 	bool have_learning = false;
 	for (size_t k = 0; k < st->n_files; k++) {
 		const pwb__file *f = &p->files[st->files[k]];
@@ -585,13 +587,26 @@ static pwb_status resolve_rest(rstate *st, int org)
 				     fl->forbid[i]))
 				forbid[l->n_forbid_attributes++] =
 					dup(st, fl->forbid[i]);
-		if (fl->requires_consent == 1)
+		/* Each field names the first (highest) rule that made it what
+		 * it is: the first to require consent, to forbid storing texts,
+		 * the one with the shortest retention. */
+		if (fl->requires_consent == 1 && !l->requires_consent) {
 			l->requires_consent = true;
-		if (fl->store_texts == 0)
+			l->requires_consent_set_by =
+				prov_rule(st, k, fl->consent_line, fl->basis);
+		}
+		if (fl->store_texts == 0 && l->store_texts) {
 			l->store_texts = false;
+			l->store_texts_set_by =
+				prov_rule(st, k, fl->store_line, fl->basis);
+		}
 		if (fl->retention_days &&
-		    (!l->retention_days || fl->retention_days < l->retention_days))
+		    (!l->retention_days ||
+		     fl->retention_days < l->retention_days)) {
 			l->retention_days = fl->retention_days;
+			l->retention_set_by =
+				prov_rule(st, k, fl->retention_line, fl->basis);
+		}
 	}
 	l->forbid_attributes = forbid;
 	e->candidates = 1;
