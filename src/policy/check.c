@@ -117,6 +117,25 @@ static size_t files_above(const pwb_policy *p, int f, int *out, size_t cap)
 
 /* ---- structure: ids, extends, cycles, jurisdictions ---- */
 
+/* Is there a file of this tier's folder, named <id>.yaml, that failed to
+ * load? Then a reference to id is not "unknown": its own errors say it. */
+static bool broken_file_named(const pwb_policy *p, pwb__tier tier,
+			      const char *id)
+{
+	for (size_t i = 0; i < p->n_files; i++) {
+		const pwb__file *f = &p->files[i];
+		if (f->parsed || (f->folder_tier >= 0 && f->folder_tier != (int)tier))
+			continue;
+		const char *base = strrchr(f->path, '/');
+		base = base ? base + 1 : f->path;
+		size_t n = strlen(id);
+		if (!strncmp(base, id, n) &&
+		    (!strcmp(base + n, ".yaml") || !strcmp(base + n, ".yml")))
+			return true;
+	}
+	return false;
+}
+
 static void check_structure(pwb_policy *p)
 {
 	for (size_t j = 0; j < p->n_files; j++) {
@@ -151,12 +170,15 @@ static void check_structure(pwb_policy *p)
 		}
 		pwb__tier other = f->tier == PWB__TIER_LAW ? PWB__TIER_ORG
 							   : PWB__TIER_LAW;
+		if (broken_file_named(p, f->tier, f->extends))
+			continue;
 		if (pwb__find_file(p, other, f->extends) >= 0) {
 			pwb__ferr(p, (int)i, f->extends_line, f->extends_col,
-				  "'%s' extends '%s', a %s file: a %s file "
+				  "'%s' extends '%s', %s file: %s file "
 				  "extends only %s files",
-				  f->id, f->extends, pwb__tier_name(other),
-				  pwb__tier_name(f->tier),
+				  f->id, f->extends,
+				  other == PWB__TIER_LAW ? "a law" : "an org",
+				  f->tier == PWB__TIER_LAW ? "a law" : "an org",
 				  pwb__tier_name(f->tier));
 			continue;
 		}
@@ -207,7 +229,9 @@ static void check_structure(pwb_policy *p)
 		pwb__file *f = &p->files[i];
 		for (size_t j = 0; j < f->n_jurisdictions; j++) {
 			if (pwb__find_file(p, PWB__TIER_LAW,
-					   f->jurisdictions[j]) >= 0)
+					   f->jurisdictions[j]) >= 0 ||
+			    broken_file_named(p, PWB__TIER_LAW,
+					      f->jurisdictions[j]))
 				continue;
 			const char *c[256];
 			size_t n = 0;
@@ -216,7 +240,8 @@ static void check_structure(pwb_policy *p)
 				    p->files[k].tier == PWB__TIER_LAW)
 					c[n++] = p->files[k].id;
 			const char *s = pwb__suggest(f->jurisdictions[j], c, n);
-			pwb__ferr(p, (int)i, f->jur_line, f->jur_col,
+			pwb__ferr(p, (int)i, f->jur_item_line[j],
+				  f->jur_item_col[j],
 				  "unknown jurisdiction '%s': no law file has "
 				  "this id%s%s%s",
 				  f->jurisdictions[j],
@@ -502,6 +527,49 @@ static void check_org_laws(pwb_policy *p, int fi, const int *above,
 				  p->dims[d].id, lo_f->source, lo_f->path,
 				  lo_r->line, lo, hi_f->source, hi_f->path,
 				  hi_r->line, hi);
+		/* Enum lists: is any value allowed by every law's list? */
+		const pwb__dim_rule *first = NULL;
+		const pwb__file *first_f = NULL;
+		bool some = true;
+		for (size_t i = 0; i < n_above && some; i++) {
+			const pwb__file *g = &p->files[above[i]];
+			if (g->tier != PWB__TIER_LAW || !g->dim_index ||
+			    g->dim_index[d] < 0 ||
+			    !g->dim_rules[g->dim_index[d]].has_allowed)
+				continue;
+			const pwb__dim_rule *s = &g->dim_rules[g->dim_index[d]];
+			if (!first) {
+				first = s;
+				first_f = g;
+				continue;
+			}
+			some = false;
+			for (size_t v = 0; v < first->n_allowed && !some; v++) {
+				bool in_all = true;
+				for (size_t j = 0; j < n_above && in_all; j++) {
+					const pwb__file *h = &p->files[above[j]];
+					if (h->tier != PWB__TIER_LAW ||
+					    !h->dim_index || h->dim_index[d] < 0 ||
+					    !h->dim_rules[h->dim_index[d]]
+						     .has_allowed)
+						continue;
+					const pwb__dim_rule *t =
+						&h->dim_rules[h->dim_index[d]];
+					in_all = list_has(t->allowed,
+							  t->n_allowed,
+							  first->allowed[v]);
+				}
+				some = in_all;
+			}
+			if (!some)
+				pwb__ferr(p, fi, f->jur_line, f->jur_col,
+					  "jurisdictions leave '%s' empty: "
+					  "no value allowed by %s (%s:%d) is "
+					  "allowed by %s (%s:%d)",
+					  p->dims[d].id, first_f->source,
+					  first_f->path, first->line, g->source,
+					  g->path, s->line);
+		}
 	}
 }
 

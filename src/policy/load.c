@@ -423,7 +423,7 @@ static pwb_status reg_cats(loader *ld, const pwb__ynode *map)
 		if (!is_map(ld, v, "a category"))
 			continue;
 		check_keys(ld, v, "a category", keys, PWB_ARRAY_LEN(keys));
-		pwb__reg_cat c = {.parent = -1, .line = k->line};
+		pwb__reg_cat c = {.parent = -1, .line = k->line, .col = k->col};
 		const pwb__ynode *n;
 		const char *s;
 		bool oom = false;
@@ -508,7 +508,7 @@ static pwb_status reg_cats(loader *ld, const pwb__ynode *map)
 			return PWB_ENOMEM;
 		c->parent = pwb__find_cat(p, parent);
 		if (c->parent < 0)
-			pwb__ferr(p, -1, c->line, 1,
+			pwb__ferr(p, -1, c->line, c->col,
 				  "category '%s' has no parent '%s' in the "
 				  "registry",
 				  c->id, parent);
@@ -669,6 +669,8 @@ void pwb__file_release(pwb__file *f)
 	free(f->version);
 	free(f->extends);
 	free_strings(f->jurisdictions, f->n_jurisdictions);
+	free(f->jur_item_line);
+	free(f->jur_item_col);
 	for (size_t i = 0; i < f->org_attrs.n; i++) {
 		free(f->org_attrs.v[i].key);
 		pwb__value_release(&f->org_attrs.v[i].val);
@@ -712,9 +714,55 @@ typedef struct cond_ctx {
 	const pwb__ynode *node;
 } cond_ctx;
 
-static int cond_col(const pwb__ynode *n, int pos)
+/*
+ * The line and column in the file of byte `off` of a condition's text. A
+ * plain or quoted scalar's mark is at its first character (escapes aside);
+ * a block scalar's text starts on the line after its indicator, and each
+ * of its lines (less the indentation) maps to the text one to one.
+ */
+static void cond_place(loader *ld, const pwb__ynode *n, int off, int *line,
+		       int *col)
 {
-	return n->col + (n->quoted ? 1 : 0) + pos;
+	*line = n->line;
+	*col = n->col + off;
+	if (!n->block)
+		return;
+	const char *data = file_of(ld)->data;
+	size_t len = file_of(ld)->len, i = n->pos;
+	if (i >= len)
+		return;
+	int ln = n->line, indent = -1;
+	if (data[i] == '|' || data[i] == '>') {
+		/* The mark is at the indicator: content starts a line below. */
+		while (i < len && data[i] != '\n')
+			i++;
+		i++;
+		ln++;
+	} else {
+		/* The mark is on the first content line. */
+		while (i > 0 && data[i - 1] != '\n')
+			i--;
+	}
+	long left = off;
+	for (; i < len; i++, ln++) {
+		int sp = 0;
+		while (i < len && data[i] == ' ' && (indent < 0 || sp < indent))
+			i++, sp++;
+		if (i < len && data[i] == '\n')
+			continue; /* a blank line */
+		if (indent < 0)
+			indent = sp;
+		size_t start = i;
+		while (i < len && data[i] != '\n')
+			i++;
+		long n_line = (long)(i - start);
+		if (left <= n_line) {
+			*line = ln;
+			*col = sp + (int)left + 1;
+			return;
+		}
+		left -= n_line + 1;
+	}
 }
 
 static bool cond_type_of(void *ud, const char *path, pwb_value_type *type)
@@ -742,7 +790,9 @@ static bool cond_type_of(void *ud, const char *path, pwb_value_type *type)
 	suggestion s = suggest_in(p, path, NAMES_ATTRS);
 	const char *at = strstr(cc->node->text, path);
 	int pos = at ? (int)(at - cc->node->text) : 0;
-	pwb__ferr(p, cc->ld->f, cc->node->line, cond_col(cc->node, pos),
+	int line, col;
+	cond_place(cc->ld, cc->node, pos, &line, &col);
+	pwb__ferr(p, cc->ld->f, line, col,
 		  "unknown attribute '%s' in condition%s", path, s.text);
 	return false;
 }
@@ -750,8 +800,9 @@ static bool cond_type_of(void *ud, const char *path, pwb_value_type *type)
 static void cond_report(void *ud, int pos, const char *msg)
 {
 	cond_ctx *cc = ud;
-	pwb__ferr(cc->ld->p, cc->ld->f, cc->node->line,
-		  cond_col(cc->node, pos), "%s", msg);
+	int line, col;
+	cond_place(cc->ld, cc->node, pos, &line, &col);
+	pwb__ferr(cc->ld->p, cc->ld->f, line, col, "%s", msg);
 }
 
 static bool get_permission(loader *ld, const pwb__ynode *n, const char *what,
@@ -834,8 +885,9 @@ static pwb_status file_cats(loader *ld, const pwb__ynode *map)
 					return rc;
 				}
 				if (rc) {
-					pwb__ferr(p, ld->f, w->line,
-						  cond_col(w, pos),
+					int line, col;
+					cond_place(ld, w, pos, &line, &col);
+					pwb__ferr(p, ld->f, line, col,
 						  "malformed condition: %s",
 						  msg);
 					ok = false;
@@ -1075,9 +1127,9 @@ static pwb_status file_obligations(loader *ld, const pwb__ynode *map)
 			suggestion sg = suggest(kind, obligation_kinds,
 						PWB_ARRAY_LEN(obligation_kinds));
 			err_at(ld, n ? n : k,
-			       "unknown obligation kind '%s'%s (kinds: "
-			       "disclose_ai, disclaimer, age_verification; "
-			       "retention is learning.retention_days)",
+			       "unknown obligation kind '%s'%s; the kinds are "
+			       "disclose_ai, disclaimer and age_verification, "
+			       "and retention is learning.retention_days",
 			       kind, sg.text);
 			continue;
 		}
@@ -1353,6 +1405,27 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 			    PWB_ENOMEM)
 				goto out;
 			rc = PWB_OK;
+			size_t nj = f->n_jurisdictions ? f->n_jurisdictions : 1;
+			f->jur_item_line = pwb__calloc(nj, sizeof(int));
+			f->jur_item_col = pwb__calloc(nj, sizeof(int));
+			if (!f->jur_item_line || !f->jur_item_col) {
+				rc = PWB_ENOMEM;
+				goto out;
+			}
+			for (size_t j = 0; j < f->n_jurisdictions; j++) {
+				f->jur_item_line[j] = n->line;
+				f->jur_item_col[j] = n->col;
+				for (size_t k = 0; k < n->n; k++) {
+					const pwb__ynode *it = n->vals[k];
+					if (it->type == PWB__Y_SCALAR &&
+					    !strcmp(it->text,
+						    f->jurisdictions[j])) {
+						f->jur_item_line[j] = it->line;
+						f->jur_item_col[j] = it->col;
+						break;
+					}
+				}
+			}
 			if (f->jurisdictions && f->n_jurisdictions == 0 &&
 			    !f->extends)
 				err_at(&ld, n,

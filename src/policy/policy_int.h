@@ -41,7 +41,7 @@ typedef struct pwb__reg_cat {
 	char *llama_guard;
 	bool has_detector[PWB__DET_N];
 	double threshold[PWB__DET_N];
-	int line;
+	int line, col;
 } pwb__reg_cat;
 
 typedef struct pwb__reg_dim {
@@ -125,6 +125,7 @@ typedef struct pwb__file {
 	char **jurisdictions;
 	size_t n_jurisdictions;
 	int jur_line, jur_col;
+	int *jur_item_line, *jur_item_col; /* where each one is named */
 	int candidates; /* 0: unset */
 	pwb_attrs org_attrs; /* org.<key> values */
 	pwb__cat_rule *cat_rules;

@@ -487,10 +487,22 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 				break;
 			}
 			rule_text(why, sizeof(why), &pv);
+			char list[512] = "";
+			size_t used = 0;
+			for (size_t i = 0; i < n_allowed && used < sizeof(list);
+			     i++) {
+				int w = snprintf(list + used, sizeof(list) - used,
+						 "%s%s", i ? ", " : "",
+						 allowed[i]);
+				if (w < 0)
+					break;
+				used += (size_t)w;
+			}
 			pwb_diag_add(st->diag, NULL, 0, 0,
 				     "user setting '%s' is outside the "
-				     "bounds: '%s' is not allowed (%s)",
-				     shown, us->str, why);
+				     "bounds: '%s' is not allowed; the allowed "
+				     "values are %s (%s)",
+				     shown, us->str, list, why);
 			return PWB_EBOUNDS;
 		}
 		ed->value_str = dup(st, us->str);

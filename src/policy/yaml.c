@@ -115,6 +115,7 @@ static pwb__ynode *new_node(pwb__ytype t, const struct fy_mark *m)
 		n->type = t;
 		n->line = m ? m->line + 1 : 1;
 		n->col = m ? m->column + 1 : 1;
+		n->pos = m ? m->input_pos : 0;
 	}
 	return n;
 }
@@ -127,8 +128,9 @@ static void report_fy_error(yparser *yp, struct fy_diag *fd)
 	while ((err = fy_diag_errors_iterate(fd, &it)) != NULL) {
 		if (err->type != FYET_ERROR)
 			continue;
-		pwb_diag_add(yp->diag, yp->file, err->line + 1,
-			     err->column + 1, "malformed YAML: %s", err->msg);
+		/* Collected errors count lines and columns from 1. */
+		pwb_diag_add(yp->diag, yp->file, err->line, err->column,
+			     "malformed YAML: %s", err->msg);
 		return;
 	}
 	pwb_diag_add(yp->diag, yp->file, 0, 0, "malformed YAML");
@@ -201,8 +203,10 @@ pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file,
 				break;
 			}
 			n->len = tl;
-			n->quoted = fy_token_scalar_style(ev->scalar.value) !=
-				    FYSS_PLAIN;
+			enum fy_scalar_style ss =
+				fy_token_scalar_style(ev->scalar.value);
+			n->quoted = ss != FYSS_PLAIN;
+			n->block = ss == FYSS_LITERAL || ss == FYSS_FOLDED;
 			if (memchr(n->text, '\0', tl)) {
 				pwb_diag_add(diag, file, n->line, n->col,
 					     "NUL character in a string");

@@ -22,6 +22,8 @@ struct pwb__ynode {
 	char *text;    /* scalar: NUL-terminated content */
 	size_t len;
 	bool quoted; /* scalar written in quotes or as a block */
+	bool block;  /* scalar written as a block (| or >) */
+	size_t pos;  /* byte offset of the node's start in the input */
 	/* seq: items; map: keys and values, pairwise (keys[i] -> vals[i]) */
 	pwb__ynode **keys;
 	pwb__ynode **vals;

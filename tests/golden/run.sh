@@ -32,11 +32,12 @@ trap 'rm -rf "$tmp"' EXIT
 
 # expected.json must be a subset of the actual JSON: every key of an
 # expected object is in the actual object with an equal value (objects
-# recursively as subsets, arrays and scalars exactly; true is not 1).
+# recursively as subsets; arrays, and everything inside them, and scalars
+# exactly; true is not 1).
 subset_py='
 import json, sys
 
-def same(e, a):
+def same(e, a):  # exact equality; numbers by value, true is not 1
     if isinstance(e, bool) or isinstance(a, bool):
         return type(e) is type(a) and e == a
     if isinstance(e, (int, float)) and isinstance(a, (int, float)):
@@ -44,7 +45,7 @@ def same(e, a):
     if isinstance(e, list) and isinstance(a, list):
         return len(e) == len(a) and all(same(x, y) for x, y in zip(e, a))
     if isinstance(e, dict) and isinstance(a, dict):
-        return all(k in a and same(v, a[k]) for k, v in e.items())
+        return e.keys() == a.keys() and all(same(v, a[k]) for k, v in e.items())
     return type(e) is type(a) and e == a
 
 def walk(e, a, path, out):
@@ -84,7 +85,7 @@ sys.exit(1 if out else 0)
 check_text() { # expected-file want-rc rc stdout stderr
 	local exp=$1 want=$2 rc=$3 out=$4 err=$5
 	[ "$rc" = "$want" ] || echo "  exit status $rc, expected $want"
-	[ -s "$out" ] && { echo "  unexpected stdout:"; sed 's/^/  | /' "$out"; }
+	[ -s "$out" ] && { echo "  unexpected stdout:"; head -n 20 "$out" | sed 's/^/  | /'; }
 	diff -u --label expected --label actual "$exp" "$err" | sed 's/^/  /'
 }
 
@@ -96,7 +97,7 @@ run_policy() { # case-dir
 	fi
 	read -r -a args <"$dir/args"
 	local rc
-	(cd "$dir" && exec "$pwb" policy resolve --policies . "${args[@]}" --json) \
+	(cd "$dir" && exec "$pwb" policy resolve --policies . ${args[@]+"${args[@]}"} --json) \
 		>"$tmp/out" 2>"$tmp/err"
 	rc=$?
 	if [ -f "$dir/expected_error" ]; then
