@@ -546,24 +546,30 @@ static int cmd_resolve(cli_args *a, bool is_explain)
 	st = pwb_policy_resolve(&e, p, &rp, &diag);
 	if (st) {
 		if (st == PWB_EPOLICY) {
-			/* Show the errors of the files the resolve needs. */
+			/* Show the errors of the files the resolve needs,
+			 * in place of its one-line summary of each. */
 			pwb_diag show;
 			pwb_diag_init(&show);
-			for (size_t i = 0; i < load_diag.n; i++) {
-				pwb_diag_entry *le = &load_diag.entries[i];
-				for (size_t k = 0; k < diag.n; k++) {
-					if (le->file && diag.entries[k].file &&
-					    !strcmp(le->file,
-						    diag.entries[k].file)) {
-						pwb_diag_add(&show, le->file,
-							     le->line, le->col,
-							     "%s", le->message);
-						break;
-					}
+			for (size_t k = 0; k < diag.n; k++) {
+				bool shown = false;
+				for (size_t i = 0; i < load_diag.n; i++) {
+					pwb_diag_entry *le = &load_diag.entries[i];
+					if (!le->file || !diag.entries[k].file ||
+					    strcmp(le->file, diag.entries[k].file))
+						continue;
+					pwb_diag_add(&show, le->file, le->line,
+						     le->col, "%s", le->message);
+					shown = true;
 				}
+				if (!shown)
+					pwb_diag_add(&show, diag.entries[k].file,
+						     diag.entries[k].line,
+						     diag.entries[k].col, "%s",
+						     diag.entries[k].message);
 			}
 			cli_print_diag(&show);
 			pwb_diag_release(&show);
+			goto out;
 		}
 		/* A refused or unknown user setting is a fault of the
 		 * settings file: name it. */

@@ -680,6 +680,14 @@ static pwb_status resolve_cold(pwb_effective **out, pwb_policy *p,
 	st->diag = diag;
 	pwb_status rc = PWB_OK;
 	pwb__value org_id;
+	if (p->registry_errors) {
+		pwb_diag_add(diag, p->registry_path, 0, 0,
+			     "the registry has %d error(s); run pwb policy "
+			     "check",
+			     p->registry_errors);
+		rc = PWB_EPOLICY;
+		goto out;
+	}
 	int org = pwb__find_file(p, PWB__TIER_ORG, rp->org);
 	if (org < 0) {
 		const char *c[256];
@@ -703,14 +711,6 @@ static pwb_status resolve_cold(pwb_effective **out, pwb_policy *p,
 		goto out;
 	}
 	st->n_files = (size_t)nf;
-	if (p->registry_errors) {
-		pwb_diag_add(diag, p->registry_path, 0, 0,
-			     "the registry has %d error(s); run pwb policy "
-			     "check",
-			     p->registry_errors);
-		rc = PWB_EPOLICY;
-		goto out;
-	}
 	for (size_t k = 0; k < st->n_files; k++) {
 		const pwb__file *f = &p->files[st->files[k]];
 		if (f->n_errors) {
