@@ -10,8 +10,8 @@
  * process, is the FNV-1a hash of the same request key: the least work any
  * cache lookup must do.
  */
-#include "pwb/pwb.h"
 #include "policy/policy_int.h"
+#include "pwb/pwb.h"
 #include "util/util.h"
 
 #include <stdio.h>
@@ -84,12 +84,14 @@ static void generate(const char *dir)
 	pwb__buf_adds(&b, "dimensions:\n");
 	for (int i = 0; i < N_DIMS; i++) {
 		if (i < 15)
-			pwb__buf_addf(&b, "  d%d: {type: number, default: 0.5}\n",
-				      i);
+			pwb__buf_addf(
+			    &b, "  d%d: {type: number, default: 0.5}\n", i);
 		else
-			pwb__buf_addf(&b, "  d%d: {type: enum, values: [a, b, c, d], "
-					  "default: a}\n",
-				      i);
+			pwb__buf_addf(
+			    &b,
+			    "  d%d: {type: enum, values: [a, b, c, d], "
+			    "default: a}\n",
+			    i);
 	}
 	write_file(dir, "categories.yaml", b.s);
 	static const char *const perms[] = {"allow", "opt_out", "opt_in"};
@@ -110,10 +112,11 @@ static void generate(const char *dir)
 					      "forbid, basis: \"rule %d\"}\n",
 					      i, perms[f], i);
 			else
-				pwb__buf_addf(&b,
-					      "  c%d.k%d: {permission: %s, basis: "
-					      "\"rule %d\"}\n",
-					      i, f % 2, perms[f], i);
+				pwb__buf_addf(
+				    &b,
+				    "  c%d.k%d: {permission: %s, basis: "
+				    "\"rule %d\"}\n",
+				    i, f % 2, perms[f], i);
 		}
 		pwb__buf_adds(&b, "dimensions:\n");
 		for (int i = 0; i < N_DIMS; i++) {
@@ -123,8 +126,8 @@ static void generate(const char *dir)
 					      "user_adjustable: true}\n",
 					      i, 0.1 * f, 1.0 - 0.1 * f);
 			else if (f == 0)
-				pwb__buf_addf(&b, "  d%d: {allowed: [a, b, c]}\n",
-					      i);
+				pwb__buf_addf(
+				    &b, "  d%d: {allowed: [a, b, c]}\n", i);
 		}
 		pwb__buf_addf(&b,
 			      "obligations:\n  o%d: {kind: disclose_ai}\n"
@@ -287,9 +290,10 @@ int main(int argc, char **argv)
 		print_stats("cached_resolve_ns", gen.cached, ", ");
 		print_stats("cold_resolve_ns", gen.cold, ", ");
 		printf("\"baseline_key_hash_ns\": %.1f, ", gen.baseline_ns);
-		printf("\"generated\": {\"categories\": %d, \"dimensions\": %d, "
-		       "\"chain_files\": 3}, ",
-		       N_CATS, N_DIMS);
+		printf(
+		    "\"generated\": {\"categories\": %d, \"dimensions\": %d, "
+		    "\"chain_files\": 3}, ",
+		    N_CATS, N_DIMS);
 		printf("\"shipped\": {\"org\": \"acme-tutor\", ");
 		print_stats("cached_resolve_ns", shipped.cached, ", ");
 		print_stats("cold_resolve_ns", shipped.cold, "}, ");

@@ -21,15 +21,15 @@ extern "C" {
 #define PWB_VERSION "0.1.0"
 
 /* One status list for the whole library: X(name, value, description). */
-#define PWB_STATUS_MAP(X)                                                     \
-	X(OK, 0, "ok")                                                        \
-	X(ENOMEM, 1, "out of memory")                                         \
-	X(EINVAL, 2, "invalid argument")                                      \
-	X(EIO, 3, "input/output error")                                       \
-	X(EPARSE, 4, "malformed input")                                       \
-	X(EPOLICY, 5, "invalid policy")                                       \
-	X(EBOUNDS, 6, "outside the bounds")                                   \
-	X(ENOTFOUND, 7, "not found")                                          \
+#define PWB_STATUS_MAP(X)                                                      \
+	X(OK, 0, "ok")                                                         \
+	X(ENOMEM, 1, "out of memory")                                          \
+	X(EINVAL, 2, "invalid argument")                                       \
+	X(EIO, 3, "input/output error")                                        \
+	X(EPARSE, 4, "malformed input")                                        \
+	X(EPOLICY, 5, "invalid policy")                                        \
+	X(EBOUNDS, 6, "outside the bounds")                                    \
+	X(ENOTFOUND, 7, "not found")                                           \
 	X(ETOOLARGE, 8, "input too large")
 
 typedef enum pwb_status {
@@ -69,8 +69,7 @@ void pwb_diag_clear(pwb_diag *d);
 
 /* Appends one message. A NULL diag is accepted and ignores the message. */
 void pwb_diag_add(pwb_diag *d, const char *file, int line, int col,
-		  const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Sorts by file, line and column, keeping the order of equal places. */
 void pwb_diag_sort(pwb_diag *d);

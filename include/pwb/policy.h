@@ -63,8 +63,7 @@ void pwb_attrs_free(pwb_attrs *a);
 pwb_status pwb_attrs_set_null(pwb_attrs *a, const char *key);
 pwb_status pwb_attrs_set_bool(pwb_attrs *a, const char *key, bool v);
 pwb_status pwb_attrs_set_number(pwb_attrs *a, const char *key, double v);
-pwb_status pwb_attrs_set_string(pwb_attrs *a, const char *key,
-				const char *v);
+pwb_status pwb_attrs_set_string(pwb_attrs *a, const char *key, const char *v);
 /*
  * Sets key from text the way `--attr k=v` does: the text is read as a JSON
  * scalar where it is one (`15`, `true`, `null`, `"x"`) and as a string
@@ -84,8 +83,8 @@ void pwb_settings_free(pwb_settings *s);
  * `name` names the input in diagnostics (a file name). On failure *out is
  * NULL and diag says what and where.
  */
-pwb_status pwb_settings_parse(pwb_settings **out, const char *json,
-			      size_t len, const char *name, pwb_diag *diag);
+pwb_status pwb_settings_parse(pwb_settings **out, const char *json, size_t len,
+			      const char *name, pwb_diag *diag);
 pwb_status pwb_settings_set_category(pwb_settings *s, const char *category,
 				     bool on);
 pwb_status pwb_settings_set_number(pwb_settings *s, const char *dimension,
@@ -139,11 +138,11 @@ const char *pwb_policy_org_id(const pwb_policy *p, size_t i);
 /* ---- resolving ---- */
 
 typedef struct pwb_resolve_params {
-	const char *org;                  /* org id; required */
+	const char *org;		  /* org id; required */
 	const char *const *jurisdictions; /* added to the org's own */
 	size_t n_jurisdictions;
 	const pwb_settings *settings; /* NULL: no user settings */
-	const pwb_attrs *attrs;       /* NULL: no attributes */
+	const pwb_attrs *attrs;	      /* NULL: no attributes */
 } pwb_resolve_params;
 
 typedef struct pwb_effective pwb_effective;
@@ -174,27 +173,28 @@ typedef struct pwb_provenance {
 typedef struct pwb_eff_category {
 	const char *id;
 	pwb_permission permission; /* law ⊓ org, after conditions */
-	bool active;               /* on for this user after their setting */
-	int user_setting;          /* -1 none, 0 off, 1 on (own or inherited) */
-	const char *parent;        /* parent category id, NULL for a root */
-	pwb_provenance set_by;     /* the rule that bounds `permission` */
-	const char *condition;     /* that rule's `when`, NULL if none */
-	bool condition_holds;      /* whether it held for this request */
+	bool active;		   /* on for this user after their setting */
+	int user_setting;	   /* -1 none, 0 off, 1 on (own or inherited) */
+	const char *parent;	   /* parent category id, NULL for a root */
+	pwb_provenance set_by;	   /* the rule that bounds `permission` */
+	const char *condition;	   /* that rule's `when`, NULL if none */
+	bool condition_holds;	   /* whether it held for this request */
 } pwb_eff_category;
 
 typedef struct pwb_eff_dimension {
 	const char *id;
 	bool numeric;
-	double lo, hi;            /* numeric: the effective range */
-	double def, value;        /* numeric: default and the user's value */
+	double lo, hi;		    /* numeric: the effective range */
+	double def, value;	    /* numeric: default and the user's value */
 	const char *const *allowed; /* enum: allowed values; NULL = any */
 	size_t n_allowed;
 	const char *def_str, *value_str; /* enum */
 	bool user_adjustable;
-	pwb_provenance set_by;       /* the rule bounding the range / list */
-	pwb_provenance lo_set_by;    /* numeric: the rule setting lo */
-	pwb_provenance hi_set_by;    /* numeric: the rule setting hi */
-	pwb_provenance adjustable_set_by; /* who fixed it, when not adjustable */
+	pwb_provenance set_by;	  /* the rule bounding the range / list */
+	pwb_provenance lo_set_by; /* numeric: the rule setting lo */
+	pwb_provenance hi_set_by; /* numeric: the rule setting hi */
+	pwb_provenance
+	    adjustable_set_by; /* who fixed it, when not adjustable */
 	pwb_provenance default_set_by;
 	pwb_provenance value_set_by; /* "user" when the user set it */
 } pwb_eff_dimension;
@@ -212,7 +212,7 @@ typedef struct pwb_eff_learning {
 	size_t n_forbid_attributes;
 	bool requires_consent;
 	bool store_texts;
-	int retention_days; /* 0: no limit */
+	int retention_days;    /* 0: no limit */
 	pwb_provenance set_by; /* the highest tier with a learning block */
 	pwb_provenance requires_consent_set_by; /* each field's own rule */
 	pwb_provenance store_texts_set_by;

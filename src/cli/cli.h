@@ -37,12 +37,12 @@ typedef struct cli_opt {
  * Returns 1 with *name and *value set for an option, 0 for a positional
  * argument (in *value), -1 at the end and -2 after printing a usage error.
  */
-int cli_next(cli_args *a, const cli_opt *opts, size_t n_opts,
-	     const char **name, const char **value);
+int cli_next(cli_args *a, const cli_opt *opts, size_t n_opts, const char **name,
+	     const char **value);
 
 /* Prints "pwb policy resolve: msg" and a hint to --help; returns 2. */
 int cli_usage_error(const cli_args *a, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Reads a whole file (capped) for the CLI; prints the error itself. */
 char *cli_read_file(const char *path, size_t max, size_t *len);

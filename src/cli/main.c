@@ -4,21 +4,21 @@
 #include <string.h>
 
 static const char usage[] =
-	"Usage: pwb COMMAND [ARGS]\n"
-	"\n"
-	"pwb personalises LLM behaviour to each user within three tiers of\n"
-	"bounds: law, the deploying organisation, and the user.\n"
-	"\n"
-	"Commands:\n"
-	"  policy check PATH...     check policy files and folders\n"
-	"  policy resolve ...       the effective policy for an org and user\n"
-	"  policy explain ...       the same, as readable text with provenance\n"
-	"\n"
-	"Options:\n"
-	"  -h, --help               show this help (also after any command)\n"
-	"  --version                show the version\n"
-	"\n"
-	"Documentation: README.md and docs/ in the source tree.\n";
+    "Usage: pwb COMMAND [ARGS]\n"
+    "\n"
+    "pwb personalises LLM behaviour to each user within three tiers of\n"
+    "bounds: law, the deploying organisation, and the user.\n"
+    "\n"
+    "Commands:\n"
+    "  policy check PATH...     check policy files and folders\n"
+    "  policy resolve ...       the effective policy for an org and user\n"
+    "  policy explain ...       the same, as readable text with provenance\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help               show this help (also after any command)\n"
+    "  --version                show the version\n"
+    "\n"
+    "Documentation: README.md and docs/ in the source tree.\n";
 
 int main(int argc, char **argv)
 {

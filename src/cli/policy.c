@@ -14,59 +14,59 @@
 #define CLI_MAX_LIST 256
 
 static const char policy_usage[] =
-	"Usage: pwb policy check PATH... [--registry FILE]\n"
-	"       pwb policy resolve --policies DIR --org ID [options]\n"
-	"       pwb policy explain --policies DIR --org ID [options]\n"
-	"\n"
-	"Run 'pwb policy SUBCOMMAND --help' for the options of each.\n";
+    "Usage: pwb policy check PATH... [--registry FILE]\n"
+    "       pwb policy resolve --policies DIR --org ID [options]\n"
+    "       pwb policy explain --policies DIR --org ID [options]\n"
+    "\n"
+    "Run 'pwb policy SUBCOMMAND --help' for the options of each.\n";
 
 static const char check_usage[] =
-	"Usage: pwb policy check PATH... [--registry FILE]\n"
-	"\n"
-	"Checks policy folders and files and reports every problem, one per\n"
-	"line, as 'file:line:col: error: message': loosening attempts,\n"
-	"empty intersections, defaults out of range, unknown categories,\n"
-	"dimensions, attributes and keys, extends cycles and missing parents,\n"
-	"duplicate ids and malformed conditions.\n"
-	"\n"
-	"A PATH is a policy folder (with categories.yaml), or a file or folder\n"
-	"inside one: it is checked together with the rest of that policy\n"
-	"folder, and only its own problems are reported.\n"
-	"\n"
-	"Options:\n"
-	"  --registry FILE   check PATHs as a set of their own against this\n"
-	"                    category registry\n"
-	"  -h, --help        show this help\n"
-	"\n"
-	"Exit status: 0 valid (nothing printed), 1 errors, 2 usage error.\n";
+    "Usage: pwb policy check PATH... [--registry FILE]\n"
+    "\n"
+    "Checks policy folders and files and reports every problem, one per\n"
+    "line, as 'file:line:col: error: message': loosening attempts,\n"
+    "empty intersections, defaults out of range, unknown categories,\n"
+    "dimensions, attributes and keys, extends cycles and missing parents,\n"
+    "duplicate ids and malformed conditions.\n"
+    "\n"
+    "A PATH is a policy folder (with categories.yaml), or a file or folder\n"
+    "inside one: it is checked together with the rest of that policy\n"
+    "folder, and only its own problems are reported.\n"
+    "\n"
+    "Options:\n"
+    "  --registry FILE   check PATHs as a set of their own against this\n"
+    "                    category registry\n"
+    "  -h, --help        show this help\n"
+    "\n"
+    "Exit status: 0 valid (nothing printed), 1 errors, 2 usage error.\n";
 
 static const char resolve_usage[] =
-	"Usage: pwb policy %s --policies DIR --org ID [options]\n"
-	"\n"
-	"%s"
-	"\n"
-	"Options:\n"
-	"  --policies DIR       the policy folder (categories.yaml, law/, org/)\n"
-	"  --org ID             the deploying organisation\n"
-	"  --jurisdiction J     add a jurisdiction to the org's own; repeatable\n"
-	"  --settings FILE      the user's settings as JSON ('-' for stdin):\n"
-	"                       {\"categories\": {\"profanity\": \"on\"},\n"
-	"                        \"dimensions\": {\"humour\": 0.5}}\n"
-	"  --attr KEY=VALUE     a request attribute for conditions, e.g.\n"
-	"                       user.age=15; VALUE is read as a JSON scalar\n"
-	"                       where it can be, else as a string; repeatable\n"
-	"  --registry FILE      use this registry instead of\n"
-	"                       DIR/categories.yaml\n"
-	"%s"
-	"  -h, --help           show this help\n"
-	"\n"
-	"A user setting outside the bounds is refused (exit 1) with the tier,\n"
-	"source, rule and basis that stop it; it is never clamped.\n";
+    "Usage: pwb policy %s --policies DIR --org ID [options]\n"
+    "\n"
+    "%s"
+    "\n"
+    "Options:\n"
+    "  --policies DIR       the policy folder (categories.yaml, law/, org/)\n"
+    "  --org ID             the deploying organisation\n"
+    "  --jurisdiction J     add a jurisdiction to the org's own; repeatable\n"
+    "  --settings FILE      the user's settings as JSON ('-' for stdin):\n"
+    "                       {\"categories\": {\"profanity\": \"on\"},\n"
+    "                        \"dimensions\": {\"humour\": 0.5}}\n"
+    "  --attr KEY=VALUE     a request attribute for conditions, e.g.\n"
+    "                       user.age=15; VALUE is read as a JSON scalar\n"
+    "                       where it can be, else as a string; repeatable\n"
+    "  --registry FILE      use this registry instead of\n"
+    "                       DIR/categories.yaml\n"
+    "%s"
+    "  -h, --help           show this help\n"
+    "\n"
+    "A user setting outside the bounds is refused (exit 1) with the tier,\n"
+    "source, rule and basis that stop it; it is never clamped.\n";
 
 /* ---- check ---- */
 
 typedef struct root_set {
-	char *root; /* the policy folder, or NULL for --registry sets */
+	char *root;	/* the policy folder, or NULL for --registry sets */
 	char **filters; /* realpaths whose errors are reported */
 	size_t n_filters, cap_filters;
 } root_set;
@@ -123,8 +123,8 @@ static bool under(const char *real, const char *prefix)
 	       (real[n] == '\0' || real[n] == '/' || prefix[n - 1] == '/');
 }
 
-static void collect_yaml(const char *dir, char ***files, size_t *n,
-			 size_t *cap, int depth)
+static void collect_yaml(const char *dir, char ***files, size_t *n, size_t *cap,
+			 int depth)
 {
 	DIR *d = opendir(dir);
 	if (!d || depth > 8) {
@@ -142,15 +142,72 @@ static void collect_yaml(const char *dir, char ***files, size_t *n,
 		size_t len = strlen(de->d_name);
 		if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 			collect_yaml(path, files, n, cap, depth + 1);
-		} else if ((len > 5 && !strcmp(de->d_name + len - 5, ".yaml")) ||
+		} else if ((len > 5 &&
+			    !strcmp(de->d_name + len - 5, ".yaml")) ||
 			   (len > 4 && !strcmp(de->d_name + len - 4, ".yml"))) {
-			if (*n >= 4096 ||
-			    pwb__grow((void **)files, cap, *n + 1, sizeof(char *)))
+			if (*n >= 4096 || pwb__grow((void **)files, cap, *n + 1,
+						    sizeof(char *)))
 				break;
 			(*files)[(*n)++] = strdup(path);
 		}
 	}
 	closedir(d);
+}
+
+/* Checks one path inside its policy folder: loads the whole folder and
+ * adds to all the errors of path itself (and of the registry). */
+static void check_in_root(const char *path, bool is_dir,
+			  const pwb_policy_params *pp, pwb_diag *all)
+{
+	char *root = find_root(path, is_dir);
+	if (!root) {
+		pwb_diag_add(all, path, 0, 0,
+			     "no categories.yaml in this folder "
+			     "or above it; pass --registry "
+			     "FILE");
+		return;
+	}
+	char real_path[PATH_MAX], real_root[PATH_MAX];
+	if (!realpath(path, real_path) || !realpath(root, real_root)) {
+		pwb_diag_add(all, path, 0, 0, "cannot resolve the path: %s",
+			     strerror(errno));
+		free(root);
+		return;
+	}
+	/* Load the whole policy folder; keep only the errors
+	 * of the named path (and of the registry). */
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_policy *p = NULL;
+	pwb_status ls = pwb_policy_load(&p, root, pp, &d);
+	if (ls && ls != PWB_EPOLICY && !d.n)
+		pwb_diag_add(&d, root, 0, 0, "%s", pwb_status_str(ls));
+	pwb_policy_free(p);
+	char reg[PATH_MAX + 32], real_reg[PATH_MAX] = "";
+	snprintf(reg, sizeof(reg), "%s/categories.yaml", real_root);
+	if (!realpath(reg, real_reg))
+		real_reg[0] = '\0';
+	for (size_t k = 0; k < d.n; k++) {
+		pwb_diag_entry *e = &d.entries[k];
+		char real_e[PATH_MAX];
+		bool keep = true;
+		if (e->file && realpath(e->file, real_e))
+			keep = under(real_e, real_path) ||
+			       !strcmp(real_e, real_reg);
+		/* Skip files already reported by an earlier
+		 * path of this command. */
+		for (size_t j = 0; keep && j < all->n; j++)
+			keep = !(all->entries[j].file && e->file &&
+				 !strcmp(all->entries[j].file, e->file) &&
+				 all->entries[j].line == e->line &&
+				 all->entries[j].col == e->col &&
+				 !strcmp(all->entries[j].message, e->message));
+		if (keep)
+			pwb_diag_add(all, e->file, e->line, e->col, "%s",
+				     e->message);
+	}
+	pwb_diag_release(&d);
+	free(root);
 }
 
 static int cmd_check(cli_args *a)
@@ -161,7 +218,8 @@ static int cmd_check(cli_args *a)
 	size_t n_paths = 0;
 	const char *name, *value;
 	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >= 0) {
+	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
+	       0) {
 		if (r == 0) {
 			if (n_paths >= CLI_MAX_LIST)
 				return cli_usage_error(a, "too many paths");
@@ -183,99 +241,36 @@ static int cmd_check(cli_args *a)
 	int rc = CLI_OK;
 	pwb_policy_params pp = pwb_policy_default_params();
 	pp.cache_entries = 0;
-	if (registry) {
-		/* An explicit set: every file named or found under a folder. */
-		char **files = NULL;
-		size_t n = 0, cap = 0;
-		for (size_t i = 0; i < n_paths; i++) {
-			struct stat st;
-			if (stat(paths[i], &st) != 0) {
-				pwb_diag_add(&all, paths[i], 0, 0,
-					     "cannot read: %s", strerror(errno));
-				continue;
-			}
-			if (S_ISDIR(st.st_mode)) {
-				collect_yaml(paths[i], &files, &n, &cap, 0);
-			} else if (!pwb__grow((void **)&files, &cap, n + 1,
-					      sizeof(char *))) {
-				files[n++] = strdup(paths[i]);
-			}
+	/* With --registry, the files named (and found under the folders
+	 * named) form one set of their own. */
+	char **files = NULL;
+	size_t n = 0, cap = 0;
+	for (size_t i = 0; i < n_paths; i++) {
+		struct stat st;
+		if (stat(paths[i], &st) != 0) {
+			pwb_diag_add(&all, paths[i], 0, 0, "cannot read: %s",
+				     strerror(errno));
+		} else if (!registry) {
+			check_in_root(paths[i], S_ISDIR(st.st_mode), &pp, &all);
+		} else if (S_ISDIR(st.st_mode)) {
+			collect_yaml(paths[i], &files, &n, &cap, 0);
+		} else if (!pwb__grow((void **)&files, &cap, n + 1,
+				      sizeof(char *))) {
+			files[n++] = strdup(paths[i]);
 		}
+	}
+	if (registry) {
 		pwb_policy *p = NULL;
 		pwb_status st = pwb_policy_load_files(
-			&p, registry, (const char *const *)files, n, &pp, &all);
+		    &p, registry, (const char *const *)files, n, &pp, &all);
 		if (st && st != PWB_EPOLICY)
 			pwb_diag_add(&all, NULL, 0, 0, "%s",
 				     pwb_status_str(st));
 		pwb_policy_free(p);
-		for (size_t i = 0; i < n; i++)
-			free(files[i]);
-		free(files);
-	} else {
-		for (size_t i = 0; i < n_paths; i++) {
-			struct stat st;
-			if (stat(paths[i], &st) != 0) {
-				pwb_diag_add(&all, paths[i], 0, 0,
-					     "cannot read: %s", strerror(errno));
-				continue;
-			}
-			char *root = find_root(paths[i], S_ISDIR(st.st_mode));
-			if (!root) {
-				pwb_diag_add(&all, paths[i], 0, 0,
-					     "no categories.yaml in this folder "
-					     "or above it; pass --registry "
-					     "FILE");
-				continue;
-			}
-			char real_path[PATH_MAX], real_root[PATH_MAX];
-			if (!realpath(paths[i], real_path) ||
-			    !realpath(root, real_root)) {
-				pwb_diag_add(&all, paths[i], 0, 0,
-					     "cannot resolve the path: %s",
-					     strerror(errno));
-				free(root);
-				continue;
-			}
-			/* Load the whole policy folder; keep only the errors
-			 * of the named path (and of the registry). */
-			pwb_diag d;
-			pwb_diag_init(&d);
-			pwb_policy *p = NULL;
-			pwb_status ls = pwb_policy_load(&p, root, &pp, &d);
-			if (ls && ls != PWB_EPOLICY && !d.n)
-				pwb_diag_add(&d, root, 0, 0, "%s",
-					     pwb_status_str(ls));
-			pwb_policy_free(p);
-			char reg[PATH_MAX + 32], real_reg[PATH_MAX] = "";
-			snprintf(reg, sizeof(reg), "%s/categories.yaml",
-				 real_root);
-			if (!realpath(reg, real_reg))
-				real_reg[0] = '\0';
-			for (size_t k = 0; k < d.n; k++) {
-				pwb_diag_entry *e = &d.entries[k];
-				char real_e[PATH_MAX];
-				bool keep = true;
-				if (e->file && realpath(e->file, real_e))
-					keep = under(real_e, real_path) ||
-					       !strcmp(real_e, real_reg);
-				/* Skip files already reported by an earlier
-				 * path of this command. */
-				for (size_t j = 0; keep && j < all.n; j++)
-					keep = !(all.entries[j].file && e->file &&
-						 !strcmp(all.entries[j].file,
-							 e->file) &&
-						 all.entries[j].line == e->line &&
-						 all.entries[j].col == e->col &&
-						 !strcmp(all.entries[j].message,
-							 e->message));
-				if (keep)
-					pwb_diag_add(&all, e->file, e->line,
-						     e->col, "%s", e->message);
-			}
-			pwb_diag_release(&d);
-			free(root);
-		}
 	}
+	for (size_t i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
 	if (all.n || all.dropped) {
 		cli_print_diag(&all);
 		rc = CLI_FAIL;
@@ -345,10 +340,10 @@ static void explain(const pwb_effective *e, bool brief)
 			printf("  %32s your setting: %s%s\n", "",
 			       c->user_setting ? "on" : "off",
 			       c->permission == PWB_FORBID
-				       ? " (no effect: forbidden)"
+				   ? " (no effect: forbidden)"
 			       : c->permission == PWB_ALLOW && c->user_setting
-				       ? " (already on)"
-				       : "");
+				   ? " (already on)"
+				   : "");
 		else if (c->permission == PWB_OPT_IN)
 			printf("  %32s off until you turn it on\n", "");
 		else if (c->permission == PWB_OPT_OUT)
@@ -437,26 +432,28 @@ static void explain(const pwb_effective *e, bool brief)
 static int cmd_resolve(cli_args *a, bool is_explain)
 {
 	static const cli_opt opts[] = {
-		{"policies", true}, {"org", true},  {"jurisdiction", true},
-		{"settings", true}, {"attr", true}, {"registry", true},
-		{"json", false},    {"help", false}};
+	    {"policies", true}, {"org", true},	{"jurisdiction", true},
+	    {"settings", true}, {"attr", true}, {"registry", true},
+	    {"json", false},	{"help", false}};
 	resolve_args ra = {0};
 	const char *name, *value;
 	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >= 0) {
+	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
+	       0) {
 		if (r == 0)
 			return cli_usage_error(a, "unexpected argument '%s'",
 					       value);
 		if (!strcmp(name, "help")) {
-			printf(resolve_usage, is_explain ? "explain" : "resolve",
+			printf(resolve_usage,
+			       is_explain ? "explain" : "resolve",
 			       is_explain
-				       ? "Explains the effective policy in words: "
-					 "every category, dimension,\nobligation "
-					 "and learning restriction, with the tier, "
-					 "source, file,\nline and basis that "
-					 "bounds it.\n"
-				       : "Prints the effective policy: law ⊓ org "
-					 "⊓ user, with provenance.\n",
+				   ? "Explains the effective policy in words: "
+				     "every category, dimension,\nobligation "
+				     "and learning restriction, with the tier, "
+				     "source, file,\nline and basis that "
+				     "bounds it.\n"
+				   : "Prints the effective policy: law ⊓ org "
+				     "⊓ user, with provenance.\n",
 			       is_explain ? ""
 					  : "  --json               print the "
 					    "JSON of docs/policy.md\n");
@@ -473,8 +470,8 @@ static int cmd_resolve(cli_args *a, bool is_explain)
 		else if (!strcmp(name, "json")) {
 			if (is_explain)
 				return cli_usage_error(
-					a, "explain prints text; use 'pwb "
-					   "policy resolve --json' for JSON");
+				    a, "explain prints text; use 'pwb "
+				       "policy resolve --json' for JSON");
 			ra.json = true;
 		} else if (!strcmp(name, "jurisdiction")) {
 			if (ra.n_jur >= CLI_MAX_LIST)
@@ -508,8 +505,9 @@ static int cmd_resolve(cli_args *a, bool is_explain)
 	for (size_t i = 0; i < ra.n_attr; i++) {
 		const char *eq = strchr(ra.attr[i], '=');
 		if (!eq || eq == ra.attr[i]) {
-			rc = cli_usage_error(a, "--attr takes KEY=VALUE, not "
-						"'%s'",
+			rc = cli_usage_error(a,
+					     "--attr takes KEY=VALUE, not "
+					     "'%s'",
 					     ra.attr[i]);
 			goto out;
 		}
@@ -524,7 +522,8 @@ static int cmd_resolve(cli_args *a, bool is_explain)
 	}
 	if (ra.settings) {
 		size_t len;
-		if (!(data = cli_read_file(ra.settings, CLI_SETTINGS_MAX, &len)))
+		if (!(data =
+			  cli_read_file(ra.settings, CLI_SETTINGS_MAX, &len)))
 			goto out;
 		if (pwb_settings_parse(&settings, data, len, ra.settings,
 				       &diag)) {
@@ -553,16 +552,21 @@ static int cmd_resolve(cli_args *a, bool is_explain)
 			for (size_t k = 0; k < diag.n; k++) {
 				bool shown = false;
 				for (size_t i = 0; i < load_diag.n; i++) {
-					pwb_diag_entry *le = &load_diag.entries[i];
-					if (!le->file || !diag.entries[k].file ||
-					    strcmp(le->file, diag.entries[k].file))
+					pwb_diag_entry *le =
+					    &load_diag.entries[i];
+					if (!le->file ||
+					    !diag.entries[k].file ||
+					    strcmp(le->file,
+						   diag.entries[k].file))
 						continue;
 					pwb_diag_add(&show, le->file, le->line,
-						     le->col, "%s", le->message);
+						     le->col, "%s",
+						     le->message);
 					shown = true;
 				}
 				if (!shown)
-					pwb_diag_add(&show, diag.entries[k].file,
+					pwb_diag_add(&show,
+						     diag.entries[k].file,
 						     diag.entries[k].line,
 						     diag.entries[k].col, "%s",
 						     diag.entries[k].message);

@@ -1,6 +1,6 @@
 /* util.c - helpers shared by the pwb subcommands. */
-#include "cli/cli.h"
 #include "util/util.h"
+#include "cli/cli.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -30,8 +30,8 @@ int cli_usage_error(const cli_args *a, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
-int cli_next(cli_args *a, const cli_opt *opts, size_t n_opts,
-	     const char **name, const char **value)
+int cli_next(cli_args *a, const cli_opt *opts, size_t n_opts, const char **name,
+	     const char **value)
 {
 	*name = NULL;
 	*value = NULL;
@@ -83,12 +83,9 @@ int cli_next(cli_args *a, const cli_opt *opts, size_t n_opts,
 	char want[256];
 	snprintf(want, sizeof(want), "%.*s", (int)len, body);
 	const char *s = pwb__suggest(want, names, n);
-	if (s)
-		cli_usage_error(a, "unknown option '--%s' (did you mean "
-				   "'--%s'?)",
-				want, s);
-	else
-		cli_usage_error(a, "unknown option '--%s'", want);
+	cli_usage_error(a, "unknown option '--%s'%s%s%s", want,
+			s ? " (did you mean '--" : "", s ? s : "",
+			s ? "'?)" : "");
 	return -2;
 }
 
@@ -106,8 +103,8 @@ char *cli_read_file(const char *path, size_t max, size_t *len)
 		if (b.err) {
 			fprintf(stderr, "-: error: %s\n",
 				b.err == PWB_ETOOLARGE
-					? "standard input is too large"
-					: pwb_status_str(b.err));
+				    ? "standard input is too large"
+				    : pwb_status_str(b.err));
 			pwb__buf_release(&b);
 			return NULL;
 		}

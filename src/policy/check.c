@@ -36,29 +36,19 @@ static bool push_chain(const pwb_policy *p, int f, int *out, size_t *n,
 	return true;
 }
 
-static int find_law(const pwb_policy *p, const char *id, pwb_diag *diag,
-		    const char *where)
+static int find_law(const pwb_policy *p, const char *id, pwb_diag *diag)
 {
 	int j = pwb__find_file(p, PWB__TIER_LAW, id);
 	if (j < 0 && diag) {
-		const char *c[256];
-		size_t n = 0;
-		for (size_t i = 0; i < p->n_files && n < 256; i++)
-			if (p->files[i].parsed &&
-			    p->files[i].tier == PWB__TIER_LAW)
-				c[n++] = p->files[i].id;
-		const char *s = pwb__suggest(id, c, n);
-		pwb_diag_add(diag, NULL, 0, 0,
-			     "unknown jurisdiction '%s'%s%s%s%s", id, where,
-			     s ? " (did you mean '" : "", s ? s : "",
-			     s ? "'?)" : "");
+		pwb__hint h = pwb__hint_in(p, id, PWB__NAMES_LAWS);
+		pwb_diag_add(diag, NULL, 0, 0, "unknown jurisdiction '%s'%s",
+			     id, h.text);
 	}
 	return j;
 }
 
 int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
-		       size_t n_extra, int *out, size_t out_cap,
-		       pwb_diag *diag)
+		       size_t n_extra, int *out, size_t out_cap, pwb_diag *diag)
 {
 	size_t n = 0;
 	int orgs[64];
@@ -85,7 +75,7 @@ int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 		}
 	}
 	for (size_t i = 0; i < n_extra; i++) {
-		int law = find_law(p, extra[i], diag, "");
+		int law = find_law(p, extra[i], diag);
 		if (law < 0)
 			return -1;
 		if (!push_chain(p, law, out, &n, out_cap))
@@ -124,7 +114,8 @@ static bool broken_file_named(const pwb_policy *p, pwb__tier tier,
 {
 	for (size_t i = 0; i < p->n_files; i++) {
 		const pwb__file *f = &p->files[i];
-		if (f->parsed || (f->folder_tier >= 0 && f->folder_tier != (int)tier))
+		if (f->parsed ||
+		    (f->folder_tier >= 0 && f->folder_tier != (int)tier))
 			continue;
 		const char *base = strrchr(f->path, '/');
 		base = base ? base + 1 : f->path;
@@ -168,8 +159,8 @@ static void check_structure(pwb_policy *p)
 			f->parent = par;
 			continue;
 		}
-		pwb__tier other = f->tier == PWB__TIER_LAW ? PWB__TIER_ORG
-							   : PWB__TIER_LAW;
+		pwb__tier other =
+		    f->tier == PWB__TIER_LAW ? PWB__TIER_ORG : PWB__TIER_LAW;
 		if (broken_file_named(p, f->tier, f->extends))
 			continue;
 		if (pwb__find_file(p, other, f->extends) >= 0) {
@@ -182,18 +173,14 @@ static void check_structure(pwb_policy *p)
 				  pwb__tier_name(f->tier));
 			continue;
 		}
-		const char *c[256];
-		size_t n = 0;
-		for (size_t k = 0; k < p->n_files && n < 256; k++)
-			if (p->files[k].parsed && p->files[k].tier == f->tier &&
-			    k != i)
-				c[n++] = p->files[k].id;
-		const char *s = pwb__suggest(f->extends, c, n);
+		pwb__hint h =
+		    pwb__hint_in(p, f->extends,
+				 f->tier == PWB__TIER_LAW ? PWB__NAMES_LAWS
+							  : PWB__NAMES_ORGS);
 		pwb__ferr(p, (int)i, f->extends_line, f->extends_col,
 			  "'%s' extends '%s', which is not in the policy "
-			  "folder%s%s%s",
-			  f->id, f->extends, s ? " (did you mean '" : "",
-			  s ? s : "", s ? "'?)" : "");
+			  "folder%s",
+			  f->id, f->extends, h.text);
 	}
 	/* Cycles: report each file on a cycle, then cut the cycle so that
 	 * every later walk up a chain ends. */
@@ -233,20 +220,13 @@ static void check_structure(pwb_policy *p)
 			    broken_file_named(p, PWB__TIER_LAW,
 					      f->jurisdictions[j]))
 				continue;
-			const char *c[256];
-			size_t n = 0;
-			for (size_t k = 0; k < p->n_files && n < 256; k++)
-				if (p->files[k].parsed &&
-				    p->files[k].tier == PWB__TIER_LAW)
-					c[n++] = p->files[k].id;
-			const char *s = pwb__suggest(f->jurisdictions[j], c, n);
+			pwb__hint h = pwb__hint_in(p, f->jurisdictions[j],
+						   PWB__NAMES_LAWS);
 			pwb__ferr(p, (int)i, f->jur_item_line[j],
 				  f->jur_item_col[j],
 				  "unknown jurisdiction '%s': no law file has "
-				  "this id%s%s%s",
-				  f->jurisdictions[j],
-				  s ? " (did you mean '" : "", s ? s : "",
-				  s ? "'?)" : "");
+				  "this id%s",
+				  f->jurisdictions[j], h.text);
 		}
 	}
 }
@@ -323,8 +303,8 @@ static void check_cat_rule(pwb_policy *p, int fi, const pwb__cat_rule *r,
 			pwb__ferr(p, fi, r->line, r->col,
 				  "%s loosens '%s': %s here, but %s%s sets "
 				  "%s%s",
-				  f->source, cid, pwb_permission_str(rp),
-				  where, on, pwb_permission_str(sp),
+				  f->source, cid, pwb_permission_str(rp), where,
+				  on, pwb_permission_str(sp),
 				  (r->when || s->when) ? " (some request "
 							 "attributes would "
 							 "see the looser "
@@ -547,17 +527,19 @@ static void check_org_laws(pwb_policy *p, int fi, const int *above,
 			for (size_t v = 0; v < first->n_allowed && !some; v++) {
 				bool in_all = true;
 				for (size_t j = 0; j < n_above && in_all; j++) {
-					const pwb__file *h = &p->files[above[j]];
+					const pwb__file *h =
+					    &p->files[above[j]];
 					if (h->tier != PWB__TIER_LAW ||
-					    !h->dim_index || h->dim_index[d] < 0 ||
+					    !h->dim_index ||
+					    h->dim_index[d] < 0 ||
 					    !h->dim_rules[h->dim_index[d]]
-						     .has_allowed)
+						 .has_allowed)
 						continue;
 					const pwb__dim_rule *t =
-						&h->dim_rules[h->dim_index[d]];
-					in_all = list_has(t->allowed,
-							  t->n_allowed,
-							  first->allowed[v]);
+					    &h->dim_rules[h->dim_index[d]];
+					in_all =
+					    list_has(t->allowed, t->n_allowed,
+						     first->allowed[v]);
 				}
 				some = in_all;
 			}

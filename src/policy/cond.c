@@ -145,11 +145,29 @@ static void oom(parser *p)
 
 static const char *tok_text(tok_kind k)
 {
-	static const char *const names[] = {
-		"end of condition", "attribute", "number", "string", "true",
-		"false", "null", "'&&'", "'||'", "'!'", "'=='", "'!='", "'<'",
-		"'<='", "'>'", "'>='", "'in'", "'('", "')'", "'['", "']'",
-		"','", "invalid character"};
+	static const char *const names[] = {"end of condition",
+					    "attribute",
+					    "number",
+					    "string",
+					    "true",
+					    "false",
+					    "null",
+					    "'&&'",
+					    "'||'",
+					    "'!'",
+					    "'=='",
+					    "'!='",
+					    "'<'",
+					    "'<='",
+					    "'>'",
+					    "'>='",
+					    "'in'",
+					    "'('",
+					    "')'",
+					    "'['",
+					    "']'",
+					    "','",
+					    "invalid character"};
 	return names[k];
 }
 
@@ -226,10 +244,10 @@ static void next(parser *p)
 		const char *text;
 		tok_kind kind;
 	} ops[] = {
-		{"&&", T_AND}, {"||", T_OR}, {"==", T_EQ}, {"!=", T_NE},
-		{"<=", T_LE},  {">=", T_GE}, {"<", T_LT},  {">", T_GT},
-		{"!", T_NOT},  {"(", T_LPAREN}, {")", T_RPAREN},
-		{"[", T_LBRACK}, {"]", T_RBRACK}, {",", T_COMMA},
+	    {"&&", T_AND},   {"||", T_OR},    {"==", T_EQ},    {"!=", T_NE},
+	    {"<=", T_LE},    {">=", T_GE},    {"<", T_LT},     {">", T_GT},
+	    {"!", T_NOT},    {"(", T_LPAREN}, {")", T_RPAREN}, {"[", T_LBRACK},
+	    {"]", T_RBRACK}, {",", T_COMMA},
 	};
 	for (size_t i = 0; i < PWB_ARRAY_LEN(ops); i++) {
 		size_t n = strlen(ops[i].text);
@@ -244,7 +262,8 @@ static void next(parser *p)
 		lex_string(p);
 		return;
 	}
-	if (isdigit((unsigned char)c) || (c == '-' && isdigit((unsigned char)s[1])) ||
+	if (isdigit((unsigned char)c) ||
+	    (c == '-' && isdigit((unsigned char)s[1])) ||
 	    (c == '.' && isdigit((unsigned char)s[1]))) {
 		char *end;
 		errno = 0;
@@ -265,7 +284,8 @@ static void next(parser *p)
 		for (;;) {
 			while (is_ident((unsigned char)s[n]))
 				n++;
-			if (s[n] == '.' && is_ident_start((unsigned char)s[n + 1])) {
+			if (s[n] == '.' &&
+			    is_ident_start((unsigned char)s[n + 1])) {
 				n++;
 				continue;
 			}
@@ -312,7 +332,8 @@ static void next(parser *p)
 		if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7f)
 			snprintf(what, sizeof(what), "'%c'", c);
 		else
-			snprintf(what, sizeof(what), "0x%02x", (unsigned char)c);
+			snprintf(what, sizeof(what), "0x%02x",
+				 (unsigned char)c);
 		fail(p, p->pos, "unexpected character %s", what);
 	}
 	p->tok = T_ERR;
@@ -522,8 +543,7 @@ static pwb__cond *parse_cmp(parser *p)
 	if (op == PWB__OP_IN &&
 	    !(r->kind == PWB__C_LIT && r->lit.type == PWB_VAL_LIST) &&
 	    r->kind != PWB__C_PATH) {
-		fail(p, (size_t)r->pos, "'in' needs a list on its right%s",
-		     "");
+		fail(p, (size_t)r->pos, "'in' needs a list on its right%s", "");
 		pwb__cond_free(c);
 		return NULL;
 	}
@@ -770,8 +790,7 @@ bool pwb__cond_eval(const pwb__cond *c, const pwb_attrs *attrs)
 
 static const char *op_text(pwb__cmp_op op)
 {
-	static const char *const t[] = {"==", "!=", "<", "<=", ">", ">=",
-					"in"};
+	static const char *const t[] = {"==", "!=", "<", "<=", ">", ">=", "in"};
 	return t[op];
 }
 
@@ -912,8 +931,7 @@ static void check_node(checker *ck, const pwb__cond *c)
 						 "the left side a %s",
 						 i + 1,
 						 pwb__value_type_name(
-							 c->b->lit.items[i]
-								 .type),
+						     c->b->lit.items[i].type),
 						 pwb__value_type_name(ta));
 					ck->report(ck->ud, c->b->pos, msg);
 					break;
@@ -1060,8 +1078,7 @@ static pwb_status attrs_put(pwb_attrs *a, const char *key, pwb__value *v)
 		}
 	}
 	char *k = pwb__strdup(key);
-	if (!k || pwb__grow((void **)&a->v, &a->cap, a->n + 1,
-			    sizeof(*a->v))) {
+	if (!k || pwb__grow((void **)&a->v, &a->cap, a->n + 1, sizeof(*a->v))) {
 		free(k);
 		pwb__value_release(v);
 		return PWB_ENOMEM;

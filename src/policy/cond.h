@@ -46,9 +46,9 @@ typedef struct pwb__cond pwb__cond;
 struct pwb__cond {
 	pwb__cond_kind kind;
 	pwb__cmp_op op;
-	int pos;        /* 0-based offset in the source text */
+	int pos;	/* 0-based offset in the source text */
 	pwb__value lit; /* LIT */
-	char *path;     /* PATH */
+	char *path;	/* PATH */
 	pwb__cond *a, *b;
 };
 

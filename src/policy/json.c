@@ -63,8 +63,7 @@ static json_t *category_json(const pwb_eff_category *c)
 	if (c->condition) {
 		json_t *w = json_object();
 		bad |= set_new(w, "when", json_string(c->condition));
-		bad |= w ? set_new(w, "holds",
-				   json_boolean(c->condition_holds))
+		bad |= w ? set_new(w, "holds", json_boolean(c->condition_holds))
 			 : -1;
 		bad |= set_new(o, "condition", w);
 	}
@@ -89,10 +88,10 @@ static json_t *dimension_json(const pwb_eff_dimension *d)
 		bad |= set_new(o, "default", json_real(d->def));
 		bad |= set_new(o, "value", json_real(d->value));
 	} else {
-		bad |= set_new(o, "allowed",
-			       d->allowed ? strings_json(d->allowed,
-							 d->n_allowed)
-					  : json_null());
+		bad |=
+		    set_new(o, "allowed",
+			    d->allowed ? strings_json(d->allowed, d->n_allowed)
+				       : json_null());
 		bad |= set_new(o, "default", str_or_null(d->def_str));
 		bad |= set_new(o, "value", str_or_null(d->value_str));
 	}
@@ -132,7 +131,8 @@ static json_t *effective_json(const pwb_effective *e)
 	for (size_t i = 0; i < e->n_cats; i++)
 		bad |= set_new(cats, e->cats[i].id, category_json(&e->cats[i]));
 	for (size_t i = 0; i < e->n_dims; i++)
-		bad |= set_new(dims, e->dims[i].id, dimension_json(&e->dims[i]));
+		bad |=
+		    set_new(dims, e->dims[i].id, dimension_json(&e->dims[i]));
 	for (size_t i = 0; i < e->n_obligations; i++) {
 		const pwb_eff_obligation *ob = &e->obligations[i];
 		json_t *o = json_object();
@@ -142,16 +142,17 @@ static json_t *effective_json(const pwb_effective *e)
 		bad |= set_new(o, "id", json_string(ob->id));
 		bad |= set_new(o, "kind", json_string(ob->kind));
 		if (ob->category)
-			bad |= set_new(o, "category", json_string(ob->category));
+			bad |=
+			    set_new(o, "category", json_string(ob->category));
 		if (ob->text)
 			bad |= set_new(o, "text", json_string(ob->text));
 		bad |= set_new(o, "set_by", prov_json(&ob->set_by));
 		bad |= json_array_append_new(obl, o);
 	}
 	const pwb_eff_learning *l = &e->learning;
-	bad |= set_new(learn, "forbid_attributes",
-		       strings_json(l->forbid_attributes,
-				    l->n_forbid_attributes));
+	bad |=
+	    set_new(learn, "forbid_attributes",
+		    strings_json(l->forbid_attributes, l->n_forbid_attributes));
 	bad |= set_new(learn, "requires_consent",
 		       json_boolean(l->requires_consent));
 	bad |= set_new(learn, "store_texts", json_boolean(l->store_texts));
@@ -163,8 +164,8 @@ static json_t *effective_json(const pwb_effective *e)
 		       prov_json(&l->requires_consent_set_by));
 	bad |= set_new(learn, "store_texts_set_by",
 		       prov_json(&l->store_texts_set_by));
-	bad |= set_new(learn, "retention_set_by",
-		       prov_json(&l->retention_set_by));
+	bad |=
+	    set_new(learn, "retention_set_by", prov_json(&l->retention_set_by));
 	bad |= set_new(root, "categories", cats);
 	cats = NULL;
 	bad |= set_new(root, "dimensions", dims);

@@ -70,48 +70,43 @@ int pwb__find_file(const pwb_policy *p, pwb__tier tier, const char *id)
 	return -1;
 }
 
-/* " (did you mean 'x'?)" or "", for names close to a known one. */
-typedef struct suggestion {
-	char text[160];
-} suggestion;
-
-static suggestion suggest(const char *name, const char *const *cands,
-			  size_t n)
-{
-	suggestion s = {""};
-	const char *best = pwb__suggest(name, cands, n);
-	if (best)
-		snprintf(s.text, sizeof(s.text), " (did you mean '%s'?)",
-			 best);
-	return s;
-}
-
-typedef enum name_kind { NAMES_CATS, NAMES_DIMS, NAMES_ATTRS, NAMES_USER }
-	name_kind;
-
-/* Suggests among the registry's names of one kind. */
-static suggestion suggest_in(const pwb_policy *p, const char *name,
-			     name_kind kind)
+pwb__hint pwb__hint_in(const pwb_policy *p, const char *name, pwb__names kind)
 {
 	const char *c[512];
 	size_t n = 0;
-	if (kind == NAMES_CATS)
+	switch (kind) {
+	case PWB__NAMES_CATS:
 		for (size_t i = 0; i < p->n_cats && n < 512; i++)
 			c[n++] = p->cats[i].id;
-	else if (kind == NAMES_DIMS)
+		break;
+	case PWB__NAMES_DIMS:
 		for (size_t i = 0; i < p->n_dims && n < 512; i++)
 			c[n++] = p->dims[i].id;
-	else
+		break;
+	case PWB__NAMES_ATTRS:
+	case PWB__NAMES_USER:
 		for (size_t i = 0; i < p->n_attrs && n < 512; i++) {
 			const char *a = p->attrs[i].name;
-			if (kind == NAMES_USER) {
+			if (kind == PWB__NAMES_USER) {
 				if (strncmp(a, "user.", 5) != 0)
 					continue;
 				a += 5;
 			}
 			c[n++] = a;
 		}
-	return suggest(name, c, n);
+		break;
+	case PWB__NAMES_LAWS:
+	case PWB__NAMES_ORGS: {
+		pwb__tier t =
+		    kind == PWB__NAMES_LAWS ? PWB__TIER_LAW : PWB__TIER_ORG;
+		for (size_t i = 0; i < p->n_files && n < 512; i++)
+			if (p->files[i].parsed && p->files[i].tier == t &&
+			    strcmp(p->files[i].id, name) != 0)
+				c[n++] = p->files[i].id;
+		break;
+	}
+	}
+	return pwb__hint_for(name, c, n);
 }
 
 /* ---- typed access to YAML nodes ---- */
@@ -122,7 +117,7 @@ typedef struct loader {
 } loader;
 
 static void err_at(loader *ld, const pwb__ynode *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void err_at(loader *ld, const pwb__ynode *n, const char *fmt, ...)
 {
@@ -212,8 +207,8 @@ static bool get_number(loader *ld, const pwb__ynode *n, const char *what,
 	return false;
 }
 
-static bool get_int(loader *ld, const pwb__ynode *n, const char *what,
-		    long lo, long hi, int *out)
+static bool get_int(loader *ld, const pwb__ynode *n, const char *what, long lo,
+		    long hi, int *out)
 {
 	double v;
 	if (!parse_number(n, &v) || v != floor(v)) {
@@ -240,7 +235,7 @@ static void check_keys(loader *ld, const pwb__ynode *map, const char *what,
 			ok = strcmp(k, allowed[j]) == 0;
 		if (ok)
 			continue;
-		suggestion s = suggest(k, allowed, n);
+		pwb__hint s = pwb__hint_for(k, allowed, n);
 		err_at(ld, map->keys[i], "unknown key '%s' in %s%s", k, what,
 		       s.text);
 	}
@@ -266,8 +261,8 @@ static pwb_status get_string_list(loader *ld, const pwb__ynode *n,
 		for (size_t j = 0; j < k && !dup; j++)
 			dup = strcmp(v[j], s) == 0;
 		if (dup) {
-			err_at(ld, n->vals[i], "'%s' is listed twice in %s",
-			       s, what);
+			err_at(ld, n->vals[i], "'%s' is listed twice in %s", s,
+			       what);
 			continue;
 		}
 		if (!(v[k] = pwb__strdup(s))) {
@@ -291,8 +286,8 @@ static void free_strings(char **v, size_t n)
 }
 
 /* Reads a file, checks size and encoding, parses YAML. */
-static pwb_status read_yaml(pwb_policy *p, int f, const char *path,
-			    char **data, size_t *len, pwb__ynode **root)
+static pwb_status read_yaml(pwb_policy *p, int f, const char *path, char **data,
+			    size_t *len, pwb__ynode **root)
 {
 	char why[256];
 	*root = NULL;
@@ -338,8 +333,9 @@ static bool valid_id(const char *s, bool dots)
 	if (!*s || !((*s >= 'a' && *s <= 'z')))
 		return false;
 	for (const char *c = s; *c; c++) {
-		bool ok = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
-			  *c == '_' || *c == '-' || (dots && *c == '.');
+		bool ok = (*c >= 'a' && *c <= 'z') ||
+			  (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' ||
+			  (dots && *c == '.');
 		if (!ok)
 			return false;
 	}
@@ -373,16 +369,16 @@ static pwb_status reg_attrs(loader *ld, const pwb__ynode *map)
 		if (!t) {
 			err_at(ld, k, "attribute '%s' needs a type", name);
 		} else if (get_string(ld, t, "type", &ts)) {
-			static const char *const types[] = {
-				"number", "bool", "string", "list"};
+			static const char *const types[] = {"number", "bool",
+							    "string", "list"};
 			static const pwb_value_type tv[] = {
-				PWB_VAL_NUMBER, PWB_VAL_BOOL, PWB_VAL_STRING,
-				PWB_VAL_LIST};
+			    PWB_VAL_NUMBER, PWB_VAL_BOOL, PWB_VAL_STRING,
+			    PWB_VAL_LIST};
 			size_t j = 0;
 			while (j < 4 && strcmp(ts, types[j]) != 0)
 				j++;
 			if (j == 4) {
-				suggestion s = suggest(ts, types, 4);
+				pwb__hint s = pwb__hint_for(ts, types, 4);
 				err_at(ld, t, "unknown attribute type '%s'%s",
 				       ts, s.text);
 			} else {
@@ -408,9 +404,8 @@ static pwb_status reg_cats(loader *ld, const pwb__ynode *map)
 	pwb_policy *p = ld->p;
 	if (!is_map(ld, map, "categories"))
 		return PWB_OK;
-	static const char *const keys[] = {"description", "parent",
-					   "ailuminate", "llama_guard",
-					   "detectors"};
+	static const char *const keys[] = {
+	    "description", "parent", "ailuminate", "llama_guard", "detectors"};
 	for (size_t i = 0; i < map->n; i++) {
 		const pwb__ynode *k = map->keys[i], *v = map->vals[i];
 		if (!valid_id(k->text, true)) {
@@ -458,23 +453,25 @@ static pwb_status reg_cats(loader *ld, const pwb__ynode *map)
 				       strcmp(dk->text, detector_names[d]) != 0)
 					d++;
 				if (d == PWB__DET_N) {
-					suggestion sg = suggest(
-						dk->text, detector_names,
-						PWB__DET_N);
-					err_at(ld, dk, "unknown detector '%s'%s",
+					pwb__hint sg = pwb__hint_for(
+					    dk->text, detector_names,
+					    PWB__DET_N);
+					err_at(ld, dk,
+					       "unknown detector '%s'%s",
 					       dk->text, sg.text);
 					continue;
 				}
 				const pwb__ynode *dv = n->vals[j];
 				c.has_detector[d] = true;
 				c.threshold[d] = 0.5;
-				if (is_null(dv) || !is_map(ld, dv, "a detector"))
+				if (is_null(dv) ||
+				    !is_map(ld, dv, "a detector"))
 					continue;
 				static const char *const dkeys[] = {
-					"threshold"};
+				    "threshold"};
 				check_keys(ld, dv, "a detector", dkeys, 1);
 				const pwb__ynode *th =
-					pwb__ymap_get(dv, "threshold");
+				    pwb__ymap_get(dv, "threshold");
 				double t;
 				if (th && get_number(ld, th, "threshold", &t)) {
 					if (t < 0 || t > 1)
@@ -556,8 +553,9 @@ static pwb_status reg_dims(loader *ld, const pwb__ynode *map)
 		bool oom = false;
 		oom |= !(d.id = pwb__strdup(k->text));
 		if (!(n = pwb__ymap_get(v, "type"))) {
-			err_at(ld, k, "dimension '%s' needs a type (number or "
-				      "enum)",
+			err_at(ld, k,
+			       "dimension '%s' needs a type (number or "
+			       "enum)",
 			       k->text);
 		} else if (get_string(ld, n, "type", &s)) {
 			if (strcmp(s, "enum") == 0)
@@ -627,8 +625,8 @@ pwb_status pwb__registry_load(pwb_policy *p, const char *path)
 	pwb__ynode *root = NULL;
 	if (!(p->registry_path = pwb__strdup(path)))
 		return PWB_ENOMEM;
-	pwb_status rc = read_yaml(p, -1, path, &p->registry_data,
-				  &p->registry_len, &root);
+	pwb_status rc =
+	    read_yaml(p, -1, path, &p->registry_data, &p->registry_len, &root);
 	if (rc)
 		return rc == PWB_ENOMEM ? rc : PWB_OK;
 	crypto_generichash(p->registry_digest, PWB__DIGEST,
@@ -642,8 +640,7 @@ pwb_status pwb__registry_load(pwb_policy *p, const char *path)
 		pwb__ferr(p, -1, root->line, root->col,
 			  "a registry starts with 'registry: <name>' (is this "
 			  "a policy file given as the registry?)");
-	if ((n = pwb__ymap_get(root, "attributes")) &&
-	    (rc = reg_attrs(&ld, n)))
+	if ((n = pwb__ymap_get(root, "attributes")) && (rc = reg_attrs(&ld, n)))
 		goto out;
 	if (!(n = pwb__ymap_get(root, "categories")))
 		pwb__ferr(p, -1, root->line, root->col,
@@ -781,13 +778,13 @@ static bool cond_type_of(void *ud, const char *path, pwb_value_type *type)
 			return true;
 		}
 		const pwb__value *v =
-			pwb__attrs_get(&file_of(cc->ld)->org_attrs, path);
+		    pwb__attrs_get(&file_of(cc->ld)->org_attrs, path);
 		if (v) {
 			*type = v->type;
 			return true;
 		}
 	}
-	suggestion s = suggest_in(p, path, NAMES_ATTRS);
+	pwb__hint s = pwb__hint_in(p, path, PWB__NAMES_ATTRS);
 	const char *at = strstr(cc->node->text, path);
 	int pos = at ? (int)(at - cc->node->text) : 0;
 	int line, col;
@@ -815,9 +812,8 @@ static bool get_permission(loader *ld, const pwb__ynode *n, const char *what,
 		return true;
 	static const char *const names[] = {"forbid", "opt_in", "opt_out",
 					    "allow"};
-	suggestion sg = suggest(s, names, 4);
-	err_at(ld, n,
-	       "%s must be forbid, opt_in, opt_out or allow, not '%s'%s",
+	pwb__hint sg = pwb__hint_for(s, names, 4);
+	err_at(ld, n, "%s must be forbid, opt_in, opt_out or allow, not '%s'%s",
 	       what, s, sg.text);
 	return false;
 }
@@ -834,7 +830,7 @@ static pwb_status file_cats(loader *ld, const pwb__ynode *map)
 		const pwb__ynode *k = map->keys[i], *v = map->vals[i];
 		int cat = pwb__find_cat(p, k->text);
 		if (cat < 0) {
-			suggestion s = suggest_in(p, k->text, NAMES_CATS);
+			pwb__hint s = pwb__hint_in(p, k->text, PWB__NAMES_CATS);
 			err_at(ld, k, "unknown category '%s'%s", k->text,
 			       s.text);
 			continue;
@@ -879,7 +875,7 @@ static pwb_status file_cats(loader *ld, const pwb__ynode *map)
 				char msg[256];
 				int pos;
 				pwb_status rc = pwb__cond_parse(
-					&r.when, s, &pos, msg, sizeof(msg));
+				    &r.when, s, &pos, msg, sizeof(msg));
 				if (rc == PWB_ENOMEM) {
 					free(r.basis);
 					return rc;
@@ -957,7 +953,7 @@ static pwb_status file_dims(loader *ld, const pwb__ynode *map)
 		const pwb__ynode *k = map->keys[i], *v = map->vals[i];
 		int dim = pwb__find_dim(p, k->text);
 		if (dim < 0) {
-			suggestion s = suggest_in(p, k->text, NAMES_DIMS);
+			pwb__hint s = pwb__hint_in(p, k->text, PWB__NAMES_DIMS);
 			err_at(ld, k, "unknown dimension '%s'%s", k->text,
 			       s.text);
 			continue;
@@ -1015,16 +1011,17 @@ static pwb_status file_dims(loader *ld, const pwb__ynode *map)
 				if (r.n_allowed == 0)
 					err_at(ld, n,
 					       "allowed must not be empty");
-				for (size_t j = 0; j < n->n && rd->values; j++) {
+				for (size_t j = 0; j < n->n && rd->values;
+				     j++) {
 					const pwb__ynode *it = n->vals[j];
 					if (it->type != PWB__Y_SCALAR ||
 					    in_list(rd->values, rd->n_values,
 						    it->text))
 						continue;
-					suggestion sg = suggest(
-						it->text,
-						(const char *const *)rd->values,
-						rd->n_values);
+					pwb__hint sg = pwb__hint_for(
+					    it->text,
+					    (const char *const *)rd->values,
+					    rd->n_values);
 					err_at(ld, it,
 					       "'%s' is not a value of "
 					       "dimension '%s'%s",
@@ -1073,9 +1070,9 @@ static pwb_status file_dims(loader *ld, const pwb__ynode *map)
 		if ((n = pwb__ymap_get(v, "basis")) &&
 		    get_string(ld, n, "basis", &s))
 			oom |= !(r.basis = pwb__strdup(s));
-		if (oom || pwb__grow((void **)&f->dim_rules, &f->cap_dim_rules,
-				     f->n_dim_rules + 1,
-				     sizeof(*f->dim_rules))) {
+		if (oom ||
+		    pwb__grow((void **)&f->dim_rules, &f->cap_dim_rules,
+			      f->n_dim_rules + 1, sizeof(*f->dim_rules))) {
 			free_strings(r.allowed, r.n_allowed);
 			free(r.def_str);
 			free(r.basis);
@@ -1096,8 +1093,7 @@ static pwb_status file_obligations(loader *ld, const pwb__ynode *map)
 	pwb__file *f = file_of(ld);
 	if (!is_map(ld, map, "obligations"))
 		return PWB_OK;
-	static const char *const keys[] = {"kind", "category", "text",
-					   "basis"};
+	static const char *const keys[] = {"kind", "category", "text", "basis"};
 	for (size_t i = 0; i < map->n; i++) {
 		const pwb__ynode *k = map->keys[i], *v = map->vals[i];
 		if (v->type == PWB__Y_SCALAR && !is_null(v)) {
@@ -1124,8 +1120,9 @@ static pwb_status file_obligations(loader *ld, const pwb__ynode *map)
 		       strcmp(kind, obligation_kinds[kk]) != 0)
 			kk++;
 		if (kk == PWB_ARRAY_LEN(obligation_kinds)) {
-			suggestion sg = suggest(kind, obligation_kinds,
-						PWB_ARRAY_LEN(obligation_kinds));
+			pwb__hint sg =
+			    pwb__hint_for(kind, obligation_kinds,
+					  PWB_ARRAY_LEN(obligation_kinds));
 			err_at(ld, n ? n : k,
 			       "unknown obligation kind '%s'%s; the kinds are "
 			       "disclose_ai, disclaimer and age_verification, "
@@ -1140,13 +1137,13 @@ static pwb_status file_obligations(loader *ld, const pwb__ynode *map)
 			       kind);
 			ok = false;
 		} else if (!n && needs_cat) {
-			err_at(ld, k, "a %s obligation needs a category",
-			       kind);
+			err_at(ld, k, "a %s obligation needs a category", kind);
 			ok = false;
 		} else if (n && get_string(ld, n, "category", &s)) {
 			o.cat = pwb__find_cat(p, s);
 			if (o.cat < 0) {
-				suggestion sg = suggest_in(p, s, NAMES_CATS);
+				pwb__hint sg =
+				    pwb__hint_in(p, s, PWB__NAMES_CATS);
 				err_at(ld, n, "unknown category '%s'%s", s,
 				       sg.text);
 				ok = false;
@@ -1208,7 +1205,8 @@ static pwb_status file_learning(loader *ld, const pwb__ynode *map)
 			snprintf(full, sizeof(full), "user.%s", l->forbid[i]);
 			if (pwb__find_attr(p, full) >= 0)
 				continue;
-			suggestion sg = suggest_in(p, l->forbid[i], NAMES_USER);
+			pwb__hint sg =
+			    pwb__hint_in(p, l->forbid[i], PWB__NAMES_USER);
 			const pwb__ynode *it = n;
 			for (size_t j = 0; j < n->n; j++)
 				if (n->vals[j]->type == PWB__Y_SCALAR &&
@@ -1239,8 +1237,8 @@ static pwb_status file_learning(loader *ld, const pwb__ynode *map)
 		l->retention_line = n->line;
 		l->retention_col = n->col;
 	}
-	if ((n = pwb__ymap_get(map, "basis")) && get_string(ld, n, "basis", &s) &&
-	    !(l->basis = pwb__strdup(s)))
+	if ((n = pwb__ymap_get(map, "basis")) &&
+	    get_string(ld, n, "basis", &s) && !(l->basis = pwb__strdup(s)))
 		return PWB_ENOMEM;
 	return PWB_OK;
 }
@@ -1344,13 +1342,13 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 		err_at(&ld, n, "a tier: %s file in the %s/ folder", s,
 		       pwb__tier_name((pwb__tier)folder_tier));
 	static const char *const law_keys[] = {
-		"tier",	      "id",	    "name",	   "version",
-		"extends",    "categories", "dimensions", "obligations",
-		"learning"};
+	    "tier",	  "id",		"name",	       "version", "extends",
+	    "categories", "dimensions", "obligations", "learning"};
 	static const char *const org_keys[] = {
-		"tier",	      "id",	      "name",	     "version",
-		"extends",    "categories",   "dimensions",  "obligations",
-		"learning",   "jurisdictions", "candidates", "attributes"};
+	    "tier",	     "id",	    "name",
+	    "version",	     "extends",	    "categories",
+	    "dimensions",    "obligations", "learning",
+	    "jurisdictions", "candidates",  "attributes"};
 	if (f->tier == PWB__TIER_LAW)
 		check_keys(&ld, root, "a law file", law_keys,
 			   PWB_ARRAY_LEN(law_keys));
@@ -1377,11 +1375,10 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 		rc = PWB_ENOMEM;
 		goto out;
 	}
-	snprintf(f->source, strlen(s) + 5, "%s:%s", pwb__tier_name(f->tier),
-		 s);
+	snprintf(f->source, strlen(s) + 5, "%s:%s", pwb__tier_name(f->tier), s);
 	f->parsed = true;
-	if ((n = pwb__ymap_get(root, "name")) && get_string(&ld, n, "name", &s) &&
-	    !(f->name = pwb__strdup(s)))
+	if ((n = pwb__ymap_get(root, "name")) &&
+	    get_string(&ld, n, "name", &s) && !(f->name = pwb__strdup(s)))
 		rc = PWB_ENOMEM;
 	if ((n = pwb__ymap_get(root, "version")) &&
 	    get_string(&ld, n, "version", &s) && !(f->version = pwb__strdup(s)))
@@ -1399,10 +1396,9 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 		if ((n = pwb__ymap_get(root, "jurisdictions"))) {
 			f->jur_line = n->line;
 			f->jur_col = n->col;
-			if ((rc = get_string_list(&ld, n, "jurisdictions",
-						  &f->jurisdictions,
-						  &f->n_jurisdictions)) ==
-			    PWB_ENOMEM)
+			if ((rc = get_string_list(
+				 &ld, n, "jurisdictions", &f->jurisdictions,
+				 &f->n_jurisdictions)) == PWB_ENOMEM)
 				goto out;
 			rc = PWB_OK;
 			size_t nj = f->n_jurisdictions ? f->n_jurisdictions : 1;

@@ -20,8 +20,8 @@ pwb_policy_params pwb_policy_default_params(void)
 	return pp;
 }
 
-static pwb_status policy_new(pwb_policy **out,
-			     const pwb_policy_params *params, pwb_diag *diag)
+static pwb_status policy_new(pwb_policy **out, const pwb_policy_params *params,
+			     pwb_diag *diag)
 {
 	if (sodium_init() < 0)
 		return PWB_ENOMEM;
@@ -113,8 +113,7 @@ static int cmp_names(const void *a, const void *b)
 }
 
 /* Loads every YAML file under dir (sorted, recursive) as policy files. */
-static pwb_status load_tree(pwb_policy *p, const char *dir, int tier,
-			    int depth)
+static pwb_status load_tree(pwb_policy *p, const char *dir, int tier, int depth)
 {
 	DIR *d = opendir(dir);
 	if (!d) {
@@ -138,8 +137,8 @@ static pwb_status load_tree(pwb_policy *p, const char *dir, int tier,
 			break;
 		}
 		char *s = pwb__strdup(de->d_name);
-		if (!s || pwb__grow((void **)&names, &cap, n + 1,
-				    sizeof(*names))) {
+		if (!s ||
+		    pwb__grow((void **)&names, &cap, n + 1, sizeof(*names))) {
 			free(s);
 			rc = PWB_ENOMEM;
 			break;
@@ -209,14 +208,13 @@ pwb_status pwb_policy_load(pwb_policy **out, const char *dir,
 	} else {
 		struct stat st;
 		if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			pwb_diag_add(diag, dir, 0, 0,
-				     "not a policy folder: %s",
+			pwb_diag_add(diag, dir, 0, 0, "not a policy folder: %s",
 				     stat(dir, &st) != 0 ? strerror(errno)
 							 : "not a folder");
 			rc = PWB_ENOTFOUND;
 		} else if ((rc = pwb__registry_load(p, reg)) == PWB_OK &&
 			   (rc = load_tree(p, law, PWB__TIER_LAW, 0)) ==
-				   PWB_OK) {
+			       PWB_OK) {
 			rc = load_tree(p, org, PWB__TIER_ORG, 0);
 		}
 	}

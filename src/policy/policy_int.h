@@ -29,8 +29,13 @@ typedef struct pwb__reg_attr {
 	int line;
 } pwb__reg_attr;
 
-enum { PWB__DET_LEXICON, PWB__DET_PII, PWB__DET_LINEAR, PWB__DET_GUARD,
-       PWB__DET_N };
+enum {
+	PWB__DET_LEXICON,
+	PWB__DET_PII,
+	PWB__DET_LINEAR,
+	PWB__DET_GUARD,
+	PWB__DET_N
+};
 
 typedef struct pwb__reg_cat {
 	char *id;
@@ -61,7 +66,7 @@ typedef struct pwb__cat_rule {
 	int cat;
 	pwb_permission perm;
 	pwb_permission else_perm; /* when `when` is false */
-	pwb__cond *when;          /* NULL: unconditional */
+	pwb__cond *when;	  /* NULL: unconditional */
 	char *when_src;
 	char *basis;
 	int line, col;
@@ -126,8 +131,8 @@ typedef struct pwb__file {
 	size_t n_jurisdictions;
 	int jur_line, jur_col;
 	int *jur_item_line, *jur_item_col; /* where each one is named */
-	int candidates; /* 0: unset */
-	pwb_attrs org_attrs; /* org.<key> values */
+	int candidates;			   /* 0: unset */
+	pwb_attrs org_attrs;		   /* org.<key> values */
 	pwb__cat_rule *cat_rules;
 	size_t n_cat_rules, cap_cat_rules;
 	int *cat_index; /* registry category -> rule index or -1 */
@@ -220,14 +225,25 @@ void pwb__attrs_key(const pwb_attrs *a, pwb__buf *b);
 /* ---- between load.c, check.c and resolve.c ---- */
 
 /* Adds an error against file f (-1: the registry) and counts it. */
-void pwb__ferr(pwb_policy *p, int f, int line, int col, const char *fmt,
-	       ...) __attribute__((format(printf, 5, 6)));
+void pwb__ferr(pwb_policy *p, int f, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 int pwb__find_cat(const pwb_policy *p, const char *id);
 int pwb__find_dim(const pwb_policy *p, const char *id);
 int pwb__find_attr(const pwb_policy *p, const char *name);
 int pwb__find_file(const pwb_policy *p, pwb__tier tier, const char *id);
 const char *pwb__tier_name(pwb__tier t);
+
+/* Which names a "did you mean" hint looks among. */
+typedef enum pwb__names {
+	PWB__NAMES_CATS,
+	PWB__NAMES_DIMS,
+	PWB__NAMES_ATTRS,
+	PWB__NAMES_USER, /* user attributes without "user." */
+	PWB__NAMES_LAWS, /* ids of law files */
+	PWB__NAMES_ORGS	 /* ids of org files */
+} pwb__names;
+pwb__hint pwb__hint_in(const pwb_policy *p, const char *name, pwb__names kind);
 
 pwb_status pwb__registry_load(pwb_policy *p, const char *path);
 pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier);

@@ -40,7 +40,7 @@ typedef struct rstate {
 	pwb_effective *e;
 	int files[PWB__MAX_FILES_PER_RESOLVE];
 	size_t n_files;
-	const char *path[PWB__MAX_FILES_PER_RESOLVE];   /* arena copies */
+	const char *path[PWB__MAX_FILES_PER_RESOLVE];	/* arena copies */
 	const char *source[PWB__MAX_FILES_PER_RESOLVE]; /* arena copies */
 	pwb_attrs attrs; /* org.* then request attributes; borrowed values */
 	bool oom;
@@ -113,15 +113,9 @@ static pwb_status build_attrs(rstate *st, int org, pwb__value *org_id)
 		int a = pwb__find_attr(p, key);
 		bool org_own = pwb__attrs_get(&st->attrs, key) != NULL;
 		if (a < 0 && !org_own) {
-			const char *c[512];
-			size_t n = 0;
-			for (size_t j = 0; j < p->n_attrs && n < 512; j++)
-				c[n++] = p->attrs[j].name;
-			const char *s = pwb__suggest(key, c, n);
+			pwb__hint h = pwb__hint_in(p, key, PWB__NAMES_ATTRS);
 			pwb_diag_add(st->diag, NULL, 0, 0,
-				     "unknown attribute '%s'%s%s%s", key,
-				     s ? " (did you mean '" : "", s ? s : "",
-				     s ? "'?)" : "");
+				     "unknown attribute '%s'%s", key, h.text);
 			return PWB_EINVAL;
 		}
 		if (a >= 0 && v->type != PWB_VAL_NULL &&
@@ -174,15 +168,10 @@ static pwb_status resolve_cats(rstate *st)
 	for (size_t i = 0; us && i < us->n_cats; i++) {
 		if (pwb__find_cat(p, us->cats[i].id) >= 0)
 			continue;
-		const char *c[512];
-		size_t m = 0;
-		for (size_t j = 0; j < n && m < 512; j++)
-			c[m++] = p->cats[j].id;
-		const char *s = pwb__suggest(us->cats[i].id, c, m);
+		pwb__hint h = pwb__hint_in(p, us->cats[i].id, PWB__NAMES_CATS);
 		pwb_diag_add(st->diag, NULL, 0, 0,
-			     "unknown category '%s' in the user settings%s%s%s",
-			     us->cats[i].id, s ? " (did you mean '" : "",
-			     s ? s : "", s ? "'?)" : "");
+			     "unknown category '%s' in the user settings%s",
+			     us->cats[i].id, h.text);
 		rc = PWB_EINVAL;
 		goto out;
 	}
@@ -207,8 +196,8 @@ static pwb_status resolve_cats(rstate *st)
 			if (ri < 0)
 				continue;
 			const pwb__cat_rule *r = &f->cat_rules[ri];
-			bool holds = !r->when || pwb__cond_eval(r->when,
-								 &st->attrs);
+			bool holds =
+			    !r->when || pwb__cond_eval(r->when, &st->attrs);
 			pwb_permission rp = holds ? r->perm : r->else_perm;
 			long rank = ((long)f->tier << 20) + ((long)k << 1);
 			if (rp < perm || (rp == perm && rank < bd.rank)) {
@@ -235,8 +224,8 @@ static pwb_status resolve_cats(rstate *st)
 			ec->user_setting = us->cats[si].on;
 			own[c] = true;
 		} else {
-			ec->user_setting = par >= 0 ? e->cats[par].user_setting
-						    : -1;
+			ec->user_setting =
+			    par >= 0 ? e->cats[par].user_setting : -1;
 		}
 		switch (perm) {
 		case PWB_FORBID:
@@ -324,27 +313,26 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 		const pwb__dim_rule *r = &f->dim_rules[ri];
 		pwb_provenance pv = prov_rule(st, k, r->line, r->basis);
 		if (r->has_range) {
-			if (r->lo > ed->lo || (r->lo == ed->lo &&
-					       !strcmp(ed->lo_set_by.tier,
-						       "registry")))
+			if (r->lo > ed->lo ||
+			    (r->lo == ed->lo &&
+			     !strcmp(ed->lo_set_by.tier, "registry")))
 				ed->lo = r->lo, ed->lo_set_by = pv;
-			if (r->hi < ed->hi || (r->hi == ed->hi &&
-					       !strcmp(ed->hi_set_by.tier,
-						       "registry")))
+			if (r->hi < ed->hi ||
+			    (r->hi == ed->hi &&
+			     !strcmp(ed->hi_set_by.tier, "registry")))
 				ed->hi = r->hi, ed->hi_set_by = pv;
 			ed->set_by = pv;
 		}
 		if (r->has_allowed) {
 			const char **next = pwb__arena_alloc(
-				&e->arena,
-				(r->n_allowed ? r->n_allowed : 1) *
-					sizeof(char *));
+			    &e->arena,
+			    (r->n_allowed ? r->n_allowed : 1) * sizeof(char *));
 			if (!next)
 				return PWB_ENOMEM;
 			size_t m = 0;
 			for (size_t i = 0; i < r->n_allowed; i++)
-				if (any || has_str(allowed, n_allowed,
-						   r->allowed[i]))
+				if (any ||
+				    has_str(allowed, n_allowed, r->allowed[i]))
 					next[m++] = dup(st, r->allowed[i]);
 			allowed = next;
 			n_allowed = m;
@@ -366,7 +354,7 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 	if (!any && allowed == (const char **)rd->values) {
 		/* Copy the registry's list so e owns every string. */
 		const char **copy = pwb__arena_alloc(
-			&e->arena, (n_allowed ? n_allowed : 1) * sizeof(char *));
+		    &e->arena, (n_allowed ? n_allowed : 1) * sizeof(char *));
 		if (!copy)
 			return PWB_ENOMEM;
 		for (size_t i = 0; i < n_allowed; i++)
@@ -394,9 +382,10 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 			cand_s = r->def_str;
 			cand_pv = pv;
 		}
-		bool in = rd->numeric ? (r->def >= ed->lo && r->def <= ed->hi)
-				      : (any || has_str(allowed, n_allowed,
-							r->def_str));
+		bool in =
+		    rd->numeric
+			? (r->def >= ed->lo && r->def <= ed->hi)
+			: (any || has_str(allowed, n_allowed, r->def_str));
 		if (in) {
 			found = true;
 			ed->def = r->def;
@@ -409,13 +398,13 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 		if (rd->numeric) {
 			ed->def = cand;
 			if (cand < ed->lo)
-				ed->def = ed->lo, ed->default_set_by =
-							  ed->lo_set_by;
+				ed->def = ed->lo,
+				ed->default_set_by = ed->lo_set_by;
 			else if (cand > ed->hi)
-				ed->def = ed->hi, ed->default_set_by =
-							  ed->hi_set_by;
-		} else if (any || (cand_s && has_str(allowed, n_allowed,
-						     cand_s))) {
+				ed->def = ed->hi,
+				ed->default_set_by = ed->hi_set_by;
+		} else if (any ||
+			   (cand_s && has_str(allowed, n_allowed, cand_s))) {
 			ed->def_str = dup(st, cand_s);
 		} else {
 			ed->def_str = allowed[0];
@@ -450,9 +439,8 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 	}
 	if (rd->numeric) {
 		if (us->num < ed->lo || us->num > ed->hi) {
-			const pwb_provenance *pv = us->num < ed->lo
-							   ? &ed->lo_set_by
-							   : &ed->hi_set_by;
+			const pwb_provenance *pv =
+			    us->num < ed->lo ? &ed->lo_set_by : &ed->hi_set_by;
 			rule_text(why, sizeof(why), pv);
 			pwb_diag_add(st->diag, NULL, 0, 0,
 				     "user setting '%s' is outside the "
@@ -477,10 +465,10 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 				const pwb__file *f = &p->files[st->files[k]];
 				int ri = f->dim_index ? f->dim_index[d] : -1;
 				if (ri < 0 || !f->dim_rules[ri].has_allowed ||
-				    has_str((const char *const *)f->dim_rules[ri]
-						    .allowed,
-					    f->dim_rules[ri].n_allowed,
-					    us->str))
+				    has_str(
+					(const char *const *)f->dim_rules[ri]
+					    .allowed,
+					f->dim_rules[ri].n_allowed, us->str))
 					continue;
 				pv = prov_rule(st, k, f->dim_rules[ri].line,
 					       f->dim_rules[ri].basis);
@@ -491,9 +479,9 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 			size_t used = 0;
 			for (size_t i = 0; i < n_allowed && used < sizeof(list);
 			     i++) {
-				int w = snprintf(list + used, sizeof(list) - used,
-						 "%s%s", i ? ", " : "",
-						 allowed[i]);
+				int w =
+				    snprintf(list + used, sizeof(list) - used,
+					     "%s%s", i ? ", " : "", allowed[i]);
 				if (w < 0)
 					break;
 				used += (size_t)w;
@@ -519,21 +507,15 @@ static pwb_status resolve_dims(rstate *st)
 	for (size_t i = 0; us && i < us->n_dims; i++) {
 		if (pwb__find_dim(p, us->dims[i].id) >= 0)
 			continue;
-		const char *c[512];
-		size_t m = 0;
-		for (size_t j = 0; j < p->n_dims && m < 512; j++)
-			c[m++] = p->dims[j].id;
-		const char *s = pwb__suggest(us->dims[i].id, c, m);
+		pwb__hint h = pwb__hint_in(p, us->dims[i].id, PWB__NAMES_DIMS);
 		pwb_diag_add(st->diag, NULL, 0, 0,
-			     "unknown dimension '%s' in the user settings%s%s%s",
-			     us->dims[i].id, s ? " (did you mean '" : "",
-			     s ? s : "", s ? "'?)" : "");
+			     "unknown dimension '%s' in the user settings%s",
+			     us->dims[i].id, h.text);
 		return PWB_EINVAL;
 	}
 	e->n_dims = p->n_dims;
-	e->dims = pwb__arena_alloc(&e->arena,
-				   (p->n_dims ? p->n_dims : 1) *
-					   sizeof(*e->dims));
+	e->dims = pwb__arena_alloc(&e->arena, (p->n_dims ? p->n_dims : 1) *
+						  sizeof(*e->dims));
 	if (!e->dims)
 		return PWB_ENOMEM;
 	for (size_t d = 0; d < p->n_dims; d++) {
@@ -553,8 +535,8 @@ static pwb_status resolve_rest(rstate *st, int org)
 	size_t total = 0;
 	for (size_t k = 0; k < st->n_files; k++)
 		total += p->files[st->files[k]].n_obligations;
-	e->obligations = pwb__arena_alloc(&e->arena, (total ? total : 1) *
-							     sizeof(*e->obligations));
+	e->obligations = pwb__arena_alloc(
+	    &e->arena, (total ? total : 1) * sizeof(*e->obligations));
 	if (!e->obligations)
 		return PWB_ENOMEM;
 	pwb_eff_learning *l = &e->learning;
@@ -562,13 +544,13 @@ static pwb_status resolve_rest(rstate *st, int org)
 	for (size_t k = 0; k < st->n_files; k++)
 		n_forbid += p->files[st->files[k]].learning.n_forbid;
 	const char **forbid = pwb__arena_alloc(
-		&e->arena, (n_forbid ? n_forbid : 1) * sizeof(char *));
+	    &e->arena, (n_forbid ? n_forbid : 1) * sizeof(char *));
 	if (!forbid)
 		return PWB_ENOMEM;
 	l->store_texts = true;
 	l->set_by = (pwb_provenance){"registry", "registry", NULL, 0, NULL};
 	l->requires_consent_set_by = l->store_texts_set_by =
-		l->retention_set_by = l->set_by;
+	    l->retention_set_by = l->set_by;
 	bool have_learning = false;
 	for (size_t k = 0; k < st->n_files; k++) {
 		const pwb__file *f = &p->files[st->files[k]];
@@ -580,7 +562,7 @@ static pwb_status resolve_rest(rstate *st, int org)
 			if (seen)
 				continue;
 			pwb_eff_obligation *eo =
-				&e->obligations[e->n_obligations++];
+			    &e->obligations[e->n_obligations++];
 			eo->id = dup(st, o->id);
 			eo->kind = dup(st, o->kind);
 			eo->category = o->cat >= 0 ? e->cats[o->cat].id : NULL;
@@ -598,26 +580,26 @@ static pwb_status resolve_rest(rstate *st, int org)
 			if (!has_str(forbid, l->n_forbid_attributes,
 				     fl->forbid[i]))
 				forbid[l->n_forbid_attributes++] =
-					dup(st, fl->forbid[i]);
+				    dup(st, fl->forbid[i]);
 		/* Each field names the first (highest) rule that made it what
 		 * it is: the first to require consent, to forbid storing texts,
 		 * the one with the shortest retention. */
 		if (fl->requires_consent == 1 && !l->requires_consent) {
 			l->requires_consent = true;
 			l->requires_consent_set_by =
-				prov_rule(st, k, fl->consent_line, fl->basis);
+			    prov_rule(st, k, fl->consent_line, fl->basis);
 		}
 		if (fl->store_texts == 0 && l->store_texts) {
 			l->store_texts = false;
 			l->store_texts_set_by =
-				prov_rule(st, k, fl->store_line, fl->basis);
+			    prov_rule(st, k, fl->store_line, fl->basis);
 		}
 		if (fl->retention_days &&
 		    (!l->retention_days ||
 		     fl->retention_days < l->retention_days)) {
 			l->retention_days = fl->retention_days;
 			l->retention_set_by =
-				prov_rule(st, k, fl->retention_line, fl->basis);
+			    prov_rule(st, k, fl->retention_line, fl->basis);
 		}
 	}
 	l->forbid_attributes = forbid;
@@ -632,14 +614,14 @@ static pwb_status resolve_rest(rstate *st, int org)
 	size_t n_laws = 0;
 	for (size_t k = 0; k < st->n_files; k++)
 		n_laws += p->files[st->files[k]].tier == PWB__TIER_LAW;
-	e->jurisdictions = pwb__arena_alloc(&e->arena, (n_laws ? n_laws : 1) *
-							       sizeof(char *));
+	e->jurisdictions =
+	    pwb__arena_alloc(&e->arena, (n_laws ? n_laws : 1) * sizeof(char *));
 	if (!e->jurisdictions)
 		return PWB_ENOMEM;
 	for (size_t k = 0; k < st->n_files; k++)
 		if (p->files[st->files[k]].tier == PWB__TIER_LAW)
 			e->jurisdictions[e->n_jurisdictions++] =
-				dup(st, p->files[st->files[k]].id);
+			    dup(st, p->files[st->files[k]].id);
 	return PWB_OK;
 }
 
@@ -690,22 +672,15 @@ static pwb_status resolve_cold(pwb_effective **out, pwb_policy *p,
 	}
 	int org = pwb__find_file(p, PWB__TIER_ORG, rp->org);
 	if (org < 0) {
-		const char *c[256];
-		size_t n = 0;
-		for (size_t i = 0; i < p->n_files && n < 256; i++)
-			if (p->files[i].parsed &&
-			    p->files[i].tier == PWB__TIER_ORG)
-				c[n++] = p->files[i].id;
-		const char *s = pwb__suggest(rp->org, c, n);
-		pwb_diag_add(diag, NULL, 0, 0, "unknown org '%s'%s%s%s",
-			     rp->org, s ? " (did you mean '" : "", s ? s : "",
-			     s ? "'?)" : "");
+		pwb__hint h = pwb__hint_in(p, rp->org, PWB__NAMES_ORGS);
+		pwb_diag_add(diag, NULL, 0, 0, "unknown org '%s'%s", rp->org,
+			     h.text);
 		rc = PWB_ENOTFOUND;
 		goto out;
 	}
-	int nf = pwb__resolve_files(p, org, rp->jurisdictions,
-				    rp->n_jurisdictions, st->files,
-				    PWB__MAX_FILES_PER_RESOLVE, diag);
+	int nf =
+	    pwb__resolve_files(p, org, rp->jurisdictions, rp->n_jurisdictions,
+			       st->files, PWB__MAX_FILES_PER_RESOLVE, diag);
 	if (nf < 0) {
 		rc = PWB_ENOTFOUND;
 		goto out;
@@ -807,7 +782,8 @@ pwb_status pwb_policy_resolve(pwb_effective **out, pwb_policy *p,
 			      const pwb_resolve_params *rp, pwb_diag *diag)
 {
 	*out = NULL;
-	if (!p || !rp || !rp->org || (rp->n_jurisdictions && !rp->jurisdictions))
+	if (!p || !rp || !rp->org ||
+	    (rp->n_jurisdictions && !rp->jurisdictions))
 		return PWB_EINVAL;
 	/* The key: every input of the resolve, in canonical form. */
 	char stack[512];
@@ -882,8 +858,7 @@ size_t pwb_effective_n_categories(const pwb_effective *e)
 	return e->n_cats;
 }
 
-const pwb_eff_category *pwb_effective_category(const pwb_effective *e,
-					       size_t i)
+const pwb_eff_category *pwb_effective_category(const pwb_effective *e, size_t i)
 {
 	return i < e->n_cats ? &e->cats[i] : NULL;
 }

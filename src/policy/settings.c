@@ -148,7 +148,8 @@ pwb_status pwb_settings_parse(pwb_settings **out, const char *json, size_t len,
 			json_object_foreach(val, cid, cv)
 			{
 				const char *t = json_string_value(cv);
-				if (!t || (strcmp(t, "on") && strcmp(t, "off"))) {
+				if (!t ||
+				    (strcmp(t, "on") && strcmp(t, "off"))) {
 					pwb_diag_add(diag, name, 0, 0,
 						     "categories.%s: expected "
 						     "\"on\" or \"off\"",
@@ -157,7 +158,7 @@ pwb_status pwb_settings_parse(pwb_settings **out, const char *json, size_t len,
 					continue;
 				}
 				pwb_status r2 = pwb_settings_set_category(
-					s, cid, t[1] == 'n');
+				    s, cid, t[1] == 'n');
 				if (r2) {
 					pwb_diag_add(diag, name, 0, 0,
 						     "categories.%s: %s", cid,
@@ -179,10 +180,10 @@ pwb_status pwb_settings_parse(pwb_settings **out, const char *json, size_t len,
 				pwb_status r2;
 				if (json_is_number(dv))
 					r2 = pwb_settings_set_number(
-						s, did, json_number_value(dv));
+					    s, did, json_number_value(dv));
 				else if (json_is_string(dv))
 					r2 = pwb_settings_set_string(
-						s, did, json_string_value(dv));
+					    s, did, json_string_value(dv));
 				else {
 					pwb_diag_add(diag, name, 0, 0,
 						     "dimensions.%s: expected "
@@ -224,15 +225,15 @@ static int cmp_str(const char *a, const char *b)
 }
 
 /* Indices of n keys in sorted order (insertion sort: lists are short). */
-static void sort_idx(size_t *idx, size_t n, const char *(*key)(const void *,
-							       size_t),
-		     const void *base)
+static void sort_idx(size_t *idx, size_t n,
+		     const char *(*key)(const void *, size_t), const void *base)
 {
 	for (size_t i = 0; i < n; i++)
 		idx[i] = i;
 	for (size_t i = 1; i < n; i++) {
 		size_t v = idx[i], j = i;
-		while (j > 0 && cmp_str(key(base, idx[j - 1]), key(base, v)) > 0) {
+		while (j > 0 &&
+		       cmp_str(key(base, idx[j - 1]), key(base, v)) > 0) {
 			idx[j] = idx[j - 1];
 			j--;
 		}
@@ -303,8 +304,8 @@ void pwb__settings_key(const pwb_settings *s, pwb__buf *b)
 	}
 	size_t stack[PWB__KEY_STACK];
 	size_t n = s->n_cats > s->n_dims ? s->n_cats : s->n_dims;
-	size_t *idx = n <= PWB__KEY_STACK ? stack
-					  : pwb__malloc(n * sizeof(size_t));
+	size_t *idx =
+	    n <= PWB__KEY_STACK ? stack : pwb__malloc(n * sizeof(size_t));
 	if (!idx) {
 		b->err = PWB_ENOMEM;
 		return;
@@ -339,9 +340,8 @@ void pwb__attrs_key(const pwb_attrs *a, pwb__buf *b)
 		return;
 	}
 	size_t stack[PWB__KEY_STACK];
-	size_t *idx = a->n <= PWB__KEY_STACK
-			      ? stack
-			      : pwb__malloc(a->n * sizeof(size_t));
+	size_t *idx =
+	    a->n <= PWB__KEY_STACK ? stack : pwb__malloc(a->n * sizeof(size_t));
 	if (!idx) {
 		b->err = PWB_ENOMEM;
 		return;

@@ -136,8 +136,8 @@ static void report_fy_error(yparser *yp, struct fy_diag *fd)
 	pwb_diag_add(yp->diag, yp->file, 0, 0, "malformed YAML");
 }
 
-pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file,
-			   const char *data, size_t len, pwb_diag *diag)
+pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file, const char *data,
+			   size_t len, pwb_diag *diag)
 {
 	*out = NULL;
 	yparser yp = {.file = file, .diag = diag};
@@ -152,10 +152,9 @@ pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file,
 		return PWB_ENOMEM;
 	fy_diag_set_collect_errors(fd, true);
 	struct fy_parse_cfg cfg = {
-		.flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2 |
-			 FYPCF_JSON_NONE | FYPCF_ALLOW_DUPLICATE_KEYS |
-			 FYPCF_DISABLE_MMAP_OPT,
-		.diag = fd,
+	    .flags = FYPCF_QUIET | FYPCF_DEFAULT_VERSION_1_2 | FYPCF_JSON_NONE |
+		     FYPCF_ALLOW_DUPLICATE_KEYS | FYPCF_DISABLE_MMAP_OPT,
+	    .diag = fd,
 	};
 	struct fy_parser *fyp = fy_parser_create(&cfg);
 	if (!fyp) {
@@ -197,14 +196,15 @@ pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file,
 			}
 			n = new_node(PWB__Y_SCALAR, m);
 			size_t tl = 0;
-			const char *t = fy_token_get_text(ev->scalar.value, &tl);
+			const char *t =
+			    fy_token_get_text(ev->scalar.value, &tl);
 			if (!n || !(n->text = pwb__strndup(t ? t : "", tl))) {
 				rc = PWB_ENOMEM;
 				break;
 			}
 			n->len = tl;
 			enum fy_scalar_style ss =
-				fy_token_scalar_style(ev->scalar.value);
+			    fy_token_scalar_style(ev->scalar.value);
 			n->quoted = ss != FYSS_PLAIN;
 			n->block = ss == FYSS_LITERAL || ss == FYSS_FOLDED;
 			if (memchr(n->text, '\0', tl)) {
@@ -229,8 +229,8 @@ pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file,
 				break;
 			}
 			n = new_node(ev->type == FYET_SEQUENCE_START
-					     ? PWB__Y_SEQ
-					     : PWB__Y_MAP,
+					 ? PWB__Y_SEQ
+					 : PWB__Y_MAP,
 				     m);
 			if (!n) {
 				rc = PWB_ENOMEM;

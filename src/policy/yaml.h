@@ -9,11 +9,7 @@
 
 #include "pwb/common.h"
 
-typedef enum pwb__ytype {
-	PWB__Y_SCALAR,
-	PWB__Y_SEQ,
-	PWB__Y_MAP
-} pwb__ytype;
+typedef enum pwb__ytype { PWB__Y_SCALAR, PWB__Y_SEQ, PWB__Y_MAP } pwb__ytype;
 
 typedef struct pwb__ynode pwb__ynode;
 struct pwb__ynode {
@@ -36,8 +32,8 @@ struct pwb__ynode {
  * Parses one YAML document. On failure adds one diagnostic naming file,
  * line and column, and returns PWB_EPARSE (or PWB_ENOMEM).
  */
-pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file,
-			   const char *data, size_t len, pwb_diag *diag);
+pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file, const char *data,
+			   size_t len, pwb_diag *diag);
 void pwb__ynode_free(pwb__ynode *n);
 
 /* The value for key in a map node, or NULL. */

@@ -14,8 +14,8 @@
 const char *pwb_status_str(pwb_status st)
 {
 	switch (st) {
-#define PWB__STATUS_CASE(name, value, text)                                   \
-	case PWB_##name:                                                      \
+#define PWB__STATUS_CASE(name, value, text)                                    \
+	case PWB_##name:                                                       \
 		return text;
 		PWB_STATUS_MAP(PWB__STATUS_CASE)
 #undef PWB__STATUS_CASE
@@ -118,8 +118,8 @@ size_t pwb_diag_format(const pwb_diag_entry *e, char *buf, size_t size)
 {
 	int n;
 	if (e->file && e->line > 0)
-		n = snprintf(buf, size, "%s:%d:%d: error: %s", e->file,
-			     e->line, e->col > 0 ? e->col : 1, e->message);
+		n = snprintf(buf, size, "%s:%d:%d: error: %s", e->file, e->line,
+			     e->col > 0 ? e->col : 1, e->message);
 	else if (e->file)
 		n = snprintf(buf, size, "%s: error: %s", e->file, e->message);
 	else
@@ -224,7 +224,8 @@ void pwb__buf_add(pwb__buf *b, const void *data, size_t n)
 		if (b->borrowed) {
 			size_t cap = 0;
 			char *heap = NULL;
-			if (pwb__grow((void **)&heap, &cap, b->len + n + 1, 1)) {
+			if (pwb__grow((void **)&heap, &cap, b->len + n + 1,
+				      1)) {
 				b->err = PWB_ENOMEM;
 				return;
 			}
@@ -484,6 +485,15 @@ const char *pwb__suggest(const char *name, const char *const *cands, size_t n)
 		}
 	}
 	return best;
+}
+
+pwb__hint pwb__hint_for(const char *name, const char *const *cands, size_t n)
+{
+	pwb__hint h = {""};
+	const char *best = pwb__suggest(name, cands, n);
+	if (best)
+		snprintf(h.text, sizeof(h.text), " (did you mean '%s'?)", best);
+	return h;
 }
 
 uint64_t pwb__fnv1a(uint64_t h, const void *data, size_t n)

@@ -42,9 +42,9 @@ typedef struct pwb__buf {
 	char *s;
 	size_t len;
 	size_t cap;
-	size_t max; /* 0: no cap */
+	size_t max;	/* 0: no cap */
 	pwb_status err; /* first failure; later appends do nothing */
-	bool borrowed;  /* s is the caller's storage, not the heap */
+	bool borrowed;	/* s is the caller's storage, not the heap */
 } pwb__buf;
 
 void pwb__buf_init(pwb__buf *b, size_t max);
@@ -56,7 +56,7 @@ void pwb__buf_add(pwb__buf *b, const void *data, size_t n);
 void pwb__buf_adds(pwb__buf *b, const char *s);
 void pwb__buf_addc(pwb__buf *b, char c);
 void pwb__buf_addf(pwb__buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Hands the string over to the caller (never NULL on success). */
 char *pwb__buf_detach(pwb__buf *b);
 
@@ -77,8 +77,12 @@ bool pwb__utf8_valid(const char *data, size_t len, int *line, int *col,
 /* Levenshtein distance, capped: returns max+1 when larger than max. */
 size_t pwb__edit_distance(const char *a, const char *b, size_t max);
 /* The candidate closest to name when close enough to suggest, else NULL. */
-const char *pwb__suggest(const char *name, const char *const *cands,
-			 size_t n);
+const char *pwb__suggest(const char *name, const char *const *cands, size_t n);
+/* " (did you mean 'x'?)" when a candidate is close to name, else "". */
+typedef struct pwb__hint {
+	char text[160];
+} pwb__hint;
+pwb__hint pwb__hint_for(const char *name, const char *const *cands, size_t n);
 
 /* 64-bit FNV-1a, for hash tables (not for identities). */
 uint64_t pwb__fnv1a(uint64_t h, const void *data, size_t n);

@@ -1,9 +1,9 @@
 /* test_cond.c - the condition language: parsing, errors, evaluation. */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,8 +58,7 @@ static void test_precedence(void **state)
 	pwb__cond_free(c);
 	c = parse_ok("(user.a == 1 || user.b == 2) && user.c");
 	s = canon(c);
-	assert_string_equal(s,
-			    "(((user.a == 1) || (user.b == 2)) && user.c)");
+	assert_string_equal(s, "(((user.a == 1) || (user.b == 2)) && user.c)");
 	free(s);
 	pwb__cond_free(c);
 }
@@ -273,14 +272,14 @@ static void test_static_check(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_literals),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_depth_and_length),
-		cmocka_unit_test(test_eval_and_null),
-		cmocka_unit_test(test_implies),
-		cmocka_unit_test(test_value_from_text),
-		cmocka_unit_test(test_static_check),
+	    cmocka_unit_test(test_precedence),
+	    cmocka_unit_test(test_literals),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_depth_and_length),
+	    cmocka_unit_test(test_eval_and_null),
+	    cmocka_unit_test(test_implies),
+	    cmocka_unit_test(test_value_from_text),
+	    cmocka_unit_test(test_static_check),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,11 +2,11 @@
  * test_policy.c - the policy API: loading, resolving, the policy hash, the
  * cache, refusals, settings parsing, and an allocation-failure sweep.
  */
+#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,49 +18,49 @@
 #include "util/util.h"
 
 static const char registry[] =
-	"registry: test\n"
-	"attributes:\n"
-	"  user.age: {type: number}\n"
-	"  user.religion: {type: string, special: true}\n"
-	"categories:\n"
-	"  hate: {description: hate}\n"
-	"  advice: {description: advice}\n"
-	"  advice.health: {description: health advice}\n"
-	"  profanity: {description: swearing}\n"
-	"  sexual_content: {description: adult}\n"
-	"dimensions:\n"
-	"  humour: {type: number, default: 0.5}\n"
-	"  language: {type: enum, default: en}\n";
+    "registry: test\n"
+    "attributes:\n"
+    "  user.age: {type: number}\n"
+    "  user.religion: {type: string, special: true}\n"
+    "categories:\n"
+    "  hate: {description: hate}\n"
+    "  advice: {description: advice}\n"
+    "  advice.health: {description: health advice}\n"
+    "  profanity: {description: swearing}\n"
+    "  sexual_content: {description: adult}\n"
+    "dimensions:\n"
+    "  humour: {type: number, default: 0.5}\n"
+    "  language: {type: enum, default: en}\n";
 
 static const char law_eu[] =
-	"tier: law\n"
-	"id: eu\n"
-	"categories:\n"
-	"  hate: {permission: forbid, basis: \"EU basis\"}\n"
-	"obligations:\n"
-	"  disclose_ai: {basis: \"AI Act\"}\n"
-	"learning: {forbid_attributes: [religion], requires_consent: true}\n";
+    "tier: law\n"
+    "id: eu\n"
+    "categories:\n"
+    "  hate: {permission: forbid, basis: \"EU basis\"}\n"
+    "obligations:\n"
+    "  disclose_ai: {basis: \"AI Act\"}\n"
+    "learning: {forbid_attributes: [religion], requires_consent: true}\n";
 
 static const char law_de[] =
-	"tier: law\n"
-	"id: de\n"
-	"extends: eu\n"
-	"categories:\n"
-	"  sexual_content: {permission: opt_in, when: \"user.age >= 18\", "
-	"basis: \"JMStV\"}\n";
+    "tier: law\n"
+    "id: de\n"
+    "extends: eu\n"
+    "categories:\n"
+    "  sexual_content: {permission: opt_in, when: \"user.age >= 18\", "
+    "basis: \"JMStV\"}\n";
 
 static const char org_kids[] =
-	"tier: org\n"
-	"id: kids\n"
-	"jurisdictions: [de]\n"
-	"candidates: 3\n"
-	"categories:\n"
-	"  advice: {permission: forbid, basis: \"for minors\"}\n"
-	"  profanity: opt_in\n"
-	"dimensions:\n"
-	"  humour: {range: [0.0, 0.6], default: 0.2, user_adjustable: true}\n"
-	"  language: {allowed: [de, en], default: de, user_adjustable: false, "
-	"basis: \"German school\"}\n";
+    "tier: org\n"
+    "id: kids\n"
+    "jurisdictions: [de]\n"
+    "candidates: 3\n"
+    "categories:\n"
+    "  advice: {permission: forbid, basis: \"for minors\"}\n"
+    "  profanity: opt_in\n"
+    "dimensions:\n"
+    "  humour: {range: [0.0, 0.6], default: 0.2, user_adjustable: true}\n"
+    "  language: {allowed: [de, en], default: de, user_adjustable: false, "
+    "basis: \"German school\"}\n";
 
 static char dir[] = "/tmp/pwb-test-policy-XXXXXX";
 
@@ -106,8 +106,8 @@ static pwb_policy *load(void)
 	pwb_diag_init(&d);
 	pwb_status rc = pwb_policy_load(&p, dir, NULL, &d);
 	for (size_t i = 0; i < d.n; i++)
-		print_error("%s:%d: %s\n", d.entries[i].file,
-			    d.entries[i].line, d.entries[i].message);
+		print_error("%s:%d: %s\n", d.entries[i].file, d.entries[i].line,
+			    d.entries[i].message);
 	assert_int_equal(rc, PWB_OK);
 	assert_int_equal(d.n, 0);
 	pwb_diag_release(&d);
@@ -115,8 +115,8 @@ static pwb_policy *load(void)
 }
 
 static pwb_effective *resolve(pwb_policy *p, const pwb_settings *s,
-			      const pwb_attrs *a, pwb_status want,
-			      char *msg, size_t msg_size)
+			      const pwb_attrs *a, pwb_status want, char *msg,
+			      size_t msg_size)
 {
 	pwb_effective *e = NULL;
 	pwb_diag d;
@@ -195,8 +195,8 @@ static void test_user_settings(void **state)
 	assert_true(pwb_effective_find_category(e, "profanity")->active);
 	assert_true(pwb_effective_find_dimension(e, "humour")->value == 0.5);
 	assert_string_equal(
-		pwb_effective_find_dimension(e, "humour")->value_set_by.tier,
-		"user");
+	    pwb_effective_find_dimension(e, "humour")->value_set_by.tier,
+	    "user");
 	pwb_effective_free(e);
 	/* Out of range: refused with the rule, never clamped. */
 	pwb_settings_set_number(s, "humour", 0.9);
@@ -315,13 +315,13 @@ static void test_settings_parse(void **state)
 			 PWB_OK);
 	pwb_settings_free(s);
 	const char *bad[] = {
-		"{\"categories\": {\"profanity\": true}}",
-		"{\"categories\": {\"profanity\": \"yes\"}}",
-		"{\"colour\": 1}",
-		"{\"dimensions\": {\"humour\": [1]}}",
-		"[1, 2]",
-		"{\"categories\": ",
-		"{\"categories\": {}, \"categories\": {}}",
+	    "{\"categories\": {\"profanity\": true}}",
+	    "{\"categories\": {\"profanity\": \"yes\"}}",
+	    "{\"colour\": 1}",
+	    "{\"dimensions\": {\"humour\": [1]}}",
+	    "[1, 2]",
+	    "{\"categories\": ",
+	    "{\"categories\": {}, \"categories\": {}}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		pwb_diag_clear(&d);
@@ -391,11 +391,11 @@ static void test_alloc_failure_sweep(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_resolve),
-		cmocka_unit_test(test_user_settings),
-		cmocka_unit_test(test_hash_and_cache),
-		cmocka_unit_test(test_settings_parse),
-		cmocka_unit_test(test_alloc_failure_sweep),
+	    cmocka_unit_test(test_resolve),
+	    cmocka_unit_test(test_user_settings),
+	    cmocka_unit_test(test_hash_and_cache),
+	    cmocka_unit_test(test_settings_parse),
+	    cmocka_unit_test(test_alloc_failure_sweep),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
