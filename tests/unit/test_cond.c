@@ -1,9 +1,12 @@
 /* test_cond.c - the condition language: parsing, errors, evaluation. */
-#include <cmocka.h>
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,11 +2,14 @@
  * test_policy.c - the policy API: loading, resolving, the policy hash, the
  * cache, refusals, settings parsing, and an allocation-failure sweep.
  */
-#include <cmocka.h>
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
 
 #include <stdio.h>
 #include <stdlib.h>
