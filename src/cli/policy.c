@@ -577,11 +577,18 @@ static int cmd_resolve(cli_args *a, bool is_explain)
 		}
 		/* A refused or unknown user setting is a fault of the
 		 * settings file: name it. */
-		for (size_t i = 0; ra.settings && i < diag.n; i++) {
+		for (size_t i = 0; i < diag.n; i++) {
 			pwb_diag_entry *de = &diag.entries[i];
-			if (!de->file && (st == PWB_EBOUNDS ||
-					  strstr(de->message, "user setting")))
+			if (de->file)
+				continue;
+			if (ra.settings &&
+			    (st == PWB_EBOUNDS ||
+			     strstr(de->message, "user setting")))
 				de->file = strdup(ra.settings);
+			else if (!strncmp(de->message, "attribute ", 10) ||
+				 !strncmp(de->message, "unknown attribute ",
+					  18))
+				de->file = strdup("--attr");
 		}
 		cli_print_diag(&diag);
 		goto out;

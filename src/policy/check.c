@@ -25,11 +25,13 @@ static bool push_unique(int *out, size_t *n, size_t cap, int v)
 static bool push_chain(const pwb_policy *p, int f, int *out, size_t *n,
 		       size_t cap)
 {
-	int chain[64];
+	int chain[PWB__MAX_CHAIN];
 	size_t k = 0;
-	for (int c = f; c >= 0 && k < PWB_ARRAY_LEN(chain);
-	     c = p->files[c].parent)
+	for (int c = f; c >= 0; c = p->files[c].parent) {
+		if (k == PWB_ARRAY_LEN(chain))
+			return false; /* check reports such chains */
 		chain[k++] = c;
+	}
 	while (k > 0)
 		if (!push_unique(out, n, cap, chain[--k]))
 			return false;
@@ -51,9 +53,10 @@ int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 		       size_t n_extra, int *out, size_t out_cap, pwb_diag *diag)
 {
 	size_t n = 0;
-	int orgs[64];
+	int orgs[PWB__MAX_CHAIN];
 	size_t n_orgs = 0;
-	push_chain(p, org, orgs, &n_orgs, PWB_ARRAY_LEN(orgs));
+	if (!push_chain(p, org, orgs, &n_orgs, PWB_ARRAY_LEN(orgs)))
+		goto too_many;
 	for (size_t i = 0; i < n_orgs; i++) {
 		const pwb__file *f = &p->files[orgs[i]];
 		for (size_t j = 0; j < f->n_jurisdictions; j++) {
@@ -71,7 +74,7 @@ int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 				return -1;
 			}
 			if (!push_chain(p, law, out, &n, out_cap))
-				return -1;
+				goto too_many;
 		}
 	}
 	for (size_t i = 0; i < n_extra; i++) {
@@ -79,24 +82,35 @@ int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 		if (law < 0)
 			return -1;
 		if (!push_chain(p, law, out, &n, out_cap))
-			return -1;
+			goto too_many;
 	}
 	for (size_t i = 0; i < n_orgs; i++)
 		if (!push_unique(out, &n, out_cap, orgs[i]))
-			return -1;
+			goto too_many;
 	return (int)n;
+too_many:
+	pwb_diag_add(diag, p->files[org].path, 0, 0,
+		     "a resolve of org '%s' needs more than %zu policy files",
+		     p->files[org].id, out_cap);
+	return -1;
 }
 
 /* The files strictly above f: its extends chain and, for an org, the law
- * chains of its jurisdictions. */
-static size_t files_above(const pwb_policy *p, int f, int *out, size_t cap)
+ * chains of its jurisdictions. Reports sets too large to resolve. */
+static size_t files_above(pwb_policy *p, int f, int *out, size_t cap)
 {
 	size_t n = 0;
 	if (p->files[f].tier == PWB__TIER_ORG) {
 		int r = pwb__resolve_files(p, f, NULL, 0, out, cap, NULL);
+		if (r < 0)
+			pwb__ferr(p, f, p->files[f].jur_line,
+				  p->files[f].jur_col,
+				  "a resolve of this org needs more than %zu "
+				  "policy files",
+				  cap);
 		n = r < 0 ? 0 : (size_t)r;
-	} else {
-		push_chain(p, f, out, &n, cap);
+	} else if (!push_chain(p, f, out, &n, cap)) {
+		n = 0; /* a chain too long: reported by check_structure */
 	}
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
@@ -212,6 +226,18 @@ static void check_structure(pwb_policy *p)
 		if (on_cycle[i])
 			p->files[i].parent = -1;
 	free(on_cycle);
+	for (size_t i = 0; i < p->n_files; i++) {
+		size_t len = 1;
+		for (int c = p->files[i].parent; c >= 0; c = p->files[c].parent)
+			len++;
+		if (len > PWB__MAX_CHAIN)
+			pwb__ferr(
+			    p, (int)i, p->files[i].extends_line,
+			    p->files[i].extends_col,
+			    "the extends chain of '%s' has %zu files; the "
+			    "limit is %d",
+			    p->files[i].id, len, PWB__MAX_CHAIN);
+	}
 	for (size_t i = 0; i < p->n_files; i++) {
 		pwb__file *f = &p->files[i];
 		for (size_t j = 0; j < f->n_jurisdictions; j++) {
@@ -558,7 +584,7 @@ static void check_org_laws(pwb_policy *p, int fi, const int *above,
 void pwb__check_all(pwb_policy *p)
 {
 	check_structure(p);
-	int above[256];
+	int above[PWB__MAX_RESOLVE_FILES];
 	for (size_t i = 0; i < p->n_files; i++) {
 		pwb__file *f = &p->files[i];
 		if (!f->parsed)

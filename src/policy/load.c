@@ -1208,10 +1208,14 @@ static pwb_status file_learning(loader *ld, const pwb__ynode *map)
 			pwb__hint sg =
 			    pwb__hint_in(p, l->forbid[i], PWB__NAMES_USER);
 			const pwb__ynode *it = n;
-			for (size_t j = 0; j < n->n; j++)
+			for (size_t j = 0; j < n->n; j++) {
 				if (n->vals[j]->type == PWB__Y_SCALAR &&
-				    strcmp(n->vals[j]->text, l->forbid[i]) == 0)
+				    strcmp(n->vals[j]->text, l->forbid[i]) ==
+					0) {
 					it = n->vals[j];
+					break;
+				}
+			}
 			err_at(ld, it,
 			       "unknown user attribute '%s' (the registry "
 			       "has no 'user.%s')%s",

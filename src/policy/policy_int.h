@@ -16,6 +16,8 @@
 
 #define PWB__DEFAULT_MAX_FILE (1024 * 1024)
 #define PWB__MAX_CANDIDATES 16
+#define PWB__MAX_CHAIN 32	   /* files in one extends chain */
+#define PWB__MAX_RESOLVE_FILES 128 /* files one resolve may read */
 #define PWB__DIGEST 32
 
 typedef enum pwb__tier { PWB__TIER_LAW, PWB__TIER_ORG } pwb__tier;

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PWB__MAX_FILES_PER_RESOLVE 128
 #define PWB__MAX_KEY_BYTES (256 * 1024)
 
 const char *pwb_permission_str(pwb_permission p)
@@ -38,10 +37,10 @@ typedef struct rstate {
 	const pwb_resolve_params *rp;
 	pwb_diag *diag;
 	pwb_effective *e;
-	int files[PWB__MAX_FILES_PER_RESOLVE];
+	int files[PWB__MAX_RESOLVE_FILES];
 	size_t n_files;
-	const char *path[PWB__MAX_FILES_PER_RESOLVE];	/* arena copies */
-	const char *source[PWB__MAX_FILES_PER_RESOLVE]; /* arena copies */
+	const char *path[PWB__MAX_RESOLVE_FILES];   /* arena copies */
+	const char *source[PWB__MAX_RESOLVE_FILES]; /* arena copies */
 	pwb_attrs attrs; /* org.* then request attributes; borrowed values */
 	bool oom;
 } rstate;
@@ -680,7 +679,7 @@ static pwb_status resolve_cold(pwb_effective **out, pwb_policy *p,
 	}
 	int nf =
 	    pwb__resolve_files(p, org, rp->jurisdictions, rp->n_jurisdictions,
-			       st->files, PWB__MAX_FILES_PER_RESOLVE, diag);
+			       st->files, PWB__MAX_RESOLVE_FILES, diag);
 	if (nf < 0) {
 		rc = PWB_ENOTFOUND;
 		goto out;

@@ -53,6 +53,7 @@ static void noop_output(struct fy_diag *diag, void *user, const char *buf,
 
 typedef struct yparser {
 	const char *file;
+	const char *data;
 	pwb_diag *diag;
 	pwb__ynode *stack[PWB__YAML_MAX_DEPTH + 1];
 	bool want_key[PWB__YAML_MAX_DEPTH + 1];
@@ -120,6 +121,36 @@ static pwb__ynode *new_node(pwb__ytype t, const struct fy_mark *m)
 	return n;
 }
 
+/* The 1-based column of a mark, moved back onto a '&' or '*' sigil that
+ * libfyaml leaves out of anchor and alias tokens. */
+static int sigil_col(const yparser *yp, const struct fy_mark *m)
+{
+	size_t i = m->input_pos;
+	if (i > 0 && m->column > 0 &&
+	    (yp->data[i - 1] == '&' || yp->data[i - 1] == '*'))
+		return m->column;
+	return m->column + 1;
+}
+
+/* Anchors, aliases and tags buy nothing in policy files: anchors and
+ * aliases open the door to expansion attacks, and a tag (`!!str 3`) would
+ * silently change how a value reads. */
+static pwb_status refuse_anchor_tag(yparser *yp, const struct fy_mark *m,
+				    struct fy_token *anchor,
+				    struct fy_token *tag)
+{
+	if (!anchor && !tag)
+		return PWB_OK;
+	/* Point at the anchor or tag itself where libfyaml knows it. */
+	const struct fy_mark *tm = fy_token_start_mark(anchor ? anchor : tag);
+	if (tm)
+		m = tm;
+	pwb_diag_add(yp->diag, yp->file, m ? m->line + 1 : 0,
+		     m ? sigil_col(yp, m) : 0, "YAML %s are not supported",
+		     anchor ? "anchors" : "tags");
+	return PWB_EPARSE;
+}
+
 /* The first error libfyaml collected, as our diagnostic. */
 static void report_fy_error(yparser *yp, struct fy_diag *fd)
 {
@@ -140,7 +171,7 @@ pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file, const char *data,
 			   size_t len, pwb_diag *diag)
 {
 	*out = NULL;
-	yparser yp = {.file = file, .diag = diag};
+	yparser yp = {.file = file, .data = data, .diag = diag};
 	pwb_status rc = PWB_OK;
 	struct fy_diag_cfg dcfg;
 	fy_diag_cfg_default(&dcfg);
@@ -158,7 +189,9 @@ pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file, const char *data,
 	};
 	struct fy_parser *fyp = fy_parser_create(&cfg);
 	if (!fyp) {
-		fy_diag_unref(fd);
+		/* destroy, not unref: only destroy frees the collected errors
+		 */
+		fy_diag_destroy(fd);
 		return PWB_ENOMEM;
 	}
 	if (fy_parser_set_string(fyp, data, len) != 0) {
@@ -182,18 +215,14 @@ pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file, const char *data,
 			break;
 		case FYET_ALIAS:
 			pwb_diag_add(diag, file, m ? m->line + 1 : 0,
-				     m ? m->column + 1 : 0,
+				     m ? sigil_col(&yp, m) : 0,
 				     "YAML aliases are not supported");
 			rc = PWB_EPARSE;
 			break;
 		case FYET_SCALAR: {
-			if (ev->scalar.anchor) {
-				pwb_diag_add(diag, file, m ? m->line + 1 : 0,
-					     m ? m->column + 1 : 0,
-					     "YAML anchors are not supported");
-				rc = PWB_EPARSE;
+			if ((rc = refuse_anchor_tag(&yp, m, ev->scalar.anchor,
+						    ev->scalar.tag)))
 				break;
-			}
 			n = new_node(PWB__Y_SCALAR, m);
 			size_t tl = 0;
 			const char *t =
@@ -220,6 +249,14 @@ pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file, const char *data,
 		}
 		case FYET_SEQUENCE_START:
 		case FYET_MAPPING_START: {
+			if ((rc = ev->type == FYET_SEQUENCE_START
+				      ? refuse_anchor_tag(
+					    &yp, m, ev->sequence_start.anchor,
+					    ev->sequence_start.tag)
+				      : refuse_anchor_tag(
+					    &yp, m, ev->mapping_start.anchor,
+					    ev->mapping_start.tag)))
+				break;
 			if (yp.depth >= PWB__YAML_MAX_DEPTH) {
 				pwb_diag_add(diag, file, m ? m->line + 1 : 0,
 					     m ? m->column + 1 : 0,
@@ -272,7 +309,8 @@ pwb_status pwb__yaml_parse(pwb__ynode **out, const char *file, const char *data,
 	}
 out:
 	fy_parser_destroy(fyp);
-	fy_diag_unref(fd);
+	/* destroy, not unref: only destroy frees the collected errors */
+	fy_diag_destroy(fd);
 	if (rc) {
 		pwb__ynode_free(yp.root);
 		return rc;

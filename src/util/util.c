@@ -329,7 +329,9 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 		close(fd);
 		return PWB_ETOOLARGE;
 	}
-	size_t cap = (size_t)st.st_size + 1;
+	/* One byte for the NUL and one to see the end of the file without
+	 * mistaking a full buffer for a file that grew. */
+	size_t cap = (size_t)st.st_size + 2;
 	char *buf = pwb__malloc(cap);
 	if (!buf) {
 		close(fd);
@@ -340,7 +342,7 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 	for (;;) {
 		if (n + 1 >= cap) {
 			/* The file grew while we read it. */
-			if (cap > max) {
+			if (n > max) {
 				free(buf);
 				close(fd);
 				snprintf(why, why_size,
