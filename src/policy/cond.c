@@ -804,7 +804,9 @@ void pwb__cond_canon(const pwb__cond *c, pwb__buf *b)
 		pwb__buf_adds(b, c->path);
 		break;
 	case PWB__C_NOT:
-		pwb__buf_adds(b, "!(");
+		/* Parenthesised as a whole, so that a negation used as an
+		 * operand of a comparison reads unambiguously. */
+		pwb__buf_adds(b, "(!");
 		pwb__cond_canon(c->a, b);
 		pwb__buf_addc(b, ')');
 		break;

@@ -56,7 +56,7 @@ static void test_precedence(void **state)
 	pwb__cond *c = parse_ok("user.a == 1 || user.b == 2 && !user.c");
 	char *s = canon(c);
 	assert_string_equal(s,
-			    "((user.a == 1) || ((user.b == 2) && !(user.c)))");
+			    "((user.a == 1) || ((user.b == 2) && (!user.c)))");
 	free(s);
 	pwb__cond_free(c);
 	c = parse_ok("(user.a == 1 || user.b == 2) && user.c");
@@ -119,7 +119,7 @@ static void test_depth_and_length(void **state)
 	assert_non_null(strstr(err, "nested too deeply"));
 	char *nots = malloc(300);
 	memset(nots, '!', 200);
-	strcpy(nots + 200, "user.a");
+	memcpy(nots + 200, "user.a", 7);
 	assert_int_equal(pwb__cond_parse(&c, nots, &pos, err, sizeof(err)),
 			 PWB_EPARSE);
 	free(nots);
