@@ -19,32 +19,16 @@ if [ $# -ne 2 ]; then
 	echo "usage: bash bad_input.sh PATH/TO/pwb PATH/TO/policies" >&2
 	exit 2
 fi
-pwb=$1
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" bad_input.sh
+pwb=$(pwb_path "$1") || exit 2
 pol=$2
-case $pwb in /*) ;; *) pwb=$PWD/$pwb ;; esac
-if [ ! -x "$pwb" ]; then
-	echo "bad_input.sh: $pwb is not an executable" >&2
-	exit 2
-fi
 if [ ! -f "$pol/categories.yaml" ] || [ ! -d "$pol/law" ] ||
 	[ ! -d "$pol/org" ]; then
 	echo "bad_input.sh: $pol is not a policy folder" >&2
 	exit 2
 fi
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-passed=0
-failed=0
-ok() {
-	echo "ok $1"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL $1: $2"
-	failed=$((failed + 1))
-}
 
 # Runs pwb with a timeout; stdout in $tmp/out, stderr in $tmp/err, the
 # status in $rc.
@@ -326,5 +310,4 @@ for args in "--help" "policy --help" "policy check --help" \
 	fi
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

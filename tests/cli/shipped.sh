@@ -12,35 +12,15 @@ if [ $# -ne 2 ]; then
 	echo "usage: bash shipped.sh PATH/TO/pwb PATH/TO/policies" >&2
 	exit 2
 fi
-pwb=$1
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" shipped.sh
+pwb=$(pwb_path "$1") || exit 2
 pol=$2
-case $pwb in /*) ;; *) pwb=$PWD/$pwb ;; esac
-if [ ! -x "$pwb" ]; then
-	echo "shipped.sh: $pwb is not an executable" >&2
-	exit 2
-fi
 if [ ! -f "$pol/categories.yaml" ]; then
 	echo "shipped.sh: $pol has no categories.yaml" >&2
 	exit 2
 fi
-if ! command -v python3 >/dev/null; then
-	echo "shipped.sh: python3 is needed to read JSON" >&2
-	exit 2
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-
-passed=0
-failed=0
-ok() {
-	echo "ok $1"
-	passed=$((passed + 1))
-}
-fail() {
-	echo "FAIL $1: $2"
-	failed=$((failed + 1))
-}
+need_python
 # The first line of a file, for messages.
 first() {
 	head -n 1 "$1" | cut -c 1-300
@@ -329,5 +309,4 @@ else
 	fail "clinic-info health disclaimer" "clinic-info did not resolve"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

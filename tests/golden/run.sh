@@ -14,21 +14,12 @@ if [ $# -lt 2 ]; then
 	exit 2
 fi
 
-pwb=$1
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" run.sh
+pwb=$(pwb_path "$1") || exit 2
 golden=$2
 shift 2
-case $pwb in /*) ;; *) pwb=$PWD/$pwb ;; esac
-if [ ! -x "$pwb" ]; then
-	echo "run.sh: $pwb is not an executable" >&2
-	exit 2
-fi
-if ! command -v python3 >/dev/null; then
-	echo "run.sh: python3 is needed to compare JSON" >&2
-	exit 2
-fi
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+need_python
 
 # expected.json must be a subset of the actual JSON: every key of an
 # expected object is in the actual object with an equal value (objects
@@ -134,8 +125,6 @@ else
 	done
 fi
 
-passed=0
-failed=0
 for name in "${cases[@]}"; do
 	dir=$golden/$name
 	if [ ! -f "$dir/categories.yaml" ]; then
@@ -148,14 +137,11 @@ for name in "${cases[@]}"; do
 		esac
 	fi
 	if [ -z "$report" ]; then
-		echo "ok $name"
-		passed=$((passed + 1))
+		ok "$name"
 	else
-		echo "FAIL $name"
+		fail "$name"
 		printf '%s\n' "$report"
-		failed=$((failed + 1))
 	fi
 done
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

@@ -1,0 +1,50 @@
+# tests/lib.sh - shared by the shell test runners (sourced, not run).
+#
+# After `source lib.sh NAME`, a runner has: pwb_path (the pwb executable
+# given as its first argument, made absolute and checked), need_python,
+# a temporary folder $tmp removed on exit, ok/fail counters, and finish,
+# which prints `N passed, M failed` and exits 1 when a case failed.
+
+lib_name=$1
+
+pwb_path() {
+	local p=$1
+	case $p in /*) ;; *) p=$PWD/$p ;; esac
+	if [ ! -x "$p" ]; then
+		echo "$lib_name: $p is not an executable" >&2
+		exit 2
+	fi
+	printf '%s\n' "$p"
+}
+
+need_python() {
+	if ! command -v python3 >/dev/null; then
+		echo "$lib_name: python3 is needed to read JSON" >&2
+		exit 2
+	fi
+}
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+passed=0
+failed=0
+ok() {
+	echo "ok $1"
+	passed=$((passed + 1))
+}
+# fail NAME [WHY]: the reason, when given, follows on the same line.
+fail() {
+	if [ $# -ge 2 ]; then
+		echo "FAIL $1: $2"
+	else
+		echo "FAIL $1"
+	fi
+	failed=$((failed + 1))
+}
+
+finish() {
+	echo "$passed passed, $failed failed"
+	[ "$failed" -eq 0 ]
+	exit
+}
