@@ -241,6 +241,10 @@ size_t pwb_effective_n_obligations(const pwb_effective *e);
 const pwb_eff_obligation *pwb_effective_obligation(const pwb_effective *e,
 						   size_t i);
 const pwb_eff_learning *pwb_effective_learning(const pwb_effective *e);
+/* The org's own refusal template for a language (docs/bounds.md), or NULL
+ * when the org gives none. */
+const char *pwb_effective_refusal_template(const pwb_effective *e,
+					   const char *lang);
 
 /*
  * The effective policy as the JSON document of `pwb policy resolve --json`

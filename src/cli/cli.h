@@ -47,6 +47,61 @@ int cli_usage_error(const cli_args *a, const char *fmt, ...)
 /* Reads a whole file (capped) for the CLI; prints the error itself. */
 char *cli_read_file(const char *path, size_t max, size_t *len);
 
+#define CLI_MAX_LIST 256
+#define CLI_SETTINGS_MAX (256 * 1024)
+
+/*
+ * The options every command that resolves a policy takes (--policies,
+ * --org, --jurisdiction, --settings, --attr, --registry), and the resolve
+ * itself, with every error printed the same way for all of them.
+ */
+#define CLI_RESOLVE_OPTS                                                      \
+	{"policies", true}, {"org", true}, {"jurisdiction", true},            \
+	    {"settings", true}, {"attr", true}, {"registry", true}
+
+/* Their lines of --help. */
+#define CLI_RESOLVE_HELP                                                      \
+	"  --policies DIR       the policy folder (categories.yaml, law/, "  \
+	"org/)\n"                                                             \
+	"  --org ID             the deploying organisation\n"                \
+	"  --jurisdiction J     add a jurisdiction to the org's own; "        \
+	"repeatable\n"                                                        \
+	"  --settings FILE      the user's settings as JSON ('-' for "        \
+	"stdin):\n"                                                           \
+	"                       {\"categories\": {\"profanity\": "         \
+	"\"on\"},\n"                                                          \
+	"                        \"dimensions\": {\"humour\": 0.5}}\n"      \
+	"  --attr KEY=VALUE     a request attribute for conditions, e.g.\n"  \
+	"                       user.age=15; VALUE is read as a JSON "        \
+	"scalar\n"                                                            \
+	"                       where it can be, else as a string; "          \
+	"repeatable\n"                                                        \
+	"  --registry FILE      use this registry instead of\n"              \
+	"                       DIR/categories.yaml\n"
+
+typedef struct cli_resolve {
+	const char *policies, *org, *registry, *settings;
+	const char *jur[CLI_MAX_LIST];
+	size_t n_jur;
+	const char *attr[CLI_MAX_LIST];
+	size_t n_attr;
+	/* Filled by cli_resolve_run(), freed by cli_resolve_release(). */
+	pwb_policy *policy;
+	pwb_effective *effective;
+	pwb_settings *user_settings;
+	pwb_attrs *attrs;
+	char *settings_data;
+} cli_resolve;
+
+/* Takes one of CLI_RESOLVE_OPTS; returns 0, or 2 after a usage error. */
+int cli_resolve_opt(cli_resolve *r, cli_args *a, const char *name,
+		    const char *value);
+/* Loads the policy folder and resolves; prints every error. Returns
+ * CLI_OK, CLI_FAIL or CLI_USAGE. */
+int cli_resolve_run(cli_resolve *r, cli_args *a);
+void cli_resolve_release(cli_resolve *r);
+
 int cli_policy(int argc, char **argv);
+int cli_bounds(int argc, char **argv);
 
 #endif

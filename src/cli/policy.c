@@ -10,8 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define CLI_SETTINGS_MAX (256 * 1024)
-#define CLI_MAX_LIST 256
 
 static const char policy_usage[] =
     "Usage: pwb policy check PATH... [--registry FILE]\n"
@@ -46,17 +44,7 @@ static const char resolve_usage[] =
     "%s"
     "\n"
     "Options:\n"
-    "  --policies DIR       the policy folder (categories.yaml, law/, org/)\n"
-    "  --org ID             the deploying organisation\n"
-    "  --jurisdiction J     add a jurisdiction to the org's own; repeatable\n"
-    "  --settings FILE      the user's settings as JSON ('-' for stdin):\n"
-    "                       {\"categories\": {\"profanity\": \"on\"},\n"
-    "                        \"dimensions\": {\"humour\": 0.5}}\n"
-    "  --attr KEY=VALUE     a request attribute for conditions, e.g.\n"
-    "                       user.age=15; VALUE is read as a JSON scalar\n"
-    "                       where it can be, else as a string; repeatable\n"
-    "  --registry FILE      use this registry instead of\n"
-    "                       DIR/categories.yaml\n"
+    CLI_RESOLVE_HELP
     "%s"
     "  -h, --help           show this help\n"
     "\n"
@@ -281,17 +269,6 @@ static int cmd_check(cli_args *a)
 
 /* ---- resolve and explain ---- */
 
-typedef struct resolve_args {
-	const char *policies;
-	const char *org;
-	const char *registry;
-	const char *settings;
-	const char *jur[CLI_MAX_LIST];
-	size_t n_jur;
-	const char *attr[CLI_MAX_LIST];
-	size_t n_attr;
-	bool json;
-} resolve_args;
 
 static void print_prov(const pwb_provenance *pv)
 {
@@ -431,11 +408,11 @@ static void explain(const pwb_effective *e, bool brief)
 
 static int cmd_resolve(cli_args *a, bool is_explain)
 {
-	static const cli_opt opts[] = {
-	    {"policies", true}, {"org", true},	{"jurisdiction", true},
-	    {"settings", true}, {"attr", true}, {"registry", true},
-	    {"json", false},	{"help", false}};
-	resolve_args ra = {0};
+	static const cli_opt opts[] = {CLI_RESOLVE_OPTS,
+				       {"json", false},
+				       {"help", false}};
+	cli_resolve ra = {0};
+	bool json = false;
 	const char *name, *value;
 	int r;
 	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
@@ -459,160 +436,37 @@ static int cmd_resolve(cli_args *a, bool is_explain)
 					    "JSON of docs/policy.md\n");
 			return CLI_OK;
 		}
-		if (!strcmp(name, "policies"))
-			ra.policies = value;
-		else if (!strcmp(name, "org"))
-			ra.org = value;
-		else if (!strcmp(name, "registry"))
-			ra.registry = value;
-		else if (!strcmp(name, "settings"))
-			ra.settings = value;
-		else if (!strcmp(name, "json")) {
+		if (!strcmp(name, "json")) {
 			if (is_explain)
 				return cli_usage_error(
 				    a, "explain prints text; use 'pwb "
 				       "policy resolve --json' for JSON");
-			ra.json = true;
-		} else if (!strcmp(name, "jurisdiction")) {
-			if (ra.n_jur >= CLI_MAX_LIST)
-				return cli_usage_error(a, "too many "
-							  "--jurisdiction");
-			ra.jur[ra.n_jur++] = value;
-		} else if (!strcmp(name, "attr")) {
-			if (ra.n_attr >= CLI_MAX_LIST)
-				return cli_usage_error(a, "too many --attr");
-			ra.attr[ra.n_attr++] = value;
+			json = true;
+			continue;
 		}
+		if ((r = cli_resolve_opt(&ra, a, name, value)) != 0)
+			return CLI_USAGE;
 	}
 	if (r == -2)
 		return CLI_USAGE;
-	if (!ra.policies)
-		return cli_usage_error(a, "--policies DIR is required");
-	if (!ra.org)
-		return cli_usage_error(a, "--org ID is required");
-
-	int rc = CLI_FAIL;
-	pwb_diag load_diag, diag;
-	pwb_diag_init(&load_diag);
-	pwb_diag_init(&diag);
-	pwb_policy *p = NULL;
-	pwb_settings *settings = NULL;
-	pwb_attrs *attrs = NULL;
-	pwb_effective *e = NULL;
-	char *data = NULL;
-	if (pwb_attrs_new(&attrs))
+	int rc = cli_resolve_run(&ra, a);
+	if (rc)
 		goto out;
-	for (size_t i = 0; i < ra.n_attr; i++) {
-		const char *eq = strchr(ra.attr[i], '=');
-		if (!eq || eq == ra.attr[i]) {
-			rc = cli_usage_error(a,
-					     "--attr takes KEY=VALUE, not "
-					     "'%s'",
-					     ra.attr[i]);
-			goto out;
-		}
-		char key[256];
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - ra.attr[i]),
-			 ra.attr[i]);
-		if (pwb_attrs_set_text(attrs, key, eq + 1)) {
-			fprintf(stderr, "error: cannot set attribute '%s'\n",
-				key);
-			goto out;
-		}
-	}
-	if (ra.settings) {
-		size_t len;
-		if (!(data =
-			  cli_read_file(ra.settings, CLI_SETTINGS_MAX, &len)))
-			goto out;
-		if (pwb_settings_parse(&settings, data, len, ra.settings,
-				       &diag)) {
-			cli_print_diag(&diag);
-			goto out;
-		}
-	}
-	pwb_policy_params pp = pwb_policy_default_params();
-	pp.registry = ra.registry;
-	pwb_status st = pwb_policy_load(&p, ra.policies, &pp, &load_diag);
-	if (!p) {
-		if (!load_diag.n)
-			fprintf(stderr, "%s: error: %s\n", ra.policies,
-				pwb_status_str(st));
-		cli_print_diag(&load_diag);
-		goto out;
-	}
-	pwb_resolve_params rp = {ra.org, ra.jur, ra.n_jur, settings, attrs};
-	st = pwb_policy_resolve(&e, p, &rp, &diag);
-	if (st) {
-		if (st == PWB_EPOLICY) {
-			/* Show the errors of the files the resolve needs,
-			 * in place of its one-line summary of each. */
-			pwb_diag show;
-			pwb_diag_init(&show);
-			for (size_t k = 0; k < diag.n; k++) {
-				bool shown = false;
-				for (size_t i = 0; i < load_diag.n; i++) {
-					pwb_diag_entry *le =
-					    &load_diag.entries[i];
-					if (!le->file ||
-					    !diag.entries[k].file ||
-					    strcmp(le->file,
-						   diag.entries[k].file))
-						continue;
-					pwb_diag_add(&show, le->file, le->line,
-						     le->col, "%s",
-						     le->message);
-					shown = true;
-				}
-				if (!shown)
-					pwb_diag_add(&show,
-						     diag.entries[k].file,
-						     diag.entries[k].line,
-						     diag.entries[k].col, "%s",
-						     diag.entries[k].message);
-			}
-			cli_print_diag(&show);
-			pwb_diag_release(&show);
-			goto out;
-		}
-		/* A refused or unknown user setting is a fault of the
-		 * settings file: name it. */
-		for (size_t i = 0; i < diag.n; i++) {
-			pwb_diag_entry *de = &diag.entries[i];
-			if (de->file)
-				continue;
-			if (ra.settings &&
-			    (st == PWB_EBOUNDS ||
-			     strstr(de->message, "user setting")))
-				de->file = strdup(ra.settings);
-			else if (!strncmp(de->message, "attribute ", 10) ||
-				 !strncmp(de->message, "unknown attribute ",
-					  18))
-				de->file = strdup("--attr");
-		}
-		cli_print_diag(&diag);
-		goto out;
-	}
-	if (ra.json) {
-		char *json;
-		if (pwb_effective_to_json(e, &json)) {
+	rc = CLI_FAIL;
+	if (json) {
+		char *text;
+		if (pwb_effective_to_json(ra.effective, &text)) {
 			fprintf(stderr, "error: out of memory\n");
 			goto out;
 		}
-		printf("%s\n", json);
-		free(json);
+		printf("%s\n", text);
+		free(text);
 	} else {
-		explain(e, !is_explain);
+		explain(ra.effective, !is_explain);
 	}
 	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
-	pwb_effective_free(e);
-	pwb_policy_free(p);
-	pwb_settings_free(settings);
-	pwb_attrs_free(attrs);
-	free(data);
-	pwb_diag_release(&load_diag);
-	pwb_diag_release(&diag);
+	cli_resolve_release(&ra);
 	return rc;
 }
 

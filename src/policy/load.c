@@ -673,6 +673,11 @@ void pwb__file_release(pwb__file *f)
 		pwb__value_release(&f->org_attrs.v[i].val);
 	}
 	free(f->org_attrs.v);
+	for (size_t i = 0; i < f->refusals.n; i++) {
+		free(f->refusals.v[i].key);
+		pwb__value_release(&f->refusals.v[i].val);
+	}
+	free(f->refusals.v);
 	for (size_t i = 0; i < f->n_cat_rules; i++) {
 		pwb__cond_free(f->cat_rules[i].when);
 		free(f->cat_rules[i].when_src);
@@ -1291,6 +1296,54 @@ static pwb_status file_org_attrs(loader *ld, const pwb__ynode *map)
 	return PWB_OK;
 }
 
+/*
+ * refusals: {en: "...", de: "..."}: the org's own refusal templates. The
+ * placeholders are {category}, {tier}, {source}, {basis} and {how}.
+ */
+static pwb_status file_refusals(loader *ld, const pwb__ynode *map)
+{
+	static const char *const holders[] = {"category", "tier", "source",
+					      "basis", "how"};
+	pwb__file *f = file_of(ld);
+	if (!is_map(ld, map, "refusals"))
+		return PWB_OK;
+	for (size_t i = 0; i < map->n; i++) {
+		const pwb__ynode *k = map->keys[i], *v = map->vals[i];
+		const char *s;
+		if (!valid_id(k->text, false) || strlen(k->text) > 16) {
+			err_at(ld, k,
+			       "refusal language '%s' must be a BCP-47 code "
+			       "such as en, de or fr",
+			       k->text);
+			continue;
+		}
+		if (!get_string(ld, v, "a refusal template", &s))
+			continue;
+		bool ok = true;
+		for (const char *c = strchr(s, '{'); c && ok;
+		     c = strchr(c + 1, '{')) {
+			const char *end = strchr(c, '}');
+			size_t len = end ? (size_t)(end - c - 1) : 0;
+			bool known = false;
+			for (size_t h = 0; end && h < PWB_ARRAY_LEN(holders);
+			     h++)
+				known |= strlen(holders[h]) == len &&
+					 !strncmp(c + 1, holders[h], len);
+			if (!known) {
+				err_at(ld, v,
+				       "unknown placeholder in refusal "
+				       "template: use {category}, {tier}, "
+				       "{source}, {basis} or {how}");
+				ok = false;
+			}
+		}
+		pwb_status rc;
+		if (ok && (rc = pwb_attrs_set_string(&f->refusals, k->text, s)))
+			return rc;
+	}
+	return PWB_OK;
+}
+
 pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 {
 	if (pwb__grow((void **)&p->files, &p->cap_files, p->n_files + 1,
@@ -1352,7 +1405,8 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 	    "tier",	     "id",	    "name",
 	    "version",	     "extends",	    "categories",
 	    "dimensions",    "obligations", "learning",
-	    "jurisdictions", "candidates",  "attributes"};
+	    "jurisdictions", "candidates",  "attributes",
+	    "refusals"};
 	if (f->tier == PWB__TIER_LAW)
 		check_keys(&ld, root, "a law file", law_keys,
 			   PWB_ARRAY_LEN(law_keys));
@@ -1441,6 +1495,9 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 				&f->candidates);
 		if ((n = pwb__ymap_get(root, "attributes")) &&
 		    (rc = file_org_attrs(&ld, n)))
+			goto out;
+		if ((n = pwb__ymap_get(root, "refusals")) &&
+		    (rc = file_refusals(&ld, n)))
 			goto out;
 	}
 	if ((n = pwb__ymap_get(root, "categories")) && (rc = file_cats(&ld, n)))

@@ -144,6 +144,7 @@ typedef struct pwb__file {
 	pwb__obligation *obligations;
 	size_t n_obligations, cap_obligations;
 	pwb__learning learning;
+	pwb_attrs refusals; /* org: language -> refusal template (strings) */
 } pwb__file;
 
 /* ---- the cache ---- */
@@ -196,6 +197,9 @@ struct pwb_effective {
 	pwb_eff_obligation *obligations;
 	size_t n_obligations;
 	pwb_eff_learning learning;
+	const char **refusal_lang; /* the org's own refusal templates */
+	const char **refusal_text;
+	size_t n_refusals;
 };
 
 /* ---- user settings ---- */

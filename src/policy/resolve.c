@@ -610,6 +610,28 @@ static pwb_status resolve_rest(rstate *st, int org)
 		}
 	}
 	e->org = dup(st, p->files[org].id);
+	/* Refusal templates: the most derived org file that gives one for a
+	 * language wins. */
+	size_t n_ref = 0;
+	for (int f = org; f >= 0; f = p->files[f].parent)
+		n_ref += p->files[f].refusals.n;
+	e->refusal_lang = pwb__arena_alloc(&e->arena,
+					   (n_ref ? n_ref : 1) * sizeof(char *));
+	e->refusal_text = pwb__arena_alloc(&e->arena,
+					   (n_ref ? n_ref : 1) * sizeof(char *));
+	if (!e->refusal_lang || !e->refusal_text)
+		return PWB_ENOMEM;
+	for (int f = org; f >= 0; f = p->files[f].parent) {
+		const pwb_attrs *r = &p->files[f].refusals;
+		for (size_t i = 0; i < r->n; i++) {
+			if (pwb_effective_refusal_template(e, r->v[i].key))
+				continue;
+			e->refusal_lang[e->n_refusals] = dup(st, r->v[i].key);
+			e->refusal_text[e->n_refusals] =
+				dup(st, r->v[i].val.str);
+			e->n_refusals++;
+		}
+	}
 	size_t n_laws = 0;
 	for (size_t k = 0; k < st->n_files; k++)
 		n_laws += p->files[st->files[k]].tier == PWB__TIER_LAW;
@@ -905,4 +927,13 @@ const pwb_eff_obligation *pwb_effective_obligation(const pwb_effective *e,
 const pwb_eff_learning *pwb_effective_learning(const pwb_effective *e)
 {
 	return &e->learning;
+}
+
+const char *pwb_effective_refusal_template(const pwb_effective *e,
+					   const char *lang)
+{
+	for (size_t i = 0; i < e->n_refusals; i++)
+		if (e->refusal_lang[i] && !strcmp(e->refusal_lang[i], lang))
+			return e->refusal_text[i];
+	return NULL;
 }
