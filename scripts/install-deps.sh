@@ -9,6 +9,7 @@ packages=(
   libfyaml-dev                           # YAML 1.2 with line/column errors
   libjansson-dev                         # JSON
   libsodium-dev                          # BLAKE2b for policy hashes
+  libvectorscan-dev                      # one-pass multi-pattern scans (bounds)
   libcmocka-dev                          # unit tests
   clang libclang-rt-14-dev               # libFuzzer and sanitizer runtimes
   python3                                # test runners compare JSON

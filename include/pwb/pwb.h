@@ -4,5 +4,6 @@
 
 #include "pwb/common.h"
 #include "pwb/policy.h"
+#include "pwb/bounds.h"
 
 #endif

@@ -1,0 +1,130 @@
+/*
+ * pwb/bounds.h - category detectors and transparent decisions.
+ *
+ * A pwb_bounds holds the detectors compiled for one category registry:
+ * the lexicons (one Vectorscan database, one pass per text), the personal
+ * data detector (candidates validated by checksums and structure) and,
+ * optionally, a trained linear model. Checking a text against an effective
+ * policy gives a pwb_decision: per category the score, the threshold, the
+ * permission and the verdict, with the spans that matched; a blocking
+ * decision names the tier, source, category and basis that block it.
+ *
+ * Ownership: objects returned through `**out` are the caller's, freed with
+ * the matching `_free`; pointers from getters are borrowed until their
+ * parent is freed. A pwb_bounds borrows its pwb_policy, which must outlive
+ * it; it may check texts from several threads at once.
+ */
+#ifndef PWB_BOUNDS_H
+#define PWB_BOUNDS_H
+
+#include "pwb/common.h"
+#include "pwb/policy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Verdicts, from least to most severe. */
+typedef enum pwb_verdict {
+	PWB_VERDICT_ALLOW,
+	PWB_VERDICT_ANNOTATE, /* allowed, with an obligation (a disclaimer) */
+	PWB_VERDICT_REDACT,   /* allowed once the spans are removed */
+	PWB_VERDICT_BLOCK
+} pwb_verdict;
+
+/* "allow", "annotate", "redact", "block". */
+const char *pwb_verdict_str(pwb_verdict v);
+
+typedef enum pwb_role { PWB_ROLE_PROMPT, PWB_ROLE_RESPONSE } pwb_role;
+
+/* "prompt" or "response"; parse returns false for anything else. */
+const char *pwb_role_str(pwb_role r);
+bool pwb_role_parse(const char *s, pwb_role *out);
+
+typedef struct pwb_bounds pwb_bounds;
+
+typedef struct pwb_bounds_params {
+	/* Folder of lexicon files (<lang>.tsv); NULL: no lexicons. */
+	const char *lexicon_dir;
+	/* A linear model file (pwb bounds train); NULL: none. */
+	const char *model;
+	/* Longest text checked, in bytes; longer ones are refused. */
+	size_t max_text_bytes;
+	pwb_log_fn log;
+	void *log_user;
+} pwb_bounds_params;
+
+#define PWB_BOUNDS_MAX_TEXT (10u * 1024 * 1024)
+
+pwb_bounds_params pwb_bounds_default_params(void);
+
+/*
+ * Compiles the detectors for the registry of policy. Problems in lexicon
+ * files (file:line: unknown category, bad weight, a pattern Vectorscan
+ * rejects) and in the model file are added to diag, all of them; the call
+ * then fails with PWB_EPARSE and *out is NULL.
+ */
+pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
+			  const pwb_bounds_params *params, pwb_diag *diag);
+void pwb_bounds_free(pwb_bounds *b);
+
+/* The number of lexicon entries compiled, for messages. */
+size_t pwb_bounds_n_lexicon_entries(const pwb_bounds *b);
+
+/* One match in the text: bytes [start, end). */
+typedef struct pwb_span {
+	size_t start, end;
+	const char *detector; /* "lexicon" or "pii" */
+	const char *what;     /* the lexicon entry's note, or the PII kind */
+} pwb_span;
+
+typedef struct pwb_cat_decision {
+	const char *category;
+	double score;         /* the highest detector score, in [0, 1] */
+	double threshold;     /* that detector's threshold */
+	const char *detector; /* that detector, or NULL when nothing scored */
+	bool detected;        /* some detector reached its threshold */
+	pwb_permission permission;
+	bool active;
+	pwb_verdict verdict;
+	pwb_provenance set_by; /* the rule behind permission */
+	const pwb_span *spans;
+	size_t n_spans;
+} pwb_cat_decision;
+
+typedef struct pwb_decision pwb_decision;
+
+/*
+ * Checks text (any bytes: invalid UTF-8 and NUL bytes are scanned as
+ * spaces, offsets stay those of the input) against the effective policy e.
+ * Fails with PWB_ETOOLARGE past max_text_bytes.
+ */
+pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
+			    const pwb_effective *e, pwb_role role,
+			    const char *text, size_t len, pwb_diag *diag);
+void pwb_decision_free(pwb_decision *d);
+
+pwb_verdict pwb_decision_verdict(const pwb_decision *d);
+size_t pwb_decision_n_categories(const pwb_decision *d);
+const pwb_cat_decision *pwb_decision_category(const pwb_decision *d,
+					      size_t i);
+/* The category that blocks (the most binding tier first), or NULL. */
+const pwb_cat_decision *pwb_decision_blocked_by(const pwb_decision *d);
+/*
+ * The refusal shown to the user for a blocking decision, in the language
+ * of the effective `language` dimension (en, de or fr; the org may give
+ * its own templates), or NULL when nothing blocks.
+ */
+const char *pwb_decision_refusal(const pwb_decision *d);
+/* The text with every redacted span replaced by [kind], or NULL when the
+ * verdict is not redact. */
+const char *pwb_decision_redacted(const pwb_decision *d);
+
+/* The decision as the JSON of `pwb bounds check --json` (docs/bounds.md);
+ * *out is freed with free(). */
+pwb_status pwb_decision_to_json(const pwb_decision *d, char **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,801 @@
+/*
+ * bounds.c - checking a text: one Vectorscan pass for lexicons and PII
+ * candidates, validators, the linear model, and the decision per category
+ * with its verdict, spans and transparent refusal.
+ */
+#include "bounds/bounds_int.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *pwb_verdict_str(pwb_verdict v)
+{
+	static const char *const names[] = {"allow", "annotate", "redact",
+					    "block"};
+	return (unsigned)v < 4 ? names[v] : "?";
+}
+
+const char *pwb_role_str(pwb_role r)
+{
+	return r == PWB_ROLE_RESPONSE ? "response" : "prompt";
+}
+
+bool pwb_role_parse(const char *s, pwb_role *out)
+{
+	if (!strcmp(s, "prompt"))
+		*out = PWB_ROLE_PROMPT;
+	else if (!strcmp(s, "response"))
+		*out = PWB_ROLE_RESPONSE;
+	else
+		return false;
+	return true;
+}
+
+pwb_bounds_params pwb_bounds_default_params(void)
+{
+	pwb_bounds_params bp = {0};
+	bp.max_text_bytes = PWB_BOUNDS_MAX_TEXT;
+	return bp;
+}
+
+/* ---- scratch spaces: one per concurrent scan ---- */
+
+static hs_scratch_t *scratch_get(pwb__scratch_pool *sp)
+{
+	hs_scratch_t *s = NULL;
+	pthread_mutex_lock(&sp->lock);
+	if (sp->n_free)
+		s = sp->free[--sp->n_free];
+	pthread_mutex_unlock(&sp->lock);
+	if (!s && hs_clone_scratch(sp->proto, &s) != HS_SUCCESS)
+		s = NULL;
+	return s;
+}
+
+static void scratch_put(pwb__scratch_pool *sp, hs_scratch_t *s)
+{
+	pthread_mutex_lock(&sp->lock);
+	if (sp->n_free < 64 &&
+	    !pwb__grow((void **)&sp->free, &sp->cap, sp->n_free + 1,
+		       sizeof(*sp->free))) {
+		sp->free[sp->n_free++] = s;
+		s = NULL;
+	}
+	pthread_mutex_unlock(&sp->lock);
+	if (s)
+		hs_free_scratch(s);
+}
+
+/* ---- building ---- */
+
+void pwb_bounds_free(pwb_bounds *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < b->n_entries; i++) {
+		free(b->entries[i].entry);
+		free(b->entries[i].note);
+	}
+	free(b->entries);
+	for (size_t i = 0; i < b->n_lex_files; i++)
+		free(b->lex_files[i]);
+	free(b->lex_files);
+	for (size_t i = 0; i < b->scratch.n_free; i++)
+		hs_free_scratch(b->scratch.free[i]);
+	free(b->scratch.free);
+	hs_free_scratch(b->scratch.proto);
+	pthread_mutex_destroy(&b->scratch.lock);
+	hs_free_database(b->db);
+	pwb__linear_free(b->model);
+	free(b->model_cat);
+	free(b);
+}
+
+pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
+			  const pwb_bounds_params *params, pwb_diag *diag)
+{
+	*out = NULL;
+	if (!policy)
+		return PWB_EINVAL;
+	pwb_bounds *b = pwb__calloc(1, sizeof(*b));
+	if (!b)
+		return PWB_ENOMEM;
+	if (pthread_mutex_init(&b->scratch.lock, NULL) != 0) {
+		free(b);
+		return PWB_ENOMEM;
+	}
+	b->policy = policy;
+	b->params = params ? *params : pwb_bounds_default_params();
+	if (!b->params.max_text_bytes)
+		b->params.max_text_bytes = PWB_BOUNDS_MAX_TEXT;
+	b->privacy_cat = pwb__find_cat(policy, "privacy");
+	pwb_status rc = PWB_OK;
+	if (b->params.lexicon_dir)
+		rc = pwb__lexicon_load(b, b->params.lexicon_dir, diag);
+	if (!rc)
+		rc = pwb__lexicon_compile(b, diag);
+	if (!rc && b->params.model) {
+		char err[256];
+		rc = pwb__linear_load(&b->model, b->params.model, err,
+				      sizeof(err));
+		if (rc) {
+			pwb_diag_add(diag, b->params.model, 0, 0, "%s", err);
+		} else {
+			size_t nl = pwb__linear_n_labels(b->model);
+			b->model_cat = pwb__calloc(nl ? nl : 1, sizeof(int));
+			if (!b->model_cat)
+				rc = PWB_ENOMEM;
+			for (size_t i = 0; !rc && i < nl; i++)
+				b->model_cat[i] = pwb__find_cat(
+					policy, pwb__linear_label(b->model, i));
+		}
+	}
+	if (rc) {
+		pwb_bounds_free(b);
+		return rc;
+	}
+	*out = b;
+	return PWB_OK;
+}
+
+size_t pwb_bounds_n_lexicon_entries(const pwb_bounds *b)
+{
+	return b->n_entries;
+}
+
+/* ---- the scan ---- */
+
+/*
+ * The text as Vectorscan sees it: same length and offsets, ASCII and
+ * Latin-1 letters lowercased, NUL bytes and invalid UTF-8 as spaces.
+ */
+static void normalise(const unsigned char *in, size_t len, unsigned char *out)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = in[i];
+		if (c < 0x80) {
+			out[i++] = c == 0 ? ' '
+				   : (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32)
+							    : c;
+			continue;
+		}
+		size_t need = (c & 0xe0) == 0xc0   ? 1
+			      : (c & 0xf0) == 0xe0 ? 2
+			      : (c & 0xf8) == 0xf0 ? 3
+						   : 0;
+		bool ok = need != 0;
+		uint32_t cp = need == 1 ? c & 0x1f : need == 2 ? c & 0x0f : c & 0x07;
+		for (size_t k = 1; ok && k <= need; k++) {
+			if (i + k >= len || (in[i + k] & 0xc0) != 0x80)
+				ok = false;
+			else
+				cp = (cp << 6) | (in[i + k] & 0x3f);
+		}
+		static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+		if (ok && (cp < min[need] || cp > 0x10ffff ||
+			   (cp >= 0xd800 && cp <= 0xdfff)))
+			ok = false;
+		if (!ok) {
+			out[i++] = ' ';
+			continue;
+		}
+		memcpy(out + i, in + i, need + 1);
+		/* Latin-1 capitals À..Þ (but ×) to their small letters. */
+		if (need == 1 && c == 0xc3 && in[i + 1] >= 0x80 &&
+		    in[i + 1] <= 0x9e && in[i + 1] != 0x97)
+			out[i + 1] = (unsigned char)(in[i + 1] + 0x20);
+		i += need + 1;
+	}
+}
+
+static bool is_word_byte(unsigned char c)
+{
+	return c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_';
+}
+
+typedef struct pii_hit {
+	size_t start, end;
+	pwb__pii_kind kind;
+} pii_hit;
+
+typedef struct lex_hit {
+	size_t start, end;
+	unsigned entry;
+} lex_hit;
+
+typedef struct scan_ctx {
+	const pwb_bounds *b;
+	const unsigned char *text; /* the original bytes */
+	const unsigned char *norm;
+	size_t len;
+	unsigned char *entry_seen; /* one byte per lexicon entry */
+	lex_hit *lex;
+	size_t n_lex, cap_lex;
+	pii_hit *pii;
+	size_t n_pii, cap_pii;
+	pwb_status err;
+} scan_ctx;
+
+static int on_match(unsigned id, unsigned long long from,
+		    unsigned long long to, unsigned flags, void *user)
+{
+	(void)flags;
+	scan_ctx *sc = user;
+	const pwb_bounds *b = sc->b;
+	size_t start = (size_t)from, end = (size_t)to;
+	if (id < b->n_entries) {
+		const pwb__lex_entry *e = &b->entries[id];
+		if (e->kind != PWB__LEX_REGEX) {
+			const unsigned char *w =
+				(const unsigned char *)e->entry;
+			bool need_left = is_word_byte(w[0]);
+			bool need_right = is_word_byte(w[strlen(e->entry) - 1]);
+			if (need_left && start > 0 &&
+			    is_word_byte(sc->norm[start - 1]))
+				return 0;
+			if (need_right && end < sc->len &&
+			    is_word_byte(sc->norm[end]))
+				return 0;
+		}
+		sc->entry_seen[id] = 1;
+		if (sc->n_lex >= PWB__MAX_MATCHES)
+			return 0;
+		if (pwb__grow((void **)&sc->lex, &sc->cap_lex, sc->n_lex + 1,
+			      sizeof(*sc->lex))) {
+			sc->err = PWB_ENOMEM;
+			return 1;
+		}
+		sc->lex[sc->n_lex++] = (lex_hit){start, end, id};
+		return 0;
+	}
+	pwb__pii_kind k = (pwb__pii_kind)(id - b->n_entries);
+	if (!pwb__pii_validate(k, (const char *)sc->text + start,
+			       end - start) ||
+	    !pwb__pii_context_ok(k, (const char *)sc->text, sc->len, start,
+				 end))
+		return 0;
+	/* Vectorscan reports the same start at growing ends: keep the
+	 * longest valid candidate only. */
+	if (sc->n_pii && sc->pii[sc->n_pii - 1].kind == k &&
+	    sc->pii[sc->n_pii - 1].start == start) {
+		sc->pii[sc->n_pii - 1].end = end;
+		return 0;
+	}
+	if (sc->n_pii >= PWB__MAX_MATCHES)
+		return 0;
+	if (pwb__grow((void **)&sc->pii, &sc->cap_pii, sc->n_pii + 1,
+		      sizeof(*sc->pii))) {
+		sc->err = PWB_ENOMEM;
+		return 1;
+	}
+	sc->pii[sc->n_pii++] = (pii_hit){start, end, k};
+	return 0;
+}
+
+static int cmp_pii(const void *a, const void *b)
+{
+	const pii_hit *x = a, *y = b;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->end > y->end ? -1 : x->end < y->end;
+}
+
+/* Keeps, among overlapping PII spans, the longest (the first at a tie). */
+static void dedupe_pii(scan_ctx *sc)
+{
+	qsort(sc->pii, sc->n_pii, sizeof(*sc->pii), cmp_pii);
+	size_t k = 0;
+	for (size_t i = 0; i < sc->n_pii; i++) {
+		if (k && sc->pii[i].start < sc->pii[k - 1].end) {
+			size_t li = sc->pii[i].end - sc->pii[i].start;
+			size_t lk = sc->pii[k - 1].end - sc->pii[k - 1].start;
+			if (li > lk)
+				sc->pii[k - 1] = sc->pii[i];
+			continue;
+		}
+		sc->pii[k++] = sc->pii[i];
+	}
+	sc->n_pii = k;
+}
+
+/* ---- decisions ---- */
+
+struct pwb_decision {
+	pwb__arena arena;
+	pwb_role role;
+	pwb_verdict verdict;
+	const char *org;
+	const char *policy_hash;
+	pwb_cat_decision *cats;
+	size_t n_cats;
+	const pwb_cat_decision *blocked_by;
+	const char *refusal;
+	const char *redacted;
+};
+
+void pwb_decision_free(pwb_decision *d)
+{
+	if (!d)
+		return;
+	pwb__arena_release(&d->arena);
+	free(d);
+}
+
+pwb_verdict pwb_decision_verdict(const pwb_decision *d)
+{
+	return d->verdict;
+}
+
+size_t pwb_decision_n_categories(const pwb_decision *d)
+{
+	return d->n_cats;
+}
+
+const pwb_cat_decision *pwb_decision_category(const pwb_decision *d,
+					      size_t i)
+{
+	return i < d->n_cats ? &d->cats[i] : NULL;
+}
+
+const pwb_cat_decision *pwb_decision_blocked_by(const pwb_decision *d)
+{
+	return d->blocked_by;
+}
+
+const char *pwb_decision_refusal(const pwb_decision *d)
+{
+	return d->refusal;
+}
+
+const char *pwb_decision_redacted(const pwb_decision *d)
+{
+	return d->redacted;
+}
+
+/* Does an obligation ask for a disclaimer on category c (or a parent)? */
+static bool has_disclaimer(const pwb_policy *p, const pwb_effective *e,
+			   int c)
+{
+	for (size_t i = 0; i < pwb_effective_n_obligations(e); i++) {
+		const pwb_eff_obligation *o = pwb_effective_obligation(e, i);
+		if (strcmp(o->kind, "disclaimer") || !o->category)
+			continue;
+		for (int a = c; a >= 0; a = p->cats[a].parent)
+			if (!strcmp(p->cats[a].id, o->category))
+				return true;
+	}
+	return false;
+}
+
+/* The tier that blocks a category: law/org for forbid, else the user. */
+static int block_rank(const pwb_cat_decision *c)
+{
+	if (c->permission != PWB_FORBID)
+		return 2;
+	return !strcmp(c->set_by.tier, "law") ? 0 : 1;
+}
+
+/* ---- refusal texts ---- */
+
+typedef struct refusal_lang {
+	const char *lang;
+	const char *tmpl;
+	const char *tier[3]; /* law, org, user */
+	const char *how_fixed;
+	const char *how_user;
+} refusal_lang;
+
+static const refusal_lang refusal_langs[] = {
+	{"en",
+	 "I can't help with that: {category} is not allowed here, by {tier} "
+	 "({source}){basis}. {how}",
+	 {"the law", "this service's policy", "your own settings"},
+	 "This cannot be changed in your settings.",
+	 "You can turn {category} on in your settings."},
+	{"de",
+	 "Dabei kann ich nicht helfen: {category} ist hier nicht erlaubt, "
+	 "durch {tier} ({source}){basis}. {how}",
+	 {"das Gesetz", "die Richtlinie dieses Dienstes",
+	  "deine eigenen Einstellungen"},
+	 "Das lässt sich in den Einstellungen nicht ändern.",
+	 "Du kannst {category} in deinen Einstellungen einschalten."},
+	{"fr",
+	 "Je ne peux pas vous aider : {category} n'est pas autorisé ici, par "
+	 "{tier} ({source}){basis}. {how}",
+	 {"la loi", "la politique de ce service", "vos propres réglages"},
+	 "Cela ne peut pas être modifié dans vos réglages.",
+	 "Vous pouvez activer {category} dans vos réglages."},
+};
+
+/* Fills the placeholders of tmpl; values are taken as they are. */
+static void render(pwb__buf *out, const char *tmpl, const char *const vals[5])
+{
+	static const char *const keys[] = {"{category}", "{tier}", "{source}",
+					   "{basis}", "{how}"};
+	for (const char *c = tmpl; *c; c++) {
+		size_t k = 0;
+		while (k < 5 && strncmp(c, keys[k], strlen(keys[k])) != 0)
+			k++;
+		if (k < 5) {
+			pwb__buf_adds(out, vals[k]);
+			c += strlen(keys[k]) - 1;
+		} else {
+			pwb__buf_addc(out, *c);
+		}
+	}
+}
+
+static const char *make_refusal(pwb_decision *d, const pwb_effective *e,
+				bool *oom)
+{
+	const pwb_cat_decision *c = d->blocked_by;
+	const pwb_eff_dimension *ld = pwb_effective_find_dimension(e,
+								   "language");
+	char lang[17] = "en";
+	if (ld && ld->value_str) {
+		snprintf(lang, sizeof(lang), "%s", ld->value_str);
+		lang[strcspn(lang, "-_")] = '\0';
+	}
+	const refusal_lang *rl = &refusal_langs[0];
+	for (size_t i = 0; i < PWB_ARRAY_LEN(refusal_langs); i++)
+		if (!strcmp(refusal_langs[i].lang, lang))
+			rl = &refusal_langs[i];
+	const char *tmpl = pwb_effective_refusal_template(e, lang);
+	if (!tmpl)
+		tmpl = rl->tmpl;
+	int rank = block_rank(c);
+	char basis[1024] = "";
+	if (rank < 2 && c->set_by.basis)
+		snprintf(basis, sizeof(basis), ": %s", c->set_by.basis);
+	const char *source = rank < 2 ? c->set_by.source : "user";
+	/* {how} may name the category: fill it first. */
+	const char *vals[5] = {c->category, rl->tier[rank], source, basis, ""};
+	pwb__buf how, out;
+	pwb__buf_init(&how, 4096);
+	pwb__buf_init(&out, 64 * 1024);
+	render(&how, rank < 2 ? rl->how_fixed : rl->how_user, vals);
+	vals[4] = how.s ? how.s : "";
+	render(&out, tmpl, vals);
+	const char *s = out.err || how.err
+				? NULL
+				: pwb__arena_strdup(&d->arena, out.s ? out.s : "",
+						    oom);
+	if (out.err || how.err)
+		*oom = true;
+	pwb__buf_release(&how);
+	pwb__buf_release(&out);
+	return s;
+}
+
+/* ---- check ---- */
+
+pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
+			    const pwb_effective *e, pwb_role role,
+			    const char *text, size_t len, pwb_diag *diag)
+{
+	*out = NULL;
+	if (!b || !e || (!text && len))
+		return PWB_EINVAL;
+	if (len > b->params.max_text_bytes) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "the text is %zu bytes; the limit is %zu", len,
+			     b->params.max_text_bytes);
+		return PWB_ETOOLARGE;
+	}
+	const pwb_policy *p = b->policy;
+	if (pwb_effective_n_categories(e) != p->n_cats)
+		return PWB_EINVAL; /* resolved from another registry */
+	pwb_status rc = PWB_OK;
+	scan_ctx sc = {.b = b, .text = (const unsigned char *)text,
+		       .len = len};
+	unsigned char *norm = pwb__malloc(len ? len : 1);
+	sc.entry_seen = pwb__calloc(b->n_entries ? b->n_entries : 1, 1);
+	double *lin = pwb__calloc(p->n_cats ? p->n_cats : 1, sizeof(double));
+	double *mscores = NULL;
+	pwb_decision *d = pwb__calloc(1, sizeof(*d));
+	hs_scratch_t *scratch = NULL;
+	if (!norm || !sc.entry_seen || !lin || !d) {
+		rc = PWB_ENOMEM;
+		goto out;
+	}
+	pwb__arena_init(&d->arena);
+	d->role = role;
+	normalise((const unsigned char *)text, len, norm);
+	sc.norm = norm;
+	if (!(scratch = scratch_get(&b->scratch))) {
+		rc = PWB_ENOMEM;
+		goto out;
+	}
+	hs_error_t hr = hs_scan(b->db, len ? (const char *)norm : "",
+				(unsigned)len, 0, scratch, on_match, &sc);
+	scratch_put(&b->scratch, scratch);
+	if (sc.err) {
+		rc = sc.err;
+		goto out;
+	}
+	if (hr != HS_SUCCESS && hr != HS_SCAN_TERMINATED) {
+		pwb_diag_add(diag, NULL, 0, 0, "the scan failed (error %d)",
+			     (int)hr);
+		rc = PWB_EINVAL;
+		goto out;
+	}
+	dedupe_pii(&sc);
+	if (b->model) {
+		size_t nl = pwb__linear_n_labels(b->model);
+		if (!(mscores = pwb__calloc(nl ? nl : 1, sizeof(double)))) {
+			rc = PWB_ENOMEM;
+			goto out;
+		}
+		pwb__linear_score(b->model, text, len, mscores);
+		for (size_t i = 0; i < nl; i++)
+			if (b->model_cat[i] >= 0 &&
+			    mscores[i] > lin[b->model_cat[i]])
+				lin[b->model_cat[i]] = mscores[i];
+	}
+	/* Per category: lexicon noisy-or, PII, linear. */
+	size_t n = p->n_cats;
+	d->n_cats = n;
+	d->cats = pwb__arena_alloc(&d->arena, (n ? n : 1) * sizeof(*d->cats));
+	double *lex = pwb__calloc(n ? n : 1, sizeof(double));
+	size_t *n_spans = pwb__calloc(n ? n : 1, sizeof(size_t));
+	if (!d->cats || !lex || !n_spans) {
+		free(lex);
+		free(n_spans);
+		rc = PWB_ENOMEM;
+		goto out;
+	}
+	for (size_t c = 0; c < n; c++)
+		lex[c] = 1.0;
+	for (size_t i = 0; i < b->n_entries; i++)
+		if (sc.entry_seen[i])
+			lex[b->entries[i].cat] *= 1.0 - b->entries[i].weight;
+	for (size_t i = 0; i < sc.n_lex; i++)
+		n_spans[b->entries[sc.lex[i].entry].cat]++;
+	if (b->privacy_cat >= 0)
+		n_spans[b->privacy_cat] += sc.n_pii;
+	bool oom = false;
+	for (size_t c = 0; c < n; c++) {
+		const pwb__reg_cat *rc_ = &p->cats[c];
+		const pwb_eff_category *ec = pwb_effective_category(e, c);
+		pwb_cat_decision *cd = &d->cats[c];
+		cd->category = ec->id;
+		cd->permission = ec->permission;
+		cd->active = ec->active;
+		cd->set_by = ec->set_by;
+		double scores[PWB__DET_N] = {0};
+		bool used[PWB__DET_N] = {0};
+		scores[PWB__DET_LEXICON] = 1.0 - lex[c];
+		used[PWB__DET_LEXICON] = rc_->has_detector[PWB__DET_LEXICON];
+		scores[PWB__DET_PII] = ((int)c == b->privacy_cat && sc.n_pii)
+					       ? 1.0
+					       : 0.0;
+		used[PWB__DET_PII] = rc_->has_detector[PWB__DET_PII];
+		scores[PWB__DET_LINEAR] = lin[c];
+		used[PWB__DET_LINEAR] = lin[c] > 0;
+		bool fired[PWB__DET_N] = {0};
+		double best = -1;
+		for (int k = 0; k < PWB__DET_N; k++) {
+			if (!used[k])
+				continue;
+			double th = rc_->has_detector[k] ? rc_->threshold[k]
+							 : 0.5;
+			fired[k] = scores[k] >= th && scores[k] > 0;
+			/* Report the detector that fired, else the one
+			 * closest to firing. */
+			double rank = scores[k] / (th > 0 ? th : 1) +
+				      (fired[k] ? 10 : 0);
+			if (rank > best) {
+				best = rank;
+				cd->score = scores[k];
+				cd->threshold = th;
+				cd->detector = scores[k] > 0
+						       ? (k == PWB__DET_LEXICON ? "lexicon"
+							  : k == PWB__DET_PII ? "pii"
+									      : "linear")
+						       : NULL;
+			}
+			cd->detected |= fired[k];
+		}
+		cd->verdict = PWB_VERDICT_ALLOW;
+		if (cd->detected) {
+			bool only_pii = fired[PWB__DET_PII] &&
+					!fired[PWB__DET_LEXICON] &&
+					!fired[PWB__DET_LINEAR];
+			if (!(cd->permission != PWB_FORBID && cd->active))
+				cd->verdict = only_pii ? PWB_VERDICT_REDACT
+						       : PWB_VERDICT_BLOCK;
+			else if (has_disclaimer(p, e, (int)c))
+				cd->verdict = PWB_VERDICT_ANNOTATE;
+		}
+		if (cd->verdict > d->verdict)
+			d->verdict = cd->verdict;
+		/* Spans, capped per category. */
+		size_t ns = n_spans[c] < PWB__MAX_SPANS_PER_CAT
+				    ? n_spans[c]
+				    : PWB__MAX_SPANS_PER_CAT;
+		pwb_span *sp = pwb__arena_alloc(&d->arena,
+						(ns ? ns : 1) * sizeof(*sp));
+		if (!sp) {
+			oom = true;
+			break;
+		}
+		size_t k = 0;
+		for (size_t i = 0; i < sc.n_lex && k < ns; i++) {
+			const pwb__lex_entry *le = &b->entries[sc.lex[i].entry];
+			if (le->cat == (int)c)
+				sp[k++] = (pwb_span){sc.lex[i].start,
+						     sc.lex[i].end, "lexicon",
+						     pwb__arena_strdup(&d->arena,
+								       le->note,
+								       &oom)};
+		}
+		for (size_t i = 0; (int)c == b->privacy_cat && i < sc.n_pii &&
+				   k < ns;
+		     i++)
+			sp[k++] = (pwb_span){sc.pii[i].start, sc.pii[i].end,
+					     "pii", pwb__pii_name(sc.pii[i].kind)};
+		cd->spans = sp;
+		cd->n_spans = k;
+		/* Strings that must outlive e. */
+		cd->category = pwb__arena_strdup(&d->arena, cd->category, &oom);
+		cd->set_by.tier = pwb__arena_strdup(&d->arena, cd->set_by.tier, &oom);
+		cd->set_by.source = pwb__arena_strdup(&d->arena, cd->set_by.source, &oom);
+		cd->set_by.file = pwb__arena_strdup(&d->arena, cd->set_by.file, &oom);
+		cd->set_by.basis = pwb__arena_strdup(&d->arena, cd->set_by.basis, &oom);
+	}
+	free(lex);
+	free(n_spans);
+	if (oom) {
+		rc = PWB_ENOMEM;
+		goto out;
+	}
+	/* The binding block: law before org before the user's own setting,
+	 * then the highest score. */
+	for (size_t c = 0; c < n; c++) {
+		const pwb_cat_decision *cd = &d->cats[c];
+		if (cd->verdict != PWB_VERDICT_BLOCK)
+			continue;
+		if (!d->blocked_by || block_rank(cd) < block_rank(d->blocked_by) ||
+		    (block_rank(cd) == block_rank(d->blocked_by) &&
+		     cd->score > d->blocked_by->score))
+			d->blocked_by = cd;
+	}
+	if (d->blocked_by)
+		d->refusal = make_refusal(d, e, &oom);
+	if (d->verdict == PWB_VERDICT_REDACT) {
+		pwb__buf r;
+		pwb__buf_init(&r, 0);
+		size_t at = 0;
+		for (size_t i = 0; i < sc.n_pii; i++) {
+			pwb__buf_add(&r, text + at, sc.pii[i].start - at);
+			pwb__buf_addf(&r, "[%s]", pwb__pii_name(sc.pii[i].kind));
+			at = sc.pii[i].end;
+		}
+		pwb__buf_add(&r, text + at, len - at);
+		d->redacted = r.err ? NULL
+				    : pwb__arena_strdup(&d->arena, r.s ? r.s : "",
+							&oom);
+		oom |= r.err != PWB_OK;
+		pwb__buf_release(&r);
+	}
+	d->org = pwb__arena_strdup(&d->arena, pwb_effective_org(e), &oom);
+	d->policy_hash = pwb__arena_strdup(&d->arena, pwb_effective_hash(e), &oom);
+	if (oom)
+		rc = PWB_ENOMEM;
+out:
+	free(norm);
+	free(sc.entry_seen);
+	free(sc.lex);
+	free(sc.pii);
+	free(lin);
+	free(mscores);
+	if (rc) {
+		pwb_decision_free(d);
+		return rc;
+	}
+	*out = d;
+	return PWB_OK;
+}
+
+/* ---- JSON ---- */
+
+static json_t *prov(const pwb_provenance *pv)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "tier", json_string(pv->tier));
+	json_object_set_new(o, "source", json_string(pv->source));
+	if (pv->file) {
+		json_object_set_new(o, "file", json_string(pv->file));
+		json_object_set_new(o, "line", json_integer(pv->line));
+	}
+	if (pv->basis)
+		json_object_set_new(o, "basis", json_string(pv->basis));
+	return o;
+}
+
+pwb_status pwb_decision_to_json(const pwb_decision *d, char **out)
+{
+	*out = NULL;
+	json_t *root = json_object();
+	json_t *cats = json_object();
+	if (!root || !cats) {
+		json_decref(root);
+		json_decref(cats);
+		return PWB_ENOMEM;
+	}
+	json_object_set_new(root, "verdict",
+			    json_string(pwb_verdict_str(d->verdict)));
+	json_object_set_new(root, "role", json_string(pwb_role_str(d->role)));
+	json_object_set_new(root, "org", json_string(d->org));
+	json_object_set_new(root, "policy_hash", json_string(d->policy_hash));
+	if (d->blocked_by) {
+		const pwb_cat_decision *c = d->blocked_by;
+		json_t *bb = json_object();
+		int rank = block_rank(c);
+		json_object_set_new(bb, "tier",
+				    json_string(rank == 0   ? "law"
+						: rank == 1 ? "org"
+							    : "user"));
+		json_object_set_new(bb, "source",
+				    json_string(rank < 2 ? c->set_by.source
+							 : "user"));
+		json_object_set_new(bb, "category", json_string(c->category));
+		if (rank < 2) {
+			if (c->set_by.basis)
+				json_object_set_new(bb, "basis",
+						    json_string(c->set_by.basis));
+			if (c->set_by.file) {
+				json_object_set_new(bb, "file",
+						    json_string(c->set_by.file));
+				json_object_set_new(bb, "line",
+						    json_integer(c->set_by.line));
+			}
+		}
+		json_object_set_new(root, "blocked_by", bb);
+	} else {
+		json_object_set_new(root, "blocked_by", json_null());
+	}
+	json_object_set_new(root, "refusal",
+			    d->refusal ? json_string(d->refusal) : json_null());
+	if (d->redacted)
+		json_object_set_new(root, "redacted", json_string(d->redacted));
+	for (size_t i = 0; i < d->n_cats; i++) {
+		const pwb_cat_decision *c = &d->cats[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "score", json_real(c->score));
+		json_object_set_new(o, "threshold", json_real(c->threshold));
+		json_object_set_new(o, "detector", c->detector
+							  ? json_string(c->detector)
+							  : json_null());
+		json_object_set_new(o, "detected", json_boolean(c->detected));
+		json_object_set_new(o, "permission",
+				    json_string(pwb_permission_str(c->permission)));
+		json_object_set_new(o, "active", json_boolean(c->active));
+		json_object_set_new(o, "verdict",
+				    json_string(pwb_verdict_str(c->verdict)));
+		json_object_set_new(o, "set_by", prov(&c->set_by));
+		json_t *spans = json_array();
+		for (size_t k = 0; k < c->n_spans; k++) {
+			json_t *s = json_object();
+			json_object_set_new(s, "start",
+					    json_integer((json_int_t)c->spans[k].start));
+			json_object_set_new(s, "end",
+					    json_integer((json_int_t)c->spans[k].end));
+			json_object_set_new(s, "detector",
+					    json_string(c->spans[k].detector));
+			json_object_set_new(s, "what",
+					    json_string(c->spans[k].what));
+			json_array_append_new(spans, s);
+		}
+		json_object_set_new(o, "spans", spans);
+		json_object_set_new(cats, c->category, o);
+	}
+	json_object_set_new(root, "categories", cats);
+	*out = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+	json_decref(root);
+	return *out ? PWB_OK : PWB_ENOMEM;
+}

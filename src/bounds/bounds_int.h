@@ -1,0 +1,64 @@
+/*
+ * bounds_int.h - the internals of src/bounds shared between its files.
+ */
+#ifndef PWB_BOUNDS_INT_H
+#define PWB_BOUNDS_INT_H
+
+#include "bounds/linear.h"
+#include "bounds/pii.h"
+#include "policy/policy_int.h"
+#include "pwb/bounds.h"
+#include "util/util.h"
+
+#include <hs/hs.h>
+#include <pthread.h>
+
+#define PWB__LEX_MAX_FILE (4u * 1024 * 1024)
+#define PWB__LEX_MAX_ENTRIES 100000
+#define PWB__MAX_MATCHES 100000      /* matches kept per text */
+#define PWB__MAX_SPANS_PER_CAT 64    /* spans reported per category */
+
+typedef enum pwb__lex_kind {
+	PWB__LEX_WORD,
+	PWB__LEX_PHRASE,
+	PWB__LEX_REGEX
+} pwb__lex_kind;
+
+typedef struct pwb__lex_entry {
+	int cat; /* registry index */
+	pwb__lex_kind kind;
+	float weight;
+	char *entry;
+	char *note;
+	int file; /* index in pwb_bounds.lex_files, for messages */
+	int line;
+} pwb__lex_entry;
+
+/* A scratch space for Vectorscan, one per concurrent scan. */
+typedef struct pwb__scratch_pool {
+	pthread_mutex_t lock;
+	hs_scratch_t **free;
+	size_t n_free, cap;
+	hs_scratch_t *proto;
+} pwb__scratch_pool;
+
+struct pwb_bounds {
+	const pwb_policy *policy;
+	pwb_bounds_params params;
+	pwb__lex_entry *entries;
+	size_t n_entries, cap_entries;
+	char **lex_files;
+	size_t n_lex_files, cap_lex_files;
+	hs_database_t *db; /* lexicon entries, then one pattern per PII kind */
+	pwb__scratch_pool scratch;
+	pwb__linear *model;
+	int *model_cat; /* model label -> registry category, -1 unknown */
+	int privacy_cat; /* registry index of "privacy", or -1 */
+};
+
+/* Reads every <lang>.tsv of dir into b->entries (errors to diag). */
+pwb_status pwb__lexicon_load(pwb_bounds *b, const char *dir, pwb_diag *diag);
+/* Compiles the lexicon entries and the PII patterns into b->db. */
+pwb_status pwb__lexicon_compile(pwb_bounds *b, pwb_diag *diag);
+
+#endif
