@@ -102,6 +102,23 @@ run_policy() { # case-dir
 	fi
 }
 
+# bounds/NAME: `pwb bounds check ARGS --json -` with the text on stdin,
+# run from the case folder (ARGS name the policy folder, usually the
+# shipped one); expected.json must be a subset of the decision.
+run_bounds() { # case-dir
+	local dir=$1 args=() rc
+	for f in args text expected.json; do
+		[ -f "$dir/$f" ] || { echo "  no $f file"; return; }
+	done
+	read -r -a args <"$dir/args"
+	(cd "$dir" && exec "$pwb" bounds check ${args[@]+"${args[@]}"} --json -) \
+		<"$dir/text" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	[ "$rc" = 0 ] || echo "  exit status $rc, expected 0"
+	[ -s "$tmp/err" ] && { echo "  unexpected stderr:"; sed 's/^/  | /' "$tmp/err"; }
+	python3 -c "$subset_py" "$dir/expected.json" "$tmp/out"
+}
+
 run_check() { # case-dir
 	local dir=$1 rc want=1
 	if [ ! -f "$dir/expected" ]; then
@@ -118,7 +135,7 @@ cases=()
 if [ $# -gt 0 ]; then
 	cases=("$@")
 else
-	for d in "$golden"/policy/*/ "$golden"/check/*/; do
+	for d in "$golden"/policy/*/ "$golden"/check/*/ "$golden"/bounds/*/; do
 		[ -d "$d" ] || continue
 		d=${d%/}
 		cases+=("${d#"$golden"/}")
@@ -127,15 +144,18 @@ fi
 
 for name in "${cases[@]}"; do
 	dir=$golden/$name
-	if [ ! -f "$dir/categories.yaml" ]; then
+	case $name in
+	bounds/*) report=$(run_bounds "$dir") ;;
+	*/*) if [ ! -f "$dir/categories.yaml" ]; then
 		report="  no categories.yaml in $dir"
 	else
 		case $name in
 		policy/*) report=$(run_policy "$dir") ;;
 		check/*) report=$(run_check "$dir") ;;
-		*) report="  not under policy/ or check/" ;;
+		*) report="  not under policy/, check/ or bounds/" ;;
 		esac
-	fi
+	fi ;;
+	esac
 	if [ -z "$report" ]; then
 		ok "$name"
 	else
