@@ -124,6 +124,40 @@ const char *pwb_decision_redacted(const pwb_decision *d);
  * *out is freed with free(). */
 pwb_status pwb_decision_to_json(const pwb_decision *d, char **out);
 
+/* ---- labelled texts (DESIGN §4.3), for training and evaluation ---- */
+
+/*
+ * One line of a bounds JSONL file:
+ *   {"id": "x1", "text": "...", "role": "prompt|response", "labels": ["hate"]}
+ * `labels: []` means within bounds; the label "*" means out of bounds with
+ * the category not given (it counts for the binary metrics only).
+ */
+typedef struct pwb_labelled_text {
+	const char *id; /* "" when the line has none */
+	const char *text;
+	size_t len;
+	pwb_role role;
+	const char *const *labels; /* category ids, "*" excluded */
+	size_t n_labels;
+	bool unsafe; /* labels were not empty (any id, or "*") */
+	int line;
+} pwb_labelled_text;
+
+typedef struct pwb_labelled_set pwb_labelled_set;
+
+/*
+ * Reads a JSONL file. With a policy, every label must be a category of its
+ * registry (or "*"). Every bad line is reported as file:line: what is
+ * wrong (all of them, up to the diag cap); the call then fails with
+ * PWB_EPARSE and *out is NULL.
+ */
+pwb_status pwb_labelled_load(pwb_labelled_set **out, const char *path,
+			     const pwb_policy *policy, pwb_diag *diag);
+void pwb_labelled_free(pwb_labelled_set *s);
+size_t pwb_labelled_n(const pwb_labelled_set *s);
+const pwb_labelled_text *pwb_labelled_get(const pwb_labelled_set *s,
+					  size_t i);
+
 #ifdef __cplusplus
 }
 #endif

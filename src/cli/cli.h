@@ -101,7 +101,23 @@ int cli_resolve_opt(cli_resolve *r, cli_args *a, const char *name,
 int cli_resolve_run(cli_resolve *r, cli_args *a);
 void cli_resolve_release(cli_resolve *r);
 
+/*
+ * A progress bar on standard error, drawn only when it is a terminal (and
+ * at most ten times a second); nothing at all when output is piped.
+ */
+typedef struct cli_progress {
+	const char *label;
+	size_t total;
+	bool tty;
+	double last;
+} cli_progress;
+
+void cli_progress_start(cli_progress *p, const char *label, size_t total);
+void cli_progress_update(cli_progress *p, size_t done);
+void cli_progress_end(cli_progress *p);
+
 int cli_policy(int argc, char **argv);
+int cli_eval(int argc, char **argv);
 int cli_bounds(int argc, char **argv);
 
 #endif

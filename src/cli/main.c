@@ -14,6 +14,7 @@ static const char usage[] =
     "  policy resolve ...       the effective policy for an org and user\n"
     "  policy explain ...       the same, as readable text with provenance\n"
     "  bounds check ... TEXT    check a text: categories, verdict, refusal\n"
+    "  eval bounds ...          blocking quality on labelled texts (JSONL)\n"
     "\n"
     "Options:\n"
     "  -h, --help               show this help (also after any command)\n"
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
 		return cli_policy(argc - 1, argv + 1);
 	if (!strcmp(cmd, "bounds"))
 		return cli_bounds(argc - 1, argv + 1);
+	if (!strcmp(cmd, "eval"))
+		return cli_eval(argc - 1, argv + 1);
 	fprintf(stderr, "pwb: unknown command '%s'\nTry 'pwb --help'.\n", cmd);
 	return CLI_USAGE;
 }

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 void cli_print_diag(pwb_diag *d)
 {
@@ -116,4 +118,49 @@ char *cli_read_file(const char *path, size_t max, size_t *len)
 		return NULL;
 	}
 	return data;
+}
+
+/* ---- progress ---- */
+
+static double mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, size_t total)
+{
+	p->label = label;
+	p->total = total;
+	p->tty = isatty(STDERR_FILENO);
+	p->last = 0;
+	cli_progress_update(p, 0);
+}
+
+void cli_progress_update(cli_progress *p, size_t done)
+{
+	if (!p->tty)
+		return;
+	double now = mono_now();
+	if (done && done < p->total && now - p->last < 0.1)
+		return;
+	p->last = now;
+	double frac = p->total ? (double)done / (double)p->total : 1.0;
+	if (frac > 1)
+		frac = 1;
+	int width = 30, fill = (int)(frac * width);
+	fprintf(stderr, "\r%s [", p->label);
+	for (int i = 0; i < width; i++)
+		fputc(i < fill ? '=' : i == fill ? '>' : ' ', stderr);
+	fprintf(stderr, "] %3d%% %zu/%zu", (int)(frac * 100), done, p->total);
+	fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+	if (!p->tty)
+		return;
+	cli_progress_update(p, p->total);
+	fputc('\n', stderr);
 }
