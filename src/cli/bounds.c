@@ -1,5 +1,6 @@
 /* bounds.c - `pwb bounds check`: a text against the effective policy. */
 #include "cli/cli.h"
+#include "bounds/linear.h"
 #include "util/util.h"
 
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 
 static const char bounds_usage[] =
     "Usage: pwb bounds check --policies DIR --org ID [options] TEXT|-\n"
+    "       pwb bounds train --data FILE.jsonl --out FILE [options]\n"
     "\n"
     "Run 'pwb bounds SUBCOMMAND --help' for the options of each.\n";
 
@@ -181,6 +183,218 @@ out:
 	return rc;
 }
 
+static const char train_usage[] =
+    "Usage: pwb bounds train --data FILE.jsonl --out FILE [options]\n"
+    "\n"
+    "Trains the linear detector (docs/bounds.md) on labelled texts\n"
+    "(JSONL: {\"text\": ..., \"labels\": [\"hate\"]}), holding out a\n"
+    "validation split, and prints each category's validation precision\n"
+    "and recall. The model's labels are the category ids of the data;\n"
+    "texts labelled only \"*\" are left out of training.\n"
+    "\n"
+    "Options:\n"
+    "  --data FILE          the labelled texts\n"
+    "  --out FILE           where to write the model (atomically)\n"
+    "  --policies DIR       check the labels against DIR/categories.yaml\n"
+    "  --hash-bits N        feature space 2^N, 10..24 (default 18)\n"
+    "  --epochs N           passes over the data (default 5)\n"
+    "  --valid FRACTION     held out for validation (default 0.2)\n"
+    "  --seed N             shuffling and the split (default 1)\n"
+    "  --json               print the validation report as JSON\n"
+    "  -h, --help           show this help\n";
+
+static void train_progress(void *user, double done)
+{
+	cli_progress_update(user, (size_t)(done * 1000));
+}
+
+static bool parse_num(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (*s == '\0' || *end || !(v >= lo && v <= hi))
+		return false;
+	*out = v;
+	return true;
+}
+
+static int cmd_train(cli_args *a)
+{
+	static const cli_opt opts[] = {
+	    {"data", true},   {"out", true},   {"policies", true},
+	    {"hash-bits", true}, {"epochs", true}, {"valid", true},
+	    {"seed", true},   {"json", false}, {"help", false}};
+	const char *data = NULL, *outp = NULL, *policies = NULL;
+	bool as_json = false;
+	pwb__linear_params lp = pwb__linear_default_params();
+	const char *name, *value;
+	int r;
+	double v;
+	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
+	       0) {
+		if (r == 0)
+			return cli_usage_error(a, "unexpected argument '%s'",
+					       value);
+		if (!strcmp(name, "help")) {
+			fputs(train_usage, stdout);
+			return CLI_OK;
+		} else if (!strcmp(name, "data")) {
+			data = value;
+		} else if (!strcmp(name, "out")) {
+			outp = value;
+		} else if (!strcmp(name, "policies")) {
+			policies = value;
+		} else if (!strcmp(name, "json")) {
+			as_json = true;
+		} else if (!strcmp(name, "hash-bits")) {
+			if (!parse_num(value, 10, 24, &v) || v != (int)v)
+				return cli_usage_error(
+				    a, "--hash-bits is a whole number in "
+				       "10..24");
+			lp.hash_bits = (unsigned)v;
+		} else if (!strcmp(name, "epochs")) {
+			if (!parse_num(value, 1, 1000, &v) || v != (int)v)
+				return cli_usage_error(
+				    a, "--epochs is a whole number in 1..1000");
+			lp.epochs = (unsigned)v;
+		} else if (!strcmp(name, "valid")) {
+			if (!parse_num(value, 0, 0.9, &v))
+				return cli_usage_error(
+				    a, "--valid is a fraction in [0, 0.9]");
+			lp.valid_fraction = v;
+		} else if (!strcmp(name, "seed")) {
+			if (!parse_num(value, 0, 1e15, &v) || v != (long long)v)
+				return cli_usage_error(
+				    a, "--seed is a whole number");
+			lp.seed = (uint64_t)v;
+		}
+	}
+	if (r == -2)
+		return CLI_USAGE;
+	if (!data || !outp)
+		return cli_usage_error(a, "--data FILE and --out FILE are "
+					  "required");
+	int rc = CLI_FAIL;
+	pwb_diag diag;
+	pwb_diag_init(&diag);
+	pwb_policy *policy = NULL;
+	pwb_labelled_set *set = NULL;
+	pwb__linear *m = NULL;
+	const char **texts = NULL, **labels = NULL;
+	size_t *lens = NULL, n_labels = 0, n = 0;
+	uint8_t *y = NULL;
+	pwb__linear_report rep = {0};
+	if (policies &&
+	    pwb_policy_load(&policy, policies, NULL, &diag) != PWB_OK) {
+		cli_print_diag(&diag);
+		goto out;
+	}
+	if (pwb_labelled_load(&set, data, policy, &diag)) {
+		cli_print_diag(&diag);
+		goto out;
+	}
+	/* The labels: every category id of the data, in order of
+	 * appearance. */
+	size_t total = pwb_labelled_n(set);
+	labels = calloc(64 * 8, sizeof(char *));
+	texts = calloc(total ? total : 1, sizeof(char *));
+	lens = calloc(total ? total : 1, sizeof(size_t));
+	if (!labels || !texts || !lens)
+		goto oom;
+	for (size_t i = 0; i < total; i++) {
+		const pwb_labelled_text *t = pwb_labelled_get(set, i);
+		for (size_t k = 0; k < t->n_labels; k++) {
+			bool seen = false;
+			for (size_t j = 0; j < n_labels && !seen; j++)
+				seen = !strcmp(labels[j], t->labels[k]);
+			if (!seen) {
+				if (n_labels == 64 * 8) {
+					fprintf(stderr,
+						"%s: error: more than %d "
+						"distinct labels\n",
+						data, 64 * 8);
+					goto out;
+				}
+				labels[n_labels++] = t->labels[k];
+			}
+		}
+	}
+	if (!n_labels) {
+		fprintf(stderr, "%s: error: no text names a category; nothing "
+				"to learn\n",
+			data);
+		goto out;
+	}
+	y = calloc((total ? total : 1) * n_labels, 1);
+	if (!y)
+		goto oom;
+	for (size_t i = 0; i < total; i++) {
+		const pwb_labelled_text *t = pwb_labelled_get(set, i);
+		if (t->unsafe && !t->n_labels)
+			continue; /* "*" only: no category to learn */
+		texts[n] = t->text;
+		lens[n] = t->len;
+		for (size_t k = 0; k < t->n_labels; k++)
+			for (size_t j = 0; j < n_labels; j++)
+				if (!strcmp(labels[j], t->labels[k]))
+					y[n * n_labels + j] = 1;
+		n++;
+	}
+	cli_progress pr;
+	cli_progress_start(&pr, "training", 1000);
+	lp.progress = train_progress;
+	lp.progress_user = &pr;
+	pwb_status st = pwb__linear_train(&m, texts, lens, y, n, labels,
+					  n_labels, &lp, &rep);
+	cli_progress_end(&pr);
+	if (st) {
+		fprintf(stderr, "%s: error: training failed: %s\n", data,
+			pwb_status_str(st));
+		goto out;
+	}
+	char err[256];
+	if (pwb__linear_save(m, outp, err, sizeof(err))) {
+		fprintf(stderr, "%s: error: %s\n", outp, err);
+		goto out;
+	}
+	if (as_json) {
+		printf("{\"model\": \"%s\", \"n_train\": %zu, \"n_valid\": %zu, "
+		       "\"categories\": {",
+		       outp, rep.n_train, rep.n_valid);
+		for (size_t j = 0; j < n_labels; j++)
+			printf("%s\"%s\": {\"n_valid_pos\": %zu, \"precision\": "
+			       "%.4f, \"recall\": %.4f}",
+			       j ? ", " : "", labels[j], rep.labels[j].n_pos,
+			       rep.labels[j].precision, rep.labels[j].recall);
+		printf("}}\n");
+	} else {
+		printf("model: %s (%zu labels, trained on %zu texts, validated "
+		       "on %zu)\n",
+		       outp, n_labels, rep.n_train, rep.n_valid);
+		printf("  %-28s %9s %9s %9s\n", "category", "positives",
+		       "precision", "recall");
+		for (size_t j = 0; j < n_labels; j++)
+			printf("  %-28s %9zu %9.3f %9.3f\n", labels[j],
+			       rep.labels[j].n_pos, rep.labels[j].precision,
+			       rep.labels[j].recall);
+	}
+	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
+	goto out;
+oom:
+	fprintf(stderr, "error: out of memory\n");
+out:
+	free(rep.labels);
+	pwb__linear_free(m);
+	free(y);
+	free(texts);
+	free(lens);
+	free(labels);
+	pwb_labelled_free(set);
+	pwb_policy_free(policy);
+	pwb_diag_release(&diag);
+	return rc;
+}
+
 int cli_bounds(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -193,6 +407,8 @@ int cli_bounds(int argc, char **argv)
 	cli_args a = {argc, argv, 2, cmd};
 	if (!strcmp(sub, "check"))
 		return cmd_check(&a);
+	if (!strcmp(sub, "train"))
+		return cmd_train(&a);
 	fprintf(stderr,
 		"pwb bounds: unknown subcommand '%s'\nTry 'pwb bounds "
 		"--help'.\n",
