@@ -102,8 +102,9 @@ static void build_corpus(corpus *c, size_t mb, const char *shared)
 			pwb__buf_add(&c->text, src.s + at, take);
 			at = (at + take) % src.len;
 			if ((seed >> 4) % 4 == 0)
-				pwb__buf_adds(&c->text,
-					      pii[(seed >> 12) % PWB_ARRAY_LEN(pii)]);
+				pwb__buf_adds(
+				    &c->text,
+				    pii[(seed >> 12) % PWB_ARRAY_LEN(pii)]);
 			seed = seed * 1103515245u + 12345u;
 		}
 		if (pwb__grow((void **)&c->start, &c->cap, c->n + 1,
@@ -170,8 +171,7 @@ static pwb_policy *load_policy(const char *dir)
 	return p;
 }
 
-static double run_check(pwb_bounds *b, const pwb_effective *e,
-			const corpus *c)
+static double run_check(pwb_bounds *b, const pwb_effective *e, const corpus *c)
 {
 	double t0 = now_s();
 	for (size_t i = 0; i < c->n; i++) {
@@ -226,6 +226,9 @@ int main(int argc, char **argv)
 	snprintf(lexdir, sizeof(lexdir), "%s/lexicons", policies);
 	pwb_bounds_params bp = pwb_bounds_default_params();
 	bp.lexicon_dir = lexdir;
+	/* Compile once for both detector sets (and keep it for next time). */
+	bp.cache_dir =
+	    getenv("PWB_CACHE_DIR") ? getenv("PWB_CACHE_DIR") : "/tmp";
 	pwb_bounds *b = NULL;
 	pwb_diag d;
 	pwb_diag_init(&d);
@@ -266,7 +269,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	double full = run_check(bm, e, &c);
-	double *scores = calloc(pwb__linear_n_labels(bm->model), sizeof(double));
+	double *scores =
+	    calloc(pwb__linear_n_labels(bm->model), sizeof(double));
 	t0 = now_s();
 	for (size_t i = 0; i < c.n; i++)
 		pwb__linear_score(bm->model, c.text.s + c.start[i], c.len[i],

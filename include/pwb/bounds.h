@@ -50,6 +50,14 @@ typedef struct pwb_bounds_params {
 	const char *model;
 	/* Longest text checked, in bytes; longer ones are refused. */
 	size_t max_text_bytes;
+	/*
+	 * A folder where the compiled Vectorscan database is kept between
+	 * runs (compiling hundreds of patterns takes seconds; loading the
+	 * compiled form, milliseconds). NULL: compile every time. The file
+	 * is named by a hash of every pattern and flag and of the Vectorscan
+	 * version, written atomically, and recompiled if unreadable.
+	 */
+	const char *cache_dir;
 	pwb_log_fn log;
 	void *log_user;
 } pwb_bounds_params;
@@ -80,10 +88,10 @@ typedef struct pwb_span {
 
 typedef struct pwb_cat_decision {
 	const char *category;
-	double score;         /* the highest detector score, in [0, 1] */
+	double score;	      /* the highest detector score, in [0, 1] */
 	double threshold;     /* that detector's threshold */
 	const char *detector; /* that detector, or NULL when nothing scored */
-	bool detected;        /* some detector reached its threshold */
+	bool detected;	      /* some detector reached its threshold */
 	pwb_permission permission;
 	bool active;
 	pwb_verdict verdict;
@@ -106,8 +114,7 @@ void pwb_decision_free(pwb_decision *d);
 
 pwb_verdict pwb_decision_verdict(const pwb_decision *d);
 size_t pwb_decision_n_categories(const pwb_decision *d);
-const pwb_cat_decision *pwb_decision_category(const pwb_decision *d,
-					      size_t i);
+const pwb_cat_decision *pwb_decision_category(const pwb_decision *d, size_t i);
 /* The category that blocks (the most binding tier first), or NULL. */
 const pwb_cat_decision *pwb_decision_blocked_by(const pwb_decision *d);
 /*
@@ -155,8 +162,7 @@ pwb_status pwb_labelled_load(pwb_labelled_set **out, const char *path,
 			     const pwb_policy *policy, pwb_diag *diag);
 void pwb_labelled_free(pwb_labelled_set *s);
 size_t pwb_labelled_n(const pwb_labelled_set *s);
-const pwb_labelled_text *pwb_labelled_get(const pwb_labelled_set *s,
-					  size_t i);
+const pwb_labelled_text *pwb_labelled_get(const pwb_labelled_set *s, size_t i);
 
 #ifdef __cplusplus
 }

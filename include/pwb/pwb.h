@@ -2,8 +2,8 @@
 #ifndef PWB_PWB_H
 #define PWB_PWB_H
 
+#include "pwb/bounds.h"
 #include "pwb/common.h"
 #include "pwb/policy.h"
-#include "pwb/bounds.h"
 
 #endif

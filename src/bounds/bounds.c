@@ -57,9 +57,8 @@ static hs_scratch_t *scratch_get(pwb__scratch_pool *sp)
 static void scratch_put(pwb__scratch_pool *sp, hs_scratch_t *s)
 {
 	pthread_mutex_lock(&sp->lock);
-	if (sp->n_free < 64 &&
-	    !pwb__grow((void **)&sp->free, &sp->cap, sp->n_free + 1,
-		       sizeof(*sp->free))) {
+	if (sp->n_free < 64 && !pwb__grow((void **)&sp->free, &sp->cap,
+					  sp->n_free + 1, sizeof(*sp->free))) {
 		sp->free[sp->n_free++] = s;
 		s = NULL;
 	}
@@ -129,7 +128,7 @@ pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
 				rc = PWB_ENOMEM;
 			for (size_t i = 0; !rc && i < nl; i++)
 				b->model_cat[i] = pwb__find_cat(
-					policy, pwb__linear_label(b->model, i));
+				    policy, pwb__linear_label(b->model, i));
 		}
 	}
 	if (rc) {
@@ -158,8 +157,9 @@ static void normalise(const unsigned char *in, size_t len, unsigned char *out)
 		unsigned char c = in[i];
 		if (c < 0x80) {
 			out[i++] = c == 0 ? ' '
-				   : (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32)
-							    : c;
+				   : (c >= 'A' && c <= 'Z')
+				       ? (unsigned char)(c + 32)
+				       : c;
 			continue;
 		}
 		size_t need = (c & 0xe0) == 0xc0   ? 1
@@ -167,7 +167,9 @@ static void normalise(const unsigned char *in, size_t len, unsigned char *out)
 			      : (c & 0xf8) == 0xf0 ? 3
 						   : 0;
 		bool ok = need != 0;
-		uint32_t cp = need == 1 ? c & 0x1f : need == 2 ? c & 0x0f : c & 0x07;
+		uint32_t cp = need == 1	  ? c & 0x1f
+			      : need == 2 ? c & 0x0f
+					  : c & 0x07;
 		for (size_t k = 1; ok && k <= need; k++) {
 			if (i + k >= len || (in[i + k] & 0xc0) != 0x80)
 				ok = false;
@@ -220,8 +222,8 @@ typedef struct scan_ctx {
 	pwb_status err;
 } scan_ctx;
 
-static int on_match(unsigned id, unsigned long long from,
-		    unsigned long long to, unsigned flags, void *user)
+static int on_match(unsigned id, unsigned long long from, unsigned long long to,
+		    unsigned flags, void *user)
 {
 	(void)flags;
 	scan_ctx *sc = user;
@@ -231,7 +233,7 @@ static int on_match(unsigned id, unsigned long long from,
 		const pwb__lex_entry *e = &b->entries[id];
 		if (e->kind != PWB__LEX_REGEX) {
 			const unsigned char *w =
-				(const unsigned char *)e->entry;
+			    (const unsigned char *)e->entry;
 			bool need_left = is_word_byte(w[0]);
 			bool need_right = is_word_byte(w[strlen(e->entry) - 1]);
 			if (need_left && start > 0 &&
@@ -335,8 +337,7 @@ size_t pwb_decision_n_categories(const pwb_decision *d)
 	return d->n_cats;
 }
 
-const pwb_cat_decision *pwb_decision_category(const pwb_decision *d,
-					      size_t i)
+const pwb_cat_decision *pwb_decision_category(const pwb_decision *d, size_t i)
 {
 	return i < d->n_cats ? &d->cats[i] : NULL;
 }
@@ -357,8 +358,7 @@ const char *pwb_decision_redacted(const pwb_decision *d)
 }
 
 /* Does an obligation ask for a disclaimer on category c (or a parent)? */
-static bool has_disclaimer(const pwb_policy *p, const pwb_effective *e,
-			   int c)
+static bool has_disclaimer(const pwb_policy *p, const pwb_effective *e, int c)
 {
 	for (size_t i = 0; i < pwb_effective_n_obligations(e); i++) {
 		const pwb_eff_obligation *o = pwb_effective_obligation(e, i);
@@ -390,25 +390,25 @@ typedef struct refusal_lang {
 } refusal_lang;
 
 static const refusal_lang refusal_langs[] = {
-	{"en",
-	 "I can't help with that: {category} is not allowed here, by {tier} "
-	 "({source}){basis}. {how}",
-	 {"the law", "this service's policy", "your own settings"},
-	 "This cannot be changed in your settings.",
-	 "You can turn {category} on in your settings."},
-	{"de",
-	 "Dabei kann ich nicht helfen: {category} ist hier nicht erlaubt, "
-	 "durch {tier} ({source}){basis}. {how}",
-	 {"das Gesetz", "die Richtlinie dieses Dienstes",
-	  "deine eigenen Einstellungen"},
-	 "Das lässt sich in den Einstellungen nicht ändern.",
-	 "Du kannst {category} in deinen Einstellungen einschalten."},
-	{"fr",
-	 "Je ne peux pas vous aider : {category} n'est pas autorisé ici, par "
-	 "{tier} ({source}){basis}. {how}",
-	 {"la loi", "la politique de ce service", "vos propres réglages"},
-	 "Cela ne peut pas être modifié dans vos réglages.",
-	 "Vous pouvez activer {category} dans vos réglages."},
+    {"en",
+     "I can't help with that: {category} is not allowed here, by {tier} "
+     "({source}){basis}. {how}",
+     {"the law", "this service's policy", "your own settings"},
+     "This cannot be changed in your settings.",
+     "You can turn {category} on in your settings."},
+    {"de",
+     "Dabei kann ich nicht helfen: {category} ist hier nicht erlaubt, "
+     "durch {tier} ({source}){basis}. {how}",
+     {"das Gesetz", "die Richtlinie dieses Dienstes",
+      "deine eigenen Einstellungen"},
+     "Das lässt sich in den Einstellungen nicht ändern.",
+     "Du kannst {category} in deinen Einstellungen einschalten."},
+    {"fr",
+     "Je ne peux pas vous aider : {category} n'est pas autorisé ici, par "
+     "{tier} ({source}){basis}. {how}",
+     {"la loi", "la politique de ce service", "vos propres réglages"},
+     "Cela ne peut pas être modifié dans vos réglages.",
+     "Vous pouvez activer {category} dans vos réglages."},
 };
 
 /* Fills the placeholders of tmpl; values are taken as they are. */
@@ -433,8 +433,8 @@ static const char *make_refusal(pwb_decision *d, const pwb_effective *e,
 				bool *oom)
 {
 	const pwb_cat_decision *c = d->blocked_by;
-	const pwb_eff_dimension *ld = pwb_effective_find_dimension(e,
-								   "language");
+	const pwb_eff_dimension *ld =
+	    pwb_effective_find_dimension(e, "language");
 	char lang[17] = "en";
 	if (ld && ld->value_str) {
 		snprintf(lang, sizeof(lang), "%s", ld->value_str);
@@ -460,10 +460,10 @@ static const char *make_refusal(pwb_decision *d, const pwb_effective *e,
 	render(&how, rank < 2 ? rl->how_fixed : rl->how_user, vals);
 	vals[4] = how.s ? how.s : "";
 	render(&out, tmpl, vals);
-	const char *s = out.err || how.err
-				? NULL
-				: pwb__arena_strdup(&d->arena, out.s ? out.s : "",
-						    oom);
+	const char *s =
+	    out.err || how.err
+		? NULL
+		: pwb__arena_strdup(&d->arena, out.s ? out.s : "", oom);
 	if (out.err || how.err)
 		*oom = true;
 	pwb__buf_release(&how);
@@ -490,8 +490,7 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 	if (pwb_effective_n_categories(e) != p->n_cats)
 		return PWB_EINVAL; /* resolved from another registry */
 	pwb_status rc = PWB_OK;
-	scan_ctx sc = {.b = b, .text = (const unsigned char *)text,
-		       .len = len};
+	scan_ctx sc = {.b = b, .text = (const unsigned char *)text, .len = len};
 	unsigned char *norm = pwb__malloc(len ? len : 1);
 	sc.entry_seen = pwb__calloc(b->n_entries ? b->n_entries : 1, 1);
 	double *lin = pwb__calloc(p->n_cats ? p->n_cats : 1, sizeof(double));
@@ -570,9 +569,8 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		bool used[PWB__DET_N] = {0};
 		scores[PWB__DET_LEXICON] = 1.0 - lex[c];
 		used[PWB__DET_LEXICON] = rc_->has_detector[PWB__DET_LEXICON];
-		scores[PWB__DET_PII] = ((int)c == b->privacy_cat && sc.n_pii)
-					       ? 1.0
-					       : 0.0;
+		scores[PWB__DET_PII] =
+		    ((int)c == b->privacy_cat && sc.n_pii) ? 1.0 : 0.0;
 		used[PWB__DET_PII] = rc_->has_detector[PWB__DET_PII];
 		scores[PWB__DET_LINEAR] = lin[c];
 		used[PWB__DET_LINEAR] = lin[c] > 0;
@@ -581,22 +579,23 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		for (int k = 0; k < PWB__DET_N; k++) {
 			if (!used[k])
 				continue;
-			double th = rc_->has_detector[k] ? rc_->threshold[k]
-							 : 0.5;
+			double th =
+			    rc_->has_detector[k] ? rc_->threshold[k] : 0.5;
 			fired[k] = scores[k] >= th && scores[k] > 0;
 			/* Report the detector that fired, else the one
 			 * closest to firing. */
-			double rank = scores[k] / (th > 0 ? th : 1) +
-				      (fired[k] ? 10 : 0);
+			double rank =
+			    scores[k] / (th > 0 ? th : 1) + (fired[k] ? 10 : 0);
 			if (rank > best) {
 				best = rank;
 				cd->score = scores[k];
 				cd->threshold = th;
-				cd->detector = scores[k] > 0
-						       ? (k == PWB__DET_LEXICON ? "lexicon"
-							  : k == PWB__DET_PII ? "pii"
-									      : "linear")
-						       : NULL;
+				cd->detector =
+				    scores[k] > 0
+					? (k == PWB__DET_LEXICON ? "lexicon"
+					   : k == PWB__DET_PII	 ? "pii"
+								 : "linear")
+					: NULL;
 			}
 			cd->detected |= fired[k];
 		}
@@ -615,10 +614,10 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 			d->verdict = cd->verdict;
 		/* Spans, capped per category. */
 		size_t ns = n_spans[c] < PWB__MAX_SPANS_PER_CAT
-				    ? n_spans[c]
-				    : PWB__MAX_SPANS_PER_CAT;
-		pwb_span *sp = pwb__arena_alloc(&d->arena,
-						(ns ? ns : 1) * sizeof(*sp));
+				? n_spans[c]
+				: PWB__MAX_SPANS_PER_CAT;
+		pwb_span *sp =
+		    pwb__arena_alloc(&d->arena, (ns ? ns : 1) * sizeof(*sp));
 		if (!sp) {
 			oom = true;
 			break;
@@ -627,25 +626,28 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		for (size_t i = 0; i < sc.n_lex && k < ns; i++) {
 			const pwb__lex_entry *le = &b->entries[sc.lex[i].entry];
 			if (le->cat == (int)c)
-				sp[k++] = (pwb_span){sc.lex[i].start,
-						     sc.lex[i].end, "lexicon",
-						     pwb__arena_strdup(&d->arena,
-								       le->note,
-								       &oom)};
+				sp[k++] = (pwb_span){
+				    sc.lex[i].start, sc.lex[i].end, "lexicon",
+				    pwb__arena_strdup(&d->arena, le->note,
+						      &oom)};
 		}
-		for (size_t i = 0; (int)c == b->privacy_cat && i < sc.n_pii &&
-				   k < ns;
-		     i++)
-			sp[k++] = (pwb_span){sc.pii[i].start, sc.pii[i].end,
-					     "pii", pwb__pii_name(sc.pii[i].kind)};
+		for (size_t i = 0;
+		     (int)c == b->privacy_cat && i < sc.n_pii && k < ns; i++)
+			sp[k++] =
+			    (pwb_span){sc.pii[i].start, sc.pii[i].end, "pii",
+				       pwb__pii_name(sc.pii[i].kind)};
 		cd->spans = sp;
 		cd->n_spans = k;
 		/* Strings that must outlive e. */
 		cd->category = pwb__arena_strdup(&d->arena, cd->category, &oom);
-		cd->set_by.tier = pwb__arena_strdup(&d->arena, cd->set_by.tier, &oom);
-		cd->set_by.source = pwb__arena_strdup(&d->arena, cd->set_by.source, &oom);
-		cd->set_by.file = pwb__arena_strdup(&d->arena, cd->set_by.file, &oom);
-		cd->set_by.basis = pwb__arena_strdup(&d->arena, cd->set_by.basis, &oom);
+		cd->set_by.tier =
+		    pwb__arena_strdup(&d->arena, cd->set_by.tier, &oom);
+		cd->set_by.source =
+		    pwb__arena_strdup(&d->arena, cd->set_by.source, &oom);
+		cd->set_by.file =
+		    pwb__arena_strdup(&d->arena, cd->set_by.file, &oom);
+		cd->set_by.basis =
+		    pwb__arena_strdup(&d->arena, cd->set_by.basis, &oom);
 	}
 	free(lex);
 	free(n_spans);
@@ -659,7 +661,8 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		const pwb_cat_decision *cd = &d->cats[c];
 		if (cd->verdict != PWB_VERDICT_BLOCK)
 			continue;
-		if (!d->blocked_by || block_rank(cd) < block_rank(d->blocked_by) ||
+		if (!d->blocked_by ||
+		    block_rank(cd) < block_rank(d->blocked_by) ||
 		    (block_rank(cd) == block_rank(d->blocked_by) &&
 		     cd->score > d->blocked_by->score))
 			d->blocked_by = cd;
@@ -672,18 +675,20 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		size_t at = 0;
 		for (size_t i = 0; i < sc.n_pii; i++) {
 			pwb__buf_add(&r, text + at, sc.pii[i].start - at);
-			pwb__buf_addf(&r, "[%s]", pwb__pii_name(sc.pii[i].kind));
+			pwb__buf_addf(&r, "[%s]",
+				      pwb__pii_name(sc.pii[i].kind));
 			at = sc.pii[i].end;
 		}
 		pwb__buf_add(&r, text + at, len - at);
-		d->redacted = r.err ? NULL
-				    : pwb__arena_strdup(&d->arena, r.s ? r.s : "",
-							&oom);
+		d->redacted =
+		    r.err ? NULL
+			  : pwb__arena_strdup(&d->arena, r.s ? r.s : "", &oom);
 		oom |= r.err != PWB_OK;
 		pwb__buf_release(&r);
 	}
 	d->org = pwb__arena_strdup(&d->arena, pwb_effective_org(e), &oom);
-	d->policy_hash = pwb__arena_strdup(&d->arena, pwb_effective_hash(e), &oom);
+	d->policy_hash =
+	    pwb__arena_strdup(&d->arena, pwb_effective_hash(e), &oom);
 	if (oom)
 		rc = PWB_ENOMEM;
 out:
@@ -740,19 +745,19 @@ pwb_status pwb_decision_to_json(const pwb_decision *d, char **out)
 				    json_string(rank == 0   ? "law"
 						: rank == 1 ? "org"
 							    : "user"));
-		json_object_set_new(bb, "source",
-				    json_string(rank < 2 ? c->set_by.source
-							 : "user"));
+		json_object_set_new(
+		    bb, "source",
+		    json_string(rank < 2 ? c->set_by.source : "user"));
 		json_object_set_new(bb, "category", json_string(c->category));
 		if (rank < 2) {
 			if (c->set_by.basis)
-				json_object_set_new(bb, "basis",
-						    json_string(c->set_by.basis));
+				json_object_set_new(
+				    bb, "basis", json_string(c->set_by.basis));
 			if (c->set_by.file) {
-				json_object_set_new(bb, "file",
-						    json_string(c->set_by.file));
-				json_object_set_new(bb, "line",
-						    json_integer(c->set_by.line));
+				json_object_set_new(
+				    bb, "file", json_string(c->set_by.file));
+				json_object_set_new(
+				    bb, "line", json_integer(c->set_by.line));
 			}
 		}
 		json_object_set_new(root, "blocked_by", bb);
@@ -768,12 +773,13 @@ pwb_status pwb_decision_to_json(const pwb_decision *d, char **out)
 		json_t *o = json_object();
 		json_object_set_new(o, "score", json_real(c->score));
 		json_object_set_new(o, "threshold", json_real(c->threshold));
-		json_object_set_new(o, "detector", c->detector
-							  ? json_string(c->detector)
-							  : json_null());
+		json_object_set_new(o, "detector",
+				    c->detector ? json_string(c->detector)
+						: json_null());
 		json_object_set_new(o, "detected", json_boolean(c->detected));
-		json_object_set_new(o, "permission",
-				    json_string(pwb_permission_str(c->permission)));
+		json_object_set_new(
+		    o, "permission",
+		    json_string(pwb_permission_str(c->permission)));
 		json_object_set_new(o, "active", json_boolean(c->active));
 		json_object_set_new(o, "verdict",
 				    json_string(pwb_verdict_str(c->verdict)));
@@ -781,10 +787,12 @@ pwb_status pwb_decision_to_json(const pwb_decision *d, char **out)
 		json_t *spans = json_array();
 		for (size_t k = 0; k < c->n_spans; k++) {
 			json_t *s = json_object();
-			json_object_set_new(s, "start",
-					    json_integer((json_int_t)c->spans[k].start));
-			json_object_set_new(s, "end",
-					    json_integer((json_int_t)c->spans[k].end));
+			json_object_set_new(
+			    s, "start",
+			    json_integer((json_int_t)c->spans[k].start));
+			json_object_set_new(
+			    s, "end",
+			    json_integer((json_int_t)c->spans[k].end));
 			json_object_set_new(s, "detector",
 					    json_string(c->spans[k].detector));
 			json_object_set_new(s, "what",

@@ -15,8 +15,8 @@
 
 #define PWB__LEX_MAX_FILE (4u * 1024 * 1024)
 #define PWB__LEX_MAX_ENTRIES 100000
-#define PWB__MAX_MATCHES 100000      /* matches kept per text */
-#define PWB__MAX_SPANS_PER_CAT 64    /* spans reported per category */
+#define PWB__MAX_MATCHES 100000	  /* matches kept per text */
+#define PWB__MAX_SPANS_PER_CAT 64 /* spans reported per category */
 
 typedef enum pwb__lex_kind {
 	PWB__LEX_WORD,
@@ -52,7 +52,7 @@ struct pwb_bounds {
 	hs_database_t *db; /* lexicon entries, then one pattern per PII kind */
 	pwb__scratch_pool scratch;
 	pwb__linear *model;
-	int *model_cat; /* model label -> registry category, -1 unknown */
+	int *model_cat;	 /* model label -> registry category, -1 unknown */
 	int privacy_cat; /* registry index of "privacy", or -1 */
 };
 

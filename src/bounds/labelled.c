@@ -31,8 +31,7 @@ size_t pwb_labelled_n(const pwb_labelled_set *s)
 	return s->n;
 }
 
-const pwb_labelled_text *pwb_labelled_get(const pwb_labelled_set *s,
-					  size_t i)
+const pwb_labelled_text *pwb_labelled_get(const pwb_labelled_set *s, size_t i)
 {
 	return i < s->n ? &s->rows[i] : NULL;
 }
@@ -104,8 +103,9 @@ static bool parse_line(reader *r, const char *data, size_t len,
 	}
 	json_t *labels = json_object_get(j, "labels");
 	if (!json_is_array(labels)) {
-		bad(r, "'labels' must be a list of category ids ([] for "
-		       "within bounds)",
+		bad(r,
+		    "'labels' must be a list of category ids ([] for "
+		    "within bounds)",
 		    NULL);
 		goto out;
 	}

@@ -7,9 +7,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Splits line at TABs into at most n fields; returns the count. */
 static size_t split_tabs(char *line, char **fields, size_t n)
@@ -40,8 +43,8 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 	char why[256];
 	char *data;
 	size_t len;
-	pwb_status rc = pwb__read_file(path, PWB__LEX_MAX_FILE, &data, &len, why,
-				       sizeof(why));
+	pwb_status rc = pwb__read_file(path, PWB__LEX_MAX_FILE, &data, &len,
+				       why, sizeof(why));
 	if (rc) {
 		pwb_diag_add(diag, path, 0, 0, "%s", why);
 		return rc == PWB_ENOMEM ? rc : PWB_EPARSE;
@@ -163,7 +166,8 @@ pwb_status pwb__lexicon_load(pwb_bounds *b, const char *dir, pwb_diag *diag)
 {
 	DIR *d = opendir(dir);
 	if (!d) {
-		pwb_diag_add(diag, dir, 0, 0, "cannot read the lexicon folder: %s",
+		pwb_diag_add(diag, dir, 0, 0,
+			     "cannot read the lexicon folder: %s",
 			     strerror(errno));
 		return PWB_EPARSE;
 	}
@@ -220,13 +224,87 @@ static char *entry_regex(const pwb__lex_entry *e)
 		unsigned char ch = *c;
 		if (ch >= 'A' && ch <= 'Z')
 			ch = (unsigned char)(ch - 'A' + 'a');
-		if (ch < 0x80 && !((ch >= 'a' && ch <= 'z') ||
-				   (ch >= '0' && ch <= '9')))
+		if (ch < 0x80 &&
+		    !((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
 			pwb__buf_addf(&b, "\\x%02x", ch);
 		else
 			pwb__buf_addc(&b, (char)ch);
 	}
 	return pwb__buf_detach(&b);
+}
+
+/* ---- the compiled database, kept between runs ---- */
+
+#define PWB__HS_CACHE_MAX (512u * 1024 * 1024)
+
+static void cache_path(char *out, size_t size, const char *dir,
+		       const char *const *pats, const unsigned *flags, size_t n)
+{
+	crypto_generichash_state hs;
+	unsigned char h[16];
+	char hex[33];
+	crypto_generichash_init(&hs, NULL, 0, sizeof(h));
+	const char *ver = hs_version();
+	crypto_generichash_update(&hs, (const unsigned char *)ver,
+				  strlen(ver) + 1);
+	for (size_t i = 0; i < n; i++) {
+		crypto_generichash_update(&hs, (const unsigned char *)pats[i],
+					  strlen(pats[i]) + 1);
+		crypto_generichash_update(&hs, (const unsigned char *)&flags[i],
+					  sizeof(flags[i]));
+	}
+	crypto_generichash_final(&hs, h, sizeof(h));
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	int w = snprintf(out, size, "%s/vectorscan-%s.db", dir, hex);
+	if (w < 0 || (size_t)w >= size)
+		out[0] = '\0';
+}
+
+static bool cache_load(pwb_bounds *b, const char *path)
+{
+	char *data, why[256];
+	size_t len;
+	if (pwb__read_file(path, PWB__HS_CACHE_MAX, &data, &len, why,
+			   sizeof(why)))
+		return false;
+	bool ok = hs_deserialize_database(data, len, &b->db) == HS_SUCCESS;
+	free(data);
+	if (!ok)
+		b->db = NULL;
+	return ok;
+}
+
+/* Best effort: a cache that cannot be written only costs time. */
+static void cache_store(pwb_bounds *b, const char *path)
+{
+	char *bytes = NULL;
+	size_t len = 0;
+	if (hs_serialize_database(b->db, &bytes, &len) != HS_SUCCESS)
+		return;
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash) {
+		*slash = '\0';
+		mkdir(dir, 0755); /* one level; an existing folder is fine */
+	}
+	char tmp[4200];
+	snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
+	int fd = mkstemp(tmp);
+	if (fd >= 0) {
+		size_t off = 0;
+		while (off < len) {
+			ssize_t w = write(fd, bytes + off, len - off);
+			if (w <= 0)
+				break;
+			off += (size_t)w;
+		}
+		bool ok = off == len && fsync(fd) == 0;
+		close(fd);
+		if (!ok || rename(tmp, path) != 0)
+			unlink(tmp);
+	}
+	free(bytes);
 }
 
 pwb_status pwb__lexicon_compile(pwb_bounds *b, pwb_diag *diag)
@@ -245,34 +323,39 @@ pwb_status pwb__lexicon_compile(pwb_bounds *b, pwb_diag *diag)
 			rc = PWB_ENOMEM;
 			goto out;
 		}
-		flags[i] = HS_FLAG_UTF8 | HS_FLAG_SOM_LEFTMOST |
-			   (b->entries[i].kind == PWB__LEX_REGEX
-				    ? HS_FLAG_CASELESS
-				    : 0);
+		flags[i] =
+		    HS_FLAG_UTF8 | HS_FLAG_SOM_LEFTMOST |
+		    (b->entries[i].kind == PWB__LEX_REGEX ? HS_FLAG_CASELESS
+							  : 0);
 		ids[i] = (unsigned)i;
 	}
 	for (size_t k = 0; k < PWB__PII_N; k++) {
 		size_t i = b->n_entries + k;
-		if (!(pats[i] = pwb__strdup(pwb__pii_pattern((pwb__pii_kind)k)))) {
+		if (!(pats[i] =
+			  pwb__strdup(pwb__pii_pattern((pwb__pii_kind)k)))) {
 			rc = PWB_ENOMEM;
 			goto out;
 		}
-		flags[i] = HS_FLAG_SOM_LEFTMOST |
-			   pwb__pii_flags((pwb__pii_kind)k);
+		flags[i] =
+		    HS_FLAG_SOM_LEFTMOST | pwb__pii_flags((pwb__pii_kind)k);
 		ids[i] = (unsigned)i;
 	}
+	char cache[4096] = "";
+	if (b->params.cache_dir)
+		cache_path(cache, sizeof(cache), b->params.cache_dir,
+			   (const char *const *)pats, flags, n);
+	if (cache[0] && cache_load(b, cache))
+		goto scratch;
 	hs_compile_error_t *err = NULL;
-	if (hs_compile_multi((const char *const *)pats, flags, ids,
-			     (unsigned)n, HS_MODE_BLOCK, NULL, &b->db,
-			     &err) != HS_SUCCESS) {
+	if (hs_compile_multi((const char *const *)pats, flags, ids, (unsigned)n,
+			     HS_MODE_BLOCK, NULL, &b->db, &err) != HS_SUCCESS) {
 		int bad = err ? err->expression : -1;
 		if (bad >= 0 && (size_t)bad < b->n_entries) {
 			const pwb__lex_entry *e = &b->entries[bad];
 			pwb_diag_add(diag, b->lex_files[e->file], e->line, 1,
 				     "lexicon entry '%s' does not compile: %s",
 				     e->entry, err->message);
-		}
-		else
+		} else
 			pwb_diag_add(diag, NULL, 0, 0,
 				     "the lexicon database does not compile: "
 				     "%s",
@@ -281,6 +364,9 @@ pwb_status pwb__lexicon_compile(pwb_bounds *b, pwb_diag *diag)
 		rc = PWB_EPARSE;
 		goto out;
 	}
+	if (cache[0])
+		cache_store(b, cache);
+scratch:
 	if (hs_alloc_scratch(b->db, &b->scratch.proto) != HS_SUCCESS) {
 		rc = PWB_ENOMEM;
 		goto out;

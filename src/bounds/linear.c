@@ -33,7 +33,7 @@
 #define LIN_MAX_WEIGHTS ((size_t)1 << 28)
 #define LIN_HEADER_LEN (LIN_MAGIC_LEN + 3 * 4)
 #define LIN_MAX_FILE                                                           \
-	(LIN_HEADER_LEN + LIN_MAX_LABELS * (4 + LIN_MAX_NAME) +               \
+	(LIN_HEADER_LEN + LIN_MAX_LABELS * (4 + LIN_MAX_NAME) +                \
 	 LIN_MAX_WEIGHTS * 4 + LIN_SUM_LEN)
 
 /* ---- features ----
@@ -47,21 +47,26 @@
  * gives its unigram, a bigram with the word before it (across punctuation
  * too), and the byte 3-, 4- and 5-grams of the word padded with one space
  * on each side (" word "), so that grams at a word's edges differ from
- * grams inside it. Every occurrence is hashed (FNV-1a, then a 64-bit
- * finaliser) into a bucket, the top hash_bits bits, and a sign, the lowest
- * bit: signed hashing makes collisions cancel on average instead of piling
- * up.
+ * grams inside it. Every occurrence is hashed (words with FNV-1a, grams
+ * packed into an integer; both then through a 64-bit finaliser) into a
+ * bucket, the top hash_bits bits, and a sign, the lowest bit: signed
+ * hashing makes collisions cancel on average instead of piling up.
  *
  * Scaling: every occurrence weighs 1/sqrt(N), N the number of occurrences
  * in the text. A text whose features are all distinct thus has an
  * L2-normalised vector; repeats add up linearly. This keeps a text's scale
  * independent of its length without a per-text table, so scoring is one
- * pass that allocates nothing and costs O(len) for texts of any size (a
- * first, cheaper pass counts N).
+ * pass that allocates nothing and costs O(len) for texts of any size. (The
+ * scorer sums with weight 1 and scales once at the end;
+ * pwb__hashed_features, which hands out each weight, counts N in a first,
+ * cheaper pass.)
  */
 
 #define SEED_WORD 0x2f0e1c4d5b6a7988ULL
-#define SEED_CHAR 0x7d1c3a5e9b2f4618ULL
+/* Above bit 40, so that packed grams of different lengths differ. */
+#define KEY_GRAM3 0x3a7d1c0000000000ULL
+#define KEY_GRAM4 0x6b2e4f0000000000ULL
+#define KEY_GRAM5 0xc45a1f0000000000ULL
 #define KEY_UNI 0x51ed27ab3c9f6e05ULL
 #define KEY_BI 0x9e3779b97f4a7c15ULL
 #define FNV_PRIME 0x100000001b3ULL
@@ -76,15 +81,41 @@ static inline uint64_t mix64(uint64_t h)
 	return h;
 }
 
+/* Each byte lowercased when it belongs to a word (ASCII letters and digits,
+ * and every byte >= 0x80), else 0: one lookup both classifies and folds. */
+static const unsigned char fold[256] = {
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x00, 0x00,
+    0x00, 0x00, 0x00, 0x00, 0x00, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67,
+    0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f, 0x70, 0x71, 0x72, 0x73,
+    0x74, 0x75, 0x76, 0x77, 0x78, 0x79, 0x7a, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0x00, 0x61, 0x62, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b,
+    0x6c, 0x6d, 0x6e, 0x6f, 0x70, 0x71, 0x72, 0x73, 0x74, 0x75, 0x76, 0x77,
+    0x78, 0x79, 0x7a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x81, 0x82, 0x83,
+    0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8d, 0x8e, 0x8f,
+    0x90, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b,
+    0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,
+    0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf, 0xb0, 0xb1, 0xb2, 0xb3,
+    0xb4, 0xb5, 0xb6, 0xb7, 0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf,
+    0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca, 0xcb,
+    0xcc, 0xcd, 0xce, 0xcf, 0xd0, 0xd1, 0xd2, 0xd3, 0xd4, 0xd5, 0xd6, 0xd7,
+    0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf, 0xe0, 0xe1, 0xe2, 0xe3,
+    0xe4, 0xe5, 0xe6, 0xe7, 0xe8, 0xe9, 0xea, 0xeb, 0xec, 0xed, 0xee, 0xef,
+    0xf0, 0xf1, 0xf2, 0xf3, 0xf4, 0xf5, 0xf6, 0xf7, 0xf8, 0xf9, 0xfa, 0xfb,
+    0xfc, 0xfd, 0xfe, 0xff,
+};
+
 static inline bool is_word_byte(unsigned char c)
 {
-	return c >= 0x80 || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	       (c >= 'A' && c <= 'Z');
+	return fold[c] != 0;
 }
 
 static inline unsigned char lower(unsigned char c)
 {
-	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+	return fold[c];
 }
 
 /* Occurrences from one word of wlen bytes (wlen >= 1). */
@@ -117,49 +148,101 @@ static size_t count_features(const unsigned char *s, size_t len)
 	return n;
 }
 
-typedef struct feat_out {
-	void (*fn)(void *user, uint32_t bucket, float w);
-	void *user;
-	unsigned shift; /* 64 - hash_bits */
-	float w;
-} feat_out;
+/*
+ * The walk over a text's features is inlined into each of its few callers
+ * (always_inline), so that the scorer's and the trainer's per-feature
+ * step is inlined too instead of called through a pointer.
+ */
+#define LIN_INLINE static inline __attribute__((always_inline))
 
-static inline void emit(const feat_out *o, uint64_t h)
+typedef void (*feat_fn)(void *user, uint32_t bucket, float w);
+
+LIN_INLINE void emit(feat_fn fn, void *user, unsigned shift, float w,
+		     uint64_t h)
 {
-	uint32_t bucket = (uint32_t)(h >> o->shift);
-	o->fn(o->user, bucket, (h & 1) ? -o->w : o->w);
+	fn(user, (uint32_t)(h >> shift), (h & 1) ? -w : w);
 }
 
-/* Byte k of the word padded with a space on each side. */
 static inline uint64_t fnv_step(uint64_t h, unsigned char c)
 {
 	return (h ^ c) * FNV_PRIME;
 }
 
-static void word_features(const feat_out *o, const unsigned char *w,
-			  size_t wlen, uint64_t *prev, bool *has_prev)
+/* Five bytes as a little-endian number, the same on every host. */
+static inline uint64_t load40(const unsigned char *b)
 {
-	uint64_t h = SEED_WORD;
-	for (size_t k = 0; k < wlen; k++)
-		h = fnv_step(h, lower(w[k]));
-	emit(o, mix64(h ^ KEY_UNI));
-	if (*has_prev)
-		emit(o, mix64(*prev * KEY_BI + h));
-	*prev = h;
-	*has_prev = true;
+	return (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 |
+	       (uint64_t)b[3] << 24 | (uint64_t)b[4] << 32;
+}
 
-	/* Char grams of " word ", p the padded length. */
+#define GRAM_CHUNK 256
+
+/*
+ * The 3-, 4- and 5-grams of " word ". A gram of at most 5 bytes is packed
+ * into a number (distinct grams, distinct numbers, tagged with their
+ * length) and scrambled by mix64, a bijection: one multiply-heavy step per
+ * gram instead of hashing its bytes. Words of any length go through a
+ * small buffer, GRAM_CHUNK start positions at a time.
+ */
+LIN_INLINE void char_grams(feat_fn fn, void *user, unsigned shift, float w,
+			   const unsigned char *word, size_t wlen)
+{
 	size_t p = wlen + 2;
-	for (size_t i = 0; i + 3 <= p; i++) {
-		uint64_t g = SEED_CHAR;
-		for (size_t k = i; k < i + 5 && k < p; k++) {
-			unsigned char c =
-			    (k == 0 || k == p - 1) ? ' ' : lower(w[k - 1]);
-			g = fnv_step(g, c);
-			if (k >= i + 2)
-				emit(o, mix64(g));
+	unsigned char buf[GRAM_CHUNK + 16];
+	for (size_t base = 0; base + 3 <= p; base += GRAM_CHUNK) {
+		size_t stop =
+		    base + GRAM_CHUNK < p - 2 ? base + GRAM_CHUNK : p - 2;
+		size_t end = stop + 4 < p ? stop + 4 : p;
+		size_t k = 0;
+		for (size_t j = base; j < end; j++)
+			buf[k++] =
+			    (j == 0 || j == p - 1) ? ' ' : lower(word[j - 1]);
+		/* load40 reads up to 4 bytes past the last start. */
+		memset(buf + k, 0, 8);
+		for (size_t i = base; i < stop; i++) {
+			uint64_t v = load40(buf + (i - base));
+			size_t left = p - i;
+			emit(fn, user, shift, w,
+			     mix64((v & 0xffffffu) ^ KEY_GRAM3));
+			if (left >= 4)
+				emit(fn, user, shift, w,
+				     mix64((v & 0xffffffffu) ^ KEY_GRAM4));
+			if (left >= 5)
+				emit(fn, user, shift, w, mix64(v ^ KEY_GRAM5));
 		}
 	}
+}
+
+/*
+ * Calls fn for every feature of text with weight +-w; returns how many
+ * (always count_features() of the text).
+ */
+LIN_INLINE size_t walk(const unsigned char *s, size_t len, unsigned bits,
+		       float w, feat_fn fn, void *user)
+{
+	unsigned shift = 64 - bits;
+	uint64_t prev = 0;
+	bool has_prev = false;
+	size_t n = 0, i = 0;
+	while (i < len) {
+		while (i < len && !is_word_byte(s[i]))
+			i++;
+		if (i == len)
+			break;
+		size_t start = i;
+		uint64_t h = SEED_WORD;
+		while (i < len && is_word_byte(s[i]))
+			h = fnv_step(h, lower(s[i++]));
+		size_t wlen = i - start;
+		emit(fn, user, shift, w, mix64(h ^ KEY_UNI));
+		if (has_prev)
+			emit(fn, user, shift, w, mix64(prev * KEY_BI + h));
+		n += word_n_features(wlen, has_prev);
+		prev = h;
+		has_prev = true;
+		char_grams(fn, user, shift, w, s + start, wlen);
+	}
+	return n;
 }
 
 void pwb__hashed_features(const char *text, size_t len, unsigned hash_bits,
@@ -170,22 +253,9 @@ void pwb__hashed_features(const char *text, size_t len, unsigned hash_bits,
 		return;
 	const unsigned char *s = (const unsigned char *)text;
 	size_t n = count_features(s, len);
-	if (!n)
-		return;
-	feat_out o = {fn, user, 64 - hash_bits, (float)(1.0 / sqrt((double)n))};
-	uint64_t prev = 0;
-	bool has_prev = false;
-	size_t i = 0;
-	while (i < len) {
-		while (i < len && !is_word_byte(s[i]))
-			i++;
-		if (i == len)
-			break;
-		size_t start = i;
-		while (i < len && is_word_byte(s[i]))
-			i++;
-		word_features(&o, s + start, i - start, &prev, &has_prev);
-	}
+	if (n)
+		walk(s, len, hash_bits, (float)(1.0 / sqrt((double)n)), fn,
+		     user);
 }
 
 /* ---- the model and its scores ---- */
@@ -254,7 +324,7 @@ typedef struct dot_ctx {
 	double *z;
 } dot_ctx;
 
-static void dot_fn(void *user, uint32_t bucket, float x)
+LIN_INLINE void dot_fn(void *user, uint32_t bucket, float x)
 {
 	dot_ctx *c = user;
 	const float *row = c->w + (size_t)bucket * c->n_labels;
@@ -262,15 +332,25 @@ static void dot_fn(void *user, uint32_t bucket, float x)
 		c->z[l] += (double)x * row[l];
 }
 
-/* The logits of a text, into z. Weights are finite and |x| <= 1, so the
- * sums stay far from overflowing a double and are never NaN. */
-static void logits(const pwb__linear *m, const char *text, size_t len,
-		   double *z)
+/*
+ * The logits of a text, into z; returns its number of feature occurrences.
+ * The features are summed with weight +-1 and the sums scaled by
+ * 1/sqrt(N) at the end, which spares the counting pass. Weights are finite
+ * floats, so the double sums stay far from overflowing and are never NaN.
+ */
+static size_t logits(const pwb__linear *m, const char *text, size_t len,
+		     double *z)
 {
 	for (size_t l = 0; l < m->n_labels; l++)
-		z[l] = m->bias[l];
+		z[l] = 0;
 	dot_ctx c = {m->w, m->n_labels, z};
-	pwb__hashed_features(text, len, m->hash_bits, dot_fn, &c);
+	size_t n = text ? walk((const unsigned char *)text, len, m->hash_bits,
+			       1.0f, dot_fn, &c)
+			: 0;
+	double scale = n ? 1.0 / sqrt((double)n) : 0;
+	for (size_t l = 0; l < m->n_labels; l++)
+		z[l] = m->bias[l] + z[l] * scale;
+	return n;
 }
 
 static double sigmoid(double z)
@@ -437,15 +517,15 @@ out:
 
 typedef struct trainer {
 	pwb__linear *m;
-	float *g2;      /* AdaGrad: sums of squared gradients, like m->w */
+	float *g2; /* AdaGrad: sums of squared gradients, like m->w */
 	double *g2_bias;
-	double *z;      /* per label: logit, then the loss gradient */
-	double *w_pos;  /* class weights */
+	double *z;     /* per label: logit, then the loss gradient */
+	double *w_pos; /* class weights */
 	double *w_neg;
 	double lr, l2;
 } trainer;
 
-static void update_fn(void *user, uint32_t bucket, float x)
+LIN_INLINE void update_fn(void *user, uint32_t bucket, float x)
 {
 	trainer *t = user;
 	size_t nl = t->m->n_labels;
@@ -470,15 +550,18 @@ static void train_one(trainer *t, const char *text, size_t len,
 		      const uint8_t *y)
 {
 	pwb__linear *m = t->m;
-	logits(m, text, len, t->z);
+	size_t n = logits(m, text, len, t->z);
 	for (size_t l = 0; l < m->n_labels; l++) {
 		double p = sigmoid(t->z[l]);
 		double g = y[l] ? t->w_pos[l] * (p - 1.0) : t->w_neg[l] * p;
 		t->z[l] = g;
 		t->g2_bias[l] += g * g;
-		m->bias[l] -= (float)(t->lr * g / sqrt(ADAGRAD_G0 + t->g2_bias[l]));
+		m->bias[l] -=
+		    (float)(t->lr * g / sqrt(ADAGRAD_G0 + t->g2_bias[l]));
 	}
-	pwb__hashed_features(text, len, m->hash_bits, update_fn, t);
+	if (n)
+		walk((const unsigned char *)text, len, m->hash_bits,
+		     (float)(1.0 / sqrt((double)n)), update_fn, t);
 }
 
 static void trainer_release(trainer *t)
@@ -544,7 +627,8 @@ pwb_status pwb__linear_train(pwb__linear **out, const char *const *texts,
 		return PWB_EINVAL;
 	*out = NULL;
 	pwb__linear_params p = params ? *params : pwb__linear_default_params();
-	if (!params_ok(&p) || !label_names || !sizes_ok(p.hash_bits, n_labels) ||
+	if (!params_ok(&p) || !label_names ||
+	    !sizes_ok(p.hash_bits, n_labels) ||
 	    !labels_ok(label_names, n_labels) ||
 	    !data_ok(texts, lens, labels, n, n_labels))
 		return PWB_EINVAL;
@@ -575,15 +659,14 @@ pwb_status pwb__linear_train(pwb__linear **out, const char *const *texts,
 	counts = pwb__calloc(5 * n_labels, sizeof(*counts));
 	if (report)
 		lr = pwb__calloc(n_labels, sizeof(*lr));
-	if (!t.g2 || !t.g2_bias || !t.z || !t.w_pos || !t.w_neg ||
-	    !is_valid || !order || !counts || (report && !lr))
+	if (!t.g2 || !t.g2_bias || !t.z || !t.w_pos || !t.w_neg || !is_valid ||
+	    !order || !counts || (report && !lr))
 		goto out;
 
 	uint64_t rng = p.seed;
 	size_t n_valid = 0;
-	if (p.valid_fraction > 0 &&
-	    split(labels, n, n_labels, p.valid_fraction, &rng, is_valid,
-		  &n_valid))
+	if (p.valid_fraction > 0 && split(labels, n, n_labels, p.valid_fraction,
+					  &rng, is_valid, &n_valid))
 		goto out;
 	size_t n_train = 0;
 	for (size_t i = 0; i < n; i++)
@@ -641,8 +724,8 @@ pwb_status pwb__linear_train(pwb__linear **out, const char *const *texts,
 			lr[l].n_pos = tp[l] + fn[l];
 			lr[l].precision =
 			    tp[l] + fp[l] ? (double)tp[l] / (tp[l] + fp[l]) : 0;
-			lr[l].recall = lr[l].n_pos ? (double)tp[l] / lr[l].n_pos
-						   : 0;
+			lr[l].recall =
+			    lr[l].n_pos ? (double)tp[l] / lr[l].n_pos : 0;
 			lr[l].threshold = 0.5;
 		}
 		report->n_train = n_train;
@@ -795,8 +878,7 @@ static void serialise(writer *w, const pwb__linear *m)
 		w_flush(w);
 }
 
-pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data,
-				size_t *len)
+pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data, size_t *len)
 {
 	*data = NULL;
 	*len = 0;
@@ -927,8 +1009,8 @@ static uint32_t rd32(const unsigned char *b)
 	       (uint32_t)b[3] << 24;
 }
 
-pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data,
-				size_t len, char *err, size_t err_size)
+pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
+				char *err, size_t err_size)
 {
 	if (!out)
 		return PWB_EINVAL;
@@ -954,8 +1036,9 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data,
 		return PWB_EPARSE;
 	}
 	if (version != LIN_VERSION) {
-		seterr(err, err_size, "unknown version %u; this pwb reads "
-				      "version %u",
+		seterr(err, err_size,
+		       "unknown version %u; this pwb reads "
+		       "version %u",
 		       (unsigned)version, LIN_VERSION);
 		return PWB_EPARSE;
 	}
@@ -1062,8 +1145,8 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data,
 		return PWB_ENOMEM;
 	}
 	for (uint32_t l = 0; l < nl; l++) {
-		m->names[l] = pwb__strndup((const char *)d + name_off[l],
-					   name_len[l]);
+		m->names[l] =
+		    pwb__strndup((const char *)d + name_off[l], name_len[l]);
 		if (!m->names[l]) {
 			pwb__linear_free(m);
 			seterr(err, err_size, "out of memory");

@@ -14,11 +14,11 @@ typedef struct pwb__linear pwb__linear;
 
 typedef struct pwb__linear_params {
 	unsigned hash_bits;    /* feature space is 2^hash_bits; default 18 */
-	double l2;             /* L2 regularisation; default 1e-6 */
+	double l2;	       /* L2 regularisation; default 1e-6 */
 	double learning_rate;  /* initial step; default 0.5 */
 	unsigned epochs;       /* default 5 */
 	double valid_fraction; /* held out for validation; default 0.2 */
-	uint64_t seed;         /* shuffling and the split; default 1 */
+	uint64_t seed;	       /* shuffling and the split; default 1 */
 	bool class_weights;    /* weight positives by neg/pos; default true */
 	/* Called now and then with the fraction done, for a progress bar. */
 	void (*progress)(void *user, double done);
@@ -29,7 +29,7 @@ pwb__linear_params pwb__linear_default_params(void);
 
 /* Per-label results on the held-out validation split. */
 typedef struct pwb__linear_label_report {
-	size_t n_pos;  /* positives in the validation split */
+	size_t n_pos; /* positives in the validation split */
 	double precision, recall;
 	double threshold; /* the decision threshold used (0.5) */
 } pwb__linear_label_report;
@@ -71,8 +71,7 @@ pwb_status pwb__linear_save(const pwb__linear *m, const char *path, char *err,
  * with free(). For models kept elsewhere than in a file (a database row)
  * and for round-trip checks; pwb__linear_load_mem reads them back.
  */
-pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data,
-				size_t *len);
+pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data, size_t *len);
 
 /*
  * Loads a model file, or a model from memory. A file of another format, a
@@ -81,8 +80,8 @@ pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data,
  */
 pwb_status pwb__linear_load(pwb__linear **out, const char *path, char *err,
 			    size_t err_size);
-pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data,
-				size_t len, char *err, size_t err_size);
+pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
+				char *err, size_t err_size);
 
 /*
  * The hashed features of a text, for other modules (the preference

@@ -1,6 +1,6 @@
 /* bounds.c - `pwb bounds check`: a text against the effective policy. */
-#include "cli/cli.h"
 #include "bounds/linear.h"
+#include "cli/cli.h"
 #include "util/util.h"
 
 #include <stdlib.h>
@@ -37,9 +37,9 @@ static void print_decision(const pwb_decision *d, const char *text)
 	printf("verdict: %s\n", pwb_verdict_str(pwb_decision_verdict(d)));
 	const pwb_cat_decision *bb = pwb_decision_blocked_by(d);
 	if (bb) {
-		printf("blocked by: %s",
-		       bb->permission == PWB_FORBID ? bb->set_by.tier
-						    : "your own setting");
+		printf("blocked by: %s", bb->permission == PWB_FORBID
+					     ? bb->set_by.tier
+					     : "your own setting");
 		if (bb->permission == PWB_FORBID) {
 			printf(" (%s", bb->set_by.source);
 			if (bb->set_by.file)
@@ -80,9 +80,9 @@ static void print_decision(const pwb_decision *d, const char *text)
 
 static int cmd_check(cli_args *a)
 {
-	static const cli_opt opts[] = {
-	    CLI_RESOLVE_OPTS, {"role", true},  {"lexicons", true},
-	    {"model", true},  {"json", false}, {"help", false}};
+	static const cli_opt opts[] = {CLI_RESOLVE_OPTS,   {"role", true},
+				       {"lexicons", true}, {"model", true},
+				       {"json", false},	   {"help", false}};
 	cli_resolve ra = {0};
 	const char *text_arg = NULL, *lexicons = NULL, *model = NULL;
 	pwb_role role = PWB_ROLE_PROMPT;
@@ -150,6 +150,7 @@ static int cmd_check(cli_args *a)
 		bp.lexicon_dir = lexdir;
 	}
 	bp.model = model;
+	bp.cache_dir = cli_cache_dir();
 	if (pwb_bounds_new(&b, ra.policy, &bp, &diag)) {
 		cli_print_diag(&diag);
 		goto out;
@@ -221,9 +222,9 @@ static bool parse_num(const char *s, double lo, double hi, double *out)
 static int cmd_train(cli_args *a)
 {
 	static const cli_opt opts[] = {
-	    {"data", true},   {"out", true},   {"policies", true},
+	    {"data", true},	 {"out", true},	   {"policies", true},
 	    {"hash-bits", true}, {"epochs", true}, {"valid", true},
-	    {"seed", true},   {"json", false}, {"help", false}};
+	    {"seed", true},	 {"json", false},  {"help", false}};
 	const char *data = NULL, *outp = NULL, *policies = NULL;
 	bool as_json = false;
 	pwb__linear_params lp = pwb__linear_default_params();
@@ -320,8 +321,9 @@ static int cmd_train(cli_args *a)
 		}
 	}
 	if (!n_labels) {
-		fprintf(stderr, "%s: error: no text names a category; nothing "
-				"to learn\n",
+		fprintf(stderr,
+			"%s: error: no text names a category; nothing "
+			"to learn\n",
 			data);
 		goto out;
 	}
@@ -358,14 +360,16 @@ static int cmd_train(cli_args *a)
 		goto out;
 	}
 	if (as_json) {
-		printf("{\"model\": \"%s\", \"n_train\": %zu, \"n_valid\": %zu, "
-		       "\"categories\": {",
-		       outp, rep.n_train, rep.n_valid);
+		printf(
+		    "{\"model\": \"%s\", \"n_train\": %zu, \"n_valid\": %zu, "
+		    "\"categories\": {",
+		    outp, rep.n_train, rep.n_valid);
 		for (size_t j = 0; j < n_labels; j++)
-			printf("%s\"%s\": {\"n_valid_pos\": %zu, \"precision\": "
-			       "%.4f, \"recall\": %.4f}",
-			       j ? ", " : "", labels[j], rep.labels[j].n_pos,
-			       rep.labels[j].precision, rep.labels[j].recall);
+			printf(
+			    "%s\"%s\": {\"n_valid_pos\": %zu, \"precision\": "
+			    "%.4f, \"recall\": %.4f}",
+			    j ? ", " : "", labels[j], rep.labels[j].n_pos,
+			    rep.labels[j].precision, rep.labels[j].recall);
 		printf("}}\n");
 	} else {
 		printf("model: %s (%zu labels, trained on %zu texts, validated "

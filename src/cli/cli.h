@@ -55,28 +55,31 @@ char *cli_read_file(const char *path, size_t max, size_t *len);
  * --org, --jurisdiction, --settings, --attr, --registry), and the resolve
  * itself, with every error printed the same way for all of them.
  */
-#define CLI_RESOLVE_OPTS                                                      \
-	{"policies", true}, {"org", true}, {"jurisdiction", true},            \
-	    {"settings", true}, {"attr", true}, {"registry", true}
+#define CLI_RESOLVE_OPTS                                                       \
+	{"policies", true}, {"org", true}, {"jurisdiction", true},             \
+	    {"settings", true}, {"attr", true},                                \
+	{                                                                      \
+		"registry", true                                               \
+	}
 
 /* Their lines of --help. */
-#define CLI_RESOLVE_HELP                                                      \
-	"  --policies DIR       the policy folder (categories.yaml, law/, "  \
-	"org/)\n"                                                             \
-	"  --org ID             the deploying organisation\n"                \
-	"  --jurisdiction J     add a jurisdiction to the org's own; "        \
-	"repeatable\n"                                                        \
-	"  --settings FILE      the user's settings as JSON ('-' for "        \
-	"stdin):\n"                                                           \
-	"                       {\"categories\": {\"profanity\": "         \
-	"\"on\"},\n"                                                          \
-	"                        \"dimensions\": {\"humour\": 0.5}}\n"      \
-	"  --attr KEY=VALUE     a request attribute for conditions, e.g.\n"  \
-	"                       user.age=15; VALUE is read as a JSON "        \
-	"scalar\n"                                                            \
-	"                       where it can be, else as a string; "          \
-	"repeatable\n"                                                        \
-	"  --registry FILE      use this registry instead of\n"              \
+#define CLI_RESOLVE_HELP                                                       \
+	"  --policies DIR       the policy folder (categories.yaml, law/, "    \
+	"org/)\n"                                                              \
+	"  --org ID             the deploying organisation\n"                  \
+	"  --jurisdiction J     add a jurisdiction to the org's own; "         \
+	"repeatable\n"                                                         \
+	"  --settings FILE      the user's settings as JSON ('-' for "         \
+	"stdin):\n"                                                            \
+	"                       {\"categories\": {\"profanity\": "             \
+	"\"on\"},\n"                                                           \
+	"                        \"dimensions\": {\"humour\": 0.5}}\n"         \
+	"  --attr KEY=VALUE     a request attribute for conditions, e.g.\n"    \
+	"                       user.age=15; VALUE is read as a JSON "         \
+	"scalar\n"                                                             \
+	"                       where it can be, else as a string; "           \
+	"repeatable\n"                                                         \
+	"  --registry FILE      use this registry instead of\n"                \
 	"                       DIR/categories.yaml\n"
 
 typedef struct cli_resolve {
@@ -115,6 +118,13 @@ typedef struct cli_progress {
 void cli_progress_start(cli_progress *p, const char *label, size_t total);
 void cli_progress_update(cli_progress *p, size_t done);
 void cli_progress_end(cli_progress *p);
+
+/*
+ * The folder for caches (the compiled Vectorscan database): $PWB_CACHE_DIR,
+ * else $XDG_CACHE_HOME/pwb, else $HOME/.cache/pwb, created when missing.
+ * NULL when none can be made (the caller then works without a cache).
+ */
+const char *cli_cache_dir(void);
 
 int cli_policy(int argc, char **argv);
 int cli_eval(int argc, char **argv);

@@ -62,9 +62,9 @@ static void fmt_ratio(const json_t *v, char out[16])
 
 static int cmd_bounds(cli_args *a)
 {
-	static const cli_opt opts[] = {
-	    CLI_RESOLVE_OPTS, {"data", true},  {"lexicons", true},
-	    {"model", true},  {"json", false}, {"help", false}};
+	static const cli_opt opts[] = {CLI_RESOLVE_OPTS,   {"data", true},
+				       {"lexicons", true}, {"model", true},
+				       {"json", false},	   {"help", false}};
 	cli_resolve ra = {0};
 	const char *data = NULL, *lexicons = NULL, *model = NULL;
 	bool as_json = false;
@@ -121,12 +121,13 @@ static int cmd_bounds(cli_args *a)
 	}
 	bp.lexicon_dir = lexicons;
 	bp.model = model;
+	bp.cache_dir = cli_cache_dir();
 	if (pwb_bounds_new(&b, ra.policy, &bp, &diag)) {
 		cli_print_diag(&diag);
 		goto out;
 	}
-	size_t n = pwb_labelled_n(set), n_cats = pwb_effective_n_categories(
-					    ra.effective);
+	size_t n = pwb_labelled_n(set),
+	       n_cats = pwb_effective_n_categories(ra.effective);
 	per = calloc(n_cats ? n_cats : 1, sizeof(*per));
 	n_pos = calloc(n_cats ? n_cats : 1, sizeof(*n_pos));
 	bool *labelled = calloc(n_cats ? n_cats : 1, sizeof(bool));
@@ -168,8 +169,9 @@ static int cmd_bounds(cli_args *a)
 			labelled[c] = false;
 		for (size_t k = 0; k < t->n_labels; k++)
 			for (size_t c = 0; c < n_cats; c++)
-				if (!strcmp(pwb_decision_category(d, c)->category,
-					    t->labels[k]))
+				if (!strcmp(
+					pwb_decision_category(d, c)->category,
+					t->labels[k]))
 					labelled[c] = true;
 		for (size_t c = 0; c < n_cats && !star_only; c++) {
 			bool det = pwb_decision_category(d, c)->detected;
@@ -213,13 +215,15 @@ static int cmd_bounds(cli_args *a)
 		json_object_set_new(o, "precision",
 				    ratio(per[c].tp, per[c].tp + per[c].fp));
 		json_object_set_new(o, "recall", ratio(per[c].tp, n_pos[c]));
-		json_object_set_new(o, "f1", f1(per[c].tp, per[c].fp, per[c].fn));
+		json_object_set_new(o, "f1",
+				    f1(per[c].tp, per[c].fp, per[c].fn));
 		json_object_set_new(
 		    cats, pwb_effective_category(ra.effective, c)->id, o);
 	}
 	json_object_set_new(root, "categories", cats);
 	if (as_json) {
-		char *s = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(4));
+		char *s =
+		    json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(4));
 		if (!s)
 			goto out;
 		printf("%s\n", s);

@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 static const char policy_usage[] =
     "Usage: pwb policy check PATH... [--registry FILE]\n"
     "       pwb policy resolve --policies DIR --org ID [options]\n"
@@ -43,9 +42,7 @@ static const char resolve_usage[] =
     "\n"
     "%s"
     "\n"
-    "Options:\n"
-    CLI_RESOLVE_HELP
-    "%s"
+    "Options:\n" CLI_RESOLVE_HELP "%s"
     "  -h, --help           show this help\n"
     "\n"
     "A user setting outside the bounds is refused (exit 1) with the tier,\n"
@@ -269,7 +266,6 @@ static int cmd_check(cli_args *a)
 
 /* ---- resolve and explain ---- */
 
-
 static void print_prov(const pwb_provenance *pv)
 {
 	if (pv->file)
@@ -408,9 +404,8 @@ static void explain(const pwb_effective *e, bool brief)
 
 static int cmd_resolve(cli_args *a, bool is_explain)
 {
-	static const cli_opt opts[] = {CLI_RESOLVE_OPTS,
-				       {"json", false},
-				       {"help", false}};
+	static const cli_opt opts[] = {
+	    CLI_RESOLVE_OPTS, {"json", false}, {"help", false}};
 	cli_resolve ra = {0};
 	bool json = false;
 	const char *name, *value;

@@ -64,8 +64,7 @@ int cli_resolve_run(cli_resolve *r, cli_args *a)
 			  cli_read_file(r->settings, CLI_SETTINGS_MAX, &len)))
 			goto out;
 		if (pwb_settings_parse(&r->user_settings, r->settings_data, len,
-				       r->settings,
-				       &diag)) {
+				       r->settings, &diag)) {
 			cli_print_diag(&diag);
 			goto out;
 		}

@@ -2,9 +2,11 @@
 #include "util/util.h"
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,4 +165,38 @@ void cli_progress_end(cli_progress *p)
 		return;
 	cli_progress_update(p, p->total);
 	fputc('\n', stderr);
+}
+
+/* ---- the cache folder ---- */
+
+static bool mkdir_p(char *path)
+{
+	for (char *c = path + 1; *c; c++) {
+		if (*c != '/')
+			continue;
+		*c = '\0';
+		bool ok = mkdir(path, 0755) == 0 || errno == EEXIST;
+		*c = '/';
+		if (!ok)
+			return false;
+	}
+	return mkdir(path, 0755) == 0 || errno == EEXIST;
+}
+
+const char *cli_cache_dir(void)
+{
+	static char dir[4096];
+	const char *env = getenv("PWB_CACHE_DIR"), *xdg, *home;
+	int n;
+	if (env && *env)
+		n = snprintf(dir, sizeof(dir), "%s", env);
+	else if ((xdg = getenv("XDG_CACHE_HOME")) && *xdg)
+		n = snprintf(dir, sizeof(dir), "%s/pwb", xdg);
+	else if ((home = getenv("HOME")) && *home)
+		n = snprintf(dir, sizeof(dir), "%s/.cache/pwb", home);
+	else
+		return NULL;
+	if (n < 0 || (size_t)n >= sizeof(dir) || !mkdir_p(dir))
+		return NULL;
+	return dir;
 }
