@@ -286,6 +286,14 @@ static int cmp_pii(const void *a, const void *b)
 	return x->end > y->end ? -1 : x->end < y->end;
 }
 
+static int cmp_lex(const void *a, const void *b)
+{
+	const lex_hit *x = a, *y = b;
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->end < y->end ? -1 : x->end > y->end;
+}
+
 /* Keeps, among overlapping PII spans, the longest (the first at a tie). */
 static void dedupe_pii(scan_ctx *sc)
 {
@@ -523,6 +531,9 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		goto out;
 	}
 	dedupe_pii(&sc);
+	/* Vectorscan reports in order of match end; spans read by start. */
+	if (sc.n_lex)
+		qsort(sc.lex, sc.n_lex, sizeof(*sc.lex), cmp_lex);
 	if (b->model) {
 		size_t nl = pwb__linear_n_labels(b->model);
 		if (!(mscores = pwb__calloc(nl ? nl : 1, sizeof(double)))) {
