@@ -297,7 +297,8 @@ static int cmp_lex(const void *a, const void *b)
 /* Keeps, among overlapping PII spans, the longest (the first at a tie). */
 static void dedupe_pii(scan_ctx *sc)
 {
-	qsort(sc->pii, sc->n_pii, sizeof(*sc->pii), cmp_pii);
+	if (sc->n_pii > 1)
+		qsort(sc->pii, sc->n_pii, sizeof(*sc->pii), cmp_pii);
 	size_t k = 0;
 	for (size_t i = 0; i < sc->n_pii; i++) {
 		if (k && sc->pii[i].start < sc->pii[k - 1].end) {

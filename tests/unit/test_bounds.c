@@ -1,0 +1,266 @@
+/*
+ * test_bounds.c - decisions on a small policy folder and lexicon written
+ * by the test: verdicts per tier, word boundaries, offsets through invalid
+ * UTF-8 and NUL bytes, the size cap, lexicon errors, org refusal templates.
+ */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pwb/pwb.h"
+
+static char dir[] = "/tmp/pwb-test-bounds-XXXXXX";
+
+static void write_file(const char *rel, const char *text, size_t len)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fwrite(text, 1, len, f);
+	fclose(f);
+}
+
+#define WRITE(rel, lit) write_file(rel, lit, sizeof(lit) - 1)
+
+static int setup(void **state)
+{
+	(void)state;
+	if (!mkdtemp(dir))
+		return -1;
+	char sub[512];
+	const char *subs[] = {"law", "org", "lexicons", "badlex"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
+		mkdir(sub, 0755);
+	}
+	WRITE("categories.yaml",
+	      "registry: test\n"
+	      "attributes:\n  user.age: {type: number}\n"
+	      "categories:\n"
+	      "  hate: {detectors: {lexicon: {threshold: 0.5}}}\n"
+	      "  profanity: {detectors: {lexicon: {threshold: 0.5}}}\n"
+	      "  privacy: {detectors: {pii: {threshold: 0.5}}}\n"
+	      "dimensions:\n  language: {type: enum, default: en}\n");
+	WRITE("law/l.yaml", "tier: law\nid: l\ncategories:\n"
+			    "  hate: {permission: forbid, basis: \"Law 1\"}\n");
+	WRITE("org/o.yaml",
+	      "tier: org\nid: o\njurisdictions: [l]\ncategories:\n"
+	      "  profanity: opt_in\n"
+	      "  privacy: {permission: forbid, basis: \"no personal data\"}\n"
+	      "refusals:\n  en: \"No {category} ({tier}, {source}).\"\n");
+	WRITE("lexicons/en.tsv",
+	      "# test lexicon\n"
+	      "hate\tphrase\t0.9\tvile people\tdehumanising phrase\n"
+	      "profanity\tword\t0.9\tass\texpletive\n"
+	      "profanity\tword\t0.9\tscheiße\tGerman expletive\n");
+	WRITE("badlex/x.tsv", "hate\tword\t1.5\tfoo\tbad weight\n"
+			      "nosuch\tword\t0.5\tbar\tunknown category\n"
+			      "hate\tword\t0.5\n");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+typedef struct fixture {
+	pwb_policy *p;
+	pwb_bounds *b;
+	pwb_effective *e;
+} fixture;
+
+static void open_fixture(fixture *fx, const pwb_settings *s, size_t cap)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_policy_load(&fx->p, dir, NULL, &d), PWB_OK);
+	char lex[600];
+	snprintf(lex, sizeof(lex), "%s/lexicons", dir);
+	pwb_bounds_params bp = pwb_bounds_default_params();
+	bp.lexicon_dir = lex;
+	if (cap)
+		bp.max_text_bytes = cap;
+	assert_int_equal(pwb_bounds_new(&fx->b, fx->p, &bp, &d), PWB_OK);
+	assert_int_equal(pwb_bounds_n_lexicon_entries(fx->b), 3);
+	pwb_resolve_params rp = {"o", NULL, 0, s, NULL};
+	assert_int_equal(pwb_policy_resolve(&fx->e, fx->p, &rp, &d), PWB_OK);
+	pwb_diag_release(&d);
+}
+
+static void close_fixture(fixture *fx)
+{
+	pwb_effective_free(fx->e);
+	pwb_bounds_free(fx->b);
+	pwb_policy_free(fx->p);
+}
+
+static pwb_decision *check(fixture *fx, const char *text, size_t len)
+{
+	pwb_decision *d = NULL;
+	assert_int_equal(pwb_bounds_check(&d, fx->b, fx->e, PWB_ROLE_PROMPT,
+					  text, len, NULL),
+			 PWB_OK);
+	return d;
+}
+
+static const pwb_cat_decision *cat(const pwb_decision *d, const char *id)
+{
+	for (size_t i = 0; i < pwb_decision_n_categories(d); i++)
+		if (!strcmp(pwb_decision_category(d, i)->category, id))
+			return pwb_decision_category(d, i);
+	fail_msg("no category %s", id);
+	return NULL;
+}
+
+static void test_tiers_and_refusal(void **state)
+{
+	(void)state;
+	fixture fx;
+	open_fixture(&fx, NULL, 0);
+	/* Law forbids hate: blocked by law, with the org's template. */
+	const char t1[] = "They are VILE\n  people.";
+	pwb_decision *d = check(&fx, t1, sizeof(t1) - 1);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_BLOCK);
+	const pwb_cat_decision *c = pwb_decision_blocked_by(d);
+	assert_string_equal(c->category, "hate");
+	assert_string_equal(c->set_by.source, "law:l");
+	assert_string_equal(pwb_decision_refusal(d),
+			    "No hate (the law, law:l).");
+	assert_int_equal(c->n_spans, 1);
+	assert_int_equal(c->spans[0].start, 9);
+	assert_int_equal(c->spans[0].end, 22);
+	pwb_decision_free(d);
+	/* Profanity is opt_in and not turned on: blocked by the user. */
+	d = check(&fx, "you ass", 7);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_BLOCK);
+	assert_string_equal(pwb_decision_blocked_by(d)->category, "profanity");
+	assert_string_equal(pwb_decision_refusal(d),
+			    "No profanity (your own settings, user).");
+	pwb_decision_free(d);
+	/* Word boundaries: "classic" and "assess" hold no "ass". */
+	d = check(&fx, "a classic assessment", 20);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_ALLOW);
+	assert_false(cat(d, "profanity")->detected);
+	pwb_decision_free(d);
+	/* Personal data only: redacted, not blocked. */
+	const char t3[] = "write to jane.doe@example.org now";
+	d = check(&fx, t3, sizeof(t3) - 1);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_REDACT);
+	assert_string_equal(pwb_decision_redacted(d), "write to [email] now");
+	pwb_decision_free(d);
+	close_fixture(&fx);
+	/* With profanity turned on, it is allowed. */
+	pwb_settings *s;
+	pwb_settings_new(&s);
+	pwb_settings_set_category(s, "profanity", true);
+	open_fixture(&fx, s, 0);
+	d = check(&fx, "you ass", 7);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_ALLOW);
+	assert_true(cat(d, "profanity")->detected);
+	assert_true(cat(d, "profanity")->active);
+	char *json = NULL;
+	assert_int_equal(pwb_decision_to_json(d, &json), PWB_OK);
+	assert_non_null(strstr(json, "\"verdict\": \"allow\""));
+	free(json);
+	pwb_decision_free(d);
+	close_fixture(&fx);
+	pwb_settings_free(s);
+}
+
+static void test_bytes(void **state)
+{
+	(void)state;
+	fixture fx;
+	open_fixture(&fx, NULL, 1024 * 1024);
+	/* Empty text. */
+	pwb_decision *d = check(&fx, "", 0);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_ALLOW);
+	pwb_decision_free(d);
+	/* Invalid UTF-8 and NUL bytes scan as spaces; offsets are the
+	 * input's. Latin-1 capitals match lowercase entries. */
+	const char t[] = "\xff\xfe\0ass\0 \xc3 SCHEI\xc3\x9f"
+			 "E \xe2\x82";
+	d = check(&fx, t, sizeof(t) - 1);
+	const pwb_cat_decision *c = cat(d, "profanity");
+	assert_int_equal(c->n_spans, 2);
+	assert_int_equal(c->spans[0].start, 3);
+	assert_int_equal(c->spans[0].end, 6);
+	assert_int_equal(c->spans[1].start, 10);
+	assert_int_equal(c->spans[1].end, 18);
+	pwb_decision_free(d);
+	/* Mixed scripts around an entry. */
+	const char m[] = "日本語 vile people Ελληνικά";
+	d = check(&fx, m, sizeof(m) - 1);
+	assert_true(cat(d, "hate")->detected);
+	pwb_decision_free(d);
+	/* The cap: one byte over is refused, exactly the cap is checked. */
+	size_t cap = 1024 * 1024;
+	char *big = malloc(cap + 1);
+	memset(big, 'a', cap + 1);
+	memcpy(big + cap - 11, " vile people", 11);
+	pwb_diag diag;
+	pwb_diag_init(&diag);
+	d = NULL;
+	assert_int_equal(pwb_bounds_check(&d, fx.b, fx.e, PWB_ROLE_RESPONSE,
+					  big, cap + 1, &diag),
+			 PWB_ETOOLARGE);
+	assert_null(d);
+	assert_non_null(strstr(diag.entries[0].message, "the limit is"));
+	pwb_diag_release(&diag);
+	d = check(&fx, big, cap);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_ALLOW);
+	pwb_decision_free(d);
+	free(big);
+	close_fixture(&fx);
+}
+
+static void test_lexicon_errors(void **state)
+{
+	(void)state;
+	pwb_policy *p = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_policy_load(&p, dir, NULL, &d), PWB_OK);
+	char lex[600];
+	snprintf(lex, sizeof(lex), "%s/badlex", dir);
+	pwb_bounds_params bp = pwb_bounds_default_params();
+	bp.lexicon_dir = lex;
+	pwb_bounds *b = (pwb_bounds *)1;
+	assert_int_equal(pwb_bounds_new(&b, p, &bp, &d), PWB_EPARSE);
+	assert_null(b);
+	assert_int_equal(d.n, 3);
+	assert_int_equal(d.entries[0].line, 1);
+	assert_non_null(strstr(d.entries[0].message, "weight"));
+	assert_int_equal(d.entries[1].line, 2);
+	assert_non_null(strstr(d.entries[1].message, "unknown category"));
+	assert_int_equal(d.entries[2].line, 3);
+	assert_non_null(strstr(d.entries[2].message, "5 TAB-separated"));
+	assert_non_null(strstr(d.entries[0].file, "badlex/x.tsv"));
+	pwb_diag_release(&d);
+	pwb_policy_free(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_tiers_and_refusal),
+	    cmocka_unit_test(test_bytes),
+	    cmocka_unit_test(test_lexicon_errors),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
