@@ -230,19 +230,18 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 	const pwb_bounds *b = sc->b;
 	size_t start = (size_t)from, end = (size_t)to;
 	if (id < b->n_entries) {
-		const pwb__lex_entry *e = &b->entries[id];
-		if (e->kind != PWB__LEX_REGEX) {
-			const unsigned char *w =
-			    (const unsigned char *)e->entry;
-			bool need_left = is_word_byte(w[0]);
-			bool need_right = is_word_byte(w[strlen(e->entry) - 1]);
-			if (need_left && start > 0 &&
-			    is_word_byte(sc->norm[start - 1]))
-				return 0;
-			if (need_right && end < sc->len &&
-			    is_word_byte(sc->norm[end]))
-				return 0;
-		}
+		/* Whole words only, for every kind of entry: a match that
+		 * starts (ends) with a word character must not have one just
+		 * before (after) it. Vectorscan reports every end offset, so
+		 * a longer match at a word's end still gets through. */
+		if (end <= start)
+			return 0;
+		if (is_word_byte(sc->norm[start]) && start > 0 &&
+		    is_word_byte(sc->norm[start - 1]))
+			return 0;
+		if (is_word_byte(sc->norm[end - 1]) && end < sc->len &&
+		    is_word_byte(sc->norm[end]))
+			return 0;
 		sc->entry_seen[id] = 1;
 		if (sc->n_lex >= PWB__MAX_MATCHES)
 			return 0;
