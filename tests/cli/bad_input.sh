@@ -310,4 +310,46 @@ for args in "--help" "policy --help" "policy check --help" \
 	fi
 done
 
+
+# ---- pwb bounds check: bad models, lexicons, roles and texts ----
+# A one-entry lexicon keeps the Vectorscan compile short.
+mkdir -p "$tmp/lex1" "$tmp/lexbad"
+printf 'profanity\tword\t0.9\tdamn\ttest entry\n' >"$tmp/lex1/en.tsv"
+printf 'profanity\tword\t1.5\tdamn\tbad weight\n' >"$tmp/lexbad/en.tsv"
+bounds=(bounds check --policies "$clean" --org open-studio)
+
+run "${bounds[@]}" --lexicons "$tmp/lex1" --model "$tmp/no-such.pwbm" "hi"
+expect "bounds check: missing model" 1 1 "$tmp/no-such.pwbm" "cannot read"
+
+printf 'not a model at all' >"$tmp/garbage.pwbm"
+run "${bounds[@]}" --lexicons "$tmp/lex1" --model "$tmp/garbage.pwbm" "hi"
+expect "bounds check: corrupt model" 1 1 "$tmp/garbage.pwbm" "not a pwb linear model"
+
+run "${bounds[@]}" --lexicons "$tmp/lexbad" "hi"
+expect "bounds check: bad lexicon line" 1 1 "$tmp/lexbad/en.tsv" "weight"
+
+run "${bounds[@]}" --lexicons "$tmp/lex1" --role reply "hi"
+expect "bounds check: unknown role (usage error)" 2 2 "" "prompt or response"
+
+run "${bounds[@]}" --lexicons "$tmp/lex1"
+expect "bounds check: no text (usage error)" 2 2 "" "TEXT"
+
+head -c 11000000 /dev/zero | tr '\0' 'a' >"$tmp/big.txt"
+timeout 30 "$pwb" "${bounds[@]}" --lexicons "$tmp/lex1" - <"$tmp/big.txt" \
+	>"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect "bounds check: text over 10 MiB on stdin" 1 1 "" "standard input is too large"
+
+printf 'a\0b\xff\xfe damn \xc3' >"$tmp/odd.txt"
+timeout 30 "$pwb" "${bounds[@]}" --lexicons "$tmp/lex1" --json - <"$tmp/odd.txt" \
+	>"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect "bounds check: NUL and invalid UTF-8 are checked" 0 0 "" ""
+# ... and the word between them is still found, at its own offsets.
+if python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["categories"]["profanity"]; sys.exit(0 if c["detected"] and c["spans"][0]["start"]==6 and c["spans"][0]["end"]==10 else 1)' "$tmp/out"; then
+	ok "bounds check: offsets through bad bytes"
+else
+	fail "bounds check: offsets through bad bytes" "$(head -c 300 "$tmp/out")"
+fi
+
 finish
