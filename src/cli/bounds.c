@@ -125,7 +125,7 @@ static int cmd_check(cli_args *a)
 		return rc;
 	}
 	rc = CLI_FAIL;
-	char *text = NULL, *lexdir = NULL, *out = NULL;
+	char *text = NULL, *out = NULL;
 	size_t len = 0;
 	pwb_bounds *b = NULL;
 	pwb_decision *d = NULL;
@@ -139,22 +139,8 @@ static int cmd_check(cli_args *a)
 		if (!(text = strdup(text_arg)))
 			goto out;
 	}
-	pwb_bounds_params bp = pwb_bounds_default_params();
-	if (lexicons) {
-		bp.lexicon_dir = lexicons;
-	} else {
-		pwb__buf p;
-		pwb__buf_init(&p, 0);
-		pwb__buf_addf(&p, "%s/lexicons", ra.policies);
-		lexdir = pwb__buf_detach(&p);
-		bp.lexicon_dir = lexdir;
-	}
-	bp.model = model;
-	bp.cache_dir = cli_cache_dir();
-	if (pwb_bounds_new(&b, ra.policy, &bp, &diag)) {
-		cli_print_diag(&diag);
+	if (!(b = cli_bounds_open(&ra, lexicons, model)))
 		goto out;
-	}
 	pwb_status st =
 	    pwb_bounds_check(&d, b, ra.effective, role, text, len, &diag);
 	if (st) {
@@ -178,7 +164,6 @@ out:
 	pwb_decision_free(d);
 	pwb_bounds_free(b);
 	free(text);
-	free(lexdir);
 	pwb_diag_release(&diag);
 	cli_resolve_release(&ra);
 	return rc;
@@ -399,23 +384,38 @@ out:
 	return rc;
 }
 
+pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
+			    const char *model)
+{
+	pwb_bounds_params bp = pwb_bounds_default_params();
+	pwb__buf dir;
+	pwb__buf_init(&dir, 0);
+	if (!lexicons) {
+		pwb__buf_addf(&dir, "%s/lexicons", r->policies);
+		lexicons = dir.s;
+	}
+	bp.lexicon_dir = lexicons;
+	bp.model = model;
+	bp.cache_dir = cli_cache_dir();
+	pwb_bounds *b = NULL;
+	pwb_diag diag;
+	pwb_diag_init(&diag);
+	pwb_status st =
+	    dir.err ? dir.err : pwb_bounds_new(&b, r->policy, &bp, &diag);
+	if (st) {
+		if (!diag.n)
+			fprintf(stderr, "error: %s\n", pwb_status_str(st));
+		cli_print_diag(&diag);
+	}
+	pwb_diag_release(&diag);
+	pwb__buf_release(&dir);
+	return b;
+}
+
 int cli_bounds(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(bounds_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? CLI_USAGE : CLI_OK;
-	}
-	const char *sub = argv[1];
-	char cmd[64];
-	snprintf(cmd, sizeof(cmd), "pwb bounds %s", sub);
-	cli_args a = {argc, argv, 2, cmd};
-	if (!strcmp(sub, "check"))
-		return cmd_check(&a);
-	if (!strcmp(sub, "train"))
-		return cmd_train(&a);
-	fprintf(stderr,
-		"pwb bounds: unknown subcommand '%s'\nTry 'pwb bounds "
-		"--help'.\n",
-		sub);
-	return CLI_USAGE;
+	static const cli_sub subs[] = {{"check", cmd_check},
+				       {"train", cmd_train}};
+	return cli_dispatch(argc, argv, "bounds", bounds_usage, subs,
+			    PWB_ARRAY_LEN(subs));
 }

@@ -126,6 +126,27 @@ void cli_progress_end(cli_progress *p);
  */
 const char *cli_cache_dir(void);
 
+/* A subcommand: its name and the function that runs it. */
+typedef struct cli_sub {
+	const char *name;
+	int (*run)(cli_args *a);
+} cli_sub;
+
+/*
+ * Runs the subcommand argv[1] of command `group` ("policy"), or prints
+ * usage (on --help, to stdout; without a subcommand, to stderr).
+ */
+int cli_dispatch(int argc, char **argv, const char *group, const char *usage,
+		 const cli_sub *subs, size_t n);
+
+/*
+ * Builds the detectors for a resolved policy: lexicons from `lexicons`, or
+ * <policies>/lexicons; an optional model; the cache folder. Prints every
+ * error; returns NULL on failure.
+ */
+pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
+			    const char *model);
+
 int cli_policy(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bounds(int argc, char **argv);

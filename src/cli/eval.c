@@ -104,7 +104,6 @@ static int cmd_bounds(cli_args *a)
 	pwb_diag_init(&diag);
 	pwb_labelled_set *set = NULL;
 	pwb_bounds *b = NULL;
-	char *lexdir = NULL;
 	counts *per = NULL;
 	size_t *n_pos = NULL;
 	json_t *root = NULL;
@@ -112,20 +111,8 @@ static int cmd_bounds(cli_args *a)
 		cli_print_diag(&diag);
 		goto out;
 	}
-	pwb_bounds_params bp = pwb_bounds_default_params();
-	if (!lexicons) {
-		pwb__buf p;
-		pwb__buf_init(&p, 0);
-		pwb__buf_addf(&p, "%s/lexicons", ra.policies);
-		lexicons = lexdir = pwb__buf_detach(&p);
-	}
-	bp.lexicon_dir = lexicons;
-	bp.model = model;
-	bp.cache_dir = cli_cache_dir();
-	if (pwb_bounds_new(&b, ra.policy, &bp, &diag)) {
-		cli_print_diag(&diag);
+	if (!(b = cli_bounds_open(&ra, lexicons, model)))
 		goto out;
-	}
 	size_t n = pwb_labelled_n(set),
 	       n_cats = pwb_effective_n_categories(ra.effective);
 	per = calloc(n_cats ? n_cats : 1, sizeof(*per));
@@ -257,7 +244,6 @@ out:
 	json_decref(root);
 	free(per);
 	free(n_pos);
-	free(lexdir);
 	pwb_bounds_free(b);
 	pwb_labelled_free(set);
 	pwb_diag_release(&diag);
@@ -267,18 +253,7 @@ out:
 
 int cli_eval(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(eval_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? CLI_USAGE : CLI_OK;
-	}
-	const char *sub = argv[1];
-	char cmd[64];
-	snprintf(cmd, sizeof(cmd), "pwb eval %s", sub);
-	cli_args a = {argc, argv, 2, cmd};
-	if (!strcmp(sub, "bounds"))
-		return cmd_bounds(&a);
-	fprintf(stderr,
-		"pwb eval: unknown subcommand '%s'\nTry 'pwb eval --help'.\n",
-		sub);
-	return CLI_USAGE;
+	static const cli_sub subs[] = {{"bounds", cmd_bounds}};
+	return cli_dispatch(argc, argv, "eval", eval_usage, subs,
+			    PWB_ARRAY_LEN(subs));
 }

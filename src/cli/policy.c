@@ -465,25 +465,21 @@ out:
 	return rc;
 }
 
+static int cmd_resolve_json(cli_args *a)
+{
+	return cmd_resolve(a, false);
+}
+
+static int cmd_explain(cli_args *a)
+{
+	return cmd_resolve(a, true);
+}
+
 int cli_policy(int argc, char **argv)
 {
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-		fputs(policy_usage, argc < 2 ? stderr : stdout);
-		return argc < 2 ? CLI_USAGE : CLI_OK;
-	}
-	const char *sub = argv[1];
-	char cmd[64];
-	snprintf(cmd, sizeof(cmd), "pwb policy %s", sub);
-	cli_args a = {argc, argv, 2, cmd};
-	if (!strcmp(sub, "check"))
-		return cmd_check(&a);
-	if (!strcmp(sub, "resolve"))
-		return cmd_resolve(&a, false);
-	if (!strcmp(sub, "explain"))
-		return cmd_resolve(&a, true);
-	fprintf(stderr,
-		"pwb policy: unknown subcommand '%s'\nTry 'pwb policy "
-		"--help'.\n",
-		sub);
-	return CLI_USAGE;
+	static const cli_sub subs[] = {{"check", cmd_check},
+				       {"resolve", cmd_resolve_json},
+				       {"explain", cmd_explain}};
+	return cli_dispatch(argc, argv, "policy", policy_usage, subs,
+			    PWB_ARRAY_LEN(subs));
 }

@@ -200,3 +200,24 @@ const char *cli_cache_dir(void)
 		return NULL;
 	return dir;
 }
+
+/* ---- subcommands ---- */
+
+int cli_dispatch(int argc, char **argv, const char *group, const char *usage,
+		 const cli_sub *subs, size_t n)
+{
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		fputs(usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "pwb %s %s", group, argv[1]);
+	cli_args a = {argc, argv, 2, cmd};
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(argv[1], subs[i].name))
+			return subs[i].run(&a);
+	fprintf(stderr,
+		"pwb %s: unknown subcommand '%s'\nTry 'pwb %s --help'.\n",
+		group, argv[1], group);
+	return CLI_USAGE;
+}
