@@ -12,7 +12,9 @@
  * Ownership: objects returned through `**out` are the caller's, freed with
  * the matching `_free`; pointers from getters are borrowed until their
  * parent is freed. A pwb_bounds borrows its pwb_policy, which must outlive
- * it; it may check texts from several threads at once.
+ * it; it may check texts from several threads at once. A pwb_decision holds
+ * a reference to the pwb_effective it was made for, so the caller may free
+ * its own reference first.
  */
 #ifndef PWB_BOUNDS_H
 #define PWB_BOUNDS_H

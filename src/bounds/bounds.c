@@ -316,6 +316,9 @@ static void dedupe_pii(scan_ctx *sc)
 
 struct pwb_decision {
 	pwb__arena arena;
+	/* A reference to the effective policy: the category ids and the
+	 * provenance strings are its own, borrowed, not copied per check. */
+	pwb_effective *effective;
 	pwb_role role;
 	pwb_verdict verdict;
 	const char *org;
@@ -331,6 +334,7 @@ void pwb_decision_free(pwb_decision *d)
 {
 	if (!d)
 		return;
+	pwb_effective_free(d->effective);
 	pwb__arena_release(&d->arena);
 	free(d);
 }
@@ -510,6 +514,10 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		goto out;
 	}
 	pwb__arena_init(&d->arena);
+	/* Effectives are immutable and reference counted; holding one is
+	 * not a change to it. */
+	d->effective = (pwb_effective *)e;
+	atomic_fetch_add(&d->effective->refs, 1);
 	d->role = role;
 	normalise((const unsigned char *)text, len, norm);
 	sc.norm = norm;
@@ -649,16 +657,6 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 				       pwb__pii_name(sc.pii[i].kind)};
 		cd->spans = sp;
 		cd->n_spans = k;
-		/* Strings that must outlive e. */
-		cd->category = pwb__arena_strdup(&d->arena, cd->category, &oom);
-		cd->set_by.tier =
-		    pwb__arena_strdup(&d->arena, cd->set_by.tier, &oom);
-		cd->set_by.source =
-		    pwb__arena_strdup(&d->arena, cd->set_by.source, &oom);
-		cd->set_by.file =
-		    pwb__arena_strdup(&d->arena, cd->set_by.file, &oom);
-		cd->set_by.basis =
-		    pwb__arena_strdup(&d->arena, cd->set_by.basis, &oom);
 	}
 	free(lex);
 	free(n_spans);
@@ -697,9 +695,8 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		oom |= r.err != PWB_OK;
 		pwb__buf_release(&r);
 	}
-	d->org = pwb__arena_strdup(&d->arena, pwb_effective_org(e), &oom);
-	d->policy_hash =
-	    pwb__arena_strdup(&d->arena, pwb_effective_hash(e), &oom);
+	d->org = pwb_effective_org(e);
+	d->policy_hash = pwb_effective_hash(e);
 	if (oom)
 		rc = PWB_ENOMEM;
 out:
