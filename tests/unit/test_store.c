@@ -1,0 +1,1104 @@
+/*
+ * test_store.c - the storage suite, run once against SQLite and once
+ * against PostgreSQL: migrations, users, feedback (texts or features
+ * only), transactions, the audit chain and its tamper detection (rows
+ * edited, deleted, reordered with plain SQL), export and erase, API keys,
+ * retention, a writer killed with SIGKILL, four concurrent writer
+ * processes, and bad input (URLs, an unreachable server, a full database,
+ * a schema from a newer pwb).
+ *
+ * PWB_TEST_POSTGRES names a PostgreSQL server (a libpq URL, e.g. from
+ * scripts/start-postgres.sh); without it the PostgreSQL half is skipped
+ * with a message. Each test works in a fresh SQLite file or a fresh
+ * PostgreSQL schema.
+ */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pwb/store.h"
+#include "store/store_int.h"
+#include "util/util.h"
+
+static char dir[256];
+static const char *pg_base; /* NULL: the SQLite run */
+static int counter;
+static char url[1024];
+
+/* ---- fresh databases ---- */
+
+static void pg_admin(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_base);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, "SET client_min_messages = warning");
+	PQclear(r);
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("%s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+/* A URL to a database nobody has used. */
+static const char *fresh(void)
+{
+	counter++;
+	if (!pg_base) {
+		snprintf(url, sizeof(url), "sqlite:%s/t%d.db", dir, counter);
+		return url;
+	}
+	char schema[64], sql[256];
+	snprintf(schema, sizeof(schema), "pwb_t%d_%d", (int)getpid(), counter);
+	snprintf(sql, sizeof(sql),
+		 "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema,
+		 schema);
+	pg_admin(sql);
+	snprintf(url, sizeof(url), "%s%coptions=-csearch_path%%3D%s", pg_base,
+		 strchr(pg_base, '?') ? '&' : '?', schema);
+	return url;
+}
+
+static pwb_store *open_ok(const char *u)
+{
+	pwb_store *s = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = pwb_store_open(&s, u, NULL, &d);
+	if (st)
+		fail_msg("open %s: %s: %s", u, pwb_status_str(st),
+			 d.n ? d.entries[0].message : "");
+	pwb_diag_release(&d);
+	return s;
+}
+
+static void ok(pwb_status st, pwb_diag *d)
+{
+	if (st)
+		fail_msg("%s: %s", pwb_status_str(st),
+			 d && d->n ? d->entries[0].message : "");
+}
+
+static bool diag_has(const pwb_diag *d, const char *word)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (strstr(d->entries[i].message, word))
+			return true;
+	return false;
+}
+
+static pwb_store_feedback pair(const char *user, const char *chosen)
+{
+	return (pwb_store_feedback){.kind = PWB_STORE_FB_PAIR,
+				    .user = user,
+				    .prompt = "Explain tides.",
+				    .chosen = chosen,
+				    .rejected = "A long answer."};
+}
+
+static int64_t add(pwb_store *s, const char *user, int64_t now)
+{
+	pwb_store_feedback fb = pair(user, "Short answer.");
+	int64_t id = 0;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS, now, &id,
+				  &d),
+	   &d);
+	pwb_diag_release(&d);
+	return id;
+}
+
+static uint64_t count(pwb_store *s, const char *user)
+{
+	uint64_t n = 0;
+	ok(pwb_store_feedback_count(s, "acme", user, &n, NULL), NULL);
+	return n;
+}
+
+/* ---- migrations and users ---- */
+
+static void test_open_and_reopen(void **state)
+{
+	const char *u = fresh();
+	pwb_store *s = open_ok(u);
+	assert_string_equal(pwb_store_backend(s),
+			    pg_base ? "postgres" : "sqlite");
+	add(s, "u1", 100);
+	pwb_store_free(s);
+	s = open_ok(u); /* migrations run again and change nothing */
+	assert_int_equal(count(s, "u1"), 1);
+	pwb_store_free(s);
+}
+
+static void test_user_settings_model(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_store_user u;
+	assert_int_equal(pwb_store_user_get(s, "acme", "u1", &u, &d),
+			 PWB_ENOTFOUND);
+	ok(pwb_store_user_set_settings(
+	       s, "acme", "u1", "{\"dimensions\": {\"humour\": 0.5}}", 10, &d),
+	   &d);
+	ok(pwb_store_user_set_consent(s, "acme", "u1", "{\"learning\": true}",
+				      11, &d),
+	   &d);
+	const unsigned char blob[] = {0, 1, 2, 255, 0, 7};
+	int64_t v = 0;
+	ok(pwb_store_user_set_model(s, "acme", "u1", blob, sizeof(blob), -1, &v,
+				    12, &d),
+	   &d);
+	assert_int_equal(v, 1);
+	ok(pwb_store_user_set_model(s, "acme", "u1", blob, 3, 1, &v, 13, &d),
+	   &d);
+	assert_int_equal(v, 2);
+	/* A writer that read version 1 lost the race. */
+	assert_int_equal(
+	    pwb_store_user_set_model(s, "acme", "u1", blob, 3, 1, &v, 14, &d),
+	    PWB_EINVAL);
+	assert_true(diag_has(&d, "changed since version 1"));
+	pwb_diag_clear(&d);
+	ok(pwb_store_user_get(s, "acme", "u1", &u, &d), &d);
+	assert_string_equal(u.settings, "{\"dimensions\": {\"humour\": 0.5}}");
+	assert_string_equal(u.consent, "{\"learning\": true}");
+	assert_int_equal(u.model_len, 3);
+	assert_memory_equal(u.model, blob, 3);
+	assert_int_equal(u.model_version, 2);
+	assert_false(u.erased);
+	assert_int_equal(u.created, 10);
+	assert_int_equal(u.updated, 13);
+	pwb_store_user_release(&u);
+	/* Full model round trip, every byte value. */
+	unsigned char big[4096];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7);
+	ok(pwb_store_user_set_model(s, "acme", "u2", big, sizeof(big), -1, &v,
+				    15, &d),
+	   &d);
+	ok(pwb_store_user_get(s, "acme", "u2", &u, &d), &d);
+	assert_int_equal(u.model_len, sizeof(big));
+	assert_memory_equal(u.model, big, sizeof(big));
+	pwb_store_user_release(&u);
+	/* Settings must be a JSON object. */
+	assert_int_equal(
+	    pwb_store_user_set_settings(s, "acme", "u1", "{bad", 16, &d),
+	    PWB_EINVAL);
+	assert_true(diag_has(&d, "settings is not a JSON object"));
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+/* ---- feedback ---- */
+
+static void test_feedback_texts_and_features_only(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_store_feedback fb = pair("u1", "Kept text.");
+	fb.event_id = "e1";
+	fb.rater_role = "expert";
+	fb.rater_attrs = "{\"country\": \"de\"}";
+	int64_t id1 = 0, id2 = 0, id3 = 0;
+	ok(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS, 100, &id1,
+				  &d),
+	   &d);
+	assert_true(id1 > 0);
+	/* The same event id again is skipped, not stored twice. */
+	ok(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS, 101, &id2,
+				  &d),
+	   &d);
+	assert_int_equal(id2, 0);
+	pwb_store_feedback r = {.kind = PWB_STORE_FB_RATING,
+				.user = "u1",
+				.prompt = "Secret prompt",
+				.response = "Secret response",
+				.rating = 4,
+				.scale_lo = 1,
+				.scale_hi = 5,
+				.features = "\x01\x02",
+				.features_len = 2};
+	ok(pwb_store_feedback_add(s, "acme", &r, PWB_STORE_FEATURES_ONLY, 102,
+				  &id3, &d),
+	   &d);
+	assert_true(id3 > id1);
+	assert_int_equal(count(s, "u1"), 2);
+	char *json = NULL;
+	ok(pwb_store_user_export(s, "acme", "u1", &json, &d), &d);
+	assert_non_null(strstr(json, "Kept text."));
+	assert_null(strstr(json, "Secret"));
+	assert_non_null(strstr(json, "\"features\": \"AQI=\""));
+	assert_non_null(strstr(json, "\"role\": \"expert\""));
+	assert_non_null(strstr(json, "\"country\": \"de\""));
+	free(json);
+	/* A rating outside its scale is refused. */
+	r.rating = 9;
+	assert_int_equal(pwb_store_feedback_add(s, "acme", &r, PWB_STORE_TEXTS,
+						103, NULL, &d),
+			 PWB_EINVAL);
+	assert_true(diag_has(&d, "not within its scale"));
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+static void test_transactions(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_begin(s, &d), &d);
+	for (int i = 0; i < 5; i++)
+		add(s, "u1", 100 + i);
+	pwb_store_rollback(s);
+	assert_int_equal(count(s, NULL), 0);
+	ok(pwb_store_begin(s, &d), &d);
+	assert_int_equal(pwb_store_begin(s, &d), PWB_EINVAL);
+	for (int i = 0; i < 5; i++)
+		add(s, "u1", 100 + i);
+	ok(pwb_store_commit(s, &d), &d);
+	assert_int_equal(count(s, NULL), 5);
+	assert_int_equal(pwb_store_commit(s, &d), PWB_EINVAL);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+static void test_gc(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	int64_t day = 86400, now = 1000 * day;
+	pwb_store_feedback fb = pair("u1", "x");
+	int64_t times[] = {now - 400 * day, now - 200 * day, now - day, now};
+	for (size_t i = 0; i < 4; i++) {
+		fb.ts = times[i];
+		ok(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS, now,
+					  NULL, &d),
+		   &d);
+	}
+	/* Another org's old feedback is not this org's retention. */
+	fb.ts = now - 900 * day;
+	ok(pwb_store_feedback_add(s, "other", &fb, PWB_STORE_TEXTS, now, NULL,
+				  &d),
+	   &d);
+	uint64_t removed = 0;
+	ok(pwb_store_gc(s, "acme", now - 365 * day, &removed, &d), &d);
+	assert_int_equal(removed, 1);
+	ok(pwb_store_gc(s, "acme", now - 30 * day, &removed, &d), &d);
+	assert_int_equal(removed, 1);
+	assert_int_equal(count(s, NULL), 2);
+	uint64_t other = 0;
+	ok(pwb_store_feedback_count(s, "other", NULL, &other, &d), &d);
+	assert_int_equal(other, 1);
+	/* Rows whose arrival is old go too, whatever their event time. */
+	fb.ts = 0;
+	ok(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS,
+				  now - 50 * day, NULL, &d),
+	   &d);
+	ok(pwb_store_gc(s, "acme", now - 30 * day, &removed, &d), &d);
+	assert_int_equal(removed, 1);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+/* ---- the audit chain ---- */
+
+/* A store with five audit rows (keys made and revoked, an erase). */
+static pwb_store *chained(void)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	for (int i = 0; i < 5; i++) {
+		char detail[64];
+		snprintf(detail, sizeof(detail), "{\"n\": %d}", i);
+		int64_t seq = 0;
+		ok(pwb_store_audit_append(s, "acme", "test.event", "u1", detail,
+					  100 + i, &seq, &d),
+		   &d);
+		assert_int_equal(seq, i + 1);
+	}
+	pwb_diag_release(&d);
+	return s;
+}
+
+static void tamper(pwb_store *s, const char *sql)
+{
+	char buf[1024];
+	/* Someone with write access to the tables drops the guard first. */
+	snprintf(buf, sizeof(buf), "%s; %s",
+		 pg_base ? "DROP TRIGGER audit_no_change ON audit"
+			 : "DROP TRIGGER audit_no_update; "
+			   "DROP TRIGGER audit_no_delete",
+		 sql);
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb__store_exec(s, buf, &d), &d);
+	pwb_diag_release(&d);
+}
+
+static void expect_bad(pwb_store *s, int64_t row, const char *word)
+{
+	pwb_audit_report rep;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_store_audit_verify(s, &rep, &d), PWB_EINVAL);
+	assert_int_equal(rep.bad_seq, row);
+	assert_int_equal(d.n, 1);
+	char want[64];
+	snprintf(want, sizeof(want), "audit row %lld ", (long long)row);
+	if (!strstr(d.entries[0].message, want) ||
+	    !strstr(d.entries[0].message, word))
+		fail_msg("want '%s' and '%s' in: %s", want, word,
+			 d.entries[0].message);
+	pwb_diag_release(&d);
+}
+
+static void test_audit_intact(void **state)
+{
+	pwb_store *s = chained();
+	pwb_audit_report rep;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_audit_verify(s, &rep, &d), &d);
+	assert_int_equal(rep.rows, 5);
+	assert_int_equal(rep.bad_seq, 0);
+	assert_int_equal(strlen(rep.head_hash), 64);
+	/* The guard refuses edits through SQL while it stands. */
+	assert_int_equal(
+	    pwb__store_exec(s, "UPDATE audit SET detail = '{}' WHERE seq = 2",
+			    &d),
+	    pg_base ? PWB_EIO : PWB_EINVAL);
+	assert_true(diag_has(&d, "append-only"));
+	pwb_diag_clear(&d);
+	assert_int_equal(
+	    pwb__store_exec(s, "DELETE FROM audit WHERE seq = 2", &d),
+	    pg_base ? PWB_EIO : PWB_EINVAL);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+static void test_audit_edited(void **state)
+{
+	pwb_store *s = chained();
+	tamper(s, "UPDATE audit SET detail = '{\"n\": 9}' WHERE seq = 3");
+	expect_bad(s, 3, "does not match its hash");
+	pwb_store_free(s);
+}
+
+static void test_audit_edited_and_rehashed(void **state)
+{
+	/* Row 2 is edited and given a new valid hash: row 3's link breaks. */
+	pwb_store *s = chained();
+	pwb__audit_row row = {.seq = 2,
+			      .ts = 101,
+			      .org = "acme",
+			      .kind = "test.event",
+			      .subject = "u1",
+			      .detail = "{\"n\": 42}"};
+	char prev[65] = "";
+	char sql[512];
+	/* The first row's hash is row 2's prev. */
+	pwb__audit_row first = {.seq = 1,
+				.ts = 100,
+				.org = "acme",
+				.kind = "test.event",
+				.subject = "u1",
+				.detail = "{\"n\": 0}"};
+	pwb__audit_hash(
+	    "0000000000000000000000000000000000000000000000000000000000000000",
+	    &first, prev);
+	char h[65];
+	pwb__audit_hash(prev, &row, h);
+	snprintf(sql, sizeof(sql),
+		 "UPDATE audit SET detail = '{\"n\": 42}', hash = '%s' "
+		 "WHERE seq = 2",
+		 h);
+	tamper(s, sql);
+	expect_bad(s, 3, "does not link to row 2");
+	pwb_store_free(s);
+}
+
+static void test_audit_deleted_middle(void **state)
+{
+	pwb_store *s = chained();
+	tamper(s, "DELETE FROM audit WHERE seq = 2");
+	expect_bad(s, 2, "is missing");
+	pwb_store_free(s);
+}
+
+static void test_audit_deleted_last(void **state)
+{
+	pwb_store *s = chained();
+	tamper(s, "DELETE FROM audit WHERE seq = 5");
+	expect_bad(s, 5, "is missing");
+	pwb_store_free(s);
+}
+
+static void test_audit_reordered(void **state)
+{
+	pwb_store *s = chained();
+	tamper(s, "UPDATE audit SET seq = -seq WHERE seq IN (2, 3); "
+		  "UPDATE audit SET seq = 3 WHERE seq = -2; "
+		  "UPDATE audit SET seq = 2 WHERE seq = -3");
+	expect_bad(s, 2, "does not link to row 1");
+	pwb_store_free(s);
+}
+
+/* ---- data rights ---- */
+
+static void test_export_and_erase(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_user_set_settings(s, "acme", "u1",
+				       "{\"categories\": {\"profanity\": "
+				       "\"on\"}}",
+				       10, &d),
+	   &d);
+	ok(pwb_store_user_set_model(s, "acme", "u1", "MODEL", 5, -1, NULL, 11,
+				    &d),
+	   &d);
+	add(s, "u1", 12);
+	add(s, "u1", 13);
+	add(s, "u2", 13);
+	pwb_store_decision dec = {.id = "d1",
+				  .user = "u1",
+				  .ts = 14,
+				  .policy_hash = "abc",
+				  .verdict = "block",
+				  .blocked_tier = "law",
+				  .blocked_category = "hate"};
+	ok(pwb_store_decision_add(s, "acme", &dec, &d), &d);
+	char *key = NULL, *kid = NULL;
+	ok(pwb_store_key_create(s, "acme", PWB_KEY_USER, "u1", 15, &key, &kid,
+				&d),
+	   &d);
+	char *json = NULL;
+	ok(pwb_store_user_export(s, "acme", "u1", &json, &d), &d);
+	assert_non_null(strstr(json, "\"profanity\": \"on\""));
+	assert_non_null(strstr(json, "\"model\": \"TU9ERUw=\""));
+	assert_non_null(strstr(json, "Short answer."));
+	assert_non_null(strstr(json, "\"blocked_category\": \"hate\""));
+	assert_non_null(strstr(json, kid));
+	assert_non_null(strstr(json, "\"kind\": \"key.created\""));
+	assert_null(strstr(json, key + 21)); /* never the key's secret */
+	free(json);
+
+	int64_t seq = 0;
+	ok(pwb_store_user_erase(s, "acme", "u1", 20, &seq, &d), &d);
+	assert_true(seq > 0);
+	ok(pwb_store_user_export(s, "acme", "u1", &json, &d), &d);
+	assert_non_null(strstr(json, "\"erased\": true"));
+	assert_non_null(strstr(json, "\"profile\": null"));
+	assert_non_null(strstr(json, "\"feedback\": []"));
+	assert_non_null(strstr(json, "\"decisions\": []"));
+	assert_non_null(strstr(json, "\"api_keys\": []"));
+	assert_non_null(strstr(json, "\"kind\": \"user.erased\""));
+	assert_null(strstr(json, "key.created"));
+	assert_null(strstr(json, "Short answer."));
+	assert_null(strstr(json, "profanity"));
+	free(json);
+	pwb_store_user u;
+	ok(pwb_store_user_get(s, "acme", "u1", &u, &d), &d);
+	assert_true(u.erased);
+	assert_null(u.settings);
+	assert_null(u.model);
+	pwb_store_user_release(&u);
+	assert_int_equal(count(s, "u1"), 0);
+	assert_int_equal(count(s, "u2"), 1);
+	/* Their key no longer opens anything. */
+	pwb_store_key k;
+	assert_int_equal(pwb_store_key_lookup(s, key, &k, &d), PWB_ENOTFOUND);
+	pwb_diag_clear(&d);
+	/* Late writes do not bring them back. */
+	pwb_store_feedback fb = pair("u1", "again");
+	assert_int_equal(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS,
+						21, NULL, &d),
+			 PWB_EINVAL);
+	assert_true(diag_has(&d, "was erased"));
+	pwb_diag_clear(&d);
+	/* Erasing twice changes nothing; the chain holds. */
+	ok(pwb_store_user_erase(s, "acme", "u1", 22, &seq, &d), &d);
+	assert_int_equal(seq, 0);
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, &d), &d);
+	assert_int_equal(rep.rows, 3); /* decision, key, tombstone */
+	assert_int_equal(pwb_store_user_export(s, "acme", "nobody", &json, &d),
+			 PWB_ENOTFOUND);
+	assert_int_equal(pwb_store_user_erase(s, "acme", "nobody", 1, NULL, &d),
+			 PWB_ENOTFOUND);
+	free(key);
+	free(kid);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+/* ---- API keys ---- */
+
+static void test_keys(void **state)
+{
+	const char *u = fresh();
+	pwb_store *s = open_ok(u);
+	pwb_diag d;
+	pwb_diag_init(&d);
+	char *key = NULL, *kid = NULL, *key2 = NULL, *kid2 = NULL;
+	ok(pwb_store_key_create(s, "acme", PWB_KEY_SERVICE, NULL, 10, &key,
+				&kid, &d),
+	   &d);
+	ok(pwb_store_key_create(s, "acme", PWB_KEY_USER, "u1", 10, &key2, &kid2,
+				&d),
+	   &d);
+	assert_string_not_equal(key, key2);
+	assert_int_equal(strncmp(key, "pwb_", 4), 0);
+	pwb_store_key k;
+	ok(pwb_store_key_lookup(s, key, &k, &d), &d);
+	assert_string_equal(k.org, "acme");
+	assert_string_equal(k.id, kid);
+	assert_int_equal(k.role, PWB_KEY_SERVICE);
+	assert_null(k.user);
+	pwb_store_key_release(&k);
+	ok(pwb_store_key_lookup(s, key2, &k, &d), &d);
+	assert_int_equal(k.role, PWB_KEY_USER);
+	assert_string_equal(k.user, "u1");
+	pwb_store_key_release(&k);
+	/* A changed character, or garbage, is unknown. */
+	char bad[128];
+	snprintf(bad, sizeof(bad), "%s", key);
+	bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == 'a' ? 'b' : 'a';
+	assert_int_equal(pwb_store_key_lookup(s, bad, &k, &d), PWB_ENOTFOUND);
+	assert_int_equal(pwb_store_key_lookup(s, "x", &k, &d), PWB_ENOTFOUND);
+	/* The database holds only hashes. */
+	pwb_store_free(s);
+	s = open_ok(u);
+	ok(pwb_store_key_revoke(s, "acme", kid, 11, &d), &d);
+	assert_int_equal(pwb_store_key_lookup(s, key, &k, &d), PWB_ENOTFOUND);
+	assert_int_equal(pwb_store_key_revoke(s, "acme", kid, 12, &d),
+			 PWB_ENOTFOUND);
+	assert_int_equal(pwb_store_key_revoke(s, "other", kid2, 12, &d),
+			 PWB_ENOTFOUND);
+	pwb_diag_clear(&d);
+	/* Role rules. */
+	char *k3, *id3;
+	assert_int_equal(pwb_store_key_create(s, "acme", PWB_KEY_USER, NULL, 1,
+					      &k3, &id3, &d),
+			 PWB_EINVAL);
+	assert_int_equal(pwb_store_key_create(s, "acme", PWB_KEY_ADMIN, "u1", 1,
+					      &k3, &id3, &d),
+			 PWB_EINVAL);
+	pwb_store_free(s);
+	/* Another secret: the same key is no longer recognised. */
+	pwb_store_params p = pwb_store_default_params();
+	p.key_secret = "another secret";
+	p.key_secret_len = 14;
+	ok(pwb_store_open(&s, u, &p, &d), &d);
+	assert_int_equal(pwb_store_key_lookup(s, key2, &k, &d), PWB_ENOTFOUND);
+	char *k4, *id4;
+	ok(pwb_store_key_create(s, "acme", PWB_KEY_AUDITOR, NULL, 1, &k4, &id4,
+				&d),
+	   &d);
+	ok(pwb_store_key_lookup(s, k4, &k, &d), &d);
+	assert_int_equal(k.role, PWB_KEY_AUDITOR);
+	pwb_store_key_release(&k);
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, &d), &d);
+	assert_int_equal(rep.rows, 4);
+	free(k4);
+	free(id4);
+	free(key);
+	free(kid);
+	free(key2);
+	free(kid2);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+/* ---- crashes and concurrency ---- */
+
+/*
+ * A child writes events one by one and reports each id on a pipe once
+ * its commit returned; the parent kills it with SIGKILL mid-stream and
+ * finds every reported event in the store.
+ */
+static void test_kill_9_keeps_acknowledged(void **state)
+{
+	const char *u = fresh();
+	pwb_store_free(open_ok(u)); /* migrated before the child starts */
+	int fd[2];
+	assert_int_equal(pipe(fd), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fd[0]);
+		pwb_store *s = NULL;
+		if (pwb_store_open(&s, u, NULL, NULL))
+			_exit(3);
+		for (int i = 0; i < 100000; i++) {
+			pwb_store_feedback fb = pair("u1", "acknowledged");
+			int64_t id = 0;
+			if (pwb_store_feedback_add(s, "acme", &fb,
+						   PWB_STORE_TEXTS, 100 + i,
+						   &id, NULL))
+				_exit(4);
+			if (write(fd[1], &id, sizeof(id)) != sizeof(id))
+				_exit(5);
+		}
+		_exit(0);
+	}
+	close(fd[1]);
+	int64_t acked[200];
+	size_t n = 0;
+	while (n < PWB_ARRAY_LEN(acked)) {
+		ssize_t r = read(fd[0], &acked[n], sizeof(acked[0]));
+		assert_int_equal(r, sizeof(acked[0]));
+		n++;
+	}
+	kill(pid, SIGKILL);
+	int status;
+	waitpid(pid, &status, 0);
+	assert_true(WIFSIGNALED(status));
+	/* Acks already in the pipe count too. */
+	int64_t more;
+	size_t extra = 0;
+	while (read(fd[0], &more, sizeof(more)) == sizeof(more))
+		extra++;
+	close(fd[0]);
+	pwb_store *s = open_ok(u);
+	for (size_t i = 0; i < n; i++) {
+		bool exists = false;
+		ok(pwb_store_feedback_exists(s, acked[i], &exists, NULL), NULL);
+		if (!exists)
+			fail_msg("acknowledged event %lld is lost",
+				 (long long)acked[i]);
+	}
+	assert_true(count(s, NULL) >= n + extra);
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, NULL), NULL);
+	pwb_store_free(s);
+}
+
+#define WRITERS 4
+#define PER_WRITER 150
+#define KEYS_PER_WRITER 10
+
+static void test_concurrent_writers(void **state)
+{
+	const char *u = fresh();
+	pid_t pids[WRITERS];
+	for (int w = 0; w < WRITERS; w++) {
+		pids[w] = fork();
+		assert_true(pids[w] >= 0);
+		if (pids[w])
+			continue;
+		/* Every writer migrates too: they race for that as well. */
+		pwb_store *s = NULL;
+		pwb_diag d;
+		pwb_diag_init(&d);
+		if (pwb_store_open(&s, u, NULL, &d)) {
+			fprintf(stderr, "writer %d: %s\n", w,
+				d.n ? d.entries[0].message : "open failed");
+			_exit(3);
+		}
+		char user[16];
+		snprintf(user, sizeof(user), "w%d", w);
+		for (int i = 0; i < PER_WRITER; i++) {
+			pwb_store_feedback fb = pair(user, "mine");
+			if (pwb_store_feedback_add(s, "acme", &fb,
+						   PWB_STORE_TEXTS, 100 + i,
+						   NULL, &d)) {
+				fprintf(stderr, "writer %d: %s\n", w,
+					d.n ? d.entries[0].message : "add");
+				_exit(4);
+			}
+			if (i % (PER_WRITER / KEYS_PER_WRITER) == 0) {
+				char *k, *id;
+				if (pwb_store_key_create(s, "acme",
+							 PWB_KEY_SERVICE, NULL,
+							 100 + i, &k, &id, &d))
+					_exit(5);
+				free(k);
+				free(id);
+			}
+		}
+		pwb_store_free(s);
+		_exit(0);
+	}
+	for (int w = 0; w < WRITERS; w++) {
+		int status;
+		waitpid(pids[w], &status, 0);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	pwb_store *s = open_ok(u);
+	assert_int_equal(count(s, NULL), WRITERS * PER_WRITER);
+	for (int w = 0; w < WRITERS; w++) {
+		char user[16];
+		snprintf(user, sizeof(user), "w%d", w);
+		assert_int_equal(count(s, user), PER_WRITER);
+	}
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, NULL), NULL);
+	assert_int_equal(rep.rows, WRITERS * KEYS_PER_WRITER);
+	pwb_store_free(s);
+}
+
+/* Threads of one process share a store through its pool. */
+typedef struct thr {
+	pwb_store *s;
+	int n;
+	char user[16];
+	bool failed;
+} thr;
+
+#include <pthread.h>
+
+static void *thread_writer(void *arg)
+{
+	thr *t = arg;
+	for (int i = 0; i < t->n; i++) {
+		bool tx = i % 10 == 0;
+		if (tx && pwb_store_begin(t->s, NULL)) {
+			t->failed = true;
+			break;
+		}
+		pwb_store_feedback fb = pair(t->user, "thread");
+		if (pwb_store_feedback_add(t->s, "acme", &fb, PWB_STORE_TEXTS,
+					   100, NULL, NULL))
+			t->failed = true;
+		if (tx && pwb_store_commit(t->s, NULL))
+			t->failed = true;
+	}
+	return NULL;
+}
+
+static void test_threads_share_pool(void **state)
+{
+	pwb_store_params p = pwb_store_default_params();
+	p.pool_size = 2;
+	pwb_store *s = NULL;
+	ok(pwb_store_open(&s, fresh(), &p, NULL), NULL);
+	pthread_t th[4];
+	thr t[4];
+	for (int i = 0; i < 4; i++) {
+		t[i] = (thr){.s = s, .n = 100};
+		snprintf(t[i].user, sizeof(t[i].user), "t%d", i);
+		pthread_create(&th[i], NULL, thread_writer, &t[i]);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_false(t[i].failed);
+	}
+	assert_int_equal(count(s, NULL), 400);
+	pwb_store_free(s);
+}
+
+/* ---- bad input ---- */
+
+static void test_bad_urls(void **state)
+{
+	static const struct {
+		const char *url, *word;
+	} cases[] = {
+	    {"", "no database URL"},
+	    {"sqlite:", "names no file"},
+	    {"sqlite::memory:", "not a file path"},
+	    {"mysql://localhost/x", "unknown database URL scheme 'mysql:'"},
+	    {"pwb.db", "not a database URL"},
+	    {"postgres://host:notaport/db", "PostgreSQL"},
+	    {"postgresql://a/b?nosuchoption=1", "malformed PostgreSQL URL"},
+	};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(cases); i++) {
+		pwb_store *s = NULL;
+		pwb_diag d;
+		pwb_diag_init(&d);
+		pwb_status st = pwb_store_open(&s, cases[i].url, NULL, &d);
+		assert_null(s);
+		assert_true(st == PWB_EINVAL || st == PWB_EIO);
+		assert_int_equal(d.n, 1);
+		if (!strstr(d.entries[0].message, cases[i].word))
+			fail_msg("%s: want '%s' in: %s", cases[i].url,
+				 cases[i].word, d.entries[0].message);
+		pwb_diag_release(&d);
+	}
+	/* A folder, or a file that is not a database. */
+	char path[512];
+	snprintf(path, sizeof(path), "sqlite:%s/not-a-db", dir);
+	FILE *f = fopen(path + 7, "w");
+	assert_non_null(f);
+	fputs("this is not a database, just text, long enough to matter\n", f);
+	fclose(f);
+	pwb_store *s = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_not_equal(pwb_store_open(&s, path, NULL, &d), PWB_OK);
+	assert_true(diag_has(&d, "not a SQLite database") ||
+		    diag_has(&d, "not a database"));
+	pwb_diag_clear(&d);
+	snprintf(path, sizeof(path), "sqlite:%s/no/such/dir/x.db", dir);
+	assert_int_equal(pwb_store_open(&s, path, NULL, &d), PWB_EIO);
+	assert_true(diag_has(&d, "cannot open the database"));
+	pwb_diag_release(&d);
+}
+
+static void test_unreachable_postgres(void **state)
+{
+	pwb_store *s = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_store_params p = pwb_store_default_params();
+	p.connect_timeout_s = 2;
+	/* Nothing listens on port 1 of the loopback. */
+	const char *u = "postgresql://pwb@127.0.0.1:1/pwb";
+	assert_int_equal(pwb_store_open(&s, u, &p, &d), PWB_EIO);
+	assert_int_equal(d.n, 1);
+	assert_non_null(
+	    strstr(d.entries[0].message,
+		   "cannot connect to PostgreSQL at 127.0.0.1:1/pwb"));
+	pwb_diag_clear(&d);
+	/* The retry helper gives up after its attempts, with one message. */
+	assert_int_equal(pwb_store_open_retry(&s, u, &p, 3, 10, &d), PWB_EIO);
+	assert_int_equal(d.n, 1);
+	pwb_diag_clear(&d);
+	/* ... and does not retry what cannot pass. */
+	assert_int_equal(pwb_store_open_retry(&s, "nope:", &p, 3, 10, &d),
+			 PWB_EINVAL);
+	pwb_diag_release(&d);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+	const char *u = fresh();
+	pwb_store *s = open_ok(u);
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb__store_exec(s,
+			   "UPDATE meta SET value = '999' "
+			   "WHERE key = 'schema_version'",
+			   &d),
+	   &d);
+	pwb_store_free(s);
+	s = NULL;
+	assert_int_equal(pwb_store_open(&s, u, NULL, &d), PWB_EINVAL);
+	assert_null(s);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.entries[0].message, "schema version 999"));
+	assert_non_null(strstr(d.entries[0].message, "newer"));
+	pwb_diag_release(&d);
+}
+
+/* SQLite only: a page limit stands in for a full disk. */
+static void test_full_database(void **state)
+{
+	if (pg_base) {
+		skip();
+		return;
+	}
+	const char *u = fresh();
+	pwb_store_params p = pwb_store_default_params();
+	p.pool_size = 1; /* the page limit is per connection */
+	pwb_store *s = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_open(&s, u, &p, &d), &d);
+	add(s, "u1", 1);
+	/* Let the database grow a little, then no more. */
+	ok(pwb__store_exec(s, "PRAGMA max_page_count = 40", &d), &d);
+	char text[2000];
+	memset(text, 'x', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	pwb_status st = PWB_OK;
+	int batches = 0;
+	uint64_t before = 0;
+	while (!st && batches < 100) {
+		before = count(s, NULL);
+		ok(pwb_store_begin(s, &d), &d);
+		for (int i = 0; i < 20 && !st; i++) {
+			pwb_store_feedback fb = pair("u1", text);
+			st = pwb_store_feedback_add(
+			    s, "acme", &fb, PWB_STORE_TEXTS, 2, NULL, &d);
+		}
+		if (st)
+			pwb_store_rollback(s);
+		else
+			st = pwb_store_commit(s, &d);
+		batches++;
+	}
+	assert_int_equal(st, PWB_EIO);
+	assert_true(diag_has(&d, "the database is full"));
+	/* The failed batch left nothing; the store still works. */
+	assert_int_equal(count(s, NULL), before);
+	pwb_diag_clear(&d);
+	ok(pwb__store_exec(s, "PRAGMA max_page_count = 100000", &d), &d);
+	add(s, "u1", 3);
+	assert_int_equal(count(s, NULL), before + 1);
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, &d), &d);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+static void test_bad_arguments(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_store_feedback fb = pair("", "x");
+	assert_int_equal(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS,
+						1, NULL, &d),
+			 PWB_EINVAL);
+	assert_true(diag_has(&d, "user id is empty"));
+	char longid[400];
+	memset(longid, 'a', sizeof(longid) - 1);
+	longid[sizeof(longid) - 1] = '\0';
+	fb.user = longid;
+	assert_int_equal(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS,
+						1, NULL, &d),
+			 PWB_EINVAL);
+	assert_true(diag_has(&d, "longer than 256"));
+	fb.user = "u1";
+	fb.chosen = "bad \xff byte";
+	assert_int_equal(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS,
+						1, NULL, &d),
+			 PWB_EINVAL);
+	assert_true(diag_has(&d, "not valid UTF-8"));
+	/* Features only: the bad text is never looked at, never written. */
+	ok(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_FEATURES_ONLY, 1,
+				  NULL, &d),
+	   &d);
+	fb.chosen = "ok";
+	fb.rater_attrs = "[1, 2]";
+	assert_int_equal(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS,
+						1, NULL, &d),
+			 PWB_EINVAL);
+	assert_int_equal(count(s, NULL), 1);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+/* Every allocation of a round of operations fails in turn: no crash, no
+ * leak (under ASan), and a clean error. SQLite only: libpq's own
+ * allocations are not ours to fail. */
+static void test_alloc_failure_sweep(void **state)
+{
+	if (pg_base) {
+		skip();
+		return;
+	}
+	const char *u = fresh();
+	pwb_store_free(open_ok(u));
+	for (long k = 1; k < 200; k++) {
+		pwb__alloc_count = 0;
+		pwb__alloc_fail_at = k;
+		pwb_store *s = NULL;
+		pwb_diag d;
+		pwb_diag_init(&d);
+		pwb_status st = pwb_store_open(&s, u, NULL, &d);
+		if (!st) {
+			pwb_store_feedback fb = pair("u1", "x");
+			st = pwb_store_feedback_add(
+			    s, "acme", &fb, PWB_STORE_TEXTS, 1, NULL, &d);
+			char *key = NULL, *id = NULL;
+			if (!st)
+				st = pwb_store_key_create(s, "acme",
+							  PWB_KEY_ADMIN, NULL,
+							  1, &key, &id, &d);
+			free(key);
+			free(id);
+			pwb_store_user ur;
+			if (!st)
+				st = pwb_store_user_get(s, "acme", "u1", &ur,
+							&d);
+			if (!st)
+				pwb_store_user_release(&ur);
+			pwb_audit_report rep;
+			if (!st)
+				st = pwb_store_audit_verify(s, &rep, &d);
+			pwb_store_free(s);
+		}
+		pwb__alloc_fail_at = 0;
+		pwb_diag_release(&d);
+		if (st == PWB_OK && pwb__alloc_count < k)
+			break; /* every allocation was reached */
+	}
+	pwb__alloc_fail_at = 0;
+	pwb_store *s = open_ok(u);
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, NULL), NULL);
+	pwb_store_free(s);
+}
+
+static int setup(void **state)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(dir, sizeof(dir), "%s/pwb-test-store-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_open_and_reopen),
+	    cmocka_unit_test(test_user_settings_model),
+	    cmocka_unit_test(test_feedback_texts_and_features_only),
+	    cmocka_unit_test(test_transactions),
+	    cmocka_unit_test(test_gc),
+	    cmocka_unit_test(test_audit_intact),
+	    cmocka_unit_test(test_audit_edited),
+	    cmocka_unit_test(test_audit_edited_and_rehashed),
+	    cmocka_unit_test(test_audit_deleted_middle),
+	    cmocka_unit_test(test_audit_deleted_last),
+	    cmocka_unit_test(test_audit_reordered),
+	    cmocka_unit_test(test_export_and_erase),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_kill_9_keeps_acknowledged),
+	    cmocka_unit_test(test_concurrent_writers),
+	    cmocka_unit_test(test_threads_share_pool),
+	    cmocka_unit_test(test_newer_schema_refused),
+	    cmocka_unit_test(test_full_database),
+	    cmocka_unit_test(test_bad_arguments),
+	    cmocka_unit_test(test_alloc_failure_sweep),
+	};
+	const struct CMUnitTest plain[] = {
+	    cmocka_unit_test(test_bad_urls),
+	    cmocka_unit_test(test_unreachable_postgres),
+	};
+	int failed =
+	    cmocka_run_group_tests_name("store", plain, setup, teardown);
+	pg_base = NULL;
+	failed += cmocka_run_group_tests_name("sqlite", tests, setup, teardown);
+	const char *pg = getenv("PWB_TEST_POSTGRES");
+	if (!pg || !*pg) {
+		printf("SKIP postgres: PWB_TEST_POSTGRES is not set; start a "
+		       "server with scripts/start-postgres.sh and export "
+		       "its URL (docs/store.md)\n");
+		return failed;
+	}
+	pg_base = pg;
+	failed +=
+	    cmocka_run_group_tests_name("postgres", tests, setup, teardown);
+	return failed;
+}
