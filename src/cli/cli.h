@@ -147,8 +147,21 @@ int cli_dispatch(int argc, char **argv, const char *group, const char *usage,
 pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
 			    const char *model);
 
+/*
+ * The storage commands: the store named by --db (keyed by $PWB_KEY_SECRET
+ * when set), printing every error; NULL on failure.
+ */
+pwb_store *cli_store_open(const char *url);
+/* --now SECONDS; returns 0, or 2 after a usage error. */
+int cli_parse_now(cli_args *a, const char *value, int64_t *now);
+int64_t cli_time_now(void);
+
 int cli_policy(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bounds(int argc, char **argv);
+int cli_store(int argc, char **argv);
+int cli_audit(int argc, char **argv);
+int cli_user(int argc, char **argv);
+int cli_keys(int argc, char **argv);
 
 #endif

@@ -15,6 +15,10 @@ static const char usage[] =
     "  policy explain ...       the same, as readable text with provenance\n"
     "  bounds check ... TEXT    check a text: categories, verdict, refusal\n"
     "  eval bounds ...          blocking quality on labelled texts (JSONL)\n"
+    "  audit verify --db URL    check the audit chain\n"
+    "  user export|erase ...    a user's data: all of it as JSON, or erased\n"
+    "  keys create|revoke ...   API keys (stored as keyed hashes)\n"
+    "  store gc --db URL ...    remove feedback past its retention\n"
     "\n"
     "Options:\n"
     "  -h, --help               show this help (also after any command)\n"
@@ -44,6 +48,14 @@ int main(int argc, char **argv)
 		return cli_bounds(argc - 1, argv + 1);
 	if (!strcmp(cmd, "eval"))
 		return cli_eval(argc - 1, argv + 1);
+	if (!strcmp(cmd, "store"))
+		return cli_store(argc - 1, argv + 1);
+	if (!strcmp(cmd, "audit"))
+		return cli_audit(argc - 1, argv + 1);
+	if (!strcmp(cmd, "user"))
+		return cli_user(argc - 1, argv + 1);
+	if (!strcmp(cmd, "keys"))
+		return cli_keys(argc - 1, argv + 1);
 	fprintf(stderr, "pwb: unknown command '%s'\nTry 'pwb --help'.\n", cmd);
 	return CLI_USAGE;
 }
