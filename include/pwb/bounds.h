@@ -60,11 +60,19 @@ typedef struct pwb_bounds_params {
 	 * version, written atomically, and recompiled if unreadable.
 	 */
 	const char *cache_dir;
+	/*
+	 * The model scores texts longer than this many bytes also by
+	 * windows of this size, overlapping by half, and keeps the highest
+	 * score, so that one harmful passage in a long text is not diluted
+	 * by the rest (docs/bounds.md). 0: PWB_BOUNDS_LINEAR_WINDOW.
+	 */
+	size_t linear_window;
 	pwb_log_fn log;
 	void *log_user;
 } pwb_bounds_params;
 
 #define PWB_BOUNDS_MAX_TEXT (10u * 1024 * 1024)
+#define PWB_BOUNDS_LINEAR_WINDOW 1024u
 
 pwb_bounds_params pwb_bounds_default_params(void);
 

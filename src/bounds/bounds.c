@@ -37,6 +37,7 @@ pwb_bounds_params pwb_bounds_default_params(void)
 {
 	pwb_bounds_params bp = {0};
 	bp.max_text_bytes = PWB_BOUNDS_MAX_TEXT;
+	bp.linear_window = PWB_BOUNDS_LINEAR_WINDOW;
 	return bp;
 }
 
@@ -109,6 +110,8 @@ pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
 	b->params = params ? *params : pwb_bounds_default_params();
 	if (!b->params.max_text_bytes)
 		b->params.max_text_bytes = PWB_BOUNDS_MAX_TEXT;
+	if (!b->params.linear_window)
+		b->params.linear_window = PWB_BOUNDS_LINEAR_WINDOW;
 	b->privacy_cat = pwb__find_cat(policy, "privacy");
 	pwb_status rc = PWB_OK;
 	if (b->params.lexicon_dir)
@@ -548,7 +551,8 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 			rc = PWB_ENOMEM;
 			goto out;
 		}
-		pwb__linear_score(b->model, text, len, mscores);
+		pwb__linear_score_windows(b->model, text, len,
+					  b->params.linear_window, mscores);
 		for (size_t i = 0; i < nl; i++)
 			if (b->model_cat[i] >= 0 &&
 			    mscores[i] > lin[b->model_cat[i]])
