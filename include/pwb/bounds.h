@@ -67,6 +67,19 @@ typedef struct pwb_bounds_params {
 	 * by the rest (docs/bounds.md). 0: PWB_BOUNDS_LINEAR_WINDOW.
 	 */
 	size_t linear_window;
+	/*
+	 * The guard detector: an LLM judge, off when NULL (the default).
+	 * For categories whose registry entry has a `guard` detector, pwb
+	 * writes the judge's prompt (Llama Guard style: the categories by
+	 * their llama_guard code or id, with descriptions, then the text)
+	 * and reads the answer ("safe", or "unsafe" and a line of codes).
+	 * guard() runs the prompt on an engine and returns the answer in
+	 * *answer (malloc'ed, the library frees it). When it fails, or its
+	 * answer cannot be read, the check fails (PWB_EIO / PWB_EPARSE):
+	 * the caller refuses rather than let an unjudged text through.
+	 */
+	pwb_status (*guard)(void *user, const char *prompt, char **answer);
+	void *guard_user;
 	pwb_log_fn log;
 	void *log_user;
 } pwb_bounds_params;

@@ -509,7 +509,7 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 	unsigned char *norm = pwb__malloc(len ? len : 1);
 	sc.entry_seen = pwb__calloc(b->n_entries ? b->n_entries : 1, 1);
 	double *lin = pwb__calloc(p->n_cats ? p->n_cats : 1, sizeof(double));
-	double *mscores = NULL;
+	double *mscores = NULL, *guard = NULL;
 	pwb_decision *d = pwb__calloc(1, sizeof(*d));
 	hs_scratch_t *scratch = NULL;
 	if (!norm || !sc.entry_seen || !lin || !d) {
@@ -558,7 +558,30 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 			    mscores[i] > lin[b->model_cat[i]])
 				lin[b->model_cat[i]] = mscores[i];
 	}
-	/* Per category: lexicon noisy-or, PII, linear. */
+	if (pwb__guard_wanted(b)) {
+		char *prompt = NULL, *answer = NULL;
+		if (!(guard = pwb__calloc(p->n_cats, sizeof(double))) ||
+		    pwb__guard_prompt(b, role, text, len, &prompt)) {
+			rc = PWB_ENOMEM;
+			goto out;
+		}
+		pwb_status gs =
+		    b->params.guard(b->params.guard_user, prompt, &answer);
+		free(prompt);
+		if (gs || !answer) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "the guard judge failed: %s",
+				     pwb_status_str(gs ? gs : PWB_EIO));
+			free(answer);
+			rc = PWB_EIO;
+			goto out;
+		}
+		rc = pwb__guard_read(b, answer, guard, diag);
+		free(answer);
+		if (rc)
+			goto out;
+	}
+	/* Per category: lexicon noisy-or, PII, linear, guard. */
 	size_t n = p->n_cats;
 	d->n_cats = n;
 	d->cats = pwb__arena_alloc(&d->arena, (n ? n : 1) * sizeof(*d->cats));
@@ -597,6 +620,9 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		used[PWB__DET_PII] = rc_->has_detector[PWB__DET_PII];
 		scores[PWB__DET_LINEAR] = lin[c];
 		used[PWB__DET_LINEAR] = lin[c] > 0;
+		scores[PWB__DET_GUARD] = guard ? guard[c] : 0;
+		used[PWB__DET_GUARD] =
+		    guard && rc_->has_detector[PWB__DET_GUARD];
 		bool fired[PWB__DET_N] = {0};
 		double best = -1;
 		for (int k = 0; k < PWB__DET_N; k++) {
@@ -613,20 +639,17 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 				best = rank;
 				cd->score = scores[k];
 				cd->threshold = th;
-				cd->detector =
-				    scores[k] > 0
-					? (k == PWB__DET_LEXICON ? "lexicon"
-					   : k == PWB__DET_PII	 ? "pii"
-								 : "linear")
-					: NULL;
+				cd->detector = scores[k] > 0
+						   ? pwb__detector_names[k]
+						   : NULL;
 			}
 			cd->detected |= fired[k];
 		}
 		cd->verdict = PWB_VERDICT_ALLOW;
 		if (cd->detected) {
-			bool only_pii = fired[PWB__DET_PII] &&
-					!fired[PWB__DET_LEXICON] &&
-					!fired[PWB__DET_LINEAR];
+			bool only_pii =
+			    fired[PWB__DET_PII] && !fired[PWB__DET_LEXICON] &&
+			    !fired[PWB__DET_LINEAR] && !fired[PWB__DET_GUARD];
 			if (!(cd->permission != PWB_FORBID && cd->active))
 				cd->verdict = only_pii ? PWB_VERDICT_REDACT
 						       : PWB_VERDICT_BLOCK;
@@ -710,6 +733,7 @@ out:
 	free(sc.pii);
 	free(lin);
 	free(mscores);
+	free(guard);
 	if (rc) {
 		pwb_decision_free(d);
 		return rc;
