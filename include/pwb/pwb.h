@@ -5,6 +5,7 @@
 #include "pwb/bounds.h"
 #include "pwb/common.h"
 #include "pwb/policy.h"
+#include "pwb/prefs.h"
 #include "pwb/store.h"
 
 #endif
