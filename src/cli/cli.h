@@ -163,5 +163,6 @@ int cli_store(int argc, char **argv);
 int cli_audit(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_keys(int argc, char **argv);
+int cli_feedback(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const char usage[] =
     "  policy explain ...       the same, as readable text with provenance\n"
     "  bounds check ... TEXT    check a text: categories, verdict, refusal\n"
     "  eval bounds ...          blocking quality on labelled texts (JSONL)\n"
+    "  feedback import ...      store feedback events (JSONL)\n"
     "  audit verify --db URL    check the audit chain\n"
     "  user export|erase ...    a user's data: all of it as JSON, or erased\n"
     "  keys create|revoke ...   API keys (stored as keyed hashes)\n"
@@ -56,6 +57,8 @@ int main(int argc, char **argv)
 		return cli_user(argc - 1, argv + 1);
 	if (!strcmp(cmd, "keys"))
 		return cli_keys(argc - 1, argv + 1);
+	if (!strcmp(cmd, "feedback"))
+		return cli_feedback(argc - 1, argv + 1);
 	fprintf(stderr, "pwb: unknown command '%s'\nTry 'pwb --help'.\n", cmd);
 	return CLI_USAGE;
 }
