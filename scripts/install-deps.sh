@@ -11,6 +11,8 @@ packages=(
   libsodium-dev                          # BLAKE2b for policy hashes
   libvectorscan-dev                      # one-pass multi-pattern scans (bounds)
   libcmocka-dev                          # unit tests
+  libsqlite3-dev sqlite3                 # the embedded store (and its CLI, for tests)
+  libpq-dev postgresql                   # the PostgreSQL store; a server for its tests
   clang libclang-rt-14-dev               # libFuzzer and sanitizer runtimes
   python3                                # test runners compare JSON
 )
