@@ -190,7 +190,8 @@ static int cmd_gc(cli_args *a)
 		if (n_all == 0 && !rc)
 			printf("the store has no orgs; nothing to do\n");
 	}
-	for (size_t i = 0; !rc && i < (n_orgs ? n_orgs : n_all); i++) {
+	bool listed = rc == CLI_OK;
+	for (size_t i = 0; listed && i < (n_orgs ? n_orgs : n_all); i++) {
 		int one = gc_org(s, a, policies, days,
 				 n_orgs ? orgs[i] : all[i], now);
 		if (one > rc)

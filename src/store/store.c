@@ -245,8 +245,11 @@ static pwb_status acquire(pwb_store *s, slot **out, pwb_diag *diag)
 	pwb_status st = PWB_OK;
 	if (!sl->c)
 		st = s->be->connect(&sl->c, s->target, &s->params, diag);
-	else if (!sl->tx && !s->be->alive(sl->c))
+	else if (!sl->tx && !s->be->alive(sl->c)) {
+		s->be->disconnect(sl->c);
+		sl->c = NULL;
 		st = s->be->connect(&sl->c, s->target, &s->params, diag);
+	}
 	if (st) {
 		pthread_mutex_lock(&s->mu);
 		sl->busy = false;
