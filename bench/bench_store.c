@@ -15,7 +15,9 @@
  *   build/bench/bench_store [--json] [--users N] [--events N] [--dir DIR]
  *
  * Users are populated in one statement on the server side (a recursive
- * CTE / generate_series). PostgreSQL is measured when PWB_TEST_POSTGRES
+ * CTE / generate_series). The store and its baseline take turns (batch by
+ * batch, event by event, load by load) so that noise from the rest of the
+ * machine falls on both alike. PostgreSQL is measured when PWB_TEST_POSTGRES
  * names a server (in a schema of its own, dropped afterwards).
  */
 #include "pwb/store.h"
@@ -33,6 +35,7 @@
 #define BATCH 1000
 #define LOADS 20000
 #define MODEL_BYTES 2048
+#define ACKED 1000
 
 static double now_s(void)
 {
@@ -124,154 +127,33 @@ static void user_id(char *buf, size_t size, long users)
 	snprintf(buf, size, "u%ld", (long)(next_rand() % (uint64_t)users) + 1);
 }
 
-static void store_side(pwb_store *s, long users, long events, result *r)
+static const char *const PROMPT = "How do tides work?";
+static const char *const CHOSEN = "The moon pulls the sea.";
+static const char *const REJECTED = "A long essay on gravity.";
+
+static void store_insert(pwb_store *s, const char *user, int64_t ts,
+			 pwb_diag *d)
 {
-	pwb_diag d;
-	pwb_diag_init(&d);
-	char user[32];
-	/* Inserts in batches. */
-	double t0 = now_s();
-	for (long i = 0; i < events;) {
-		pwb_status st = pwb_store_begin(s, &d);
-		for (long k = 0; !st && k < BATCH && i < events; k++, i++) {
-			user_id(user, sizeof(user), users);
-			pwb_store_feedback fb = {
-			    .kind = PWB_STORE_FB_PAIR,
-			    .user = user,
-			    .ts = 1000 + i,
-			    .prompt = "How do tides work?",
-			    .chosen = "The moon pulls the sea.",
-			    .rejected = "A long essay on gravity.",
-			    .rater_role = "end_user"};
-			st = pwb_store_feedback_add(
-			    s, "bench", &fb, PWB_STORE_TEXTS, 2000, NULL, &d);
-		}
-		if (!st)
-			st = pwb_store_commit(s, &d);
-		if (st)
-			die("insert", st, &d);
-	}
-	r->inserts = (double)events / (now_s() - t0);
-	/* One event, one commit. */
-	long acked = events / 20 > 200 ? 200 : events / 20 + 1;
-	t0 = now_s();
-	for (long i = 0; i < acked; i++) {
-		user_id(user, sizeof(user), users);
-		pwb_store_feedback fb = {.kind = PWB_STORE_FB_PAIR,
-					 .user = user,
-					 .prompt = "How do tides work?",
-					 .chosen = "The moon pulls the sea.",
-					 .rejected =
-					     "A long essay on gravity."};
-		pwb_status st = pwb_store_feedback_add(
-		    s, "bench", &fb, PWB_STORE_TEXTS, 2000, NULL, &d);
-		if (st)
-			die("acked insert", st, &d);
-	}
-	r->acked = (double)acked / (now_s() - t0);
-	/* Loads. */
-	double *lat = malloc(sizeof(double) * LOADS);
-	for (long i = 0; i < LOADS; i++) {
-		user_id(user, sizeof(user), users);
-		pwb_store_user u;
-		double a = now_s();
-		pwb_status st = pwb_store_user_get(s, "bench", user, &u, &d);
-		lat[i] = (now_s() - a) * 1e9;
-		if (st)
-			die("load", st, &d);
-		pwb_store_user_release(&u);
-	}
-	r->load = percentiles(lat, LOADS);
-	free(lat);
-	pwb_diag_release(&d);
+	pwb_store_feedback fb = {.kind = PWB_STORE_FB_PAIR,
+				 .user = user,
+				 .ts = ts,
+				 .prompt = PROMPT,
+				 .chosen = CHOSEN,
+				 .rejected = REJECTED,
+				 .rater_role = "end_user"};
+	pwb_status st = pwb_store_feedback_add(s, "bench", &fb, PWB_STORE_TEXTS,
+					       (int64_t)time(NULL), NULL, d);
+	if (st)
+		die("insert", st, d);
 }
 
-/* ---- bare SQLite ---- */
+/* ---- the bare baselines: the least the same work needs ---- */
 
-static void sqlite_base(const char *path, long users, long events, result *r)
-{
+typedef struct bare {
 	sqlite3 *db;
-	if (sqlite3_open(path, &db) != SQLITE_OK)
-		exit(1);
-	sqlite3_busy_timeout(db, 10000);
-	sqlite3_exec(db,
-		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-		     "PRAGMA foreign_keys=ON",
-		     NULL, NULL, NULL);
 	sqlite3_stmt *ins, *sel;
-	sqlite3_prepare_v2(db,
-			   "INSERT INTO feedback (org, user_id, ts, received, "
-			   "kind, prompt, chosen, rejected, rater_role) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-			   -1, &ins, NULL);
-	sqlite3_prepare_v2(db,
-			   "SELECT settings, consent, model, model_version, "
-			   "erased, created, updated FROM users "
-			   "WHERE org = ?1 AND id = ?2",
-			   -1, &sel, NULL);
-	char user[32];
-	double t0 = now_s();
-	for (long i = 0; i < events;) {
-		sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-		for (long k = 0; k < BATCH && i < events; k++, i++) {
-			user_id(user, sizeof(user), users);
-			sqlite3_bind_text(ins, 1, "bench", -1, SQLITE_STATIC);
-			sqlite3_bind_text(ins, 2, user, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(ins, 3, 1000 + i);
-			sqlite3_bind_int64(ins, 4, 2000);
-			sqlite3_bind_text(ins, 5, "pair", -1, SQLITE_STATIC);
-			sqlite3_bind_text(ins, 6, "How do tides work?", -1,
-					  SQLITE_STATIC);
-			sqlite3_bind_text(ins, 7, "The moon pulls the sea.", -1,
-					  SQLITE_STATIC);
-			sqlite3_bind_text(ins, 8, "A long essay on gravity.",
-					  -1, SQLITE_STATIC);
-			sqlite3_bind_text(ins, 9, "end_user", -1,
-					  SQLITE_STATIC);
-			if (sqlite3_step(ins) != SQLITE_DONE)
-				exit(1);
-			sqlite3_reset(ins);
-		}
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	}
-	r->inserts_base = (double)events / (now_s() - t0);
-	long acked = events / 20 > 200 ? 200 : events / 20 + 1;
-	t0 = now_s();
-	for (long i = 0; i < acked; i++) {
-		user_id(user, sizeof(user), users);
-		sqlite3_bind_text(ins, 1, "bench", -1, SQLITE_STATIC);
-		sqlite3_bind_text(ins, 2, user, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(ins, 3, 2000);
-		sqlite3_bind_int64(ins, 4, 2000);
-		sqlite3_bind_text(ins, 5, "pair", -1, SQLITE_STATIC);
-		if (sqlite3_step(ins) != SQLITE_DONE)
-			exit(1);
-		sqlite3_reset(ins);
-	}
-	r->acked_base = (double)acked / (now_s() - t0);
-	double *lat = malloc(sizeof(double) * LOADS);
-	volatile size_t sink = 0;
-	for (long i = 0; i < LOADS; i++) {
-		user_id(user, sizeof(user), users);
-		double a = now_s();
-		sqlite3_bind_text(sel, 1, "bench", -1, SQLITE_STATIC);
-		sqlite3_bind_text(sel, 2, user, -1, SQLITE_STATIC);
-		if (sqlite3_step(sel) == SQLITE_ROW) {
-			sink += (size_t)sqlite3_column_bytes(sel, 0);
-			sink += (size_t)sqlite3_column_bytes(sel, 2);
-			sink += (size_t)sqlite3_column_int64(sel, 3);
-		}
-		sqlite3_reset(sel);
-		lat[i] = (now_s() - a) * 1e9;
-	}
-	r->load_base = percentiles(lat, LOADS);
-	free(lat);
-	sqlite3_finalize(ins);
-	sqlite3_finalize(sel);
-	sqlite3_close(db);
-}
-
-/* ---- bare libpq ---- */
+	PGconn *pg;
+} bare;
 
 static void pg_ok(PGconn *c, PGresult *res)
 {
@@ -283,64 +165,175 @@ static void pg_ok(PGconn *c, PGresult *res)
 	PQclear(res);
 }
 
-static void pg_base(const char *url, long users, long events, result *r)
+#define BARE_INSERT                                                            \
+	"INSERT INTO feedback (org, user_id, ts, received, kind, prompt, "     \
+	"chosen, rejected, rater_role) VALUES ($1, $2, $3, $4, 'pair', $5, "   \
+	"$6, $7, 'end_user')"
+#define BARE_SELECT                                                            \
+	"SELECT settings, consent, model, model_version, erased, created, "    \
+	"updated FROM users WHERE org = $1 AND id = $2"
+
+static void bare_open(bare *b, const char *url, bool pg)
 {
-	PGconn *c = PQconnectdb(url);
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "bench_store: %s", PQerrorMessage(c));
+	memset(b, 0, sizeof(*b));
+	if (pg) {
+		b->pg = PQconnectdb(url);
+		if (PQstatus(b->pg) != CONNECTION_OK) {
+			fprintf(stderr, "bench_store: %s",
+				PQerrorMessage(b->pg));
+			exit(1);
+		}
+		pg_ok(b->pg, PQprepare(b->pg, "ins", BARE_INSERT, 7, NULL));
+		pg_ok(b->pg, PQprepare(b->pg, "sel", BARE_SELECT, 2, NULL));
+		return;
+	}
+	if (sqlite3_open(url + 7, &b->db) != SQLITE_OK)
+		exit(1);
+	sqlite3_busy_timeout(b->db, 10000);
+	sqlite3_exec(b->db,
+		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+		     "PRAGMA foreign_keys=ON",
+		     NULL, NULL, NULL);
+	/* SQLite reads $1 as a named parameter: numbered by first use. */
+	if (sqlite3_prepare_v2(b->db, BARE_INSERT, -1, &b->ins, NULL) ||
+	    sqlite3_prepare_v2(b->db, BARE_SELECT, -1, &b->sel, NULL)) {
+		fprintf(stderr, "bench_store: %s\n", sqlite3_errmsg(b->db));
 		exit(1);
 	}
-	pg_ok(c, PQprepare(c, "ins",
-			   "INSERT INTO feedback (org, user_id, ts, received, "
-			   "kind, prompt, chosen, rejected, rater_role) "
-			   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-			   9, NULL));
-	pg_ok(c, PQprepare(c, "sel",
-			   "SELECT settings, consent, model, model_version, "
-			   "erased, created, updated FROM users "
-			   "WHERE org = $1 AND id = $2",
-			   2, NULL));
-	char user[32], ts[32];
-	double t0 = now_s();
-	for (long i = 0; i < events;) {
-		pg_ok(c, PQexec(c, "BEGIN"));
-		for (long k = 0; k < BATCH && i < events; k++, i++) {
-			user_id(user, sizeof(user), users);
-			snprintf(ts, sizeof(ts), "%ld", 1000 + i);
-			const char *v[] = {"bench",
-					   user,
-					   ts,
-					   "2000",
-					   "pair",
-					   "How do tides work?",
-					   "The moon pulls the sea.",
-					   "A long essay on gravity.",
-					   "end_user"};
-			pg_ok(c, PQexecPrepared(c, "ins", 9, v, NULL, NULL, 0));
-		}
-		pg_ok(c, PQexec(c, "COMMIT"));
+}
+
+static void bare_close(bare *b)
+{
+	sqlite3_finalize(b->ins);
+	sqlite3_finalize(b->sel);
+	sqlite3_close(b->db);
+	PQfinish(b->pg);
+}
+
+static void bare_exec(bare *b, const char *sql)
+{
+	if (b->pg)
+		pg_ok(b->pg, PQexec(b->pg, sql));
+	else if (sqlite3_exec(b->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		exit(1);
+}
+
+static void bare_insert(bare *b, const char *user, int64_t ts)
+{
+	char t[32], now[32];
+	snprintf(t, sizeof(t), "%lld", (long long)ts);
+	snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+	if (b->pg) {
+		const char *v[] = {"bench", user,   t,	     now,
+				   PROMPT,  CHOSEN, REJECTED};
+		pg_ok(b->pg, PQexecPrepared(b->pg, "ins", 7, v, NULL, NULL, 0));
+		return;
 	}
-	r->inserts_base = (double)events / (now_s() - t0);
-	long acked = events / 20 > 200 ? 200 : events / 20 + 1;
-	t0 = now_s();
+	sqlite3_bind_text(b->ins, 1, "bench", -1, SQLITE_STATIC);
+	sqlite3_bind_text(b->ins, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(b->ins, 3, ts);
+	sqlite3_bind_int64(b->ins, 4, (int64_t)time(NULL));
+	sqlite3_bind_text(b->ins, 5, PROMPT, -1, SQLITE_STATIC);
+	sqlite3_bind_text(b->ins, 6, CHOSEN, -1, SQLITE_STATIC);
+	sqlite3_bind_text(b->ins, 7, REJECTED, -1, SQLITE_STATIC);
+	if (sqlite3_step(b->ins) != SQLITE_DONE)
+		exit(1);
+	sqlite3_reset(b->ins);
+}
+
+static volatile size_t sink;
+
+static void bare_load(bare *b, const char *user)
+{
+	if (b->pg) {
+		const char *v[] = {"bench", user};
+		PGresult *r = PQexecPrepared(b->pg, "sel", 2, v, NULL, NULL, 0);
+		if (PQntuples(r) == 1)
+			sink += (size_t)PQgetlength(r, 0, 2);
+		pg_ok(b->pg, r);
+		return;
+	}
+	sqlite3_bind_text(b->sel, 1, "bench", -1, SQLITE_STATIC);
+	sqlite3_bind_text(b->sel, 2, user, -1, SQLITE_STATIC);
+	if (sqlite3_step(b->sel) == SQLITE_ROW) {
+		sink += (size_t)sqlite3_column_bytes(b->sel, 0);
+		sink += (size_t)sqlite3_column_bytes(b->sel, 2);
+	}
+	sqlite3_reset(b->sel);
+}
+
+/*
+ * The store and its baseline take turns, batch by batch and load by load,
+ * so that whatever else the machine does falls on both alike.
+ */
+static void measure(pwb_store *s, bare *b, long users, long events, result *r)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	char user[32];
+	double t_store = 0, t_bare = 0;
+	for (long i = 0; i < events; i += BATCH) {
+		long n = events - i < BATCH ? events - i : BATCH;
+		double t0 = now_s();
+		pwb_status st = pwb_store_begin(s, &d);
+		if (st)
+			die("begin", st, &d);
+		for (long k = 0; k < n; k++) {
+			user_id(user, sizeof(user), users);
+			store_insert(s, user, 1000 + i + k, &d);
+		}
+		if ((st = pwb_store_commit(s, &d)))
+			die("commit", st, &d);
+		double t1 = now_s();
+		bare_exec(b, b->pg ? "BEGIN" : "BEGIN IMMEDIATE");
+		for (long k = 0; k < n; k++) {
+			user_id(user, sizeof(user), users);
+			bare_insert(b, user, 1000 + i + k);
+		}
+		bare_exec(b, "COMMIT");
+		t_store += t1 - t0;
+		t_bare += now_s() - t1;
+	}
+	r->inserts = (double)events / t_store;
+	r->inserts_base = (double)events / t_bare;
+
+	long acked = events / 20 > ACKED ? ACKED : events / 20 + 1;
+	t_store = t_bare = 0;
 	for (long i = 0; i < acked; i++) {
 		user_id(user, sizeof(user), users);
-		const char *v[] = {"bench", user, "2000", "2000", "pair",
-				   NULL,    NULL, NULL,	  NULL};
-		pg_ok(c, PQexecPrepared(c, "ins", 9, v, NULL, NULL, 0));
+		double t0 = now_s();
+		store_insert(s, user, 3000, &d);
+		double t1 = now_s();
+		bare_insert(b, user, 3000);
+		t_store += t1 - t0;
+		t_bare += now_s() - t1;
 	}
-	r->acked_base = (double)acked / (now_s() - t0);
+	r->acked = (double)acked / t_store;
+	r->acked_base = (double)acked / t_bare;
+
 	double *lat = malloc(sizeof(double) * LOADS);
+	double *lat_b = malloc(sizeof(double) * LOADS);
+	if (!lat || !lat_b)
+		exit(1);
 	for (long i = 0; i < LOADS; i++) {
 		user_id(user, sizeof(user), users);
-		const char *v[] = {"bench", user};
-		double a = now_s();
-		pg_ok(c, PQexecPrepared(c, "sel", 2, v, NULL, NULL, 0));
-		lat[i] = (now_s() - a) * 1e9;
+		pwb_store_user u;
+		double t0 = now_s();
+		pwb_status st = pwb_store_user_get(s, "bench", user, &u, &d);
+		double t1 = now_s();
+		if (st)
+			die("load", st, &d);
+		pwb_store_user_release(&u);
+		double t2 = now_s();
+		bare_load(b, user);
+		lat[i] = (t1 - t0) * 1e9;
+		lat_b[i] = (now_s() - t2) * 1e9;
 	}
-	r->load_base = percentiles(lat, LOADS);
+	r->load = percentiles(lat, LOADS);
+	r->load_base = percentiles(lat_b, LOADS);
 	free(lat);
-	PQfinish(c);
+	free(lat_b);
+	pwb_diag_release(&d);
 }
 
 static void pg_admin(const char *base, const char *sql)
@@ -369,12 +362,11 @@ static void run(const char *url, bool pg, long users, long events, result *r)
 	r->ran = true;
 	r->users = users;
 	populate(s, pg, users, r);
-	store_side(s, users, events, r);
+	bare b;
+	bare_open(&b, url, pg);
+	measure(s, &b, users, events, r);
+	bare_close(&b);
 	pwb_store_free(s);
-	if (pg)
-		pg_base(url, users, events, r);
-	else
-		sqlite_base(url + 7, users, events, r);
 }
 
 static void print_json(const char *name, const result *r, bool last)
