@@ -261,6 +261,24 @@ static int cmd_import(cli_args *a)
 	}
 	if (open_tx)
 		pwb_store_rollback(s);
+	if (stats.stored) {
+		/* Auditors see what came in, and under which text rule. */
+		char detail[256];
+		snprintf(detail, sizeof(detail),
+			 "{\"events\":%llu,\"duplicates\":%llu,"
+			 "\"texts\":\"%s\",\"complete\":%s}",
+			 (unsigned long long)stats.stored,
+			 (unsigned long long)stats.duplicates,
+			 texts == PWB_STORE_TEXTS ? "kept" : "not stored",
+			 rc == CLI_OK ? "true" : "false");
+		pwb_diag_clear(&d);
+		st = pwb_store_audit_append(s, org, "feedback.imported", NULL,
+					    detail, now, NULL, &d);
+		if (st) {
+			cli_print_diag(&d);
+			rc = CLI_FAIL;
+		}
+	}
 	if (rc == CLI_OK) {
 		if (total)
 			cli_progress_end(&bar);

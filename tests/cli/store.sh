@@ -280,6 +280,9 @@ suite() {
 	fi
 
 	# ---- export and erase ----
+	run audit verify --db "$db"
+	expect "imports are audited" 0 0 ""
+	out_has "imports are audited: one row per import that stored events" "intact: 3 rows"
 	run user export --db "$db" --org acme --user u1
 	expect "export" 0 0 ""
 	out_has "export holds the texts" "Chosen answer 1\""
@@ -288,7 +291,7 @@ suite() {
 	expect "export of an unknown user" 1 1 "has no user 'nobody'"
 	run user erase --db "$db" --org acme --user u1 --now 6000
 	expect "erase" 0 0 ""
-	out_has "erase names the tombstone" "tombstone at audit row 1"
+	out_has "erase names the tombstone" "tombstone at audit row [0-9]+"
 	run user export --db "$db" --org acme --user u1
 	expect "export after erase" 0 0 ""
 	out_has "export after erase: the tombstone" '"kind": "user.erased"'
