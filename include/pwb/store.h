@@ -293,6 +293,50 @@ pwb_status pwb_store_user_export(pwb_store *s, const char *org,
 pwb_status pwb_store_user_erase(pwb_store *s, const char *org, const char *user,
 				int64_t now, int64_t *seq, pwb_diag *diag);
 
+/* ---- change notices between replicas ---- */
+
+/*
+ * Replicas behind a load balancer cache users' settings and models and
+ * the policy; when one replica changes them, the others must hear of it.
+ * On PostgreSQL every such write sends a notice (NOTIFY on the channel
+ * `pwb_changes`, delivered when its transaction commits, never when it
+ * rolls back); a listener receives them on a connection of its own. On
+ * SQLite a listener is accepted and never reports anything: one process
+ * owns the file, and it knows its own writes.
+ */
+typedef enum pwb_store_change_kind {
+	PWB_CHANGE_SETTINGS, /* a user's settings (or consent) changed */
+	PWB_CHANGE_MODEL,    /* a user's model changed; see version */
+	PWB_CHANGE_ERASED,   /* a user was erased */
+	PWB_CHANGE_POLICY,   /* an org's policies were reloaded */
+	PWB_CHANGE_RESYNC    /* notices may have been lost (the connection
+				was re-made): drop every cached entry */
+} pwb_store_change_kind;
+
+typedef struct pwb_store_change {
+	pwb_store_change_kind kind;
+	const char *org;  /* borrowed until the next wait; NULL for RESYNC */
+	const char *user; /* NULL for POLICY and RESYNC */
+	int64_t version;  /* the model version for MODEL, else 0 */
+} pwb_store_change;
+
+typedef struct pwb_store_listener pwb_store_listener;
+
+pwb_status pwb_store_listen(pwb_store_listener **out, pwb_store *s,
+			    pwb_diag *diag);
+/*
+ * Waits up to timeout_ms for a notice. *got says whether *out was filled.
+ * A lost connection is re-made here, and reported as one RESYNC change.
+ */
+pwb_status pwb_store_listener_wait(pwb_store_listener *l, int timeout_ms,
+				   pwb_store_change *out, bool *got,
+				   pwb_diag *diag);
+void pwb_store_listener_free(pwb_store_listener *l);
+
+/* Tells the other replicas that org's policies were reloaded. */
+pwb_status pwb_store_notify_policy(pwb_store *s, const char *org,
+				   pwb_diag *diag);
+
 /* The ids of the orgs in the store, for periodic work over every org. */
 pwb_status pwb_store_orgs(pwb_store *s, char ***ids, size_t *n, pwb_diag *diag);
 void pwb_store_orgs_free(char **ids, size_t n);

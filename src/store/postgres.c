@@ -11,6 +11,7 @@
 #include "util/util.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -361,6 +362,52 @@ static void pg_done(pwb__rows *r)
 	r->blob = NULL;
 }
 
+static pwb_status pg_listen(pwb__conn *c, const char *channel, pwb_diag *diag)
+{
+	char *id = PQescapeIdentifier(c->pg, channel, strlen(channel));
+	if (!id)
+		return PWB_ENOMEM;
+	char sql[256];
+	snprintf(sql, sizeof(sql), "LISTEN %s", id);
+	PQfreemem(id);
+	return pg_exec(c, sql, diag);
+}
+
+static pwb_status pg_wait_notice(pwb__conn *c, int timeout_ms, char **payload,
+				 pwb_diag *diag)
+{
+	*payload = NULL;
+	for (int round = 0; round < 2; round++) {
+		if (!PQconsumeInput(c->pg)) {
+			char line[512];
+			first_line(PQerrorMessage(c->pg), line, sizeof(line));
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "lost the connection to PostgreSQL at "
+				     "%s: %s",
+				     c->where, line);
+			return PWB_EIO;
+		}
+		PGnotify *n = PQnotifies(c->pg);
+		if (n) {
+			*payload = pwb__strdup(n->extra ? n->extra : "");
+			PQfreemem(n);
+			return *payload ? PWB_OK : PWB_ENOMEM;
+		}
+		if (round == 1)
+			break;
+		struct pollfd pfd = {PQsocket(c->pg), POLLIN, 0};
+		if (pfd.fd < 0) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "lost the connection to PostgreSQL at %s",
+				     c->where);
+			return PWB_EIO;
+		}
+		if (poll(&pfd, 1, timeout_ms < 0 ? 0 : timeout_ms) <= 0)
+			return PWB_OK; /* nothing within the time */
+	}
+	return PWB_OK;
+}
+
 const pwb__backend pwb__postgres_backend = {
     .name = "postgres",
     .dialect = PWB__POSTGRES,
@@ -377,4 +424,6 @@ const pwb__backend pwb__postgres_backend = {
     .col_blob = pg_col_blob,
     .changes = pg_changes,
     .done = pg_done,
+    .listen = pg_listen,
+    .wait_notice = pg_wait_notice,
 };

@@ -59,6 +59,7 @@ enum {
 	S_ERASE_KEYS,
 	S_ERASE_USER,
 	S_ORGS,
+	S_NOTIFY,
 	S_COUNT
 };
 
@@ -173,6 +174,8 @@ static const stmt stmts[S_COUNT] = {
 		      "WHERE org = $1 AND id = $2",
 		      NULL},
     [S_ORGS] = {"SELECT id FROM orgs ORDER BY id", NULL},
+    /* Sent only on PostgreSQL; delivered when the transaction commits. */
+    [S_NOTIFY] = {"SELECT $1", "SELECT pg_notify('pwb_changes', $1)"},
 };
 
 /* ---- the handle and its pool ---- */
@@ -774,6 +777,33 @@ pwb_status pwb_store_open_retry(pwb_store **out, const char *url,
 	return st;
 }
 
+/* ---- change notices ---- */
+
+#define CHANNEL "pwb_changes"
+
+static const char *const change_names[] = {"settings", "model", "erased",
+					   "policy", "resync"};
+
+/* Queues a notice in the current transaction (PostgreSQL only). */
+static pwb_status notify(pwb_store *s, op *o, pwb_store_change_kind kind,
+			 const char *org, const char *user, int64_t version,
+			 pwb_diag *diag)
+{
+	if (s->be->dialect != PWB__POSTGRES)
+		return PWB_OK;
+	json_t *j =
+	    json_pack("{s:s, s:s, s:s*, s:I}", "kind", change_names[kind],
+		      "org", org, "user", user, "version", (json_int_t)version);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text)
+		return PWB_ENOMEM;
+	pwb__val p[] = {V_STR(text)};
+	pwb_status st = q_exec(s, o, S_NOTIFY, p, 1, NULL, diag);
+	free(text);
+	return st;
+}
+
 /* ---- users ---- */
 
 /* Creates the org and user if missing; refuses an erased user. */
@@ -893,6 +923,8 @@ static pwb_status set_json(pwb_store *s, int id, const char *what,
 	pwb__val p[] = {V_TEXT(org), V_TEXT(user), V_TEXT(json), V_INT(now)};
 	if (!st)
 		st = q_exec(s, &o, id, p, 4, NULL, diag);
+	if (!st)
+		st = notify(s, &o, PWB_CHANGE_SETTINGS, org, user, 0, diag);
 	return op_leave(s, &o, st, diag);
 }
 
@@ -945,6 +977,8 @@ pwb_status pwb_store_user_set_model(pwb_store *s, const char *org,
 			     user, (long long)expect_version);
 		st = PWB_EINVAL;
 	}
+	if (!st)
+		st = notify(s, &o, PWB_CHANGE_MODEL, org, user, v, diag);
 	if (!st && new_version)
 		*new_version = v;
 	return op_leave(s, &o, st, diag);
@@ -1832,6 +1866,8 @@ pwb_status pwb_store_user_erase(pwb_store *s, const char *org, const char *user,
 			      .detail = detail};
 	if (!st)
 		st = audit_append(s, &o, &row, seq, diag);
+	if (!st)
+		st = notify(s, &o, PWB_CHANGE_ERASED, org, user, 0, diag);
 out:
 	return op_leave(s, &o, st, diag);
 }
@@ -1875,4 +1911,123 @@ void pwb_store_orgs_free(char **ids, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);
+}
+
+/* ---- listening for change notices ---- */
+
+struct pwb_store_listener {
+	pwb_store *s;
+	pwb__conn *c; /* NULL on SQLite */
+	char *payload;
+	json_t *doc;
+	bool lost; /* re-make the connection at the next wait */
+};
+
+static pwb_status listen_connect(pwb_store_listener *l, pwb_diag *diag)
+{
+	pwb_store *s = l->s;
+	pwb_status st = s->be->connect(&l->c, s->target, &s->params, diag);
+	if (!st && (st = s->be->listen(l->c, CHANNEL, diag))) {
+		s->be->disconnect(l->c);
+		l->c = NULL;
+	}
+	return st;
+}
+
+pwb_status pwb_store_listen(pwb_store_listener **out, pwb_store *s,
+			    pwb_diag *diag)
+{
+	*out = NULL;
+	pwb_store_listener *l = pwb__calloc(1, sizeof(*l));
+	if (!l)
+		return PWB_ENOMEM;
+	l->s = s;
+	if (s->be->listen) {
+		pwb_status st = listen_connect(l, diag);
+		if (st) {
+			free(l);
+			return st;
+		}
+	}
+	*out = l;
+	return PWB_OK;
+}
+
+void pwb_store_listener_free(pwb_store_listener *l)
+{
+	if (!l)
+		return;
+	if (l->c)
+		l->s->be->disconnect(l->c);
+	free(l->payload);
+	json_decref(l->doc);
+	free(l);
+}
+
+pwb_status pwb_store_listener_wait(pwb_store_listener *l, int timeout_ms,
+				   pwb_store_change *out, bool *got,
+				   pwb_diag *diag)
+{
+	*got = false;
+	memset(out, 0, sizeof(*out));
+	free(l->payload);
+	l->payload = NULL;
+	json_decref(l->doc);
+	l->doc = NULL;
+	const pwb__backend *be = l->s->be;
+	if (!be->listen) {
+		/* Nothing ever comes; wait like a server loop expects. */
+		struct timespec ts = {timeout_ms / 1000,
+				      (timeout_ms % 1000) * 1000000L};
+		if (timeout_ms > 0)
+			nanosleep(&ts, NULL);
+		return PWB_OK;
+	}
+	if (l->lost) {
+		if (l->c)
+			be->disconnect(l->c);
+		l->c = NULL;
+		pwb_status st = listen_connect(l, diag);
+		if (st)
+			return st;
+		l->lost = false;
+		out->kind = PWB_CHANGE_RESYNC;
+		*got = true;
+		return PWB_OK;
+	}
+	pwb_status st = be->wait_notice(l->c, timeout_ms, &l->payload, diag);
+	if (st == PWB_EIO) {
+		l->lost = true; /* the next wait reconnects and says RESYNC */
+		return st;
+	}
+	if (st || !l->payload)
+		return st;
+	l->doc = json_loads(l->payload, 0, NULL);
+	const char *kind = json_string_value(json_object_get(l->doc, "kind"));
+	for (size_t i = 0; kind && i < PWB_ARRAY_LEN(change_names); i++)
+		if (!strcmp(kind, change_names[i])) {
+			out->kind = (pwb_store_change_kind)i;
+			out->org =
+			    json_string_value(json_object_get(l->doc, "org"));
+			out->user =
+			    json_string_value(json_object_get(l->doc, "user"));
+			out->version = json_integer_value(
+			    json_object_get(l->doc, "version"));
+			*got = out->org != NULL;
+		}
+	/* A notice from something else on the channel is not ours. */
+	return PWB_OK;
+}
+
+pwb_status pwb_store_notify_policy(pwb_store *s, const char *org,
+				   pwb_diag *diag)
+{
+	pwb_status st = check_id("org", org, diag);
+	if (st || s->be->dialect != PWB__POSTGRES)
+		return st;
+	op o;
+	if ((st = op_enter(s, &o, true, diag)))
+		return st;
+	st = notify(s, &o, PWB_CHANGE_POLICY, org, NULL, 0, diag);
+	return op_leave(s, &o, st, diag);
 }

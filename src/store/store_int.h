@@ -71,6 +71,14 @@ typedef struct pwb__backend {
 	/* Rows changed by an INSERT, UPDATE or DELETE. */
 	int64_t (*changes)(pwb__rows *r);
 	void (*done)(pwb__rows *r);
+	/*
+	 * Change notices (NULL where the backend has none): LISTEN on a
+	 * channel, then wait up to timeout_ms for one payload (*payload
+	 * NULL when none came; freed with free()).
+	 */
+	pwb_status (*listen)(pwb__conn *c, const char *channel, pwb_diag *diag);
+	pwb_status (*wait_notice)(pwb__conn *c, int timeout_ms, char **payload,
+				  pwb_diag *diag);
 } pwb__backend;
 
 extern const pwb__backend pwb__sqlite_backend;

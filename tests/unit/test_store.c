@@ -47,7 +47,8 @@ static void pg_admin(const char *sql)
 	PGresult *r = PQexec(c, "SET client_min_messages = warning");
 	PQclear(r);
 	r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+	if (PQresultStatus(r) != PGRES_COMMAND_OK &&
+	    PQresultStatus(r) != PGRES_TUPLES_OK)
 		fail_msg("%s: %s", sql, PQerrorMessage(c));
 	PQclear(r);
 	PQfinish(c);
@@ -629,6 +630,92 @@ static void test_keys(void **state)
 	pwb_store_free(s);
 }
 
+/* ---- change notices ---- */
+
+static void expect_change(pwb_store_listener *l, pwb_store_change_kind kind,
+			  const char *user, int64_t version)
+{
+	pwb_store_change c;
+	bool got = false;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_listener_wait(l, 5000, &c, &got, &d), &d);
+	assert_true(got);
+	assert_int_equal(c.kind, kind);
+	if (kind != PWB_CHANGE_RESYNC)
+		assert_string_equal(c.org, "acme");
+	if (user)
+		assert_string_equal(c.user, user);
+	else
+		assert_null(c.user);
+	assert_int_equal(c.version, version);
+	pwb_diag_release(&d);
+}
+
+static void expect_quiet(pwb_store_listener *l)
+{
+	pwb_store_change c;
+	bool got = true;
+	ok(pwb_store_listener_wait(l, 200, &c, &got, NULL), NULL);
+	assert_false(got);
+}
+
+static void test_change_notices(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_store_listener *l = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_listen(&l, s, &d), &d);
+	if (!pg_base) {
+		/* One process owns a SQLite file: nothing is ever sent. */
+		ok(pwb_store_user_set_model(s, "acme", "u1", "m", 1, -1, NULL,
+					    1, &d),
+		   &d);
+		expect_quiet(l);
+		pwb_store_listener_free(l);
+		pwb_store_free(s);
+		pwb_diag_release(&d);
+		return;
+	}
+	ok(pwb_store_user_set_model(s, "acme", "u1", "m", 1, -1, NULL, 1, &d),
+	   &d);
+	expect_change(l, PWB_CHANGE_MODEL, "u1", 1);
+	/* A rolled-back write tells nobody. */
+	ok(pwb_store_begin(s, &d), &d);
+	ok(pwb_store_user_set_settings(s, "acme", "u1", "{}", 2, &d), &d);
+	pwb_store_rollback(s);
+	expect_quiet(l);
+	ok(pwb_store_user_set_settings(s, "acme", "u1", "{}", 3, &d), &d);
+	expect_change(l, PWB_CHANGE_SETTINGS, "u1", 0);
+	ok(pwb_store_notify_policy(s, "acme", &d), &d);
+	expect_change(l, PWB_CHANGE_POLICY, NULL, 0);
+	ok(pwb_store_user_erase(s, "acme", "u1", 4, NULL, &d), &d);
+	expect_change(l, PWB_CHANGE_ERASED, "u1", 0);
+	expect_quiet(l);
+	/* The server drops the listener's connection: the listener makes a
+	 * new one and says that notices may have been lost. */
+	pg_admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+		 "WHERE application_name = 'pwb' AND query LIKE 'LISTEN%'");
+	bool resync = false;
+	for (int i = 0; i < 10 && !resync; i++) {
+		pwb_store_change c;
+		bool got = false;
+		pwb_diag_clear(&d);
+		pwb_status st = pwb_store_listener_wait(l, 1000, &c, &got, &d);
+		if (st)
+			assert_int_equal(st, PWB_EIO);
+		resync = got && c.kind == PWB_CHANGE_RESYNC;
+	}
+	assert_true(resync);
+	ok(pwb_store_user_set_model(s, "acme", "u2", "m", 1, -1, NULL, 5, &d),
+	   &d);
+	expect_change(l, PWB_CHANGE_MODEL, "u2", 1);
+	pwb_store_listener_free(l);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
 /* ---- crashes and concurrency ---- */
 
 /*
@@ -1074,6 +1161,7 @@ int main(void)
 	    cmocka_unit_test(test_audit_reordered),
 	    cmocka_unit_test(test_export_and_erase),
 	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_change_notices),
 	    cmocka_unit_test(test_kill_9_keeps_acknowledged),
 	    cmocka_unit_test(test_concurrent_writers),
 	    cmocka_unit_test(test_threads_share_pool),
