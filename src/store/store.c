@@ -30,12 +30,14 @@ enum {
 	S_META_SET,
 	S_ORG_ENSURE,
 	S_USER_STATE,
+	S_USER_STATE_SHARE,
 	S_USER_INSERT,
 	S_USER_GET,
 	S_USER_SET_SETTINGS,
 	S_USER_SET_CONSENT,
 	S_USER_SET_MODEL,
 	S_FB_INSERT,
+	S_FB_INSERT_FAST,
 	S_FB_COUNT_ORG,
 	S_FB_COUNT_USER,
 	S_FB_EXISTS,
@@ -78,6 +80,12 @@ static const stmt stmts[S_COUNT] = {
 		      NULL},
     [S_USER_STATE] = {"SELECT erased FROM users WHERE org = $1 AND id = $2",
 		      NULL},
+    /* Writers of rows that erase deletes hold the user row against a
+     * concurrent erase (SQLite's one writer needs no lock). */
+    [S_USER_STATE_SHARE] = {"SELECT erased FROM users "
+			    "WHERE org = $1 AND id = $2",
+			    "SELECT erased FROM users "
+			    "WHERE org = $1 AND id = $2 FOR SHARE"},
     [S_USER_INSERT] = {"INSERT INTO users (org, id, created, updated) "
 		       "VALUES ($1, $2, $3, $3) "
 		       "ON CONFLICT (org, id) DO NOTHING",
@@ -105,6 +113,25 @@ static const stmt stmts[S_COUNT] = {
 		     "ON CONFLICT (org, event_id) WHERE event_id IS NOT NULL "
 		     "DO NOTHING RETURNING id",
 		     NULL},
+    /* The common case in one round trip: a known user, not erased. */
+    [S_FB_INSERT_FAST] =
+	{"INSERT INTO feedback (org, user_id, event_id, ts, received, kind, "
+	 "prompt, chosen, rejected, response, rating, scale_lo, scale_hi, "
+	 "features, rater_role, rater_attrs) SELECT $1, $2, $3, $4, $5, $6, "
+	 "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16 WHERE EXISTS "
+	 "(SELECT 1 FROM users WHERE org = $1 AND id = $2 AND erased = 0) "
+	 "ON CONFLICT (org, event_id) WHERE event_id IS NOT NULL "
+	 "DO NOTHING RETURNING id",
+	 "INSERT INTO feedback (org, user_id, event_id, ts, received, kind, "
+	 "prompt, chosen, rejected, response, rating, scale_lo, scale_hi, "
+	 "features, rater_role, rater_attrs) SELECT $1::text, $2::text, "
+	 "$3::text, $4::bigint, $5::bigint, $6::text, $7::text, $8::text, "
+	 "$9::text, $10::text, $11::float8, $12::float8, $13::float8, "
+	 "$14::bytea, $15::text, $16::text WHERE EXISTS "
+	 "(SELECT 1 FROM users WHERE org = $1 AND id = $2 AND erased = 0 "
+	 "FOR SHARE) "
+	 "ON CONFLICT (org, event_id) WHERE event_id IS NOT NULL "
+	 "DO NOTHING RETURNING id"},
     [S_FB_COUNT_ORG] = {"SELECT COUNT(*) FROM feedback WHERE org = $1", NULL},
     [S_FB_COUNT_USER] = {"SELECT COUNT(*) FROM feedback "
 			 "WHERE org = $1 AND user_id = $2",
@@ -807,13 +834,15 @@ static pwb_status notify(pwb_store *s, op *o, pwb_store_change_kind kind,
 /* ---- users ---- */
 
 /* Creates the org and user if missing; refuses an erased user. */
-static pwb_status ensure_user(pwb_store *s, op *o, const char *org,
-			      const char *user, int64_t now, pwb_diag *diag)
+static pwb_status ensure_user_as(pwb_store *s, op *o, const char *org,
+				 const char *user, int64_t now, bool share,
+				 pwb_diag *diag)
 {
 	pwb__val p[] = {V_TEXT(org), V_TEXT(user), V_INT(now)};
 	int64_t erased = 0;
 	bool found = false;
-	pwb_status st = q_int(s, o, S_USER_STATE, p, 2, &erased, &found, diag);
+	pwb_status st = q_int(s, o, share ? S_USER_STATE_SHARE : S_USER_STATE,
+			      p, 2, &erased, &found, diag);
 	if (st)
 		return st;
 	if (found && erased) {
@@ -829,7 +858,16 @@ static pwb_status ensure_user(pwb_store *s, op *o, const char *org,
 	st = q_exec(s, o, S_ORG_ENSURE, po, 2, NULL, diag);
 	if (!st)
 		st = q_exec(s, o, S_USER_INSERT, p, 3, NULL, diag);
+	if (!st && share) /* take the lock on the row just made */
+		st = q_int(s, o, S_USER_STATE_SHARE, p, 2, &erased, &found,
+			   diag);
 	return st;
+}
+
+static pwb_status ensure_user(pwb_store *s, op *o, const char *org,
+			      const char *user, int64_t now, pwb_diag *diag)
+{
+	return ensure_user_as(s, o, org, user, now, false, diag);
 }
 
 static pwb_status dup_col(pwb_store *s, pwb__rows *r, int col, char **out)
@@ -1030,7 +1068,6 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 	op o;
 	if ((st = op_enter(s, &o, true, diag)))
 		return st;
-	st = ensure_user(s, &o, org, fb->user, now, diag);
 	/* An event from the future counts from its arrival. */
 	int64_t ts = fb->ts > 0 && fb->ts <= now ? fb->ts : now;
 	pwb__val p[] = {
@@ -1052,8 +1089,15 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 	    V_TEXT(fb->rater_attrs),
 	};
 	int64_t rid = 0;
-	if (!st)
-		st = q_int(s, &o, S_FB_INSERT, p, 16, &rid, NULL, diag);
+	bool found = false;
+	st = q_int(s, &o, S_FB_INSERT_FAST, p, 16, &rid, &found, diag);
+	/* A new or erased user, or an event stored before: the long way,
+	 * which tells them apart. */
+	if (!st && !found) {
+		st = ensure_user_as(s, &o, org, fb->user, now, true, diag);
+		if (!st)
+			st = q_int(s, &o, S_FB_INSERT, p, 16, &rid, NULL, diag);
+	}
 	st = op_leave(s, &o, st, diag);
 	if (!st && id)
 		*id = rid;
@@ -1382,7 +1426,7 @@ pwb_status pwb_store_decision_add(pwb_store *s, const char *org,
 	op o;
 	if ((st = op_enter(s, &o, true, diag)))
 		return st;
-	st = ensure_user(s, &o, org, d->user, d->ts, diag);
+	st = ensure_user_as(s, &o, org, d->user, d->ts, true, diag);
 	pwb__val p[] = {V_TEXT(d->id),		 V_TEXT(org),
 			V_TEXT(d->user),	 V_INT(d->ts),
 			V_TEXT(d->policy_hash),	 V_TEXT(d->verdict),
@@ -1847,13 +1891,16 @@ pwb_status pwb_store_user_erase(pwb_store *s, const char *org, const char *user,
 	}
 	if (st || erased) /* erasing twice changes nothing */
 		goto out;
-	st = q_exec(s, &o, S_ERASE_FB, p, 2, &n_fb, diag);
+	/* The user row first: its lock waits for writers holding it (FOR
+	 * SHARE) to commit, so the deletes below see their rows, and
+	 * writers after it see the user erased. */
+	st = q_exec(s, &o, S_ERASE_USER, p, 3, NULL, diag);
+	if (!st)
+		st = q_exec(s, &o, S_ERASE_FB, p, 2, &n_fb, diag);
 	if (!st)
 		st = q_exec(s, &o, S_ERASE_DEC, p, 2, &n_dec, diag);
 	if (!st)
 		st = q_exec(s, &o, S_ERASE_KEYS, p, 2, &n_keys, diag);
-	if (!st)
-		st = q_exec(s, &o, S_ERASE_USER, p, 3, NULL, diag);
 	char detail[160];
 	snprintf(detail, sizeof(detail),
 		 "{\"feedback\":%lld,\"decisions\":%lld,\"api_keys\":%lld}",
