@@ -192,7 +192,7 @@ static void bare_open(bare *b, const char *url, bool pg)
 	sqlite3_busy_timeout(b->db, 10000);
 	sqlite3_exec(b->db,
 		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-		     "PRAGMA foreign_keys=ON",
+		     "PRAGMA foreign_keys=ON; PRAGMA cache_size=-32768",
 		     NULL, NULL, NULL);
 	/* SQLite reads $1 as a named parameter: numbered by first use. */
 	if (sqlite3_prepare_v2(b->db, BARE_INSERT, -1, &b->ins, NULL) ||

@@ -25,6 +25,7 @@
 	"  created BIGINT NOT NULL,\n"                                         \
 	"  updated BIGINT NOT NULL,\n"                                         \
 	"  PRIMARY KEY (org, id));\n"                                          \
+	"CREATE INDEX users_erased ON users(org, id, erased);\n"               \
 	"CREATE TABLE feedback (\n"                                            \
 	"  id " ID ",\n"                                                       \
 	"  org TEXT NOT NULL,\n"                                               \
