@@ -1089,7 +1089,8 @@ static void test_alloc_failure_sweep(void **state)
 	}
 	const char *u = fresh();
 	pwb_store_free(open_ok(u));
-	for (long k = 1; k < 200; k++) {
+	long k;
+	for (k = 1; k < 1000; k++) {
 		pwb__alloc_count = 0;
 		pwb__alloc_fail_at = k;
 		pwb_store *s = NULL;
@@ -1116,6 +1117,28 @@ static void test_alloc_failure_sweep(void **state)
 			pwb_audit_report rep;
 			if (!st)
 				st = pwb_store_audit_verify(s, &rep, &d);
+			char *json = NULL;
+			if (!st)
+				st = pwb_store_user_export(s, "acme", "u1",
+							   &json, &d);
+			free(json);
+			/* A user of its own each round: erased ones stay. */
+			char u2[32];
+			snprintf(u2, sizeof(u2), "u2-%ld", k);
+			if (!st)
+				st = pwb_store_user_set_model(
+				    s, "acme", u2, "m", 1, -1, NULL, 1, &d);
+			if (!st)
+				st = pwb_store_user_erase(s, "acme", u2, 2,
+							  NULL, &d);
+			uint64_t removed;
+			if (!st)
+				st = pwb_store_gc(s, "acme", 0, &removed, &d);
+			char **orgs = NULL;
+			size_t n_orgs = 0;
+			if (!st)
+				st = pwb_store_orgs(s, &orgs, &n_orgs, &d);
+			pwb_store_orgs_free(orgs, n_orgs);
 			pwb_store_free(s);
 		}
 		pwb__alloc_fail_at = 0;
@@ -1123,6 +1146,7 @@ static void test_alloc_failure_sweep(void **state)
 		if (st == PWB_OK && pwb__alloc_count < k)
 			break; /* every allocation was reached */
 	}
+	assert_true(k < 1000);
 	pwb__alloc_fail_at = 0;
 	pwb_store *s = open_ok(u);
 	pwb_audit_report rep;
