@@ -32,6 +32,8 @@ static const char import_usage[] =
     "                       they say store_texts: false, no text is written\n"
     "  --features-only      never write texts (prompts, responses)\n"
     "  --batch N            events per transaction (default 1000)\n"
+    "  --verbose            print a line after each committed batch\n"
+    "                       (what it names is on disk)\n"
     "  --now SECONDS        the arrival time to record (default: now)\n"
     "  -h, --help           show this help\n"
     "\n"
@@ -57,9 +59,9 @@ static int cmd_import(cli_args *a)
 	    {"db", true},	{"org", true},
 	    {"policies", true}, {"features-only", false},
 	    {"batch", true},	{"now", true},
-	    {"help", false}};
+	    {"verbose", false}, {"help", false}};
 	const char *db = NULL, *org = NULL, *policies = NULL, *file = NULL;
-	bool features_only = false;
+	bool features_only = false, verbose = false;
 	long batch = 1000;
 	int64_t now = cli_time_now();
 	const char *name, *value;
@@ -81,6 +83,8 @@ static int cmd_import(cli_args *a)
 			policies = value;
 		} else if (!strcmp(name, "features-only")) {
 			features_only = true;
+		} else if (!strcmp(name, "verbose")) {
+			verbose = true;
 		} else if (!strcmp(name, "batch")) {
 			char *end;
 			errno = 0;
@@ -242,6 +246,11 @@ static int cmd_import(cli_args *a)
 			stats.duplicates += batch_dups;
 			stats.batches++;
 			in_batch = batch_stored = batch_dups = 0;
+			if (verbose) {
+				printf("committed lines %d-%d\n",
+				       stats.first_line, ev.line);
+				fflush(stdout);
+			}
 		}
 		if (total)
 			cli_progress_update(
@@ -257,6 +266,9 @@ static int cmd_import(cli_args *a)
 			stats.duplicates += batch_dups;
 			stats.batches++;
 			in_batch = 0;
+			if (verbose)
+				printf("committed lines %d-%d\n",
+				       stats.first_line, pwb_feedback_line(rd));
 		}
 	}
 	if (open_tx)

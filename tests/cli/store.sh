@@ -318,6 +318,38 @@ suite() {
 	expect "gc for an org with no rows" 0 0 ""
 	run store gc --db "$db" --policies "$pol" --org nosuch
 	expect "gc for an org the policies lack" 1 "*" "nosuch"
+
+	# ---- kill -9 mid-import: every acknowledged batch is kept ----
+	fresh
+	events 2050 k >"$tmp/k.jsonl"
+	rm -f "$tmp/fifo"
+	mkfifo "$tmp/fifo"
+	"$pwb" feedback import --db "$db" --org crash --batch 100 --verbose \
+		"$tmp/fifo" >"$tmp/acks" 2>"$tmp/kerr" &
+	local pid=$!
+	exec 3>"$tmp/fifo"
+	cat "$tmp/k.jsonl" >&3
+	# The last 50 lines sit in an open transaction while pwb waits for
+	# more input; the first 2000 were acknowledged, batch by batch.
+	for _ in $(seq 1 200); do
+		grep -q '^committed lines 1901-2000$' "$tmp/acks" && break
+		sleep 0.05
+	done
+	kill -9 "$pid"
+	wait "$pid" 2>/dev/null
+	exec 3>&-
+	acked=$(grep -c '^committed lines' "$tmp/acks")
+	n=$(sql "SELECT COUNT(*) FROM feedback WHERE org = 'crash'")
+	last=$(sql "SELECT COUNT(*) FROM feedback WHERE org = 'crash' AND event_id = 'k1999'")
+	if [ "$acked" = 20 ] && [ "$n" = 2000 ] && [ "$last" = 1 ]; then
+		ok "$backend: kill -9 mid-import keeps every acknowledged batch"
+	else
+		fail "$backend: kill -9 mid-import keeps every acknowledged batch" \
+			"$acked batches acknowledged, $n rows stored, k1999: $last"
+	fi
+	run feedback import --db "$db" --org crash --batch 100 "$tmp/k.jsonl"
+	expect "the import resumes after kill -9" 0 0 ""
+	out_has "the resumed import stores only the rest" "imported 50 events .*2000 already stored"
 }
 
 backend=sqlite
