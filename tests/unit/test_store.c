@@ -461,6 +461,27 @@ static void test_audit_reordered(void **state)
 	pwb_store_free(s);
 }
 
+/* Verify reads the chain in pages of 5,000 rows: a chain of several. */
+static void test_audit_across_pages(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_begin(s, &d), &d);
+	for (int i = 0; i < 10050; i++)
+		ok(pwb_store_audit_append(s, "acme", "test.event", NULL, NULL,
+					  i, NULL, &d),
+		   &d);
+	ok(pwb_store_commit(s, &d), &d);
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, &d), &d);
+	assert_int_equal(rep.rows, 10050);
+	tamper(s, "UPDATE audit SET ts = 1 WHERE seq = 7001");
+	expect_bad(s, 7001, "does not match its hash");
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
 /* ---- data rights ---- */
 
 static void test_export_and_erase(void **state)
@@ -1183,6 +1204,7 @@ int main(void)
 	    cmocka_unit_test(test_audit_deleted_middle),
 	    cmocka_unit_test(test_audit_deleted_last),
 	    cmocka_unit_test(test_audit_reordered),
+	    cmocka_unit_test(test_audit_across_pages),
 	    cmocka_unit_test(test_export_and_erase),
 	    cmocka_unit_test(test_keys),
 	    cmocka_unit_test(test_change_notices),
