@@ -156,6 +156,7 @@ typedef struct pwb_store_feedback {
 	size_t features_len;
 	const char *rater_role;	 /* "end_user", ... or NULL */
 	const char *rater_attrs; /* JSON object, or NULL */
+	const char *decision_id; /* the decision it answers, or NULL */
 } pwb_store_feedback;
 
 #define PWB_STORE_MAX_TEXT (1024 * 1024)
@@ -209,6 +210,15 @@ typedef struct pwb_store_decision {
 /* Stores a decision and appends it to the audit chain, atomically. */
 pwb_status pwb_store_decision_add(pwb_store *s, const char *org,
 				  const pwb_store_decision *d, pwb_diag *diag);
+
+/*
+ * The user a decision was made for (*user freed with free()), so that the
+ * server can check that feedback on it comes from that user.
+ * PWB_ENOTFOUND when the org has no such decision (or it was erased).
+ */
+pwb_status pwb_store_decision_owner(pwb_store *s, const char *org,
+				    const char *id, char **user,
+				    pwb_diag *diag);
 
 /* ---- API keys ---- */
 

@@ -41,6 +41,7 @@
 	"  features " BLOB ",\n"                                               \
 	"  rater_role TEXT,\n"                                                 \
 	"  rater_attrs TEXT,\n"                                                \
+	"  decision_id TEXT,\n"                                                \
 	"  FOREIGN KEY (org, user_id) REFERENCES users(org, id));\n"           \
 	"CREATE UNIQUE INDEX feedback_event ON feedback(org, event_id)\n"      \
 	"  WHERE event_id IS NOT NULL;\n"                                      \

@@ -43,6 +43,7 @@ enum {
 	S_FB_EXISTS,
 	S_GC,
 	S_DEC_INSERT,
+	S_DEC_OWNER,
 	S_KEY_INSERT,
 	S_KEY_REVOKE,
 	S_KEY_LOOKUP,
@@ -105,32 +106,35 @@ static const stmt stmts[S_COUNT] = {
 			  "AND ($5 < 0 OR model_version = $5) "
 			  "RETURNING model_version",
 			  NULL},
-    [S_FB_INSERT] = {"INSERT INTO feedback (org, user_id, event_id, ts, "
-		     "received, kind, prompt, chosen, rejected, response, "
-		     "rating, scale_lo, scale_hi, features, rater_role, "
-		     "rater_attrs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-		     "$10, $11, $12, $13, $14, $15, $16) "
-		     "ON CONFLICT (org, event_id) WHERE event_id IS NOT NULL "
-		     "DO NOTHING RETURNING id",
-		     NULL},
+    [S_FB_INSERT] =
+	{"INSERT INTO feedback (org, user_id, event_id, ts, "
+	 "received, kind, prompt, chosen, rejected, response, "
+	 "rating, scale_lo, scale_hi, features, rater_role, "
+	 "rater_attrs, decision_id) VALUES ($1, $2, $3, $4, $5, $6, "
+	 "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) "
+	 "ON CONFLICT (org, event_id) WHERE event_id IS NOT NULL "
+	 "DO NOTHING RETURNING id",
+	 NULL},
     /* The common case in one round trip: a known user, not erased,
      * answered from an index (a users row holds the model: reading it
      * would cost a page per event). */
     [S_FB_INSERT_FAST] =
 	{"INSERT INTO feedback (org, user_id, event_id, ts, received, kind, "
 	 "prompt, chosen, rejected, response, rating, scale_lo, scale_hi, "
-	 "features, rater_role, rater_attrs) SELECT $1, $2, $3, $4, $5, $6, "
-	 "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16 WHERE EXISTS "
+	 "features, rater_role, rater_attrs, decision_id) SELECT $1, $2, $3, "
+	 "$4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 "
+	 "WHERE EXISTS "
 	 "(SELECT 1 FROM users INDEXED BY users_erased "
 	 "WHERE org = $1 AND id = $2 AND erased = 0) "
 	 "ON CONFLICT (org, event_id) WHERE event_id IS NOT NULL "
 	 "DO NOTHING RETURNING id",
 	 "INSERT INTO feedback (org, user_id, event_id, ts, received, kind, "
 	 "prompt, chosen, rejected, response, rating, scale_lo, scale_hi, "
-	 "features, rater_role, rater_attrs) SELECT $1::text, $2::text, "
+	 "features, rater_role, rater_attrs, decision_id) SELECT $1::text, "
+	 "$2::text, "
 	 "$3::text, $4::bigint, $5::bigint, $6::text, $7::text, $8::text, "
 	 "$9::text, $10::text, $11::float8, $12::float8, $13::float8, "
-	 "$14::bytea, $15::text, $16::text WHERE EXISTS "
+	 "$14::bytea, $15::text, $16::text, $17::text WHERE EXISTS "
 	 "(SELECT 1 FROM users WHERE org = $1 AND id = $2 AND erased = 0 "
 	 "FOR SHARE) "
 	 "ON CONFLICT (org, event_id) WHERE event_id IS NOT NULL "
@@ -147,6 +151,8 @@ static const stmt stmts[S_COUNT] = {
 		      "policy_hash, verdict, blocked_tier, blocked_category, "
 		      "detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 		      NULL},
+    [S_DEC_OWNER] = {"SELECT user_id FROM decisions WHERE org = $1 AND id = $2",
+		     NULL},
     [S_KEY_INSERT] = {"INSERT INTO api_keys (id, org, role, user_id, hash, "
 		      "created) VALUES ($1, $2, $3, $4, $5, $6)",
 		      NULL},
@@ -176,7 +182,7 @@ static const stmt stmts[S_COUNT] = {
 		      NULL},
     [S_EXP_FB] = {"SELECT id, event_id, ts, received, kind, prompt, chosen, "
 		  "rejected, response, rating, scale_lo, scale_hi, features, "
-		  "rater_role, rater_attrs FROM feedback "
+		  "rater_role, rater_attrs, decision_id FROM feedback "
 		  "WHERE org = $1 AND user_id = $2 ORDER BY id",
 		  NULL},
     [S_EXP_DEC] = {"SELECT id, ts, policy_hash, verdict, blocked_tier, "
@@ -1039,6 +1045,8 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 		st = check_id("user", fb->user, diag);
 	if (!st && fb->event_id)
 		st = check_id("event", fb->event_id, diag);
+	if (!st && fb->decision_id)
+		st = check_id("decision", fb->decision_id, diag);
 	if (!st)
 		st = check_json("rater attributes", fb->rater_attrs, diag);
 	bool keep = texts == PWB_STORE_TEXTS;
@@ -1090,16 +1098,17 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 	    V_BLOB(fb->features, fb->features_len),
 	    V_TEXT(fb->rater_role),
 	    V_TEXT(fb->rater_attrs),
+	    V_TEXT(fb->decision_id),
 	};
 	int64_t rid = 0;
 	bool found = false;
-	st = q_int(s, &o, S_FB_INSERT_FAST, p, 16, &rid, &found, diag);
+	st = q_int(s, &o, S_FB_INSERT_FAST, p, 17, &rid, &found, diag);
 	/* A new or erased user, or an event stored before: the long way,
 	 * which tells them apart. */
 	if (!st && !found) {
 		st = ensure_user_as(s, &o, org, fb->user, now, true, diag);
 		if (!st)
-			st = q_int(s, &o, S_FB_INSERT, p, 16, &rid, NULL, diag);
+			st = q_int(s, &o, S_FB_INSERT, p, 17, &rid, NULL, diag);
 	}
 	st = op_leave(s, &o, st, diag);
 	if (!st && id)
@@ -1462,6 +1471,37 @@ pwb_status pwb_store_decision_add(pwb_store *s, const char *org,
 	return op_leave(s, &o, st, diag);
 }
 
+pwb_status pwb_store_decision_owner(pwb_store *s, const char *org,
+				    const char *id, char **user, pwb_diag *diag)
+{
+	*user = NULL;
+	pwb_status st = check_id("org", org, diag);
+	if (!st)
+		st = check_id("decision", id, diag);
+	if (st)
+		return st;
+	slot *sl;
+	if ((st = acquire(s, &sl, diag)))
+		return st;
+	op o = {sl, false};
+	pwb__val p[] = {V_TEXT(org), V_TEXT(id)};
+	pwb__rows *r;
+	bool has = false;
+	if (!(st = q(s, &o, S_DEC_OWNER, p, 2, &r, diag))) {
+		st = s->be->next(r, &has, diag);
+		if (!st && has)
+			st = dup_col(s, r, 0, user);
+		s->be->done(r);
+	}
+	release(s, sl);
+	if (!st && !has) {
+		pwb_diag_add(diag, NULL, 0, 0, "org '%s' has no decision '%s'",
+			     org, id);
+		st = PWB_ENOTFOUND;
+	}
+	return st;
+}
+
 /* ---- API keys ---- */
 
 static const char *const role_names[] = {"service", "user", "auditor", "admin"};
@@ -1753,14 +1793,15 @@ static json_t *fb_row(pwb_store *s, pwb__rows *r)
 				  "attributes", json_col(s, r, 14));
 	return json_pack(
 	    "{s:I, s:o, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, "
-	    "s:o}",
+	    "s:o, s:o}",
 	    "id", (json_int_t)b->col_int(r, 0), "event_id", text_col(s, r, 1),
 	    "ts", (json_int_t)b->col_int(r, 2), "received",
 	    (json_int_t)b->col_int(r, 3), "kind", text_col(s, r, 4), "prompt",
 	    text_col(s, r, 5), "chosen", text_col(s, r, 6), "rejected",
 	    text_col(s, r, 7), "response", text_col(s, r, 8), "rating",
 	    b->col_null(r, 9) ? json_null() : json_real(b->col_double(r, 9)),
-	    "scale", scale, "features", blob_col(s, r, 12), "rater", rater);
+	    "scale", scale, "features", blob_col(s, r, 12), "rater", rater,
+	    "decision_id", text_col(s, r, 15));
 }
 
 static json_t *dec_row(pwb_store *s, pwb__rows *r)

@@ -508,6 +508,18 @@ static void test_export_and_erase(void **state)
 				  .blocked_tier = "law",
 				  .blocked_category = "hate"};
 	ok(pwb_store_decision_add(s, "acme", &dec, &d), &d);
+	char *owner = NULL;
+	ok(pwb_store_decision_owner(s, "acme", "d1", &owner, &d), &d);
+	assert_string_equal(owner, "u1");
+	free(owner);
+	assert_int_equal(pwb_store_decision_owner(s, "other", "d1", &owner, &d),
+			 PWB_ENOTFOUND);
+	pwb_diag_clear(&d);
+	pwb_store_feedback answer = pair("u1", "Answer to d1.");
+	answer.decision_id = "d1";
+	ok(pwb_store_feedback_add(s, "acme", &answer, PWB_STORE_TEXTS, 14, NULL,
+				  &d),
+	   &d);
 	char *key = NULL, *kid = NULL;
 	ok(pwb_store_key_create(s, "acme", PWB_KEY_USER, "u1", 15, &key, &kid,
 				&d),
@@ -518,6 +530,7 @@ static void test_export_and_erase(void **state)
 	assert_non_null(strstr(json, "\"model\": \"TU9ERUw=\""));
 	assert_non_null(strstr(json, "Short answer."));
 	assert_non_null(strstr(json, "\"blocked_category\": \"hate\""));
+	assert_non_null(strstr(json, "\"decision_id\": \"d1\""));
 	assert_non_null(strstr(json, kid));
 	assert_non_null(strstr(json, "\"kind\": \"key.created\""));
 	assert_null(strstr(json, key + 21)); /* never the key's secret */
