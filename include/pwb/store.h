@@ -38,9 +38,10 @@ typedef struct pwb_store pwb_store;
 typedef struct pwb_store_params {
 	/* SQLite: how long a writer waits for the lock, in milliseconds. */
 	int busy_timeout_ms;
-	/* Connections kept open (PostgreSQL; SQLite readers), at least 1. */
+	/* Connections kept open (PostgreSQL; SQLite readers), 1 to 256. */
 	int pool_size;
-	/* PostgreSQL: seconds to wait for a connection (0: libpq's default). */
+	/* PostgreSQL: seconds to wait for a connection (0: 10 s); a
+	 * connect_timeout in the URL wins. */
 	int connect_timeout_s;
 	/*
 	 * The secret that keys the hashes of API keys (any length, hashed to

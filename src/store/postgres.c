@@ -110,9 +110,10 @@ static pwb_status pg_connect(pwb__conn **out, const char *target,
 	char timeout[16];
 	snprintf(timeout, sizeof(timeout), "%d",
 		 p->connect_timeout_s > 0 ? p->connect_timeout_s : 10);
-	const char *const keys[] = {"dbname", "connect_timeout",
-				    "application_name", NULL};
-	const char *const vals[] = {target, timeout, "pwb", NULL};
+	/* Defaults first: what the URL says overrides them. */
+	const char *const keys[] = {"connect_timeout", "application_name",
+				    "dbname", NULL};
+	const char *const vals[] = {timeout, "pwb", target, NULL};
 	c->pg = PQconnectdbParams(keys, vals, 1);
 	if (!c->pg) {
 		free(c);

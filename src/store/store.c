@@ -756,6 +756,8 @@ pwb_status pwb_store_open(pwb_store **out, const char *url,
 	s->params = params ? *params : pwb_store_default_params();
 	if (s->params.pool_size < 1)
 		s->params.pool_size = 1;
+	if (s->params.pool_size > 256)
+		s->params.pool_size = 256;
 	if (s->params.busy_timeout_ms < 0)
 		s->params.busy_timeout_ms = 0;
 	pthread_mutex_init(&s->mu, NULL);
