@@ -22,6 +22,7 @@
 /* clang-format on */
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -886,8 +887,6 @@ typedef struct thr {
 	char user[16];
 	bool failed;
 } thr;
-
-#include <pthread.h>
 
 static void *thread_writer(void *arg)
 {
