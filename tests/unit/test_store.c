@@ -586,6 +586,38 @@ static void test_export_and_erase(void **state)
 	pwb_store_free(s);
 }
 
+/* When the tombstone cannot be written, nothing is erased. */
+static void test_erase_is_atomic(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_user_set_settings(s, "acme", "u1", "{\"a\": 1}", 1, &d),
+	   &d);
+	add(s, "u1", 2);
+	add(s, "u1", 3);
+	/* Break the audit chain's head: appending to it now fails. */
+	ok(pwb__store_exec(s, "DELETE FROM audit_head", &d), &d);
+	assert_int_equal(pwb_store_user_erase(s, "acme", "u1", 4, NULL, &d),
+			 PWB_EIO);
+	assert_true(diag_has(&d, "no head row"));
+	pwb_diag_clear(&d);
+	assert_int_equal(count(s, "u1"), 2);
+	pwb_store_user u;
+	ok(pwb_store_user_get(s, "acme", "u1", &u, &d), &d);
+	assert_false(u.erased);
+	assert_non_null(u.settings);
+	pwb_store_user_release(&u);
+	/* Keys too: no key without its audit row. */
+	char *key = NULL, *id = NULL;
+	assert_int_equal(pwb_store_key_create(s, "acme", PWB_KEY_ADMIN, NULL, 5,
+					      &key, &id, &d),
+			 PWB_EIO);
+	assert_null(key);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
 /* ---- API keys ---- */
 
 static void test_keys(void **state)
@@ -1218,6 +1250,7 @@ int main(void)
 	    cmocka_unit_test(test_audit_reordered),
 	    cmocka_unit_test(test_audit_across_pages),
 	    cmocka_unit_test(test_export_and_erase),
+	    cmocka_unit_test(test_erase_is_atomic),
 	    cmocka_unit_test(test_keys),
 	    cmocka_unit_test(test_change_notices),
 	    cmocka_unit_test(test_kill_9_keeps_acknowledged),
