@@ -167,6 +167,14 @@ suite() {
 	expect "unopenable SQLite path" 1 1 "cannot open the database"
 	run audit verify --db "postgresql://pwb@127.0.0.1:1/pwb?connect_timeout=2"
 	expect "unreachable PostgreSQL" 1 1 "cannot connect to PostgreSQL at 127.0.0.1:1/pwb"
+	printf 'just text, not a database; long enough to have a header\n' >"$tmp/text.db"
+	run audit verify --db "sqlite:$tmp/text.db"
+	expect "a file that is not a database" 1 1 "text.db: error: not a SQLite database"
+	if [ -e "$tmp/text.db-wal" ] || ! grep -q '^just text' "$tmp/text.db"; then
+		fail "$backend: the text file is left alone"
+	else
+		ok "$backend: the text file is left alone"
+	fi
 	run audit verify --db "postgresql://a/b?nosuch=1"
 	expect "malformed PostgreSQL URL" 1 1 "malformed PostgreSQL URL"
 
