@@ -757,19 +757,6 @@ out:
  *   BLAKE2b-256 of all the above      32 bytes
  */
 
-static void seterr(char *err, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t size, const char *fmt, ...)
-{
-	if (!err || !size)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, size, fmt, ap);
-	va_end(ap);
-}
-
 static size_t file_size(const pwb__linear *m)
 {
 	size_t n = LIN_HEADER_LEN;
@@ -791,16 +778,8 @@ typedef struct writer {
 
 static void w_flush(writer *w)
 {
-	size_t off = 0;
-	while (!w->err && off < w->len) {
-		ssize_t r = write(w->fd, w->stage + off, w->len - off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			w->err = r < 0 ? errno : EIO;
-		else
-			off += (size_t)r;
-	}
+	if (!w->err)
+		w->err = pwb__write_all(w->fd, w->stage, w->len);
 	w->len = 0;
 }
 
@@ -908,97 +887,41 @@ pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data, size_t *len)
 	return PWB_OK;
 }
 
-/* fsyncs the folder that holds path, so that the rename itself is durable.
- * Some file systems refuse to fsync a folder; the file is in place by
- * then, so that is not an error. */
-static void sync_parent(const char *path)
+/* Streams the model into the temporary file of pwb__replace_file. */
+typedef struct save_ctx {
+	const pwb__linear *m;
+	writer *w;
+} save_ctx;
+
+static int save_to_fd(void *user, int fd)
 {
-	const char *slash = strrchr(path, '/');
-	char dir[4096];
-	if (!slash) {
-		dir[0] = '.';
-		dir[1] = '\0';
-	} else {
-		size_t n = slash == path ? 1 : (size_t)(slash - path);
-		if (n >= sizeof(dir))
-			return;
-		memcpy(dir, path, n);
-		dir[n] = '\0';
-	}
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	(void)fsync(fd);
-	close(fd);
+	save_ctx *c = user;
+	c->w->fd = fd;
+	c->w->mem = NULL;
+	c->w->len = 0;
+	c->w->err = 0;
+	serialise(c->w, c->m);
+	return c->w->err;
 }
 
 pwb_status pwb__linear_save(const pwb__linear *m, const char *path, char *err,
 			    size_t err_size)
 {
 	if (!m || !path || !*path) {
-		seterr(err, err_size, "no model or no path");
+		pwb__seterr(err, err_size, "no model or no path");
 		return PWB_EINVAL;
 	}
 	if (sodium_init() < 0) {
-		seterr(err, err_size, "cannot initialise libsodium");
+		pwb__seterr(err, err_size, "cannot initialise libsodium");
 		return PWB_ENOMEM;
 	}
-	pwb_status rc = PWB_ENOMEM;
-	int fd = -1;
-	size_t plen = strlen(path);
-	char *tmp = pwb__malloc(plen + sizeof(".tmp.XXXXXX"));
 	writer *w = pwb__malloc(sizeof(*w));
-	if (!tmp || !w) {
-		seterr(err, err_size, "out of memory");
-		goto out;
+	if (!w) {
+		pwb__seterr(err, err_size, "out of memory");
+		return PWB_ENOMEM;
 	}
-	memcpy(tmp, path, plen);
-	memcpy(tmp + plen, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		seterr(err, err_size, "cannot create %s: %s", tmp,
-		       strerror(errno));
-		rc = PWB_EIO;
-		free(tmp);
-		tmp = NULL;
-		goto out;
-	}
-	/* mkstemp makes the file 0600; a model is no secret and the server
-	 * may run as another user than the trainer. */
-	(void)fchmod(fd, 0644);
-	w->fd = fd;
-	w->mem = NULL;
-	w->len = 0;
-	w->err = 0;
-	serialise(w, m);
-	if (!w->err && fsync(fd) != 0)
-		w->err = errno;
-	if (close(fd) != 0 && !w->err)
-		w->err = errno;
-	fd = -1;
-	if (w->err) {
-		seterr(err, err_size, "cannot write %s: %s", tmp,
-		       strerror(w->err));
-		rc = PWB_EIO;
-		goto out;
-	}
-	if (rename(tmp, path) != 0) {
-		seterr(err, err_size, "cannot rename %s to %s: %s", tmp, path,
-		       strerror(errno));
-		rc = PWB_EIO;
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	sync_parent(path);
-	rc = PWB_OK;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp) {
-		unlink(tmp);
-		free(tmp);
-	}
+	save_ctx c = {m, w};
+	pwb_status rc = pwb__replace_file(path, save_to_fd, &c, err, err_size);
 	free(w);
 	return rc;
 }
@@ -1019,68 +942,72 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 	if (!d && len)
 		return PWB_EINVAL;
 	if (len < LIN_MAGIC_LEN || memcmp(d, LIN_MAGIC, LIN_MAGIC_LEN) != 0) {
-		seterr(err, err_size, "not a pwb linear model");
+		pwb__seterr(err, err_size, "not a pwb linear model");
 		return PWB_EPARSE;
 	}
 	if (len < LIN_HEADER_LEN) {
-		seterr(err, err_size,
-		       "truncated: %zu bytes, shorter than the header", len);
+		pwb__seterr(err, err_size,
+			    "truncated: %zu bytes, shorter than the header",
+			    len);
 		return PWB_EPARSE;
 	}
 	uint32_t version = rd32(d + 8);
 	if (version > LIN_VERSION) {
-		seterr(err, err_size,
-		       "written by a newer pwb (version %u); this pwb reads "
-		       "version %u",
-		       (unsigned)version, LIN_VERSION);
+		pwb__seterr(
+		    err, err_size,
+		    "written by a newer pwb (version %u); this pwb reads "
+		    "version %u",
+		    (unsigned)version, LIN_VERSION);
 		return PWB_EPARSE;
 	}
 	if (version != LIN_VERSION) {
-		seterr(err, err_size,
-		       "unknown version %u; this pwb reads "
-		       "version %u",
-		       (unsigned)version, LIN_VERSION);
+		pwb__seterr(err, err_size,
+			    "unknown version %u; this pwb reads "
+			    "version %u",
+			    (unsigned)version, LIN_VERSION);
 		return PWB_EPARSE;
 	}
 	uint32_t bits = rd32(d + 12), nl = rd32(d + 16);
 	if (bits < LIN_MIN_BITS || bits > LIN_MAX_BITS) {
-		seterr(err, err_size, "hash_bits is %u, not between %u and %u",
-		       (unsigned)bits, LIN_MIN_BITS, LIN_MAX_BITS);
+		pwb__seterr(err, err_size,
+			    "hash_bits is %u, not between %u and %u",
+			    (unsigned)bits, LIN_MIN_BITS, LIN_MAX_BITS);
 		return PWB_EPARSE;
 	}
 	if (nl < 1 || nl > LIN_MAX_LABELS) {
-		seterr(err, err_size, "%u labels, not between 1 and %u",
-		       (unsigned)nl, LIN_MAX_LABELS);
+		pwb__seterr(err, err_size, "%u labels, not between 1 and %u",
+			    (unsigned)nl, LIN_MAX_LABELS);
 		return PWB_EPARSE;
 	}
 	if (!sizes_ok(bits, nl)) {
-		seterr(err, err_size,
-		       "%u labels at hash_bits %u exceed the limit of %zu "
-		       "weights",
-		       (unsigned)nl, (unsigned)bits, LIN_MAX_WEIGHTS);
+		pwb__seterr(err, err_size,
+			    "%u labels at hash_bits %u exceed the limit of %zu "
+			    "weights",
+			    (unsigned)nl, (unsigned)bits, LIN_MAX_WEIGHTS);
 		return PWB_EPARSE;
 	}
 	size_t off = LIN_HEADER_LEN;
 	size_t name_off[LIN_MAX_LABELS], name_len[LIN_MAX_LABELS];
 	for (uint32_t l = 0; l < nl; l++) {
 		if (len - off < 4) {
-			seterr(err, err_size,
-			       "truncated: the file ends inside label %u",
-			       (unsigned)l + 1);
+			pwb__seterr(err, err_size,
+				    "truncated: the file ends inside label %u",
+				    (unsigned)l + 1);
 			return PWB_EPARSE;
 		}
 		uint32_t n = rd32(d + off);
 		off += 4;
 		if (n < 1 || n > LIN_MAX_NAME) {
-			seterr(err, err_size,
-			       "label %u has %u bytes, not between 1 and %u",
-			       (unsigned)l + 1, (unsigned)n, LIN_MAX_NAME);
+			pwb__seterr(
+			    err, err_size,
+			    "label %u has %u bytes, not between 1 and %u",
+			    (unsigned)l + 1, (unsigned)n, LIN_MAX_NAME);
 			return PWB_EPARSE;
 		}
 		if (len - off < n) {
-			seterr(err, err_size,
-			       "truncated: the file ends inside label %u",
-			       (unsigned)l + 1);
+			pwb__seterr(err, err_size,
+				    "truncated: the file ends inside label %u",
+				    (unsigned)l + 1);
 			return PWB_EPARSE;
 		}
 		name_off[l] = off;
@@ -1091,19 +1018,21 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 	size_t nb = (size_t)1 << bits;
 	size_t want = off + (size_t)nl * (nb + 1) * 4 + LIN_SUM_LEN;
 	if (len != want) {
-		seterr(err, err_size,
-		       "%s: %zu bytes where the header promises %zu",
-		       len < want ? "truncated" : "trailing bytes", len, want);
+		pwb__seterr(err, err_size,
+			    "%s: %zu bytes where the header promises %zu",
+			    len < want ? "truncated" : "trailing bytes", len,
+			    want);
 		return PWB_EPARSE;
 	}
 	if (sodium_init() < 0) {
-		seterr(err, err_size, "cannot initialise libsodium");
+		pwb__seterr(err, err_size, "cannot initialise libsodium");
 		return PWB_ENOMEM;
 	}
 	unsigned char sum[LIN_SUM_LEN];
 	crypto_generichash(sum, sizeof(sum), d, len - LIN_SUM_LEN, NULL, 0);
 	if (sodium_memcmp(sum, d + len - LIN_SUM_LEN, LIN_SUM_LEN) != 0) {
-		seterr(err, err_size, "checksum mismatch: the file is corrupt");
+		pwb__seterr(err, err_size,
+			    "checksum mismatch: the file is corrupt");
 		return PWB_EPARSE;
 	}
 	/* Past the checksum, a bad value was written so on purpose (or by a
@@ -1111,17 +1040,17 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 	for (uint32_t l = 0; l < nl; l++) {
 		const char *s = (const char *)d + name_off[l];
 		if (!valid_label(s, name_len[l])) {
-			seterr(err, err_size,
-			       "label %u is not a valid category id",
-			       (unsigned)l + 1);
+			pwb__seterr(err, err_size,
+				    "label %u is not a valid category id",
+				    (unsigned)l + 1);
 			return PWB_EPARSE;
 		}
 		for (uint32_t k = 0; k < l; k++)
 			if (name_len[k] == name_len[l] &&
 			    memcmp(d + name_off[k], s, name_len[l]) == 0) {
-				seterr(err, err_size,
-				       "labels %u and %u are the same",
-				       (unsigned)k + 1, (unsigned)l + 1);
+				pwb__seterr(err, err_size,
+					    "labels %u and %u are the same",
+					    (unsigned)k + 1, (unsigned)l + 1);
 				return PWB_EPARSE;
 			}
 	}
@@ -1131,17 +1060,17 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 		float f;
 		memcpy(&f, &v, 4);
 		if (!isfinite(f)) {
-			seterr(err, err_size,
-			       "weight %zu of label %zu is not a finite "
-			       "number",
-			       i % (nb + 1), i / (nb + 1) + 1);
+			pwb__seterr(err, err_size,
+				    "weight %zu of label %zu is not a finite "
+				    "number",
+				    i % (nb + 1), i / (nb + 1) + 1);
 			return PWB_EPARSE;
 		}
 	}
 
 	pwb__linear *m = NULL;
 	if (model_new(&m, bits, nl)) {
-		seterr(err, err_size, "out of memory");
+		pwb__seterr(err, err_size, "out of memory");
 		return PWB_ENOMEM;
 	}
 	for (uint32_t l = 0; l < nl; l++) {
@@ -1149,7 +1078,7 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 		    pwb__strndup((const char *)d + name_off[l], name_len[l]);
 		if (!m->names[l]) {
 			pwb__linear_free(m);
-			seterr(err, err_size, "out of memory");
+			pwb__seterr(err, err_size, "out of memory");
 			return PWB_ENOMEM;
 		}
 	}
@@ -1178,7 +1107,7 @@ pwb_status pwb__linear_load(pwb__linear **out, const char *path, char *err,
 	pwb_status rc =
 	    pwb__read_file(path, LIN_MAX_FILE, &data, &len, why, sizeof(why));
 	if (rc) {
-		seterr(err, err_size, "%s", why);
+		pwb__seterr(err, err_size, "%s", why);
 		return rc;
 	}
 	rc = pwb__linear_load_mem(out, data, len, err, err_size);

@@ -68,6 +68,21 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 			  size_t *len, char *why, size_t why_size);
 
 /*
+ * Replaces the file at path atomically: write(user, fd) fills a new
+ * temporary file beside it (mode 0644) and returns 0 or an errno; the
+ * file is then fsynced and renamed over path, and the folder fsynced. A
+ * crash or an error never leaves a half-written file at path. On failure
+ * returns PWB_EIO or PWB_ENOMEM and writes a reason into err.
+ */
+pwb_status pwb__replace_file(const char *path, int (*write)(void *user, int fd),
+			     void *user, char *err, size_t err_size);
+/* Writes all n bytes to fd (retrying short writes); 0 or an errno. */
+int pwb__write_all(int fd, const void *data, size_t n);
+/* Formats a message into err (nothing when err is NULL or size 0). */
+void pwb__seterr(char *err, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
  * Checks that data is UTF-8 without NUL bytes. On failure returns false and
  * gives the 1-based line and column of the first bad byte.
  */
