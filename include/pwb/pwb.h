@@ -5,5 +5,6 @@
 #include "pwb/bounds.h"
 #include "pwb/common.h"
 #include "pwb/policy.h"
+#include "pwb/prefs.h"
 
 #endif

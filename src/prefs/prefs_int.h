@@ -5,7 +5,6 @@
 #ifndef PWB_PREFS_INT_H
 #define PWB_PREFS_INT_H
 
-#include "prefs/learn.h"
 #include "pwb/pwb.h"
 #include "util/util.h"
 
