@@ -297,6 +297,116 @@ pwb_status pwb_prefs_user_save_mem(const pwb_prefs_model *m, const char *user,
 pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
 				   size_t len, pwb_diag *diag);
 
+/* ---- simulated users (pwb simulate prefs) ----
+ *
+ * Users with hidden preference vectors theta over the measured
+ * dimensions (theta_k = population mean_k + spread · N(0, 1)), candidate
+ * responses built from templates that vary length, register, warmth,
+ * humour, hedges, emoji, lists, questions and formatting, and choices
+ * drawn by Bradley–Terry: P(a ≻ b) = σ(gain · (theta·d(a) − theta·d(b))).
+ * Every run with the same parameters gives the same events.
+ */
+typedef struct pwb_prefs_sim_params {
+	size_t users;		/* default 100 */
+	size_t events;		/* per user; default 40 */
+	uint64_t seed;		/* default 1 */
+	double spread;		/* how much users differ; default 1 */
+	double gain;		/* how consistently they choose; default 4 */
+	double rating_fraction; /* events that are 1-5 ratings; 0.2 */
+} pwb_prefs_sim_params;
+
+pwb_prefs_sim_params pwb_prefs_sim_default_params(void);
+
+/*
+ * Calls emit once per event with one §4.3 JSON line (without a newline);
+ * a non-zero return from emit stops the run with PWB_EIO.
+ */
+pwb_status pwb_prefs_simulate(const pwb_prefs_sim_params *p,
+			      int (*emit)(void *ctx, const char *line,
+					  size_t len),
+			      void *ctx, pwb_diag *diag);
+/* User u's hidden preferences. */
+void pwb_prefs_sim_user(const pwb_prefs_sim_params *p, size_t u,
+			double theta[PWB_PREFS_N_DIMS]);
+/* User u's stated settings as settings JSON (targets on the two of
+ * verbosity, formality and humour they care most about); *out is freed
+ * with free(). */
+pwb_status pwb_prefs_sim_settings(const pwb_prefs_sim_params *p, size_t u,
+				  char **out);
+
+/* ---- evaluation (pwb eval prefs) ----
+ *
+ * Per user, a chronological split (by ts, then file order): the last
+ * test_fraction of each user's events are held out; users with fewer than
+ * min_user_events events, and lines without a user, only train the
+ * population model. Ratings become pairs within a user (ties dropped).
+ * The model learns online from the training events in time order; the
+ * held-out pairs are then scored by the personalised model, the
+ * population model and the explicit targets alone. Accuracies are
+ * averaged per user, then over users, with a 95 % percentile bootstrap
+ * over users (seeded: the same data give the same numbers).
+ */
+#define PWB_PREFS_CURVE_N 7
+/* Training events per user of the learning curve: 0, 1, 2, 5, 10, 20, 50. */
+extern const size_t pwb_prefs_curve_points[PWB_PREFS_CURVE_N];
+
+typedef struct pwb_prefs_eval_params {
+	pwb_prefs_params model;
+	double test_fraction;	/* default 0.3 */
+	size_t min_user_events; /* default 5 */
+	size_t bootstrap;	/* resamples; default 1000 */
+	uint64_t seed;		/* default 1 */
+	size_t rating_pairs;	/* pairs per rating in training; 8 */
+	/* A user's bounds and explicit targets; NULL, or false: none. */
+	bool (*user_bounds)(void *ctx, const char *user, pwb_prefs_bounds *b);
+	/* Now and then, the work done of a total, for a progress bar. */
+	void (*progress)(void *ctx, size_t done, size_t total);
+	void *ctx;
+} pwb_prefs_eval_params;
+
+pwb_prefs_eval_params pwb_prefs_eval_default_params(void);
+
+typedef struct pwb_prefs_ci {
+	double mean, lo, hi; /* the mean and its 95 % interval */
+	size_t n;	     /* users (or pairs) it is over */
+} pwb_prefs_ci;
+
+typedef struct pwb_prefs_eval_result {
+	size_t n_events;
+	size_t n_users;	       /* users with min_user_events or more */
+	size_t n_users_tested; /* of those, with a test pair */
+	size_t n_users_with_settings;
+	size_t n_population_users; /* users with fewer events */
+	size_t n_anonymous_events; /* lines without a user */
+	size_t n_train_pairs, n_test_pairs, n_ties_dropped;
+	size_t n_unpaired_ratings; /* ratings without a user */
+	pwb_prefs_ci personal, population, explicit_only;
+	size_t curve_k[PWB_PREFS_CURVE_N];
+	pwb_prefs_ci curve[PWB_PREFS_CURVE_N];
+	/* Without any evaluated user: the last test_fraction of the
+	 * anonymous pairs, scored by the population model. */
+	size_t n_anonymous_test_pairs;
+	pwb_prefs_ci anonymous_population;
+} pwb_prefs_eval_result;
+
+/* Duplicate events (the same id, or the same user, ts and texts) are
+ * errors naming both lines. */
+pwb_status pwb_prefs_check_duplicates(const pwb_feedback_set *set,
+				      const char *name, pwb_diag *diag);
+
+pwb_status pwb_prefs_evaluate(pwb_prefs_eval_result *res,
+			      const pwb_feedback_set *set, const char *name,
+			      const pwb_prefs_eval_params *p, pwb_diag *diag);
+
+/*
+ * Trains a new model on every event of set, in time order, exactly as the
+ * evaluation trains (ratings paired within a user, every user with a
+ * deviation). res (may be NULL) gets the counts of events and pairs.
+ */
+pwb_status pwb_prefs_train(pwb_prefs_model **out, pwb_prefs_eval_result *res,
+			   const pwb_feedback_set *set, const char *name,
+			   const pwb_prefs_eval_params *p, pwb_diag *diag);
+
 #ifdef __cplusplus
 }
 #endif

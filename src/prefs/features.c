@@ -418,6 +418,14 @@ static void measure(float dims[PWB_PREFS_N_DIMS], const counts *c)
 	dims[PWB_PREFS_EXCLAMATION] = (float)sat((double)c->exclaims, 1);
 }
 
+void pwb__prefs_measure(const char *text, size_t len,
+			float dims[PWB_PREFS_N_DIMS])
+{
+	counts c;
+	count_text(&c, (const unsigned char *)text, len);
+	measure(dims, &c);
+}
+
 /* ---- hashed word n-grams ----
  *
  * Words here are maximal runs of ASCII letters and digits and bytes >=

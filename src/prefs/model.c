@@ -463,6 +463,14 @@ pwb_status pwb_prefs_update_pair(pwb_prefs_model *m, const char *user,
 				 const pwb_prefs_features *rejected,
 				 const pwb_prefs_bounds *b)
 {
+	return pwb__prefs_update(m, user, chosen, rejected, b, true);
+}
+
+pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
+			     const pwb_prefs_features *chosen,
+			     const pwb_prefs_features *rejected,
+			     const pwb_prefs_bounds *b, bool update_pop)
+{
 	if (!m || !chosen || !rejected)
 		return PWB_EINVAL;
 	if (!b)
@@ -537,8 +545,9 @@ pwb_status pwb_prefs_update_pair(pwb_prefs_model *m, const char *user,
 		    m->pop[i].w + (d ? d->w : 0) >= 0)
 			continue;
 		pwb__ftrl *w0 = &m->pop[i];
-		ftrl(&w0->w, &w0->z, &w0->n, g, pp->pop_lr, pp->beta,
-		     pp->pop_l1, pp->pop_l2);
+		if (update_pop)
+			ftrl(&w0->w, &w0->z, &w0->n, g, pp->pop_lr, pp->beta,
+			     pp->pop_l1, pp->pop_l2);
 		if (d && !targeted(b, i))
 			ftrl(&d->w, &d->z, &d->n, g, pp->user_lr, pp->beta,
 			     pp->user_l1, pp->user_l2);

@@ -57,5 +57,15 @@ pwb__prefs_user *pwb__prefs_find(const pwb_prefs_model *m, const char *id);
 /* Finds or adds the user; NULL when out of memory or the id is too long. */
 pwb__prefs_user *pwb__prefs_add(pwb_prefs_model *m, const char *id);
 bool pwb__prefs_params_ok(const pwb_prefs_params *p);
+/* pwb_prefs_update_pair, optionally leaving w0 as it is (the learning
+ * curve of the evaluation replays a user's first events against a fixed
+ * population model). */
+pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
+			     const pwb_prefs_features *chosen,
+			     const pwb_prefs_features *rejected,
+			     const pwb_prefs_bounds *b, bool update_pop);
+/* The measured dimensions of a text alone. */
+void pwb__prefs_measure(const char *text, size_t len,
+			float dims[PWB_PREFS_N_DIMS]);
 
 #endif
