@@ -150,5 +150,9 @@ pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
 int cli_policy(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bounds(int argc, char **argv);
+int cli_prefs(int argc, char **argv);
+int cli_simulate(int argc, char **argv);
+/* `pwb eval prefs` (prefs.c), dispatched from eval.c. */
+int cli_eval_prefs(cli_args *a);
 
 #endif

@@ -15,6 +15,9 @@ static const char usage[] =
     "  policy explain ...       the same, as readable text with provenance\n"
     "  bounds check ... TEXT    check a text: categories, verdict, refusal\n"
     "  eval bounds ...          blocking quality on labelled texts (JSONL)\n"
+    "  eval prefs ...           preference accuracy on feedback (JSONL)\n"
+    "  prefs train|explain|reset  learn, explain and reset preferences\n"
+    "  simulate prefs ...       simulated users' feedback, for trying it\n"
     "\n"
     "Options:\n"
     "  -h, --help               show this help (also after any command)\n"
@@ -44,6 +47,10 @@ int main(int argc, char **argv)
 		return cli_bounds(argc - 1, argv + 1);
 	if (!strcmp(cmd, "eval"))
 		return cli_eval(argc - 1, argv + 1);
+	if (!strcmp(cmd, "prefs"))
+		return cli_prefs(argc - 1, argv + 1);
+	if (!strcmp(cmd, "simulate"))
+		return cli_simulate(argc - 1, argv + 1);
 	fprintf(stderr, "pwb: unknown command '%s'\nTry 'pwb --help'.\n", cmd);
 	return CLI_USAGE;
 }
