@@ -277,7 +277,7 @@ static int cmd_explain(cli_args *a)
 		json_t *o = json_object(), *d = json_object();
 		json_object_set_new(o, "user", json_string(user));
 		json_object_set_new(
-		    o, "events",
+		    o, "updates",
 		    json_integer((json_int_t)pwb_prefs_user_events(m, user)));
 		json_object_set_new(o, "explanation", json_string(text));
 		for (int k = 0; k < PWB_PREFS_N_DIMS; k++)
