@@ -7,8 +7,9 @@
 # instruments the library, so that libFuzzer sees its edges). Each fuzzer
 # found there (fuzz_policy, fuzz_cond, fuzz_linear, fuzz_feedback,
 # fuzz_prefs_model) runs RUNS inputs (default 20000, and at most 60
-# seconds) starting from a copy of its seed corpus in corpus/NAME, with its dictionary NAME.dict where there is one. Everything
-# is written under a temporary folder, never into the source tree.
+# seconds) starting from a copy of its seed corpus in corpus/NAME, with
+# its dictionary NAME.dict where there is one. Everything is written
+# under a temporary folder, never into the source tree.
 #
 # Prints one line per fuzzer and exits 1 when any of them crashed, leaked,
 # hung or broke an invariant; the reproducer and the log are then kept in a
