@@ -149,7 +149,7 @@ int pwb_prefs_dim_find(const char *name);
 /* Limits of the feature vector. */
 #define PWB_PREFS_MAX_CATEGORIES 64
 #define PWB_PREFS_MAX_EMBED 256
-#define PWB_PREFS_MAX_NGRAMS 128
+#define PWB_PREFS_MAX_NGRAMS 64
 
 /*
  * The features of one response, laid out for one model (its number of

@@ -12,6 +12,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+static uint64_t mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
 /* ---- parameters and the model ---- */
 
 pwb_prefs_params pwb_prefs_default_params(void)
@@ -92,7 +102,10 @@ pwb_status pwb_prefs_model_new(pwb_prefs_model **out,
 	m->pop = pwb__calloc(m->dim, sizeof(*m->pop));
 	m->n_slots = 16;
 	m->slots = pwb__calloc(m->n_slots, sizeof(*m->slots));
-	if (!m->pop || !m->slots)
+	size_t ns = p.max_user_weights + 2 * PWB__PREFS_MAXF;
+	m->scratch = pwb__malloc(ns * sizeof(*m->scratch));
+	m->scratch_keys = pwb__malloc(ns * sizeof(*m->scratch_keys));
+	if (!m->pop || !m->slots || !m->scratch || !m->scratch_keys)
 		goto fail;
 	*out = m;
 	return PWB_OK;
@@ -122,6 +135,8 @@ void pwb_prefs_model_free(pwb_prefs_model *m)
 			free(m->cat_ids[k]);
 	free(m->cat_ids);
 	free(m->pop);
+	free(m->scratch);
+	free(m->scratch_keys);
 	free(m);
 }
 
@@ -346,24 +361,22 @@ void pwb_prefs_score(const pwb_prefs_model *m, const char *user,
 
 /* ---- updates ---- */
 
-static inline void ftrl(float *w, float *z, float *n, double g, double lr,
+static inline void ftrl(float *w, float *z, float *q, double g, double inv_lr,
 			double beta, double l1, double l2)
 {
-	double n0 = *n, n1 = n0 + g * g;
-	double sigma = (sqrt(n1) - sqrt(n0)) / lr;
+	double q0 = *q, q1 = sqrt(q0 * q0 + g * g);
+	double sigma = (q1 - q0) * inv_lr;
 	double zz = *z + g - sigma * *w;
 	*z = (float)zz;
-	*n = (float)n1;
+	*q = (float)q1;
 	if (fabs(zz) <= l1)
 		*w = 0;
 	else
 		*w = (float)(-(zz - copysign(l1, zz)) /
-			     ((beta + sqrt(n1)) / lr + l2));
+			     ((beta + q1) * inv_lr + l2));
 }
 
-#define MAXF                                                                   \
-	(PWB_PREFS_N_DIMS + PWB_PREFS_MAX_CATEGORIES + PWB_PREFS_MAX_EMBED +   \
-	 PWB_PREFS_MAX_NGRAMS)
+#define MAXF PWB__PREFS_MAXF
 
 /* x = a − b over sorted sparse vectors; returns its length. */
 static uint32_t diff(const pwb_prefs_features *a, const pwb_prefs_features *b,
@@ -488,31 +501,51 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 		if (!(u = pwb__prefs_add(m, user)))
 			return PWB_ENOMEM;
 	}
+	/* Which coordinates of x are new to the user and enter Δ_u: every
+	 * dimension, category and embedding coordinate (but targeted
+	 * dimensions, which Δ_u does not learn), and an n-gram coordinate
+	 * with probability 1/8, decided by a hash of the user, the
+	 * coordinate and the user's event count (reproducible). */
+	uint8_t add[2 * MAXF];
+	uint32_t n_new = 0;
+	if (u) {
+		uint64_t uh = pwb__fnv1a(PWB__FNV_INIT, u->id, strlen(u->id)) ^
+			      (u->events * 0x9e3779b97f4a7c15ULL);
+		uint32_t j = 0;
+		for (uint32_t k = 0; k < nx; k++) {
+			uint32_t i = xi[k];
+			while (j < u->n && u->e[j].idx < i)
+				j++;
+			bool has = j < u->n && u->e[j].idx == i;
+			bool in;
+			if (has)
+				in = false;
+			else if (i < m->base)
+				in = !targeted(b, i);
+			else
+				in = (mix64(uh ^ ((uint64_t)i << 20)) >>
+				      (64 - PWB__PREFS_INCLUSION_BITS)) == 0;
+			add[k] = in;
+			n_new += in;
+		}
+	}
 	/* Room for the merged entries before anything changes, so that a
 	 * failed allocation leaves the model as it was. */
 	uint32_t cap = (uint32_t)m->p.max_user_weights;
-	pwb__prefs_entry *merged = NULL;
-	float *keys = NULL;
+	pwb__prefs_entry *merged = m->scratch;
 	if (u) {
-		size_t need = (size_t)u->n + nx;
-		merged = pwb__malloc(need * sizeof(*merged));
-		keys = pwb__malloc(need * sizeof(*keys));
+		size_t need = (size_t)u->n + n_new;
 		uint32_t want = need < cap ? (uint32_t)need : cap;
-		if (want > u->cap && merged && keys) {
+		if (want > u->cap) {
 			uint32_t c = (want + 15) & ~15u;
 			if (c > cap)
 				c = cap;
 			pwb__prefs_entry *e =
 			    pwb__realloc(u->e, (size_t)c * sizeof(*e));
-			if (e) {
-				u->e = e;
-				u->cap = c;
-			}
-		}
-		if (!merged || !keys || u->cap < want) {
-			free(merged);
-			free(keys);
-			return PWB_ENOMEM;
+			if (!e)
+				return PWB_ENOMEM;
+			u->e = e;
+			u->cap = c;
 		}
 	}
 
@@ -524,20 +557,22 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 	double gs = p - 1;
 
 	const pwb_prefs_params *pp = &m->p;
+	double inv_pop = 1 / pp->pop_lr, inv_user = 1 / pp->user_lr;
 	uint32_t j = 0, out = 0, un = u ? u->n : 0;
 	for (uint32_t k = 0; k < nx; k++) {
 		uint32_t i = xi[k];
 		double g = gs * xv[k];
-		if (u)
-			while (j < un && u->e[j].idx < i)
-				merged[out++] = u->e[j++];
 		pwb__prefs_entry *d = NULL;
 		if (u) {
-			if (j < un && u->e[j].idx == i)
+			while (j < un && u->e[j].idx < i)
+				merged[out++] = u->e[j++];
+			if (j < un && u->e[j].idx == i) {
 				merged[out] = u->e[j++];
-			else
+				d = &merged[out++];
+			} else if (add[k]) {
 				merged[out] = (pwb__prefs_entry){i, 0, 0, 0};
-			d = &merged[out++];
+				d = &merged[out++];
+			}
 		}
 		/* Bounded learning: never push the weight of a category that
 		 * is not on above 0. */
@@ -546,22 +581,20 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 			continue;
 		pwb__ftrl *w0 = &m->pop[i];
 		if (update_pop)
-			ftrl(&w0->w, &w0->z, &w0->n, g, pp->pop_lr, pp->beta,
+			ftrl(&w0->w, &w0->z, &w0->n, g, inv_pop, pp->beta,
 			     pp->pop_l1, pp->pop_l2);
 		if (d && !targeted(b, i))
-			ftrl(&d->w, &d->z, &d->n, g, pp->user_lr, pp->beta,
+			ftrl(&d->w, &d->z, &d->n, g, inv_user, pp->beta,
 			     pp->user_l1, pp->user_l2);
 	}
 	if (u) {
 		while (j < un)
 			merged[out++] = u->e[j++];
-		out = evict(m, merged, out, cap, keys);
+		out = evict(m, merged, out, cap, m->scratch_keys);
 		memcpy(u->e, merged, (size_t)out * sizeof(*merged));
 		u->n = out;
 		u->events++;
 	}
-	free(merged);
-	free(keys);
 	return PWB_OK;
 }
 

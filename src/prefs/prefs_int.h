@@ -15,7 +15,9 @@
 #define PWB__PREFS_MAX_USER_WEIGHTS 4096u
 #define PWB__PREFS_MAX_USER_ID 256u
 
-/* One coordinate of an FTRL-Proximal model: the weight and its state. */
+/* One coordinate of an FTRL-Proximal model: the weight w, the state z,
+ * and n, the square root of the sum of the squared gradients (kept as
+ * the root so that an update takes one square root, not two). */
 typedef struct pwb__ftrl {
 	float w, z, n;
 } pwb__ftrl;
@@ -44,7 +46,19 @@ struct pwb_prefs_model {
 	 * reset (their entries emptied), never removed. */
 	pwb__prefs_user **slots;
 	size_t n_slots, n_users;
+	/* Room for one update's merged entries (a model is updated by one
+	 * thread at a time): max_user_weights + 2 PWB__PREFS_MAXF. */
+	pwb__prefs_entry *scratch;
+	float *scratch_keys;
 };
+
+/* Non-zeros of one feature vector, at most. */
+#define PWB__PREFS_MAXF                                                        \
+	(PWB_PREFS_N_DIMS + PWB_PREFS_MAX_CATEGORIES + PWB_PREFS_MAX_EMBED +   \
+	 PWB_PREFS_MAX_NGRAMS)
+/* New n-gram coordinates enter a user's deviation with probability
+ * 1/2^PWB__PREFS_INCLUSION_BITS (probabilistic feature inclusion). */
+#define PWB__PREFS_INCLUSION_BITS 3
 
 /* Index of the first category and embedding feature. */
 #define PWB__PREFS_CAT0 ((uint32_t)PWB_PREFS_N_DIMS)
