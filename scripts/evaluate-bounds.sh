@@ -26,15 +26,17 @@ done
 model=$build/models/moderation.pwbm
 "$pwb" bounds train --data "$build/eval/openai-moderation.jsonl" \
 	--out "$model" --policies policies --seed 1
-for set in hatecheck ailuminate; do
-	for m in lexicons model; do
-		extra=()
-		[ "$m" = model ] && extra=(--model "$model")
-		echo "== $set, $m, org acme-tutor"
-		"$pwb" eval bounds --policies policies --org acme-tutor \
-			--data "$build/eval/$set.jsonl" ${extra[@]+"${extra[@]}"} \
-			--json | tee "$build/eval/$set-$m.json"
-	done
+# The model is trained on OpenAI moderation, so only the lexicons are
+# evaluated there.
+for run in hatecheck:lexicons hatecheck:model ailuminate:lexicons \
+	ailuminate:model openai-moderation:lexicons; do
+	set=${run%%:*} m=${run#*:}
+	extra=()
+	[ "$m" = model ] && extra=(--model "$model")
+	echo "== $set, $m, org acme-tutor"
+	"$pwb" eval bounds --policies policies --org acme-tutor \
+		--data "$build/eval/$set.jsonl" ${extra[@]+"${extra[@]}"} \
+		--json | tee "$build/eval/$set-$m.json"
 done
 python3 - "$build/eval" <<'PY'
 import json, sys
@@ -47,5 +49,21 @@ print("hatecheck: hate recall with the model %.3f (lexicons alone %.3f); "
       "block rate %.3f vs %.3f: %s" % (recall,
       lex["categories"]["hate"]["recall"], mod["block_rate_unsafe"],
       lex["block_rate_unsafe"], "ok" if ok else "FAIL"))
+# As HateCheck's paper counts: hate detection alone, accuracy on the
+# hateful and on the non-hateful cases (from the category's P and R).
+for name, r in (("lexicons", lex), ("lexicons + model", mod)):
+    h = r["categories"]["hate"]
+    tp = round(h["recall"] * r["n_unsafe"])
+    fp = round(tp / h["precision"] - tp) if h["precision"] else 0
+    print("hatecheck, %s: hate detected in %.1f %% of hateful and %.1f %% "
+          "of non-hateful cases; accuracy %.1f %% / %.1f %% / %.1f %% "
+          "(hateful / non-hateful / all)" % (name, 100.0 * tp / r["n_unsafe"],
+          100.0 * fp / r["n_safe"], 100.0 * tp / r["n_unsafe"],
+          100.0 * (r["n_safe"] - fp) / r["n_safe"],
+          100.0 * (tp + r["n_safe"] - fp) / r["n"]))
+om = json.load(open(d + "/openai-moderation-lexicons.json"))
+print("openai-moderation, lexicons: F1 %.3f, false block rate %.3f, "
+      "precision %.3f, recall %.3f" % (om["f1"], om["false_block_rate_safe"],
+      om["precision"], om["block_rate_unsafe"]))
 sys.exit(0 if ok else 1)
 PY

@@ -60,11 +60,32 @@ typedef struct pwb_bounds_params {
 	 * version, written atomically, and recompiled if unreadable.
 	 */
 	const char *cache_dir;
+	/*
+	 * The model scores texts longer than this many bytes also by
+	 * windows of this size, overlapping by half, and keeps the highest
+	 * score, so that one harmful passage in a long text is not diluted
+	 * by the rest (docs/bounds.md). 0: PWB_BOUNDS_LINEAR_WINDOW.
+	 */
+	size_t linear_window;
+	/*
+	 * The guard detector: an LLM judge, off when NULL (the default).
+	 * For categories whose registry entry has a `guard` detector, pwb
+	 * writes the judge's prompt (Llama Guard style: the categories by
+	 * their llama_guard code or id, with descriptions, then the text)
+	 * and reads the answer ("safe", or "unsafe" and a line of codes).
+	 * guard() runs the prompt on an engine and returns the answer in
+	 * *answer (malloc'ed, the library frees it). When it fails, or its
+	 * answer cannot be read, the check fails (PWB_EIO / PWB_EPARSE):
+	 * the caller refuses rather than let an unjudged text through.
+	 */
+	pwb_status (*guard)(void *user, const char *prompt, char **answer);
+	void *guard_user;
 	pwb_log_fn log;
 	void *log_user;
 } pwb_bounds_params;
 
 #define PWB_BOUNDS_MAX_TEXT (10u * 1024 * 1024)
+#define PWB_BOUNDS_LINEAR_WINDOW 1024u
 
 pwb_bounds_params pwb_bounds_default_params(void);
 

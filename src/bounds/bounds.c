@@ -37,6 +37,7 @@ pwb_bounds_params pwb_bounds_default_params(void)
 {
 	pwb_bounds_params bp = {0};
 	bp.max_text_bytes = PWB_BOUNDS_MAX_TEXT;
+	bp.linear_window = PWB_BOUNDS_LINEAR_WINDOW;
 	return bp;
 }
 
@@ -109,6 +110,8 @@ pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
 	b->params = params ? *params : pwb_bounds_default_params();
 	if (!b->params.max_text_bytes)
 		b->params.max_text_bytes = PWB_BOUNDS_MAX_TEXT;
+	if (!b->params.linear_window)
+		b->params.linear_window = PWB_BOUNDS_LINEAR_WINDOW;
 	b->privacy_cat = pwb__find_cat(policy, "privacy");
 	pwb_status rc = PWB_OK;
 	if (b->params.lexicon_dir)
@@ -506,7 +509,7 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 	unsigned char *norm = pwb__malloc(len ? len : 1);
 	sc.entry_seen = pwb__calloc(b->n_entries ? b->n_entries : 1, 1);
 	double *lin = pwb__calloc(p->n_cats ? p->n_cats : 1, sizeof(double));
-	double *mscores = NULL;
+	double *mscores = NULL, *guard = NULL;
 	pwb_decision *d = pwb__calloc(1, sizeof(*d));
 	hs_scratch_t *scratch = NULL;
 	if (!norm || !sc.entry_seen || !lin || !d) {
@@ -548,13 +551,37 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 			rc = PWB_ENOMEM;
 			goto out;
 		}
-		pwb__linear_score(b->model, text, len, mscores);
+		pwb__linear_score_windows(b->model, text, len,
+					  b->params.linear_window, mscores);
 		for (size_t i = 0; i < nl; i++)
 			if (b->model_cat[i] >= 0 &&
 			    mscores[i] > lin[b->model_cat[i]])
 				lin[b->model_cat[i]] = mscores[i];
 	}
-	/* Per category: lexicon noisy-or, PII, linear. */
+	if (pwb__guard_wanted(b)) {
+		char *prompt = NULL, *answer = NULL;
+		if (!(guard = pwb__calloc(p->n_cats, sizeof(double))) ||
+		    pwb__guard_prompt(b, role, text, len, &prompt)) {
+			rc = PWB_ENOMEM;
+			goto out;
+		}
+		pwb_status gs =
+		    b->params.guard(b->params.guard_user, prompt, &answer);
+		free(prompt);
+		if (gs || !answer) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "the guard judge failed: %s",
+				     pwb_status_str(gs ? gs : PWB_EIO));
+			free(answer);
+			rc = PWB_EIO;
+			goto out;
+		}
+		rc = pwb__guard_read(b, answer, guard, diag);
+		free(answer);
+		if (rc)
+			goto out;
+	}
+	/* Per category: lexicon noisy-or, PII, linear, guard. */
 	size_t n = p->n_cats;
 	d->n_cats = n;
 	d->cats = pwb__arena_alloc(&d->arena, (n ? n : 1) * sizeof(*d->cats));
@@ -593,6 +620,9 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		used[PWB__DET_PII] = rc_->has_detector[PWB__DET_PII];
 		scores[PWB__DET_LINEAR] = lin[c];
 		used[PWB__DET_LINEAR] = lin[c] > 0;
+		scores[PWB__DET_GUARD] = guard ? guard[c] : 0;
+		used[PWB__DET_GUARD] =
+		    guard && rc_->has_detector[PWB__DET_GUARD];
 		bool fired[PWB__DET_N] = {0};
 		double best = -1;
 		for (int k = 0; k < PWB__DET_N; k++) {
@@ -609,20 +639,17 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 				best = rank;
 				cd->score = scores[k];
 				cd->threshold = th;
-				cd->detector =
-				    scores[k] > 0
-					? (k == PWB__DET_LEXICON ? "lexicon"
-					   : k == PWB__DET_PII	 ? "pii"
-								 : "linear")
-					: NULL;
+				cd->detector = scores[k] > 0
+						   ? pwb__detector_names[k]
+						   : NULL;
 			}
 			cd->detected |= fired[k];
 		}
 		cd->verdict = PWB_VERDICT_ALLOW;
 		if (cd->detected) {
-			bool only_pii = fired[PWB__DET_PII] &&
-					!fired[PWB__DET_LEXICON] &&
-					!fired[PWB__DET_LINEAR];
+			bool only_pii =
+			    fired[PWB__DET_PII] && !fired[PWB__DET_LEXICON] &&
+			    !fired[PWB__DET_LINEAR] && !fired[PWB__DET_GUARD];
 			if (!(cd->permission != PWB_FORBID && cd->active))
 				cd->verdict = only_pii ? PWB_VERDICT_REDACT
 						       : PWB_VERDICT_BLOCK;
@@ -706,6 +733,7 @@ out:
 	free(sc.pii);
 	free(lin);
 	free(mscores);
+	free(guard);
 	if (rc) {
 		pwb_decision_free(d);
 		return rc;

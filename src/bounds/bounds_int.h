@@ -56,6 +56,15 @@ struct pwb_bounds {
 	int privacy_cat; /* registry index of "privacy", or -1 */
 };
 
+/* The guard detector (guard.c): whether to ask the judge at all (a judge
+ * is set and some category has a guard detector), its prompt, and the
+ * reading of its answer into a score per registry category. */
+bool pwb__guard_wanted(const pwb_bounds *b);
+pwb_status pwb__guard_prompt(const pwb_bounds *b, pwb_role role,
+			     const char *text, size_t len, char **out);
+pwb_status pwb__guard_read(const pwb_bounds *b, const char *answer,
+			   double *scores, pwb_diag *diag);
+
 /* Reads every <lang>.tsv of dir into b->entries (errors to diag). */
 pwb_status pwb__lexicon_load(pwb_bounds *b, const char *dir, pwb_diag *diag);
 /* Compiles the lexicon entries and the PII patterns into b->db. */

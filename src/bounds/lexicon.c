@@ -236,6 +236,7 @@ static char *entry_regex(const pwb__lex_entry *e)
 /* ---- the compiled database, kept between runs ---- */
 
 #define PWB__HS_CACHE_MAX (512u * 1024 * 1024)
+#define PWB__HS_MODE HS_MODE_BLOCK
 
 static void cache_path(char *out, size_t size, const char *dir,
 		       const char *const *pats, const unsigned *flags, size_t n)
@@ -247,6 +248,9 @@ static void cache_path(char *out, size_t size, const char *dir,
 	const char *ver = hs_version();
 	crypto_generichash_update(&hs, (const unsigned char *)ver,
 				  strlen(ver) + 1);
+	unsigned mode = PWB__HS_MODE;
+	crypto_generichash_update(&hs, (const unsigned char *)&mode,
+				  sizeof(mode));
 	for (size_t i = 0; i < n; i++) {
 		crypto_generichash_update(&hs, (const unsigned char *)pats[i],
 					  strlen(pats[i]) + 1);
@@ -348,7 +352,7 @@ pwb_status pwb__lexicon_compile(pwb_bounds *b, pwb_diag *diag)
 		goto scratch;
 	hs_compile_error_t *err = NULL;
 	if (hs_compile_multi((const char *const *)pats, flags, ids, (unsigned)n,
-			     HS_MODE_BLOCK, NULL, &b->db, &err) != HS_SUCCESS) {
+			     PWB__HS_MODE, NULL, &b->db, &err) != HS_SUCCESS) {
 		int bad = err ? err->expression : -1;
 		if (bad >= 0 && (size_t)bad < b->n_entries) {
 			const pwb__lex_entry *e = &b->entries[bad];

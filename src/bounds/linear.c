@@ -369,6 +369,58 @@ void pwb__linear_score(const pwb__linear *m, const char *text, size_t len,
 		scores[l] = sigmoid(scores[l]);
 }
 
+/* The end of a window that starts at `start`: `window` bytes on, moved
+ * back to just after a space when one is near, never inside a UTF-8
+ * sequence. */
+static size_t window_end(const char *t, size_t len, size_t start,
+			 size_t window)
+{
+	if (len - start <= window)
+		return len;
+	size_t end = start + window;
+	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && end - k > start;
+	     k++)
+		if (t[end - k - 1] == ' ' || t[end - k - 1] == '\n')
+			return end - k;
+	while (end > start + 1 && ((unsigned char)t[end] & 0xc0) == 0x80)
+		end--;
+	return end;
+}
+
+/* The start of the next window: half a window on, after a space when one
+ * is near, never inside a UTF-8 sequence. */
+static size_t window_next(const char *t, size_t len, size_t start,
+			  size_t window)
+{
+	size_t next = start + window / 2;
+	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && next + k < len;
+	     k++)
+		if (t[next + k] == ' ' || t[next + k] == '\n')
+			return next + k + 1;
+	while (next < len && ((unsigned char)t[next] & 0xc0) == 0x80)
+		next++;
+	return next;
+}
+
+void pwb__linear_score_windows(const pwb__linear *m, const char *text,
+			       size_t len, size_t window, double *scores)
+{
+	pwb__linear_score(m, text, len, scores);
+	if (!text || window < 2 * PWB__LINEAR_WINDOW_SLACK || len <= window)
+		return;
+	double w[LIN_MAX_LABELS];
+	for (size_t start = 0; start < len;) {
+		size_t end = window_end(text, len, start, window);
+		pwb__linear_score(m, text + start, end - start, w);
+		for (size_t l = 0; l < m->n_labels; l++)
+			if (w[l] > scores[l])
+				scores[l] = w[l];
+		if (end == len)
+			break;
+		start = window_next(text, len, start, window);
+	}
+}
+
 /* ---- training ---- */
 
 pwb__linear_params pwb__linear_default_params(void)

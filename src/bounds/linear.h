@@ -60,6 +60,17 @@ void pwb__linear_score(const pwb__linear *m, const char *text, size_t len,
 		       double *scores);
 
 /*
+ * The same, for long texts: the most of the whole text's score and the
+ * scores of windows of about `window` bytes that overlap by half (cut at
+ * spaces where one is within PWB__LINEAR_WINDOW_SLACK bytes), so that one
+ * harmful paragraph in a long text is not diluted by the rest. Texts of at
+ * most `window` bytes score as with pwb__linear_score.
+ */
+#define PWB__LINEAR_WINDOW_SLACK 64
+void pwb__linear_score_windows(const pwb__linear *m, const char *text,
+			       size_t len, size_t window, double *scores);
+
+/*
  * Saves atomically (a temporary file, fsync, rename): a crash never leaves
  * a half-written model at path. err gets a reason on failure.
  */

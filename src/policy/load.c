@@ -325,8 +325,8 @@ static pwb_status read_yaml(pwb_policy *p, int f, const char *path, char **data,
 
 /* ---- the registry ---- */
 
-static const char *const detector_names[PWB__DET_N] = {"lexicon", "pii",
-						       "linear", "guard"};
+const char *const pwb__detector_names[PWB__DET_N] = {"lexicon", "pii", "linear",
+						     "guard"};
 
 static bool valid_id(const char *s, bool dots)
 {
@@ -450,11 +450,12 @@ static pwb_status reg_cats(loader *ld, const pwb__ynode *map)
 				const pwb__ynode *dk = n->keys[j];
 				int d = 0;
 				while (d < PWB__DET_N &&
-				       strcmp(dk->text, detector_names[d]) != 0)
+				       strcmp(dk->text,
+					      pwb__detector_names[d]) != 0)
 					d++;
 				if (d == PWB__DET_N) {
 					pwb__hint sg = pwb__hint_for(
-					    dk->text, detector_names,
+					    dk->text, pwb__detector_names,
 					    PWB__DET_N);
 					err_at(ld, dk,
 					       "unknown detector '%s'%s",

@@ -38,6 +38,9 @@ enum {
 	PWB__DET_GUARD,
 	PWB__DET_N
 };
+/* "lexicon", "pii", "linear", "guard": as the registry and decisions
+ * name them. */
+extern const char *const pwb__detector_names[PWB__DET_N];
 
 typedef struct pwb__reg_cat {
 	char *id;

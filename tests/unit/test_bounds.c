@@ -48,7 +48,9 @@ static int setup(void **state)
 	      "registry: test\n"
 	      "attributes:\n  user.age: {type: number}\n"
 	      "categories:\n"
-	      "  hate: {detectors: {lexicon: {threshold: 0.5}}}\n"
+	      "  hate: {description: \"Hateful content.\", llama_guard: S10,\n"
+	      "         detectors: {lexicon: {threshold: 0.5}, guard: "
+	      "{threshold: 0.5}}}\n"
 	      "  profanity: {detectors: {lexicon: {threshold: 0.5}}}\n"
 	      "  privacy: {detectors: {pii: {threshold: 0.5}}}\n"
 	      "dimensions:\n  language: {type: enum, default: en}\n");
@@ -84,6 +86,9 @@ typedef struct fixture {
 	pwb_effective *e;
 } fixture;
 
+/* The judge of the guard detector in the next open_fixture(), if any. */
+static pwb_status (*fixture_guard)(void *, const char *, char **);
+
 static void open_fixture(fixture *fx, const pwb_settings *s, size_t cap)
 {
 	pwb_diag d;
@@ -95,6 +100,7 @@ static void open_fixture(fixture *fx, const pwb_settings *s, size_t cap)
 	bp.lexicon_dir = lex;
 	if (cap)
 		bp.max_text_bytes = cap;
+	bp.guard = fixture_guard;
 	assert_int_equal(pwb_bounds_new(&fx->b, fx->p, &bp, &d), PWB_OK);
 	assert_int_equal(pwb_bounds_n_lexicon_entries(fx->b), 3);
 	pwb_resolve_params rp = {"o", NULL, 0, s, NULL};
@@ -255,10 +261,93 @@ static void test_lexicon_errors(void **state)
 	pwb_policy_free(p);
 }
 
+/* A judge that keeps the prompt it was given and answers guard_answer. */
+static char *guard_prompt;
+static const char *guard_answer;
+
+static pwb_status judge(void *user, const char *prompt, char **answer)
+{
+	(void)user;
+	free(guard_prompt);
+	guard_prompt = strdup(prompt);
+	if (!guard_answer)
+		return PWB_EIO; /* the engine is down */
+	*answer = strdup(guard_answer);
+	return PWB_OK;
+}
+
+static void test_guard(void **state)
+{
+	(void)state;
+	fixture fx;
+	fixture_guard = judge;
+	open_fixture(&fx, NULL, 0);
+	fixture_guard = NULL;
+	const char *t = "a text no lexicon knows";
+
+	guard_answer = "safe";
+	pwb_decision *d = check(&fx, t, strlen(t));
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_ALLOW);
+	assert_false(cat(d, "hate")->detected);
+	pwb_decision_free(d);
+	/* The prompt lists the guard's categories, by code, and the text. */
+	assert_non_null(strstr(guard_prompt, "S10: Hateful content.\n"));
+	assert_null(strstr(guard_prompt, "profanity"));
+	assert_non_null(strstr(guard_prompt, "User: a text no lexicon knows"));
+	assert_non_null(strstr(guard_prompt, "'safe' or 'unsafe'"));
+
+	static const char *const unsafe[] = {
+	    "unsafe\nS10", " UNSAFE \r\n s9, S10 ", "unsafe", "unsafe\nS99"};
+	for (size_t i = 0; i < sizeof(unsafe) / sizeof(unsafe[0]); i++) {
+		guard_answer = unsafe[i];
+		d = check(&fx, t, strlen(t));
+		const pwb_cat_decision *h = cat(d, "hate");
+		assert_true(h->detected);
+		assert_string_equal(h->detector, "guard");
+		assert_true(h->score == 1.0 && h->threshold == 0.5);
+		/* hate is forbidden by law l */
+		assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_BLOCK);
+		pwb_decision_free(d);
+	}
+
+	/* A response is judged as the agent's turn. */
+	guard_answer = "safe";
+	assert_int_equal(pwb_bounds_check(&d, fx.b, fx.e, PWB_ROLE_RESPONSE, t,
+					  strlen(t), NULL),
+			 PWB_OK);
+	pwb_decision_free(d);
+	assert_non_null(strstr(guard_prompt, "Agent: a text"));
+
+	/* An unreadable answer or a failed judge fails the check. */
+	pwb_diag dg;
+	pwb_diag_init(&dg);
+	guard_answer = "I cannot say";
+	d = (pwb_decision *)1;
+	assert_int_equal(pwb_bounds_check(&d, fx.b, fx.e, PWB_ROLE_PROMPT, t,
+					  strlen(t), &dg),
+			 PWB_EPARSE);
+	assert_null(d);
+	char msg[512];
+	pwb_diag_format(&dg.entries[0], msg, sizeof(msg));
+	assert_non_null(strstr(msg, "answered 'I cannot say'"));
+	pwb_diag_clear(&dg);
+	guard_answer = NULL;
+	assert_int_equal(pwb_bounds_check(&d, fx.b, fx.e, PWB_ROLE_PROMPT, t,
+					  strlen(t), &dg),
+			 PWB_EIO);
+	pwb_diag_format(&dg.entries[0], msg, sizeof(msg));
+	assert_non_null(strstr(msg, "the guard judge failed"));
+	pwb_diag_release(&dg);
+	free(guard_prompt);
+	guard_prompt = NULL;
+	close_fixture(&fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_tiers_and_refusal),
+	    cmocka_unit_test(test_guard),
 	    cmocka_unit_test(test_bytes),
 	    cmocka_unit_test(test_lexicon_errors),
 	};

@@ -324,6 +324,46 @@ static void test_train_synthetic(void **state)
 	assert_true(s[0] < 0.5 && s[1] < 0.5);
 	pwb__linear_score(m, "", 0, s);
 	assert_true(s[0] >= 0 && s[0] <= 1 && s[1] >= 0 && s[1] <= 1);
+
+	/* One label_a sentence in 8 KB of plain text: diluted over the
+	 * whole text, found by windows about as long as the training
+	 * texts. */
+	pwb__buf b;
+	pwb__buf_init(&b, 0);
+	for (int i = 0; i < 80; i++)
+		pwb__buf_adds(&b, "the coffee tastes good and caf\xc3\xa9 "
+				  "weather is fine today. ");
+	pwb__buf_adds(&b, "our zorblax arrived in the morning. ");
+	for (int i = 0; i < 80; i++)
+		pwb__buf_adds(&b, "the coffee tastes good and caf\xc3\xa9 "
+				  "weather is fine today. ");
+	assert_int_equal(b.err, PWB_OK);
+	double w[2];
+	pwb__linear_score(m, b.s, b.len, s);
+	pwb__linear_score_windows(m, b.s, b.len, 160, w);
+	print_message("8 KB with one label_a sentence: whole %.3f, windows "
+		      "%.3f\n",
+		      s[0], w[0]);
+	assert_true(s[0] < 0.5);
+	assert_true(w[0] > 0.5);
+	assert_true(w[1] < 0.5);
+	assert_true(w[0] >= s[0] && w[1] >= s[1]);
+	/* Short texts, and windows too small to cut, score as a whole. */
+	pwb__linear_score_windows(m, t, strlen(t), 1024, w);
+	pwb__linear_score(m, t, strlen(t), s);
+	assert_true(w[0] == s[0] && w[1] == s[1]);
+	pwb__linear_score_windows(m, b.s, b.len, 16, w);
+	pwb__linear_score(m, b.s, b.len, s);
+	assert_true(w[0] == s[0] && w[1] == s[1]);
+	/* Without spaces to cut at, and with multibyte text, every window
+	 * size gives scores in [0, 1] (ASan checks the cuts). */
+	for (size_t i = 0; i < 3000; i++)
+		pwb__buf_adds(&b, i % 3 ? "\xc3\xa9" : "\xe2\x82\xac");
+	for (size_t win = 128; win < 3000; win += 97) {
+		pwb__linear_score_windows(m, b.s, b.len, win, w);
+		assert_true(w[0] >= 0 && w[0] <= 1 && w[1] >= 0 && w[1] <= 1);
+	}
+	pwb__buf_release(&b);
 	pwb__linear_free(m);
 	free_dataset(&d);
 }
