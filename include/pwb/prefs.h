@@ -248,7 +248,7 @@ void pwb_prefs_score(const pwb_prefs_model *m, const char *user,
 /* Users with a deviation, and per-user state. */
 size_t pwb_prefs_n_users(const pwb_prefs_model *m);
 bool pwb_prefs_has_user(const pwb_prefs_model *m, const char *user);
-/* Events the user has given, and the non-zeros of Δ_u. */
+/* The updates (pairs) learnt from the user, and the non-zeros of Δ_u. */
 uint64_t pwb_prefs_user_events(const pwb_prefs_model *m, const char *user);
 size_t pwb_prefs_user_nnz(const pwb_prefs_model *m, const char *user);
 /* Heap bytes held for the user (entries, id, bookkeeping). */
