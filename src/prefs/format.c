@@ -20,8 +20,10 @@
  *
  * An entry is uint32 index + float32 w, z, n; entries are in strictly
  * increasing index order. A user record is uint32 id length (1-256) +
- * the id, uint64 events, uint32 count, then entries. The population
- * stores only coordinates that have seen a gradient (n > 0).
+ * the id, uint64 updates, uint32 count, then entries; users are in
+ * increasing bytewise order of id, so that a model has exactly one byte
+ * form. The population stores only coordinates that have seen a gradient
+ * (n > 0).
  */
 #include "prefs/prefs_int.h"
 
@@ -143,7 +145,31 @@ static void w_finish(writer *w)
 	w_flush(w);
 }
 
-static void serialise(writer *w, const pwb_prefs_model *m)
+static int cmp_user(const void *a, const void *b)
+{
+	const pwb__prefs_user *x = *(const pwb__prefs_user *const *)a;
+	const pwb__prefs_user *y = *(const pwb__prefs_user *const *)b;
+	return strcmp(x->id, y->id);
+}
+
+/* The users sorted by id, so that a model has one byte form whatever the
+ * history of its table; NULL when out of memory. */
+static const pwb__prefs_user **sorted_users(const pwb_prefs_model *m)
+{
+	const pwb__prefs_user **v =
+	    pwb__malloc((m->n_users ? m->n_users : 1) * sizeof(*v));
+	if (!v)
+		return NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < m->n_slots; i++)
+		if (m->slots[i])
+			v[n++] = m->slots[i];
+	qsort(v, n, sizeof(*v), cmp_user);
+	return v;
+}
+
+static void serialise(writer *w, const pwb_prefs_model *m,
+		      const pwb__prefs_user **users)
 {
 	const pwb_prefs_params *p = &m->p;
 	w_header(w, m, PREF_KIND_MODEL);
@@ -171,9 +197,8 @@ static void serialise(writer *w, const pwb_prefs_model *m)
 		w_f32(w, f->n);
 	}
 	w_u64(w, m->n_users);
-	for (size_t i = 0; i < m->n_slots; i++)
-		if (m->slots[i])
-			w_user(w, m->slots[i]);
+	for (size_t i = 0; i < m->n_users; i++)
+		w_user(w, users[i]);
 	w_finish(w);
 }
 
@@ -199,10 +224,15 @@ pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
 	pwb__buf buf;
 	pwb__buf_init(&buf, 0);
 	writer *w = writer_new(-1, &buf);
-	if (!w)
+	const pwb__prefs_user **users = sorted_users(m);
+	if (!w || !users) {
+		free(w);
+		free(users);
 		return PWB_ENOMEM;
-	serialise(w, m);
+	}
+	serialise(w, m, users);
 	free(w);
+	free(users);
 	if (buf.err || !buf.len) {
 		pwb__buf_release(&buf);
 		return PWB_ENOMEM;
@@ -243,13 +273,14 @@ pwb_status pwb_prefs_user_save_mem(const pwb_prefs_model *m, const char *user,
 typedef struct save_ctx {
 	const pwb_prefs_model *m;
 	writer *w;
+	const pwb__prefs_user **users;
 } save_ctx;
 
 static int save_to_fd(void *user, int fd)
 {
 	save_ctx *c = user;
 	c->w->fd = fd;
-	serialise(c->w, c->m);
+	serialise(c->w, c->m, c->users);
 	return c->w->err;
 }
 
@@ -541,6 +572,7 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			 (unsigned long long)nu);
 		goto out;
 	}
+	const char *prev = NULL;
 	for (uint64_t k = 0; k < nu; k++) {
 		pwb__prefs_user *u = NULL;
 		bool oom = false;
@@ -548,9 +580,10 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			st = oom ? PWB_ENOMEM : PWB_EPARSE;
 			goto out;
 		}
-		if (pwb__prefs_find(m, u->id)) {
+		if (prev && strcmp(prev, u->id) >= 0) {
 			snprintf(r.why, sizeof(r.why),
-				 "user %llu appears twice",
+				 "user %llu is out of order or repeated (users "
+				 "are sorted by id)",
 				 (unsigned long long)k + 1);
 			free(u->id);
 			free(u->e);
@@ -572,6 +605,7 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 		slot->cap = u->cap;
 		slot->e = u->e;
 		free(u);
+		prev = slot->id;
 	}
 	if (r.off != r.len) {
 		snprintf(r.why, sizeof(r.why),

@@ -458,6 +458,30 @@ static void test_save_load(void **state)
 	free(b1);
 	free(b2);
 
+	/* One byte form whatever the table's history: 60 users added in
+	 * one order, loaded back in sorted order, written the same. */
+	pwb_prefs_model *many = new_model();
+	pwb_prefs_features fa, fb;
+	feats(&fa, many, shorts[1], NULL);
+	feats(&fb, many, longs[1], NULL);
+	char uid[16];
+	for (int k = 59; k >= 0; k--) {
+		snprintf(uid, sizeof(uid), "user%d", (k * 37) % 60);
+		assert_int_equal(
+		    pwb_prefs_update_pair(many, uid, &fa, &fb, NULL), PWB_OK);
+	}
+	assert_int_equal(pwb_prefs_save_mem(many, &b1, &l1), PWB_OK);
+	pwb_prefs_model *back = NULL;
+	assert_int_equal(pwb_prefs_load_mem(&back, b1, l1, "many", &d), PWB_OK);
+	assert_int_equal(pwb_prefs_n_users(back), 60);
+	assert_int_equal(pwb_prefs_save_mem(back, &b2, &l2), PWB_OK);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(b1, b2, l1);
+	free(b1);
+	free(b2);
+	pwb_prefs_model_free(many);
+	pwb_prefs_model_free(back);
+
 	/* Saving into a missing folder fails and writes nothing. */
 	char bad_path[600];
 	snprintf(bad_path, sizeof(bad_path), "%s/missing/m.pwbp", dir);
