@@ -292,13 +292,19 @@ pwb_status pwb_prefs_save(const pwb_prefs_model *m, const char *path,
 	if (sodium_init() < 0)
 		return PWB_ENOMEM;
 	writer *w = writer_new(-1, NULL);
-	if (!w)
+	const pwb__prefs_user **users = sorted_users(m);
+	if (!w || !users) {
+		free(w);
+		free(users);
+		pwb_diag_add(diag, path, 0, 0, "out of memory");
 		return PWB_ENOMEM;
+	}
 	char err[512] = "";
-	save_ctx c = {m, w};
+	save_ctx c = {m, w, users};
 	pwb_status rc =
 	    pwb__replace_file(path, save_to_fd, &c, err, sizeof(err));
 	free(w);
+	free(users);
 	if (rc)
 		pwb_diag_add(diag, path, 0, 0, "%s", err);
 	return rc;
@@ -572,7 +578,7 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			 (unsigned long long)nu);
 		goto out;
 	}
-	const char *prev = NULL;
+	const char *prev_id = NULL;
 	for (uint64_t k = 0; k < nu; k++) {
 		pwb__prefs_user *u = NULL;
 		bool oom = false;
@@ -580,7 +586,7 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			st = oom ? PWB_ENOMEM : PWB_EPARSE;
 			goto out;
 		}
-		if (prev && strcmp(prev, u->id) >= 0) {
+		if (prev_id && strcmp(prev_id, u->id) >= 0) {
 			snprintf(r.why, sizeof(r.why),
 				 "user %llu is out of order or repeated (users "
 				 "are sorted by id)",
@@ -605,7 +611,7 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 		slot->cap = u->cap;
 		slot->e = u->e;
 		free(u);
-		prev = slot->id;
+		prev_id = slot->id;
 	}
 	if (r.off != r.len) {
 		snprintf(r.why, sizeof(r.why),
