@@ -558,7 +558,9 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 	for (uint32_t k = 0; k < nz; k++) {
 		uint32_t i = r_u32(&r);
 		float w = r_f32(&r), z = r_f32(&r), n = r_f32(&r);
-		if (i >= m->dim || (k && i <= prev) || !entry_ok(w, z, n)) {
+		/* Only coordinates that saw a gradient are stored. */
+		if (i >= m->dim || (k && i <= prev) || !entry_ok(w, z, n) ||
+		    !(n > 0)) {
 			snprintf(r.why, sizeof(r.why),
 				 "population weight %u is out of order, out "
 				 "of range or not a finite number",
