@@ -189,10 +189,22 @@ static int cmd_train(cli_args *a)
 		cli_print_diag(&diag);
 		rc = CLI_FAIL;
 	} else if (as_json) {
-		printf("{\"events\": %zu, \"users\": %zu, \"train_pairs\": "
-		       "%zu, \"ties_dropped\": %zu, \"model\": \"%s\"}\n",
-		       res.n_events, pwb_prefs_n_users(m), res.n_train_pairs,
-		       res.n_ties_dropped, outp);
+		json_t *o =
+		    json_pack("{s:I, s:I, s:I, s:I, s:s}", "events",
+			      (json_int_t)res.n_events, "users",
+			      (json_int_t)pwb_prefs_n_users(m), "train_pairs",
+			      (json_int_t)res.n_train_pairs, "ties_dropped",
+			      (json_int_t)res.n_ties_dropped, "model", outp);
+		char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		if (!js) {
+			fprintf(stderr, "error: cannot write the counts as "
+					"JSON (is --out valid UTF-8?)\n");
+			rc = CLI_FAIL;
+		} else {
+			printf("%s\n", js);
+			free(js);
+		}
 	} else {
 		printf("trained on %zu events (%zu pairs, %zu ties dropped) "
 		       "from %zu users; wrote %s\n",

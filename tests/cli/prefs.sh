@@ -118,6 +118,11 @@ else fail "eval prefs prints a curve"; fi
 
 run prefs train --data "$tmp/sim.jsonl" --out "$tmp/m.pwbp"
 expect "prefs train" 0 0 "" ""
+run prefs train --data "$tmp/sim.jsonl" --out "$tmp/m2.pwbp" --json
+json_check "prefs train --json" \
+	'd["events"] == 1200 and d["users"] == 40 and d["train_pairs"] > 1000'
+if cmp -s "$tmp/m.pwbp" "$tmp/m2.pwbp"; then ok "training is deterministic"
+else fail "training is deterministic"; fi
 run prefs explain --model "$tmp/m.pwbp" --user u00003
 expect "prefs explain" 0 0 "" ""
 if grep -q "^u00003: you prefer " "$tmp/out"; then ok "explain in words"
