@@ -155,7 +155,7 @@ int pwb_prefs_dim_find(const char *name);
  * The features of one response, laid out for one model (its number of
  * categories, embedding size and hash bits): a sparse vector sorted by
  * index, plus the raw dimension values for the target penalty. Plain
- * data, about 4 KiB: callers keep it on the stack or in their own arrays.
+ * data, about 3 KiB: callers keep it on the stack or in their own arrays.
  */
 typedef struct pwb_prefs_features {
 	float dims[PWB_PREFS_N_DIMS];

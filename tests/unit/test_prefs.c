@@ -665,6 +665,53 @@ static void test_eval_split_and_duplicates(void **state)
 	pwb_feedback_free(s);
 }
 
+/*
+ * Learning restrictions: the learner reads no user attributes, so
+ * feedback that carries the rater's attributes (here special categories
+ * a law forbids learning from) trains exactly the same model as the same
+ * feedback without them.
+ */
+static void test_attributes_never_read(void **state)
+{
+	(void)state;
+	void *blob[2];
+	size_t len[2];
+	for (int with = 0; with < 2; with++) {
+		pwb_feedback_set *s = NULL;
+		assert_int_equal(pwb_feedback_set_new(&s), PWB_OK);
+		char buf[1024];
+		for (int k = 0; k < 30; k++) {
+			const char *attrs =
+			    k % 2 ? "{\"religion\": \"x\", \"ethnicity\": "
+				    "\"y\", \"age_band\": \"18-25\"}"
+				  : "{\"religion\": \"z\"}";
+			snprintf(buf, sizeof(buf),
+				 "{\"user\": \"u%d\", \"chosen\": \"%s\", "
+				 "\"rejected\": \"%s\", \"ts\": %d%s%s%s}",
+				 k % 3, shorts[k % 5], longs[(k + 2) % 5], k,
+				 with ? ", \"rater\": {\"role\": \"end_user\", "
+					"\"attributes\": "
+				      : "",
+				 with ? attrs : "", with ? "}" : "");
+			add(s, buf);
+		}
+		if (with)
+			assert_non_null(pwb_feedback_get(s, 1)->rater_attrs);
+		pwb_prefs_model *m = NULL;
+		assert_int_equal(pwb_prefs_train(&m, NULL, s, "t", NULL, NULL),
+				 PWB_OK);
+		assert_int_equal(pwb_prefs_n_users(m), 3);
+		assert_int_equal(pwb_prefs_save_mem(m, &blob[with], &len[with]),
+				 PWB_OK);
+		pwb_prefs_model_free(m);
+		pwb_feedback_free(s);
+	}
+	assert_int_equal(len[0], len[1]);
+	assert_memory_equal(blob[0], blob[1], len[0]);
+	free(blob[0]);
+	free(blob[1]);
+}
+
 /* ---- allocation failures ---- */
 
 static void test_alloc_failure_sweep(void **state)
@@ -782,6 +829,7 @@ int main(void)
 	    cmocka_unit_test(test_corrupt),
 	    cmocka_unit_test(test_simulated_users),
 	    cmocka_unit_test(test_eval_split_and_duplicates),
+	    cmocka_unit_test(test_attributes_never_read),
 	    cmocka_unit_test(test_alloc_failure_sweep),
 	    cmocka_unit_test(test_write_fuzz_seeds),
 	};
