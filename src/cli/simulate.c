@@ -47,22 +47,70 @@ static bool parse_num(const char *s, double lo, double hi, double *out)
 	return true;
 }
 
+/* Where events go: a FILE (stdout), or the temporary file of
+ * pwb__replace_file through a staging buffer (--out: streamed, and
+ * renamed into place only once every event is written). */
 typedef struct sink {
-	pwb__buf *buf; /* for --out: the whole file, then written at once */
-	FILE *f;       /* else stdout */
+	FILE *f;
+	int fd;
+	int err; /* errno of the first failed write to fd */
+	size_t len;
+	char stage[65536];
 } sink;
+
+static void sink_flush(sink *s)
+{
+	if (!s->err && s->len)
+		s->err = pwb__write_all(s->fd, s->stage, s->len);
+	s->len = 0;
+}
+
+static void sink_put(sink *s, const char *data, size_t n)
+{
+	while (n && !s->err) {
+		size_t k = sizeof(s->stage) - s->len;
+		if (k > n)
+			k = n;
+		memcpy(s->stage + s->len, data, k);
+		s->len += k;
+		data += k;
+		n -= k;
+		if (s->len == sizeof(s->stage))
+			sink_flush(s);
+	}
+}
 
 static int emit(void *ctx, const char *line, size_t len)
 {
 	sink *s = ctx;
-	if (s->buf) {
-		pwb__buf_add(s->buf, line, len);
-		pwb__buf_addc(s->buf, '\n');
-		return s->buf->err ? -1 : 0;
+	if (!s->f) {
+		sink_put(s, line, len);
+		sink_put(s, "\n", 1);
+		return s->err ? -1 : 0;
 	}
 	if (fwrite(line, 1, len, s->f) != len || fputc('\n', s->f) == EOF)
 		return -1;
 	return 0;
+}
+
+/* The simulation, run inside pwb__replace_file. */
+typedef struct sim_job {
+	const pwb_prefs_sim_params *p;
+	sink *s;
+	pwb_diag *diag;
+	bool failed;
+} sim_job;
+
+static int simulate_to_fd(void *user, int fd)
+{
+	sim_job *j = user;
+	j->s->fd = fd;
+	if (pwb_prefs_simulate(j->p, emit, j->s, j->diag)) {
+		j->failed = true;
+		return j->s->err ? j->s->err : EIO;
+	}
+	sink_flush(j->s);
+	return j->s->err;
 }
 
 static int write_buf(void *user, int fd)
@@ -129,9 +177,12 @@ static int cmd_prefs(cli_args *a)
 	if ((double)p.users * (double)p.events > 50e6)
 		return cli_usage_error(a, "--users x --events is over 50 "
 					  "million events");
-	pwb__buf buf;
-	pwb__buf_init(&buf, 0);
-	sink s = {outp ? &buf : NULL, stdout};
+	sink *s = calloc(1, sizeof(*s));
+	if (!s) {
+		fprintf(stderr, "error: out of memory\n");
+		return CLI_FAIL;
+	}
+	s->f = outp ? NULL : stdout;
 	pwb_diag diag;
 	pwb_diag_init(&diag);
 	int rc = CLI_FAIL;
@@ -156,25 +207,28 @@ static int cmd_prefs(cli_args *a)
 			goto out;
 		}
 	}
-	if (pwb_prefs_simulate(&p, emit, &s, &diag)) {
-		if (!outp && ferror(stdout))
+	if (outp) {
+		char err[512];
+		sim_job job = {&p, s, &diag, false};
+		if (pwb__replace_file(outp, simulate_to_fd, &job, err,
+				      sizeof(err))) {
+			if (job.failed && diag.n && !s->err)
+				cli_print_diag(&diag);
+			else
+				fprintf(stderr, "%s: error: %s\n", outp, err);
+			goto out;
+		}
+	} else if (pwb_prefs_simulate(&p, emit, s, &diag)) {
+		if (ferror(stdout))
 			fprintf(stderr, "error: cannot write to standard "
 					"output\n");
 		else
 			cli_print_diag(&diag);
 		goto out;
 	}
-	if (outp) {
-		char err[512];
-		if (pwb__replace_file(outp, write_buf, &buf, err,
-				      sizeof(err))) {
-			fprintf(stderr, "%s: error: %s\n", outp, err);
-			goto out;
-		}
-	}
 	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
-	pwb__buf_release(&buf);
+	free(s);
 	pwb_diag_release(&diag);
 	return rc;
 }
