@@ -19,6 +19,7 @@
 #include <cmocka.h>
 /* clang-format on */
 
+#include <dirent.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -718,6 +719,12 @@ static void test_alloc_failure_sweep(void **state)
 {
 	(void)state;
 	pwb_prefs_features a, b;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/sweep.pwbp", dir);
+	/* A file from before the sweep, which failed saves must not harm. */
+	pwb_prefs_model *first = trained();
+	assert_int_equal(pwb_prefs_save(first, path, NULL), PWB_OK);
+	pwb_prefs_model_free(first);
 	long n_fail = 0;
 	for (long k = 1; k < 100000; k++) {
 		pwb__alloc_count = 0;
@@ -754,6 +761,17 @@ static void test_alloc_failure_sweep(void **state)
 			assert_int_equal(st, PWB_ENOMEM);
 			goto next;
 		}
+		st = pwb_prefs_save(m, path, NULL);
+		if (st) {
+			/* The file from an earlier round is still whole. */
+			assert_int_equal(st, PWB_ENOMEM);
+			{
+				pwb__alloc_fail_at = 0;
+				assert_int_equal(
+				    pwb_prefs_load(&m2, path, NULL), PWB_OK);
+			}
+			goto next;
+		}
 		st = pwb_prefs_load_mem(&m2, mem, len, "m", NULL);
 		if (st) {
 			assert_int_equal(st, PWB_ENOMEM);
@@ -784,6 +802,13 @@ static void test_alloc_failure_sweep(void **state)
 		n_fail++;
 	}
 	assert_true(n_fail > 10);
+	/* No failed save left a temporary file behind. */
+	DIR *dd = opendir(dir);
+	assert_non_null(dd);
+	struct dirent *de;
+	while ((de = readdir(dd)))
+		assert_null(strstr(de->d_name, ".tmp."));
+	closedir(dd);
 }
 
 /* ---- seeds for the fuzzer ---- */
