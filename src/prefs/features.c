@@ -220,6 +220,12 @@ static bool is_word_byte(unsigned char c)
 	       (c >= '0' && c <= '9') || c >= 0x80;
 }
 
+/* U+2019 RIGHT SINGLE QUOTATION MARK, the typographic apostrophe. */
+static bool is_rsquo(const unsigned char *s, size_t n)
+{
+	return n >= 3 && s[0] == 0xE2 && s[1] == 0x80 && s[2] == 0x99;
+}
+
 static size_t syllables(const char *w, size_t n)
 {
 	size_t k = 0;
@@ -284,37 +290,38 @@ static void count_text(counts *c, const unsigned char *s, size_t len)
 			i += e;
 			continue;
 		}
+		if (is_rsquo(s + i, len - i)) {
+			i += 3; /* ’ outside a word: punctuation */
+			continue;
+		}
 		if (is_word_byte(ch)) {
 			char w[WORD_MAX];
 			size_t n = 0, start = i;
 			bool apos = false;
 			while (i < len) {
 				unsigned char b = s[i];
-				if (b >= 0x80 && emoji_len(s + i, len - i))
-					break;
-				if (is_word_byte(b)) {
-					if (n < WORD_MAX)
-						w[n++] =
-						    (char)(b >= 'A' && b <= 'Z'
-							       ? b + 32
-							       : b);
-					i++;
-				} else if ((b == '\'' || b == 0xE2) &&
-					   i + 1 < len) {
-					/* ' or ’ (E2 80 99) between letters */
-					size_t k = b == '\'' ? 1 : 3;
-					if (b == 0xE2 &&
-					    (i + 3 > len || s[i + 1] != 0x80 ||
-					     s[i + 2] != 0x99))
-						break;
+				/* ' or ’ joins a contraction when a word
+				 * byte follows; else it ends the word. */
+				size_t k = b == '\''		      ? 1
+					   : is_rsquo(s + i, len - i) ? 3
+								      : 0;
+				if (k) {
 					if (i + k >= len ||
-					    !is_word_byte(s[i + k]))
+					    !is_word_byte(s[i + k]) ||
+					    emoji_len(s + i + k, len - i - k))
 						break;
 					apos = true;
 					i += k;
-				} else {
-					break;
+					continue;
 				}
+				if (!is_word_byte(b) ||
+				    (b >= 0x80 && emoji_len(s + i, len - i)))
+					break;
+				if (n < WORD_MAX)
+					w[n++] =
+					    (char)(b >= 'A' && b <= 'Z' ? b + 32
+									: b);
+				i++;
 			}
 			c->words++;
 			in_sentence = true;

@@ -117,6 +117,16 @@ static void test_dimensions(void **state)
 	assert_true(b.dims[PWB_PREFS_HUMOUR] > a.dims[PWB_PREFS_HUMOUR]);
 	assert_true(b.dims[PWB_PREFS_EXCLAMATION] > 0);
 
+	/* Contractions, with ' or ’, are informal; a lone ’ is not. */
+	feats(&a, m, "I do not know", NULL);
+	feats(&b, m, "I don\xe2\x80\x99t know", NULL);
+	assert_float_equal(a.dims[PWB_PREFS_FORMALITY], 0.5, 1e-6);
+	assert_float_equal(b.dims[PWB_PREFS_FORMALITY], 0.25, 1e-6);
+	feats(&b, m, "I don't know", NULL);
+	assert_float_equal(b.dims[PWB_PREFS_FORMALITY], 0.25, 1e-6);
+	feats(&b, m, "\xe2\x80\x99quoted\xe2\x80\x99 \xe2\x80\x99", NULL);
+	assert_float_equal(b.dims[PWB_PREFS_FORMALITY], 0.5, 1e-6);
+
 	feats(&a, m, "Great job \xf0\x9f\x98\x8a \xf0\x9f\x91\x8d", NULL);
 	assert_float_equal(a.dims[PWB_PREFS_EMOJI], 2.0 / 3, 1e-6);
 	feats(&a, m, "Steps:\n- one\n- two\n1. three", NULL);
@@ -154,6 +164,29 @@ static void test_dimensions(void **state)
 	assert_int_equal(d.n, 2);
 	assert_non_null(strstr(d.entries[1].message, "hate"));
 	pwb_diag_release(&d);
+	/* Random texts over the bytes the measures look at: every one
+	 * measured, every value in [0, 1]. */
+	static const unsigned char alphabet[] = {
+	    'a',  'B',	'e',  '1',  ' ',  '\n', '\'', '.',  '!',  '?',
+	    '-',  '*',	'#',  '`',  ':',  ')',	'|',  0xE2, 0x80, 0x99,
+	    0xF0, 0x9F, 0x98, 0x8A, 0xAD, 0x90, 0xFF, 0x00};
+	uint64_t seed = 7;
+	char rnd[300];
+	for (int r = 0; r < 3000; r++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		size_t n = 1 + (size_t)(seed >> 33) % sizeof(rnd);
+		for (size_t k = 0; k < n; k++) {
+			seed = seed * 6364136223846793005ULL +
+			       1442695040888963407ULL;
+			rnd[k] =
+			    (char)alphabet[(seed >> 33) % sizeof(alphabet)];
+		}
+		assert_int_equal(
+		    pwb_prefs_features_compute(&a, m, rnd, n, NULL, NULL, NULL),
+		    PWB_OK);
+		for (int k = 0; k < PWB_PREFS_N_DIMS; k++)
+			assert_true(a.dims[k] >= 0 && a.dims[k] <= 1);
+	}
 	const char odd[] = "a\0b\xff\xfe\xf0\x9f\x98 'x' \xe2\x80\x99";
 	assert_int_equal(pwb_prefs_features_compute(&a, m, odd, sizeof(odd),
 						    NULL, NULL, NULL),
