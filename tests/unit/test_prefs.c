@@ -633,6 +633,51 @@ static void test_simulated_users(void **state)
 	pwb_feedback_free(s);
 }
 
+/* The explanation tells the truth: on simulated users, each user's learnt
+ * deviation on a dimension goes with how far their hidden taste is from
+ * the others' (correlation over users and dimensions). */
+static void test_explain_matches_hidden_taste(void **state)
+{
+	(void)state;
+	pwb_feedback_set *s = simulate(1.0, 60);
+	pwb_prefs_model *m = NULL;
+	assert_int_equal(pwb_prefs_train(&m, NULL, s, "sim", NULL, NULL),
+			 PWB_OK);
+	pwb_prefs_sim_params p = pwb_prefs_sim_default_params();
+	p.users = 60;
+	static double theta[60][PWB_PREFS_N_DIMS];
+	double mean[PWB_PREFS_N_DIMS] = {0};
+	for (size_t u = 0; u < 60; u++) {
+		pwb_prefs_sim_user(&p, u, theta[u]);
+		for (int k = 0; k < PWB_PREFS_N_DIMS; k++)
+			mean[k] += theta[u][k] / 60;
+	}
+	double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, n = 0;
+	char uid[16];
+	for (size_t u = 0; u < 60; u++) {
+		snprintf(uid, sizeof(uid), "u%05zu", u);
+		for (int k = 0; k < PWB_PREFS_N_DIMS; k++) {
+			if (k == PWB_PREFS_READING_LEVEL)
+				continue;
+			double x = theta[u][k] - mean[k];
+			double y = pwb_prefs_user_dim(m, uid, k);
+			sx += x;
+			sy += y;
+			sxx += x * x;
+			syy += y * y;
+			sxy += x * y;
+			n++;
+		}
+	}
+	double r = (sxy - sx * sy / n) /
+		   sqrt((sxx - sx * sx / n) * (syy - sy * sy / n));
+	if (!(r > 0.4))
+		fail_msg("correlation %.3f between hidden and learnt tastes",
+			 r);
+	pwb_prefs_model_free(m);
+	pwb_feedback_free(s);
+}
+
 static void add(pwb_feedback_set *s, const char *json)
 {
 	static int line;
@@ -886,6 +931,7 @@ int main(void)
 	    cmocka_unit_test(test_save_load),
 	    cmocka_unit_test(test_corrupt),
 	    cmocka_unit_test(test_simulated_users),
+	    cmocka_unit_test(test_explain_matches_hidden_taste),
 	    cmocka_unit_test(test_eval_split_and_duplicates),
 	    cmocka_unit_test(test_attributes_never_read),
 	    cmocka_unit_test(test_alloc_failure_sweep),
