@@ -289,6 +289,11 @@ pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
 			      size_t *len);
 pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			      size_t len, const char *name, pwb_diag *diag);
+/* The population blob: the model without its users (a model file with
+ * no users, which pwb_prefs_load_mem reads); with the users' blobs it
+ * rebuilds the whole model. *data freed with free(). */
+pwb_status pwb_prefs_population_save_mem(const pwb_prefs_model *m, void **data,
+					 size_t *len);
 /* One user's blob; *data freed with free(). */
 pwb_status pwb_prefs_user_save_mem(const pwb_prefs_model *m, const char *user,
 				   void **data, size_t *len);

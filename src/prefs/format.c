@@ -168,6 +168,7 @@ static const pwb__prefs_user **sorted_users(const pwb_prefs_model *m)
 	return v;
 }
 
+/* The model; users NULL writes the population alone (no users). */
 static void serialise(writer *w, const pwb_prefs_model *m,
 		      const pwb__prefs_user **users)
 {
@@ -196,8 +197,9 @@ static void serialise(writer *w, const pwb_prefs_model *m,
 		w_f32(w, f->z);
 		w_f32(w, f->n);
 	}
-	w_u64(w, m->n_users);
-	for (size_t i = 0; i < m->n_users; i++)
+	size_t nu = users ? m->n_users : 0;
+	w_u64(w, nu);
+	for (size_t i = 0; i < nu; i++)
 		w_user(w, users[i]);
 	w_finish(w);
 }
@@ -214,8 +216,8 @@ static writer *writer_new(int fd, pwb__buf *mem)
 	return w;
 }
 
-pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
-			      size_t *len)
+static pwb_status save_mem(const pwb_prefs_model *m, void **data, size_t *len,
+			   bool with_users)
 {
 	*data = NULL;
 	*len = 0;
@@ -224,8 +226,8 @@ pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
 	pwb__buf buf;
 	pwb__buf_init(&buf, 0);
 	writer *w = writer_new(-1, &buf);
-	const pwb__prefs_user **users = sorted_users(m);
-	if (!w || !users) {
+	const pwb__prefs_user **users = with_users ? sorted_users(m) : NULL;
+	if (!w || (with_users && !users)) {
 		free(w);
 		free(users);
 		return PWB_ENOMEM;
@@ -240,6 +242,18 @@ pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
 	*len = buf.len;
 	*data = pwb__buf_detach(&buf);
 	return PWB_OK;
+}
+
+pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
+			      size_t *len)
+{
+	return save_mem(m, data, len, true);
+}
+
+pwb_status pwb_prefs_population_save_mem(const pwb_prefs_model *m, void **data,
+					 size_t *len)
+{
+	return save_mem(m, data, len, false);
 }
 
 pwb_status pwb_prefs_user_save_mem(const pwb_prefs_model *m, const char *user,

@@ -476,6 +476,30 @@ static void test_save_load(void **state)
 	assert_int_equal(pwb_prefs_user_load_mem(m3, b1, l1, &d), PWB_OK);
 	assert_int_equal(pwb_prefs_user_nnz(m3, "u1"),
 			 pwb_prefs_user_nnz(m, "u1"));
+	free(b1);
+	/* The population blob and the users' blobs rebuild the model. */
+	assert_int_equal(pwb_prefs_population_save_mem(m, &b1, &l1), PWB_OK);
+	pwb_prefs_model *rebuilt = NULL;
+	assert_int_equal(pwb_prefs_load_mem(&rebuilt, b1, l1, "pop", &d),
+			 PWB_OK);
+	assert_int_equal(pwb_prefs_n_users(rebuilt), 0);
+	free(b1);
+	for (int k = 1; k <= 2; k++) {
+		char uid[8];
+		snprintf(uid, sizeof(uid), "u%d", k);
+		assert_int_equal(pwb_prefs_user_save_mem(m, uid, &b1, &l1),
+				 PWB_OK);
+		assert_int_equal(pwb_prefs_user_load_mem(rebuilt, b1, l1, &d),
+				 PWB_OK);
+		free(b1);
+	}
+	assert_int_equal(pwb_prefs_save_mem(m, &b1, &l1), PWB_OK);
+	assert_int_equal(pwb_prefs_save_mem(rebuilt, &b2, &l2), PWB_OK);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(b1, b2, l1);
+	free(b2);
+	pwb_prefs_model_free(rebuilt);
+	assert_int_equal(pwb_prefs_user_save_mem(m, "u1", &b1, &l1), PWB_OK);
 	/* A whole model is not a user blob, and back. */
 	assert_int_equal(pwb_prefs_save_mem(m, &b2, &l2), PWB_OK);
 	assert_int_equal(pwb_prefs_user_load_mem(m3, b2, l2, &d), PWB_EPARSE);
