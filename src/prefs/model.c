@@ -378,6 +378,22 @@ static inline void ftrl(float *w, float *z, float *q, double g, double inv_lr,
 
 #define MAXF PWB__PREFS_MAXF
 
+/*
+ * Whether coordinate i, new to the user, enters Δ_u: every dimension,
+ * category and embedding coordinate (but targeted dimensions, which Δ_u
+ * does not learn), and an n-gram coordinate with probability 1/8, decided
+ * by a hash of the user, the coordinate and the user's event count (uh),
+ * so that runs are reproducible.
+ */
+static inline bool enters(const pwb_prefs_model *m, const pwb_prefs_bounds *b,
+			  uint32_t i, uint64_t uh)
+{
+	if (i < m->base)
+		return !targeted(b, i);
+	return (mix64(uh ^ ((uint64_t)i << 20)) >>
+		(64 - PWB__PREFS_INCLUSION_BITS)) == 0;
+}
+
 /* x = a − b over sorted sparse vectors; returns its length. */
 static uint32_t diff(const pwb_prefs_features *a, const pwb_prefs_features *b,
 		     uint32_t *idx, float *val)
@@ -501,39 +517,26 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 		if (!(u = pwb__prefs_add(m, user)))
 			return PWB_ENOMEM;
 	}
-	/* Which coordinates of x are new to the user and enter Δ_u: every
-	 * dimension, category and embedding coordinate (but targeted
-	 * dimensions, which Δ_u does not learn), and an n-gram coordinate
-	 * with probability 1/8, decided by a hash of the user, the
-	 * coordinate and the user's event count (reproducible). */
-	uint8_t add[2 * MAXF];
-	uint32_t n_new = 0;
+	/* Room for the merged entries before anything changes, so that a
+	 * failed allocation leaves the model as it was: counted only while
+	 * the user's array is below the cap (at the cap, it holds any
+	 * result). */
+	uint32_t cap = (uint32_t)m->p.max_user_weights;
+	pwb__prefs_entry *merged = m->scratch;
+	uint64_t uh = 0;
 	if (u) {
-		uint64_t uh = pwb__fnv1a(PWB__FNV_INIT, u->id, strlen(u->id)) ^
-			      (u->events * 0x9e3779b97f4a7c15ULL);
-		uint32_t j = 0;
+		uh = pwb__fnv1a(PWB__FNV_INIT, u->id, strlen(u->id)) ^
+		     (u->events * 0x9e3779b97f4a7c15ULL);
+	}
+	if (u && u->cap < cap) {
+		uint32_t j = 0, n_new = 0;
 		for (uint32_t k = 0; k < nx; k++) {
 			uint32_t i = xi[k];
 			while (j < u->n && u->e[j].idx < i)
 				j++;
-			bool has = j < u->n && u->e[j].idx == i;
-			bool in;
-			if (has)
-				in = false;
-			else if (i < m->base)
-				in = !targeted(b, i);
-			else
-				in = (mix64(uh ^ ((uint64_t)i << 20)) >>
-				      (64 - PWB__PREFS_INCLUSION_BITS)) == 0;
-			add[k] = in;
-			n_new += in;
+			if (!(j < u->n && u->e[j].idx == i))
+				n_new += enters(m, b, i, uh);
 		}
-	}
-	/* Room for the merged entries before anything changes, so that a
-	 * failed allocation leaves the model as it was. */
-	uint32_t cap = (uint32_t)m->p.max_user_weights;
-	pwb__prefs_entry *merged = m->scratch;
-	if (u) {
 		size_t need = (size_t)u->n + n_new;
 		uint32_t want = need < cap ? (uint32_t)need : cap;
 		if (want > u->cap) {
@@ -569,7 +572,7 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 			if (j < un && u->e[j].idx == i) {
 				merged[out] = u->e[j++];
 				d = &merged[out++];
-			} else if (add[k]) {
+			} else if (enters(m, b, i, uh)) {
 				merged[out] = (pwb__prefs_entry){i, 0, 0, 0};
 				d = &merged[out++];
 			}
