@@ -497,6 +497,7 @@ static void test_save_load(void **state)
 	assert_int_equal(pwb_prefs_save_mem(rebuilt, &b2, &l2), PWB_OK);
 	assert_int_equal(l1, l2);
 	assert_memory_equal(b1, b2, l1);
+	free(b1);
 	free(b2);
 	pwb_prefs_model_free(rebuilt);
 	assert_int_equal(pwb_prefs_user_save_mem(m, "u1", &b1, &l1), PWB_OK);
