@@ -551,6 +551,9 @@ int cli_eval_prefs(cli_args *a)
 	if (sdir && (!ra.policies || !ra.org))
 		return cli_usage_error(a, "--settings-dir needs --policies DIR "
 					  "and --org ID");
+	if (ra.settings)
+		return cli_usage_error(a, "--settings is one user's; give each "
+					  "user's in --settings-dir DIR");
 	if (!sdir && (ra.policies || ra.org))
 		return cli_usage_error(a, "--policies and --org are used with "
 					  "--settings-dir only");

@@ -208,6 +208,9 @@ run eval prefs
 expect "eval prefs without --data" 2 2 "" "--data"
 run eval prefs --data "$tmp/sim.jsonl" --settings-dir "$tmp/settings"
 expect "--settings-dir without --policies" 2 2 "" "--policies"
+run eval prefs --data "$tmp/sim.jsonl" --settings "$tmp/settings/u00000.json" \
+	--settings-dir "$tmp/settings" --policies "$pol" --org open-studio
+expect "--settings in eval prefs" 2 2 "" "--settings-dir"
 run simulate prefs --users 0
 expect "simulate --users 0" 2 2 "" "--users"
 run prefs explain --model "$tmp/m.pwbp"
