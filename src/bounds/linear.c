@@ -6,12 +6,12 @@
  * scores, training, then the file format (writing, then reading).
  */
 #include "bounds/linear.h"
+#include "util/sealed.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@
 #define LIN_MAX_BITS 24u
 #define LIN_MAX_LABELS 256u
 #define LIN_MAX_NAME 128u
-#define LIN_SUM_LEN 32u
+#define LIN_SUM_LEN PWB__SEAL_LEN
 /* At most 2^28 float32 weights (1 GiB) in a model, trained or loaded. */
 #define LIN_MAX_WEIGHTS ((size_t)1 << 28)
 #define LIN_HEADER_LEN (LIN_MAGIC_LEN + 3 * 4)
@@ -70,16 +70,6 @@
 #define KEY_UNI 0x51ed27ab3c9f6e05ULL
 #define KEY_BI 0x9e3779b97f4a7c15ULL
 #define FNV_PRIME 0x100000001b3ULL
-
-static inline uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
 
 /* Each byte lowercased when it belongs to a word (ASCII letters and digits,
  * and every byte >= 0x80), else 0: one lookup both classifies and folds. */
@@ -203,12 +193,13 @@ LIN_INLINE void char_grams(feat_fn fn, void *user, unsigned shift, float w,
 			uint64_t v = load40(buf + (i - base));
 			size_t left = p - i;
 			emit(fn, user, shift, w,
-			     mix64((v & 0xffffffu) ^ KEY_GRAM3));
+			     pwb__mix64((v & 0xffffffu) ^ KEY_GRAM3));
 			if (left >= 4)
 				emit(fn, user, shift, w,
-				     mix64((v & 0xffffffffu) ^ KEY_GRAM4));
+				     pwb__mix64((v & 0xffffffffu) ^ KEY_GRAM4));
 			if (left >= 5)
-				emit(fn, user, shift, w, mix64(v ^ KEY_GRAM5));
+				emit(fn, user, shift, w,
+				     pwb__mix64(v ^ KEY_GRAM5));
 		}
 	}
 }
@@ -234,9 +225,9 @@ LIN_INLINE size_t walk(const unsigned char *s, size_t len, unsigned bits,
 		while (i < len && is_word_byte(s[i]))
 			h = fnv_step(h, lower(s[i++]));
 		size_t wlen = i - start;
-		emit(fn, user, shift, w, mix64(h ^ KEY_UNI));
+		emit(fn, user, shift, w, pwb__mix64(h ^ KEY_UNI));
 		if (has_prev)
-			emit(fn, user, shift, w, mix64(prev * KEY_BI + h));
+			emit(fn, user, shift, w, pwb__mix64(prev * KEY_BI + h));
 		n += word_n_features(wlen, has_prev);
 		prev = h;
 		has_prev = true;
@@ -372,14 +363,12 @@ void pwb__linear_score(const pwb__linear *m, const char *text, size_t len,
 /* The end of a window that starts at `start`: `window` bytes on, moved
  * back to just after a space when one is near, never inside a UTF-8
  * sequence. */
-static size_t window_end(const char *t, size_t len, size_t start,
-			 size_t window)
+static size_t window_end(const char *t, size_t len, size_t start, size_t window)
 {
 	if (len - start <= window)
 		return len;
 	size_t end = start + window;
-	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && end - k > start;
-	     k++)
+	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && end - k > start; k++)
 		if (t[end - k - 1] == ' ' || t[end - k - 1] == '\n')
 			return end - k;
 	while (end > start + 1 && ((unsigned char)t[end] & 0xc0) == 0x80)
@@ -393,8 +382,7 @@ static size_t window_next(const char *t, size_t len, size_t start,
 			  size_t window)
 {
 	size_t next = start + window / 2;
-	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && next + k < len;
-	     k++)
+	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && next + k < len; k++)
 		if (t[next + k] == ' ' || t[next + k] == '\n')
 			return next + k + 1;
 	while (next < len && ((unsigned char)t[next] & 0xc0) == 0x80)
@@ -473,19 +461,10 @@ static bool sizes_ok(unsigned hash_bits, size_t n_labels)
 	return n_labels * (((size_t)1 << hash_bits) + 1) <= LIN_MAX_WEIGHTS;
 }
 
-/* splitmix64: small, fast, and the same sequence everywhere. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static void shuffle(size_t *a, size_t n, uint64_t *rng)
 {
 	for (size_t i = n; i > 1; i--) {
-		size_t j = (size_t)(rng_next(rng) % i);
+		size_t j = (size_t)(pwb__rng_next(rng) % i);
 		size_t t = a[i - 1];
 		a[i - 1] = a[j];
 		a[j] = t;
@@ -817,143 +796,36 @@ static size_t file_size(const pwb__linear *m)
 	return n + m->n_labels * (n_buckets(m) + 1) * 4 + LIN_SUM_LEN;
 }
 
-/* Writes to memory (fd < 0) or, through a staging buffer, to a file; every
- * byte also goes into the checksum. */
-typedef struct writer {
-	crypto_generichash_state hs;
-	int fd;
-	unsigned char *mem;
-	size_t len;
-	int err; /* errno of the first failed write */
-	unsigned char stage[16384];
-} writer;
-
-static void w_flush(writer *w)
+static void serialise(pwb__sealw *w, const void *ctx)
 {
-	if (!w->err)
-		w->err = pwb__write_all(w->fd, w->stage, w->len);
-	w->len = 0;
-}
-
-static void w_raw(writer *w, const void *data, size_t n)
-{
-	if (w->fd < 0) {
-		memcpy(w->mem + w->len, data, n);
-		w->len += n;
-		return;
-	}
-	const unsigned char *p = data;
-	while (n && !w->err) {
-		size_t k = sizeof(w->stage) - w->len;
-		if (k > n)
-			k = n;
-		memcpy(w->stage + w->len, p, k);
-		w->len += k;
-		p += k;
-		n -= k;
-		if (w->len == sizeof(w->stage))
-			w_flush(w);
-	}
-}
-
-static void w_put(writer *w, const void *data, size_t n)
-{
-	crypto_generichash_update(&w->hs, data, n);
-	w_raw(w, data, n);
-}
-
-static void le32(unsigned char *b, uint32_t v)
-{
-	b[0] = (unsigned char)v;
-	b[1] = (unsigned char)(v >> 8);
-	b[2] = (unsigned char)(v >> 16);
-	b[3] = (unsigned char)(v >> 24);
-}
-
-static void w_u32(writer *w, uint32_t v)
-{
-	unsigned char b[4];
-	le32(b, v);
-	w_put(w, b, 4);
-}
-
-static void w_float(writer *w, float f)
-{
-	uint32_t v;
-	memcpy(&v, &f, 4);
-	w_u32(w, v);
-}
-
-static void serialise(writer *w, const pwb__linear *m)
-{
-	crypto_generichash_init(&w->hs, NULL, 0, LIN_SUM_LEN);
-	w_put(w, LIN_MAGIC, LIN_MAGIC_LEN);
-	w_u32(w, LIN_VERSION);
-	w_u32(w, m->hash_bits);
-	w_u32(w, (uint32_t)m->n_labels);
+	const pwb__linear *m = ctx;
+	pwb__sealw_put(w, LIN_MAGIC, LIN_MAGIC_LEN);
+	pwb__sealw_u32(w, LIN_VERSION);
+	pwb__sealw_u32(w, m->hash_bits);
+	pwb__sealw_u32(w, (uint32_t)m->n_labels);
 	for (size_t l = 0; l < m->n_labels; l++) {
 		size_t len = strlen(m->names[l]);
-		w_u32(w, (uint32_t)len);
-		w_put(w, m->names[l], len);
+		pwb__sealw_u32(w, (uint32_t)len);
+		pwb__sealw_put(w, m->names[l], len);
 	}
 	size_t nb = n_buckets(m), nl = m->n_labels;
-	for (size_t l = 0; l < nl; l++) {
-		for (size_t b = 0; b < nb && !w->err; b++)
-			w_float(w, m->w[b * nl + l]);
-		w_float(w, m->bias[l]);
+	for (size_t l = 0; l < nl && !pwb__sealw_failed(w); l++) {
+		for (size_t b = 0; b < nb; b++)
+			pwb__sealw_f32(w, m->w[b * nl + l]);
+		pwb__sealw_f32(w, m->bias[l]);
 	}
-	unsigned char sum[LIN_SUM_LEN];
-	crypto_generichash_final(&w->hs, sum, sizeof(sum));
-	w_raw(w, sum, sizeof(sum));
-	if (w->fd >= 0)
-		w_flush(w);
 }
 
 pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data, size_t *len)
 {
-	*data = NULL;
-	*len = 0;
-	if (sodium_init() < 0)
-		return PWB_ENOMEM;
-	size_t size = file_size(m);
-	writer *w = pwb__malloc(sizeof(*w));
-	unsigned char *buf = pwb__malloc(size);
-	if (!w || !buf) {
-		free(w);
-		free(buf);
-		return PWB_ENOMEM;
-	}
-	w->fd = -1;
-	w->mem = buf;
-	w->len = 0;
-	w->err = 0;
-	serialise(w, m);
-	if (PWB_NEVER(w->len != size)) {
-		free(w);
-		free(buf);
+	pwb_status rc = pwb__sealed_to_mem(serialise, m, data, len);
+	if (!rc && PWB_NEVER(*len != file_size(m))) {
+		free(*data);
+		*data = NULL;
+		*len = 0;
 		return PWB_EINVAL;
 	}
-	free(w);
-	*data = buf;
-	*len = size;
-	return PWB_OK;
-}
-
-/* Streams the model into the temporary file of pwb__replace_file. */
-typedef struct save_ctx {
-	const pwb__linear *m;
-	writer *w;
-} save_ctx;
-
-static int save_to_fd(void *user, int fd)
-{
-	save_ctx *c = user;
-	c->w->fd = fd;
-	c->w->mem = NULL;
-	c->w->len = 0;
-	c->w->err = 0;
-	serialise(c->w, c->m);
-	return c->w->err;
+	return rc;
 }
 
 pwb_status pwb__linear_save(const pwb__linear *m, const char *path, char *err,
@@ -963,19 +835,7 @@ pwb_status pwb__linear_save(const pwb__linear *m, const char *path, char *err,
 		pwb__seterr(err, err_size, "no model or no path");
 		return PWB_EINVAL;
 	}
-	if (sodium_init() < 0) {
-		pwb__seterr(err, err_size, "cannot initialise libsodium");
-		return PWB_ENOMEM;
-	}
-	writer *w = pwb__malloc(sizeof(*w));
-	if (!w) {
-		pwb__seterr(err, err_size, "out of memory");
-		return PWB_ENOMEM;
-	}
-	save_ctx c = {m, w};
-	pwb_status rc = pwb__replace_file(path, save_to_fd, &c, err, err_size);
-	free(w);
-	return rc;
+	return pwb__sealed_to_file(path, serialise, m, err, err_size);
 }
 
 static uint32_t rd32(const unsigned char *b)
@@ -1076,13 +936,7 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 			    want);
 		return PWB_EPARSE;
 	}
-	if (sodium_init() < 0) {
-		pwb__seterr(err, err_size, "cannot initialise libsodium");
-		return PWB_ENOMEM;
-	}
-	unsigned char sum[LIN_SUM_LEN];
-	crypto_generichash(sum, sizeof(sum), d, len - LIN_SUM_LEN, NULL, 0);
-	if (sodium_memcmp(sum, d + len - LIN_SUM_LEN, LIN_SUM_LEN) != 0) {
+	if (!pwb__sealed_ok(d, len)) {
 		pwb__seterr(err, err_size,
 			    "checksum mismatch: the file is corrupt");
 		return PWB_EPARSE;

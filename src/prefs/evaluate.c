@@ -510,14 +510,6 @@ static pwb_status test_user(evalctx *c, const ev *list, size_t n,
 
 /* ---- bootstrap ---- */
 
-static uint64_t next_rand(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static int cmp_double(const void *x, const void *y)
 {
 	double a = *(const double *)x, b = *(const double *)y;
@@ -546,7 +538,7 @@ static pwb_status bootstrap(const double *v, size_t n, size_t reps,
 	for (size_t r = 0; r < reps; r++) {
 		double m = 0;
 		for (size_t k = 0; k < n; k++)
-			m += v[next_rand(&s) % n];
+			m += v[pwb__rng_next(&s) % n];
 		means[r] = m / (double)n;
 	}
 	qsort(means, reps, sizeof(*means), cmp_double);

@@ -448,16 +448,6 @@ void pwb__prefs_measure(const char *text, size_t len,
 #define NGRAM_SCAN 2048
 #define SEED_BI 0x9e3779b97f4a7c15ULL
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
@@ -504,10 +494,10 @@ static size_t ngrams(const unsigned char *s, size_t len, unsigned bits,
 				b += 32;
 			h = (h ^ b) * 0x100000001b3ULL;
 		}
-		occ[n_occ++] = (uint32_t)(mix64(h) >> (64 - bits));
+		occ[n_occ++] = (uint32_t)(pwb__mix64(h) >> (64 - bits));
 		if (has_prev)
 			occ[n_occ++] =
-			    (uint32_t)(mix64(prev * 31 + h + SEED_BI) >>
+			    (uint32_t)(pwb__mix64(prev * 31 + h + SEED_BI) >>
 				       (64 - bits));
 		prev = h;
 		has_prev = true;

@@ -26,9 +26,10 @@
  * (n > 0).
  */
 #include "prefs/prefs_int.h"
+#include "util/sealed.h"
 
 #include <math.h>
-#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,112 +38,35 @@
 #define PREF_VERSION 1u
 #define PREF_KIND_MODEL 1u
 #define PREF_KIND_USER 2u
-#define PREF_SUM_LEN 32u
+#define PREF_SUM_LEN PWB__SEAL_LEN
 #define PREF_MAX_FILE ((size_t)1 << 34)
 #define PREF_ENTRY_LEN 16u
 
 /* ---- writing ---- */
 
-typedef struct writer {
-	crypto_generichash_state hs;
-	int fd;	       /* < 0: to memory */
-	pwb__buf *mem; /* when fd < 0 */
-	int err;       /* errno of the first failed write */
-	size_t len;    /* staged bytes */
-	unsigned char stage[16384];
-} writer;
-
-static void w_flush(writer *w)
+static void w_header(pwb__sealw *w, const pwb_prefs_model *m, uint32_t kind)
 {
-	if (w->fd >= 0 && !w->err)
-		w->err = pwb__write_all(w->fd, w->stage, w->len);
-	else if (w->fd < 0)
-		pwb__buf_add(w->mem, w->stage, w->len);
-	w->len = 0;
+	pwb__sealw_put(w, PREF_MAGIC, PREF_MAGIC_LEN);
+	pwb__sealw_u32(w, PREF_VERSION);
+	pwb__sealw_u32(w, kind);
+	pwb__sealw_u32(w, m->p.hash_bits);
+	pwb__sealw_u32(w, (uint32_t)m->p.n_categories);
+	pwb__sealw_u32(w, (uint32_t)m->p.n_embed);
 }
 
-static void w_raw(writer *w, const void *data, size_t n)
-{
-	const unsigned char *p = data;
-	while (n) {
-		size_t k = sizeof(w->stage) - w->len;
-		if (k > n)
-			k = n;
-		memcpy(w->stage + w->len, p, k);
-		w->len += k;
-		p += k;
-		n -= k;
-		if (w->len == sizeof(w->stage))
-			w_flush(w);
-	}
-}
-
-static void w_put(writer *w, const void *data, size_t n)
-{
-	crypto_generichash_update(&w->hs, data, n);
-	w_raw(w, data, n);
-}
-
-static void w_u32(writer *w, uint32_t v)
-{
-	unsigned char b[4] = {(unsigned char)v, (unsigned char)(v >> 8),
-			      (unsigned char)(v >> 16),
-			      (unsigned char)(v >> 24)};
-	w_put(w, b, 4);
-}
-
-static void w_u64(writer *w, uint64_t v)
-{
-	w_u32(w, (uint32_t)v);
-	w_u32(w, (uint32_t)(v >> 32));
-}
-
-static void w_f32(writer *w, float f)
-{
-	uint32_t v;
-	memcpy(&v, &f, 4);
-	w_u32(w, v);
-}
-
-static void w_f64(writer *w, double d)
-{
-	uint64_t v;
-	memcpy(&v, &d, 8);
-	w_u64(w, v);
-}
-
-static void w_header(writer *w, const pwb_prefs_model *m, uint32_t kind)
-{
-	crypto_generichash_init(&w->hs, NULL, 0, PREF_SUM_LEN);
-	w_put(w, PREF_MAGIC, PREF_MAGIC_LEN);
-	w_u32(w, PREF_VERSION);
-	w_u32(w, kind);
-	w_u32(w, m->p.hash_bits);
-	w_u32(w, (uint32_t)m->p.n_categories);
-	w_u32(w, (uint32_t)m->p.n_embed);
-}
-
-static void w_user(writer *w, const pwb__prefs_user *u)
+static void w_user(pwb__sealw *w, const pwb__prefs_user *u)
 {
 	size_t len = strlen(u->id);
-	w_u32(w, (uint32_t)len);
-	w_put(w, u->id, len);
-	w_u64(w, u->events);
-	w_u32(w, u->n);
+	pwb__sealw_u32(w, (uint32_t)len);
+	pwb__sealw_put(w, u->id, len);
+	pwb__sealw_u64(w, u->events);
+	pwb__sealw_u32(w, u->n);
 	for (uint32_t k = 0; k < u->n; k++) {
-		w_u32(w, u->e[k].idx);
-		w_f32(w, u->e[k].w);
-		w_f32(w, u->e[k].z);
-		w_f32(w, u->e[k].n);
+		pwb__sealw_u32(w, u->e[k].idx);
+		pwb__sealw_f32(w, u->e[k].w);
+		pwb__sealw_f32(w, u->e[k].z);
+		pwb__sealw_f32(w, u->e[k].n);
 	}
-}
-
-static void w_finish(writer *w)
-{
-	unsigned char sum[PREF_SUM_LEN];
-	crypto_generichash_final(&w->hs, sum, sizeof(sum));
-	w_raw(w, sum, sizeof(sum));
-	w_flush(w);
 }
 
 static int cmp_user(const void *a, const void *b)
@@ -169,51 +93,52 @@ static const pwb__prefs_user **sorted_users(const pwb_prefs_model *m)
 }
 
 /* The model; users NULL writes the population alone (no users). */
-static void serialise(writer *w, const pwb_prefs_model *m,
-		      const pwb__prefs_user **users)
+/* What a file or blob holds: the model with the users given (sorted),
+ * the model alone (users NULL), or one user. */
+typedef struct body {
+	const pwb_prefs_model *m;
+	const pwb__prefs_user **users;
+	const pwb__prefs_user *one;
+} body;
+
+static void serialise(pwb__sealw *w, const void *ctx)
 {
+	const body *b = ctx;
+	const pwb_prefs_model *m = b->m;
+	if (b->one) {
+		w_header(w, m, PREF_KIND_USER);
+		w_user(w, b->one);
+		return;
+	}
 	const pwb_prefs_params *p = &m->p;
 	w_header(w, m, PREF_KIND_MODEL);
-	w_u32(w, (uint32_t)p->max_user_weights);
+	pwb__sealw_u32(w, (uint32_t)p->max_user_weights);
 	const double d[8] = {p->alpha,	p->user_lr, p->user_l1, p->user_l2,
 			     p->pop_lr, p->pop_l1,  p->pop_l2,	p->beta};
 	for (int k = 0; k < 8; k++)
-		w_f64(w, d[k]);
+		pwb__sealw_f64(w, d[k]);
 	for (size_t k = 0; k < p->n_categories; k++) {
 		size_t len = strlen(p->categories[k]);
-		w_u32(w, (uint32_t)len);
-		w_put(w, p->categories[k], len);
+		pwb__sealw_u32(w, (uint32_t)len);
+		pwb__sealw_put(w, p->categories[k], len);
 	}
 	uint32_t nz = 0;
 	for (uint32_t i = 0; i < m->dim; i++)
 		nz += m->pop[i].n > 0;
-	w_u32(w, nz);
+	pwb__sealw_u32(w, nz);
 	for (uint32_t i = 0; i < m->dim; i++) {
 		const pwb__ftrl *f = &m->pop[i];
 		if (!(f->n > 0))
 			continue;
-		w_u32(w, i);
-		w_f32(w, f->w);
-		w_f32(w, f->z);
-		w_f32(w, f->n);
+		pwb__sealw_u32(w, i);
+		pwb__sealw_f32(w, f->w);
+		pwb__sealw_f32(w, f->z);
+		pwb__sealw_f32(w, f->n);
 	}
-	size_t nu = users ? m->n_users : 0;
-	w_u64(w, nu);
+	size_t nu = b->users ? m->n_users : 0;
+	pwb__sealw_u64(w, nu);
 	for (size_t i = 0; i < nu; i++)
-		w_user(w, users[i]);
-	w_finish(w);
-}
-
-static writer *writer_new(int fd, pwb__buf *mem)
-{
-	writer *w = pwb__malloc(sizeof(*w));
-	if (!w)
-		return NULL;
-	w->fd = fd;
-	w->mem = mem;
-	w->err = 0;
-	w->len = 0;
-	return w;
+		w_user(w, b->users[i]);
 }
 
 static pwb_status save_mem(const pwb_prefs_model *m, void **data, size_t *len,
@@ -221,27 +146,12 @@ static pwb_status save_mem(const pwb_prefs_model *m, void **data, size_t *len,
 {
 	*data = NULL;
 	*len = 0;
-	if (sodium_init() < 0)
+	body b = {m, with_users ? sorted_users(m) : NULL, NULL};
+	if (with_users && !b.users)
 		return PWB_ENOMEM;
-	pwb__buf buf;
-	pwb__buf_init(&buf, 0);
-	writer *w = writer_new(-1, &buf);
-	const pwb__prefs_user **users = with_users ? sorted_users(m) : NULL;
-	if (!w || (with_users && !users)) {
-		free(w);
-		free(users);
-		return PWB_ENOMEM;
-	}
-	serialise(w, m, users);
-	free(w);
-	free(users);
-	if (buf.err || !buf.len) {
-		pwb__buf_release(&buf);
-		return PWB_ENOMEM;
-	}
-	*len = buf.len;
-	*data = pwb__buf_detach(&buf);
-	return PWB_OK;
+	pwb_status rc = pwb__sealed_to_mem(serialise, &b, data, len);
+	free(b.users);
+	return rc;
 }
 
 pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
@@ -261,41 +171,10 @@ pwb_status pwb_prefs_user_save_mem(const pwb_prefs_model *m, const char *user,
 {
 	*data = NULL;
 	*len = 0;
-	const pwb__prefs_user *u = pwb__prefs_find(m, user);
-	if (!u)
+	body b = {m, NULL, pwb__prefs_find(m, user)};
+	if (!b.one)
 		return PWB_ENOTFOUND;
-	if (sodium_init() < 0)
-		return PWB_ENOMEM;
-	pwb__buf buf;
-	pwb__buf_init(&buf, 0);
-	writer *w = writer_new(-1, &buf);
-	if (!w)
-		return PWB_ENOMEM;
-	w_header(w, m, PREF_KIND_USER);
-	w_user(w, u);
-	w_finish(w);
-	free(w);
-	if (buf.err || !buf.len) {
-		pwb__buf_release(&buf);
-		return PWB_ENOMEM;
-	}
-	*len = buf.len;
-	*data = pwb__buf_detach(&buf);
-	return PWB_OK;
-}
-
-typedef struct save_ctx {
-	const pwb_prefs_model *m;
-	writer *w;
-	const pwb__prefs_user **users;
-} save_ctx;
-
-static int save_to_fd(void *user, int fd)
-{
-	save_ctx *c = user;
-	c->w->fd = fd;
-	serialise(c->w, c->m, c->users);
-	return c->w->err;
+	return pwb__sealed_to_mem(serialise, &b, data, len);
 }
 
 pwb_status pwb_prefs_save(const pwb_prefs_model *m, const char *path,
@@ -303,22 +182,15 @@ pwb_status pwb_prefs_save(const pwb_prefs_model *m, const char *path,
 {
 	if (!m || !path || !*path)
 		return PWB_EINVAL;
-	if (sodium_init() < 0)
-		return PWB_ENOMEM;
-	writer *w = writer_new(-1, NULL);
-	const pwb__prefs_user **users = sorted_users(m);
-	if (!w || !users) {
-		free(w);
-		free(users);
+	body b = {m, sorted_users(m), NULL};
+	if (!b.users) {
 		pwb_diag_add(diag, path, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}
 	char err[512] = "";
-	save_ctx c = {m, w, users};
 	pwb_status rc =
-	    pwb__replace_file(path, save_to_fd, &c, err, sizeof(err));
-	free(w);
-	free(users);
+	    pwb__sealed_to_file(path, serialise, &b, err, sizeof(err));
+	free(b.users);
 	if (rc)
 		pwb_diag_add(diag, path, 0, 0, "%s", err);
 	return rc;
@@ -405,10 +277,7 @@ static bool r_header(reader *r, uint32_t want_kind, uint32_t *bits,
 			     : "a whole model, not a user blob");
 		return false;
 	}
-	unsigned char sum[PREF_SUM_LEN];
-	crypto_generichash(sum, sizeof(sum), r->d, r->len - PREF_SUM_LEN, NULL,
-			   0);
-	if (sodium_memcmp(sum, r->d + r->len - PREF_SUM_LEN, PREF_SUM_LEN)) {
+	if (!pwb__sealed_ok(r->d, r->len)) {
 		snprintf(r->why, sizeof(r->why),
 			 "checksum mismatch: the data is corrupt");
 		return false;
@@ -507,8 +376,6 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 	if (!out || (!data && len))
 		return PWB_EINVAL;
 	*out = NULL;
-	if (sodium_init() < 0)
-		return PWB_ENOMEM;
 	reader r = {data, len, 0, ""};
 	uint32_t bits, nc, ne;
 	if (!r_header(&r, PREF_KIND_MODEL, &bits, &nc, &ne))
@@ -672,8 +539,6 @@ pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
 {
 	if (!m || (!data && len))
 		return PWB_EINVAL;
-	if (sodium_init() < 0)
-		return PWB_ENOMEM;
 	reader r = {data, len, 0, ""};
 	uint32_t bits, nc, ne;
 	if (!r_header(&r, PREF_KIND_USER, &bits, &nc, &ne))

@@ -12,16 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 /* ---- parameters and the model ---- */
 
 pwb_prefs_params pwb_prefs_default_params(void)
@@ -390,7 +380,7 @@ static inline bool enters(const pwb_prefs_model *m, const pwb_prefs_bounds *b,
 {
 	if (i < m->base)
 		return !targeted(b, i);
-	return (mix64(uh ^ ((uint64_t)i << 20)) >>
+	return (pwb__mix64(uh ^ ((uint64_t)i << 20)) >>
 		(64 - PWB__PREFS_INCLUSION_BITS)) == 0;
 }
 

@@ -26,17 +26,9 @@ pwb_prefs_sim_params pwb_prefs_sim_default_params(void)
 
 /* ---- random numbers: splitmix64, reproducible everywhere ---- */
 
-static uint64_t next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static double unif(uint64_t *s)
 {
-	return (double)(next(s) >> 11) * 0x1.0p-53;
+	return (double)(pwb__rng_next(s) >> 11) * 0x1.0p-53;
 }
 
 static size_t pick(uint64_t *s, size_t n)
@@ -234,7 +226,7 @@ pwb_status pwb_prefs_simulate(const pwb_prefs_sim_params *params,
 			pwb_prefs_sim_user(&p, u, theta);
 			uint64_t s = p.seed ^ (u * 0xd1b54a32d192ed03ULL) ^
 				     (e * 0x8cb92ba72f3d8dd7ULL);
-			next(&s);
+			pwb__rng_next(&s);
 			const char *topic =
 			    topics[pick(&s, PWB_ARRAY_LEN(topics))];
 			char uid[32], prompt[128];

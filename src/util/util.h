@@ -99,6 +99,28 @@ typedef struct pwb__hint {
 } pwb__hint;
 pwb__hint pwb__hint_for(const char *name, const char *const *cands, size_t n);
 
+/* A 64-bit bijection that spreads every input bit over every output bit
+ * (the finaliser of MurmurHash3), for hashed features. */
+static inline uint64_t pwb__mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* splitmix64: a small, fast random sequence, the same everywhere for the
+ * same seed (training splits, simulations, bootstraps). */
+static inline uint64_t pwb__rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
 /* 64-bit FNV-1a, for hash tables (not for identities). */
 uint64_t pwb__fnv1a(uint64_t h, const void *data, size_t n);
 #define PWB__FNV_INIT 0xcbf29ce484222325ULL
