@@ -17,6 +17,7 @@
 #define PWB_PREFS_H
 
 #include "pwb/common.h"
+#include "pwb/policy.h"
 
 #include <stdint.h>
 
@@ -102,6 +103,314 @@ void pwb_feedback_free(pwb_feedback_set *s);
 pwb_status pwb_feedback_parse(pwb_feedback_set *into, const char *json,
 			      size_t len, const char *file, int line,
 			      pwb_diag *diag);
+
+/* ---- the preference learner (docs/prefs.md) ----
+ *
+ * A pwb_prefs_model holds the population model w0 and one sparse
+ * deviation per user, Δ_u, over the features φ of a response: measured
+ * dimension values, the detectors' category scores, optional engine
+ * embeddings and hashed word n-grams. A user's score of a response is
+ *
+ *   score_u(x) = (w0 + Δ_u)·φ(x) − α Σ_k |d_k(x) − t_k|
+ *
+ * with t_k the user's explicit targets. Updates (pairwise choices) use
+ * FTRL-Proximal; weights on the scores of categories not on for the
+ * user are clamped at <= 0 when scoring and never pushed above 0 when
+ * learning.
+ *
+ * A model is not shared between threads while it is being changed;
+ * scoring from several threads at once is safe when nothing updates.
+ */
+
+/* The measured dimensions, each on [0, 1] (formulas in docs/prefs.md).
+ * The first seven carry the ids of the registry's numeric dimensions, so
+ * that explicit targets set on them in a policy apply. */
+typedef enum pwb_prefs_dim {
+	PWB_PREFS_VERBOSITY,
+	PWB_PREFS_FORMALITY,
+	PWB_PREFS_HUMOUR,
+	PWB_PREFS_WARMTH,
+	PWB_PREFS_DIRECTNESS,
+	PWB_PREFS_READING_LEVEL,
+	PWB_PREFS_EMOJI,
+	PWB_PREFS_LISTS,
+	PWB_PREFS_MARKDOWN,
+	PWB_PREFS_QUESTIONS,
+	PWB_PREFS_HEDGING,
+	PWB_PREFS_EXCLAMATION,
+	PWB_PREFS_N_DIMS
+} pwb_prefs_dim;
+
+/* "verbosity", ...; NULL out of range. */
+const char *pwb_prefs_dim_name(int k);
+/* The index of a dimension name, or -1. */
+int pwb_prefs_dim_find(const char *name);
+
+/* Limits of the feature vector. */
+#define PWB_PREFS_MAX_CATEGORIES 64
+#define PWB_PREFS_MAX_EMBED 256
+#define PWB_PREFS_MAX_NGRAMS 64
+
+/*
+ * The features of one response, laid out for one model (its number of
+ * categories, embedding size and hash bits): a sparse vector sorted by
+ * index, plus the raw dimension values for the target penalty. Plain
+ * data, about 3 KiB: callers keep it on the stack or in their own arrays.
+ */
+typedef struct pwb_prefs_features {
+	float dims[PWB_PREFS_N_DIMS];
+	uint32_t n;
+	uint32_t idx[PWB_PREFS_N_DIMS + PWB_PREFS_MAX_CATEGORIES +
+		     PWB_PREFS_MAX_EMBED + PWB_PREFS_MAX_NGRAMS];
+	float val[PWB_PREFS_N_DIMS + PWB_PREFS_MAX_CATEGORIES +
+		  PWB_PREFS_MAX_EMBED + PWB_PREFS_MAX_NGRAMS];
+} pwb_prefs_features;
+
+typedef struct pwb_prefs_model pwb_prefs_model;
+
+typedef struct pwb_prefs_params {
+	unsigned hash_bits; /* hashed n-gram space 2^bits; default 18 */
+	/* Category ids, in the order of the score arrays callers pass
+	 * (e.g. the registry order of pwb_effective_category). */
+	const char *const *categories;
+	size_t n_categories;	 /* at most PWB_PREFS_MAX_CATEGORIES */
+	size_t n_embed;		 /* embedding size, 0: none */
+	size_t max_user_weights; /* non-zeros per user; default 192 */
+	double alpha;		 /* weight α of the target penalty; 1 */
+	/* FTRL-Proximal: per-coordinate rate lr/(beta + sqrt(n)), L1, L2. */
+	double user_lr, user_l1, user_l2;
+	double pop_lr, pop_l1, pop_l2;
+	double beta;
+} pwb_prefs_params;
+
+pwb_prefs_params pwb_prefs_default_params(void);
+
+pwb_status pwb_prefs_model_new(pwb_prefs_model **out,
+			       const pwb_prefs_params *params);
+void pwb_prefs_model_free(pwb_prefs_model *m);
+/* The model's parameters (its category ids are borrowed from it). */
+const pwb_prefs_params *pwb_prefs_model_params(const pwb_prefs_model *m);
+
+/*
+ * Measures text and lays its features out for m. cat_scores holds one
+ * score in [0, 1] per category of the model (NULL: all 0), e.g. the
+ * `score` of each pwb_cat_decision; embed holds n_embed floats (NULL:
+ * none). Fails with PWB_EINVAL on an empty text or scores out of range.
+ */
+pwb_status pwb_prefs_features_compute(pwb_prefs_features *f,
+				      const pwb_prefs_model *m,
+				      const char *text, size_t len,
+				      const double *cat_scores,
+				      const float *embed, pwb_diag *diag);
+
+/* What a user's bounds allow the learner: categories that are on, and
+ * explicit targets. Plain data; init gives "nothing on, no targets". */
+typedef struct pwb_prefs_bounds {
+	bool category_on[PWB_PREFS_MAX_CATEGORIES];
+	bool has_target[PWB_PREFS_N_DIMS];
+	float target[PWB_PREFS_N_DIMS];
+} pwb_prefs_bounds;
+
+void pwb_prefs_bounds_init(pwb_prefs_bounds *b);
+/*
+ * From an effective policy: a category is on when it is active for the
+ * user; a dimension has a target when the user set its value
+ * (value_set_by.tier is "user"). Categories are matched by id.
+ */
+void pwb_prefs_bounds_from_effective(pwb_prefs_bounds *b,
+				     const pwb_prefs_model *m,
+				     const pwb_effective *e);
+
+/*
+ * Learns from one choice: user preferred `chosen` over `rejected`.
+ * user NULL or "" updates the population model only. Fails with
+ * PWB_ENOMEM (the model is then unchanged for that user).
+ */
+pwb_status pwb_prefs_update_pair(pwb_prefs_model *m, const char *user,
+				 const pwb_prefs_features *chosen,
+				 const pwb_prefs_features *rejected,
+				 const pwb_prefs_bounds *b);
+
+/* Which parts of the score to use. */
+typedef enum pwb_prefs_scorer {
+	PWB_PREFS_PERSONAL,   /* (w0 + Δ_u)·φ − target penalty */
+	PWB_PREFS_POPULATION, /* w0·φ */
+	PWB_PREFS_EXPLICIT    /* − target penalty only */
+} pwb_prefs_scorer;
+
+/* Scores n candidates for user (unknown or NULL: the population model
+ * with the bounds' targets) into scores[n]. */
+void pwb_prefs_score(const pwb_prefs_model *m, const char *user,
+		     const pwb_prefs_features *cands, size_t n,
+		     const pwb_prefs_bounds *b, pwb_prefs_scorer how,
+		     double *scores);
+
+/* Users with a deviation, and per-user state. */
+size_t pwb_prefs_n_users(const pwb_prefs_model *m);
+bool pwb_prefs_has_user(const pwb_prefs_model *m, const char *user);
+/* The updates (pairs) learnt from the user, and the non-zeros of Δ_u. */
+uint64_t pwb_prefs_user_events(const pwb_prefs_model *m, const char *user);
+size_t pwb_prefs_user_nnz(const pwb_prefs_model *m, const char *user);
+/* Heap bytes held for the user (entries, id, bookkeeping). */
+size_t pwb_prefs_user_bytes(const pwb_prefs_model *m, const char *user);
+/* Heap bytes of the whole model. */
+size_t pwb_prefs_model_bytes(const pwb_prefs_model *m);
+
+/* The user's learned deviation on dimension k (Δ_u weight), 0 if none. */
+double pwb_prefs_user_dim(const pwb_prefs_model *m, const char *user, int k);
+
+/*
+ * The deviation in words: "you prefer shorter (−0.42), more formal
+ * (+0.31) answers", the strongest first, deviations under 0.05 left out.
+ * *out is freed with free(). PWB_ENOTFOUND for an unknown user.
+ */
+pwb_status pwb_prefs_explain(const pwb_prefs_model *m, const char *user,
+			     char **out, pwb_diag *diag);
+
+/* Forgets the user's deviation (they start again at the population
+ * model). PWB_ENOTFOUND for an unknown user. */
+pwb_status pwb_prefs_reset(pwb_prefs_model *m, const char *user,
+			   pwb_diag *diag);
+
+/* ---- model files and blobs ----
+ *
+ * A model file holds the population model and every user; a user blob
+ * one user's deviation (for a database row). Both carry a magic, a
+ * version and a BLAKE2b-256 checksum; loading refuses anything else
+ * with PWB_EPARSE and a reason in diag, and loads nothing on failure.
+ * Saving writes a temporary file and renames it: a crash never leaves a
+ * half-written model.
+ */
+pwb_status pwb_prefs_save(const pwb_prefs_model *m, const char *path,
+			  pwb_diag *diag);
+pwb_status pwb_prefs_load(pwb_prefs_model **out, const char *path,
+			  pwb_diag *diag);
+pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
+			      size_t *len);
+pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
+			      size_t len, const char *name, pwb_diag *diag);
+/* The population blob: the model without its users (a model file with
+ * no users, which pwb_prefs_load_mem reads); with the users' blobs it
+ * rebuilds the whole model. *data freed with free(). */
+pwb_status pwb_prefs_population_save_mem(const pwb_prefs_model *m, void **data,
+					 size_t *len);
+/* One user's blob; *data freed with free(). */
+pwb_status pwb_prefs_user_save_mem(const pwb_prefs_model *m, const char *user,
+				   void **data, size_t *len);
+/* Replaces (or adds) the user from a blob made for a model of the same
+ * shape (hash bits, categories, embedding size). */
+pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
+				   size_t len, pwb_diag *diag);
+
+/* ---- simulated users (pwb simulate prefs) ----
+ *
+ * Users with hidden preference vectors theta over the measured
+ * dimensions (theta_k = population mean_k + spread · N(0, 1)), candidate
+ * responses built from templates that vary length, register, warmth,
+ * humour, hedges, emoji, lists, questions and formatting, and choices
+ * drawn by Bradley–Terry: P(a ≻ b) = σ(gain · (theta·d(a) − theta·d(b))).
+ * Every run with the same parameters gives the same events.
+ */
+typedef struct pwb_prefs_sim_params {
+	size_t users;		/* default 100 */
+	size_t events;		/* per user; default 40 */
+	uint64_t seed;		/* default 1 */
+	double spread;		/* how much users differ; default 1 */
+	double gain;		/* how consistently they choose; default 4 */
+	double rating_fraction; /* events that are 1-5 ratings; 0.2 */
+} pwb_prefs_sim_params;
+
+pwb_prefs_sim_params pwb_prefs_sim_default_params(void);
+
+/*
+ * Calls emit once per event with one §4.3 JSON line (without a newline);
+ * a non-zero return from emit stops the run with PWB_EIO.
+ */
+pwb_status pwb_prefs_simulate(const pwb_prefs_sim_params *p,
+			      int (*emit)(void *ctx, const char *line,
+					  size_t len),
+			      void *ctx, pwb_diag *diag);
+/* User u's hidden preferences. */
+void pwb_prefs_sim_user(const pwb_prefs_sim_params *p, size_t u,
+			double theta[PWB_PREFS_N_DIMS]);
+/* User u's stated settings as settings JSON (targets on the two of
+ * verbosity, formality and humour they care most about); *out is freed
+ * with free(). */
+pwb_status pwb_prefs_sim_settings(const pwb_prefs_sim_params *p, size_t u,
+				  char **out);
+
+/* ---- evaluation (pwb eval prefs) ----
+ *
+ * Per user, a chronological split (by ts, then file order): the last
+ * test_fraction of each user's events are held out; users with fewer than
+ * min_user_events events, and lines without a user, only train the
+ * population model. Ratings become pairs within a user (ties dropped).
+ * The model learns online from the training events in time order; the
+ * held-out pairs are then scored by the personalised model, the
+ * population model and the explicit targets alone. Accuracies are
+ * averaged per user, then over users, with a 95 % percentile bootstrap
+ * over users (seeded: the same data give the same numbers).
+ */
+#define PWB_PREFS_CURVE_N 7
+/* Training events per user of the learning curve: 0, 1, 2, 5, 10, 20, 50. */
+extern const size_t pwb_prefs_curve_points[PWB_PREFS_CURVE_N];
+
+typedef struct pwb_prefs_eval_params {
+	pwb_prefs_params model;
+	double test_fraction;	/* default 0.3 */
+	size_t min_user_events; /* default 5 */
+	size_t bootstrap;	/* resamples; default 1000 */
+	uint64_t seed;		/* default 1 */
+	size_t rating_pairs;	/* pairs per rating in training; 8 */
+	/* A user's bounds and explicit targets; NULL, or false: none. */
+	bool (*user_bounds)(void *ctx, const char *user, pwb_prefs_bounds *b);
+	/* Now and then, the work done of a total, for a progress bar. */
+	void (*progress)(void *ctx, size_t done, size_t total);
+	void *ctx;
+} pwb_prefs_eval_params;
+
+pwb_prefs_eval_params pwb_prefs_eval_default_params(void);
+
+typedef struct pwb_prefs_ci {
+	double mean, lo, hi; /* the mean and its 95 % interval */
+	size_t n;	     /* users (or pairs) it is over */
+} pwb_prefs_ci;
+
+typedef struct pwb_prefs_eval_result {
+	size_t n_events;
+	size_t n_users;	       /* users with min_user_events or more */
+	size_t n_users_tested; /* of those, with a test pair */
+	size_t n_users_with_settings;
+	size_t n_population_users; /* users with fewer events */
+	size_t n_anonymous_events; /* lines without a user */
+	size_t n_train_pairs, n_test_pairs, n_ties_dropped;
+	size_t n_unpaired_ratings; /* ratings without a user */
+	pwb_prefs_ci personal, population, explicit_only;
+	size_t curve_k[PWB_PREFS_CURVE_N];
+	pwb_prefs_ci curve[PWB_PREFS_CURVE_N];
+	/* Without any evaluated user: the last test_fraction of the
+	 * anonymous pairs, scored by the population model. */
+	size_t n_anonymous_test_pairs;
+	pwb_prefs_ci anonymous_population;
+} pwb_prefs_eval_result;
+
+/* Duplicate events (the same id, or the same user, ts and texts) are
+ * errors naming both lines. */
+pwb_status pwb_prefs_check_duplicates(const pwb_feedback_set *set,
+				      const char *name, pwb_diag *diag);
+
+pwb_status pwb_prefs_evaluate(pwb_prefs_eval_result *res,
+			      const pwb_feedback_set *set, const char *name,
+			      const pwb_prefs_eval_params *p, pwb_diag *diag);
+
+/*
+ * Trains a new model on every event of set, in time order, exactly as the
+ * evaluation trains (ratings paired within a user, every user with a
+ * deviation). res (may be NULL) gets the counts of events and pairs.
+ */
+pwb_status pwb_prefs_train(pwb_prefs_model **out, pwb_prefs_eval_result *res,
+			   const pwb_feedback_set *set, const char *name,
+			   const pwb_prefs_eval_params *p, pwb_diag *diag);
 
 #ifdef __cplusplus
 }

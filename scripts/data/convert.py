@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Converts the shared public datasets into pwb's bounds JSONL (DESIGN 4.3).
+"""Converts the shared public datasets into pwb's JSONL (DESIGN 4.3).
 
     python3 scripts/data/convert.py DATASET SHARED_DATA_DIR > out.jsonl
 
@@ -10,11 +10,24 @@ DATASET is one of:
   ailuminate         every prompt is hazardous; the hazard code maps to the
                      category whose `ailuminate:` code it is
 
+and, as feedback events for `pwb eval prefs`:
+  hh-rlhf-prefs      each chosen/rejected dialogue pair: the shared dialogue
+                     up to the last "Assistant:" turn is the prompt, the two
+                     last turns are chosen and rejected; no user (the set
+                     names no annotator); rows whose last turns are equal or
+                     empty are left out
+  hatecheck-prefs    each annotator (label_1 .. label_10) is a user and each
+                     of their labels a rating of the test case on [0, 1]:
+                     non-hateful 1, hateful 0; the set gives no times, so ts
+                     is a fixed pseudo-random order of the cases (a hash of
+                     the case id), the same for every annotator
+
 Reads only; writes JSONL on standard output. Exits 1 with a message when the
 dataset is absent.
 """
 import csv
 import gzip
+import hashlib
 import json
 import os
 import sys
@@ -82,13 +95,58 @@ def ailuminate(base):
                  "role": "prompt", "labels": [cat] if cat else ["*"]})
 
 
+ASSISTANT = "\n\nAssistant:"
+
+
+def last_turn(dialogue):
+    i = dialogue.rfind(ASSISTANT)
+    if i < 0:
+        return None, None
+    return dialogue[:i + len(ASSISTANT)], dialogue[i + len(ASSISTANT):].strip()
+
+
+def hh_rlhf_prefs(base):
+    path = os.path.join(base, "hh-rlhf", "harmless-base_test.jsonl.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            d = json.loads(line)
+            pc, chosen = last_turn(d["chosen"])
+            pr, rejected = last_turn(d["rejected"])
+            if not chosen or not rejected or chosen == rejected:
+                continue
+            prompt = pc if pc == pr else os.path.commonprefix([pc, pr])
+            out({"id": "hh%d" % i, "prompt": prompt.strip(),
+                 "chosen": chosen, "rejected": rejected, "ts": i})
+
+
+def hatecheck_prefs(base):
+    path = os.path.join(base, "hatecheck", "test_suite_annotations.csv")
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    def order(row):
+        return hashlib.blake2b(row["case_id"].encode(), digest_size=8).digest()
+    for ts, row in enumerate(sorted(rows, key=order)):
+        text = row["test_case"].strip()
+        if not text:
+            continue
+        for k in range(1, 11):
+            label = row.get("label_%d" % k, "")
+            if label not in ("hateful", "non-hateful"):
+                continue
+            out({"id": "hc%s-a%d" % (row["case_id"], k),
+                 "user": "annotator_%d" % k, "response": text,
+                 "rating": 1 if label == "non-hateful" else 0,
+                 "scale": [0, 1], "ts": ts})
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("openai-moderation",
-                                                 "hatecheck", "ailuminate"):
+    fns = {"openai-moderation": moderation, "hatecheck": hatecheck,
+           "ailuminate": ailuminate, "hh-rlhf-prefs": hh_rlhf_prefs,
+           "hatecheck-prefs": hatecheck_prefs}
+    if len(sys.argv) != 3 or sys.argv[1] not in fns:
         sys.stderr.write(__doc__)
         return 2
-    fn = {"openai-moderation": moderation, "hatecheck": hatecheck,
-          "ailuminate": ailuminate}[sys.argv[1]]
+    fn = fns[sys.argv[1]]
     try:
         fn(sys.argv[2])
     except FileNotFoundError as err:

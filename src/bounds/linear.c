@@ -6,12 +6,12 @@
  * scores, training, then the file format (writing, then reading).
  */
 #include "bounds/linear.h"
+#include "util/sealed.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +28,7 @@
 #define LIN_MAX_BITS 24u
 #define LIN_MAX_LABELS 256u
 #define LIN_MAX_NAME 128u
-#define LIN_SUM_LEN 32u
+#define LIN_SUM_LEN PWB__SEAL_LEN
 /* At most 2^28 float32 weights (1 GiB) in a model, trained or loaded. */
 #define LIN_MAX_WEIGHTS ((size_t)1 << 28)
 #define LIN_HEADER_LEN (LIN_MAGIC_LEN + 3 * 4)
@@ -70,16 +70,6 @@
 #define KEY_UNI 0x51ed27ab3c9f6e05ULL
 #define KEY_BI 0x9e3779b97f4a7c15ULL
 #define FNV_PRIME 0x100000001b3ULL
-
-static inline uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
 
 /* Each byte lowercased when it belongs to a word (ASCII letters and digits,
  * and every byte >= 0x80), else 0: one lookup both classifies and folds. */
@@ -203,12 +193,13 @@ LIN_INLINE void char_grams(feat_fn fn, void *user, unsigned shift, float w,
 			uint64_t v = load40(buf + (i - base));
 			size_t left = p - i;
 			emit(fn, user, shift, w,
-			     mix64((v & 0xffffffu) ^ KEY_GRAM3));
+			     pwb__mix64((v & 0xffffffu) ^ KEY_GRAM3));
 			if (left >= 4)
 				emit(fn, user, shift, w,
-				     mix64((v & 0xffffffffu) ^ KEY_GRAM4));
+				     pwb__mix64((v & 0xffffffffu) ^ KEY_GRAM4));
 			if (left >= 5)
-				emit(fn, user, shift, w, mix64(v ^ KEY_GRAM5));
+				emit(fn, user, shift, w,
+				     pwb__mix64(v ^ KEY_GRAM5));
 		}
 	}
 }
@@ -234,9 +225,9 @@ LIN_INLINE size_t walk(const unsigned char *s, size_t len, unsigned bits,
 		while (i < len && is_word_byte(s[i]))
 			h = fnv_step(h, lower(s[i++]));
 		size_t wlen = i - start;
-		emit(fn, user, shift, w, mix64(h ^ KEY_UNI));
+		emit(fn, user, shift, w, pwb__mix64(h ^ KEY_UNI));
 		if (has_prev)
-			emit(fn, user, shift, w, mix64(prev * KEY_BI + h));
+			emit(fn, user, shift, w, pwb__mix64(prev * KEY_BI + h));
 		n += word_n_features(wlen, has_prev);
 		prev = h;
 		has_prev = true;
@@ -372,14 +363,12 @@ void pwb__linear_score(const pwb__linear *m, const char *text, size_t len,
 /* The end of a window that starts at `start`: `window` bytes on, moved
  * back to just after a space when one is near, never inside a UTF-8
  * sequence. */
-static size_t window_end(const char *t, size_t len, size_t start,
-			 size_t window)
+static size_t window_end(const char *t, size_t len, size_t start, size_t window)
 {
 	if (len - start <= window)
 		return len;
 	size_t end = start + window;
-	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && end - k > start;
-	     k++)
+	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && end - k > start; k++)
 		if (t[end - k - 1] == ' ' || t[end - k - 1] == '\n')
 			return end - k;
 	while (end > start + 1 && ((unsigned char)t[end] & 0xc0) == 0x80)
@@ -393,8 +382,7 @@ static size_t window_next(const char *t, size_t len, size_t start,
 			  size_t window)
 {
 	size_t next = start + window / 2;
-	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && next + k < len;
-	     k++)
+	for (size_t k = 0; k < PWB__LINEAR_WINDOW_SLACK && next + k < len; k++)
 		if (t[next + k] == ' ' || t[next + k] == '\n')
 			return next + k + 1;
 	while (next < len && ((unsigned char)t[next] & 0xc0) == 0x80)
@@ -473,19 +461,10 @@ static bool sizes_ok(unsigned hash_bits, size_t n_labels)
 	return n_labels * (((size_t)1 << hash_bits) + 1) <= LIN_MAX_WEIGHTS;
 }
 
-/* splitmix64: small, fast, and the same sequence everywhere. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static void shuffle(size_t *a, size_t n, uint64_t *rng)
 {
 	for (size_t i = n; i > 1; i--) {
-		size_t j = (size_t)(rng_next(rng) % i);
+		size_t j = (size_t)(pwb__rng_next(rng) % i);
 		size_t t = a[i - 1];
 		a[i - 1] = a[j];
 		a[j] = t;
@@ -809,19 +788,6 @@ out:
  *   BLAKE2b-256 of all the above      32 bytes
  */
 
-static void seterr(char *err, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t size, const char *fmt, ...)
-{
-	if (!err || !size)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, size, fmt, ap);
-	va_end(ap);
-}
-
 static size_t file_size(const pwb__linear *m)
 {
 	size_t n = LIN_HEADER_LEN;
@@ -830,229 +796,46 @@ static size_t file_size(const pwb__linear *m)
 	return n + m->n_labels * (n_buckets(m) + 1) * 4 + LIN_SUM_LEN;
 }
 
-/* Writes to memory (fd < 0) or, through a staging buffer, to a file; every
- * byte also goes into the checksum. */
-typedef struct writer {
-	crypto_generichash_state hs;
-	int fd;
-	unsigned char *mem;
-	size_t len;
-	int err; /* errno of the first failed write */
-	unsigned char stage[16384];
-} writer;
-
-static void w_flush(writer *w)
+static void serialise(pwb__sealw *w, const void *ctx)
 {
-	size_t off = 0;
-	while (!w->err && off < w->len) {
-		ssize_t r = write(w->fd, w->stage + off, w->len - off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			w->err = r < 0 ? errno : EIO;
-		else
-			off += (size_t)r;
-	}
-	w->len = 0;
-}
-
-static void w_raw(writer *w, const void *data, size_t n)
-{
-	if (w->fd < 0) {
-		memcpy(w->mem + w->len, data, n);
-		w->len += n;
-		return;
-	}
-	const unsigned char *p = data;
-	while (n && !w->err) {
-		size_t k = sizeof(w->stage) - w->len;
-		if (k > n)
-			k = n;
-		memcpy(w->stage + w->len, p, k);
-		w->len += k;
-		p += k;
-		n -= k;
-		if (w->len == sizeof(w->stage))
-			w_flush(w);
-	}
-}
-
-static void w_put(writer *w, const void *data, size_t n)
-{
-	crypto_generichash_update(&w->hs, data, n);
-	w_raw(w, data, n);
-}
-
-static void le32(unsigned char *b, uint32_t v)
-{
-	b[0] = (unsigned char)v;
-	b[1] = (unsigned char)(v >> 8);
-	b[2] = (unsigned char)(v >> 16);
-	b[3] = (unsigned char)(v >> 24);
-}
-
-static void w_u32(writer *w, uint32_t v)
-{
-	unsigned char b[4];
-	le32(b, v);
-	w_put(w, b, 4);
-}
-
-static void w_float(writer *w, float f)
-{
-	uint32_t v;
-	memcpy(&v, &f, 4);
-	w_u32(w, v);
-}
-
-static void serialise(writer *w, const pwb__linear *m)
-{
-	crypto_generichash_init(&w->hs, NULL, 0, LIN_SUM_LEN);
-	w_put(w, LIN_MAGIC, LIN_MAGIC_LEN);
-	w_u32(w, LIN_VERSION);
-	w_u32(w, m->hash_bits);
-	w_u32(w, (uint32_t)m->n_labels);
+	const pwb__linear *m = ctx;
+	pwb__sealw_put(w, LIN_MAGIC, LIN_MAGIC_LEN);
+	pwb__sealw_u32(w, LIN_VERSION);
+	pwb__sealw_u32(w, m->hash_bits);
+	pwb__sealw_u32(w, (uint32_t)m->n_labels);
 	for (size_t l = 0; l < m->n_labels; l++) {
 		size_t len = strlen(m->names[l]);
-		w_u32(w, (uint32_t)len);
-		w_put(w, m->names[l], len);
+		pwb__sealw_u32(w, (uint32_t)len);
+		pwb__sealw_put(w, m->names[l], len);
 	}
 	size_t nb = n_buckets(m), nl = m->n_labels;
-	for (size_t l = 0; l < nl; l++) {
-		for (size_t b = 0; b < nb && !w->err; b++)
-			w_float(w, m->w[b * nl + l]);
-		w_float(w, m->bias[l]);
+	for (size_t l = 0; l < nl && !pwb__sealw_failed(w); l++) {
+		for (size_t b = 0; b < nb; b++)
+			pwb__sealw_f32(w, m->w[b * nl + l]);
+		pwb__sealw_f32(w, m->bias[l]);
 	}
-	unsigned char sum[LIN_SUM_LEN];
-	crypto_generichash_final(&w->hs, sum, sizeof(sum));
-	w_raw(w, sum, sizeof(sum));
-	if (w->fd >= 0)
-		w_flush(w);
 }
 
 pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data, size_t *len)
 {
-	*data = NULL;
-	*len = 0;
-	if (sodium_init() < 0)
-		return PWB_ENOMEM;
-	size_t size = file_size(m);
-	writer *w = pwb__malloc(sizeof(*w));
-	unsigned char *buf = pwb__malloc(size);
-	if (!w || !buf) {
-		free(w);
-		free(buf);
-		return PWB_ENOMEM;
-	}
-	w->fd = -1;
-	w->mem = buf;
-	w->len = 0;
-	w->err = 0;
-	serialise(w, m);
-	if (PWB_NEVER(w->len != size)) {
-		free(w);
-		free(buf);
+	pwb_status rc = pwb__sealed_to_mem(serialise, m, data, len);
+	if (!rc && PWB_NEVER(*len != file_size(m))) {
+		free(*data);
+		*data = NULL;
+		*len = 0;
 		return PWB_EINVAL;
 	}
-	free(w);
-	*data = buf;
-	*len = size;
-	return PWB_OK;
-}
-
-/* fsyncs the folder that holds path, so that the rename itself is durable.
- * Some file systems refuse to fsync a folder; the file is in place by
- * then, so that is not an error. */
-static void sync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char dir[4096];
-	if (!slash) {
-		dir[0] = '.';
-		dir[1] = '\0';
-	} else {
-		size_t n = slash == path ? 1 : (size_t)(slash - path);
-		if (n >= sizeof(dir))
-			return;
-		memcpy(dir, path, n);
-		dir[n] = '\0';
-	}
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	(void)fsync(fd);
-	close(fd);
+	return rc;
 }
 
 pwb_status pwb__linear_save(const pwb__linear *m, const char *path, char *err,
 			    size_t err_size)
 {
 	if (!m || !path || !*path) {
-		seterr(err, err_size, "no model or no path");
+		pwb__seterr(err, err_size, "no model or no path");
 		return PWB_EINVAL;
 	}
-	if (sodium_init() < 0) {
-		seterr(err, err_size, "cannot initialise libsodium");
-		return PWB_ENOMEM;
-	}
-	pwb_status rc = PWB_ENOMEM;
-	int fd = -1;
-	size_t plen = strlen(path);
-	char *tmp = pwb__malloc(plen + sizeof(".tmp.XXXXXX"));
-	writer *w = pwb__malloc(sizeof(*w));
-	if (!tmp || !w) {
-		seterr(err, err_size, "out of memory");
-		goto out;
-	}
-	memcpy(tmp, path, plen);
-	memcpy(tmp + plen, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		seterr(err, err_size, "cannot create %s: %s", tmp,
-		       strerror(errno));
-		rc = PWB_EIO;
-		free(tmp);
-		tmp = NULL;
-		goto out;
-	}
-	/* mkstemp makes the file 0600; a model is no secret and the server
-	 * may run as another user than the trainer. */
-	(void)fchmod(fd, 0644);
-	w->fd = fd;
-	w->mem = NULL;
-	w->len = 0;
-	w->err = 0;
-	serialise(w, m);
-	if (!w->err && fsync(fd) != 0)
-		w->err = errno;
-	if (close(fd) != 0 && !w->err)
-		w->err = errno;
-	fd = -1;
-	if (w->err) {
-		seterr(err, err_size, "cannot write %s: %s", tmp,
-		       strerror(w->err));
-		rc = PWB_EIO;
-		goto out;
-	}
-	if (rename(tmp, path) != 0) {
-		seterr(err, err_size, "cannot rename %s to %s: %s", tmp, path,
-		       strerror(errno));
-		rc = PWB_EIO;
-		goto out;
-	}
-	free(tmp);
-	tmp = NULL;
-	sync_parent(path);
-	rc = PWB_OK;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (tmp) {
-		unlink(tmp);
-		free(tmp);
-	}
-	free(w);
-	return rc;
+	return pwb__sealed_to_file(path, serialise, m, err, err_size);
 }
 
 static uint32_t rd32(const unsigned char *b)
@@ -1071,68 +854,72 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 	if (!d && len)
 		return PWB_EINVAL;
 	if (len < LIN_MAGIC_LEN || memcmp(d, LIN_MAGIC, LIN_MAGIC_LEN) != 0) {
-		seterr(err, err_size, "not a pwb linear model");
+		pwb__seterr(err, err_size, "not a pwb linear model");
 		return PWB_EPARSE;
 	}
 	if (len < LIN_HEADER_LEN) {
-		seterr(err, err_size,
-		       "truncated: %zu bytes, shorter than the header", len);
+		pwb__seterr(err, err_size,
+			    "truncated: %zu bytes, shorter than the header",
+			    len);
 		return PWB_EPARSE;
 	}
 	uint32_t version = rd32(d + 8);
 	if (version > LIN_VERSION) {
-		seterr(err, err_size,
-		       "written by a newer pwb (version %u); this pwb reads "
-		       "version %u",
-		       (unsigned)version, LIN_VERSION);
+		pwb__seterr(
+		    err, err_size,
+		    "written by a newer pwb (version %u); this pwb reads "
+		    "version %u",
+		    (unsigned)version, LIN_VERSION);
 		return PWB_EPARSE;
 	}
 	if (version != LIN_VERSION) {
-		seterr(err, err_size,
-		       "unknown version %u; this pwb reads "
-		       "version %u",
-		       (unsigned)version, LIN_VERSION);
+		pwb__seterr(err, err_size,
+			    "unknown version %u; this pwb reads "
+			    "version %u",
+			    (unsigned)version, LIN_VERSION);
 		return PWB_EPARSE;
 	}
 	uint32_t bits = rd32(d + 12), nl = rd32(d + 16);
 	if (bits < LIN_MIN_BITS || bits > LIN_MAX_BITS) {
-		seterr(err, err_size, "hash_bits is %u, not between %u and %u",
-		       (unsigned)bits, LIN_MIN_BITS, LIN_MAX_BITS);
+		pwb__seterr(err, err_size,
+			    "hash_bits is %u, not between %u and %u",
+			    (unsigned)bits, LIN_MIN_BITS, LIN_MAX_BITS);
 		return PWB_EPARSE;
 	}
 	if (nl < 1 || nl > LIN_MAX_LABELS) {
-		seterr(err, err_size, "%u labels, not between 1 and %u",
-		       (unsigned)nl, LIN_MAX_LABELS);
+		pwb__seterr(err, err_size, "%u labels, not between 1 and %u",
+			    (unsigned)nl, LIN_MAX_LABELS);
 		return PWB_EPARSE;
 	}
 	if (!sizes_ok(bits, nl)) {
-		seterr(err, err_size,
-		       "%u labels at hash_bits %u exceed the limit of %zu "
-		       "weights",
-		       (unsigned)nl, (unsigned)bits, LIN_MAX_WEIGHTS);
+		pwb__seterr(err, err_size,
+			    "%u labels at hash_bits %u exceed the limit of %zu "
+			    "weights",
+			    (unsigned)nl, (unsigned)bits, LIN_MAX_WEIGHTS);
 		return PWB_EPARSE;
 	}
 	size_t off = LIN_HEADER_LEN;
 	size_t name_off[LIN_MAX_LABELS], name_len[LIN_MAX_LABELS];
 	for (uint32_t l = 0; l < nl; l++) {
 		if (len - off < 4) {
-			seterr(err, err_size,
-			       "truncated: the file ends inside label %u",
-			       (unsigned)l + 1);
+			pwb__seterr(err, err_size,
+				    "truncated: the file ends inside label %u",
+				    (unsigned)l + 1);
 			return PWB_EPARSE;
 		}
 		uint32_t n = rd32(d + off);
 		off += 4;
 		if (n < 1 || n > LIN_MAX_NAME) {
-			seterr(err, err_size,
-			       "label %u has %u bytes, not between 1 and %u",
-			       (unsigned)l + 1, (unsigned)n, LIN_MAX_NAME);
+			pwb__seterr(
+			    err, err_size,
+			    "label %u has %u bytes, not between 1 and %u",
+			    (unsigned)l + 1, (unsigned)n, LIN_MAX_NAME);
 			return PWB_EPARSE;
 		}
 		if (len - off < n) {
-			seterr(err, err_size,
-			       "truncated: the file ends inside label %u",
-			       (unsigned)l + 1);
+			pwb__seterr(err, err_size,
+				    "truncated: the file ends inside label %u",
+				    (unsigned)l + 1);
 			return PWB_EPARSE;
 		}
 		name_off[l] = off;
@@ -1143,19 +930,15 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 	size_t nb = (size_t)1 << bits;
 	size_t want = off + (size_t)nl * (nb + 1) * 4 + LIN_SUM_LEN;
 	if (len != want) {
-		seterr(err, err_size,
-		       "%s: %zu bytes where the header promises %zu",
-		       len < want ? "truncated" : "trailing bytes", len, want);
+		pwb__seterr(err, err_size,
+			    "%s: %zu bytes where the header promises %zu",
+			    len < want ? "truncated" : "trailing bytes", len,
+			    want);
 		return PWB_EPARSE;
 	}
-	if (sodium_init() < 0) {
-		seterr(err, err_size, "cannot initialise libsodium");
-		return PWB_ENOMEM;
-	}
-	unsigned char sum[LIN_SUM_LEN];
-	crypto_generichash(sum, sizeof(sum), d, len - LIN_SUM_LEN, NULL, 0);
-	if (sodium_memcmp(sum, d + len - LIN_SUM_LEN, LIN_SUM_LEN) != 0) {
-		seterr(err, err_size, "checksum mismatch: the file is corrupt");
+	if (!pwb__sealed_ok(d, len)) {
+		pwb__seterr(err, err_size,
+			    "checksum mismatch: the file is corrupt");
 		return PWB_EPARSE;
 	}
 	/* Past the checksum, a bad value was written so on purpose (or by a
@@ -1163,17 +946,17 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 	for (uint32_t l = 0; l < nl; l++) {
 		const char *s = (const char *)d + name_off[l];
 		if (!valid_label(s, name_len[l])) {
-			seterr(err, err_size,
-			       "label %u is not a valid category id",
-			       (unsigned)l + 1);
+			pwb__seterr(err, err_size,
+				    "label %u is not a valid category id",
+				    (unsigned)l + 1);
 			return PWB_EPARSE;
 		}
 		for (uint32_t k = 0; k < l; k++)
 			if (name_len[k] == name_len[l] &&
 			    memcmp(d + name_off[k], s, name_len[l]) == 0) {
-				seterr(err, err_size,
-				       "labels %u and %u are the same",
-				       (unsigned)k + 1, (unsigned)l + 1);
+				pwb__seterr(err, err_size,
+					    "labels %u and %u are the same",
+					    (unsigned)k + 1, (unsigned)l + 1);
 				return PWB_EPARSE;
 			}
 	}
@@ -1183,17 +966,17 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 		float f;
 		memcpy(&f, &v, 4);
 		if (!isfinite(f)) {
-			seterr(err, err_size,
-			       "weight %zu of label %zu is not a finite "
-			       "number",
-			       i % (nb + 1), i / (nb + 1) + 1);
+			pwb__seterr(err, err_size,
+				    "weight %zu of label %zu is not a finite "
+				    "number",
+				    i % (nb + 1), i / (nb + 1) + 1);
 			return PWB_EPARSE;
 		}
 	}
 
 	pwb__linear *m = NULL;
 	if (model_new(&m, bits, nl)) {
-		seterr(err, err_size, "out of memory");
+		pwb__seterr(err, err_size, "out of memory");
 		return PWB_ENOMEM;
 	}
 	for (uint32_t l = 0; l < nl; l++) {
@@ -1201,7 +984,7 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 		    pwb__strndup((const char *)d + name_off[l], name_len[l]);
 		if (!m->names[l]) {
 			pwb__linear_free(m);
-			seterr(err, err_size, "out of memory");
+			pwb__seterr(err, err_size, "out of memory");
 			return PWB_ENOMEM;
 		}
 	}
@@ -1230,7 +1013,7 @@ pwb_status pwb__linear_load(pwb__linear **out, const char *path, char *err,
 	pwb_status rc =
 	    pwb__read_file(path, LIN_MAX_FILE, &data, &len, why, sizeof(why));
 	if (rc) {
-		seterr(err, err_size, "%s", why);
+		pwb__seterr(err, err_size, "%s", why);
 		return rc;
 	}
 	rc = pwb__linear_load_mem(out, data, len, err, err_size);

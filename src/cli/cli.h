@@ -159,6 +159,10 @@ int64_t cli_time_now(void);
 int cli_policy(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_bounds(int argc, char **argv);
+int cli_prefs(int argc, char **argv);
+int cli_simulate(int argc, char **argv);
+/* `pwb eval prefs` (prefs.c), dispatched from eval.c. */
+int cli_eval_prefs(cli_args *a);
 int cli_store(int argc, char **argv);
 int cli_audit(int argc, char **argv);
 int cli_user(int argc, char **argv);

@@ -11,6 +11,7 @@
 static const char eval_usage[] =
     "Usage: pwb eval bounds --policies DIR --org ID --data FILE.jsonl "
     "[options]\n"
+    "       pwb eval prefs --data FILE.jsonl [options]\n"
     "\n"
     "Run 'pwb eval SUBCOMMAND --help' for the options of each.\n";
 
@@ -253,7 +254,8 @@ out:
 
 int cli_eval(int argc, char **argv)
 {
-	static const cli_sub subs[] = {{"bounds", cmd_bounds}};
+	static const cli_sub subs[] = {{"bounds", cmd_bounds},
+				       {"prefs", cli_eval_prefs}};
 	return cli_dispatch(argc, argv, "eval", eval_usage, subs,
 			    PWB_ARRAY_LEN(subs));
 }

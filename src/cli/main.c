@@ -15,6 +15,9 @@ static const char usage[] =
     "  policy explain ...       the same, as readable text with provenance\n"
     "  bounds check ... TEXT    check a text: categories, verdict, refusal\n"
     "  eval bounds ...          blocking quality on labelled texts (JSONL)\n"
+    "  eval prefs ...           preference accuracy on feedback (JSONL)\n"
+    "  prefs train|explain|reset  learn, explain and reset preferences\n"
+    "  simulate prefs ...       simulated users' feedback, for trying it\n"
     "  feedback import ...      store feedback events (JSONL)\n"
     "  audit verify --db URL    check the audit chain\n"
     "  user export|erase ...    a user's data: all of it as JSON, or erased\n"
@@ -49,6 +52,10 @@ int main(int argc, char **argv)
 		return cli_bounds(argc - 1, argv + 1);
 	if (!strcmp(cmd, "eval"))
 		return cli_eval(argc - 1, argv + 1);
+	if (!strcmp(cmd, "prefs"))
+		return cli_prefs(argc - 1, argv + 1);
+	if (!strcmp(cmd, "simulate"))
+		return cli_simulate(argc - 1, argv + 1);
 	if (!strcmp(cmd, "store"))
 		return cli_store(argc - 1, argv + 1);
 	if (!strcmp(cmd, "audit"))

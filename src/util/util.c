@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +389,107 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 }
 
 /* ---- UTF-8 ---- */
+
+/* ---- replacing files atomically ---- */
+
+void pwb__seterr(char *err, size_t size, const char *fmt, ...)
+{
+	if (!err || !size)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, size, fmt, ap);
+	va_end(ap);
+}
+
+int pwb__write_all(int fd, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	while (n) {
+		ssize_t r = write(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? errno : EIO;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* fsyncs the folder that holds path, so that the rename itself is durable.
+ * Some file systems refuse to fsync a folder; the file is in place by
+ * then, so that is not an error. */
+static void sync_parent(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	if (!slash) {
+		dir[0] = '.';
+		dir[1] = '\0';
+	} else {
+		size_t n = slash == path ? 1 : (size_t)(slash - path);
+		if (n >= sizeof(dir))
+			return;
+		memcpy(dir, path, n);
+		dir[n] = '\0';
+	}
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)fsync(fd);
+	close(fd);
+}
+
+pwb_status pwb__replace_file(const char *path,
+			     int (*write_fn)(void *user, int fd), void *user,
+			     char *err, size_t err_size)
+{
+	if (!path || !*path || !write_fn) {
+		pwb__seterr(err, err_size, "no path");
+		return PWB_EINVAL;
+	}
+	size_t plen = strlen(path);
+	char *tmp = pwb__malloc(plen + sizeof(".tmp.XXXXXX"));
+	if (!tmp) {
+		pwb__seterr(err, err_size, "out of memory");
+		return PWB_ENOMEM;
+	}
+	memcpy(tmp, path, plen);
+	memcpy(tmp + plen, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
+	int fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		pwb__seterr(err, err_size, "cannot create %s: %s", tmp,
+			    strerror(errno));
+		free(tmp);
+		return PWB_EIO;
+	}
+	/* mkstemp makes the file 0600; models are no secret and the server
+	 * may run as another user than the writer. */
+	(void)fchmod(fd, 0644);
+	int e = write_fn(user, fd);
+	if (!e && fsync(fd) != 0)
+		e = errno;
+	if (close(fd) != 0 && !e)
+		e = errno;
+	if (e) {
+		pwb__seterr(err, err_size, "cannot write %s: %s", tmp,
+			    strerror(e));
+		unlink(tmp);
+		free(tmp);
+		return PWB_EIO;
+	}
+	if (rename(tmp, path) != 0) {
+		pwb__seterr(err, err_size, "cannot rename %s to %s: %s", tmp,
+			    path, strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		return PWB_EIO;
+	}
+	free(tmp);
+	sync_parent(path);
+	return PWB_OK;
+}
 
 bool pwb__utf8_valid(const char *data, size_t len, int *line, int *col,
 		     bool *nul)

@@ -68,6 +68,21 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 			  size_t *len, char *why, size_t why_size);
 
 /*
+ * Replaces the file at path atomically: write(user, fd) fills a new
+ * temporary file beside it (mode 0644) and returns 0 or an errno; the
+ * file is then fsynced and renamed over path, and the folder fsynced. A
+ * crash or an error never leaves a half-written file at path. On failure
+ * returns PWB_EIO or PWB_ENOMEM and writes a reason into err.
+ */
+pwb_status pwb__replace_file(const char *path, int (*write)(void *user, int fd),
+			     void *user, char *err, size_t err_size);
+/* Writes all n bytes to fd (retrying short writes); 0 or an errno. */
+int pwb__write_all(int fd, const void *data, size_t n);
+/* Formats a message into err (nothing when err is NULL or size 0). */
+void pwb__seterr(char *err, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
  * Checks that data is UTF-8 without NUL bytes. On failure returns false and
  * gives the 1-based line and column of the first bad byte.
  */
@@ -83,6 +98,28 @@ typedef struct pwb__hint {
 	char text[160];
 } pwb__hint;
 pwb__hint pwb__hint_for(const char *name, const char *const *cands, size_t n);
+
+/* A 64-bit bijection that spreads every input bit over every output bit
+ * (the finaliser of MurmurHash3), for hashed features. */
+static inline uint64_t pwb__mix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* splitmix64: a small, fast random sequence, the same everywhere for the
+ * same seed (training splits, simulations, bootstraps). */
+static inline uint64_t pwb__rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
 
 /* 64-bit FNV-1a, for hash tables (not for identities). */
 uint64_t pwb__fnv1a(uint64_t h, const void *data, size_t n);

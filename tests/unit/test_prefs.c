@@ -1,0 +1,966 @@
+/*
+ * test_prefs.c - the preference learner: measured dimensions, learning
+ * from choices, bounded learning (categories not on never gain a
+ * positive weight), explicit targets, the memory cap, explanation and
+ * reset, model files and blobs (corrupt, truncated, future), duplicate
+ * events, the evaluation on simulated users (personal beats population
+ * when users differ, equals it when they do not), and an
+ * allocation-failure sweep over update and serialisation.
+ *
+ * PWB_PREFS_FUZZ_SEEDS=DIR makes test_write_fuzz_seeds write the seed
+ * models of tests/fuzz/corpus/prefs.
+ */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <dirent.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "prefs/prefs_int.h"
+
+bool pwb__prefs_markers_sorted(void);
+
+static char dir[256];
+
+static int setup(void **state)
+{
+	(void)state;
+	const char *tmp = getenv("TMPDIR");
+	snprintf(dir, sizeof(dir), "%s/pwb-test-prefs-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *const cats[] = {"profanity", "hate", "sexual_content"};
+
+static pwb_prefs_model *new_model(void)
+{
+	pwb_prefs_params p = pwb_prefs_default_params();
+	p.hash_bits = 12;
+	p.categories = cats;
+	p.n_categories = 3;
+	pwb_prefs_model *m = NULL;
+	assert_int_equal(pwb_prefs_model_new(&m, &p), PWB_OK);
+	return m;
+}
+
+static void feats(pwb_prefs_features *f, const pwb_prefs_model *m,
+		  const char *text, const double *scores)
+{
+	assert_int_equal(pwb_prefs_features_compute(f, m, text, strlen(text),
+						    scores, NULL, NULL),
+			 PWB_OK);
+}
+
+static double score1(const pwb_prefs_model *m, const char *user,
+		     const pwb_prefs_features *f, const pwb_prefs_bounds *b,
+		     pwb_prefs_scorer how)
+{
+	double s;
+	pwb_prefs_score(m, user, f, 1, b, how, &s);
+	return s;
+}
+
+/* ---- features ---- */
+
+static void test_markers_sorted(void **state)
+{
+	(void)state;
+	assert_true(pwb__prefs_markers_sorted());
+}
+
+static void test_dimensions(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = new_model();
+	pwb_prefs_features a, b;
+
+	feats(&a, m, "Yes.", NULL);
+	feats(&b, m,
+	      "The committee met on Tuesday to discuss the budget. It agreed "
+	      "on three points after a long debate about schools, roads and "
+	      "the library, and it will meet again next month to vote.",
+	      NULL);
+	assert_true(a.dims[PWB_PREFS_VERBOSITY] < b.dims[PWB_PREFS_VERBOSITY]);
+	for (int k = 0; k < PWB_PREFS_N_DIMS; k++) {
+		assert_true(a.dims[k] >= 0 && a.dims[k] <= 1);
+		assert_true(b.dims[k] >= 0 && b.dims[k] <= 1);
+	}
+
+	feats(&a, m,
+	      "Regarding your request, please note that we shall therefore "
+	      "ensure sufficient time.",
+	      NULL);
+	feats(&b, m, "Hey, yeah, that's cool stuff, gonna be okay lol!", NULL);
+	assert_true(a.dims[PWB_PREFS_FORMALITY] > 0.6);
+	assert_true(b.dims[PWB_PREFS_FORMALITY] < 0.4);
+	assert_true(b.dims[PWB_PREFS_HUMOUR] > a.dims[PWB_PREFS_HUMOUR]);
+	assert_true(b.dims[PWB_PREFS_EXCLAMATION] > 0);
+
+	/* Contractions, with ' or ’, are informal; a lone ’ is not. */
+	feats(&a, m, "I do not know", NULL);
+	feats(&b, m, "I don\xe2\x80\x99t know", NULL);
+	assert_float_equal(a.dims[PWB_PREFS_FORMALITY], 0.5, 1e-6);
+	assert_float_equal(b.dims[PWB_PREFS_FORMALITY], 0.25, 1e-6);
+	feats(&b, m, "I don't know", NULL);
+	assert_float_equal(b.dims[PWB_PREFS_FORMALITY], 0.25, 1e-6);
+	feats(&b, m, "\xe2\x80\x99quoted\xe2\x80\x99 \xe2\x80\x99", NULL);
+	assert_float_equal(b.dims[PWB_PREFS_FORMALITY], 0.5, 1e-6);
+
+	feats(&a, m, "Great job \xf0\x9f\x98\x8a \xf0\x9f\x91\x8d", NULL);
+	assert_float_equal(a.dims[PWB_PREFS_EMOJI], 2.0 / 3, 1e-6);
+	feats(&a, m, "Steps:\n- one\n- two\n1. three", NULL);
+	assert_float_equal(a.dims[PWB_PREFS_LISTS], 0.75, 1e-6);
+	feats(&a, m, "Maybe it might perhaps work? Does it?", NULL);
+	assert_true(a.dims[PWB_PREFS_HEDGING] > 0.7);
+	assert_true(a.dims[PWB_PREFS_DIRECTNESS] < 0.5);
+	assert_float_equal(a.dims[PWB_PREFS_QUESTIONS], 2.0 / 3, 1e-6);
+	feats(&a, m, "# Title\n**bold** and `code`", NULL);
+	assert_true(a.dims[PWB_PREFS_MARKDOWN] > 0.5);
+
+	/* The sparse vector is sorted, within the model's space, and its
+	 * n-gram part has unit length. */
+	feats(&a, m, "the cat sat on the mat and the cat slept", NULL);
+	double ss = 0;
+	for (uint32_t k = 0; k < a.n; k++) {
+		if (k)
+			assert_true(a.idx[k] > a.idx[k - 1]);
+		assert_true(a.idx[k] < m->dim);
+		if (a.idx[k] >= m->base)
+			ss += (double)a.val[k] * a.val[k];
+	}
+	assert_float_equal(ss, 1.0, 1e-5);
+
+	/* Bad input: empty text, a score out of range, odd bytes. */
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(
+	    pwb_prefs_features_compute(&a, m, "", 0, NULL, NULL, &d),
+	    PWB_EINVAL);
+	double bad[3] = {0, 1.5, 0};
+	assert_int_equal(
+	    pwb_prefs_features_compute(&a, m, "x", 1, bad, NULL, &d),
+	    PWB_EINVAL);
+	assert_int_equal(d.n, 2);
+	assert_non_null(strstr(d.entries[1].message, "hate"));
+	pwb_diag_release(&d);
+	/* Random texts over the bytes the measures look at: every one
+	 * measured, every value in [0, 1]. */
+	static const unsigned char alphabet[] = {
+	    'a',  'B',	'e',  '1',  ' ',  '\n', '\'', '.',  '!',  '?',
+	    '-',  '*',	'#',  '`',  ':',  ')',	'|',  0xE2, 0x80, 0x99,
+	    0xF0, 0x9F, 0x98, 0x8A, 0xAD, 0x90, 0xFF, 0x00};
+	uint64_t seed = 7;
+	char rnd[300];
+	for (int r = 0; r < 3000; r++) {
+		seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		size_t n = 1 + (size_t)(seed >> 33) % sizeof(rnd);
+		for (size_t k = 0; k < n; k++) {
+			seed = seed * 6364136223846793005ULL +
+			       1442695040888963407ULL;
+			rnd[k] =
+			    (char)alphabet[(seed >> 33) % sizeof(alphabet)];
+		}
+		assert_int_equal(
+		    pwb_prefs_features_compute(&a, m, rnd, n, NULL, NULL, NULL),
+		    PWB_OK);
+		for (int k = 0; k < PWB_PREFS_N_DIMS; k++)
+			assert_true(a.dims[k] >= 0 && a.dims[k] <= 1);
+	}
+	const char odd[] = "a\0b\xff\xfe\xf0\x9f\x98 'x' \xe2\x80\x99";
+	assert_int_equal(pwb_prefs_features_compute(&a, m, odd, sizeof(odd),
+						    NULL, NULL, NULL),
+			 PWB_OK);
+	pwb_prefs_model_free(m);
+}
+
+/* ---- learning ---- */
+
+static const char *const shorts[] = {"Tea is a drink.", "Bees make honey.",
+				     "Chess is a game.", "The moon orbits.",
+				     "Rain is water."};
+static const char *const longs[] = {
+    "Tea is a drink made by pouring hot water over cured leaves, and it "
+    "has been enjoyed for thousands of years in many parts of the world.",
+    "Bees make honey from the nectar of flowers, which they carry back to "
+    "the hive and turn into honey by evaporation and enzymes over weeks.",
+    "Chess is a board game for two players that is played on a board of "
+    "sixty four squares, with pieces that each move in their own way.",
+    "The moon orbits the earth about once a month, and its phases come "
+    "from the changing angle between the sun, the earth and the moon.",
+    "Rain is water that condenses in clouds and falls when the drops grow "
+    "too heavy for the air to hold them up any longer, as it often does."};
+
+static void test_learns_shorter(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = new_model();
+	pwb_prefs_features s, l;
+	for (int r = 0; r < 40; r++) {
+		feats(&s, m, shorts[r % 5], NULL);
+		feats(&l, m, longs[(r + 1) % 5], NULL);
+		assert_int_equal(pwb_prefs_update_pair(m, "ana", &s, &l, NULL),
+				 PWB_OK);
+	}
+	assert_true(pwb_prefs_has_user(m, "ana"));
+	assert_int_equal(pwb_prefs_user_events(m, "ana"), 40);
+	assert_true(pwb_prefs_user_dim(m, "ana", PWB_PREFS_VERBOSITY) < -0.05);
+	/* Unseen texts: the shorter one ranks first for her. */
+	feats(&s, m, "Owls hunt at night.", NULL);
+	feats(&l, m,
+	      "Owls are birds of prey that mostly hunt at night, using their "
+	      "excellent hearing and silent flight to catch small animals in "
+	      "fields and woods across nearly every continent.",
+	      NULL);
+	assert_true(score1(m, "ana", &s, NULL, PWB_PREFS_PERSONAL) >
+		    score1(m, "ana", &l, NULL, PWB_PREFS_PERSONAL));
+
+	char *text = NULL;
+	assert_int_equal(pwb_prefs_explain(m, "ana", &text, NULL), PWB_OK);
+	assert_non_null(strstr(text, "you prefer "));
+	assert_non_null(strstr(text, "shorter ("));
+	assert_non_null(strstr(text, "\xe2\x88\x92")); /* a minus sign */
+	free(text);
+
+	/* Unknown users: explain and reset refuse, scoring falls back to
+	 * the population model. */
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_prefs_explain(m, "bob", &text, &d), PWB_ENOTFOUND);
+	assert_null(text);
+	assert_int_equal(pwb_prefs_reset(m, "bob", &d), PWB_ENOTFOUND);
+	assert_non_null(strstr(d.entries[0].message, "unknown user 'bob'"));
+	pwb_diag_release(&d);
+	assert_true(score1(m, "bob", &s, NULL, PWB_PREFS_PERSONAL) ==
+		    score1(m, NULL, &s, NULL, PWB_PREFS_POPULATION));
+
+	/* Reset: back at the population model. */
+	assert_int_equal(pwb_prefs_reset(m, "ana", NULL), PWB_OK);
+	assert_int_equal(pwb_prefs_user_nnz(m, "ana"), 0);
+	assert_true(score1(m, "ana", &l, NULL, PWB_PREFS_PERSONAL) ==
+		    score1(m, NULL, &l, NULL, PWB_PREFS_POPULATION));
+	assert_int_equal(pwb_prefs_explain(m, "ana", &text, NULL), PWB_OK);
+	assert_non_null(strstr(text, "no learned preferences"));
+	free(text);
+	pwb_prefs_model_free(m);
+}
+
+/*
+ * Bounded learning: a user who always picks the response that carries a
+ * category they have not opted into never gets such a response ranked
+ * higher because of that category. The two responses of each test pair
+ * have the same text and differ only in that category's score.
+ */
+static void test_bounded_learning(void **state)
+{
+	(void)state;
+	for (int on = 0; on < 2; on++) {
+		pwb_prefs_model *m = new_model();
+		pwb_prefs_bounds b;
+		pwb_prefs_bounds_init(&b);
+		b.category_on[0] = on; /* profanity */
+		double with[3] = {1, 0, 0}, without[3] = {0, 0, 0};
+		pwb_prefs_features x, y;
+		for (int r = 0; r < 300; r++) {
+			const char *t = longs[r % 5];
+			feats(&x, m, t, with);
+			feats(&y, m, shorts[r % 5], without);
+			assert_int_equal(
+			    pwb_prefs_update_pair(m, "cy", &x, &y, &b), PWB_OK);
+			/* Other users, who have it on, teach the
+			 * population to like it too. */
+			b.category_on[0] = true;
+			assert_int_equal(
+			    pwb_prefs_update_pair(m, "dee", &x, &y, &b),
+			    PWB_OK);
+			b.category_on[0] = on;
+		}
+		for (int k = 0; k < 5; k++) {
+			feats(&x, m, longs[k], with);
+			feats(&y, m, longs[k], without);
+			double sx = score1(m, "cy", &x, &b, PWB_PREFS_PERSONAL);
+			double sy = score1(m, "cy", &y, &b, PWB_PREFS_PERSONAL);
+			if (on)
+				assert_true(sx > sy); /* learnt, allowed */
+			else
+				assert_true(sx <= sy); /* never above */
+			/* The population model alone, for cy's bounds. */
+			sx = score1(m, "cy", &x, &b, PWB_PREFS_POPULATION);
+			sy = score1(m, "cy", &y, &b, PWB_PREFS_POPULATION);
+			if (!on)
+				assert_true(sx <= sy);
+		}
+		pwb_prefs_model_free(m);
+	}
+}
+
+static void test_targets(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = new_model();
+	pwb_prefs_features s, l;
+	/* Learnt: longer. Stated: short. The stated preference wins. */
+	for (int r = 0; r < 60; r++) {
+		feats(&s, m, shorts[r % 5], NULL);
+		feats(&l, m, longs[r % 5], NULL);
+		assert_int_equal(pwb_prefs_update_pair(m, "eve", &l, &s, NULL),
+				 PWB_OK);
+	}
+	/* Two responses alike but for their length (dimensions only). */
+	memset(&s, 0, sizeof(s));
+	for (uint32_t k = 0; k < PWB_PREFS_N_DIMS; k++) {
+		s.idx[k] = k;
+		s.val[k] = s.dims[k] = 0.5f;
+	}
+	s.n = PWB_PREFS_N_DIMS;
+	l = s;
+	s.val[PWB_PREFS_VERBOSITY] = s.dims[PWB_PREFS_VERBOSITY] = 0.2f;
+	l.val[PWB_PREFS_VERBOSITY] = l.dims[PWB_PREFS_VERBOSITY] = 0.9f;
+	assert_true(score1(m, "eve", &l, NULL, PWB_PREFS_PERSONAL) >
+		    score1(m, "eve", &s, NULL, PWB_PREFS_PERSONAL));
+	pwb_prefs_bounds b;
+	pwb_prefs_bounds_init(&b);
+	b.has_target[PWB_PREFS_VERBOSITY] = true;
+	b.target[PWB_PREFS_VERBOSITY] = 0.1f;
+	assert_true(score1(m, "eve", &s, &b, PWB_PREFS_PERSONAL) >
+		    score1(m, "eve", &l, &b, PWB_PREFS_PERSONAL));
+	assert_true(score1(m, "eve", &s, &b, PWB_PREFS_EXPLICIT) >
+		    score1(m, "eve", &l, &b, PWB_PREFS_EXPLICIT));
+	/* Without targets the explicit scorer has no opinion. */
+	assert_true(score1(m, "eve", &s, NULL, PWB_PREFS_EXPLICIT) ==
+		    score1(m, "eve", &l, NULL, PWB_PREFS_EXPLICIT));
+	pwb_prefs_model_free(m);
+}
+
+/* Targets and categories from an effective policy. */
+static void test_bounds_from_effective(void **state)
+{
+	(void)state;
+	const char *src = getenv("PWB_SOURCE_DIR");
+	char pol[512];
+	snprintf(pol, sizeof(pol), "%s/policies", src ? src : ".");
+	pwb_policy *p = NULL;
+	pwb_policy_params pp = pwb_policy_default_params();
+	assert_int_equal(pwb_policy_load(&p, pol, &pp, NULL), PWB_OK);
+	pwb_settings *s = NULL;
+	const char js[] = "{\"categories\": {\"profanity\": \"on\"}, "
+			  "\"dimensions\": {\"humour\": 0.5}}";
+	assert_int_equal(pwb_settings_parse(&s, js, strlen(js), "s", NULL),
+			 PWB_OK);
+	pwb_resolve_params rp = {"acme-tutor", NULL, 0, s, NULL};
+	pwb_effective *e = NULL;
+	assert_int_equal(pwb_policy_resolve(&e, p, &rp, NULL), PWB_OK);
+	pwb_prefs_model *m = new_model();
+	pwb_prefs_bounds b;
+	pwb_prefs_bounds_from_effective(&b, m, e);
+	assert_true(b.category_on[0]);	/* profanity: opt_in, on */
+	assert_false(b.category_on[1]); /* hate: forbid in de */
+	assert_false(b.category_on[2]); /* sexual_content: forbid */
+	assert_true(b.has_target[PWB_PREFS_HUMOUR]);
+	assert_float_equal(b.target[PWB_PREFS_HUMOUR], 0.5, 1e-6);
+	/* The org's defaults are no statement of the user's. */
+	assert_false(b.has_target[PWB_PREFS_VERBOSITY]);
+	pwb_prefs_model_free(m);
+	pwb_effective_free(e);
+	pwb_settings_free(s);
+	pwb_policy_free(p);
+}
+
+static void test_memory_cap(void **state)
+{
+	(void)state;
+	pwb_prefs_params p = pwb_prefs_default_params();
+	p.max_user_weights = 40;
+	p.hash_bits = 16;
+	pwb_prefs_model *m = NULL;
+	assert_int_equal(pwb_prefs_model_new(&m, &p), PWB_OK);
+	pwb_prefs_features a, b;
+	char ta[256], tb[256];
+	for (int r = 0; r < 300; r++) {
+		snprintf(ta, sizeof(ta), "word%d alpha%d beta%d gamma%d", r,
+			 r * 7, r * 13, r * 17);
+		snprintf(tb, sizeof(tb), "other%d delta%d", r, r * 3);
+		feats(&a, m, ta, NULL);
+		feats(&b, m, tb, NULL);
+		assert_int_equal(pwb_prefs_update_pair(m, "u", &a, &b, NULL),
+				 PWB_OK);
+		assert_true(pwb_prefs_user_nnz(m, "u") <= 40);
+		const pwb__prefs_user *u = pwb__prefs_find(m, "u");
+		for (uint32_t k = 1; k < u->n; k++)
+			assert_true(u->e[k].idx > u->e[k - 1].idx);
+	}
+	assert_int_equal(pwb_prefs_user_nnz(m, "u"), 40);
+	/* The dimensions stay: eviction takes n-grams first. */
+	const pwb__prefs_user *u = pwb__prefs_find(m, "u");
+	assert_int_equal(u->e[0].idx, 0);
+	assert_true(pwb_prefs_user_bytes(m, "u") < 4096);
+	pwb_prefs_model_free(m);
+}
+
+/* ---- files and blobs ---- */
+
+static pwb_prefs_model *trained(void)
+{
+	pwb_prefs_model *m = new_model();
+	pwb_prefs_features a, b;
+	double sc[3] = {0.2, 0, 0.9};
+	for (int r = 0; r < 12; r++) {
+		feats(&a, m, shorts[r % 5], NULL);
+		feats(&b, m, longs[r % 5], sc);
+		const char *user = r % 3 ? "u1" : "u2";
+		assert_int_equal(pwb_prefs_update_pair(m, user, &a, &b, NULL),
+				 PWB_OK);
+	}
+	return m;
+}
+
+static void same_scores(const pwb_prefs_model *a, const pwb_prefs_model *b,
+			const char *user)
+{
+	pwb_prefs_features f;
+	for (int k = 0; k < 5; k++) {
+		feats(&f, a, longs[k], NULL);
+		assert_true(score1(a, user, &f, NULL, PWB_PREFS_PERSONAL) ==
+			    score1(b, user, &f, NULL, PWB_PREFS_PERSONAL));
+	}
+}
+
+static void test_save_load(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = trained();
+	char path[512];
+	snprintf(path, sizeof(path), "%s/m.pwbp", dir);
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_prefs_save(m, path, &d), PWB_OK);
+	pwb_prefs_model *m2 = NULL;
+	assert_int_equal(pwb_prefs_load(&m2, path, &d), PWB_OK);
+	assert_int_equal(pwb_prefs_n_users(m2), 2);
+	same_scores(m, m2, "u1");
+	same_scores(m, m2, "u2");
+	assert_string_equal(pwb_prefs_model_params(m2)->categories[2],
+			    "sexual_content");
+	void *b1, *b2;
+	size_t l1, l2;
+	assert_int_equal(pwb_prefs_save_mem(m, &b1, &l1), PWB_OK);
+	assert_int_equal(pwb_prefs_save_mem(m2, &b2, &l2), PWB_OK);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(b1, b2, l1);
+	free(b1);
+	free(b2);
+
+	/* A user blob moves one user between models. */
+	pwb_prefs_model *m3 = new_model();
+	assert_int_equal(pwb_prefs_user_save_mem(m, "u1", &b1, &l1), PWB_OK);
+	assert_int_equal(pwb_prefs_user_load_mem(m3, b1, l1, &d), PWB_OK);
+	assert_int_equal(pwb_prefs_user_nnz(m3, "u1"),
+			 pwb_prefs_user_nnz(m, "u1"));
+	free(b1);
+	/* The population blob and the users' blobs rebuild the model. */
+	assert_int_equal(pwb_prefs_population_save_mem(m, &b1, &l1), PWB_OK);
+	pwb_prefs_model *rebuilt = NULL;
+	assert_int_equal(pwb_prefs_load_mem(&rebuilt, b1, l1, "pop", &d),
+			 PWB_OK);
+	assert_int_equal(pwb_prefs_n_users(rebuilt), 0);
+	free(b1);
+	for (int k = 1; k <= 2; k++) {
+		char uid[8];
+		snprintf(uid, sizeof(uid), "u%d", k);
+		assert_int_equal(pwb_prefs_user_save_mem(m, uid, &b1, &l1),
+				 PWB_OK);
+		assert_int_equal(pwb_prefs_user_load_mem(rebuilt, b1, l1, &d),
+				 PWB_OK);
+		free(b1);
+	}
+	assert_int_equal(pwb_prefs_save_mem(m, &b1, &l1), PWB_OK);
+	assert_int_equal(pwb_prefs_save_mem(rebuilt, &b2, &l2), PWB_OK);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(b1, b2, l1);
+	free(b1);
+	free(b2);
+	pwb_prefs_model_free(rebuilt);
+	assert_int_equal(pwb_prefs_user_save_mem(m, "u1", &b1, &l1), PWB_OK);
+	/* A whole model is not a user blob, and back. */
+	assert_int_equal(pwb_prefs_save_mem(m, &b2, &l2), PWB_OK);
+	assert_int_equal(pwb_prefs_user_load_mem(m3, b2, l2, &d), PWB_EPARSE);
+	pwb_prefs_model *bad = NULL;
+	assert_int_equal(pwb_prefs_load_mem(&bad, b1, l1, "blob", &d),
+			 PWB_EPARSE);
+	assert_null(bad);
+	/* A blob for another layout is refused. */
+	pwb_prefs_params p = pwb_prefs_default_params();
+	p.hash_bits = 11;
+	pwb_prefs_model *m4 = NULL;
+	assert_int_equal(pwb_prefs_model_new(&m4, &p), PWB_OK);
+	assert_int_equal(pwb_prefs_user_load_mem(m4, b1, l1, &d), PWB_EPARSE);
+	free(b1);
+	free(b2);
+
+	/* One byte form whatever the table's history: 60 users added in
+	 * one order, loaded back in sorted order, written the same. */
+	pwb_prefs_model *many = new_model();
+	pwb_prefs_features fa, fb;
+	feats(&fa, many, shorts[1], NULL);
+	feats(&fb, many, longs[1], NULL);
+	char uid[16];
+	for (int k = 59; k >= 0; k--) {
+		snprintf(uid, sizeof(uid), "user%d", (k * 37) % 60);
+		assert_int_equal(
+		    pwb_prefs_update_pair(many, uid, &fa, &fb, NULL), PWB_OK);
+	}
+	assert_int_equal(pwb_prefs_save_mem(many, &b1, &l1), PWB_OK);
+	pwb_prefs_model *back = NULL;
+	assert_int_equal(pwb_prefs_load_mem(&back, b1, l1, "many", &d), PWB_OK);
+	assert_int_equal(pwb_prefs_n_users(back), 60);
+	assert_int_equal(pwb_prefs_save_mem(back, &b2, &l2), PWB_OK);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(b1, b2, l1);
+	free(b1);
+	free(b2);
+	pwb_prefs_model_free(many);
+	pwb_prefs_model_free(back);
+
+	/* Saving into a missing folder fails and writes nothing. */
+	char bad_path[600];
+	snprintf(bad_path, sizeof(bad_path), "%s/missing/m.pwbp", dir);
+	assert_int_equal(pwb_prefs_save(m, bad_path, &d), PWB_EIO);
+	/* A failed save leaves the old file whole. */
+	assert_int_equal(pwb_prefs_load(&bad, path, &d), PWB_OK);
+	pwb_prefs_model_free(bad);
+	pwb_diag_release(&d);
+	pwb_prefs_model_free(m);
+	pwb_prefs_model_free(m2);
+	pwb_prefs_model_free(m3);
+	pwb_prefs_model_free(m4);
+}
+
+static void load_bad(const void *data, size_t len, const char *want)
+{
+	pwb_prefs_model *m = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = pwb_prefs_load_mem(&m, data, len, "x", &d);
+	assert_int_not_equal(st, PWB_OK);
+	assert_null(m);
+	assert_true(d.n >= 1);
+	if (want && !strstr(d.entries[0].message, want))
+		fail_msg("'%s' does not say '%s'", d.entries[0].message, want);
+	pwb_diag_release(&d);
+}
+
+static void test_corrupt(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = trained();
+	unsigned char *data;
+	size_t len;
+	assert_int_equal(pwb_prefs_save_mem(m, (void **)&data, &len), PWB_OK);
+	pwb_prefs_model_free(m);
+	/* Every flipped byte is refused (the checksum sees it). */
+	for (size_t i = 0; i < len; i++) {
+		data[i] ^= 0x41;
+		load_bad(data, len, NULL);
+		data[i] ^= 0x41;
+	}
+	/* Every truncation is refused. */
+	for (size_t n = 0; n < len; n++)
+		load_bad(data, n, NULL);
+	load_bad("hello", 5, "not a pwb preference model");
+	/* A newer version, with a valid checksum. */
+	unsigned char *v = malloc(len);
+	memcpy(v, data, len);
+	v[8] = 9;
+	crypto_generichash(v + len - 32, 32, v, len - 32, NULL, 0);
+	load_bad(v, len, "newer pwb");
+	/* Absurd hash bits, with a valid checksum. */
+	memcpy(v, data, len);
+	v[16] = 40;
+	crypto_generichash(v + len - 32, 32, v, len - 32, NULL, 0);
+	load_bad(v, len, "out of range");
+	free(v);
+	pwb_prefs_model *ok = NULL;
+	assert_int_equal(pwb_prefs_load_mem(&ok, data, len, "x", NULL), PWB_OK);
+	pwb_prefs_model_free(ok);
+	free(data);
+}
+
+/* ---- evaluation and the simulator ---- */
+
+static int collect(void *ctx, const char *line, size_t len)
+{
+	pwb_feedback_set *s = ctx;
+	static int n;
+	return pwb_feedback_parse(s, line, len, "sim", ++n, NULL) ? -1 : 0;
+}
+
+static pwb_feedback_set *simulate(double spread, size_t users)
+{
+	pwb_feedback_set *s = NULL;
+	assert_int_equal(pwb_feedback_set_new(&s), PWB_OK);
+	pwb_prefs_sim_params p = pwb_prefs_sim_default_params();
+	p.spread = spread;
+	p.users = users;
+	p.events = 40;
+	assert_int_equal(pwb_prefs_simulate(&p, collect, s, NULL), PWB_OK);
+	assert_int_equal(pwb_feedback_n(s), users * 40);
+	return s;
+}
+
+static void test_simulated_users(void **state)
+{
+	(void)state;
+	pwb_prefs_eval_result r;
+	/* Users who differ: personal clearly beats population. */
+	pwb_feedback_set *s = simulate(1.0, 60);
+	assert_int_equal(pwb_prefs_evaluate(&r, s, "sim", NULL, NULL), PWB_OK);
+	assert_int_equal(r.n_users, 60);
+	assert_true(r.n_test_pairs > 300);
+	assert_true(r.personal.lo > r.population.hi);
+	assert_true(r.personal.mean > r.population.mean + 0.05);
+	/* The curve starts at the population model and rises. */
+	assert_true(fabs(r.curve[0].mean - r.population.mean) < 1e-9);
+	assert_true(r.curve[5].mean > r.curve[0].mean);
+	/* Deterministic. */
+	pwb_prefs_eval_result r2;
+	assert_int_equal(pwb_prefs_evaluate(&r2, s, "sim", NULL, NULL), PWB_OK);
+	assert_true(r2.personal.mean == r.personal.mean &&
+		    r2.personal.lo == r.personal.lo);
+	pwb_feedback_free(s);
+
+	/* Users alike: personal equals population within the intervals. */
+	s = simulate(0.0, 60);
+	assert_int_equal(pwb_prefs_evaluate(&r, s, "sim", NULL, NULL), PWB_OK);
+	assert_true(r.personal.mean >= r.population.lo &&
+		    r.personal.mean <= r.population.hi);
+	assert_true(r.population.mean >= r.personal.lo &&
+		    r.population.mean <= r.personal.hi);
+	pwb_feedback_free(s);
+}
+
+/* The explanation tells the truth: on simulated users, each user's learnt
+ * deviation on a dimension goes with how far their hidden taste is from
+ * the others' (correlation over users and dimensions). */
+static void test_explain_matches_hidden_taste(void **state)
+{
+	(void)state;
+	pwb_feedback_set *s = simulate(1.0, 60);
+	pwb_prefs_model *m = NULL;
+	assert_int_equal(pwb_prefs_train(&m, NULL, s, "sim", NULL, NULL),
+			 PWB_OK);
+	pwb_prefs_sim_params p = pwb_prefs_sim_default_params();
+	p.users = 60;
+	static double theta[60][PWB_PREFS_N_DIMS];
+	double mean[PWB_PREFS_N_DIMS] = {0};
+	for (size_t u = 0; u < 60; u++) {
+		pwb_prefs_sim_user(&p, u, theta[u]);
+		for (int k = 0; k < PWB_PREFS_N_DIMS; k++)
+			mean[k] += theta[u][k] / 60;
+	}
+	double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, n = 0;
+	char uid[16];
+	for (size_t u = 0; u < 60; u++) {
+		snprintf(uid, sizeof(uid), "u%05zu", u);
+		for (int k = 0; k < PWB_PREFS_N_DIMS; k++) {
+			if (k == PWB_PREFS_READING_LEVEL)
+				continue;
+			double x = theta[u][k] - mean[k];
+			double y = pwb_prefs_user_dim(m, uid, k);
+			sx += x;
+			sy += y;
+			sxx += x * x;
+			syy += y * y;
+			sxy += x * y;
+			n++;
+		}
+	}
+	double r = (sxy - sx * sy / n) /
+		   sqrt((sxx - sx * sx / n) * (syy - sy * sy / n));
+	if (!(r > 0.4))
+		fail_msg("correlation %.3f between hidden and learnt tastes",
+			 r);
+	pwb_prefs_model_free(m);
+	pwb_feedback_free(s);
+}
+
+static void add(pwb_feedback_set *s, const char *json)
+{
+	static int line;
+	assert_int_equal(
+	    pwb_feedback_parse(s, json, strlen(json), "t", ++line, NULL),
+	    PWB_OK);
+}
+
+static void test_eval_split_and_duplicates(void **state)
+{
+	(void)state;
+	pwb_feedback_set *s = NULL;
+	assert_int_equal(pwb_feedback_set_new(&s), PWB_OK);
+	char buf[512];
+	/* u1: 10 ratings (ts out of file order), u2: 3 pairs (population
+	 * only), and an anonymous pair. */
+	for (int k = 0; k < 10; k++) {
+		snprintf(buf, sizeof(buf),
+			 "{\"user\": \"u1\", \"response\": \"%s\", "
+			 "\"rating\": %d, \"scale\": [1, 5], \"ts\": %d}",
+			 k % 2 ? shorts[k % 5] : longs[k % 5], 1 + (k % 5),
+			 100 - k);
+		add(s, buf);
+	}
+	for (int k = 0; k < 3; k++) {
+		snprintf(buf, sizeof(buf),
+			 "{\"user\": \"u2\", \"chosen\": \"%s\", "
+			 "\"rejected\": \"%s\", \"ts\": %d}",
+			 shorts[k], longs[k], k);
+		add(s, buf);
+	}
+	add(s, "{\"chosen\": \"a b\", \"rejected\": \"c d\"}");
+	pwb_prefs_eval_result r;
+	pwb_prefs_eval_params p = pwb_prefs_eval_default_params();
+	assert_int_equal(pwb_prefs_evaluate(&r, s, "t", &p, NULL), PWB_OK);
+	assert_int_equal(r.n_events, 14);
+	assert_int_equal(r.n_users, 1);
+	assert_int_equal(r.n_population_users, 1);
+	assert_int_equal(r.n_anonymous_events, 1);
+	assert_true(r.n_test_pairs >= 1);
+	assert_true(r.n_ties_dropped >= 1);
+
+	/* Duplicates: the same user, ts and texts; then the same id. */
+	add(s, "{\"user\": \"u2\", \"chosen\": \"Tea is a drink.\", "
+	       "\"rejected\": \"x\", \"ts\": 5}");
+	add(s, "{\"user\": \"u2\", \"chosen\": \"Tea is a drink.\", "
+	       "\"rejected\": \"x\", \"ts\": 5}");
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_prefs_evaluate(&r, s, "t", &p, &d), PWB_EPARSE);
+	assert_non_null(strstr(d.entries[0].message, "duplicate event"));
+	pwb_diag_release(&d);
+	pwb_feedback_free(s);
+
+	assert_int_equal(pwb_feedback_set_new(&s), PWB_OK);
+	add(s, "{\"id\": \"e1\", \"user\": \"a\", \"chosen\": \"x\", "
+	       "\"rejected\": \"y\"}");
+	add(s, "{\"id\": \"e1\", \"user\": \"b\", \"chosen\": \"z\", "
+	       "\"rejected\": \"y\"}");
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_prefs_check_duplicates(s, "t", &d), PWB_EPARSE);
+	assert_non_null(strstr(d.entries[0].message, "'id' 'e1'"));
+	pwb_diag_release(&d);
+	pwb_feedback_free(s);
+}
+
+/*
+ * Learning restrictions: the learner reads no user attributes, so
+ * feedback that carries the rater's attributes (here special categories
+ * a law forbids learning from) trains exactly the same model as the same
+ * feedback without them.
+ */
+static void test_attributes_never_read(void **state)
+{
+	(void)state;
+	void *blob[2];
+	size_t len[2];
+	for (int with = 0; with < 2; with++) {
+		pwb_feedback_set *s = NULL;
+		assert_int_equal(pwb_feedback_set_new(&s), PWB_OK);
+		char buf[1024];
+		for (int k = 0; k < 30; k++) {
+			const char *attrs =
+			    k % 2 ? "{\"religion\": \"x\", \"ethnicity\": "
+				    "\"y\", \"age_band\": \"18-25\"}"
+				  : "{\"religion\": \"z\"}";
+			snprintf(buf, sizeof(buf),
+				 "{\"user\": \"u%d\", \"chosen\": \"%s\", "
+				 "\"rejected\": \"%s\", \"ts\": %d%s%s%s}",
+				 k % 3, shorts[k % 5], longs[(k + 2) % 5], k,
+				 with ? ", \"rater\": {\"role\": \"end_user\", "
+					"\"attributes\": "
+				      : "",
+				 with ? attrs : "", with ? "}" : "");
+			add(s, buf);
+		}
+		if (with)
+			assert_non_null(pwb_feedback_get(s, 1)->rater_attrs);
+		pwb_prefs_model *m = NULL;
+		assert_int_equal(pwb_prefs_train(&m, NULL, s, "t", NULL, NULL),
+				 PWB_OK);
+		assert_int_equal(pwb_prefs_n_users(m), 3);
+		assert_int_equal(pwb_prefs_save_mem(m, &blob[with], &len[with]),
+				 PWB_OK);
+		pwb_prefs_model_free(m);
+		pwb_feedback_free(s);
+	}
+	assert_int_equal(len[0], len[1]);
+	assert_memory_equal(blob[0], blob[1], len[0]);
+	free(blob[0]);
+	free(blob[1]);
+}
+
+/* ---- allocation failures ---- */
+
+static void test_alloc_failure_sweep(void **state)
+{
+	(void)state;
+	pwb_prefs_features a, b;
+	char path[512];
+	snprintf(path, sizeof(path), "%s/sweep.pwbp", dir);
+	/* A file from before the sweep, which failed saves must not harm. */
+	pwb_prefs_model *first = trained();
+	assert_int_equal(pwb_prefs_save(first, path, NULL), PWB_OK);
+	pwb_prefs_model_free(first);
+	long n_fail = 0;
+	for (long k = 1; k < 100000; k++) {
+		pwb__alloc_count = 0;
+		pwb__alloc_fail_at = k;
+		pwb_prefs_model *m = NULL, *m2 = NULL;
+		void *mem = NULL, *blob = NULL;
+		size_t len = 0, blen = 0;
+		bool done = false;
+		pwb_status st = pwb_prefs_model_new(&m, NULL);
+		if (st) {
+			assert_int_equal(st, PWB_ENOMEM);
+			goto next;
+		}
+		pwb__alloc_fail_at = 0;
+		feats(&a, m, shorts[0], NULL);
+		feats(&b, m, longs[0], NULL);
+		pwb__alloc_fail_at = k;
+		int ok = 0;
+		for (int r = 0; r < 6; r++) {
+			const char *u = r % 2 ? "u1" : "u2";
+			uint64_t before = pwb_prefs_user_events(m, u);
+			st = pwb_prefs_update_pair(m, u, &a, &b, NULL);
+			if (st) {
+				assert_int_equal(st, PWB_ENOMEM);
+				/* Unchanged for that user. */
+				assert_int_equal(pwb_prefs_user_events(m, u),
+						 before);
+			} else {
+				ok++;
+			}
+		}
+		st = pwb_prefs_save_mem(m, &mem, &len);
+		if (st) {
+			assert_int_equal(st, PWB_ENOMEM);
+			goto next;
+		}
+		st = pwb_prefs_save(m, path, NULL);
+		if (st) {
+			/* The file from an earlier round is still whole. */
+			assert_int_equal(st, PWB_ENOMEM);
+			{
+				pwb__alloc_fail_at = 0;
+				assert_int_equal(
+				    pwb_prefs_load(&m2, path, NULL), PWB_OK);
+			}
+			goto next;
+		}
+		st = pwb_prefs_load_mem(&m2, mem, len, "m", NULL);
+		if (st) {
+			assert_int_equal(st, PWB_ENOMEM);
+			assert_null(m2);
+			goto next;
+		}
+		if (pwb_prefs_has_user(m, "u1")) {
+			st = pwb_prefs_user_save_mem(m, "u1", &blob, &blen);
+			if (st) {
+				assert_int_equal(st, PWB_ENOMEM);
+				goto next;
+			}
+			st = pwb_prefs_user_load_mem(m2, blob, blen, NULL);
+			if (st) {
+				assert_int_equal(st, PWB_ENOMEM);
+				goto next;
+			}
+		}
+		done = ok == 6;
+	next:
+		pwb__alloc_fail_at = 0;
+		free(mem);
+		free(blob);
+		pwb_prefs_model_free(m);
+		pwb_prefs_model_free(m2);
+		if (done)
+			break;
+		n_fail++;
+	}
+	assert_true(n_fail > 10);
+	/* No failed save left a temporary file behind. */
+	DIR *dd = opendir(dir);
+	assert_non_null(dd);
+	struct dirent *de;
+	while ((de = readdir(dd)))
+		assert_null(strstr(de->d_name, ".tmp."));
+	closedir(dd);
+}
+
+/* ---- seeds for the fuzzer ---- */
+
+static void test_write_fuzz_seeds(void **state)
+{
+	(void)state;
+	const char *sdir = getenv("PWB_PREFS_FUZZ_SEEDS");
+	if (!sdir || !*sdir)
+		skip();
+	pwb_prefs_model *m = trained();
+	void *mem;
+	size_t len;
+	char path[600];
+	assert_int_equal(pwb_prefs_save_mem(m, &mem, &len), PWB_OK);
+	snprintf(path, sizeof(path), "%s/model.pwbp", sdir);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(mem, 1, len, f), len);
+	fclose(f);
+	free(mem);
+	assert_int_equal(pwb_prefs_user_save_mem(m, "u1", &mem, &len), PWB_OK);
+	snprintf(path, sizeof(path), "%s/user.pwbp", sdir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(mem, 1, len, f), len);
+	fclose(f);
+	free(mem);
+	pwb_prefs_model_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_markers_sorted),
+	    cmocka_unit_test(test_dimensions),
+	    cmocka_unit_test(test_learns_shorter),
+	    cmocka_unit_test(test_bounded_learning),
+	    cmocka_unit_test(test_targets),
+	    cmocka_unit_test(test_bounds_from_effective),
+	    cmocka_unit_test(test_memory_cap),
+	    cmocka_unit_test(test_save_load),
+	    cmocka_unit_test(test_corrupt),
+	    cmocka_unit_test(test_simulated_users),
+	    cmocka_unit_test(test_explain_matches_hidden_taste),
+	    cmocka_unit_test(test_eval_split_and_duplicates),
+	    cmocka_unit_test(test_attributes_never_read),
+	    cmocka_unit_test(test_alloc_failure_sweep),
+	    cmocka_unit_test(test_write_fuzz_seeds),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
