@@ -5,7 +5,7 @@
 #   url=$(bash scripts/start-postgres.sh | tail -n 1)
 #   export PWB_TEST_POSTGRES=$url
 #   ...
-#   bash scripts/stop-postgres.sh      # or: bash scripts/start-postgres.sh --stop
+#   bash scripts/start-postgres.sh --stop
 #
 # The server lives in a fresh folder under /tmp (PWB_PG_DIR to choose it),
 # listens on a unix socket in that folder and on 127.0.0.1:PORT (PWB_PG_PORT,
