@@ -178,6 +178,8 @@ static void build(pwb__buf *b, const style *st, const char *topic, uint64_t *s)
 
 /* ---- events ---- */
 
+#define PWB__SIM_EPOCH 1767225600 /* 2026-01-01T00:00:00Z */
+
 static double utility(const double *theta, const float *dims)
 {
 	double u = 0;
@@ -218,7 +220,10 @@ pwb_status pwb_prefs_simulate(const pwb_prefs_sim_params *params,
 	pwb__buf_init(&a, 1 << 16);
 	pwb__buf_init(&b, 1 << 16);
 	pwb_status st = PWB_OK;
-	int64_t ts = 0;
+	/* Unix seconds from 2026-01-01T00:00:00Z, one event a minute: real
+	 * times, so that stores apply their retention to simulated feedback
+	 * as to any other. */
+	int64_t ts = PWB__SIM_EPOCH;
 	double theta[PWB_PREFS_N_DIMS];
 	/* Users take turns, so that time interleaves them as in a real log. */
 	for (size_t e = 0; e < p.events && !st; e++) {
@@ -289,7 +294,8 @@ pwb_status pwb_prefs_simulate(const pwb_prefs_sim_params *params,
 				    o, "rejected",
 				    json_string(a_wins ? b.s : a.s));
 			}
-			json_object_set_new(o, "ts", json_integer(ts++));
+			json_object_set_new(o, "ts", json_integer(ts));
+			ts += 60;
 			st = emit_json(o, emit, ctx);
 		}
 	}
