@@ -302,6 +302,23 @@ pwb_status pwb_prefs_user_save_mem(const pwb_prefs_model *m, const char *user,
 pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
 				   size_t len, pwb_diag *diag);
 
+/*
+ * An event's features as bytes, for a store that keeps no texts (DESIGN
+ * §8: "else feature vectors"): the model's feature layout, then one vector
+ * (a rating's response, b NULL) or two (a pair's chosen a and rejected
+ * b), sealed with a BLAKE2b-256 checksum. *data is freed with free().
+ */
+pwb_status pwb_prefs_features_pack(const pwb_prefs_model *m,
+				   const pwb_prefs_features *a,
+				   const pwb_prefs_features *b, void **data,
+				   size_t *len);
+/* Reads them back for a model of the same layout (else PWB_EPARSE with
+ * the reason); *n_out is 1 or 2. Learning from them is then
+ * pwb_prefs_update_pair(m, user, &out[0], &out[1], bounds). */
+pwb_status pwb_prefs_features_unpack(const pwb_prefs_model *m, const void *data,
+				     size_t len, pwb_prefs_features out[2],
+				     size_t *n_out, pwb_diag *diag);
+
 /* ---- simulated users (pwb simulate prefs) ----
  *
  * Users with hidden preference vectors theta over the measured

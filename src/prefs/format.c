@@ -38,6 +38,7 @@
 #define PREF_VERSION 1u
 #define PREF_KIND_MODEL 1u
 #define PREF_KIND_USER 2u
+#define PREF_KIND_FEATURES 3u
 #define PREF_SUM_LEN PWB__SEAL_LEN
 #define PREF_MAX_FILE ((size_t)1 << 34)
 #define PREF_ENTRY_LEN 16u
@@ -94,17 +95,39 @@ static const pwb__prefs_user **sorted_users(const pwb_prefs_model *m)
 
 /* The model; users NULL writes the population alone (no users). */
 /* What a file or blob holds: the model with the users given (sorted),
- * the model alone (users NULL), or one user. */
+ * the model alone (users NULL), one user, or an event's features. */
 typedef struct body {
 	const pwb_prefs_model *m;
 	const pwb__prefs_user **users;
 	const pwb__prefs_user *one;
+	const pwb_prefs_features *feat[2];
+	uint32_t n_feat;
 } body;
+
+static void w_features(pwb__sealw *w, const body *b)
+{
+	w_header(w, b->m, PREF_KIND_FEATURES);
+	pwb__sealw_u32(w, b->n_feat);
+	for (uint32_t k = 0; k < b->n_feat; k++) {
+		const pwb_prefs_features *f = b->feat[k];
+		for (int d = 0; d < PWB_PREFS_N_DIMS; d++)
+			pwb__sealw_f32(w, f->dims[d]);
+		pwb__sealw_u32(w, f->n);
+		for (uint32_t i = 0; i < f->n; i++) {
+			pwb__sealw_u32(w, f->idx[i]);
+			pwb__sealw_f32(w, f->val[i]);
+		}
+	}
+}
 
 static void serialise(pwb__sealw *w, const void *ctx)
 {
 	const body *b = ctx;
 	const pwb_prefs_model *m = b->m;
+	if (b->n_feat) {
+		w_features(w, b);
+		return;
+	}
 	if (b->one) {
 		w_header(w, m, PREF_KIND_USER);
 		w_user(w, b->one);
@@ -146,7 +169,7 @@ static pwb_status save_mem(const pwb_prefs_model *m, void **data, size_t *len,
 {
 	*data = NULL;
 	*len = 0;
-	body b = {m, with_users ? sorted_users(m) : NULL, NULL};
+	body b = {m, with_users ? sorted_users(m) : NULL, NULL, {0}, 0};
 	if (with_users && !b.users)
 		return PWB_ENOMEM;
 	pwb_status rc = pwb__sealed_to_mem(serialise, &b, data, len);
@@ -171,7 +194,7 @@ pwb_status pwb_prefs_user_save_mem(const pwb_prefs_model *m, const char *user,
 {
 	*data = NULL;
 	*len = 0;
-	body b = {m, NULL, pwb__prefs_find(m, user)};
+	body b = {m, NULL, pwb__prefs_find(m, user), {0}, 0};
 	if (!b.one)
 		return PWB_ENOTFOUND;
 	return pwb__sealed_to_mem(serialise, &b, data, len);
@@ -182,7 +205,7 @@ pwb_status pwb_prefs_save(const pwb_prefs_model *m, const char *path,
 {
 	if (!m || !path || !*path)
 		return PWB_EINVAL;
-	body b = {m, sorted_users(m), NULL};
+	body b = {m, sorted_users(m), NULL, {0}, 0};
 	if (!b.users) {
 		pwb_diag_add(diag, path, 0, 0, "out of memory");
 		return PWB_ENOMEM;
@@ -271,10 +294,13 @@ static bool r_header(reader *r, uint32_t want_kind, uint32_t *bits,
 		return false;
 	}
 	if (kind != want_kind) {
-		snprintf(r->why, sizeof(r->why), "%s",
-			 want_kind == PREF_KIND_MODEL
-			     ? "a user blob, not a whole model"
-			     : "a whole model, not a user blob");
+		static const char *const kinds[] = {
+		    "", "a whole model", "a user blob", "an event's features"};
+		snprintf(r->why, sizeof(r->why), "%s, not %s",
+			 kind < PWB_ARRAY_LEN(kinds) && kind
+			     ? kinds[kind]
+			     : "an unknown kind",
+			 kinds[want_kind]);
 		return false;
 	}
 	if (!pwb__sealed_ok(r->d, r->len)) {
@@ -576,5 +602,103 @@ pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
 	slot->events = u->events;
 	free(u->id);
 	free(u);
+	return PWB_OK;
+}
+
+/* ---- an event's features, for stores that keep no texts ---- */
+
+pwb_status pwb_prefs_features_pack(const pwb_prefs_model *m,
+				   const pwb_prefs_features *a,
+				   const pwb_prefs_features *b, void **data,
+				   size_t *len)
+{
+	*data = NULL;
+	*len = 0;
+	if (!m || !a)
+		return PWB_EINVAL;
+	body bd = {m, NULL, NULL, {a, b}, b ? 2 : 1};
+	return pwb__sealed_to_mem(serialise, &bd, data, len);
+}
+
+/* Reads one vector into f, checking it against m's layout. */
+static bool r_features(reader *r, const pwb_prefs_model *m,
+		       pwb_prefs_features *f)
+{
+	if (!r_need(r, PWB_PREFS_N_DIMS * 4 + 4, "a feature vector"))
+		return false;
+	for (int d = 0; d < PWB_PREFS_N_DIMS; d++) {
+		f->dims[d] = r_f32(r);
+		if (!(f->dims[d] >= 0 && f->dims[d] <= 1)) {
+			snprintf(r->why, sizeof(r->why),
+				 "dimension %s is %g, outside [0, 1]",
+				 pwb_prefs_dim_name(d), (double)f->dims[d]);
+			return false;
+		}
+	}
+	uint32_t n = r_u32(r);
+	if (n > PWB_ARRAY_LEN(f->idx)) {
+		snprintf(r->why, sizeof(r->why),
+			 "a vector of %u features, over the limit of %zu",
+			 (unsigned)n, PWB_ARRAY_LEN(f->idx));
+		return false;
+	}
+	if (!r_need(r, (size_t)n * 8, "a feature vector"))
+		return false;
+	f->n = n;
+	for (uint32_t i = 0; i < n; i++) {
+		f->idx[i] = r_u32(r);
+		f->val[i] = r_f32(r);
+		if (f->idx[i] >= m->dim || (i && f->idx[i] <= f->idx[i - 1]) ||
+		    !isfinite(f->val[i])) {
+			snprintf(r->why, sizeof(r->why),
+				 "feature %u is out of order, out of range or "
+				 "not a finite number",
+				 (unsigned)i + 1);
+			return false;
+		}
+	}
+	return true;
+}
+
+pwb_status pwb_prefs_features_unpack(const pwb_prefs_model *m, const void *data,
+				     size_t len, pwb_prefs_features out[2],
+				     size_t *n_out, pwb_diag *diag)
+{
+	*n_out = 0;
+	if (!m || (!data && len))
+		return PWB_EINVAL;
+	reader r = {data, len, 0, ""};
+	uint32_t bits, nc, ne;
+	if (!r_header(&r, PREF_KIND_FEATURES, &bits, &nc, &ne))
+		return fail(&r, NULL, diag, PWB_EPARSE);
+	if (bits != m->p.hash_bits || nc != m->p.n_categories ||
+	    ne != m->p.n_embed) {
+		snprintf(r.why, sizeof(r.why),
+			 "features laid out for another model (hash bits %u, "
+			 "%u categories, embedding %u; this model: %u, %zu, "
+			 "%zu)",
+			 (unsigned)bits, (unsigned)nc, (unsigned)ne,
+			 m->p.hash_bits, m->p.n_categories, m->p.n_embed);
+		return fail(&r, NULL, diag, PWB_EPARSE);
+	}
+	if (!r_need(&r, 4, "the vector count"))
+		return fail(&r, NULL, diag, PWB_EPARSE);
+	uint32_t k = r_u32(&r);
+	if (k < 1 || k > 2) {
+		snprintf(r.why, sizeof(r.why),
+			 "%u feature vectors; an event has 1 or 2",
+			 (unsigned)k);
+		return fail(&r, NULL, diag, PWB_EPARSE);
+	}
+	for (uint32_t i = 0; i < k; i++)
+		if (!r_features(&r, m, &out[i]))
+			return fail(&r, NULL, diag, PWB_EPARSE);
+	if (r.off != r.len) {
+		snprintf(r.why, sizeof(r.why),
+			 "trailing bytes after the "
+			 "features");
+		return fail(&r, NULL, diag, PWB_EPARSE);
+	}
+	*n_out = k;
 	return PWB_OK;
 }

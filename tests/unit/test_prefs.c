@@ -607,6 +607,89 @@ static void test_corrupt(void **state)
 
 /* ---- evaluation and the simulator ---- */
 
+/* An event's features survive a store: packed, unpacked, they teach the
+ * model exactly what the texts would have; any change to the bytes, or a
+ * model of another layout, is refused. */
+static void test_event_features(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = new_model(), *m2 = new_model();
+	pwb_prefs_features a, b, out[2];
+	double sc[3] = {0.2, 0, 0.9};
+	feats(&a, m, shorts[0], NULL);
+	feats(&b, m, longs[0], sc);
+	void *data = NULL;
+	size_t len = 0, n = 0;
+	assert_int_equal(pwb_prefs_features_pack(m, &a, &b, &data, &len),
+			 PWB_OK);
+	assert_int_equal(pwb_prefs_features_unpack(m, data, len, out, &n, NULL),
+			 PWB_OK);
+	assert_int_equal(n, 2);
+	assert_int_equal(out[0].n, a.n);
+	assert_int_equal(out[1].n, b.n);
+	assert_memory_equal(out[0].idx, a.idx, a.n * sizeof(a.idx[0]));
+	assert_memory_equal(out[1].val, b.val, b.n * sizeof(b.val[0]));
+	assert_memory_equal(out[1].dims, b.dims, sizeof(b.dims));
+	assert_int_equal(pwb_prefs_update_pair(m, "u1", &a, &b, NULL), PWB_OK);
+	assert_int_equal(
+	    pwb_prefs_update_pair(m2, "u1", &out[0], &out[1], NULL), PWB_OK);
+	void *x, *y;
+	size_t xl, yl;
+	assert_int_equal(pwb_prefs_save_mem(m, &x, &xl), PWB_OK);
+	assert_int_equal(pwb_prefs_save_mem(m2, &y, &yl), PWB_OK);
+	assert_int_equal(xl, yl);
+	assert_memory_equal(x, y, xl);
+	free(x);
+	free(y);
+
+	/* Every flipped byte and every truncation is refused. */
+	unsigned char *c = malloc(len);
+	for (size_t i = 0; i < len; i++) {
+		memcpy(c, data, len);
+		c[i] ^= 0x20;
+		assert_int_equal(
+		    pwb_prefs_features_unpack(m, c, len, out, &n, NULL),
+		    PWB_EPARSE);
+		assert_int_equal(n, 0);
+		assert_int_equal(
+		    pwb_prefs_features_unpack(m, data, i, out, &n, NULL),
+		    PWB_EPARSE);
+	}
+	free(c);
+	/* A model blob is not an event's features. */
+	assert_int_equal(pwb_prefs_save_mem(m, &x, &xl), PWB_OK);
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_prefs_features_unpack(m, x, xl, out, &n, &d),
+			 PWB_EPARSE);
+	assert_non_null(strstr(d.entries[0].message,
+			       "a whole model, not an event's features"));
+	free(x);
+	pwb_diag_clear(&d);
+	/* Another layout. */
+	pwb_prefs_params p = pwb_prefs_default_params();
+	p.hash_bits = 14;
+	pwb_prefs_model *other = NULL;
+	assert_int_equal(pwb_prefs_model_new(&other, &p), PWB_OK);
+	assert_int_equal(
+	    pwb_prefs_features_unpack(other, data, len, out, &n, &d),
+	    PWB_EPARSE);
+	assert_non_null(strstr(d.entries[0].message, "another model"));
+	pwb_diag_release(&d);
+	free(data);
+
+	/* A rating: one vector. */
+	assert_int_equal(pwb_prefs_features_pack(m, &b, NULL, &data, &len),
+			 PWB_OK);
+	assert_int_equal(pwb_prefs_features_unpack(m, data, len, out, &n, NULL),
+			 PWB_OK);
+	assert_int_equal(n, 1);
+	free(data);
+	pwb_prefs_model_free(other);
+	pwb_prefs_model_free(m);
+	pwb_prefs_model_free(m2);
+}
+
 static int collect(void *ctx, const char *line, size_t len)
 {
 	pwb_feedback_set *s = ctx;
@@ -955,6 +1038,7 @@ int main(void)
 	    cmocka_unit_test(test_memory_cap),
 	    cmocka_unit_test(test_save_load),
 	    cmocka_unit_test(test_corrupt),
+	    cmocka_unit_test(test_event_features),
 	    cmocka_unit_test(test_simulated_users),
 	    cmocka_unit_test(test_explain_matches_hidden_taste),
 	    cmocka_unit_test(test_eval_split_and_duplicates),
