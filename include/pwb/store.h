@@ -36,7 +36,9 @@ extern "C" {
 typedef struct pwb_store pwb_store;
 
 typedef struct pwb_store_params {
-	/* SQLite: how long a writer waits for the lock, in milliseconds. */
+	/* SQLite: how long a writer waits for the lock, in milliseconds
+	 * (default 30,000). Opening a store that needs no migration takes
+	 * no write lock. */
 	int busy_timeout_ms;
 	/* Connections kept open (PostgreSQL; SQLite readers), 1 to 256. */
 	int pool_size;

@@ -238,7 +238,7 @@ struct pwb_store {
 pwb_store_params pwb_store_default_params(void)
 {
 	return (pwb_store_params){
-	    .busy_timeout_ms = 10000,
+	    .busy_timeout_ms = 30000,
 	    .pool_size = 4,
 	    .connect_timeout_s = 10,
 	};
@@ -640,8 +640,54 @@ static pwb_status meta_set(pwb_store *s, op *o, const char *key,
 	return q_exec(s, o, S_META_SET, p, 2, NULL, diag);
 }
 
+/* The key secret stored in the database, unless the caller gave one. */
+static pwb_status take_secret(pwb_store *s, const char *hex, pwb_diag *diag)
+{
+	if (s->secret_given)
+		return PWB_OK;
+	if (strlen(hex) != 64 ||
+	    sodium_hex2bin(s->secret, sizeof(s->secret), hex, 64, NULL, NULL,
+			   NULL) != 0) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "the database's key secret is damaged");
+		return PWB_EINVAL;
+	}
+	return PWB_OK;
+}
+
+/*
+ * Whether the schema is the latest and the key secret is there (and then
+ * taken), read without the write lock: with SQLite's one writer, a process
+ * that opens the store while others write would otherwise queue behind
+ * every one of their transactions just to learn that nothing is to do.
+ */
+static bool up_to_date(pwb_store *s)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	op o;
+	bool ok = false;
+	if (op_enter(s, &o, false, &d) == PWB_OK) {
+		char *v = NULL, *secret = NULL, want[16];
+		snprintf(want, sizeof(want), "%d", pwb_store_schema_version());
+		ok = !meta_get(s, &o, "schema_version", &v, &d) && v &&
+		     !strcmp(v, want) &&
+		     !meta_get(s, &o, "key_secret", &secret, &d) && secret &&
+		     !take_secret(s, secret, &d);
+		/* Read only: roll back either way (a failed read on
+		 * PostgreSQL has aborted the transaction). */
+		op_leave(s, &o, PWB_EINVAL, &d);
+		free(v);
+		free(secret);
+	}
+	pwb_diag_release(&d);
+	return ok;
+}
+
 static pwb_status migrate(pwb_store *s, pwb_diag *diag)
 {
+	if (up_to_date(s))
+		return PWB_OK;
 	op o;
 	pwb_status st = op_enter(s, &o, true, diag);
 	if (st)
@@ -709,15 +755,8 @@ static pwb_status migrate(pwb_store *s, pwb_diag *diag)
 		if (!st && !(secret = pwb__strdup(hex)))
 			st = PWB_ENOMEM;
 	}
-	if (!st && !s->secret_given) {
-		if (strlen(secret) != 64 ||
-		    sodium_hex2bin(s->secret, sizeof(s->secret), secret, 64,
-				   NULL, NULL, NULL) != 0) {
-			pwb_diag_add(diag, NULL, 0, 0,
-				     "the database's key secret is damaged");
-			st = PWB_EINVAL;
-		}
-	}
+	if (!st)
+		st = take_secret(s, secret, diag);
 out:
 	free(v);
 	free(secret);

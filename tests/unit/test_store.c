@@ -860,11 +860,17 @@ static void test_concurrent_writers(void **state)
 		assert_true(pids[w] >= 0);
 		if (pids[w])
 			continue;
-		/* Every writer migrates too: they race for that as well. */
+		/* Every writer migrates too: they race for that as well.
+		 * SQLite has one writer at a time and syncs every commit; on
+		 * a machine busy with other I/O, waiting for three others'
+		 * commits can take long, and this test is about losing
+		 * nothing, not about waiting: a long busy timeout. */
 		pwb_store *s = NULL;
 		pwb_diag d;
 		pwb_diag_init(&d);
-		if (pwb_store_open(&s, u, NULL, &d)) {
+		pwb_store_params sp = pwb_store_default_params();
+		sp.busy_timeout_ms = 300000;
+		if (pwb_store_open(&s, u, &sp, &d)) {
 			fprintf(stderr, "writer %d: %s\n", w,
 				d.n ? d.entries[0].message : "open failed");
 			_exit(3);
