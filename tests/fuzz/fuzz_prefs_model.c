@@ -1,12 +1,13 @@
 /*
  * fuzz_prefs_model.c - libFuzzer target for the preference model loader,
- * pwb_prefs_load_mem, and the user blob loader, pwb_prefs_user_load_mem.
+ * pwb_prefs_load_mem, the user blob loader, pwb_prefs_user_load_mem, and
+ * the event features reader, pwb_prefs_features_unpack.
  *
  * Each input is loaded as it is and "resealed" (its last 32 bytes
  * replaced by the BLAKE2b of the rest), so that mutations get past the
  * checksum and reach the checks behind it. The first byte of a resealed
- * input also chooses whether it is read as a whole model or as a user
- * blob.
+ * input also chooses whether it is read as a whole model, a user blob or
+ * an event's features.
  *
  * Beyond memory errors and leaks, the target aborts when a contract of
  * include/pwb/prefs.h breaks: a refusal without a reason or that still
@@ -100,6 +101,52 @@ static void load_user(const uint8_t *data, size_t size, bool sealed)
 	pwb_prefs_model_free(m);
 }
 
+/* Read with a model of the seeds' layout: 2^12 buckets, 3 categories. */
+static void load_features(const uint8_t *data, size_t size, bool sealed)
+{
+	static const char *const cats[] = {"profanity", "hate",
+					   "sexual_content"};
+	pwb_prefs_params p = pwb_prefs_default_params();
+	p.hash_bits = 12;
+	p.categories = cats;
+	p.n_categories = 3;
+	pwb_prefs_model *m = NULL;
+	if (pwb_prefs_model_new(&m, &p))
+		return;
+	pwb_prefs_features f[2];
+	size_t n = 9;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = pwb_prefs_features_unpack(m, data, size, f, &n, &d);
+	if (st) {
+		if (!d.n)
+			die("refused features without a reason");
+		if (n)
+			die("refused features with a count");
+	} else {
+		if (!sealed)
+			die("features accepted with a wrong checksum");
+		if (n != 1 && n != 2)
+			die("features with a count other than 1 or 2");
+		void *back;
+		size_t len;
+		if (pwb_prefs_features_pack(m, &f[0], n == 2 ? &f[1] : NULL,
+					    &back, &len) == PWB_OK) {
+			if (len != size || memcmp(back, data, size))
+				die("accepted features do not write back the "
+				    "same");
+			free(back);
+		}
+		double s;
+		pwb_prefs_score(m, "u1", f, 1, NULL, PWB_PREFS_PERSONAL, &s);
+		if (n == 2)
+			(void)pwb_prefs_update_pair(m, "u1", &f[0], &f[1],
+						    NULL);
+	}
+	pwb_diag_release(&d);
+	pwb_prefs_model_free(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -113,6 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	load_model(data, size, sealed);
 	load_user(data, size, sealed);
+	load_features(data, size, sealed);
 	/* Resealed models of more than 2^16 hash buckets are valid but
 	 * allocate up to 200 MB each: leave them out to keep runs fast. */
 	if (size < 64 || size > (1u << 20) || data[16] > 16 || data[17] ||
@@ -123,8 +171,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(copy, data, size);
 	crypto_generichash(copy + size - 32, 32, copy, size - 32, NULL, 0);
-	if (data[0] & 1)
+	if (data[0] % 3 == 1)
 		load_user(copy, size, true);
+	else if (data[0] % 3 == 2)
+		load_features(copy, size, true);
 	else
 		load_model(copy, size, true);
 	free(copy);

@@ -1023,6 +1023,18 @@ static void test_write_fuzz_seeds(void **state)
 	assert_int_equal(fwrite(mem, 1, len, f), len);
 	fclose(f);
 	free(mem);
+	pwb_prefs_features a, b;
+	double sc[3] = {0.2, 0, 0.9};
+	feats(&a, m, shorts[1], NULL);
+	feats(&b, m, longs[1], sc);
+	assert_int_equal(pwb_prefs_features_pack(m, &a, &b, &mem, &len),
+			 PWB_OK);
+	snprintf(path, sizeof(path), "%s/features.pwbp", sdir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(mem, 1, len, f), len);
+	fclose(f);
+	free(mem);
 	pwb_prefs_model_free(m);
 }
 
