@@ -45,8 +45,8 @@ typedef enum cli_kind {
  * A target keeps its value when the option is not given, so it holds the
  * default. CLI_UINT and CLI_NUM take numbers in [lo, hi]; a bad one is a
  * usage error "--name must be WHAT, not 'x'", WHAT being `what` or "a
- * (whole) number in lo..hi" (">= lo" when hi is 1e15 or more). `need` makes the
- * option required: "--name NEED is required".
+ * (whole) number in lo..hi" (">= lo" when hi is 1e15 or more). `need`
+ * makes the option required: "--name NEED is required".
  */
 typedef struct cli_spec {
 	const char *name; /* without dashes */
@@ -61,6 +61,10 @@ typedef struct cli_spec {
 /* The entries of a spec table, by kind; x is the target lvalue, and
  * CLI__AT(T, x) makes the compiler check that it is a T. */
 #define CLI__AT(T, x) (1 ? &(x) : (T *)0)
+/* sizeof(x), which must be 4 or 8 (else the array size is negative). */
+#define CLI__UINT_SIZE(x)                                                      \
+	(sizeof(x) +                                                           \
+	 0 * sizeof(char[sizeof(x) == 4 || sizeof(x) == 8 ? 1 : -1]))
 #define CLI_OPT_STR(n, x)                                                      \
 	{                                                                      \
 		.name = (n), .kind = CLI_STR,                                  \
@@ -82,7 +86,7 @@ typedef struct cli_spec {
 #define CLI_OPT_UINT(n, x, l, h)                                               \
 	{                                                                      \
 		.name = (n), .kind = CLI_UINT, .target = &(x), .lo = (l),      \
-		.hi = (h), .size = sizeof(x)                                   \
+		.hi = (double)(h), .size = CLI__UINT_SIZE(x)                   \
 	}
 #define CLI_OPT_NUM(n, x, l, h)                                                \
 	{                                                                      \
@@ -93,7 +97,8 @@ typedef struct cli_spec {
 #define CLI_OPT_NOW(x)                                                         \
 	{                                                                      \
 		.name = "now", .kind = CLI_UINT,                               \
-		.target = CLI__AT(int64_t, x), .hi = 9e18, .size = sizeof(x),  \
+		.target = CLI__AT(int64_t, x), .hi = 9e18,                     \
+		.size = CLI__UINT_SIZE(x),                                     \
 		.what = "unix seconds (a whole number >= 0)"                   \
 	}
 
