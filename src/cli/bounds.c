@@ -80,42 +80,24 @@ static void print_decision(const pwb_decision *d, const char *text)
 
 static int cmd_check(cli_args *a)
 {
-	static const cli_opt opts[] = {CLI_RESOLVE_OPTS,   {"role", true},
-				       {"lexicons", true}, {"model", true},
-				       {"json", false},	   {"help", false}};
 	cli_resolve ra = {0};
-	const char *text_arg = NULL, *lexicons = NULL, *model = NULL;
+	const char *role_s = "prompt", *lexicons = NULL, *model = NULL;
 	pwb_role role = PWB_ROLE_PROMPT;
 	bool json = false;
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0) {
-			if (text_arg)
-				return cli_usage_error(
-				    a, "give one TEXT (quote it) or '-'");
-			text_arg = value;
-		} else if (!strcmp(name, "help")) {
-			fputs(check_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "role")) {
-			if (!pwb_role_parse(value, &role))
-				return cli_usage_error(
-				    a, "--role is prompt or response, not '%s'",
-				    value);
-		} else if (!strcmp(name, "lexicons")) {
-			lexicons = value;
-		} else if (!strcmp(name, "model")) {
-			model = value;
-		} else if (!strcmp(name, "json")) {
-			json = true;
-		} else if (cli_resolve_opt(&ra, a, name, value)) {
-			return CLI_USAGE;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
+	cli_list pos = {0};
+	const cli_spec spec[] = {
+	    CLI_RESOLVE_SPEC(&ra), CLI_OPT_STR("role", role_s),
+	    CLI_OPT_STR("lexicons", lexicons), CLI_OPT_STR("model", model),
+	    CLI_OPT_FLAG("json", json)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), check_usage, &pos);
+	if (r)
+		return cli_parsed(r);
+	if (!pwb_role_parse(role_s, &role))
+		return cli_usage_error(
+		    a, "--role is prompt or response, not '%s'", role_s);
+	if (pos.n > 1)
+		return cli_usage_error(a, "give one TEXT (quote it) or '-'");
+	const char *text_arg = pos.n ? pos.v[0] : NULL;
 	if (!text_arg)
 		return cli_usage_error(a, "give the TEXT to check, or '-' to "
 					  "read it from standard input");
@@ -194,72 +176,23 @@ static void train_progress(void *user, double done)
 	cli_progress_update(user, (size_t)(done * 1000));
 }
 
-static bool parse_num(const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	double v = strtod(s, &end);
-	if (*s == '\0' || *end || !(v >= lo && v <= hi))
-		return false;
-	*out = v;
-	return true;
-}
-
 static int cmd_train(cli_args *a)
 {
-	static const cli_opt opts[] = {
-	    {"data", true},	 {"out", true},	   {"policies", true},
-	    {"hash-bits", true}, {"epochs", true}, {"valid", true},
-	    {"seed", true},	 {"json", false},  {"help", false}};
 	const char *data = NULL, *outp = NULL, *policies = NULL;
 	bool as_json = false;
 	pwb__linear_params lp = pwb__linear_default_params();
-	const char *name, *value;
-	int r;
-	double v;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(train_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "data")) {
-			data = value;
-		} else if (!strcmp(name, "out")) {
-			outp = value;
-		} else if (!strcmp(name, "policies")) {
-			policies = value;
-		} else if (!strcmp(name, "json")) {
-			as_json = true;
-		} else if (!strcmp(name, "hash-bits")) {
-			if (!parse_num(value, 10, 24, &v) || v != (int)v)
-				return cli_usage_error(
-				    a, "--hash-bits is a whole number in "
-				       "10..24");
-			lp.hash_bits = (unsigned)v;
-		} else if (!strcmp(name, "epochs")) {
-			if (!parse_num(value, 1, 1000, &v) || v != (int)v)
-				return cli_usage_error(
-				    a, "--epochs is a whole number in 1..1000");
-			lp.epochs = (unsigned)v;
-		} else if (!strcmp(name, "valid")) {
-			if (!parse_num(value, 0, 0.9, &v))
-				return cli_usage_error(
-				    a, "--valid is a fraction in [0, 0.9]");
-			lp.valid_fraction = v;
-		} else if (!strcmp(name, "seed")) {
-			if (!parse_num(value, 0, 1e15, &v) || v != (long long)v)
-				return cli_usage_error(
-				    a, "--seed is a whole number");
-			lp.seed = (uint64_t)v;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!data || !outp)
-		return cli_usage_error(a, "--data FILE and --out FILE are "
-					  "required");
+	const cli_spec spec[] = {
+	    CLI_OPT_NEED("data", data, "FILE"),
+	    CLI_OPT_NEED("out", outp, "FILE"),
+	    CLI_OPT_STR("policies", policies),
+	    CLI_OPT_UINT("hash-bits", lp.hash_bits, 10, 24),
+	    CLI_OPT_UINT("epochs", lp.epochs, 1, 1000),
+	    CLI_OPT_NUM("valid", lp.valid_fraction, 0, 0.9),
+	    CLI_OPT_UINT("seed", lp.seed, 0, INT64_MAX),
+	    CLI_OPT_FLAG("json", as_json)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), train_usage, NULL);
+	if (r)
+		return cli_parsed(r);
 	int rc = CLI_FAIL;
 	pwb_diag diag;
 	pwb_diag_init(&diag);

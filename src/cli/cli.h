@@ -15,12 +15,7 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 /* Prints every entry of d to stderr, sorted, one per line. */
 void cli_print_diag(pwb_diag *d);
 
-/*
- * A small long-option parser: `--name value`, `--name=value` and flags.
- * cli_opt_next() returns the option name (without dashes) or NULL at a
- * positional argument or the end; *value gets the value for options that
- * take one.
- */
+/* The arguments of one subcommand, and its name for messages. */
 typedef struct cli_args {
 	int argc;
 	char **argv;
@@ -28,17 +23,105 @@ typedef struct cli_args {
 	const char *cmd; /* "pwb policy resolve", for messages */
 } cli_args;
 
-typedef struct cli_opt {
-	const char *name;
-	bool has_value;
-} cli_opt;
+#define CLI_MAX_LIST 256
+#define CLI_SETTINGS_MAX (256 * 1024)
+
+/* The values of a repeatable option, or the positional arguments. */
+typedef struct cli_list {
+	const char *v[CLI_MAX_LIST];
+	size_t n;
+} cli_list;
+
+typedef enum cli_kind {
+	CLI_STR,  /* const char *: the last one given wins */
+	CLI_FLAG, /* bool: set to true; takes no value */
+	CLI_LIST, /* cli_list: repeatable, at most CLI_MAX_LIST */
+	CLI_UINT, /* an unsigned or non-negative integer of `size` bytes */
+	CLI_NUM,  /* double */
+} cli_kind;
 
 /*
- * Returns 1 with *name and *value set for an option, 0 for a positional
- * argument (in *value), -1 at the end and -2 after printing a usage error.
+ * One option of a subcommand: --name VALUE (or --name=VALUE) into *target.
+ * A target keeps its value when the option is not given, so it holds the
+ * default. CLI_UINT and CLI_NUM take numbers in [lo, hi]; a bad one is a
+ * usage error "--name must be WHAT, not 'x'", WHAT being `what` or "a
+ * (whole) number in lo..hi" (">= lo" when hi is 1e15 or more). `need`
+ * makes the option required: "--name NEED is required".
  */
-int cli_next(cli_args *a, const cli_opt *opts, size_t n_opts, const char **name,
-	     const char **value);
+typedef struct cli_spec {
+	const char *name; /* without dashes */
+	cli_kind kind;
+	void *target;
+	const char *need;
+	double lo, hi;
+	size_t size; /* CLI_UINT: sizeof the target */
+	const char *what;
+} cli_spec;
+
+/* The entries of a spec table, by kind; x is the target lvalue, and
+ * CLI__AT(T, x) makes the compiler check that it is a T. */
+#define CLI__AT(T, x) (1 ? &(x) : (T *)0)
+/* sizeof(x), which must be 4 or 8 (else the array size is negative). */
+#define CLI__UINT_SIZE(x)                                                      \
+	(sizeof(x) +                                                           \
+	 0 * sizeof(char[sizeof(x) == 4 || sizeof(x) == 8 ? 1 : -1]))
+#define CLI_OPT_STR(n, x)                                                      \
+	{                                                                      \
+		.name = (n), .kind = CLI_STR,                                  \
+		.target = CLI__AT(const char *, x)                             \
+	}
+#define CLI_OPT_NEED(n, x, arg)                                                \
+	{                                                                      \
+		.name = (n), .kind = CLI_STR,                                  \
+		.target = CLI__AT(const char *, x), .need = (arg)              \
+	}
+#define CLI_OPT_FLAG(n, x)                                                     \
+	{                                                                      \
+		.name = (n), .kind = CLI_FLAG, .target = CLI__AT(bool, x)      \
+	}
+#define CLI_OPT_LIST(n, x)                                                     \
+	{                                                                      \
+		.name = (n), .kind = CLI_LIST, .target = CLI__AT(cli_list, x)  \
+	}
+#define CLI_OPT_UINT(n, x, l, h)                                               \
+	{                                                                      \
+		.name = (n), .kind = CLI_UINT, .target = &(x), .lo = (l),      \
+		.hi = (double)(h), .size = CLI__UINT_SIZE(x)                   \
+	}
+#define CLI_OPT_NUM(n, x, l, h)                                                \
+	{                                                                      \
+		.name = (n), .kind = CLI_NUM, .target = CLI__AT(double, x),    \
+		.lo = (l), .hi = (h)                                           \
+	}
+/* --now SECONDS into the int64_t x (which holds the default, the time). */
+#define CLI_OPT_NOW(x)                                                         \
+	{                                                                      \
+		.name = "now", .kind = CLI_UINT,                               \
+		.target = CLI__AT(int64_t, x), .hi = 9e18,                     \
+		.size = CLI__UINT_SIZE(x),                                     \
+		.what = "unix seconds (a whole number >= 0)"                   \
+	}
+
+enum { CLI_HELP = -1 };
+
+/*
+ * Parses all of a's arguments against spec[0..n): options into their
+ * targets, positional arguments ('-' is one; so is everything after
+ * "--") into *pos, or a usage error "unexpected argument" when pos is
+ * NULL. -h and --help print `usage` to stdout and return CLI_HELP (the
+ * caller then returns CLI_OK). Returns CLI_OK to go on, or CLI_USAGE after
+ * printing the usage error (an unknown option with a did-you-mean hint, a
+ * missing value, a value for a flag, a bad number, too many values, a
+ * required option not given).
+ */
+int cli_parse(cli_args *a, const cli_spec *spec, size_t n, const char *usage,
+	      cli_list *pos);
+
+/* What a command returns for a cli_parse() result other than CLI_OK. */
+static inline int cli_parsed(int rc)
+{
+	return rc == CLI_HELP ? CLI_OK : rc;
+}
 
 /* Prints "pwb policy resolve: msg" and a hint to --help; returns 2. */
 int cli_usage_error(const cli_args *a, const char *fmt, ...)
@@ -47,20 +130,17 @@ int cli_usage_error(const cli_args *a, const char *fmt, ...)
 /* Reads a whole file (capped) for the CLI; prints the error itself. */
 char *cli_read_file(const char *path, size_t max, size_t *len);
 
-#define CLI_MAX_LIST 256
-#define CLI_SETTINGS_MAX (256 * 1024)
-
 /*
  * The options every command that resolves a policy takes (--policies,
  * --org, --jurisdiction, --settings, --attr, --registry), and the resolve
  * itself, with every error printed the same way for all of them.
  */
-#define CLI_RESOLVE_OPTS                                                       \
-	{"policies", true}, {"org", true}, {"jurisdiction", true},             \
-	    {"settings", true}, {"attr", true},                                \
-	{                                                                      \
-		"registry", true                                               \
-	}
+#define CLI_RESOLVE_SPEC(r)                                                    \
+	CLI_OPT_STR("policies", (r)->policies), CLI_OPT_STR("org", (r)->org),  \
+	    CLI_OPT_LIST("jurisdiction", (r)->jur),                            \
+	    CLI_OPT_STR("settings", (r)->settings),                            \
+	    CLI_OPT_LIST("attr", (r)->attr),                                   \
+	    CLI_OPT_STR("registry", (r)->registry)
 
 /* Their lines of --help. */
 #define CLI_RESOLVE_HELP                                                       \
@@ -84,10 +164,7 @@ char *cli_read_file(const char *path, size_t max, size_t *len);
 
 typedef struct cli_resolve {
 	const char *policies, *org, *registry, *settings;
-	const char *jur[CLI_MAX_LIST];
-	size_t n_jur;
-	const char *attr[CLI_MAX_LIST];
-	size_t n_attr;
+	cli_list jur, attr;
 	/* Filled by cli_resolve_run(), freed by cli_resolve_release(). */
 	pwb_policy *policy;
 	pwb_effective *effective;
@@ -96,9 +173,6 @@ typedef struct cli_resolve {
 	char *settings_data;
 } cli_resolve;
 
-/* Takes one of CLI_RESOLVE_OPTS; returns 0, or 2 after a usage error. */
-int cli_resolve_opt(cli_resolve *r, cli_args *a, const char *name,
-		    const char *value);
 /* Loads the policy folder and resolves; prints every error. Returns
  * CLI_OK, CLI_FAIL or CLI_USAGE. */
 int cli_resolve_run(cli_resolve *r, cli_args *a);
@@ -152,8 +226,6 @@ pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
  * when set), printing every error; NULL on failure.
  */
 pwb_store *cli_store_open(const char *url);
-/* --now SECONDS; returns 0, or 2 after a usage error. */
-int cli_parse_now(cli_args *a, const char *value, int64_t *now);
 int64_t cli_time_now(void);
 
 int cli_policy(int argc, char **argv);

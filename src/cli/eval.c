@@ -63,38 +63,16 @@ static void fmt_ratio(const json_t *v, char out[16])
 
 static int cmd_bounds(cli_args *a)
 {
-	static const cli_opt opts[] = {CLI_RESOLVE_OPTS,   {"data", true},
-				       {"lexicons", true}, {"model", true},
-				       {"json", false},	   {"help", false}};
 	cli_resolve ra = {0};
 	const char *data = NULL, *lexicons = NULL, *model = NULL;
 	bool as_json = false;
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(bounds_usage, stdout);
-			return CLI_OK;
-		}
-		if (!strcmp(name, "data"))
-			data = value;
-		else if (!strcmp(name, "lexicons"))
-			lexicons = value;
-		else if (!strcmp(name, "model"))
-			model = value;
-		else if (!strcmp(name, "json"))
-			as_json = true;
-		else if (cli_resolve_opt(&ra, a, name, value))
-			return CLI_USAGE;
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!data)
-		return cli_usage_error(a, "--data FILE.jsonl is required");
+	const cli_spec spec[] = {
+	    CLI_RESOLVE_SPEC(&ra), CLI_OPT_NEED("data", data, "FILE.jsonl"),
+	    CLI_OPT_STR("lexicons", lexicons), CLI_OPT_STR("model", model),
+	    CLI_OPT_FLAG("json", as_json)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), bounds_usage, NULL);
+	if (r)
+		return cli_parsed(r);
 	int rc = cli_resolve_run(&ra, a);
 	if (rc) {
 		cli_resolve_release(&ra);

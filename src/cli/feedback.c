@@ -5,7 +5,6 @@
 #include "cli/cli.h"
 #include "util/util.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,61 +54,27 @@ static void print_at(const char *file, int line, pwb_status st,
 
 static int cmd_import(cli_args *a)
 {
-	static const cli_opt opts[] = {
-	    {"db", true},	{"org", true},
-	    {"policies", true}, {"features-only", false},
-	    {"batch", true},	{"now", true},
-	    {"verbose", false}, {"help", false}};
-	const char *db = NULL, *org = NULL, *policies = NULL, *file = NULL;
+	const char *db = NULL, *org = NULL, *policies = NULL;
 	bool features_only = false, verbose = false;
-	long batch = 1000;
+	uint64_t batch = 1000;
 	int64_t now = cli_time_now();
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0) {
-			if (file)
-				return cli_usage_error(a, "give one FILE");
-			file = value;
-		} else if (!strcmp(name, "help")) {
-			fputs(import_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "db")) {
-			db = value;
-		} else if (!strcmp(name, "org")) {
-			org = value;
-		} else if (!strcmp(name, "policies")) {
-			policies = value;
-		} else if (!strcmp(name, "features-only")) {
-			features_only = true;
-		} else if (!strcmp(name, "verbose")) {
-			verbose = true;
-		} else if (!strcmp(name, "batch")) {
-			char *end;
-			errno = 0;
-			batch = strtol(value, &end, 10);
-			if (errno || end == value || *end || batch < 1 ||
-			    batch > 1000000)
-				return cli_usage_error(
-				    a,
-				    "--batch takes a number from 1 to "
-				    "1000000, not '%s'",
-				    value);
-		} else if (!strcmp(name, "now")) {
-			if (cli_parse_now(a, value, &now))
-				return CLI_USAGE;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!db)
-		return cli_usage_error(a, "--db URL is required");
-	if (!org)
-		return cli_usage_error(a, "--org ID is required");
-	if (!file)
+	cli_list pos = {0};
+	const cli_spec spec[] = {CLI_OPT_NEED("db", db, "URL"),
+				 CLI_OPT_NEED("org", org, "ID"),
+				 CLI_OPT_STR("policies", policies),
+				 CLI_OPT_FLAG("features-only", features_only),
+				 CLI_OPT_UINT("batch", batch, 1, 1000000),
+				 CLI_OPT_NOW(now),
+				 CLI_OPT_FLAG("verbose", verbose)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), import_usage, &pos);
+	if (r)
+		return cli_parsed(r);
+	if (pos.n > 1)
+		return cli_usage_error(a, "give one FILE");
+	if (!pos.n)
 		return cli_usage_error(a, "give the FILE.jsonl to import, or "
 					  "'-' for standard input");
+	const char *file = pos.v[0];
 
 	pwb_store_texts texts =
 	    features_only ? PWB_STORE_FEATURES_ONLY : PWB_STORE_TEXTS;
@@ -233,7 +198,7 @@ static int cmd_import(cli_args *a)
 			batch_stored++;
 		else
 			batch_dups++;
-		if (in_batch == (uint64_t)batch) {
+		if (in_batch == batch) {
 			open_tx = false;
 			if ((st = pwb_store_commit(s, &d))) {
 				if (total)

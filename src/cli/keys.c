@@ -57,49 +57,20 @@ static const char revoke_usage[] =
 
 static int cmd_create(cli_args *a)
 {
-	static const cli_opt opts[] = {{"db", true},   {"org", true},
-				       {"role", true}, {"user", true},
-				       {"now", true},  {"help", false}};
 	const char *db = NULL, *org = NULL, *user = NULL, *role_s = NULL;
 	pwb_key_role role = PWB_KEY_SERVICE;
 	int64_t now = cli_time_now();
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(create_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "db")) {
-			db = value;
-		} else if (!strcmp(name, "org")) {
-			org = value;
-		} else if (!strcmp(name, "user")) {
-			user = value;
-		} else if (!strcmp(name, "role")) {
-			role_s = value;
-			if (!pwb_key_role_parse(value, &role))
-				return cli_usage_error(
-				    a,
-				    "--role is service, user, auditor or "
-				    "admin, not '%s'",
-				    value);
-		} else if (!strcmp(name, "now")) {
-			if (cli_parse_now(a, value, &now))
-				return CLI_USAGE;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!db)
-		return cli_usage_error(a, "--db URL is required");
-	if (!org)
-		return cli_usage_error(a, "--org ID is required");
-	if (!role_s)
-		return cli_usage_error(a, "--role ROLE is required");
+	const cli_spec spec[] = {CLI_OPT_NEED("db", db, "URL"),
+				 CLI_OPT_NEED("org", org, "ID"),
+				 CLI_OPT_NEED("role", role_s, "ROLE"),
+				 CLI_OPT_STR("user", user), CLI_OPT_NOW(now)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), create_usage, NULL);
+	if (r)
+		return cli_parsed(r);
+	if (!pwb_key_role_parse(role_s, &role))
+		return cli_usage_error(
+		    a, "--role is service, user, auditor or admin, not '%s'",
+		    role_s);
 	if (role == PWB_KEY_USER && !user)
 		return cli_usage_error(a, "a user key needs --user ID");
 	if (role != PWB_KEY_USER && user)
@@ -138,38 +109,20 @@ static int cmd_create(cli_args *a)
 
 static int cmd_revoke(cli_args *a)
 {
-	static const cli_opt opts[] = {
-	    {"db", true}, {"org", true}, {"now", true}, {"help", false}};
-	const char *db = NULL, *org = NULL, *id = NULL;
+	const char *db = NULL, *org = NULL;
 	int64_t now = cli_time_now();
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0) {
-			if (id)
-				return cli_usage_error(a, "give one KEY_ID");
-			id = value;
-		} else if (!strcmp(name, "help")) {
-			fputs(revoke_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "db")) {
-			db = value;
-		} else if (!strcmp(name, "org")) {
-			org = value;
-		} else if (!strcmp(name, "now")) {
-			if (cli_parse_now(a, value, &now))
-				return CLI_USAGE;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!db)
-		return cli_usage_error(a, "--db URL is required");
-	if (!org)
-		return cli_usage_error(a, "--org ID is required");
-	if (!id)
+	cli_list pos = {0};
+	const cli_spec spec[] = {CLI_OPT_NEED("db", db, "URL"),
+				 CLI_OPT_NEED("org", org, "ID"),
+				 CLI_OPT_NOW(now)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), revoke_usage, &pos);
+	if (r)
+		return cli_parsed(r);
+	if (pos.n > 1)
+		return cli_usage_error(a, "give one KEY_ID");
+	if (!pos.n)
 		return cli_usage_error(a, "give the KEY_ID to revoke");
+	const char *id = pos.v[0];
 	pwb_store *s = cli_store_open(db);
 	if (!s)
 		return CLI_FAIL;

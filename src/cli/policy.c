@@ -37,16 +37,27 @@ static const char check_usage[] =
     "\n"
     "Exit status: 0 valid (nothing printed), 1 errors, 2 usage error.\n";
 
-static const char resolve_usage[] =
-    "Usage: pwb policy %s --policies DIR --org ID [options]\n"
-    "\n"
-    "%s"
-    "\n"
-    "Options:\n" CLI_RESOLVE_HELP "%s"
-    "  -h, --help           show this help\n"
-    "\n"
-    "A user setting outside the bounds is refused (exit 1) with the tier,\n"
-    "source, rule and basis that stop it; it is never clamped.\n";
+#define RESOLVE_USAGE(cmd, what, options)                                      \
+	"Usage: pwb policy " cmd " --policies DIR --org ID [options]\n"        \
+	"\n" what "\n"                                                         \
+	"Options:\n" CLI_RESOLVE_HELP options                                  \
+	"  -h, --help           show this help\n"                              \
+	"\n"                                                                   \
+	"A user setting outside the bounds is refused (exit 1) with the "      \
+	"tier,\n"                                                              \
+	"source, rule and basis that stop it; it is never clamped.\n"
+
+static const char resolve_usage[] = RESOLVE_USAGE(
+    "resolve",
+    "Prints the effective policy: law ⊓ org ⊓ user, with provenance.\n",
+    "  --json               print the JSON of docs/policy.md\n");
+
+static const char explain_usage[] = RESOLVE_USAGE(
+    "explain",
+    "Explains the effective policy in words: every category, dimension,\n"
+    "obligation and learning restriction, with the tier, source, file,\n"
+    "line and basis that bounds it.\n",
+    "");
 
 /* ---- check ---- */
 
@@ -197,28 +208,13 @@ static void check_in_root(const char *path, bool is_dir,
 
 static int cmd_check(cli_args *a)
 {
-	static const cli_opt opts[] = {{"registry", true}, {"help", false}};
 	const char *registry = NULL;
-	const char *paths[CLI_MAX_LIST];
-	size_t n_paths = 0;
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0) {
-			if (n_paths >= CLI_MAX_LIST)
-				return cli_usage_error(a, "too many paths");
-			paths[n_paths++] = value;
-		} else if (!strcmp(name, "help")) {
-			fputs(check_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "registry")) {
-			registry = value;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!n_paths)
+	cli_list paths = {0};
+	const cli_spec spec[] = {CLI_OPT_STR("registry", registry)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), check_usage, &paths);
+	if (r)
+		return cli_parsed(r);
+	if (!paths.n)
 		return cli_usage_error(a, "name at least one policy file or "
 					  "folder");
 	pwb_diag all;
@@ -230,18 +226,19 @@ static int cmd_check(cli_args *a)
 	 * named) form one set of their own. */
 	char **files = NULL;
 	size_t n = 0, cap = 0;
-	for (size_t i = 0; i < n_paths; i++) {
+	for (size_t i = 0; i < paths.n; i++) {
 		struct stat st;
-		if (stat(paths[i], &st) != 0) {
-			pwb_diag_add(&all, paths[i], 0, 0, "cannot read: %s",
+		if (stat(paths.v[i], &st) != 0) {
+			pwb_diag_add(&all, paths.v[i], 0, 0, "cannot read: %s",
 				     strerror(errno));
 		} else if (!registry) {
-			check_in_root(paths[i], S_ISDIR(st.st_mode), &pp, &all);
+			check_in_root(paths.v[i], S_ISDIR(st.st_mode), &pp,
+				      &all);
 		} else if (S_ISDIR(st.st_mode)) {
-			collect_yaml(paths[i], &files, &n, &cap, 0);
+			collect_yaml(paths.v[i], &files, &n, &cap, 0);
 		} else if (!pwb__grow((void **)&files, &cap, n + 1,
 				      sizeof(char *))) {
-			files[n++] = strdup(paths[i]);
+			files[n++] = strdup(paths.v[i]);
 		}
 	}
 	if (registry) {
@@ -404,46 +401,18 @@ static void explain(const pwb_effective *e, bool brief)
 
 static int cmd_resolve(cli_args *a, bool is_explain)
 {
-	static const cli_opt opts[] = {
-	    CLI_RESOLVE_OPTS, {"json", false}, {"help", false}};
 	cli_resolve ra = {0};
 	bool json = false;
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			printf(resolve_usage,
-			       is_explain ? "explain" : "resolve",
-			       is_explain
-				   ? "Explains the effective policy in words: "
-				     "every category, dimension,\nobligation "
-				     "and learning restriction, with the tier, "
-				     "source, file,\nline and basis that "
-				     "bounds it.\n"
-				   : "Prints the effective policy: law ⊓ org "
-				     "⊓ user, with provenance.\n",
-			       is_explain ? ""
-					  : "  --json               print the "
-					    "JSON of docs/policy.md\n");
-			return CLI_OK;
-		}
-		if (!strcmp(name, "json")) {
-			if (is_explain)
-				return cli_usage_error(
-				    a, "explain prints text; use 'pwb "
-				       "policy resolve --json' for JSON");
-			json = true;
-			continue;
-		}
-		if ((r = cli_resolve_opt(&ra, a, name, value)) != 0)
-			return CLI_USAGE;
-	}
-	if (r == -2)
-		return CLI_USAGE;
+	const cli_spec spec[] = {CLI_RESOLVE_SPEC(&ra),
+				 CLI_OPT_FLAG("json", json)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec),
+			  is_explain ? explain_usage : resolve_usage, NULL);
+	if (r)
+		return cli_parsed(r);
+	if (json && is_explain)
+		return cli_usage_error(a,
+				       "explain prints text; use 'pwb policy "
+				       "resolve --json' for JSON");
 	int rc = cli_resolve_run(&ra, a);
 	if (rc)
 		goto out;

@@ -64,17 +64,6 @@ static const char reset_usage[] =
     "  --user ID            the user\n"
     "  -h, --help           show this help\n";
 
-static bool parse_num(const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (*s == '\0' || *end || errno || !(v >= lo && v <= hi))
-		return false;
-	*out = v;
-	return true;
-}
-
 /* Loads a feedback file and prints every error. */
 static pwb_feedback_set *load_feedback(const char *path)
 {
@@ -135,49 +124,18 @@ static pwb_prefs_model *train_file(const char *data,
 
 static int cmd_train(cli_args *a)
 {
-	static const cli_opt opts[] = {
-	    {"data", true},	   {"out", true},   {"hash-bits", true},
-	    {"max-weights", true}, {"json", false}, {"help", false}};
 	const char *data = NULL, *outp = NULL;
 	bool as_json = false;
 	pwb_prefs_eval_params ep = pwb_prefs_eval_default_params();
-	const char *name, *value;
-	double v;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(train_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "data")) {
-			data = value;
-		} else if (!strcmp(name, "out")) {
-			outp = value;
-		} else if (!strcmp(name, "json")) {
-			as_json = true;
-		} else if (!strcmp(name, "hash-bits")) {
-			if (!parse_num(value, 10, 24, &v) || v != (int)v)
-				return cli_usage_error(
-				    a, "--hash-bits is a whole number in "
-				       "10..24");
-			ep.model.hash_bits = (unsigned)v;
-		} else if (!strcmp(name, "max-weights")) {
-			if (!parse_num(value, 1, 4096, &v) || v != (int)v)
-				return cli_usage_error(
-				    a, "--max-weights is a whole number in "
-				       "1..4096");
-			ep.model.max_user_weights = (size_t)v;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!data)
-		return cli_usage_error(a, "--data FILE.jsonl is required");
-	if (!outp)
-		return cli_usage_error(a, "--out MODEL is required");
+	const cli_spec spec[] = {
+	    CLI_OPT_NEED("data", data, "FILE.jsonl"),
+	    CLI_OPT_NEED("out", outp, "MODEL"),
+	    CLI_OPT_UINT("hash-bits", ep.model.hash_bits, 10, 24),
+	    CLI_OPT_UINT("max-weights", ep.model.max_user_weights, 1, 4096),
+	    CLI_OPT_FLAG("json", as_json)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), train_usage, NULL);
+	if (r)
+		return cli_parsed(r);
 	pwb_prefs_eval_result res;
 	pwb_prefs_model *m = train_file(data, &ep, &res);
 	if (!m)
@@ -234,35 +192,14 @@ static pwb_prefs_model *load_model(const char *path)
 
 static int cmd_explain(cli_args *a)
 {
-	static const cli_opt opts[] = {{"model", true},
-				       {"data", true},
-				       {"user", true},
-				       {"json", false},
-				       {"help", false}};
 	const char *model = NULL, *data = NULL, *user = NULL;
 	bool as_json = false;
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(explain_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "model")) {
-			model = value;
-		} else if (!strcmp(name, "data")) {
-			data = value;
-		} else if (!strcmp(name, "user")) {
-			user = value;
-		} else if (!strcmp(name, "json")) {
-			as_json = true;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
+	const cli_spec spec[] = {
+	    CLI_OPT_STR("model", model), CLI_OPT_STR("data", data),
+	    CLI_OPT_STR("user", user), CLI_OPT_FLAG("json", as_json)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), explain_usage, NULL);
+	if (r)
+		return cli_parsed(r);
 	if (!model == !data)
 		return cli_usage_error(a, "give one of --model MODEL or --data "
 					  "FILE.jsonl");
@@ -320,29 +257,12 @@ out:
 
 static int cmd_reset(cli_args *a)
 {
-	static const cli_opt opts[] = {
-	    {"model", true}, {"user", true}, {"help", false}};
 	const char *model = NULL, *user = NULL;
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(reset_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "model")) {
-			model = value;
-		} else if (!strcmp(name, "user")) {
-			user = value;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!model)
-		return cli_usage_error(a, "--model MODEL is required");
+	const cli_spec spec[] = {CLI_OPT_NEED("model", model, "MODEL"),
+				 CLI_OPT_STR("user", user)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), reset_usage, NULL);
+	if (r)
+		return cli_parsed(r);
 	if (!user || !*user)
 		return cli_usage_error(a, "--user ID is required");
 	pwb_prefs_model *m = load_model(model);
@@ -441,7 +361,7 @@ static bool user_bounds(void *ctx, const char *user, pwb_prefs_bounds *b)
 	bool ok = false;
 	if (pwb_settings_parse(&s, data, len, path, &diag))
 		goto out;
-	pwb_resolve_params rp = {sc->ra->org, sc->ra->jur, sc->ra->n_jur, s,
+	pwb_resolve_params rp = {sc->ra->org, sc->ra->jur.v, sc->ra->jur.n, s,
 				 sc->ra->attrs};
 	if (pwb_policy_resolve(&e, sc->ra->policy, &rp, &diag)) {
 		for (size_t i = 0; i < diag.n; i++)
@@ -497,57 +417,21 @@ static void print_ci(const char *label, const pwb_prefs_ci *c)
 
 int cli_eval_prefs(cli_args *a)
 {
-	static const cli_opt opts[] = {
-	    CLI_RESOLVE_OPTS,	    {"data", true},
-	    {"settings-dir", true}, {"test-fraction", true},
-	    {"min-events", true},   {"seed", true},
-	    {"json", false},	    {"help", false}};
 	cli_resolve ra = {0};
 	const char *data = NULL, *sdir = NULL;
 	bool as_json = false;
 	pwb_prefs_eval_params ep = pwb_prefs_eval_default_params();
-	const char *name, *value;
-	double v;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(eval_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "data")) {
-			data = value;
-		} else if (!strcmp(name, "settings-dir")) {
-			sdir = value;
-		} else if (!strcmp(name, "json")) {
-			as_json = true;
-		} else if (!strcmp(name, "test-fraction")) {
-			if (!parse_num(value, 0.01, 0.99, &v))
-				return cli_usage_error(
-				    a, "--test-fraction is a number in "
-				       "0.01..0.99");
-			ep.test_fraction = v;
-		} else if (!strcmp(name, "min-events")) {
-			if (!parse_num(value, 2, 1e9, &v) || v != (size_t)v)
-				return cli_usage_error(
-				    a, "--min-events is a whole number of "
-				       "at least 2");
-			ep.min_user_events = (size_t)v;
-		} else if (!strcmp(name, "seed")) {
-			if (!parse_num(value, 0, 1e15, &v) || v != (long long)v)
-				return cli_usage_error(
-				    a, "--seed is a whole number");
-			ep.seed = (uint64_t)v;
-		} else if (cli_resolve_opt(&ra, a, name, value)) {
-			return CLI_USAGE;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!data)
-		return cli_usage_error(a, "--data FILE.jsonl is required");
+	const cli_spec spec[] = {
+	    CLI_RESOLVE_SPEC(&ra),
+	    CLI_OPT_NEED("data", data, "FILE.jsonl"),
+	    CLI_OPT_STR("settings-dir", sdir),
+	    CLI_OPT_NUM("test-fraction", ep.test_fraction, 0.01, 0.99),
+	    CLI_OPT_UINT("min-events", ep.min_user_events, 2, 1e9),
+	    CLI_OPT_UINT("seed", ep.seed, 0, INT64_MAX),
+	    CLI_OPT_FLAG("json", as_json)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), eval_usage, NULL);
+	if (r)
+		return cli_parsed(r);
 	if (sdir && (!ra.policies || !ra.org))
 		return cli_usage_error(a, "--settings-dir needs --policies DIR "
 					  "and --org ID");

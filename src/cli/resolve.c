@@ -4,29 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_resolve_opt(cli_resolve *r, cli_args *a, const char *name,
-		    const char *value)
-{
-	if (!strcmp(name, "policies"))
-		r->policies = value;
-	else if (!strcmp(name, "org"))
-		r->org = value;
-	else if (!strcmp(name, "registry"))
-		r->registry = value;
-	else if (!strcmp(name, "settings"))
-		r->settings = value;
-	else if (!strcmp(name, "jurisdiction")) {
-		if (r->n_jur >= CLI_MAX_LIST)
-			return cli_usage_error(a, "too many --jurisdiction");
-		r->jur[r->n_jur++] = value;
-	} else if (!strcmp(name, "attr")) {
-		if (r->n_attr >= CLI_MAX_LIST)
-			return cli_usage_error(a, "too many --attr");
-		r->attr[r->n_attr++] = value;
-	}
-	return 0;
-}
-
 int cli_resolve_run(cli_resolve *r, cli_args *a)
 {
 	if (!r->policies)
@@ -40,18 +17,15 @@ int cli_resolve_run(cli_resolve *r, cli_args *a)
 	pwb_diag_init(&diag);
 	if (pwb_attrs_new(&r->attrs))
 		goto out;
-	for (size_t i = 0; i < r->n_attr; i++) {
-		const char *eq = strchr(r->attr[i], '=');
-		if (!eq || eq == r->attr[i]) {
-			rc = cli_usage_error(a,
-					     "--attr takes KEY=VALUE, not "
-					     "'%s'",
-					     r->attr[i]);
+	for (size_t i = 0; i < r->attr.n; i++) {
+		const char *kv = r->attr.v[i], *eq = strchr(kv, '=');
+		if (!eq || eq == kv) {
+			rc = cli_usage_error(
+			    a, "--attr takes KEY=VALUE, not '%s'", kv);
 			goto out;
 		}
 		char key[256];
-		snprintf(key, sizeof(key), "%.*s", (int)(eq - r->attr[i]),
-			 r->attr[i]);
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
 		if (pwb_attrs_set_text(r->attrs, key, eq + 1)) {
 			fprintf(stderr, "error: cannot set attribute '%s'\n",
 				key);
@@ -80,7 +54,7 @@ int cli_resolve_run(cli_resolve *r, cli_args *a)
 		cli_print_diag(&load_diag);
 		goto out;
 	}
-	pwb_resolve_params rp = {r->org, r->jur, r->n_jur, r->user_settings,
+	pwb_resolve_params rp = {r->org, r->jur.v, r->jur.n, r->user_settings,
 				 r->attrs};
 	st = pwb_policy_resolve(&r->effective, r->policy, &rp, &diag);
 	if (st) {

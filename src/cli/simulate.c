@@ -36,17 +36,6 @@ static const char prefs_usage[] =
     "                       DIR/<user>.json, for 'pwb eval prefs'\n"
     "  -h, --help           show this help\n";
 
-static bool parse_num(const char *s, double lo, double hi, double *out)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (*s == '\0' || *end || errno || !(v >= lo && v <= hi))
-		return false;
-	*out = v;
-	return true;
-}
-
 /* Where events go: a FILE (stdout), or the temporary file of
  * pwb__replace_file through a staging buffer (--out: streamed, and
  * renamed into place only once every event is written). */
@@ -121,59 +110,18 @@ static int write_buf(void *user, int fd)
 
 static int cmd_prefs(cli_args *a)
 {
-	static const cli_opt opts[] = {{"users", true},	       {"events", true},
-				       {"seed", true},	       {"spread", true},
-				       {"gain", true},	       {"out", true},
-				       {"settings-dir", true}, {"help", false}};
 	pwb_prefs_sim_params p = pwb_prefs_sim_default_params();
 	const char *outp = NULL, *sdir = NULL;
-	const char *name, *value;
-	double v;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(prefs_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "users")) {
-			if (!parse_num(value, 1, 10000000, &v) ||
-			    v != (size_t)v)
-				return cli_usage_error(
-				    a, "--users is a whole number in "
-				       "1..10000000");
-			p.users = (size_t)v;
-		} else if (!strcmp(name, "events")) {
-			if (!parse_num(value, 1, 100000, &v) || v != (size_t)v)
-				return cli_usage_error(
-				    a, "--events is a whole number in "
-				       "1..100000");
-			p.events = (size_t)v;
-		} else if (!strcmp(name, "seed")) {
-			if (!parse_num(value, 0, 1e15, &v) || v != (long long)v)
-				return cli_usage_error(
-				    a, "--seed is a whole number");
-			p.seed = (uint64_t)v;
-		} else if (!strcmp(name, "spread")) {
-			if (!parse_num(value, 0, 100, &v))
-				return cli_usage_error(
-				    a, "--spread is a number in 0..100");
-			p.spread = v;
-		} else if (!strcmp(name, "gain")) {
-			if (!parse_num(value, 0.001, 1000, &v))
-				return cli_usage_error(
-				    a, "--gain is a number in 0.001..1000");
-			p.gain = v;
-		} else if (!strcmp(name, "out")) {
-			outp = value;
-		} else if (!strcmp(name, "settings-dir")) {
-			sdir = value;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
+	const cli_spec spec[] = {CLI_OPT_UINT("users", p.users, 1, 10000000),
+				 CLI_OPT_UINT("events", p.events, 1, 100000),
+				 CLI_OPT_UINT("seed", p.seed, 0, INT64_MAX),
+				 CLI_OPT_NUM("spread", p.spread, 0, 100),
+				 CLI_OPT_NUM("gain", p.gain, 0.001, 1000),
+				 CLI_OPT_STR("out", outp),
+				 CLI_OPT_STR("settings-dir", sdir)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), prefs_usage, NULL);
+	if (r)
+		return cli_parsed(r);
 	if ((double)p.users * (double)p.events > 50e6)
 		return cli_usage_error(a, "--users x --events is over 50 "
 					  "million events");

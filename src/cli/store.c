@@ -5,7 +5,6 @@
 #include "cli/cli.h"
 #include "util/util.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,19 +32,6 @@ pwb_store *cli_store_open(const char *url)
 	}
 	pwb_diag_release(&d);
 	return s;
-}
-
-int cli_parse_now(cli_args *a, const char *value, int64_t *now)
-{
-	char *end;
-	errno = 0;
-	long long v = strtoll(value, &end, 10);
-	if (errno || end == value || *end || v < 0)
-		return cli_usage_error(
-		    a, "--now takes unix seconds (an integer >= 0), not '%s'",
-		    value);
-	*now = v;
-	return CLI_OK;
 }
 
 int64_t cli_time_now(void)
@@ -82,7 +68,7 @@ static const char gc_usage[] =
     "Exit status: 0 when every org was handled, 1 on an error, 2 on a\n"
     "usage error.\n";
 
-static int gc_org(pwb_store *s, cli_args *a, const char *policies, long days,
+static int gc_org(pwb_store *s, cli_args *a, const char *policies, int64_t days,
 		  const char *org, int64_t now)
 {
 	pwb_diag d;
@@ -125,51 +111,16 @@ static int gc_org(pwb_store *s, cli_args *a, const char *policies, long days,
 
 static int cmd_gc(cli_args *a)
 {
-	static const cli_opt opts[] = {{"db", true},   {"policies", true},
-				       {"days", true}, {"org", true},
-				       {"now", true},  {"help", false}};
-	const char *db = NULL, *policies = NULL, *orgs[CLI_MAX_LIST];
-	size_t n_orgs = 0;
-	long days = -1;
-	int64_t now = cli_time_now();
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(gc_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "db")) {
-			db = value;
-		} else if (!strcmp(name, "policies")) {
-			policies = value;
-		} else if (!strcmp(name, "days")) {
-			char *end;
-			errno = 0;
-			days = strtol(value, &end, 10);
-			if (errno || end == value || *end || days < 1 ||
-			    days > 1000000)
-				return cli_usage_error(
-				    a,
-				    "--days takes a whole number of days "
-				    ">= 1, not '%s'",
-				    value);
-		} else if (!strcmp(name, "org")) {
-			if (n_orgs == CLI_MAX_LIST)
-				return cli_usage_error(a, "too many --org");
-			orgs[n_orgs++] = value;
-		} else if (!strcmp(name, "now")) {
-			if (cli_parse_now(a, value, &now))
-				return CLI_USAGE;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!db)
-		return cli_usage_error(a, "--db URL is required");
+	const char *db = NULL, *policies = NULL;
+	cli_list orgs = {0};
+	int64_t days = -1, now = cli_time_now();
+	const cli_spec spec[] = {CLI_OPT_NEED("db", db, "URL"),
+				 CLI_OPT_STR("policies", policies),
+				 CLI_OPT_UINT("days", days, 1, 1000000),
+				 CLI_OPT_LIST("org", orgs), CLI_OPT_NOW(now)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), gc_usage, NULL);
+	if (r)
+		return cli_parsed(r);
 	if (!policies == (days < 0))
 		return cli_usage_error(a, "give either --policies DIR or "
 					  "--days N");
@@ -179,7 +130,7 @@ static int cmd_gc(cli_args *a)
 	char **all = NULL;
 	size_t n_all = 0;
 	int rc = CLI_OK;
-	if (!n_orgs) {
+	if (!orgs.n) {
 		pwb_diag d;
 		pwb_diag_init(&d);
 		if (pwb_store_orgs(s, &all, &n_all, &d)) {
@@ -191,9 +142,9 @@ static int cmd_gc(cli_args *a)
 			printf("the store has no orgs; nothing to do\n");
 	}
 	bool listed = rc == CLI_OK;
-	for (size_t i = 0; listed && i < (n_orgs ? n_orgs : n_all); i++) {
+	for (size_t i = 0; listed && i < (orgs.n ? orgs.n : n_all); i++) {
 		int one = gc_org(s, a, policies, days,
-				 n_orgs ? orgs[i] : all[i], now);
+				 orgs.n ? orgs.v[i] : all[i], now);
 		if (one > rc)
 			rc = one;
 	}
@@ -237,30 +188,13 @@ static const char verify_usage[] =
 
 static int cmd_verify(cli_args *a)
 {
-	static const cli_opt opts[] = {
-	    {"db", true}, {"json", false}, {"help", false}};
 	const char *db = NULL;
 	bool json = false;
-	const char *name, *value;
-	int r;
-	while ((r = cli_next(a, opts, PWB_ARRAY_LEN(opts), &name, &value)) >=
-	       0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(verify_usage, stdout);
-			return CLI_OK;
-		} else if (!strcmp(name, "db")) {
-			db = value;
-		} else if (!strcmp(name, "json")) {
-			json = true;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!db)
-		return cli_usage_error(a, "--db URL is required");
+	const cli_spec spec[] = {CLI_OPT_NEED("db", db, "URL"),
+				 CLI_OPT_FLAG("json", json)};
+	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), verify_usage, NULL);
+	if (r)
+		return cli_parsed(r);
 	pwb_store *s = cli_store_open(db);
 	if (!s)
 		return CLI_FAIL;

@@ -54,48 +54,12 @@ typedef struct user_args {
 
 static int parse(cli_args *a, user_args *u, const char *usage, bool now)
 {
-	static const cli_opt opts[] = {{"db", true},
-				       {"org", true},
-				       {"user", true},
-				       {"now", true},
-				       {"help", false}};
 	u->now = cli_time_now();
-	const char *name, *value;
-	int r;
+	const cli_spec spec[] = {
+	    CLI_OPT_NEED("db", u->db, "URL"), CLI_OPT_NEED("org", u->org, "ID"),
+	    CLI_OPT_NEED("user", u->user, "ID"), CLI_OPT_NOW(u->now)};
 	/* --now only where the command writes. */
-	size_t n_opts = PWB_ARRAY_LEN(opts);
-	cli_opt mine[PWB_ARRAY_LEN(opts)];
-	size_t k = 0;
-	for (size_t i = 0; i < n_opts; i++)
-		if (now || strcmp(opts[i].name, "now"))
-			mine[k++] = opts[i];
-	while ((r = cli_next(a, mine, k, &name, &value)) >= 0) {
-		if (r == 0)
-			return cli_usage_error(a, "unexpected argument '%s'",
-					       value);
-		if (!strcmp(name, "help")) {
-			fputs(usage, stdout);
-			return -1;
-		} else if (!strcmp(name, "db")) {
-			u->db = value;
-		} else if (!strcmp(name, "org")) {
-			u->org = value;
-		} else if (!strcmp(name, "user")) {
-			u->user = value;
-		} else if (!strcmp(name, "now")) {
-			if (cli_parse_now(a, value, &u->now))
-				return CLI_USAGE;
-		}
-	}
-	if (r == -2)
-		return CLI_USAGE;
-	if (!u->db)
-		return cli_usage_error(a, "--db URL is required");
-	if (!u->org)
-		return cli_usage_error(a, "--org ID is required");
-	if (!u->user)
-		return cli_usage_error(a, "--user ID is required");
-	return CLI_OK;
+	return cli_parse(a, spec, PWB_ARRAY_LEN(spec) - !now, usage, NULL);
 }
 
 static int report(pwb_status st, pwb_diag *d)
@@ -111,7 +75,7 @@ static int cmd_export(cli_args *a)
 	user_args u = {0};
 	int rc = parse(a, &u, export_usage, false);
 	if (rc)
-		return rc < 0 ? CLI_OK : rc;
+		return cli_parsed(rc);
 	pwb_store *s = cli_store_open(u.db);
 	if (!s)
 		return CLI_FAIL;
@@ -134,7 +98,7 @@ static int cmd_erase(cli_args *a)
 	user_args u = {0};
 	int rc = parse(a, &u, erase_usage, true);
 	if (rc)
-		return rc < 0 ? CLI_OK : rc;
+		return cli_parsed(rc);
 	pwb_store *s = cli_store_open(u.db);
 	if (!s)
 		return CLI_FAIL;

@@ -34,63 +34,134 @@ int cli_usage_error(const cli_args *a, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
-int cli_next(cli_args *a, const cli_opt *opts, size_t n_opts, const char **name,
-	     const char **value)
+static int unknown_option(cli_args *a, const cli_spec *spec, size_t n,
+			  const char *body, size_t len)
 {
-	*name = NULL;
-	*value = NULL;
-	if (a->i >= a->argc)
-		return -1;
-	const char *arg = a->argv[a->i++];
-	if (strcmp(arg, "-") == 0 || arg[0] != '-') {
-		*value = arg;
-		return 0;
-	}
-	if (strcmp(arg, "-h") == 0) {
-		*name = "help";
-		return 1;
-	}
-	if (strncmp(arg, "--", 2) != 0) {
-		cli_usage_error(a, "unknown option '%s'", arg);
-		return -2;
-	}
-	const char *body = arg + 2;
-	const char *eq = strchr(body, '=');
-	size_t len = eq ? (size_t)(eq - body) : strlen(body);
-	for (size_t k = 0; k < n_opts; k++) {
-		if (strlen(opts[k].name) != len ||
-		    strncmp(opts[k].name, body, len) != 0)
-			continue;
-		*name = opts[k].name;
-		if (!opts[k].has_value) {
-			if (eq) {
-				cli_usage_error(a, "--%s takes no value",
-						opts[k].name);
-				return -2;
-			}
-			return 1;
-		}
-		if (eq) {
-			*value = eq + 1;
-		} else if (a->i < a->argc) {
-			*value = a->argv[a->i++];
-		} else {
-			cli_usage_error(a, "--%s needs a value", opts[k].name);
-			return -2;
-		}
-		return 1;
-	}
-	const char *names[64];
-	size_t n = 0;
-	for (size_t k = 0; k < n_opts && n < 64; k++)
-		names[n++] = opts[k].name;
+	const char *names[64] = {"help"};
+	size_t k = 1;
+	for (size_t i = 0; i < n && k < PWB_ARRAY_LEN(names); i++)
+		names[k++] = spec[i].name;
 	char want[256];
 	snprintf(want, sizeof(want), "%.*s", (int)len, body);
-	const char *s = pwb__suggest(want, names, n);
-	cli_usage_error(a, "unknown option '--%s'%s%s%s", want,
-			s ? " (did you mean '--" : "", s ? s : "",
-			s ? "'?)" : "");
-	return -2;
+	const char *s = pwb__suggest(want, names, k);
+	return cli_usage_error(a, "unknown option '--%s'%s%s%s", want,
+			       s ? " (did you mean '--" : "", s ? s : "",
+			       s ? "'?)" : "");
+}
+
+/* A number of o's kind in [lo, hi] into o's target. */
+static bool set_number(const cli_spec *o, const char *v)
+{
+	char *end;
+	errno = 0;
+	if (o->kind == CLI_NUM) {
+		double d = strtod(v, &end);
+		if (!*v || *end || errno || !(d >= o->lo && d <= o->hi))
+			return false;
+		*(double *)o->target = d;
+		return true;
+	}
+	if (*v < '0' || *v > '9')
+		return false;
+	unsigned long long u = strtoull(v, &end, 10);
+	if (*end || errno || (double)u < o->lo || (double)u > o->hi)
+		return false;
+	if (o->size == sizeof(uint32_t)) {
+		uint32_t u32 = (uint32_t)u;
+		memcpy(o->target, &u32, sizeof(u32));
+	} else {
+		uint64_t u64 = u;
+		memcpy(o->target, &u64, sizeof(u64));
+	}
+	return true;
+}
+
+static int set_value(cli_args *a, const cli_spec *o, const char *v)
+{
+	if (o->kind == CLI_STR) {
+		*(const char **)o->target = v;
+	} else if (o->kind == CLI_LIST) {
+		cli_list *l = o->target;
+		if (l->n >= CLI_MAX_LIST)
+			return cli_usage_error(a, "too many --%s", o->name);
+		l->v[l->n++] = v;
+	} else if (!set_number(o, v)) {
+		char what[128];
+		if (o->what)
+			snprintf(what, sizeof(what), "%s", o->what);
+		else if (o->kind == CLI_UINT && o->hi >= 1e15)
+			snprintf(what, sizeof(what), "a whole number >= %.0f",
+				 o->lo);
+		else if (o->kind == CLI_UINT)
+			snprintf(what, sizeof(what),
+				 "a whole number in %.0f..%.0f", o->lo, o->hi);
+		else
+			snprintf(what, sizeof(what), "a number in %g..%g",
+				 o->lo, o->hi);
+		return cli_usage_error(a, "--%s must be %s, not '%s'", o->name,
+				       what, v);
+	}
+	return CLI_OK;
+}
+
+int cli_parse(cli_args *a, const cli_spec *spec, size_t n, const char *usage,
+	      cli_list *pos)
+{
+	bool only_pos = false; /* after "--" */
+	while (a->i < a->argc) {
+		const char *arg = a->argv[a->i++];
+		if (only_pos || arg[0] != '-' || !strcmp(arg, "-")) {
+			if (!pos)
+				return cli_usage_error(
+				    a, "unexpected argument '%s'", arg);
+			if (pos->n >= CLI_MAX_LIST)
+				return cli_usage_error(a, "too many arguments");
+			pos->v[pos->n++] = arg;
+			continue;
+		}
+		if (!strcmp(arg, "--")) {
+			only_pos = true;
+			continue;
+		}
+		if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+			fputs(usage, stdout);
+			return CLI_HELP;
+		}
+		if (strncmp(arg, "--", 2) != 0)
+			return cli_usage_error(a, "unknown option '%s'", arg);
+		const char *body = arg + 2, *eq = strchr(body, '=');
+		size_t len = eq ? (size_t)(eq - body) : strlen(body);
+		const cli_spec *o = NULL;
+		for (size_t k = 0; k < n && !o; k++)
+			if (strlen(spec[k].name) == len &&
+			    !strncmp(spec[k].name, body, len))
+				o = &spec[k];
+		if (!o && len == 4 && !strncmp(body, "help", 4))
+			return cli_usage_error(a, "--help takes no value");
+		if (!o)
+			return unknown_option(a, spec, n, body, len);
+		if (o->kind == CLI_FLAG) {
+			if (eq)
+				return cli_usage_error(a, "--%s takes no value",
+						       o->name);
+			*(bool *)o->target = true;
+			continue;
+		}
+		const char *v = eq		 ? eq + 1
+				: a->i < a->argc ? a->argv[a->i++]
+						 : NULL;
+		if (!v)
+			return cli_usage_error(a, "--%s needs a value",
+					       o->name);
+		int rc = set_value(a, o, v);
+		if (rc)
+			return rc;
+	}
+	for (size_t k = 0; k < n; k++)
+		if (spec[k].need && !*(const char **)spec[k].target)
+			return cli_usage_error(a, "--%s %s is required",
+					       spec[k].name, spec[k].need);
+	return CLI_OK;
 }
 
 char *cli_read_file(const char *path, size_t max, size_t *len)

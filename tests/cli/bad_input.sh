@@ -292,11 +292,55 @@ run policy resolve --policies "$tmp/no-registry" --org open-studio
 expect "--policies: no categories.yaml" 1 1 \
 	"$tmp/no-registry/categories.yaml" "cannot read|no such"
 
+# ---- options: one parser for every command ----
+
+run "${resolve[@]}" --polices "$clean"
+expect "unknown option, with a hint (usage error)" 2 2 "" \
+	"unknown option '--polices' \(did you mean '--policies'\?\)"
+
+run policy resolve --policies "$clean" --org
+expect "option without its value (usage error)" 2 2 "" "--org needs a value"
+
+run "${resolve[@]}" --json=yes
+expect "value for a flag (usage error)" 2 2 "" "--json takes no value"
+
+run "${resolve[@]}" extra
+expect "unexpected argument (usage error)" 2 2 "" "unexpected argument 'extra'"
+
+run policy resolve "--policies=$clean" --org=open-studio --json
+expect "--name=value works" 0 0 "" ""
+
+jur=()
+for _ in $(seq 257); do jur+=(--jurisdiction de); done
+run "${resolve[@]}" "${jur[@]}"
+expect "too many --jurisdiction (usage error)" 2 2 "" "too many --jurisdiction"
+
+run "${resolve[@]}" --jurisdiction de --jurisdiction xx
+expect "--jurisdiction is repeatable" 1 1 - "unknown jurisdiction 'xx'"
+
+run policy check -- "$clean"
+expect "'--' ends the options" 0 0 "" ""
+
+run bounds train --data x.jsonl --out m --hash-bits 99
+expect "number out of range (usage error)" 2 2 "" \
+	"--hash-bits must be a whole number in 10\.\.24, not '99'"
+
+run bounds train --data x.jsonl --out m --valid 0.95
+expect "fraction out of range (usage error)" 2 2 "" \
+	"--valid must be a number in 0\.\.0\.9, not '0\.95'"
+
+run bounds train --data x.jsonl --out m --epochs 2.5
+expect "whole number with a fraction (usage error)" 2 2 "" "--epochs must be"
+
+run bounds train --out m
+expect "required option (usage error)" 2 2 "" "--data FILE is required"
+
 # ---- --help ----
 
 for args in "--help" "policy --help" "policy check --help" \
 	"policy resolve --help" "policy explain --help" \
-	"policy check -h" "policy resolve -h" "policy explain -h"; do
+	"policy check -h" "policy resolve -h" "policy explain -h" \
+	"bounds check --help" "bounds train --help" "eval bounds --help"; do
 	# shellcheck disable=SC2086 # split the arguments on purpose
 	run $args
 	if [ "$rc" -ne 0 ]; then
