@@ -52,6 +52,30 @@ static void print_at(const char *file, int line, pwb_status st,
 	fprintf(stderr, "%s:%d: error: %s\n", file, line, msg);
 }
 
+/* The features of an event's texts (a pair's two, a rating's one), as the
+ * bytes a store keeps instead of the texts. */
+static pwb_status event_features(const pwb_prefs_model *m,
+				 const pwb_feedback *ev, void **data,
+				 size_t *len, pwb_diag *d)
+{
+	pwb_prefs_features *f = malloc(2 * sizeof(*f));
+	if (!f)
+		return PWB_ENOMEM;
+	bool pair = ev->kind == PWB_FEEDBACK_PAIR;
+	const char *a = pair ? ev->chosen : ev->response;
+	pwb_status st =
+	    pwb_prefs_features_compute(&f[0], m, a, strlen(a), NULL, NULL, d);
+	if (!st && pair)
+		st = pwb_prefs_features_compute(&f[1], m, ev->rejected,
+						strlen(ev->rejected), NULL,
+						NULL, d);
+	if (!st)
+		st = pwb_prefs_features_pack(m, &f[0], pair ? &f[1] : NULL,
+					     data, len);
+	free(f);
+	return st;
+}
+
 static int cmd_import(cli_args *a)
 {
 	const char *db = NULL, *org = NULL, *policies = NULL;
@@ -115,8 +139,19 @@ static int cmd_import(cli_args *a)
 		pwb_diag_release(&d);
 		return CLI_FAIL;
 	}
+	/* Without texts, the events keep their features (docs/store.md),
+	 * laid out for a preference model of the default parameters. */
+	pwb_prefs_model *layout = NULL;
+	if (texts == PWB_STORE_FEATURES_ONLY &&
+	    pwb_prefs_model_new(&layout, NULL)) {
+		fprintf(stderr, "pwb feedback import: out of memory\n");
+		pwb_feedback_close(rd);
+		pwb_diag_release(&d);
+		return CLI_FAIL;
+	}
 	pwb_store *s = cli_store_open(db);
 	if (!s) {
+		pwb_prefs_model_free(layout);
 		pwb_feedback_close(rd);
 		pwb_diag_release(&d);
 		return CLI_FAIL;
@@ -184,8 +219,20 @@ static int cmd_import(cli_args *a)
 		    .rater_role = role && role[0] ? role : NULL,
 		    .rater_attrs = ev.rater_attrs,
 		};
+		void *feat = NULL;
+		if (layout &&
+		    (st = event_features(layout, &ev, &feat,
+					 &fb.features_len, &d))) {
+			if (total)
+				cli_progress_end(&bar);
+			print_at(file, ev.line, st, &d);
+			rc = CLI_FAIL;
+			break;
+		}
+		fb.features = feat;
 		int64_t id = 0;
 		st = pwb_store_feedback_add(s, org, &fb, texts, now, &id, &d);
+		free(feat);
 		if (st) {
 			if (total)
 				cli_progress_end(&bar);
@@ -275,6 +322,7 @@ static int cmd_import(cli_args *a)
 					   : pwb_feedback_line(rd));
 	}
 	pwb_store_free(s);
+	pwb_prefs_model_free(layout);
 	pwb_feedback_close(rd);
 	pwb_diag_release(&d);
 	return rc;

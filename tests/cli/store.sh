@@ -286,6 +286,18 @@ suite() {
 	else
 		fail "$backend: no text written where the policy forbids it" "$n"
 	fi
+	n=$(sql "SELECT COUNT(features) FROM feedback WHERE org = 'clinic-info' AND LENGTH(features) > 100")
+	if [ "$n" = "30" ]; then
+		ok "$backend: the events keep their features instead"
+	else
+		fail "$backend: the events keep their features instead" "$n of 30"
+	fi
+	n=$(sql "SELECT COUNT(features) FROM feedback WHERE org = 'acme'")
+	if [ "$n" = "0" ]; then
+		ok "$backend: events with their texts carry no features"
+	else
+		fail "$backend: events with their texts carry no features" "$n"
+	fi
 
 	# ---- export and erase ----
 	run audit verify --db "$db"
