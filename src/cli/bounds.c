@@ -126,9 +126,7 @@ static int cmd_check(cli_args *a)
 	pwb_status st =
 	    pwb_bounds_check(&d, b, ra.effective, role, text, len, &diag);
 	if (st) {
-		if (!diag.n)
-			fprintf(stderr, "error: %s\n", pwb_status_str(st));
-		cli_print_diag(&diag);
+		cli_report(NULL, st, &diag);
 		goto out;
 	}
 	if (json) {
@@ -336,9 +334,7 @@ pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
 	pwb_status st =
 	    dir.err ? dir.err : pwb_bounds_new(&b, r->policy, &bp, &diag);
 	if (st) {
-		if (!diag.n)
-			fprintf(stderr, "error: %s\n", pwb_status_str(st));
-		cli_print_diag(&diag);
+		cli_report(NULL, st, &diag);
 	}
 	pwb_diag_release(&diag);
 	pwb__buf_release(&dir);

@@ -14,6 +14,9 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* Prints every entry of d to stderr, sorted, one per line. */
 void cli_print_diag(pwb_diag *d);
+/* The same for a call that failed with st: when d is empty, prints
+ * "WHERE: error: <status>" (just "error: ..." when where is NULL). */
+void cli_report(const char *where, pwb_status st, pwb_diag *d);
 
 /* The arguments of one subcommand, and its name for messages. */
 typedef struct cli_args {

@@ -132,10 +132,7 @@ static int cmd_import(cli_args *a)
 	pwb_feedback_reader *rd = NULL;
 	pwb_status st = pwb_feedback_open(&rd, file, &d);
 	if (st) {
-		if (!d.n)
-			fprintf(stderr, "%s: error: %s\n", file,
-				pwb_status_str(st));
-		cli_print_diag(&d);
+		cli_report(file, st, &d);
 		pwb_diag_release(&d);
 		return CLI_FAIL;
 	}
@@ -220,9 +217,8 @@ static int cmd_import(cli_args *a)
 		    .rater_attrs = ev.rater_attrs,
 		};
 		void *feat = NULL;
-		if (layout &&
-		    (st = event_features(layout, &ev, &feat,
-					 &fb.features_len, &d))) {
+		if (layout && (st = event_features(layout, &ev, &feat,
+						   &fb.features_len, &d))) {
 			if (total)
 				cli_progress_end(&bar);
 			print_at(file, ev.line, st, &d);

@@ -86,9 +86,7 @@ static int cmd_create(cli_args *a)
 	pwb_store_free(s);
 	int rc = CLI_OK;
 	if (st) {
-		if (!d.n)
-			fprintf(stderr, "error: %s\n", pwb_status_str(st));
-		cli_print_diag(&d);
+		cli_report(NULL, st, &d);
 		rc = CLI_FAIL;
 	} else {
 		printf("key id: %s\norg: %s\nrole: %s\n", id, org,
@@ -131,9 +129,7 @@ static int cmd_revoke(cli_args *a)
 	pwb_status st = pwb_store_key_revoke(s, org, id, now, &d);
 	pwb_store_free(s);
 	if (st) {
-		if (!d.n)
-			fprintf(stderr, "error: %s\n", pwb_status_str(st));
-		cli_print_diag(&d);
+		cli_report(NULL, st, &d);
 	} else {
 		printf("revoked key %s of org %s\n", id, org);
 	}

@@ -72,10 +72,7 @@ static pwb_feedback_set *load_feedback(const char *path)
 	pwb_feedback_set *set = NULL;
 	pwb_status st = pwb_feedback_load(&set, path, &diag);
 	if (st) {
-		if (!diag.n)
-			fprintf(stderr, "%s: error: %s\n", path,
-				pwb_status_str(st));
-		cli_print_diag(&diag);
+		cli_report(path, st, &diag);
 	}
 	pwb_diag_release(&diag);
 	return set;
@@ -112,10 +109,7 @@ static pwb_prefs_model *train_file(const char *data,
 	pwb_status st = pwb_prefs_train(&m, res, set, data, &p, &diag);
 	cli_progress_end(&pc.bar);
 	if (st) {
-		if (!diag.n)
-			fprintf(stderr, "%s: error: %s\n", data,
-				pwb_status_str(st));
-		cli_print_diag(&diag);
+		cli_report(data, st, &diag);
 	}
 	pwb_diag_release(&diag);
 	pwb_feedback_free(set);
@@ -181,10 +175,7 @@ static pwb_prefs_model *load_model(const char *path)
 	pwb_prefs_model *m = NULL;
 	pwb_status st = pwb_prefs_load(&m, path, &diag);
 	if (st) {
-		if (!diag.n)
-			fprintf(stderr, "%s: error: %s\n", path,
-				pwb_status_str(st));
-		cli_print_diag(&diag);
+		cli_report(path, st, &diag);
 	}
 	pwb_diag_release(&diag);
 	return m;

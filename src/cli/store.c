@@ -93,9 +93,7 @@ static int gc_org(pwb_store *s, cli_args *a, const char *policies, int64_t days,
 				  &d);
 	}
 	if (st) {
-		if (!d.n)
-			fprintf(stderr, "error: %s\n", pwb_status_str(st));
-		cli_print_diag(&d);
+		cli_report(NULL, st, &d);
 		pwb_diag_release(&d);
 		return CLI_FAIL;
 	}
@@ -224,9 +222,7 @@ static int cmd_verify(cli_args *a)
 		       (unsigned long long)rep.rows, rep.head_hash);
 	}
 	if (st) {
-		if (!d.n)
-			fprintf(stderr, "error: %s\n", pwb_status_str(st));
-		cli_print_diag(&d);
+		cli_report(NULL, st, &d);
 	}
 	pwb_diag_release(&d);
 	return st ? CLI_FAIL : CLI_OK;

@@ -23,6 +23,14 @@ void cli_print_diag(pwb_diag *d)
 			d->dropped);
 }
 
+void cli_report(const char *where, pwb_status st, pwb_diag *d)
+{
+	if (!d->n)
+		fprintf(stderr, "%s%serror: %s\n", where ? where : "",
+			where ? ": " : "", pwb_status_str(st));
+	cli_print_diag(d);
+}
+
 int cli_usage_error(const cli_args *a, const char *fmt, ...)
 {
 	va_list ap;
