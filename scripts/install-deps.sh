@@ -10,6 +10,7 @@ packages=(
   libjansson-dev                         # JSON
   libsodium-dev                          # BLAKE2b for policy hashes
   libvectorscan-dev                      # one-pass multi-pattern scans (bounds)
+  libpcre2-dev                           # where a lexicon match starts (bounds)
   libcmocka-dev                          # unit tests
   libsqlite3-dev sqlite3                 # the embedded store (and its CLI, for tests)
   libpq-dev postgresql                   # the PostgreSQL store; a server for its tests

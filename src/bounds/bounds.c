@@ -88,6 +88,7 @@ void pwb_bounds_free(pwb_bounds *b)
 	hs_free_scratch(b->scratch.proto);
 	pthread_mutex_destroy(&b->scratch.lock);
 	hs_free_database(b->db);
+	pwb__lexicon_free_re(b);
 	pwb__linear_free(b->model);
 	free(b->model_cat);
 	free(b);
@@ -222,6 +223,7 @@ typedef struct scan_ctx {
 	size_t n_lex, cap_lex;
 	pii_hit *pii;
 	size_t n_pii, cap_pii;
+	pwb__start_ctx starts;
 	pwb_status err;
 } scan_ctx;
 
@@ -236,15 +238,27 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 		/* Whole words only, for every kind of entry: a match that
 		 * starts (ends) with a word character must not have one just
 		 * before (after) it. Vectorscan reports every end offset, so
-		 * a longer match at a word's end still gets through. */
-		if (end <= start)
+		 * a longer match at a word's end still gets through. The end
+		 * is checked first: it costs nothing, the start a search. */
+		if (end == 0 || (is_word_byte(sc->norm[end - 1]) &&
+				 end < sc->len && is_word_byte(sc->norm[end])))
 			return 0;
-		if (is_word_byte(sc->norm[start]) && start > 0 &&
-		    is_word_byte(sc->norm[start - 1]))
+		if (sc->entry_seen[id] && sc->n_lex >= PWB__MAX_MATCHES)
+			return 0; /* nothing more to learn from it */
+		if (!pwb__lexicon_start(b, id, sc->norm, end, &sc->starts,
+					&start)) {
+			if (sc->starts.oom) {
+				sc->err = PWB_ENOMEM;
+				return 1;
+			}
+			/* Unknown (a hostile text spent the budget): the
+			 * match counts, as an empty span at its end. */
+			start = end;
+		} else if (end <= start ||
+			   (is_word_byte(sc->norm[start]) && start > 0 &&
+			    is_word_byte(sc->norm[start - 1]))) {
 			return 0;
-		if (is_word_byte(sc->norm[end - 1]) && end < sc->len &&
-		    is_word_byte(sc->norm[end]))
-			return 0;
+		}
 		sc->entry_seen[id] = 1;
 		if (sc->n_lex >= PWB__MAX_MATCHES)
 			return 0;
@@ -506,6 +520,7 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		return PWB_EINVAL; /* resolved from another registry */
 	pwb_status rc = PWB_OK;
 	scan_ctx sc = {.b = b, .text = (const unsigned char *)text, .len = len};
+	pwb__start_init(&sc.starts);
 	unsigned char *norm = pwb__malloc(len ? len : 1);
 	sc.entry_seen = pwb__calloc(b->n_entries ? b->n_entries : 1, 1);
 	double *lin = pwb__calloc(p->n_cats ? p->n_cats : 1, sizeof(double));
@@ -731,6 +746,7 @@ out:
 	free(sc.entry_seen);
 	free(sc.lex);
 	free(sc.pii);
+	pwb__start_release(&sc.starts);
 	free(lin);
 	free(mscores);
 	free(guard);

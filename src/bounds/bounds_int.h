@@ -12,6 +12,10 @@
 
 #include <hs/hs.h>
 #include <pthread.h>
+#include <stdatomic.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #define PWB__LEX_MAX_FILE (4u * 1024 * 1024)
 #define PWB__LEX_MAX_ENTRIES 100000
@@ -50,6 +54,11 @@ struct pwb_bounds {
 	char **lex_files;
 	size_t n_lex_files, cap_lex_files;
 	hs_database_t *db; /* lexicon entries, then one pattern per PII kind */
+	/* Per regex entry, its pattern compiled by PCRE2 to find where a
+	 * match starts (lexicon.c), made on the entry's first match. */
+	_Atomic(pcre2_code *) *lex_re;
+	pcre2_general_context *re_gc; /* PCRE2 allocates through pwb__malloc */
+	pcre2_match_context *re_mc;   /* with a match limit */
 	pwb__scratch_pool scratch;
 	pwb__linear *model;
 	int *model_cat;	 /* model label -> registry category, -1 unknown */
@@ -64,6 +73,36 @@ pwb_status pwb__guard_prompt(const pwb_bounds *b, pwb_role role,
 			     const char *text, size_t len, char **out);
 pwb_status pwb__guard_read(const pwb_bounds *b, const char *answer,
 			   double *scores, pwb_diag *diag);
+
+/*
+ * Where a lexicon match starts. The database reports only where matches
+ * end (tracking starts in Vectorscan makes the scan about four times
+ * slower); the start of a word or phrase entry is found by walking its
+ * words back from the end, that of a regular expression by PCRE2 on a
+ * window before the end, within a budget per text.
+ */
+typedef struct pwb__start_ctx {
+	pcre2_match_data *md; /* made on the first regex match of a text */
+	unsigned searches;    /* regex searches left for this text */
+	unsigned wide;	      /* searches past the first window left */
+	bool oom;
+} pwb__start_ctx;
+
+#define PWB__START_SEARCHES 8192u
+#define PWB__START_WIDE 64u
+
+void pwb__start_init(pwb__start_ctx *c);
+void pwb__start_release(pwb__start_ctx *c);
+/* True with *start when found; false when the start is unknown (budget
+ * spent, or no engine agreed; c->oom on an allocation failure). */
+bool pwb__lexicon_start(const pwb_bounds *b, unsigned id,
+			const unsigned char *norm, size_t end,
+			pwb__start_ctx *c, size_t *start);
+void pwb__lexicon_free_re(pwb_bounds *b);
+/* The Vectorscan pattern of an entry (malloc'ed; NULL when out of
+ * memory): words and phrases literal, lowercased, with any run of
+ * whitespace between the words of a phrase. */
+char *pwb__lexicon_regex(const pwb__lex_entry *e);
 
 /* Reads every <lang>.tsv of dir into b->entries (errors to diag). */
 pwb_status pwb__lexicon_load(pwb_bounds *b, const char *dir, pwb_diag *diag);

@@ -205,7 +205,7 @@ pwb_status pwb__lexicon_load(pwb_bounds *b, const char *dir, pwb_diag *diag)
 /* The regex of an entry: words and phrases are literal, with any run of
  * whitespace between the words of a phrase; matching is on lowercased
  * text, and word boundaries are checked after the match. */
-static char *entry_regex(const pwb__lex_entry *e)
+char *pwb__lexicon_regex(const pwb__lex_entry *e)
 {
 	if (e->kind == PWB__LEX_REGEX)
 		return pwb__strdup(e->entry);
@@ -231,6 +231,175 @@ static char *entry_regex(const pwb__lex_entry *e)
 			pwb__buf_addc(&b, (char)ch);
 	}
 	return pwb__buf_detach(&b);
+}
+
+/* ---- where a match starts ---- */
+
+static void *re_malloc(size_t n, void *data)
+{
+	(void)data;
+	return pwb__malloc(n);
+}
+
+static void re_free(void *p, void *data)
+{
+	(void)data;
+	free(p);
+}
+
+void pwb__lexicon_free_re(pwb_bounds *b)
+{
+	for (size_t i = 0; b->lex_re && i < b->n_entries; i++)
+		pcre2_code_free(atomic_load(&b->lex_re[i]));
+	free(b->lex_re);
+	pcre2_match_context_free(b->re_mc);
+	pcre2_general_context_free(b->re_gc);
+}
+
+void pwb__start_init(pwb__start_ctx *c)
+{
+	c->md = NULL;
+	c->searches = PWB__START_SEARCHES;
+	c->wide = PWB__START_WIDE;
+	c->oom = false;
+}
+
+void pwb__start_release(pwb__start_ctx *c)
+{
+	pcre2_match_data_free(c->md);
+	c->md = NULL;
+}
+
+/* What \s matches in Vectorscan and PCRE2 without Unicode properties. */
+static bool is_space(unsigned char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
+/* A word or phrase entry: its words, lowercased, walked back from end
+ * with at least one space between them (as pwb__lexicon_regex() writes them).
+ */
+static bool literal_start(const pwb__lex_entry *e, const unsigned char *norm,
+			  size_t end, size_t *start)
+{
+	const unsigned char *w = (const unsigned char *)e->entry;
+	size_t n = strlen(e->entry), pos = end;
+	while (n && w[n - 1] == ' ')
+		n--;
+	bool first = true;
+	while (n) {
+		size_t k = n;
+		while (k && w[k - 1] != ' ')
+			k--;
+		size_t len = n - k;
+		if (!first) {
+			size_t sp = 0;
+			while (pos > 0 && is_space(norm[pos - 1])) {
+				pos--;
+				sp++;
+			}
+			if (!sp)
+				return false;
+		}
+		if (pos < len)
+			return false;
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = w[k + i];
+			if (c >= 'A' && c <= 'Z')
+				c = (unsigned char)(c - 'A' + 'a');
+			if (norm[pos - len + i] != c)
+				return false;
+		}
+		pos -= len;
+		first = false;
+		n = k;
+		while (n && w[n - 1] == ' ')
+			n--;
+	}
+	*start = pos;
+	return true;
+}
+
+/* The entry's pattern anchored at the end of the subject, compiled once
+ * (by whichever thread matches it first). */
+static pcre2_code *entry_re(const pwb_bounds *b, unsigned id, bool *oom)
+{
+	pcre2_code *re = atomic_load(&b->lex_re[id]);
+	if (re)
+		return re;
+	pwb__buf p;
+	pwb__buf_init(&p, 0);
+	pwb__buf_addf(&p, "(?:%s)\\z", b->entries[id].entry);
+	if (p.err) {
+		*oom = true;
+		return NULL;
+	}
+	int err;
+	PCRE2_SIZE off;
+	pcre2_compile_context *cc = pcre2_compile_context_create(b->re_gc);
+	re = cc ? pcre2_compile((PCRE2_SPTR)p.s, p.len,
+				PCRE2_UTF | PCRE2_CASELESS, &err, &off, cc)
+		: NULL;
+	pcre2_compile_context_free(cc);
+	pwb__buf_release(&p);
+	if (!re) {
+		*oom = !cc || err == PCRE2_ERROR_NOMEMORY;
+		return NULL;
+	}
+	pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* faster when it can */
+	pcre2_code *none = NULL;
+	if (!atomic_compare_exchange_strong(&b->lex_re[id], &none, re)) {
+		pcre2_code_free(re);
+		re = none;
+	}
+	return re;
+}
+
+/* The leftmost start of a match of re ending at end, searched from
+ * `from`; false when there is none there (or the search gave up). */
+static bool re_start(const pwb_bounds *b, pcre2_code *re,
+		     const unsigned char *norm, size_t from, size_t end,
+		     pcre2_match_data *md, size_t *start)
+{
+	while (from < end && (norm[from] & 0xc0) == 0x80)
+		from++; /* PCRE2 starts on a character */
+	int rc =
+	    pcre2_match(re, norm, end, from, PCRE2_NO_UTF_CHECK, md, b->re_mc);
+	if (rc < 0) /* 0: a match whose groups did not fit md; the whole
+		     * match, the one pair md holds, is there */
+		return false;
+	*start = pcre2_get_ovector_pointer(md)[0];
+	return *start <= end;
+}
+
+#define PWB__START_WINDOW 512u
+#define PWB__START_WIDE_WINDOW (64u * 1024)
+
+bool pwb__lexicon_start(const pwb_bounds *b, unsigned id,
+			const unsigned char *norm, size_t end,
+			pwb__start_ctx *c, size_t *start)
+{
+	const pwb__lex_entry *e = &b->entries[id];
+	if (e->kind != PWB__LEX_REGEX)
+		return literal_start(e, norm, end, start);
+	if (!c->searches)
+		return false;
+	c->searches--;
+	pcre2_code *re = entry_re(b, id, &c->oom);
+	if (!re)
+		return false;
+	if (!c->md && !(c->md = pcre2_match_data_create(1, b->re_gc))) {
+		c->oom = true;
+		return false;
+	}
+	size_t from = end > PWB__START_WINDOW ? end - PWB__START_WINDOW : 0;
+	if (re_start(b, re, norm, from, end, c->md, start))
+		return true;
+	if (!from || !c->wide)
+		return false;
+	c->wide--;
+	from = end > PWB__START_WIDE_WINDOW ? end - PWB__START_WIDE_WINDOW : 0;
+	return re_start(b, re, norm, from, end, c->md, start);
 }
 
 /* ---- the compiled database, kept between runs ---- */
@@ -323,14 +492,15 @@ pwb_status pwb__lexicon_compile(pwb_bounds *b, pwb_diag *diag)
 		goto out;
 	}
 	for (size_t i = 0; i < b->n_entries; i++) {
-		if (!(pats[i] = entry_regex(&b->entries[i]))) {
+		if (!(pats[i] = pwb__lexicon_regex(&b->entries[i]))) {
 			rc = PWB_ENOMEM;
 			goto out;
 		}
-		flags[i] =
-		    HS_FLAG_UTF8 | HS_FLAG_SOM_LEFTMOST |
-		    (b->entries[i].kind == PWB__LEX_REGEX ? HS_FLAG_CASELESS
-							  : 0);
+		/* No start-of-match tracking: pwb__lexicon_start() finds
+		 * the starts of the few matches there are. */
+		flags[i] = HS_FLAG_UTF8 | (b->entries[i].kind == PWB__LEX_REGEX
+					       ? HS_FLAG_CASELESS
+					       : 0);
 		ids[i] = (unsigned)i;
 	}
 	for (size_t k = 0; k < PWB__PII_N; k++) {
@@ -375,6 +545,17 @@ scratch:
 		rc = PWB_ENOMEM;
 		goto out;
 	}
+	b->re_gc = pcre2_general_context_create(re_malloc, re_free, NULL);
+	b->re_mc = b->re_gc ? pcre2_match_context_create(b->re_gc) : NULL;
+	b->lex_re =
+	    pwb__calloc(b->n_entries ? b->n_entries : 1, sizeof(*b->lex_re));
+	if (!b->re_mc || !b->lex_re) {
+		rc = PWB_ENOMEM;
+		goto out;
+	}
+	/* A lexicon regex is short: a search that backtracks this much is
+	 * given up (the start is then unknown). */
+	pcre2_set_match_limit(b->re_mc, 100000);
 out:
 	for (size_t i = 0; pats && i < n; i++)
 		free(pats[i]);
