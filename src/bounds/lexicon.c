@@ -392,14 +392,19 @@ bool pwb__lexicon_start(const pwb_bounds *b, unsigned id,
 		c->oom = true;
 		return false;
 	}
+	/* A start found at the window's left edge may only be where the
+	 * window cut a longer match ("[a-z]*x" in a long word): look again
+	 * wider, and if it is still at the edge, the start is unknown. */
 	size_t from = end > PWB__START_WINDOW ? end - PWB__START_WINDOW : 0;
-	if (re_start(b, re, norm, from, end, c->md, start))
+	if (re_start(b, re, norm, from, end, c->md, start) &&
+	    (*start > from || !from))
 		return true;
 	if (!from || !c->wide)
 		return false;
 	c->wide--;
 	from = end > PWB__START_WIDE_WINDOW ? end - PWB__START_WIDE_WINDOW : 0;
-	return re_start(b, re, norm, from, end, c->md, start);
+	return re_start(b, re, norm, from, end, c->md, start) &&
+	       (*start > from || !from);
 }
 
 /* ---- the compiled database, kept between runs ---- */

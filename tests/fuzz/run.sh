@@ -6,7 +6,7 @@
 # BUILD_DIR is a build made with -DPWB_FUZZ=ON and CC=clang (which also
 # instruments the library, so that libFuzzer sees its edges). Each fuzzer
 # found there (fuzz_policy, fuzz_cond, fuzz_linear, fuzz_feedback,
-# fuzz_prefs_model) runs RUNS inputs (default 20000, and at most 60
+# fuzz_prefs_model, fuzz_bounds) runs RUNS inputs (default 20000, and at most 60
 # seconds) starting from a copy of its seed corpus in corpus/NAME, with
 # its dictionary NAME.dict where there is one. Everything is written
 # under a temporary folder, never into the source tree.
@@ -32,21 +32,25 @@ esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The one known leak inside libfyaml is suppressed (see tests/lsan.supp).
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$here/../lsan.supp}"
+# fuzz_bounds reads the shipped registry from the source tree.
+export PWB_SOURCE_DIR="${PWB_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pwb-fuzz-run.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
 
 # corpus folder and dictionary of each fuzzer
 declare -A corpus=([fuzz_policy]=policy [fuzz_cond]=cond [fuzz_linear]=linear
-	[fuzz_feedback]=feedback [fuzz_prefs_model]=prefs)
+	[fuzz_feedback]=feedback
+	[fuzz_bounds]=bounds [fuzz_prefs_model]=prefs)
 declare -A dict=([fuzz_policy]=policy.dict [fuzz_feedback]=feedback.dict)
 # fuzz_cond reads up to 8 KiB; conditions are capped at 4 KiB.
 declare -A maxlen=([fuzz_policy]=16384 [fuzz_cond]=8192 [fuzz_linear]=20000
-	[fuzz_feedback]=16384 [fuzz_prefs_model]=20000)
+	[fuzz_feedback]=16384
+	[fuzz_bounds]=4096 [fuzz_prefs_model]=20000)
 
 found=0
 failed=0
-for name in fuzz_policy fuzz_cond fuzz_linear fuzz_feedback fuzz_prefs_model; do
+for name in fuzz_policy fuzz_cond fuzz_linear fuzz_feedback fuzz_prefs_model fuzz_bounds; do
 	bin=
 	for cand in "$build/tests/$name" "$build/$name"; do
 		if [ -x "$cand" ]; then
