@@ -222,7 +222,9 @@ void pwb_prefs_bounds_from_effective(pwb_prefs_bounds *b,
 				     const pwb_effective *e);
 
 /*
- * Learns from one choice: user preferred `chosen` over `rejected`.
+ * Learns from one choice: user preferred `chosen` over `rejected`
+ * (features as pwb_prefs_features_compute or _unpack make them for this
+ * model; anything else is refused with PWB_EINVAL).
  * user NULL or "" updates the population model only. Fails with
  * PWB_ENOMEM (the model is then unchanged for that user).
  */

@@ -547,11 +547,12 @@ pwb_status pwb_prefs_features_compute(pwb_prefs_features *f,
 			return PWB_EINVAL;
 		}
 	for (size_t k = 0; embed && k < m->p.n_embed; k++)
-		if (!isfinite(embed[k])) {
+		if (!(fabsf(embed[k]) <= PWB__PREFS_MAX_VALUE)) {
 			pwb_diag_add(diag, NULL, 0, 0,
-				     "embedding value %zu is not a finite "
-				     "number",
-				     k);
+				     "embedding value %zu is %g: not a finite "
+				     "number within ±%g",
+				     k, (double)embed[k],
+				     (double)PWB__PREFS_MAX_VALUE);
 			return PWB_EINVAL;
 		}
 	const unsigned char *s = (const unsigned char *)text;

@@ -207,8 +207,11 @@ static pwb_status parse_rating(parse *p, json_t *j, pwb_feedback *ev)
 	ev->rating = json_number_value(rating);
 	ev->scale_lo = json_number_value(json_array_get(scale, 0));
 	ev->scale_hi = json_number_value(json_array_get(scale, 1));
-	if (!(ev->scale_lo < ev->scale_hi))
-		return bad(p, "'scale' must go from low to high, not [%g, %g]",
+	if (!(ev->scale_lo < ev->scale_hi) ||
+	    !isfinite(ev->scale_hi - ev->scale_lo))
+		return bad(p,
+			   "'scale' must go from low to high, within the range "
+			   "of numbers, not [%g, %g]",
 			   ev->scale_lo, ev->scale_hi);
 	if (!(ev->rating >= ev->scale_lo && ev->rating <= ev->scale_hi))
 		return bad(p, "'rating' %g is outside its scale [%g, %g]",

@@ -649,7 +649,7 @@ static bool r_features(reader *r, const pwb_prefs_model *m,
 		f->idx[i] = r_u32(r);
 		f->val[i] = r_f32(r);
 		if (f->idx[i] >= m->dim || (i && f->idx[i] <= f->idx[i - 1]) ||
-		    !isfinite(f->val[i])) {
+		    !(fabsf(f->val[i]) <= PWB__PREFS_MAX_VALUE)) {
 			snprintf(r->why, sizeof(r->why),
 				 "feature %u is out of order, out of range or "
 				 "not a finite number",

@@ -308,7 +308,7 @@ static double dot(const pwb_prefs_model *m, const pwb__prefs_user *u,
 	uint32_t j = 0, un = u ? u->n : 0;
 	for (uint32_t k = 0; k < n; k++) {
 		uint32_t i = idx[k];
-		if (targeted(b, i))
+		if (targeted(b, i) || PWB_NEVER(i >= m->dim))
 			continue;
 		double w = m->pop[i].w;
 		while (j < un && u->e[j].idx < i)
@@ -340,6 +340,10 @@ void pwb_prefs_score(const pwb_prefs_model *m, const char *user,
 	}
 	for (size_t c = 0; c < n; c++) {
 		const pwb_prefs_features *f = &cands[c];
+		if (f->n > PWB__PREFS_MAXF) { /* not made by features_compute */
+			scores[c] = -HUGE_VAL;
+			continue;
+		}
 		double s = 0;
 		if (how != PWB_PREFS_EXPLICIT)
 			s += dot(m, u, b, f->idx, f->val, f->n);
@@ -382,6 +386,21 @@ static inline bool enters(const pwb_prefs_model *m, const pwb_prefs_bounds *b,
 		return !targeted(b, i);
 	return (pwb__mix64(uh ^ ((uint64_t)i << 20)) >>
 		(64 - PWB__PREFS_INCLUSION_BITS)) == 0;
+}
+
+bool pwb__prefs_features_ok(const pwb_prefs_model *m,
+			    const pwb_prefs_features *f)
+{
+	if (f->n > MAXF)
+		return false;
+	for (int k = 0; k < PWB_PREFS_N_DIMS; k++)
+		if (!(f->dims[k] >= 0 && f->dims[k] <= 1))
+			return false;
+	for (uint32_t k = 0; k < f->n; k++)
+		if (f->idx[k] >= m->dim || (k && f->idx[k] <= f->idx[k - 1]) ||
+		    !(fabsf(f->val[k]) <= PWB__PREFS_MAX_VALUE))
+			return false;
+	return true;
 }
 
 /* x = a − b over sorted sparse vectors; returns its length. */
@@ -490,7 +509,8 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 			     const pwb_prefs_features *rejected,
 			     const pwb_prefs_bounds *b, bool update_pop)
 {
-	if (!m || !chosen || !rejected)
+	if (!m || !chosen || !rejected || !pwb__prefs_features_ok(m, chosen) ||
+	    !pwb__prefs_features_ok(m, rejected))
 		return PWB_EINVAL;
 	if (!b)
 		b = &no_bounds;
@@ -567,10 +587,10 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 				d = &merged[out++];
 			}
 		}
-		/* Bounded learning: never push the weight of a category that
-		 * is not on above 0. */
-		if (clamped(m, b, i) && g < 0 &&
-		    m->pop[i].w + (d ? d->w : 0) >= 0)
+		/* Bounded learning: feedback never raises the weight of a
+		 * category that is not on for this user, in w0 or in Δ_u
+		 * (a step from just below 0 could otherwise end above it). */
+		if (clamped(m, b, i) && g < 0)
 			continue;
 		pwb__ftrl *w0 = &m->pop[i];
 		if (update_pop)

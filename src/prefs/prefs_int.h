@@ -53,6 +53,11 @@ struct pwb_prefs_model {
 };
 
 /* Non-zeros of one feature vector, at most. */
+/* The largest magnitude of a feature value (an embedding's; every other
+ * feature lies in [0, 1]): larger finite floats would overflow the
+ * learner's sums. */
+#define PWB__PREFS_MAX_VALUE 1000.0f
+
 #define PWB__PREFS_MAXF                                                        \
 	(PWB_PREFS_N_DIMS + PWB_PREFS_MAX_CATEGORIES + PWB_PREFS_MAX_EMBED +   \
 	 PWB_PREFS_MAX_NGRAMS)
@@ -81,5 +86,11 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 /* The measured dimensions of a text alone. */
 void pwb__prefs_measure(const char *text, size_t len,
 			float dims[PWB_PREFS_N_DIMS]);
+
+/* Whether f is a vector this model can read: at most PWB__PREFS_MAXF
+ * entries, indices strictly increasing below m's dimension, values finite
+ * and within PWB__PREFS_MAX_VALUE, dimensions in [0, 1]. */
+bool pwb__prefs_features_ok(const pwb_prefs_model *m,
+			    const pwb_prefs_features *f);
 
 #endif

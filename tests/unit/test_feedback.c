@@ -133,6 +133,9 @@ static void test_bad_lines(void **state)
 	     "from low to high"},
 	    {"{\"response\": \"a\", \"rating\": 3, \"scale\": [1]}",
 	     "two numbers"},
+	    {"{\"response\": \"a\", \"rating\": 0, \"scale\": "
+	     "[-1.7e308, 1.7e308]}",
+	     "from low to high"},
 	    {"{\"rating\": 3, \"scale\": [1, 5]}", "'response'"},
 	    {"{\"response\": \"a\"}", "needs a 'rating'"},
 	    {"{\"chosen\": \"a\", \"rejected\": \"b\", \"ts\": 1.5}",

@@ -607,6 +607,80 @@ static void test_corrupt(void **state)
 
 /* ---- evaluation and the simulator ---- */
 
+/* Values that would overflow the learner are refused, not learnt: an
+ * embedding of ±3e38 once turned every population weight into NaN. */
+static void test_overflow_refused(void **state)
+{
+	(void)state;
+	pwb_prefs_params p = pwb_prefs_default_params();
+	p.hash_bits = 12;
+	p.n_embed = 1;
+	pwb_prefs_model *m = NULL;
+	assert_int_equal(pwb_prefs_model_new(&m, &p), PWB_OK);
+	pwb_prefs_features a, b;
+	float big = 3e38f, ok = 0.5f;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(
+	    pwb_prefs_features_compute(&a, m, "x", 1, NULL, &big, &d),
+	    PWB_EINVAL);
+	assert_non_null(strstr(d.entries[0].message, "embedding value 0"));
+	pwb_diag_release(&d);
+	assert_int_equal(pwb_prefs_features_compute(&a, m, "a short one", 11,
+						    NULL, &ok, NULL),
+			 PWB_OK);
+	assert_int_equal(pwb_prefs_features_compute(&b, m, "a longer one here",
+						    17, NULL, &ok, NULL),
+			 PWB_OK);
+	/* A hand-made vector the model cannot read is refused whole. */
+	pwb_prefs_features bad = a;
+	bad.val[bad.n - 1] = 3e38f;
+	assert_int_equal(pwb_prefs_update_pair(m, "u1", &bad, &b, NULL),
+			 PWB_EINVAL);
+	bad = a;
+	bad.n = UINT32_MAX;
+	assert_int_equal(pwb_prefs_update_pair(m, "u1", &bad, &b, NULL),
+			 PWB_EINVAL);
+	bad = a;
+	bad.idx[1] = bad.idx[0]; /* not increasing */
+	assert_int_equal(pwb_prefs_update_pair(m, "u1", &b, &bad, NULL),
+			 PWB_EINVAL);
+	assert_false(pwb_prefs_has_user(m, "u1"));
+	for (int r = 0; r < 50; r++)
+		assert_int_equal(pwb_prefs_update_pair(m, "u1", &a, &b, NULL),
+				 PWB_OK);
+	double s = score1(m, "u1", &a, NULL, PWB_PREFS_PERSONAL);
+	assert_true(isfinite(s));
+	pwb_prefs_model_free(m);
+}
+
+/* With the category off, no feedback raises its weight, even from just
+ * below 0, in the population or the user's deviation. */
+static void test_clamp_never_crossed(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = new_model();
+	pwb_prefs_features a, b;
+	double on[3] = {0, 0, 1}, off[3] = {0, 0, 0};
+	feats(&a, m, shorts[0], on);
+	feats(&b, m, shorts[0], off);
+	/* Another user, with the category on, leaves w0 just below 0. */
+	pwb_prefs_bounds allowed;
+	pwb_prefs_bounds_init(&allowed);
+	allowed.category_on[2] = true;
+	assert_int_equal(pwb_prefs_update_pair(m, "v", &b, &a, &allowed),
+			 PWB_OK);
+	uint32_t i = PWB__PREFS_CAT0 + 2;
+	assert_true(m->pop[i].w < 0);
+	for (int r = 0; r < 200; r++) {
+		float before = m->pop[i].w;
+		assert_int_equal(pwb_prefs_update_pair(m, "u", &a, &b, NULL),
+				 PWB_OK);
+		assert_true(m->pop[i].w <= before);
+	}
+	pwb_prefs_model_free(m);
+}
+
 /* An event's features survive a store: packed, unpacked, they teach the
  * model exactly what the texts would have; any change to the bytes, or a
  * model of another layout, is refused. */
@@ -1051,6 +1125,8 @@ int main(void)
 	    cmocka_unit_test(test_save_load),
 	    cmocka_unit_test(test_corrupt),
 	    cmocka_unit_test(test_event_features),
+	    cmocka_unit_test(test_overflow_refused),
+	    cmocka_unit_test(test_clamp_never_crossed),
 	    cmocka_unit_test(test_simulated_users),
 	    cmocka_unit_test(test_explain_matches_hidden_taste),
 	    cmocka_unit_test(test_eval_split_and_duplicates),
