@@ -181,16 +181,17 @@ pwb_status pwb_labelled_load(pwb_labelled_set **out, const char *path,
 	reader r = {s, policy, path, 0, diag, false};
 	pwb_status rc = PWB_OK;
 	char *line = NULL;
-	size_t cap = 0;
+	size_t cap = 0, len;
+	bool too_long;
 	ssize_t n;
-	while ((n = getline(&line, &cap, f)) >= 0) {
+	while ((n = pwb__read_line(f, &line, &cap, PWB__LABELLED_MAX_LINE, &len,
+				   &too_long)) > 0) {
 		r.line++;
-		size_t len = (size_t)n;
 		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			len--;
 		if (!len)
 			continue;
-		if (len > PWB__LABELLED_MAX_LINE) {
+		if (too_long) {
 			bad(&r, "line too long", NULL);
 			rc = PWB_EPARSE;
 			continue;
@@ -216,7 +217,7 @@ pwb_status pwb_labelled_load(pwb_labelled_set **out, const char *path,
 		}
 		s->rows[s->n++] = row;
 	}
-	if (ferror(f) && !rc) {
+	if ((n < 0 || ferror(f)) && !rc) {
 		pwb_diag_add(diag, path, r.line, 0, "read error: %s",
 			     strerror(errno));
 		rc = PWB_EIO;

@@ -401,21 +401,28 @@ static pwb_status next_line(pwb_feedback_reader *r, size_t *len, bool *done,
 {
 	*done = false;
 	for (;;) {
-		errno = 0;
-		ssize_t n = getline(&r->buf, &r->cap, r->f);
+		size_t l;
+		bool too_long;
+		ssize_t n =
+		    pwb__read_line(r->f, &r->buf, &r->cap,
+				   PWB__FEEDBACK_MAX_LINE, &l, &too_long);
 		if (n < 0) {
-			if (ferror(r->f)) {
-				int e = errno ? errno : EIO;
-				pwb_diag_add(diag, r->path, r->line + 1, 0,
-					     "read error: %s", strerror(e));
-				return e == ENOMEM ? PWB_ENOMEM : PWB_EIO;
-			}
+			int e = errno ? errno : EIO;
+			pwb_diag_add(diag, r->path, r->line + 1, 0,
+				     "read error: %s", strerror(e));
+			return e == ENOMEM ? PWB_ENOMEM : PWB_EIO;
+		}
+		if (n == 0) {
 			*done = true;
 			return PWB_OK;
 		}
 		r->line++;
 		r->read += (uint64_t)n;
-		size_t l = (size_t)n;
+		if (too_long) {
+			/* Kept only up to the cap: parse_into() refuses it. */
+			*len = PWB__FEEDBACK_MAX_LINE + 1;
+			return PWB_OK;
+		}
 		while (l && (r->buf[l - 1] == '\n' || r->buf[l - 1] == '\r'))
 			l--;
 		for (size_t i = 0; i < l; i++) {

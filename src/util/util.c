@@ -679,3 +679,44 @@ char *pwb__arena_strdup(pwb__arena *a, const char *s, bool *failed)
 	memcpy(d, s, n);
 	return d;
 }
+
+ssize_t pwb__read_line(FILE *f, char **buf, size_t *cap, size_t max,
+		       size_t *len, bool *too_long)
+{
+	size_t n = 0, took = 0;
+	*too_long = false;
+	*len = 0;
+	int c;
+	errno = 0;
+	while ((c = getc_unlocked(f)) != EOF) {
+		took++;
+		if (n < max + 1) {
+			if (n + 2 > *cap) {
+				size_t want = *cap ? *cap * 2 : 256;
+				if (want > max + 2)
+					want = max + 2;
+				char *b = pwb__realloc(*buf, want);
+				if (!b) {
+					errno = ENOMEM;
+					return -1;
+				}
+				*buf = b;
+				*cap = want;
+			}
+			(*buf)[n++] = (char)c;
+		} else {
+			*too_long = true;
+		}
+		if (c == '\n')
+			break;
+	}
+	if (ferror(f))
+		return -1;
+	if (*buf)
+		(*buf)[n] = '\0';
+	*len = n;
+	size_t content = n && (*buf)[n - 1] == '\n' ? n - 1 : n;
+	if (content > max)
+		*too_long = true;
+	return (ssize_t)took;
+}

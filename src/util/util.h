@@ -9,6 +9,8 @@
 #include "pwb/common.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 #ifdef NDEBUG
 #define PWB_ALWAYS(x) (x)
@@ -76,6 +78,16 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
  */
 pwb_status pwb__replace_file(const char *path, int (*write)(void *user, int fd),
 			     void *user, char *err, size_t err_size);
+/*
+ * Reads one line of f (with its '\n', if any) into *buf, growing it to at
+ * most max + 2 bytes: a longer line is read to its end but not kept, and
+ * *too_long is set (*len is then the bytes kept). Returns the bytes the
+ * line took from f (0 at the end of f), or -1 with errno set on a read or
+ * allocation failure. Unlike getline(), a hostile line cannot take memory
+ * beyond max.
+ */
+ssize_t pwb__read_line(FILE *f, char **buf, size_t *cap, size_t max,
+		       size_t *len, bool *too_long);
 /* Writes all n bytes to fd (retrying short writes); 0 or an errno. */
 int pwb__write_all(int fd, const void *data, size_t n);
 /* Formats a message into err (nothing when err is NULL or size 0). */

@@ -265,6 +265,46 @@ static void test_stream(void **state)
 	pwb_diag_release(&d);
 }
 
+/* A line over the cap is refused by its number, read past without being
+ * kept, and the next line still reads. */
+static void test_long_line(void **state)
+{
+	(void)state;
+	const char *tmp = getenv("TMPDIR");
+	snprintf(path, sizeof(path), "%s/pwb-test-feedback-XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	assert_non_null(f);
+	fputs("{\"chosen\": \"", f);
+	for (size_t i = 0; i < 17u * 1024 * 1024; i++)
+		putc('a', f);
+	fputs("\", \"rejected\": \"b\"}\n", f);
+	fputs("{\"user\": \"u\", \"chosen\": \"a\", \"rejected\": "
+	      "\"b\"}\n",
+	      f);
+	assert_int_equal(fclose(f), 0);
+	pwb_feedback_reader *r;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_feedback_open(&r, path, &d), PWB_OK);
+	pwb_feedback ev;
+	bool done;
+	assert_int_equal(pwb_feedback_next(r, &ev, &done, &d), PWB_EPARSE);
+	assert_int_equal(d.entries[0].line, 1);
+	assert_non_null(strstr(d.entries[0].message, "line longer than"));
+	assert_int_equal(pwb_feedback_next(r, &ev, &done, &d), PWB_OK);
+	assert_false(done);
+	assert_int_equal(ev.line, 2);
+	assert_string_equal(ev.user, "u");
+	assert_int_equal(pwb_feedback_next(r, &ev, &done, &d), PWB_OK);
+	assert_true(done);
+	pwb_feedback_close(r);
+	pwb_diag_release(&d);
+	unlink(path);
+}
+
 /* Every allocation failure is reported, never a crash or a leak. */
 static void test_alloc_failures(void **state)
 {
@@ -296,6 +336,7 @@ int main(void)
 	    cmocka_unit_test(test_pair_and_rating),
 	    cmocka_unit_test(test_bad_lines),
 	    cmocka_unit_test(test_stream),
+	    cmocka_unit_test(test_long_line),
 	    cmocka_unit_test(test_alloc_failures),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
