@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "util/util.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,7 +98,7 @@ static int cmd_create(cli_args *a)
 		       "now:\n%s\n",
 		       key);
 		fflush(stdout);
-		memset(key, 0, strlen(key));
+		sodium_memzero(key, strlen(key));
 	}
 	free(key);
 	free(id);

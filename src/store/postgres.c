@@ -129,7 +129,10 @@ static pwb_status pg_connect(pwb__conn **out, const char *target,
 		return PWB_EIO;
 	}
 	PQsetNoticeProcessor(c->pg, on_notice, c);
-	PGresult *r = PQexec(c->pg, "SET client_min_messages = warning");
+	/* bytea in hex, whatever the role or database says: the escape
+	 * format would read back as no model at all. */
+	PGresult *r = PQexec(c->pg, "SET client_min_messages = warning; "
+				    "SET bytea_output = hex");
 	PQclear(r);
 	*out = c;
 	return PWB_OK;
@@ -182,8 +185,17 @@ static pwb_status pg_exec(pwb__conn *c, const char *sql, pwb_diag *diag)
 	PGresult *res = PQexec(c->pg, sql);
 	ExecStatusType st = PQresultStatus(res);
 	pwb_status rc = PWB_OK;
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 		rc = fail(c, res, diag);
+	} else if (!strcmp(sql, "COMMIT") &&
+		   strcmp(PQcmdStatus(res), "COMMIT") != 0) {
+		/* A transaction that failed answers COMMIT with ROLLBACK:
+		 * nothing of it was kept, and the caller must not think so. */
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "the transaction had failed and was rolled back "
+			     "at COMMIT; nothing of it was written");
+		rc = PWB_EIO;
+	}
 	PQclear(res);
 	return rc;
 }

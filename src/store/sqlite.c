@@ -102,27 +102,45 @@ static pwb_status sq_connect(pwb__conn **out, const char *target,
 	}
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, p->busy_timeout_ms);
-	/* journal_mode answers with a row; read it to see WAL was taken. */
-	sqlite3_stmt *st = NULL;
-	rc =
-	    sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW &&
-	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
-		pwb_diag_add(diag, target, 0, 0,
-			     "the database cannot use write-ahead logging "
-			     "(journal mode stays '%s')",
-			     sqlite3_column_text(st, 0));
+	/* journal_mode answers with a row; read it to see WAL was taken.
+	 * While another process creates the same new database, the switch
+	 * can be refused for a moment (the mode stays "delete"): try again
+	 * until the busy timeout. */
+	for (int waited = 0;; waited += 20) {
+		sqlite3_stmt *st = NULL;
+		rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode=WAL", -1,
+					&st, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		bool wal =
+		    rc == SQLITE_ROW &&
+		    !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+		char mode[32] = "";
+		if (rc == SQLITE_ROW)
+			snprintf(mode, sizeof(mode), "%s",
+				 (const char *)sqlite3_column_text(st, 0));
 		sqlite3_finalize(st);
-		sq_disconnect(c);
-		return PWB_EIO;
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-		pwb_status err = fail(c, rc, diag);
-		sq_disconnect(c);
-		return err;
+		if (wal)
+			break;
+		if (rc == SQLITE_ROW && waited >= c->busy_ms) {
+			pwb_diag_add(diag, target, 0, 0,
+				     "the database cannot use write-ahead "
+				     "logging (journal mode stays '%s')",
+				     mode);
+			sq_disconnect(c);
+			return PWB_EIO;
+		}
+		if (rc != SQLITE_ROW && (rc & 0xff) != SQLITE_BUSY) {
+			pwb_status err = fail(c, rc, diag);
+			sq_disconnect(c);
+			return err;
+		}
+		if (waited >= c->busy_ms) {
+			pwb_status err = fail(c, rc, diag);
+			sq_disconnect(c);
+			return err;
+		}
+		sqlite3_sleep(20);
 	}
 	rc = sqlite3_exec(c->db,
 			  "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ enum {
 	S_AUDIT_INSERT,
 	S_AUDIT_HEAD_SET,
 	S_AUDIT_PAGE,
+	S_AUDIT_ODD,
 	S_EXP_FB,
 	S_EXP_DEC,
 	S_EXP_KEYS,
@@ -176,6 +178,23 @@ static const stmt stmts[S_COUNT] = {
     [S_AUDIT_HEAD_SET] = {"UPDATE audit_head SET seq = $1, hash = $2 "
 			  "WHERE id = 1",
 			  NULL},
+    /* Rows the walk by seq cannot vouch for: outside its range, or (in
+     * SQLite, whose columns take any type) with a value whose type or
+     * embedded NUL the hash of its text would not show. */
+    [S_AUDIT_ODD] =
+	{"SELECT COUNT(*), MIN(seq) FROM audit WHERE typeof(seq) <> 'integer' "
+	 "OR seq < 1 "
+	 "OR typeof(ts) <> 'integer' OR typeof(kind) <> 'text' "
+	 "OR typeof(prev) <> 'text' OR typeof(hash) <> 'text' "
+	 "OR typeof(org) NOT IN ('text', 'null') "
+	 "OR typeof(subject) NOT IN ('text', 'null') "
+	 "OR typeof(user_id) NOT IN ('text', 'null') "
+	 "OR typeof(detail) NOT IN ('text', 'null') "
+	 "OR instr(kind, char(0)) OR instr(COALESCE(org, ''), char(0)) "
+	 "OR instr(COALESCE(subject, ''), char(0)) "
+	 "OR instr(COALESCE(user_id, ''), char(0)) "
+	 "OR instr(COALESCE(detail, ''), char(0))",
+	 "SELECT COUNT(*), MIN(seq) FROM audit WHERE seq < 1"},
     [S_AUDIT_PAGE] = {"SELECT seq, ts, org, kind, subject, user_id, detail, "
 		      "prev, hash FROM audit WHERE seq > $1 ORDER BY seq "
 		      "LIMIT 5000",
@@ -1104,11 +1123,20 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 	if (st)
 		return st;
 	bool pair = fb->kind == PWB_STORE_FB_PAIR;
-	if (!pair &&
-	    !(fb->scale_lo < fb->scale_hi && fb->rating >= fb->scale_lo &&
-	      fb->rating <= fb->scale_hi)) {
+	if (!pair && !(fb->scale_lo < fb->scale_hi && isfinite(fb->scale_lo) &&
+		       isfinite(fb->scale_hi) && fb->rating >= fb->scale_lo &&
+		       fb->rating <= fb->scale_hi)) {
 		pwb_diag_add(diag, NULL, 0, 0,
-			     "the rating is not within its scale");
+			     "the rating is not within its scale (finite "
+			     "numbers, low to high)");
+		return PWB_EINVAL;
+	}
+	if (fb->rater_role && strcmp(fb->rater_role, "end_user") &&
+	    strcmp(fb->rater_role, "crowdworker") &&
+	    strcmp(fb->rater_role, "expert")) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "the rater role must be end_user, crowdworker or "
+			     "expert");
 		return PWB_EINVAL;
 	}
 	if (fb->features_len > PWB_STORE_MAX_TEXT) {
@@ -1452,6 +1480,24 @@ pwb_status pwb_store_audit_verify(pwb_store *s, pwb_audit_report *rep,
 			     (long long)head_seq);
 		rep->bad_seq = head_seq;
 		st = PWB_EINVAL;
+	}
+	if (!st && !(st = q(s, &o, S_AUDIT_ODD, NULL, 0, &r, diag))) {
+		int64_t odd = 0, first = 0;
+		if (!(st = s->be->next(r, &has, diag)) && has) {
+			odd = s->be->col_int(r, 0);
+			first = s->be->col_int(r, 1);
+		}
+		s->be->done(r);
+		if (!st && odd) {
+			pwb_diag_add(
+			    diag, NULL, 0, 0,
+			    "audit row %lld (and %lld more) is outside "
+			    "the chain or of the wrong type: rows were "
+			    "added or edited outside pwb",
+			    (long long)first, (long long)odd - 1);
+			rep->bad_seq = first;
+			st = PWB_EINVAL;
+		}
 	}
 	if (!st)
 		snprintf(rep->head_hash, sizeof(rep->head_hash), "%s", prev);

@@ -403,6 +403,30 @@ static void test_audit_edited(void **state)
 	pwb_store_free(s);
 }
 
+/* What a walk by seq and a hash of each value's text cannot see: rows
+ * below the chain, a fractional time, a NUL byte inside a text (SQLite
+ * takes any of these in any column). */
+static void test_audit_odd_rows(void **state)
+{
+	pwb_store *s = chained();
+	tamper(s, "INSERT INTO audit (seq, ts, org, kind, subject, user_id, "
+		  "detail, prev, hash) SELECT 0, ts, org, kind, subject, "
+		  "user_id, detail, prev, hash FROM audit WHERE seq = 1");
+	expect_bad(s, 0, "outside the chain or of the wrong type");
+	pwb_store_free(s);
+	if (pg_base)
+		return; /* PostgreSQL's column types refuse the rest */
+	s = chained();
+	tamper(s, "UPDATE audit SET ts = ts + 0.9 WHERE seq = 2");
+	expect_bad(s, 2, "of the wrong type");
+	pwb_store_free(s);
+	s = chained();
+	tamper(s, "UPDATE audit SET detail = detail || char(0) || 'more' "
+		  "WHERE seq = 3");
+	expect_bad(s, 3, "of the wrong type");
+	pwb_store_free(s);
+}
+
 static void test_audit_edited_and_rehashed(void **state)
 {
 	/* Row 2 is edited and given a new valid hash: row 3's link breaks. */
@@ -1250,6 +1274,7 @@ int main(void)
 	    cmocka_unit_test(test_gc),
 	    cmocka_unit_test(test_audit_intact),
 	    cmocka_unit_test(test_audit_edited),
+	    cmocka_unit_test(test_audit_odd_rows),
 	    cmocka_unit_test(test_audit_edited_and_rehashed),
 	    cmocka_unit_test(test_audit_deleted_middle),
 	    cmocka_unit_test(test_audit_deleted_last),
