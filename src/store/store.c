@@ -1550,7 +1550,9 @@ pwb_status pwb_store_decision_add(pwb_store *s, const char *org,
 				      .org = org,
 				      .kind = "decision",
 				      .subject = d->id,
-				      .user = d->user,
+				      /* No user: the chain outlives an erase,
+				       * and must not link them to it. */
+				      .user = NULL,
 				      .detail = detail};
 		st = audit_append(s, &o, &row, NULL, diag);
 	}
@@ -1688,7 +1690,7 @@ pwb_status pwb_store_key_create(pwb_store *s, const char *org,
 			      .org = org,
 			      .kind = "key.created",
 			      .subject = kid,
-			      .user = user,
+			      .user = NULL, /* see "decision" */
 			      .detail = detail};
 	if (!st)
 		st = audit_append(s, &o, &row, NULL, diag);
@@ -1742,7 +1744,7 @@ pwb_status pwb_store_key_revoke(pwb_store *s, const char *org,
 			      .org = org,
 			      .kind = "key.revoked",
 			      .subject = key_id,
-			      .user = user,
+			      .user = NULL, /* see "decision" */
 			      .detail = detail};
 	if (!st)
 		st = audit_append(s, &o, &row, NULL, diag);
