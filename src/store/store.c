@@ -933,10 +933,14 @@ static pwb_status ensure_user_as(pwb_store *s, op *o, const char *org,
 	return st;
 }
 
+/* Every write about a user holds their row FOR SHARE (PostgreSQL) until
+ * it commits, so that an erase, which locks the row FOR UPDATE, waits for
+ * it and then removes what it wrote, and a write after the erase finds
+ * the user erased: nothing lands on an erased user in between. */
 static pwb_status ensure_user(pwb_store *s, op *o, const char *org,
 			      const char *user, int64_t now, pwb_diag *diag)
 {
-	return ensure_user_as(s, o, org, user, now, false, diag);
+	return ensure_user_as(s, o, org, user, now, true, diag);
 }
 
 static pwb_status dup_col(pwb_store *s, pwb__rows *r, int col, char **out)
