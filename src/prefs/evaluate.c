@@ -576,6 +576,7 @@ static pwb_status run(pwb_prefs_eval_result *res, const pwb_feedback_set *set,
 	c.train_only = train_only;
 	c.n = pwb_feedback_n(set);
 	double *vals = NULL;
+	size_t *by_start = NULL, *by_user = NULL;
 	ev **order = NULL;
 	st = pwb_prefs_model_new(&c.m, &p.model);
 	if (st)
@@ -744,19 +745,38 @@ static pwb_status run(pwb_prefs_eval_result *res, const pwb_feedback_set *set,
 
 	/* The learning curve: each evaluated user's deviation relearnt from
 	 * their first k training events only, against the final population
-	 * model, and tested on the same held-out events. */
+	 * model, and tested on the same held-out events. The pairs are
+	 * indexed by user first (in their order), so that this is linear in
+	 * the pairs, not users × pairs. */
+	by_start = pwb__calloc(c.n_users + 1, sizeof(*by_start));
+	by_user = pwb__malloc((c.n_pairs ? c.n_pairs : 1) * sizeof(*by_user));
+	if (!by_start || !by_user) {
+		st = PWB_ENOMEM;
+		goto out;
+	}
+	for (size_t pi = 0; pi < c.n_pairs; pi++)
+		if (c.pairs[pi].user >= 0)
+			by_start[c.pairs[pi].user + 1]++;
+	for (size_t u = 0; u < c.n_users; u++)
+		by_start[u + 1] += by_start[u];
+	for (size_t pi = 0, *fill = by_start; pi < c.n_pairs; pi++)
+		if (c.pairs[pi].user >= 0)
+			by_user[fill[c.pairs[pi].user]++] = pi;
+	/* fill moved each start to the next user's: shift them back. */
+	for (size_t u = c.n_users; u > 0; u--)
+		by_start[u] = by_start[u - 1];
+	by_start[0] = 0;
 	for (int q = 0; q < PWB_PREFS_CURVE_N; q++) {
 		size_t kk = pwb_prefs_curve_points[q], nu = 0;
 		res->curve_k[q] = kk;
-		size_t pi = 0;
 		for (size_t u = 0; u < c.n_users; u++) {
 			euser *eu = &c.users[u];
 			if (!eu->evaluated || !eu->n_test || eu->n_train < kk)
 				continue;
 			pwb_prefs_reset(c.m, eu->id, NULL);
-			for (pi = 0; pi < c.n_pairs; pi++) {
-				tpair *tp = &c.pairs[pi];
-				if (tp->user != (int32_t)u || tp->ord >= kk)
+			for (size_t j = by_start[u]; j < by_start[u + 1]; j++) {
+				tpair *tp = &c.pairs[by_user[j]];
+				if (tp->ord >= kk)
 					continue;
 				unpack(&c.pl, &c.texts[tp->a], &c.fa);
 				unpack(&c.pl, &c.texts[tp->b], &c.fb);
@@ -782,6 +802,8 @@ static pwb_status run(pwb_prefs_eval_result *res, const pwb_feedback_set *set,
 		p.progress(p.ctx, c.total, c.total);
 	st = PWB_OK;
 out:
+	free(by_start);
+	free(by_user);
 	free(vals);
 	free(order);
 	free(c.evs);
