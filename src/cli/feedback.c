@@ -52,6 +52,35 @@ static void print_at(const char *file, int line, pwb_status st,
 	fprintf(stderr, "%s:%d: error: %s\n", file, line, msg);
 }
 
+/*
+ * Commits the open batch, with its audit row in the same transaction when
+ * it stored events: an auditor sees every batch that came in, and never
+ * one that did not.
+ */
+static pwb_status commit_batch(pwb_store *s, const char *org,
+			       pwb_store_texts texts, uint64_t stored,
+			       uint64_t dups, int first, int last, int64_t now,
+			       pwb_diag *d)
+{
+	pwb_status st = PWB_OK;
+	if (stored) {
+		char detail[256];
+		snprintf(detail, sizeof(detail),
+			 "{\"events\":%llu,\"duplicates\":%llu,"
+			 "\"texts\":\"%s\",\"lines\":[%d,%d]}",
+			 (unsigned long long)stored, (unsigned long long)dups,
+			 texts == PWB_STORE_TEXTS ? "kept" : "not stored",
+			 first, last);
+		st = pwb_store_audit_append(s, org, "feedback.imported", NULL,
+					    detail, now, NULL, d);
+	}
+	if (st) {
+		pwb_store_rollback(s);
+		return st;
+	}
+	return pwb_store_commit(s, d);
+}
+
 /* The features of an event's texts (a pair's two, a rating's one), as the
  * bytes a store keeps instead of the texts. */
 static pwb_status event_features(const pwb_prefs_model *m,
@@ -243,7 +272,9 @@ static int cmd_import(cli_args *a)
 			batch_dups++;
 		if (in_batch == batch) {
 			open_tx = false;
-			if ((st = pwb_store_commit(s, &d))) {
+			if ((st = commit_batch(s, org, texts, batch_stored,
+					       batch_dups, stats.first_line,
+					       ev.line, now, &d))) {
 				if (total)
 					cli_progress_end(&bar);
 				print_at(file, ev.line, st, &d);
@@ -266,7 +297,9 @@ static int cmd_import(cli_args *a)
 	}
 	if (rc == CLI_OK && open_tx) {
 		open_tx = false;
-		if ((st = pwb_store_commit(s, &d))) {
+		if ((st = commit_batch(s, org, texts, batch_stored, batch_dups,
+				       stats.first_line, pwb_feedback_line(rd),
+				       now, &d))) {
 			print_at(file, pwb_feedback_line(rd), st, &d);
 			rc = CLI_FAIL;
 		} else {
@@ -281,24 +314,6 @@ static int cmd_import(cli_args *a)
 	}
 	if (open_tx)
 		pwb_store_rollback(s);
-	if (stats.stored) {
-		/* Auditors see what came in, and under which text rule. */
-		char detail[256];
-		snprintf(detail, sizeof(detail),
-			 "{\"events\":%llu,\"duplicates\":%llu,"
-			 "\"texts\":\"%s\",\"complete\":%s}",
-			 (unsigned long long)stats.stored,
-			 (unsigned long long)stats.duplicates,
-			 texts == PWB_STORE_TEXTS ? "kept" : "not stored",
-			 rc == CLI_OK ? "true" : "false");
-		pwb_diag_clear(&d);
-		st = pwb_store_audit_append(s, org, "feedback.imported", NULL,
-					    detail, now, NULL, &d);
-		if (st) {
-			cli_print_diag(&d);
-			rc = CLI_FAIL;
-		}
-	}
 	if (rc == CLI_OK) {
 		if (total)
 			cli_progress_end(&bar);
