@@ -52,6 +52,7 @@ enum {
 	S_AUDIT_HEAD_LOCK,
 	S_AUDIT_INSERT,
 	S_AUDIT_HEAD_SET,
+	S_FB_EVENT_OWNER,
 	S_AUDIT_PAGE,
 	S_AUDIT_ODD,
 	S_EXP_FB,
@@ -177,6 +178,9 @@ static const stmt stmts[S_COUNT] = {
 			NULL},
     [S_AUDIT_HEAD_SET] = {"UPDATE audit_head SET seq = $1, hash = $2 "
 			  "WHERE id = 1",
+			  NULL},
+    [S_FB_EVENT_OWNER] = {"SELECT user_id FROM feedback "
+			  "WHERE org = $1 AND event_id = $2",
 			  NULL},
     /* Rows the walk by seq cannot vouch for: outside its range, or (in
      * SQLite, whose columns take any type) with a value whose type or
@@ -1097,6 +1101,30 @@ pwb_status pwb_store_user_set_model(pwb_store *s, const char *org,
 
 /* ---- feedback ---- */
 
+static pwb_status check_event_owner(pwb_store *s, op *o, const char *org,
+				    const pwb_store_feedback *fb,
+				    pwb_diag *diag)
+{
+	pwb__val p[] = {V_TEXT(org), V_TEXT(fb->event_id)};
+	pwb__rows *r;
+	pwb_status st = q(s, o, S_FB_EVENT_OWNER, p, 2, &r, diag);
+	if (st)
+		return st;
+	bool has = false;
+	if (!(st = s->be->next(r, &has, diag)) && has) {
+		const char *owner = s->be->col_text(r, 0);
+		if (!owner || strcmp(owner, fb->user) != 0) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "event id '%s' is already stored for "
+				     "another user of org '%s'",
+				     fb->event_id, org);
+			st = PWB_EINVAL;
+		}
+	}
+	s->be->done(r);
+	return st;
+}
+
 pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 				  const pwb_store_feedback *fb,
 				  pwb_store_texts texts, int64_t now,
@@ -1182,6 +1210,11 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 		st = ensure_user_as(s, &o, org, fb->user, now, true, diag);
 		if (!st)
 			st = q_int(s, &o, S_FB_INSERT, p, 17, &rid, NULL, diag);
+		/* Stored before: as the same user's, a replay to skip; as
+		 * another user's, a clash the caller must hear about (one
+		 * user's ids must not shadow another's events). */
+		if (!st && !rid && fb->event_id)
+			st = check_event_owner(s, &o, org, fb, diag);
 	}
 	st = op_leave(s, &o, st, diag);
 	if (!st && id)

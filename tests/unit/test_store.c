@@ -226,6 +226,23 @@ static void test_feedback_texts_and_features_only(void **state)
 				  &d),
 	   &d);
 	assert_int_equal(id2, 0);
+	/* Another user's event with that id is a clash, not a replay. */
+	pwb_store_feedback other = pair("u2", "Their text.");
+	other.event_id = "e1";
+	assert_int_equal(pwb_store_feedback_add(s, "acme", &other,
+						PWB_STORE_TEXTS, 101, &id2, &d),
+			 PWB_EINVAL);
+	assert_non_null(strstr(d.entries[d.n - 1].message,
+			       "event id 'e1' is already stored for another "
+			       "user"));
+	pwb_diag_clear(&d);
+	/* The same bad input fails on the unknown-rater path too. */
+	other.event_id = NULL;
+	other.rater_role = "boss";
+	assert_int_equal(pwb_store_feedback_add(s, "acme", &other,
+						PWB_STORE_TEXTS, 101, &id2, &d),
+			 PWB_EINVAL);
+	pwb_diag_clear(&d);
 	pwb_store_feedback r = {.kind = PWB_STORE_FB_RATING,
 				.user = "u1",
 				.prompt = "Secret prompt",
