@@ -2,8 +2,9 @@
 #
 # After `source lib.sh NAME`, a runner has: pwb_path (the pwb executable
 # given as its first argument, made absolute and checked), need_python,
-# a temporary folder $tmp removed on exit, ok/fail counters, and finish,
-# which prints `N passed, M failed` and exits 1 when a case failed.
+# a temporary folder $tmp removed on exit, run and shown (below), ok/fail
+# counters, and finish, which prints `N passed, M failed` and exits 1 when
+# a case failed.
 
 lib_name=$1
 
@@ -26,6 +27,20 @@ need_python() {
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+
+# run ARGS...: runs $pwb with ARGS under a timeout ($run_timeout seconds,
+# default 60) with standard input closed; stdout in $tmp/out, stderr in
+# $tmp/err, the exit status in $rc.
+run() {
+	timeout "${run_timeout:-60}" "$pwb" "$@" </dev/null >"$tmp/out" \
+		2>"$tmp/err"
+	rc=$?
+}
+
+# shown: the first lines of stderr, on one line, for messages.
+shown() {
+	head -n 3 "$tmp/err" | cut -c 1-240 | tr '\n' '|'
+}
 
 passed=0
 failed=0

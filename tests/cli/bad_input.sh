@@ -21,6 +21,8 @@ if [ $# -ne 2 ]; then
 fi
 # shellcheck source=../lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" bad_input.sh
+# A FIFO or a hang must not stall the suite: 10 s per run.
+run_timeout=10
 pwb=$(pwb_path "$1") || exit 2
 pol=$2
 if [ ! -f "$pol/categories.yaml" ] || [ ! -d "$pol/law" ] ||
@@ -29,18 +31,6 @@ if [ ! -f "$pol/categories.yaml" ] || [ ! -d "$pol/law" ] ||
 	exit 2
 fi
 
-
-# Runs pwb with a timeout; stdout in $tmp/out, stderr in $tmp/err, the
-# status in $rc.
-run() {
-	timeout 10 "$pwb" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-}
-
-# The first lines of stderr, for messages.
-shown() {
-	head -n 3 "$tmp/err" | cut -c 1-240 | tr '\n' '|'
-}
 
 # expect NAME RC LINES FILE WORD
 #   After run: the status is RC, stderr has LINES lines, each naming FILE

@@ -22,11 +22,6 @@ pwb=$(pwb_path "$1") || exit 2
 pol=$2
 need_python
 
-run() {
-	timeout 60 "$pwb" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-}
-
 # expect NAME RC LINES PREFIX WORD: status RC, LINES lines on stderr, each
 # starting with PREFIX (when not empty), and WORD (grep -E, any case).
 expect() {

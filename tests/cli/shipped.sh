@@ -26,13 +26,6 @@ first() {
 	head -n 1 "$1" | cut -c 1-300
 }
 
-# Runs pwb under a timeout; stdout in $tmp/out, stderr in $tmp/err, the
-# exit status in $rc.
-run() {
-	timeout 60 "$pwb" "$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-}
-
 # The category ids of the registry: the keys indented by two spaces under
 # the top-level `categories:` (no YAML library needed).
 python3 - "$pol/categories.yaml" >"$tmp/categories" <<'EOF'

@@ -21,15 +21,6 @@ pwb=$(pwb_path "$1") || exit 2
 pol=$2
 need_python
 
-run() {
-	timeout 60 "$pwb" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-}
-
-shown() {
-	head -n 3 "$tmp/err" | cut -c 1-240 | tr '\n' '|'
-}
-
 # expect NAME RC LINES WORD: status, lines on stderr, a word in stderr.
 expect() {
 	local name="$backend: $1" want_rc=$2 want_lines=$3 word=$4
