@@ -17,7 +17,7 @@
  * starts; a verdict is not one of the four; or a start found differs from
  * the one Vectorscan reports.
  */
-#include "bounds/bounds_int.h"
+#include "../som_ref.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -86,40 +86,12 @@ static void init(void)
 	unlink(path);
 	rmdir(dir);
 	ref = calloc(bounds->n_entries, sizeof(*ref));
-	for (size_t i = 0; ref && i < bounds->n_entries; i++) {
-		const pwb__lex_entry *e = &bounds->entries[i];
-		char *pat = pwb__lexicon_regex(e);
-		unsigned flags =
-		    HS_FLAG_UTF8 | HS_FLAG_SOM_LEFTMOST |
-		    (e->kind == PWB__LEX_REGEX ? HS_FLAG_CASELESS : 0);
-		hs_compile_error_t *err = NULL;
-		if (!pat ||
-		    hs_compile(pat, flags, HS_MODE_BLOCK, NULL, &ref[i],
-			       &err) != HS_SUCCESS ||
-		    hs_alloc_scratch(ref[i], &ref_scratch) != HS_SUCCESS)
+	for (size_t i = 0; ref && i < bounds->n_entries; i++)
+		if (!(ref[i] =
+			  som_ref_compile(&bounds->entries[i], &ref_scratch)))
 			die("a reference pattern does not compile");
-		free(pat);
-	}
 	if (!ref)
 		die("out of memory");
-}
-
-typedef struct leftmost {
-	unsigned long long end, start;
-	bool found;
-} leftmost;
-
-static int on_ref(unsigned id, unsigned long long from, unsigned long long to,
-		  unsigned flags, void *user)
-{
-	(void)id;
-	(void)flags;
-	leftmost *l = user;
-	if (to == l->end && (!l->found || from < l->start)) {
-		l->start = from;
-		l->found = true;
-	}
-	return 0;
 }
 
 typedef struct scan {
@@ -136,10 +108,9 @@ static int on_hit(unsigned id, unsigned long long from, unsigned long long to,
 	scan *s = user;
 	if (id >= bounds->n_entries)
 		return 0;
-	leftmost l = {to, 0, false};
-	if (hs_scan(ref[id], (const char *)s->norm, (unsigned)s->len, 0,
-		    ref_scratch, on_ref, &l) != HS_SUCCESS ||
-	    !l.found)
+	unsigned long long want;
+	if (!som_ref_start(ref[id], ref_scratch, (const char *)s->norm, s->len,
+			   (size_t)to, &want))
 		die("the reference does not see a match the database saw");
 	size_t start;
 	if (!pwb__lexicon_start(bounds, id, s->norm, (size_t)to, &s->starts,
@@ -150,11 +121,11 @@ static int on_hit(unsigned id, unsigned long long from, unsigned long long to,
 			die("a start not found within the budget");
 		return 0;
 	}
-	if (start != l.start) {
+	if (start != want) {
 		fprintf(stderr,
 			"entry %u ending at %llu: start %zu, "
 			"Vectorscan says %llu\n",
-			id, to, start, l.start);
+			id, to, start, want);
 		die("a start differs from Vectorscan's");
 	}
 	return 0;

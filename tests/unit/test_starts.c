@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bounds/bounds_int.h"
+#include "../som_ref.h"
 
 #define MAX_REFS 400 /* entries compiled alone, to bound the test's time */
 
@@ -81,50 +81,19 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The entry compiled alone with start tracking, or NULL past MAX_REFS. */
+/* The entry compiled alone with start tracking, or NULL past MAX_REFS
+ * (or when it does not compile alone: nothing to compare with). */
 static hs_database_t *ref_db(unsigned id)
 {
 	if (fx.ref[id] || fx.ref_failed[id])
 		return fx.ref[id];
 	if (fx.n_refs >= MAX_REFS)
 		return NULL;
-	const pwb__lex_entry *e = &fx.b->entries[id];
-	char *pat = pwb__lexicon_regex(e);
-	assert_non_null(pat);
-	unsigned flags = HS_FLAG_UTF8 | HS_FLAG_SOM_LEFTMOST |
-			 (e->kind == PWB__LEX_REGEX ? HS_FLAG_CASELESS : 0);
-	hs_compile_error_t *err = NULL;
-	if (hs_compile(pat, flags, HS_MODE_BLOCK, NULL, &fx.ref[id], &err) !=
-	    HS_SUCCESS) {
-		/* What compiles among many may not alone: nothing to
-		 * compare with. */
-		hs_free_compile_error(err);
+	if (!(fx.ref[id] = som_ref_compile(&fx.b->entries[id], &fx.scratch)))
 		fx.ref_failed[id] = true;
-		free(pat);
-		return NULL;
-	}
-	free(pat);
-	assert_int_equal(hs_alloc_scratch(fx.ref[id], &fx.scratch), HS_SUCCESS);
-	fx.n_refs++;
+	else
+		fx.n_refs++;
 	return fx.ref[id];
-}
-
-typedef struct leftmost {
-	unsigned long long end, start;
-	bool found;
-} leftmost;
-
-static int on_ref(unsigned id, unsigned long long from, unsigned long long to,
-		  unsigned flags, void *user)
-{
-	(void)id;
-	(void)flags;
-	leftmost *l = user;
-	if (to == l->end && (!l->found || from < l->start)) {
-		l->start = from;
-		l->found = true;
-	}
-	return 0;
 }
 
 typedef struct hit {
@@ -168,22 +137,20 @@ static void compare(const char *text, size_t len)
 			fx.skipped++;
 			continue;
 		}
-		leftmost l = {h.v[k].end, 0, false};
-		assert_int_equal(
-		    hs_scan(db, text, (unsigned)len, 0, fx.scratch, on_ref, &l),
-		    HS_SUCCESS);
-		assert_true(l.found);
+		unsigned long long want;
+		assert_true(som_ref_start(db, fx.scratch, text, len, h.v[k].end,
+					  &want));
 		size_t start = (size_t)-1;
 		bool got = pwb__lexicon_start(fx.b, h.v[k].id,
 					      (const unsigned char *)text,
 					      h.v[k].end, &c, &start);
 		const pwb__lex_entry *e = &fx.b->entries[h.v[k].id];
-		if (!got || start != l.start)
+		if (!got || start != want)
 			fail_msg("entry '%s' (%s:%d) ending at %zu in '%.*s': "
 				 "start %s%zu, Vectorscan says %llu",
 				 e->entry, fx.b->lex_files[e->file], e->line,
 				 h.v[k].end, (int)(len < 300 ? len : 300), text,
-				 got ? "" : "unknown ", start, l.start);
+				 got ? "" : "unknown ", start, want);
 		fx.checked++;
 		if (e->kind == PWB__LEX_REGEX)
 			fx.regex++;
