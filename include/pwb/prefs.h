@@ -203,26 +203,34 @@ pwb_status pwb_prefs_features_compute(pwb_prefs_features *f,
 				      const double *cat_scores,
 				      const float *embed, pwb_diag *diag);
 
-/* What a user's bounds allow the learner: categories that are on, and
- * explicit targets. Plain data; init gives "nothing on, no targets". */
+/* What a user's bounds allow the learner: categories that are on,
+ * explicit targets, and whether learning from the user needs their
+ * consent (a learning restriction's `requires_consent`) and has it.
+ * Plain data; init gives "nothing on, no targets, no consent needed". */
 typedef struct pwb_prefs_bounds {
 	bool category_on[PWB_PREFS_MAX_CATEGORIES];
 	bool has_target[PWB_PREFS_N_DIMS];
 	float target[PWB_PREFS_N_DIMS];
+	bool needs_consent; /* set from the effective policy */
+	bool consented;	    /* set by the caller, from the user's consent */
 } pwb_prefs_bounds;
 
 void pwb_prefs_bounds_init(pwb_prefs_bounds *b);
 /*
  * From an effective policy: a category is on when it is active for the
  * user; a dimension has a target when the user set its value
- * (value_set_by.tier is "user"). Categories are matched by id.
+ * (value_set_by.tier is "user"); consent is needed when the policy's
+ * learning restrictions say `requires_consent` (consented stays false:
+ * the caller knows the user's consent). Categories are matched by id.
  */
 void pwb_prefs_bounds_from_effective(pwb_prefs_bounds *b,
 				     const pwb_prefs_model *m,
 				     const pwb_effective *e);
 
 /*
- * Learns from one choice: user preferred `chosen` over `rejected`
+ * Learns from one choice: user preferred `chosen` over `rejected`. When
+ * the bounds need consent the user has not given, nothing is learnt, not
+ * even by the population model, and the call says PWB_EBOUNDS
  * (features as pwb_prefs_features_compute or _unpack make them for this
  * model; anything else is refused with PWB_EINVAL).
  * user NULL or "" updates the population model only. Fails with

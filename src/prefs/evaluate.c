@@ -631,9 +631,13 @@ static pwb_status run(pwb_prefs_eval_result *res, const pwb_feedback_set *set,
 			c.evs[k + j].test = j >= eu->n_train;
 			c.evs[k + j].ord = (uint32_t)j;
 		}
-		if (eu->evaluated && p.user_bounds)
+		if (eu->evaluated && p.user_bounds) {
 			eu->has_bounds =
 			    p.user_bounds(p.ctx, eu->id, &eu->bounds);
+			/* An evaluation replays feedback someone chose to
+			 * give for it: taken as given with consent. */
+			eu->bounds.consented = true;
+		}
 		if (eu->has_bounds)
 			res->n_users_with_settings++;
 		k += eu->n;

@@ -266,6 +266,7 @@ void pwb_prefs_bounds_from_effective(pwb_prefs_bounds *b,
 		b->has_target[k] = true;
 		b->target[k] = (float)d->value;
 	}
+	b->needs_consent = pwb_effective_learning(e)->requires_consent;
 }
 
 /* ---- scoring ---- */
@@ -514,6 +515,8 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 		return PWB_EINVAL;
 	if (!b)
 		b = &no_bounds;
+	if (b->needs_consent && !b->consented)
+		return PWB_EBOUNDS; /* learning from them needs their consent */
 	uint32_t xi[2 * MAXF];
 	float xv[2 * MAXF];
 	uint32_t nx = diff(chosen, rejected, xi, xv);

@@ -380,6 +380,30 @@ static void test_bounds_from_effective(void **state)
 	assert_float_equal(b.target[PWB_PREFS_HUMOUR], 0.5, 1e-6);
 	/* The org's defaults are no statement of the user's. */
 	assert_false(b.has_target[PWB_PREFS_VERBOSITY]);
+	/* EU law: learning from a user needs their consent. Without it,
+	 * nothing is learnt, not even by the population model. */
+	assert_true(b.needs_consent);
+	assert_false(b.consented);
+	pwb_prefs_features x, y;
+	feats(&x, m, shorts[0], NULL);
+	feats(&y, m, longs[0], NULL);
+	void *before, *after;
+	size_t lb, la;
+	assert_int_equal(pwb_prefs_save_mem(m, &before, &lb), PWB_OK);
+	assert_int_equal(pwb_prefs_update_pair(m, "u1", &x, &y, &b),
+			 PWB_EBOUNDS);
+	assert_false(pwb_prefs_has_user(m, "u1"));
+	assert_int_equal(pwb_prefs_save_mem(m, &after, &la), PWB_OK);
+	assert_int_equal(lb, la);
+	assert_memory_equal(before, after, lb);
+	free(after);
+	b.consented = true;
+	assert_int_equal(pwb_prefs_update_pair(m, "u1", &x, &y, &b), PWB_OK);
+	assert_true(pwb_prefs_has_user(m, "u1"));
+	assert_int_equal(pwb_prefs_save_mem(m, &after, &la), PWB_OK);
+	assert_true(la != lb || memcmp(before, after, lb) != 0);
+	free(before);
+	free(after);
 	pwb_prefs_model_free(m);
 	pwb_effective_free(e);
 	pwb_settings_free(s);
