@@ -228,13 +228,12 @@ void pwb_prefs_bounds_from_effective(pwb_prefs_bounds *b,
 				     const pwb_effective *e);
 
 /*
- * Learns from one choice: user preferred `chosen` over `rejected`. When
- * the bounds need consent the user has not given, nothing is learnt, not
- * even by the population model, and the call says PWB_EBOUNDS
- * (features as pwb_prefs_features_compute or _unpack make them for this
- * model; anything else is refused with PWB_EINVAL).
- * user NULL or "" updates the population model only. Fails with
- * PWB_ENOMEM (the model is then unchanged for that user).
+ * Learns from one choice: user preferred `chosen` over `rejected`, each
+ * as pwb_prefs_features_compute or _unpack made it for this model
+ * (anything else is refused with PWB_EINVAL). user NULL or "" updates the
+ * population model only. When the bounds need consent the user has not
+ * given, nothing is learnt, not even by the population model: PWB_EBOUNDS.
+ * Fails with PWB_ENOMEM (the model is then unchanged for that user).
  */
 pwb_status pwb_prefs_update_pair(pwb_prefs_model *m, const char *user,
 				 const pwb_prefs_features *chosen,
