@@ -32,6 +32,12 @@ esac
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # The one known leak inside libfyaml is suppressed (see tests/lsan.supp).
 export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$here/../lsan.supp}"
+# fuzz_policy runs with the slow unwinder for allocations: libfyaml is
+# built without frame pointers, and the fast one stops inside it, before
+# the function the suppression names, so libfyaml's own leak (a scalar
+# full of '' escapes, tests/lsan.supp) would fail a run whenever a
+# mutation writes one (corpus/policy/leak-quoted-escapes.yaml does).
+declare -A asan=([fuzz_policy]=fast_unwind_on_malloc=0)
 # fuzz_bounds reads the shipped registry from the source tree.
 export PWB_SOURCE_DIR="${PWB_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
 
@@ -76,8 +82,9 @@ for name in fuzz_policy fuzz_cond fuzz_linear fuzz_feedback fuzz_prefs_model fuz
 	fi
 	start=$SECONDS
 	# TMPDIR: fuzz_policy makes its policy folder there.
-	TMPDIR=$work/tmp "$bin" "${args[@]}" "$work/corpus" \
-		>"$work/log" 2>&1
+	TMPDIR=$work/tmp \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}${asan[$name]:-}" \
+		"$bin" "${args[@]}" "$work/corpus" >"$work/log" 2>&1
 	rc=$?
 	secs=$((SECONDS - start))
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" |
