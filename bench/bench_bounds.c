@@ -16,6 +16,7 @@
  *   linear:          the linear model's scoring alone.
  * Without --model a small model is trained on generated texts first.
  */
+#include "bench.h"
 #include "bounds/bounds_int.h"
 #include "pwb/pwb.h"
 
@@ -24,13 +25,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* ---- the corpus ---- */
 
@@ -173,7 +167,7 @@ static pwb_policy *load_policy(const char *dir)
 
 static double run_check(pwb_bounds *b, const pwb_effective *e, const corpus *c)
 {
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (size_t i = 0; i < c->n; i++) {
 		pwb_decision *d = NULL;
 		if (pwb_bounds_check(&d, b, e, PWB_ROLE_RESPONSE,
@@ -184,7 +178,7 @@ static double run_check(pwb_bounds *b, const pwb_effective *e, const corpus *c)
 		}
 		pwb_decision_free(d);
 	}
-	return now_s() - t0;
+	return bench_now_s() - t0;
 }
 
 int main(int argc, char **argv)
@@ -240,11 +234,11 @@ int main(int argc, char **argv)
 	hs_scratch_t *scratch = NULL;
 	hs_clone_scratch(b->scratch.proto, &scratch);
 	size_t matches = 0;
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	for (size_t i = 0; i < c.n; i++)
 		hs_scan(b->db, c.text.s + c.start[i], (unsigned)c.len[i], 0,
 			scratch, count_match, &matches);
-	double bare = now_s() - t0;
+	double bare = bench_now_s() - t0;
 	hs_free_scratch(scratch);
 	double lexpii = run_check(b, e, &c);
 
@@ -271,11 +265,11 @@ int main(int argc, char **argv)
 	double full = run_check(bm, e, &c);
 	double *scores =
 	    calloc(pwb__linear_n_labels(bm->model), sizeof(double));
-	t0 = now_s();
+	t0 = bench_now_s();
 	for (size_t i = 0; i < c.n; i++)
 		pwb__linear_score(bm->model, c.text.s + c.start[i], c.len[i],
 				  scores);
-	double lin = now_s() - t0;
+	double lin = bench_now_s() - t0;
 	if (m)
 		unlink(tmp);
 	if (json)

@@ -10,6 +10,7 @@
  * process, is the FNV-1a hash of the same request key: the least work any
  * cache lookup must do.
  */
+#include "bench.h"
 #include "policy/policy_int.h"
 #include "pwb/pwb.h"
 #include "util/util.h"
@@ -23,29 +24,6 @@
 
 #define N_CATS 30
 #define N_DIMS 20
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-typedef struct stats {
-	double p50, p99;
-} stats;
-
-static stats summarise(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return (stats){v[n / 2], v[(size_t)((double)n * 0.99)]};
-}
 
 static void write_file(const char *dir, const char *rel, const char *text)
 {
@@ -152,7 +130,7 @@ static void generate(const char *dir)
 }
 
 typedef struct result {
-	stats cached, cold;
+	bench_p50_p99 cached, cold;
 	double baseline_ns;
 } result;
 
@@ -186,9 +164,9 @@ static result measure(const char *dir, const char *org, pwb_settings *s,
 	/* Cold: the cache is off, so every call resolves from the rules. */
 	pwb_policy *p = load_or_die(dir, 0);
 	for (size_t i = 0; i < iters; i++) {
-		double t0 = now_ns();
+		double t0 = bench_now_ns();
 		pwb_status rc = pwb_policy_resolve(&e, p, &rp, NULL);
-		t[i] = now_ns() - t0;
+		t[i] = bench_now_ns() - t0;
 		if (rc) {
 			fprintf(stderr, "bench_policy: resolve failed: %s\n",
 				pwb_status_str(rc));
@@ -196,18 +174,18 @@ static result measure(const char *dir, const char *org, pwb_settings *s,
 		}
 		pwb_effective_free(e);
 	}
-	r.cold = summarise(t, iters);
+	r.cold = bench_percentiles(t, iters);
 	pwb_policy_free(p);
 	p = load_or_die(dir, 4096);
 	pwb_policy_resolve(&e, p, &rp, NULL);
 	pwb_effective_free(e);
 	for (size_t i = 0; i < iters; i++) {
-		double t0 = now_ns();
+		double t0 = bench_now_ns();
 		pwb_policy_resolve(&e, p, &rp, NULL);
-		t[i] = now_ns() - t0;
+		t[i] = bench_now_ns() - t0;
 		pwb_effective_free(e);
 	}
-	r.cached = summarise(t, iters);
+	r.cached = bench_percentiles(t, iters);
 	pwb_policy_free(p);
 	/* Baseline: hashing a key of the same inputs. */
 	pwb__buf key;
@@ -216,17 +194,17 @@ static result measure(const char *dir, const char *org, pwb_settings *s,
 	pwb__settings_key(s, &key);
 	pwb__attrs_key(a, &key);
 	volatile uint64_t sink = 0;
-	double t0 = now_ns();
+	double t0 = bench_now_ns();
 	for (size_t i = 0; i < iters; i++)
 		sink += pwb__fnv1a(PWB__FNV_INIT + i, key.s, key.len);
-	r.baseline_ns = (now_ns() - t0) / (double)iters;
+	r.baseline_ns = (bench_now_ns() - t0) / (double)iters;
 	(void)sink;
 	pwb__buf_release(&key);
 	free(t);
 	return r;
 }
 
-static void print_stats(const char *name, stats s, const char *end)
+static void print_stats(const char *name, bench_p50_p99 s, const char *end)
 {
 	printf("\"%s\": {\"p50\": %.0f, \"p99\": %.0f}%s", name, s.p50, s.p99,
 	       end);

@@ -20,6 +20,7 @@
  * vectors' dot product with a dense array (what any linear score costs);
  * baseline_scan_mb_s, one pass over the same texts classifying each byte.
  */
+#include "bench.h"
 #include "prefs/prefs_int.h"
 
 #include <stdio.h>
@@ -27,25 +28,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(double *v, size_t n, double q)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return v[(size_t)(q * (double)(n - 1))];
-}
 
 static size_t rss_bytes(void)
 {
@@ -125,16 +107,16 @@ int main(int argc, char **argv)
 	/* Features, and the byte-scan baseline over the same texts. */
 	double best_feat = 0, best_scan = 0;
 	for (int rep = 0; rep < 5; rep++) {
-		double t0 = now_ns();
+		double t0 = bench_now_ns();
 		for (size_t i = 0; i < t.n; i++)
 			pwb_prefs_features_compute(
 			    &f[i], m, t.s[i], strlen(t.s[i]), NULL, NULL, NULL);
-		double t1 = now_ns();
+		double t1 = bench_now_ns();
 		size_t letters = 0;
 		for (size_t i = 0; i < t.n; i++)
 			for (const char *c = t.s[i]; *c; c++)
 				letters += (*c | 32) >= 'a' && (*c | 32) <= 'z';
-		double t2 = now_ns();
+		double t2 = bench_now_ns();
 		sink = (double)letters;
 		double fm = (double)t.bytes / ((t1 - t0) * 1e-9) / 1e6;
 		double sm = (double)t.bytes / ((t2 - t1) * 1e-9) / 1e6;
@@ -152,24 +134,26 @@ int main(int argc, char **argv)
 	for (size_t k = 0; k < n_up; k++) {
 		size_t p = (k * 7919) % n_pairs;
 		snprintf(uid, sizeof(uid), "user%zu", k % 1000);
-		double t0 = now_ns();
+		double t0 = bench_now_ns();
 		pwb_prefs_update_pair(m, uid, &f[2 * p], &f[2 * p + 1], NULL);
-		double t1 = now_ns();
+		double t1 = bench_now_ns();
 		ns[k] = t1 - t0;
 		/* Baseline: the pair's dot products with a dense array. */
 		double s = 0;
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		for (uint32_t j = 0; j < f[2 * p].n; j++)
 			s += m->pop[f[2 * p].idx[j]].w * f[2 * p].val[j];
 		for (uint32_t j = 0; j < f[2 * p + 1].n; j++)
 			s -=
 			    m->pop[f[2 * p + 1].idx[j]].w * f[2 * p + 1].val[j];
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		sink = s;
 		base[k] = t1 - t0;
 	}
-	double up50 = pct(ns, n_up, 0.5), up99 = pct(ns, n_up, 0.99);
-	double bd50 = pct(base, n_up, 0.5), bd99 = pct(base, n_up, 0.99);
+	double up50 = bench_pct(ns, n_up, 0.5),
+	       up99 = bench_pct(ns, n_up, 0.99);
+	double bd50 = bench_pct(base, n_up, 0.5),
+	       bd99 = bench_pct(base, n_up, 0.99);
 
 	/* Scoring 8 candidates for a trained user. */
 	const size_t n_sc = 20000;
@@ -179,14 +163,15 @@ int main(int argc, char **argv)
 		for (int j = 0; j < 8; j++)
 			c8[j] = f[(k * 8 + (size_t)j) % t.n];
 		snprintf(uid, sizeof(uid), "user%zu", k % 1000);
-		double t0 = now_ns();
+		double t0 = bench_now_ns();
 		pwb_prefs_score(m, uid, c8, 8, NULL, PWB_PREFS_PERSONAL,
 				scores);
-		double t1 = now_ns();
+		double t1 = bench_now_ns();
 		sink = scores[0];
 		ns[k] = t1 - t0;
 	}
-	double sc50 = pct(ns, n_sc, 0.5), sc99 = pct(ns, n_sc, 0.99);
+	double sc50 = bench_pct(ns, n_sc, 0.5),
+	       sc99 = bench_pct(ns, n_sc, 0.99);
 	pwb_prefs_model_free(m);
 
 	/* Bytes per user after 10, 100 and 1000 events. */
@@ -206,15 +191,15 @@ int main(int argc, char **argv)
 			snprintf(uid, sizeof(uid), "user%zu", u);
 			ns[u] = (double)pwb_prefs_user_bytes(m, uid);
 		}
-		mx[q] = pct(ns, nu, 1.0);
-		med[q] = pct(ns, nu, 0.5);
+		mx[q] = bench_pct(ns, nu, 1.0);
+		med[q] = bench_pct(ns, nu, 0.5);
 		pwb_prefs_model_free(m);
 	}
 
 	/* A million users. */
 	size_t rss0 = rss_bytes();
 	pwb_prefs_model_new(&m, NULL);
-	double t0 = now_ns();
+	double t0 = bench_now_ns();
 	for (size_t e = 0; e < events_1m; e++)
 		for (size_t u = 0; u < 1000000; u++) {
 			size_t p = (e * 131 + u * 7919) % n_pairs;
@@ -222,7 +207,7 @@ int main(int argc, char **argv)
 			pwb_prefs_update_pair(m, uid, &f[2 * p], &f[2 * p + 1],
 					      NULL);
 		}
-	double secs_1m = (now_ns() - t0) * 1e-9;
+	double secs_1m = (bench_now_ns() - t0) * 1e-9;
 	size_t model_1m = pwb_prefs_model_bytes(m);
 	size_t rss_1m = rss_bytes() - rss0;
 	pwb_prefs_model_free(m);

@@ -20,6 +20,7 @@
  * machine falls on both alike. PostgreSQL is measured when PWB_TEST_POSTGRES
  * names a server (in a schema of its own, dropped afterwards).
  */
+#include "bench.h"
 #include "pwb/store.h"
 #include "store/store_int.h"
 #include "util/util.h"
@@ -37,35 +38,12 @@
 #define MODEL_BYTES 2048
 #define ACKED 1000
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-typedef struct pct {
-	double p50, p99;
-} pct;
-
-static pct percentiles(double *v, size_t n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return (pct){v[n / 2], v[(size_t)((double)n * 0.99)]};
-}
-
 typedef struct result {
 	bool ran;
 	long users;
 	double populate_s;
 	double inserts, inserts_base, acked, acked_base;
-	pct load, load_base;
+	bench_p50_p99 load, load_base;
 } result;
 
 static void die(const char *what, pwb_status st, pwb_diag *d)
@@ -112,13 +90,13 @@ static void populate(pwb_store *s, bool pg, long users, result *r)
 			 users, MODEL_BYTES);
 	pwb_diag d;
 	pwb_diag_init(&d);
-	double t0 = now_s();
+	double t0 = bench_now_s();
 	pwb_status st = pwb__store_exec(s, sql, &d);
 	if (st)
 		die("populate", st, &d);
 	if (pg && (st = pwb__store_exec(s, "ANALYZE", &d)))
 		die("analyze", st, &d);
-	r->populate_s = now_s() - t0;
+	r->populate_s = bench_now_s() - t0;
 	pwb_diag_release(&d);
 }
 
@@ -274,7 +252,7 @@ static void measure(pwb_store *s, bare *b, long users, long events, result *r)
 	double t_store = 0, t_bare = 0;
 	for (long i = 0; i < events; i += BATCH) {
 		long n = events - i < BATCH ? events - i : BATCH;
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		pwb_status st = pwb_store_begin(s, &d);
 		if (st)
 			die("begin", st, &d);
@@ -284,7 +262,7 @@ static void measure(pwb_store *s, bare *b, long users, long events, result *r)
 		}
 		if ((st = pwb_store_commit(s, &d)))
 			die("commit", st, &d);
-		double t1 = now_s();
+		double t1 = bench_now_s();
 		bare_exec(b, b->pg ? "BEGIN" : "BEGIN IMMEDIATE");
 		for (long k = 0; k < n; k++) {
 			user_id(user, sizeof(user), users);
@@ -292,7 +270,7 @@ static void measure(pwb_store *s, bare *b, long users, long events, result *r)
 		}
 		bare_exec(b, "COMMIT");
 		t_store += t1 - t0;
-		t_bare += now_s() - t1;
+		t_bare += bench_now_s() - t1;
 	}
 	r->inserts = (double)events / t_store;
 	r->inserts_base = (double)events / t_bare;
@@ -301,12 +279,12 @@ static void measure(pwb_store *s, bare *b, long users, long events, result *r)
 	t_store = t_bare = 0;
 	for (long i = 0; i < acked; i++) {
 		user_id(user, sizeof(user), users);
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		store_insert(s, user, 3000, &d);
-		double t1 = now_s();
+		double t1 = bench_now_s();
 		bare_insert(b, user, 3000);
 		t_store += t1 - t0;
-		t_bare += now_s() - t1;
+		t_bare += bench_now_s() - t1;
 	}
 	r->acked = (double)acked / t_store;
 	r->acked_base = (double)acked / t_bare;
@@ -318,22 +296,22 @@ static void measure(pwb_store *s, bare *b, long users, long events, result *r)
 	for (long i = 0; i < LOADS; i++) {
 		user_id(user, sizeof(user), users);
 		pwb_store_user u;
-		double t0 = now_s();
+		double t0 = bench_now_s();
 		pwb_status st = pwb_store_user_get(s, "bench", user, &u, &d);
-		double t1 = now_s();
+		double t1 = bench_now_s();
 		if (st)
 			die("load", st, &d);
 		pwb_store_user_release(&u);
 		/* Its own user: the store's read must not warm the cache
 		 * for the baseline. */
 		user_id(user, sizeof(user), users);
-		double t2 = now_s();
+		double t2 = bench_now_s();
 		bare_load(b, user);
 		lat[i] = (t1 - t0) * 1e9;
-		lat_b[i] = (now_s() - t2) * 1e9;
+		lat_b[i] = (bench_now_s() - t2) * 1e9;
 	}
-	r->load = percentiles(lat, LOADS);
-	r->load_base = percentiles(lat_b, LOADS);
+	r->load = bench_percentiles(lat, LOADS);
+	r->load_base = bench_percentiles(lat_b, LOADS);
 	free(lat);
 	free(lat_b);
 	pwb_diag_release(&d);

@@ -7,6 +7,7 @@
 
 #include "pwb/pwb.h"
 
+#include <jansson.h>
 #include <stdio.h>
 
 /* Exit codes: 0 success, 1 the input is invalid or refused, 2 usage. */
@@ -129,6 +130,11 @@ static inline int cli_parsed(int rc)
 /* Prints "pwb policy resolve: msg" and a hint to --help; returns 2. */
 int cli_usage_error(const cli_args *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Prints j on standard output as the JSON of the --json options:
+ * indented, keys in the order they were set, reals to 4 significant
+ * digits. False when out of memory. */
+bool cli_print_json(const json_t *j);
 
 /* Reads a whole file (capped) for the CLI; prints the error itself. */
 char *cli_read_file(const char *path, size_t max, size_t *len);

@@ -188,12 +188,9 @@ static int cmd_bounds(cli_args *a)
 	}
 	json_object_set_new(root, "categories", cats);
 	if (as_json) {
-		char *s =
-		    json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(4));
-		if (!s)
+		bool printed = cli_print_json(root);
+		if (!printed)
 			goto out;
-		printf("%s\n", s);
-		free(s);
 	} else {
 		printf("texts: %zu (%zu within bounds, %zu out of bounds), "
 		       "%.0f texts/s\n",

@@ -228,13 +228,10 @@ static int cmd_explain(cli_args *a)
 		json_object_set_new(
 		    o, "non_zeros",
 		    json_integer((json_int_t)pwb_prefs_user_nnz(m, user)));
-		char *s =
-		    json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(4));
+		bool printed = cli_print_json(o);
 		json_decref(o);
-		if (!s)
+		if (!printed)
 			goto out;
-		printf("%s\n", s);
-		free(s);
 	} else {
 		printf("%s: %s\n", user, text);
 	}
@@ -517,12 +514,9 @@ int cli_eval_prefs(cli_args *a)
 				      (json_int_t)ep.bootstrap, "seed",
 				      (json_int_t)ep.seed));
 	if (as_json) {
-		char *s =
-		    json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(4));
-		if (!s)
+		bool printed = cli_print_json(root);
+		if (!printed)
 			goto out;
-		printf("%s\n", s);
-		free(s);
 	} else {
 		printf("events: %zu; users evaluated: %zu (%zu with fewer "
 		       "events, %zu anonymous events train the population)\n",

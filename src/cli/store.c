@@ -210,12 +210,7 @@ static int cmd_verify(cli_args *a)
 		    (json_int_t)rep.rows, "head", rep.head_hash, "bad_row",
 		    rep.bad_seq ? json_integer(rep.bad_seq) : json_null(),
 		    "error", d.n ? json_string(err) : json_null());
-		char *out =
-		    j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
-		      : NULL;
-		if (out)
-			puts(out);
-		free(out);
+		cli_print_json(j);
 		json_decref(j);
 	} else if (!st) {
 		printf("audit chain intact: %llu rows, head %s\n",

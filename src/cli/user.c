@@ -62,14 +62,6 @@ static int parse(cli_args *a, user_args *u, const char *usage, bool now)
 	return cli_parse(a, spec, PWB_ARRAY_LEN(spec) - !now, usage, NULL);
 }
 
-static int report(pwb_status st, pwb_diag *d)
-{
-	if (!d->n)
-		fprintf(stderr, "error: %s\n", pwb_status_str(st));
-	cli_print_diag(d);
-	return CLI_FAIL;
-}
-
 static int cmd_export(cli_args *a)
 {
 	user_args u = {0};
@@ -84,9 +76,10 @@ static int cmd_export(cli_args *a)
 	char *json = NULL;
 	pwb_status st = pwb_store_user_export(s, u.org, u.user, &json, &d);
 	pwb_store_free(s);
-	if (st)
-		rc = report(st, &d);
-	else
+	if (st) {
+		cli_report(NULL, st, &d);
+		rc = CLI_FAIL;
+	} else
 		puts(json);
 	free(json);
 	pwb_diag_release(&d);
@@ -107,9 +100,10 @@ static int cmd_erase(cli_args *a)
 	int64_t seq = 0;
 	pwb_status st = pwb_store_user_erase(s, u.org, u.user, u.now, &seq, &d);
 	pwb_store_free(s);
-	if (st)
-		rc = report(st, &d);
-	else if (seq)
+	if (st) {
+		cli_report(NULL, st, &d);
+		rc = CLI_FAIL;
+	} else if (seq)
 		printf("erased user %s of org %s; tombstone at audit row "
 		       "%lld\n",
 		       u.user, u.org, (long long)seq);

@@ -300,3 +300,15 @@ int cli_dispatch(int argc, char **argv, const char *group, const char *usage,
 		group, argv[1], group);
 	return CLI_USAGE;
 }
+
+bool cli_print_json(const json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+					JSON_REAL_PRECISION(4))
+		    : NULL;
+	if (!s)
+		return false;
+	puts(s);
+	free(s);
+	return true;
+}
