@@ -161,9 +161,24 @@ pwb_status pwb_policy_resolve(pwb_effective **out, pwb_policy *p,
 
 void pwb_effective_free(pwb_effective *e);
 
+/*
+ * The tiers, from the most binding to the least: where two tiers block the
+ * same thing, the lower value is the one a refusal names. `registry` is not
+ * a tier of bounds: it marks a value no tier set (the registry's default).
+ */
+typedef enum pwb_tier {
+	PWB_TIER_LAW = 0,
+	PWB_TIER_ORG = 1,
+	PWB_TIER_USER = 2,
+	PWB_TIER_REGISTRY = 3
+} pwb_tier;
+
+/* "law", "org", "user" or "registry". */
+const char *pwb_tier_str(pwb_tier t);
+
 /* Where an effective value comes from. */
 typedef struct pwb_provenance {
-	const char *tier;   /* "law", "org", "user" or "registry" */
+	pwb_tier tier;
 	const char *source; /* "law:de", "org:acme-tutor", "user", "registry" */
 	const char *file;   /* NULL for user settings */
 	int line;

@@ -219,7 +219,7 @@ void pwb_prefs_bounds_init(pwb_prefs_bounds *b);
 /*
  * From an effective policy: a category is on when it is active for the
  * user; a dimension has a target when the user set its value
- * (value_set_by.tier is "user"); consent is needed when the policy's
+ * (value_set_by.tier is PWB_TIER_USER); consent is needed when the policy's
  * learning restrictions say `requires_consent` (consented stays false:
  * the caller knows the user's consent). Categories are matched by id.
  */

@@ -400,12 +400,13 @@ static bool has_disclaimer(const pwb_policy *p, const pwb_effective *e, int c)
 	return false;
 }
 
-/* The tier that blocks a category: law/org for forbid, else the user. */
-static int block_rank(const pwb_cat_decision *c)
+/* The tier that blocks a category: the rule's for forbid (law or org),
+ * else the user's own setting. */
+static pwb_tier block_tier(const pwb_cat_decision *c)
 {
 	if (c->permission != PWB_FORBID)
-		return 2;
-	return !strcmp(c->set_by.tier, "law") ? 0 : 1;
+		return PWB_TIER_USER;
+	return c->set_by.tier == PWB_TIER_LAW ? PWB_TIER_LAW : PWB_TIER_ORG;
 }
 
 /* ---- refusal texts ---- */
@@ -476,17 +477,18 @@ static const char *make_refusal(pwb_decision *d, const pwb_effective *e,
 	const char *tmpl = pwb_effective_refusal_template(e, lang);
 	if (!tmpl)
 		tmpl = rl->tmpl;
-	int rank = block_rank(c);
+	pwb_tier tier = block_tier(c);
+	bool fixed = tier != PWB_TIER_USER;
 	char basis[1024] = "";
-	if (rank < 2 && c->set_by.basis)
+	if (fixed && c->set_by.basis)
 		snprintf(basis, sizeof(basis), ": %s", c->set_by.basis);
-	const char *source = rank < 2 ? c->set_by.source : "user";
+	const char *source = fixed ? c->set_by.source : "user";
 	/* {how} may name the category: fill it first. */
-	const char *vals[5] = {c->category, rl->tier[rank], source, basis, ""};
+	const char *vals[5] = {c->category, rl->tier[tier], source, basis, ""};
 	pwb__buf how, out;
 	pwb__buf_init(&how, 4096);
 	pwb__buf_init(&out, 64 * 1024);
-	render(&how, rank < 2 ? rl->how_fixed : rl->how_user, vals);
+	render(&how, fixed ? rl->how_fixed : rl->how_user, vals);
 	vals[4] = how.s ? how.s : "";
 	render(&out, tmpl, vals);
 	const char *s =
@@ -713,8 +715,8 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		if (cd->verdict != PWB_VERDICT_BLOCK)
 			continue;
 		if (!d->blocked_by ||
-		    block_rank(cd) < block_rank(d->blocked_by) ||
-		    (block_rank(cd) == block_rank(d->blocked_by) &&
+		    block_tier(cd) < block_tier(d->blocked_by) ||
+		    (block_tier(cd) == block_tier(d->blocked_by) &&
 		     cd->score > d->blocked_by->score))
 			d->blocked_by = cd;
 	}
@@ -763,7 +765,7 @@ out:
 static json_t *prov(const pwb_provenance *pv)
 {
 	json_t *o = json_object();
-	json_object_set_new(o, "tier", json_string(pv->tier));
+	json_object_set_new(o, "tier", json_string(pwb_tier_str(pv->tier)));
 	json_object_set_new(o, "source", json_string(pv->source));
 	if (pv->file) {
 		json_object_set_new(o, "file", json_string(pv->file));
@@ -792,16 +794,15 @@ pwb_status pwb_decision_to_json(const pwb_decision *d, char **out)
 	if (d->blocked_by) {
 		const pwb_cat_decision *c = d->blocked_by;
 		json_t *bb = json_object();
-		int rank = block_rank(c);
+		pwb_tier tier = block_tier(c);
+		bool fixed = tier != PWB_TIER_USER;
 		json_object_set_new(bb, "tier",
-				    json_string(rank == 0   ? "law"
-						: rank == 1 ? "org"
-							    : "user"));
+				    json_string(pwb_tier_str(tier)));
 		json_object_set_new(
 		    bb, "source",
-		    json_string(rank < 2 ? c->set_by.source : "user"));
+		    json_string(fixed ? c->set_by.source : "user"));
 		json_object_set_new(bb, "category", json_string(c->category));
-		if (rank < 2) {
+		if (fixed) {
 			if (c->set_by.basis)
 				json_object_set_new(
 				    bb, "basis", json_string(c->set_by.basis));

@@ -38,7 +38,7 @@ static void print_decision(const pwb_decision *d, const char *text)
 	const pwb_cat_decision *bb = pwb_decision_blocked_by(d);
 	if (bb) {
 		printf("blocked by: %s", bb->permission == PWB_FORBID
-					     ? bb->set_by.tier
+					     ? pwb_tier_str(bb->set_by.tier)
 					     : "your own setting");
 		if (bb->permission == PWB_FORBID) {
 			printf(" (%s", bb->set_by.source);

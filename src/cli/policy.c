@@ -342,7 +342,7 @@ static void explain(const pwb_effective *e, bool brief)
 			       d->value_str);
 		}
 		printf("%s%s\n",
-		       !strcmp(d->value_set_by.tier, "user") ? " (yours)" : "",
+		       d->value_set_by.tier == PWB_TIER_USER ? " (yours)" : "",
 		       d->user_adjustable ? "" : ", fixed");
 		if (brief)
 			continue;

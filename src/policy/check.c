@@ -40,7 +40,7 @@ static bool push_chain(const pwb_policy *p, int f, int *out, size_t *n,
 
 static int find_law(const pwb_policy *p, const char *id, pwb_diag *diag)
 {
-	int j = pwb__find_file(p, PWB__TIER_LAW, id);
+	int j = pwb__find_file(p, PWB_TIER_LAW, id);
 	if (j < 0 && diag) {
 		pwb__hint h = pwb__hint_in(p, id, PWB__NAMES_LAWS);
 		pwb_diag_add(diag, NULL, 0, 0, "unknown jurisdiction '%s'%s",
@@ -60,7 +60,7 @@ int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 	for (size_t i = 0; i < n_orgs; i++) {
 		const pwb__file *f = &p->files[orgs[i]];
 		for (size_t j = 0; j < f->n_jurisdictions; j++) {
-			int law = pwb__find_file(p, PWB__TIER_LAW,
+			int law = pwb__find_file(p, PWB_TIER_LAW,
 						 f->jurisdictions[j]);
 			if (law < 0) {
 				/* Without a diag (the checks) skip it: check
@@ -100,7 +100,7 @@ too_many:
 static size_t files_above(pwb_policy *p, int f, int *out, size_t cap)
 {
 	size_t n = 0;
-	if (p->files[f].tier == PWB__TIER_ORG) {
+	if (p->files[f].tier == PWB_TIER_ORG) {
 		int r = pwb__resolve_files(p, f, NULL, 0, out, cap, NULL);
 		if (r < 0)
 			pwb__ferr(p, f, p->files[f].jur_line,
@@ -123,7 +123,7 @@ static size_t files_above(pwb_policy *p, int f, int *out, size_t cap)
 
 /* Is there a file of this tier's folder, named <id>.yaml, that failed to
  * load? Then a reference to id is not "unknown": its own errors say it. */
-static bool broken_file_named(const pwb_policy *p, pwb__tier tier,
+static bool broken_file_named(const pwb_policy *p, pwb_tier tier,
 			      const char *id)
 {
 	for (size_t i = 0; i < p->n_files; i++) {
@@ -173,8 +173,8 @@ static void check_structure(pwb_policy *p)
 			f->parent = par;
 			continue;
 		}
-		pwb__tier other =
-		    f->tier == PWB__TIER_LAW ? PWB__TIER_ORG : PWB__TIER_LAW;
+		pwb_tier other =
+		    f->tier == PWB_TIER_LAW ? PWB_TIER_ORG : PWB_TIER_LAW;
 		if (broken_file_named(p, f->tier, f->extends))
 			continue;
 		if (pwb__find_file(p, other, f->extends) >= 0) {
@@ -182,14 +182,14 @@ static void check_structure(pwb_policy *p)
 				  "'%s' extends '%s', %s file: %s file "
 				  "extends only %s files",
 				  f->id, f->extends,
-				  other == PWB__TIER_LAW ? "a law" : "an org",
-				  f->tier == PWB__TIER_LAW ? "a law" : "an org",
-				  pwb__tier_name(f->tier));
+				  other == PWB_TIER_LAW ? "a law" : "an org",
+				  f->tier == PWB_TIER_LAW ? "a law" : "an org",
+				  pwb_tier_str(f->tier));
 			continue;
 		}
 		pwb__hint h =
 		    pwb__hint_in(p, f->extends,
-				 f->tier == PWB__TIER_LAW ? PWB__NAMES_LAWS
+				 f->tier == PWB_TIER_LAW ? PWB__NAMES_LAWS
 							  : PWB__NAMES_ORGS);
 		pwb__ferr(p, (int)i, f->extends_line, f->extends_col,
 			  "'%s' extends '%s', which is not in the policy "
@@ -241,9 +241,9 @@ static void check_structure(pwb_policy *p)
 	for (size_t i = 0; i < p->n_files; i++) {
 		pwb__file *f = &p->files[i];
 		for (size_t j = 0; j < f->n_jurisdictions; j++) {
-			if (pwb__find_file(p, PWB__TIER_LAW,
+			if (pwb__find_file(p, PWB_TIER_LAW,
 					   f->jurisdictions[j]) >= 0 ||
-			    broken_file_named(p, PWB__TIER_LAW,
+			    broken_file_named(p, PWB_TIER_LAW,
 					      f->jurisdictions[j]))
 				continue;
 			pwb__hint h = pwb__hint_in(p, f->jurisdictions[j],
@@ -515,7 +515,7 @@ static void check_org_laws(pwb_policy *p, int fi, const int *above,
 		double lo = 0, hi = 1;
 		for (size_t i = 0; i < n_above; i++) {
 			const pwb__file *g = &p->files[above[i]];
-			if (g->tier != PWB__TIER_LAW || !g->dim_index ||
+			if (g->tier != PWB_TIER_LAW || !g->dim_index ||
 			    g->dim_index[d] < 0)
 				continue;
 			const pwb__dim_rule *s = &g->dim_rules[g->dim_index[d]];
@@ -539,7 +539,7 @@ static void check_org_laws(pwb_policy *p, int fi, const int *above,
 		bool some = true;
 		for (size_t i = 0; i < n_above && some; i++) {
 			const pwb__file *g = &p->files[above[i]];
-			if (g->tier != PWB__TIER_LAW || !g->dim_index ||
+			if (g->tier != PWB_TIER_LAW || !g->dim_index ||
 			    g->dim_index[d] < 0 ||
 			    !g->dim_rules[g->dim_index[d]].has_allowed)
 				continue;
@@ -555,7 +555,7 @@ static void check_org_laws(pwb_policy *p, int fi, const int *above,
 				for (size_t j = 0; j < n_above && in_all; j++) {
 					const pwb__file *h =
 					    &p->files[above[j]];
-					if (h->tier != PWB__TIER_LAW ||
+					if (h->tier != PWB_TIER_LAW ||
 					    !h->dim_index ||
 					    h->dim_index[d] < 0 ||
 					    !h->dim_rules[h->dim_index[d]]
@@ -596,7 +596,7 @@ void pwb__check_all(pwb_policy *p)
 			check_dim_rule(p, (int)i, &f->dim_rules[k], above, n);
 		check_learning(p, (int)i, above, n);
 		check_obligations(p, (int)i, above, n);
-		if (f->tier == PWB__TIER_ORG)
+		if (f->tier == PWB_TIER_ORG)
 			check_org_laws(p, (int)i, above, n);
 	}
 }

@@ -20,7 +20,7 @@ static json_t *prov_json(const pwb_provenance *pv)
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
-	int bad = set_new(o, "tier", json_string(pv->tier));
+	int bad = set_new(o, "tier", json_string(pwb_tier_str(pv->tier)));
 	bad |= set_new(o, "source", json_string(pv->source));
 	if (pv->file) {
 		bad |= set_new(o, "file", json_string(pv->file));

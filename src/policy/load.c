@@ -32,11 +32,6 @@ void pwb__ferr(pwb_policy *p, int f, int line, int col, const char *fmt, ...)
 	pwb_diag_add(p->diag, path, line, col, "%s", msg);
 }
 
-const char *pwb__tier_name(pwb__tier t)
-{
-	return t == PWB__TIER_LAW ? "law" : "org";
-}
-
 int pwb__find_cat(const pwb_policy *p, const char *id)
 {
 	for (size_t i = 0; i < p->n_cats; i++)
@@ -61,7 +56,7 @@ int pwb__find_attr(const pwb_policy *p, const char *name)
 	return -1;
 }
 
-int pwb__find_file(const pwb_policy *p, pwb__tier tier, const char *id)
+int pwb__find_file(const pwb_policy *p, pwb_tier tier, const char *id)
 {
 	for (size_t i = 0; i < p->n_files; i++)
 		if (p->files[i].parsed && p->files[i].tier == tier &&
@@ -97,8 +92,8 @@ pwb__hint pwb__hint_in(const pwb_policy *p, const char *name, pwb__names kind)
 		break;
 	case PWB__NAMES_LAWS:
 	case PWB__NAMES_ORGS: {
-		pwb__tier t =
-		    kind == PWB__NAMES_LAWS ? PWB__TIER_LAW : PWB__TIER_ORG;
+		pwb_tier t =
+		    kind == PWB__NAMES_LAWS ? PWB_TIER_LAW : PWB_TIER_ORG;
 		for (size_t i = 0; i < p->n_files && n < 512; i++)
 			if (p->files[i].parsed && p->files[i].tier == t &&
 			    strcmp(p->files[i].id, name) != 0)
@@ -1386,9 +1381,9 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 	if (!get_string(&ld, n, "tier", &s))
 		goto out;
 	if (strcmp(s, "law") == 0) {
-		f->tier = PWB__TIER_LAW;
+		f->tier = PWB_TIER_LAW;
 	} else if (strcmp(s, "org") == 0) {
-		f->tier = PWB__TIER_ORG;
+		f->tier = PWB_TIER_ORG;
 	} else {
 		err_at(&ld, n,
 		       "tier must be law or org, not '%s' (user settings "
@@ -1398,7 +1393,7 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 	}
 	if (folder_tier >= 0 && (int)f->tier != folder_tier)
 		err_at(&ld, n, "a tier: %s file in the %s/ folder", s,
-		       pwb__tier_name((pwb__tier)folder_tier));
+		       pwb_tier_str((pwb_tier)folder_tier));
 	static const char *const law_keys[] = {
 	    "tier",	  "id",		"name",	       "version", "extends",
 	    "categories", "dimensions", "obligations", "learning"};
@@ -1408,7 +1403,7 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 	    "dimensions",    "obligations", "learning",
 	    "jurisdictions", "candidates",  "attributes",
 	    "refusals"};
-	if (f->tier == PWB__TIER_LAW)
+	if (f->tier == PWB_TIER_LAW)
 		check_keys(&ld, root, "a law file", law_keys,
 			   PWB_ARRAY_LEN(law_keys));
 	else
@@ -1434,7 +1429,7 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 		rc = PWB_ENOMEM;
 		goto out;
 	}
-	snprintf(f->source, strlen(s) + 5, "%s:%s", pwb__tier_name(f->tier), s);
+	snprintf(f->source, strlen(s) + 5, "%s:%s", pwb_tier_str(f->tier), s);
 	f->parsed = true;
 	if ((n = pwb__ymap_get(root, "name")) &&
 	    get_string(&ld, n, "name", &s) && !(f->name = pwb__strdup(s)))
@@ -1451,7 +1446,7 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 	}
 	if (rc)
 		goto out;
-	if (f->tier == PWB__TIER_ORG) {
+	if (f->tier == PWB_TIER_ORG) {
 		if ((n = pwb__ymap_get(root, "jurisdictions"))) {
 			f->jur_line = n->line;
 			f->jur_col = n->col;

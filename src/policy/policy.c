@@ -213,9 +213,9 @@ pwb_status pwb_policy_load(pwb_policy **out, const char *dir,
 							 : "not a folder");
 			rc = PWB_ENOTFOUND;
 		} else if ((rc = pwb__registry_load(p, reg)) == PWB_OK &&
-			   (rc = load_tree(p, law, PWB__TIER_LAW, 0)) ==
+			   (rc = load_tree(p, law, PWB_TIER_LAW, 0)) ==
 			       PWB_OK) {
-			rc = load_tree(p, org, PWB__TIER_ORG, 0);
+			rc = load_tree(p, org, PWB_TIER_ORG, 0);
 		}
 	}
 	free(reg);
@@ -244,14 +244,14 @@ size_t pwb_policy_n_orgs(const pwb_policy *p)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < p->n_files; i++)
-		n += p->files[i].parsed && p->files[i].tier == PWB__TIER_ORG;
+		n += p->files[i].parsed && p->files[i].tier == PWB_TIER_ORG;
 	return n;
 }
 
 const char *pwb_policy_org_id(const pwb_policy *p, size_t i)
 {
 	for (size_t k = 0; k < p->n_files; k++) {
-		if (!p->files[k].parsed || p->files[k].tier != PWB__TIER_ORG)
+		if (!p->files[k].parsed || p->files[k].tier != PWB_TIER_ORG)
 			continue;
 		if (i-- == 0)
 			return p->files[k].id;

@@ -20,8 +20,6 @@
 #define PWB__MAX_RESOLVE_FILES 128 /* files one resolve may read */
 #define PWB__DIGEST 32
 
-typedef enum pwb__tier { PWB__TIER_LAW, PWB__TIER_ORG } pwb__tier;
-
 /* ---- the registry ---- */
 
 typedef struct pwb__reg_attr {
@@ -122,7 +120,7 @@ typedef struct pwb__file {
 	unsigned char digest[PWB__DIGEST];
 	int n_errors;
 	bool parsed; /* got as far as its tier and id */
-	pwb__tier tier;
+	pwb_tier tier;
 	int folder_tier; /* -1 unknown, else the tier its folder implies */
 	char *id;
 	char *source; /* "law:de" */
@@ -240,8 +238,7 @@ void pwb__ferr(pwb_policy *p, int f, int line, int col, const char *fmt, ...)
 int pwb__find_cat(const pwb_policy *p, const char *id);
 int pwb__find_dim(const pwb_policy *p, const char *id);
 int pwb__find_attr(const pwb_policy *p, const char *name);
-int pwb__find_file(const pwb_policy *p, pwb__tier tier, const char *id);
-const char *pwb__tier_name(pwb__tier t);
+int pwb__find_file(const pwb_policy *p, pwb_tier tier, const char *id);
 
 /* Which names a "did you mean" hint looks among. */
 typedef enum pwb__names {

@@ -30,6 +30,12 @@ bool pwb_permission_parse(const char *s, pwb_permission *out)
 	return false;
 }
 
+const char *pwb_tier_str(pwb_tier t)
+{
+	static const char *const names[] = {"law", "org", "user", "registry"};
+	return (unsigned)t < 4 ? names[t] : "?";
+}
+
 /* ---- the state of one cold resolve ---- */
 
 typedef struct rstate {
@@ -54,17 +60,17 @@ static pwb_provenance prov_rule(rstate *st, size_t k, int line,
 				const char *basis)
 {
 	const pwb__file *f = &st->p->files[st->files[k]];
-	return (pwb_provenance){pwb__tier_name(f->tier), st->source[k],
-				st->path[k], line, dup(st, basis)};
+	return (pwb_provenance){f->tier, st->source[k], st->path[k], line,
+				dup(st, basis)};
 }
 
 static pwb_provenance prov_registry(rstate *st, int line)
 {
-	return (pwb_provenance){"registry", "registry",
+	return (pwb_provenance){PWB_TIER_REGISTRY, "registry",
 				dup(st, st->p->registry_path), line, NULL};
 }
 
-static const pwb_provenance prov_user = {"user", "user", NULL, 0, NULL};
+static const pwb_provenance prov_user = {PWB_TIER_USER, "user", NULL, 0, NULL};
 
 /* "tier org, source org:x, rule org/x.yaml:9, basis "..."" */
 static void rule_text(char *buf, size_t size, const pwb_provenance *pv)
@@ -72,10 +78,11 @@ static void rule_text(char *buf, size_t size, const pwb_provenance *pv)
 	int n;
 	if (pv->file)
 		n = snprintf(buf, size, "tier %s, source %s, rule %s:%d",
-			     pv->tier, pv->source, pv->file, pv->line);
+			     pwb_tier_str(pv->tier), pv->source, pv->file,
+			     pv->line);
 	else
-		n = snprintf(buf, size, "tier %s, source %s", pv->tier,
-			     pv->source);
+		n = snprintf(buf, size, "tier %s, source %s",
+			     pwb_tier_str(pv->tier), pv->source);
 	if (pv->basis && n > 0 && (size_t)n < size)
 		snprintf(buf + n, size - (size_t)n, ", basis \"%s\"",
 			 pv->basis);
@@ -314,11 +321,11 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 		if (r->has_range) {
 			if (r->lo > ed->lo ||
 			    (r->lo == ed->lo &&
-			     !strcmp(ed->lo_set_by.tier, "registry")))
+			     ed->lo_set_by.tier == PWB_TIER_REGISTRY))
 				ed->lo = r->lo, ed->lo_set_by = pv;
 			if (r->hi < ed->hi ||
 			    (r->hi == ed->hi &&
-			     !strcmp(ed->hi_set_by.tier, "registry")))
+			     ed->hi_set_by.tier == PWB_TIER_REGISTRY))
 				ed->hi = r->hi, ed->hi_set_by = pv;
 			ed->set_by = pv;
 		}
@@ -547,7 +554,8 @@ static pwb_status resolve_rest(rstate *st, int org)
 	if (!forbid)
 		return PWB_ENOMEM;
 	l->store_texts = true;
-	l->set_by = (pwb_provenance){"registry", "registry", NULL, 0, NULL};
+	l->set_by =
+	    (pwb_provenance){PWB_TIER_REGISTRY, "registry", NULL, 0, NULL};
 	l->requires_consent_set_by = l->store_texts_set_by =
 	    l->retention_set_by = l->set_by;
 	bool have_learning = false;
@@ -615,10 +623,10 @@ static pwb_status resolve_rest(rstate *st, int org)
 	size_t n_ref = 0;
 	for (int f = org; f >= 0; f = p->files[f].parent)
 		n_ref += p->files[f].refusals.n;
-	e->refusal_lang = pwb__arena_alloc(&e->arena,
-					   (n_ref ? n_ref : 1) * sizeof(char *));
-	e->refusal_text = pwb__arena_alloc(&e->arena,
-					   (n_ref ? n_ref : 1) * sizeof(char *));
+	e->refusal_lang =
+	    pwb__arena_alloc(&e->arena, (n_ref ? n_ref : 1) * sizeof(char *));
+	e->refusal_text =
+	    pwb__arena_alloc(&e->arena, (n_ref ? n_ref : 1) * sizeof(char *));
 	if (!e->refusal_lang || !e->refusal_text)
 		return PWB_ENOMEM;
 	for (int f = org; f >= 0; f = p->files[f].parent) {
@@ -628,19 +636,19 @@ static pwb_status resolve_rest(rstate *st, int org)
 				continue;
 			e->refusal_lang[e->n_refusals] = dup(st, r->v[i].key);
 			e->refusal_text[e->n_refusals] =
-				dup(st, r->v[i].val.str);
+			    dup(st, r->v[i].val.str);
 			e->n_refusals++;
 		}
 	}
 	size_t n_laws = 0;
 	for (size_t k = 0; k < st->n_files; k++)
-		n_laws += p->files[st->files[k]].tier == PWB__TIER_LAW;
+		n_laws += p->files[st->files[k]].tier == PWB_TIER_LAW;
 	e->jurisdictions =
 	    pwb__arena_alloc(&e->arena, (n_laws ? n_laws : 1) * sizeof(char *));
 	if (!e->jurisdictions)
 		return PWB_ENOMEM;
 	for (size_t k = 0; k < st->n_files; k++)
-		if (p->files[st->files[k]].tier == PWB__TIER_LAW)
+		if (p->files[st->files[k]].tier == PWB_TIER_LAW)
 			e->jurisdictions[e->n_jurisdictions++] =
 			    dup(st, p->files[st->files[k]].id);
 	return PWB_OK;
@@ -691,7 +699,7 @@ static pwb_status resolve_cold(pwb_effective **out, pwb_policy *p,
 		rc = PWB_EPOLICY;
 		goto out;
 	}
-	int org = pwb__find_file(p, PWB__TIER_ORG, rp->org);
+	int org = pwb__find_file(p, PWB_TIER_ORG, rp->org);
 	if (org < 0) {
 		pwb__hint h = pwb__hint_in(p, rp->org, PWB__NAMES_ORGS);
 		pwb_diag_add(diag, NULL, 0, 0, "unknown org '%s'%s", rp->org,

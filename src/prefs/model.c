@@ -260,8 +260,7 @@ void pwb_prefs_bounds_from_effective(pwb_prefs_bounds *b,
 	for (int k = 0; k < PWB_PREFS_N_DIMS; k++) {
 		const pwb_eff_dimension *d =
 		    pwb_effective_find_dimension(e, pwb_prefs_dim_name(k));
-		if (!d || !d->numeric || !d->value_set_by.tier ||
-		    strcmp(d->value_set_by.tier, "user"))
+		if (!d || !d->numeric || d->value_set_by.tier != PWB_TIER_USER)
 			continue;
 		b->has_target[k] = true;
 		b->target[k] = (float)d->value;

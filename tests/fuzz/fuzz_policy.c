@@ -40,108 +40,108 @@
 /* ---- the fixed policy set ---- */
 
 static const char registry_yaml[] =
-	"registry: fuzz\n"
-	"version: \"1\"\n"
-	"attributes:\n"
-	"  user.age: {type: number, description: \"age in years\"}\n"
-	"  user.age_verified: {type: bool}\n"
-	"  user.country: {type: string}\n"
-	"  user.consent: {type: list}\n"
-	"  user.religion: {type: string, special: true}\n"
-	"  org.sector: {type: string}\n"
-	"  request.role: {type: string}\n"
-	"categories:\n"
-	"  hate:\n"
-	"    description: \"hate\"\n"
-	"    ailuminate: hte\n"
-	"    llama_guard: S10\n"
-	"    detectors: {lexicon: {threshold: 0.5}}\n"
-	"  specialized_advice: {description: \"advice\"}\n"
-	"  specialized_advice.health:\n"
-	"    description: \"health advice\"\n"
-	"    parent: specialized_advice\n"
-	"    detectors: {lexicon: {threshold: 0.6}, pii: ~}\n"
-	"  sexual_content: {description: \"explicit\"}\n"
-	"  profanity: {description: \"swearing\"}\n"
-	"dimensions:\n"
-	"  humour: {type: number, default: 0.3, description: \"jokes\"}\n"
-	"  language: {type: enum, default: en}\n"
-	"  viewpoint: {type: enum, values: [balanced, as_requested], "
-	"default: balanced}\n";
+    "registry: fuzz\n"
+    "version: \"1\"\n"
+    "attributes:\n"
+    "  user.age: {type: number, description: \"age in years\"}\n"
+    "  user.age_verified: {type: bool}\n"
+    "  user.country: {type: string}\n"
+    "  user.consent: {type: list}\n"
+    "  user.religion: {type: string, special: true}\n"
+    "  org.sector: {type: string}\n"
+    "  request.role: {type: string}\n"
+    "categories:\n"
+    "  hate:\n"
+    "    description: \"hate\"\n"
+    "    ailuminate: hte\n"
+    "    llama_guard: S10\n"
+    "    detectors: {lexicon: {threshold: 0.5}}\n"
+    "  specialized_advice: {description: \"advice\"}\n"
+    "  specialized_advice.health:\n"
+    "    description: \"health advice\"\n"
+    "    parent: specialized_advice\n"
+    "    detectors: {lexicon: {threshold: 0.6}, pii: ~}\n"
+    "  sexual_content: {description: \"explicit\"}\n"
+    "  profanity: {description: \"swearing\"}\n"
+    "dimensions:\n"
+    "  humour: {type: number, default: 0.3, description: \"jokes\"}\n"
+    "  language: {type: enum, default: en}\n"
+    "  viewpoint: {type: enum, values: [balanced, as_requested], "
+    "default: balanced}\n";
 
 static const char law_base_yaml[] =
-	"tier: law\n"
-	"id: base\n"
-	"name: Base\n"
-	"version: \"1\"\n"
-	"categories:\n"
-	"  hate: {permission: forbid, basis: \"a statute\"}\n"
-	"  sexual_content:\n"
-	"    permission: opt_in\n"
-	"    when: \"user.age >= 18 && user.age_verified\"\n"
-	"    else: forbid\n"
-	"    basis: \"minors\"\n"
-	"dimensions:\n"
-	"  humour: {range: [0.0, 0.8], default: 0.2, user_adjustable: true}\n"
-	"  language: {allowed: [de, en, fr], default: de}\n"
-	"obligations:\n"
-	"  disclose_ai: {basis: \"AI Act\"}\n"
-	"learning:\n"
-	"  forbid_attributes: [religion]\n"
-	"  requires_consent: true\n"
-	"  retention_days: 365\n"
-	"  basis: \"GDPR\"\n";
+    "tier: law\n"
+    "id: base\n"
+    "name: Base\n"
+    "version: \"1\"\n"
+    "categories:\n"
+    "  hate: {permission: forbid, basis: \"a statute\"}\n"
+    "  sexual_content:\n"
+    "    permission: opt_in\n"
+    "    when: \"user.age >= 18 && user.age_verified\"\n"
+    "    else: forbid\n"
+    "    basis: \"minors\"\n"
+    "dimensions:\n"
+    "  humour: {range: [0.0, 0.8], default: 0.2, user_adjustable: true}\n"
+    "  language: {allowed: [de, en, fr], default: de}\n"
+    "obligations:\n"
+    "  disclose_ai: {basis: \"AI Act\"}\n"
+    "learning:\n"
+    "  forbid_attributes: [religion]\n"
+    "  requires_consent: true\n"
+    "  retention_days: 365\n"
+    "  basis: \"GDPR\"\n";
 
 static const char law_child_yaml[] =
-	"tier: law\n"
-	"id: child\n"
-	"name: Child\n"
-	"extends: base\n"
-	"categories:\n"
-	"  profanity: opt_out\n"
-	"obligations:\n"
-	"  adult_check: {kind: age_verification, category: sexual_content}\n";
+    "tier: law\n"
+    "id: child\n"
+    "name: Child\n"
+    "extends: base\n"
+    "categories:\n"
+    "  profanity: opt_out\n"
+    "obligations:\n"
+    "  adult_check: {kind: age_verification, category: sexual_content}\n";
 
 static const char org_fixed_yaml[] =
-	"tier: org\n"
-	"id: fixed\n"
-	"name: Fixed\n"
-	"jurisdictions: [child]\n"
-	"candidates: 2\n"
-	"attributes: {sector: education}\n"
-	"categories:\n"
-	"  specialized_advice: opt_out\n"
-	"  specialized_advice.health: {permission: opt_in, basis: \"x\"}\n"
-	"  profanity:\n"
-	"    permission: opt_out\n"
-	"    when: \"org.sector == 'education' && user.country in ['DE']\"\n"
-	"    else: opt_in\n"
-	"dimensions:\n"
-	"  humour: {range: [0.1, 0.6], default: 0.3, user_adjustable: true}\n"
-	"  viewpoint: {allowed: [balanced], user_adjustable: false}\n"
-	"obligations:\n"
-	"  health_note:\n"
-	"    kind: disclaimer\n"
-	"    category: specialized_advice.health\n"
-	"    text: \"Not medical advice.\"\n"
-	"learning: {store_texts: false, retention_days: 30}\n";
+    "tier: org\n"
+    "id: fixed\n"
+    "name: Fixed\n"
+    "jurisdictions: [child]\n"
+    "candidates: 2\n"
+    "attributes: {sector: education}\n"
+    "categories:\n"
+    "  specialized_advice: opt_out\n"
+    "  specialized_advice.health: {permission: opt_in, basis: \"x\"}\n"
+    "  profanity:\n"
+    "    permission: opt_out\n"
+    "    when: \"org.sector == 'education' && user.country in ['DE']\"\n"
+    "    else: opt_in\n"
+    "dimensions:\n"
+    "  humour: {range: [0.1, 0.6], default: 0.3, user_adjustable: true}\n"
+    "  viewpoint: {allowed: [balanced], user_adjustable: false}\n"
+    "obligations:\n"
+    "  health_note:\n"
+    "    kind: disclaimer\n"
+    "    category: specialized_advice.health\n"
+    "    text: \"Not medical advice.\"\n"
+    "learning: {store_texts: false, retention_days: 30}\n";
 
 /* User settings, chosen by the input's length: none, a category on, a
  * category off and two dimensions, and settings some sets refuse. */
 static const char *const settings_json[] = {
-	NULL,
-	"{\"categories\": {\"sexual_content\": \"on\", \"profanity\": "
-	"\"on\"}}",
-	"{\"categories\": {\"specialized_advice\": \"off\"}, "
-	"\"dimensions\": {\"humour\": 0.5, \"language\": \"en\"}}",
-	"{\"categories\": {\"hate\": \"on\"}, \"dimensions\": "
-	"{\"viewpoint\": \"as_requested\", \"humour\": 0.9}}",
+    NULL,
+    "{\"categories\": {\"sexual_content\": \"on\", \"profanity\": "
+    "\"on\"}}",
+    "{\"categories\": {\"specialized_advice\": \"off\"}, "
+    "\"dimensions\": {\"humour\": 0.5, \"language\": \"en\"}}",
+    "{\"categories\": {\"hate\": \"on\"}, \"dimensions\": "
+    "{\"viewpoint\": \"as_requested\", \"humour\": 0.9}}",
 };
 
 enum { MODE_ORG, MODE_LAW, MODE_REGISTRY, MODE_EXTRA_LAW, MODE_N };
 
 static const char *const mode_files[MODE_N] = {
-	"org/fuzz.yaml", "law/base.yaml", "categories.yaml", "law/fuzz.yaml"};
+    "org/fuzz.yaml", "law/base.yaml", "categories.yaml", "law/fuzz.yaml"};
 
 static char root[256];
 static int last_mode = -1;
@@ -179,9 +179,9 @@ static void remove_file(const char *rel)
 
 static void cleanup(void)
 {
-	static const char *const files[] = {
-		"categories.yaml", "law/base.yaml", "law/child.yaml",
-		"law/fuzz.yaml",   "org/fixed.yaml", "org/fuzz.yaml"};
+	static const char *const files[] = {"categories.yaml", "law/base.yaml",
+					    "law/child.yaml",  "law/fuzz.yaml",
+					    "org/fixed.yaml",  "org/fuzz.yaml"};
 	char path[512];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
 		remove_file(files[i]);
@@ -265,11 +265,16 @@ static void check_diag(const pwb_diag *d, bool need_file)
 	}
 }
 
+static bool prov_ok(const pwb_provenance *pv)
+{
+	return pv->source && (unsigned)pv->tier <= PWB_TIER_REGISTRY;
+}
+
 static void check_effective(const pwb_effective *e)
 {
 	for (size_t i = 0; i < pwb_effective_n_categories(e); i++) {
 		const pwb_eff_category *c = pwb_effective_category(e, i);
-		if (!c || !c->id || !c->set_by.tier || !c->set_by.source)
+		if (!c || !c->id || !prov_ok(&c->set_by))
 			die("a category without id or provenance");
 		if (c->permission > PWB_ALLOW)
 			die("a permission outside the lattice");
@@ -284,7 +289,7 @@ static void check_effective(const pwb_effective *e)
 			die("find_category does not find a category");
 		if (c->parent) {
 			const pwb_eff_category *p =
-				pwb_effective_find_category(e, c->parent);
+			    pwb_effective_find_category(e, c->parent);
 			if (!p)
 				die("a category's parent is not in the set");
 			if (c->permission > p->permission)
@@ -293,8 +298,8 @@ static void check_effective(const pwb_effective *e)
 	}
 	for (size_t i = 0; i < pwb_effective_n_dimensions(e); i++) {
 		const pwb_eff_dimension *d = pwb_effective_dimension(e, i);
-		if (!d || !d->id || !d->set_by.tier || !d->value_set_by.tier ||
-		    !d->default_set_by.tier)
+		if (!d || !d->id || !prov_ok(&d->set_by) ||
+		    !prov_ok(&d->value_set_by) || !prov_ok(&d->default_set_by))
 			die("a dimension without id or provenance");
 		if (d->numeric) {
 			if (!(d->lo >= 0 && d->lo <= d->hi && d->hi <= 1))
@@ -319,13 +324,13 @@ static void check_effective(const pwb_effective *e)
 	}
 	for (size_t i = 0; i < pwb_effective_n_obligations(e); i++) {
 		const pwb_eff_obligation *o = pwb_effective_obligation(e, i);
-		if (!o || !o->id || !o->kind || !o->set_by.tier)
+		if (!o || !o->id || !o->kind || !prov_ok(&o->set_by))
 			die("an obligation without id, kind or provenance");
 	}
 	const pwb_eff_learning *l = pwb_effective_learning(e);
-	if (!l || l->retention_days < 0 || !l->set_by.tier ||
-	    !l->requires_consent_set_by.tier || !l->store_texts_set_by.tier ||
-	    !l->retention_set_by.tier)
+	if (!l || l->retention_days < 0 || !prov_ok(&l->set_by) ||
+	    !prov_ok(&l->requires_consent_set_by) ||
+	    !prov_ok(&l->store_texts_set_by) || !prov_ok(&l->retention_set_by))
 		die("learning restrictions without provenance");
 	if (strlen(pwb_effective_hash(e)) != 64)
 		die("a policy hash that is not 64 hex digits");
@@ -404,8 +409,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	pwb_settings *settings = NULL;
 	const char *sj = settings_json[size % 4];
-	if (sj && pwb_settings_parse(&settings, sj, strlen(sj), "settings",
-				     NULL))
+	if (sj &&
+	    pwb_settings_parse(&settings, sj, strlen(sj), "settings", NULL))
 		die("the fixed settings do not parse");
 	pwb_attrs *attrs = NULL;
 	if (pwb_attrs_new(&attrs) ||

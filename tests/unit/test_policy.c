@@ -197,9 +197,9 @@ static void test_user_settings(void **state)
 	pwb_effective *e = resolve(p, s, a, PWB_OK, NULL, 0);
 	assert_true(pwb_effective_find_category(e, "profanity")->active);
 	assert_true(pwb_effective_find_dimension(e, "humour")->value == 0.5);
-	assert_string_equal(
+	assert_int_equal(
 	    pwb_effective_find_dimension(e, "humour")->value_set_by.tier,
-	    "user");
+	    PWB_TIER_USER);
 	pwb_effective_free(e);
 	/* Out of range: refused with the rule, never clamped. */
 	pwb_settings_set_number(s, "humour", 0.9);
