@@ -22,6 +22,8 @@
 #include "pwb/common.h"
 #include "pwb/policy.h"
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -186,6 +188,56 @@ pwb_status pwb_labelled_load(pwb_labelled_set **out, const char *path,
 void pwb_labelled_free(pwb_labelled_set *s);
 size_t pwb_labelled_n(const pwb_labelled_set *s);
 const pwb_labelled_text *pwb_labelled_get(const pwb_labelled_set *s, size_t i);
+
+/* ---- training the linear detector ---- */
+
+typedef struct pwb_bounds_train_params {
+	unsigned hash_bits;    /* feature space 2^hash_bits, 10..24; 18 */
+	double l2;	       /* L2 regularisation; 1e-6 */
+	double learning_rate;  /* initial step; 0.5 */
+	unsigned epochs;       /* passes over the data; 5 */
+	double valid_fraction; /* held out for validation, [0, 1); 0.2 */
+	uint64_t seed;	       /* shuffling and the split; 1 */
+	bool class_weights;    /* weight positives by neg/pos; true */
+	/* Called now and then with the fraction done, for a progress bar;
+	 * NULL: none. */
+	void (*progress)(void *user, double done);
+	void *progress_user;
+} pwb_bounds_train_params;
+
+pwb_bounds_train_params pwb_bounds_train_default_params(void);
+
+/* One label of a trained model, measured on the validation split. */
+typedef struct pwb_bounds_train_label {
+	const char *category;
+	size_t n_valid_pos; /* positives in the validation split */
+	double precision, recall;
+} pwb_bounds_train_label;
+
+/* What training measured; embedded in the caller's struct and released
+ * with pwb_bounds_train_report_release(). */
+typedef struct pwb_bounds_train_report {
+	size_t n_train, n_valid;
+	pwb_bounds_train_label *labels; /* one per category of the data */
+	size_t n_labels;
+} pwb_bounds_train_report;
+
+void pwb_bounds_train_report_release(pwb_bounds_train_report *r);
+
+/*
+ * Trains the linear detector on a labelled set and writes the model to
+ * path atomically (a crash never leaves half a model there). The model's
+ * labels are the category ids of the set in order of first appearance;
+ * texts labelled only "*" are left out. `name` names the set in messages
+ * (its file). Fails with PWB_EINVAL when no text names a category or the
+ * set names more than PWB_BOUNDS_MAX_LABELS, PWB_EIO when the file cannot
+ * be written; diag says why. report may be NULL.
+ */
+#define PWB_BOUNDS_MAX_LABELS 512
+pwb_status pwb_bounds_train(const pwb_labelled_set *set, const char *name,
+			    const char *path,
+			    const pwb_bounds_train_params *params,
+			    pwb_bounds_train_report *report, pwb_diag *diag);
 
 #ifdef __cplusplus
 }

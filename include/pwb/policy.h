@@ -135,6 +135,41 @@ void pwb_policy_free(pwb_policy *p);
 size_t pwb_policy_n_orgs(const pwb_policy *p);
 const char *pwb_policy_org_id(const pwb_policy *p, size_t i);
 
+/* ---- the category registry, as the detectors read it ---- */
+
+/* The kinds of detector a registry category may name (docs/bounds.md). */
+typedef enum pwb_detector {
+	PWB_DET_LEXICON,
+	PWB_DET_PII,
+	PWB_DET_LINEAR,
+	PWB_DET_GUARD,
+	PWB_DET_N
+} pwb_detector;
+
+/* "lexicon", "pii", "linear" or "guard", as the registry names them. */
+const char *pwb_detector_str(pwb_detector d);
+
+/* One category of the registry. Indexes are those of the effective
+ * policy's categories (pwb_effective_category(e, i) is category i). */
+typedef struct pwb_category_def {
+	const char *id;
+	int parent; /* registry index of the parent, -1 for a root */
+	const char *description;
+	const char *ailuminate;	 /* the AILuminate hazard code, or NULL */
+	const char *llama_guard; /* the Llama Guard code (S1...), or NULL */
+	bool has_detector[PWB_DET_N];
+	double threshold[PWB_DET_N]; /* where has_detector */
+	int line;		     /* where the registry defines it */
+} pwb_category_def;
+
+size_t pwb_policy_n_categories(const pwb_policy *p);
+const pwb_category_def *pwb_policy_category(const pwb_policy *p, size_t i);
+/* The registry index of a category id, or -1. */
+int pwb_policy_find_category(const pwb_policy *p, const char *id);
+/* The category id closest to a misspelt name, close enough to suggest
+ * ("did you mean"), or NULL. */
+const char *pwb_policy_suggest_category(const pwb_policy *p, const char *name);
+
 /* ---- resolving ---- */
 
 typedef struct pwb_resolve_params {
@@ -159,6 +194,12 @@ typedef struct pwb_effective pwb_effective;
 pwb_status pwb_policy_resolve(pwb_effective **out, pwb_policy *p,
 			      const pwb_resolve_params *rp, pwb_diag *diag);
 
+/*
+ * Takes one more reference on e, for an object that outlives its creator's
+ * (a decision keeps the effective it was made for); each reference is
+ * released with pwb_effective_free(). Returns e.
+ */
+pwb_effective *pwb_effective_ref(const pwb_effective *e);
 void pwb_effective_free(pwb_effective *e);
 
 /*

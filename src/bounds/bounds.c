@@ -113,7 +113,6 @@ pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
 		b->params.max_text_bytes = PWB_BOUNDS_MAX_TEXT;
 	if (!b->params.linear_window)
 		b->params.linear_window = PWB_BOUNDS_LINEAR_WINDOW;
-	b->privacy_cat = pwb__find_cat(policy, "privacy");
 	pwb_status rc = PWB_OK;
 	if (b->params.lexicon_dir)
 		rc = pwb__lexicon_load(b, b->params.lexicon_dir, diag);
@@ -131,7 +130,7 @@ pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
 			if (!b->model_cat)
 				rc = PWB_ENOMEM;
 			for (size_t i = 0; !rc && i < nl; i++)
-				b->model_cat[i] = pwb__find_cat(
+				b->model_cat[i] = pwb_policy_find_category(
 				    policy, pwb__linear_label(b->model, i));
 		}
 	}
@@ -387,14 +386,17 @@ const char *pwb_decision_redacted(const pwb_decision *d)
 }
 
 /* Does an obligation ask for a disclaimer on category c (or a parent)? */
-static bool has_disclaimer(const pwb_policy *p, const pwb_effective *e, int c)
+static bool has_disclaimer(const pwb_policy *p, const pwb_effective *e,
+			   size_t c)
 {
 	for (size_t i = 0; i < pwb_effective_n_obligations(e); i++) {
 		const pwb_eff_obligation *o = pwb_effective_obligation(e, i);
 		if (strcmp(o->kind, "disclaimer") || !o->category)
 			continue;
-		for (int a = c; a >= 0; a = p->cats[a].parent)
-			if (!strcmp(p->cats[a].id, o->category))
+		for (int a = (int)c; a >= 0;
+		     a = pwb_policy_category(p, (size_t)a)->parent)
+			if (!strcmp(pwb_policy_category(p, (size_t)a)->id,
+				    o->category))
 				return true;
 	}
 	return false;
@@ -502,214 +504,229 @@ static const char *make_refusal(pwb_decision *d, const pwb_effective *e,
 	return s;
 }
 
-/* ---- check ---- */
+/* ---- check: scan, score, decide, redact ---- */
 
-pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
-			    const pwb_effective *e, pwb_role role,
-			    const char *text, size_t len, pwb_diag *diag)
+/* One check, from the scan of the text to its decision. */
+typedef struct check_ctx {
+	pwb_bounds *b;
+	const pwb_effective *e;
+	pwb_role role;
+	const char *text;
+	size_t len;
+	pwb_diag *diag;
+	size_t n_cats;
+	scan_ctx sc;
+	unsigned char *norm;
+	double *lex;   /* per category: the lexicon's noisy-or score */
+	double *lin;   /* per category: the linear model's score */
+	double *guard; /* per category: the judge's score; NULL unless asked */
+	pwb_decision *d;
+} check_ctx;
+
+/* The one Vectorscan pass: lexicon matches and validated PII, each
+ * ordered by start. */
+static pwb_status scan(check_ctx *cc)
 {
-	*out = NULL;
-	if (!b || !e || (!text && len))
-		return PWB_EINVAL;
-	if (len > b->params.max_text_bytes) {
-		pwb_diag_add(diag, NULL, 0, 0,
-			     "the text is %zu bytes; the limit is %zu", len,
-			     b->params.max_text_bytes);
-		return PWB_ETOOLARGE;
+	const pwb_bounds *b = cc->b;
+	scan_ctx *sc = &cc->sc;
+	normalise((const unsigned char *)cc->text, cc->len, cc->norm);
+	sc->norm = cc->norm;
+	hs_scratch_t *scratch = scratch_get(&cc->b->scratch);
+	if (!scratch) {
+		pwb_diag_add(cc->diag, NULL, 0, 0,
+			     "no scratch space for the scan: %s",
+			     pwb_status_str(PWB_ENOMEM));
+		return PWB_ENOMEM;
 	}
-	const pwb_policy *p = b->policy;
-	if (pwb_effective_n_categories(e) != p->n_cats)
-		return PWB_EINVAL; /* resolved from another registry */
-	pwb_status rc = PWB_OK;
-	scan_ctx sc = {.b = b, .text = (const unsigned char *)text, .len = len};
-	pwb__start_init(&sc.starts);
-	unsigned char *norm = pwb__malloc(len ? len : 1);
-	sc.entry_seen = pwb__calloc(b->n_entries ? b->n_entries : 1, 1);
-	double *lin = pwb__calloc(p->n_cats ? p->n_cats : 1, sizeof(double));
-	double *mscores = NULL, *guard = NULL;
-	pwb_decision *d = pwb__calloc(1, sizeof(*d));
-	hs_scratch_t *scratch = NULL;
-	if (!norm || !sc.entry_seen || !lin || !d) {
-		rc = PWB_ENOMEM;
-		goto out;
-	}
-	pwb__arena_init(&d->arena);
-	/* Effectives are immutable and reference counted; holding one is
-	 * not a change to it. */
-	d->effective = (pwb_effective *)e;
-	atomic_fetch_add(&d->effective->refs, 1);
-	d->role = role;
-	normalise((const unsigned char *)text, len, norm);
-	sc.norm = norm;
-	if (!(scratch = scratch_get(&b->scratch))) {
-		rc = PWB_ENOMEM;
-		goto out;
-	}
-	hs_error_t hr = hs_scan(b->db, len ? (const char *)norm : "",
-				(unsigned)len, 0, scratch, on_match, &sc);
-	scratch_put(&b->scratch, scratch);
-	if (sc.err) {
-		rc = sc.err;
-		goto out;
-	}
+	hs_error_t hr = hs_scan(b->db, cc->len ? (const char *)cc->norm : "",
+				(unsigned)cc->len, 0, scratch, on_match, sc);
+	scratch_put(&cc->b->scratch, scratch);
+	if (sc->err)
+		return sc->err;
 	if (hr != HS_SUCCESS && hr != HS_SCAN_TERMINATED) {
-		pwb_diag_add(diag, NULL, 0, 0, "the scan failed (error %d)",
+		pwb_diag_add(cc->diag, NULL, 0, 0, "the scan failed (error %d)",
 			     (int)hr);
-		rc = PWB_EINVAL;
-		goto out;
+		return PWB_EINVAL;
 	}
-	dedupe_pii(&sc);
+	dedupe_pii(sc);
 	/* Vectorscan reports in order of match end; spans read by start. */
-	if (sc.n_lex)
-		qsort(sc.lex, sc.n_lex, sizeof(*sc.lex), cmp_lex);
-	if (b->model) {
-		size_t nl = pwb__linear_n_labels(b->model);
-		if (!(mscores = pwb__calloc(nl ? nl : 1, sizeof(double)))) {
-			rc = PWB_ENOMEM;
-			goto out;
-		}
-		pwb__linear_score_windows(b->model, text, len,
-					  b->params.linear_window, mscores);
-		for (size_t i = 0; i < nl; i++)
-			if (b->model_cat[i] >= 0 &&
-			    mscores[i] > lin[b->model_cat[i]])
-				lin[b->model_cat[i]] = mscores[i];
+	if (sc->n_lex)
+		qsort(sc->lex, sc->n_lex, sizeof(*sc->lex), cmp_lex);
+	/* Lexicon: a noisy-or of the weights of the entries seen. */
+	for (size_t c = 0; c < cc->n_cats; c++)
+		cc->lex[c] = 1.0;
+	for (size_t i = 0; i < b->n_entries; i++)
+		if (sc->entry_seen[i])
+			cc->lex[b->entries[i].cat] *=
+			    1.0 - b->entries[i].weight;
+	for (size_t c = 0; c < cc->n_cats; c++)
+		cc->lex[c] = 1.0 - cc->lex[c];
+	return PWB_OK;
+}
+
+/* The linear model's score per category (the highest of its labels that
+ * map to it). */
+static pwb_status score_model(check_ctx *cc)
+{
+	const pwb_bounds *b = cc->b;
+	if (!b->model)
+		return PWB_OK;
+	size_t nl = pwb__linear_n_labels(b->model);
+	double *ms = pwb__calloc(nl ? nl : 1, sizeof(double));
+	if (!ms)
+		return PWB_ENOMEM;
+	pwb__linear_score_windows(b->model, cc->text, cc->len,
+				  b->params.linear_window, ms);
+	for (size_t i = 0; i < nl; i++)
+		if (b->model_cat[i] >= 0 && ms[i] > cc->lin[b->model_cat[i]])
+			cc->lin[b->model_cat[i]] = ms[i];
+	free(ms);
+	return PWB_OK;
+}
+
+/* The guard judge's score per category, when one is set and wanted. */
+static pwb_status score_guard(check_ctx *cc)
+{
+	const pwb_bounds *b = cc->b;
+	if (!pwb__guard_wanted(b))
+		return PWB_OK;
+	char *prompt = NULL, *answer = NULL;
+	if (!(cc->guard = pwb__calloc(cc->n_cats, sizeof(double))) ||
+	    pwb__guard_prompt(b, cc->role, cc->text, cc->len, &prompt)) {
+		pwb_diag_add(cc->diag, NULL, 0, 0,
+			     "no room for the guard judge's prompt: %s",
+			     pwb_status_str(PWB_ENOMEM));
+		return PWB_ENOMEM;
 	}
-	if (pwb__guard_wanted(b)) {
-		char *prompt = NULL, *answer = NULL;
-		if (!(guard = pwb__calloc(p->n_cats, sizeof(double))) ||
-		    pwb__guard_prompt(b, role, text, len, &prompt)) {
-			rc = PWB_ENOMEM;
-			goto out;
-		}
-		pwb_status gs =
-		    b->params.guard(b->params.guard_user, prompt, &answer);
-		free(prompt);
-		if (gs || !answer) {
-			pwb_diag_add(diag, NULL, 0, 0,
-				     "the guard judge failed: %s",
-				     pwb_status_str(gs ? gs : PWB_EIO));
-			free(answer);
-			rc = PWB_EIO;
-			goto out;
-		}
-		rc = pwb__guard_read(b, answer, guard, diag);
+	pwb_status gs = b->params.guard(b->params.guard_user, prompt, &answer);
+	free(prompt);
+	if (gs || !answer) {
+		pwb_diag_add(cc->diag, NULL, 0, 0, "the guard judge failed: %s",
+			     pwb_status_str(gs ? gs : PWB_EIO));
 		free(answer);
-		if (rc)
-			goto out;
+		return PWB_EIO;
 	}
-	/* Per category: lexicon noisy-or, PII, linear, guard. */
-	size_t n = p->n_cats;
+	pwb_status rc = pwb__guard_read(b, answer, cc->guard, cc->diag);
+	free(answer);
+	return rc;
+}
+
+/* Category c's score, threshold, detector and verdict from the scores of
+ * every detector it uses; fired[] tells which reached their threshold. */
+static void decide_category(const check_ctx *cc, size_t c, pwb_cat_decision *cd)
+{
+	const pwb_category_def *def = pwb_policy_category(cc->b->policy, c);
+	double scores[PWB_DET_N] = {0};
+	bool used[PWB_DET_N] = {0};
+	scores[PWB_DET_LEXICON] = cc->lex[c];
+	used[PWB_DET_LEXICON] = def->has_detector[PWB_DET_LEXICON];
+	scores[PWB_DET_PII] =
+	    def->has_detector[PWB_DET_PII] && cc->sc.n_pii ? 1.0 : 0.0;
+	used[PWB_DET_PII] = def->has_detector[PWB_DET_PII];
+	scores[PWB_DET_LINEAR] = cc->lin[c];
+	used[PWB_DET_LINEAR] = cc->lin[c] > 0;
+	scores[PWB_DET_GUARD] = cc->guard ? cc->guard[c] : 0;
+	used[PWB_DET_GUARD] = cc->guard && def->has_detector[PWB_DET_GUARD];
+	bool fired[PWB_DET_N] = {0};
+	double best = -1;
+	for (int k = 0; k < PWB_DET_N; k++) {
+		if (!used[k])
+			continue;
+		double th = def->has_detector[k] ? def->threshold[k] : 0.5;
+		fired[k] = scores[k] >= th && scores[k] > 0;
+		/* Report the detector that fired, else the one closest to
+		 * firing. */
+		double rank =
+		    scores[k] / (th > 0 ? th : 1) + (fired[k] ? 10 : 0);
+		if (rank > best) {
+			best = rank;
+			cd->score = scores[k];
+			cd->threshold = th;
+			cd->detector = scores[k] > 0
+					   ? pwb_detector_str((pwb_detector)k)
+					   : NULL;
+		}
+		cd->detected |= fired[k];
+	}
+	cd->verdict = PWB_VERDICT_ALLOW;
+	if (!cd->detected)
+		return;
+	bool only_pii = fired[PWB_DET_PII] && !fired[PWB_DET_LEXICON] &&
+			!fired[PWB_DET_LINEAR] && !fired[PWB_DET_GUARD];
+	if (!(cd->permission != PWB_FORBID && cd->active))
+		cd->verdict = only_pii ? PWB_VERDICT_REDACT : PWB_VERDICT_BLOCK;
+	else if (has_disclaimer(cc->b->policy, cc->e, c))
+		cd->verdict = PWB_VERDICT_ANNOTATE;
+}
+
+/* The spans of category c, at most PWB__MAX_SPANS_PER_CAT: its lexicon
+ * matches, then the PII found when it has a pii detector; n counts
+ * them all. */
+static bool category_spans(check_ctx *cc, size_t c, size_t n,
+			   pwb_cat_decision *cd)
+{
+	const pwb_bounds *b = cc->b;
+	const scan_ctx *sc = &cc->sc;
+	pwb_decision *d = cc->d;
+	bool pii = pwb_policy_category(b->policy, c)->has_detector[PWB_DET_PII];
+	size_t ns = n < PWB__MAX_SPANS_PER_CAT ? n : PWB__MAX_SPANS_PER_CAT;
+	pwb_span *sp = pwb__arena_alloc(&d->arena, (ns ? ns : 1) * sizeof(*sp));
+	if (!sp)
+		return false;
+	bool oom = false;
+	size_t k = 0;
+	for (size_t i = 0; i < sc->n_lex && k < ns; i++) {
+		const pwb__lex_entry *le = &b->entries[sc->lex[i].entry];
+		if (le->cat == (int)c)
+			sp[k++] = (pwb_span){
+			    sc->lex[i].start, sc->lex[i].end, "lexicon",
+			    pwb__arena_strdup(&d->arena, le->note, &oom)};
+	}
+	for (size_t i = 0; pii && i < sc->n_pii && k < ns; i++)
+		sp[k++] = (pwb_span){sc->pii[i].start, sc->pii[i].end, "pii",
+				     pwb__pii_name(sc->pii[i].kind)};
+	cd->spans = sp;
+	cd->n_spans = k;
+	return !oom;
+}
+
+/* Every category's decision, the decision's verdict and the block that
+ * binds: law before org before the user's own setting, then the highest
+ * score. */
+static pwb_status decide(check_ctx *cc)
+{
+	pwb_decision *d = cc->d;
+	size_t n = cc->n_cats;
 	d->n_cats = n;
 	d->cats = pwb__arena_alloc(&d->arena, (n ? n : 1) * sizeof(*d->cats));
-	double *lex = pwb__calloc(n ? n : 1, sizeof(double));
 	size_t *n_spans = pwb__calloc(n ? n : 1, sizeof(size_t));
-	if (!d->cats || !lex || !n_spans) {
-		free(lex);
+	if (!d->cats || !n_spans) {
 		free(n_spans);
-		rc = PWB_ENOMEM;
-		goto out;
+		return PWB_ENOMEM;
 	}
+	for (size_t i = 0; i < cc->sc.n_lex; i++)
+		n_spans[cc->b->entries[cc->sc.lex[i].entry].cat]++;
 	for (size_t c = 0; c < n; c++)
-		lex[c] = 1.0;
-	for (size_t i = 0; i < b->n_entries; i++)
-		if (sc.entry_seen[i])
-			lex[b->entries[i].cat] *= 1.0 - b->entries[i].weight;
-	for (size_t i = 0; i < sc.n_lex; i++)
-		n_spans[b->entries[sc.lex[i].entry].cat]++;
-	if (b->privacy_cat >= 0)
-		n_spans[b->privacy_cat] += sc.n_pii;
-	bool oom = false;
-	for (size_t c = 0; c < n; c++) {
-		const pwb__reg_cat *rc_ = &p->cats[c];
-		const pwb_eff_category *ec = pwb_effective_category(e, c);
+		if (pwb_policy_category(cc->b->policy, c)
+			->has_detector[PWB_DET_PII])
+			n_spans[c] += cc->sc.n_pii;
+	pwb_status rc = PWB_OK;
+	for (size_t c = 0; c < n && !rc; c++) {
+		const pwb_eff_category *ec = pwb_effective_category(cc->e, c);
 		pwb_cat_decision *cd = &d->cats[c];
 		cd->category = ec->id;
 		cd->permission = ec->permission;
 		cd->active = ec->active;
 		cd->set_by = ec->set_by;
-		double scores[PWB__DET_N] = {0};
-		bool used[PWB__DET_N] = {0};
-		scores[PWB__DET_LEXICON] = 1.0 - lex[c];
-		used[PWB__DET_LEXICON] = rc_->has_detector[PWB__DET_LEXICON];
-		scores[PWB__DET_PII] =
-		    ((int)c == b->privacy_cat && sc.n_pii) ? 1.0 : 0.0;
-		used[PWB__DET_PII] = rc_->has_detector[PWB__DET_PII];
-		scores[PWB__DET_LINEAR] = lin[c];
-		used[PWB__DET_LINEAR] = lin[c] > 0;
-		scores[PWB__DET_GUARD] = guard ? guard[c] : 0;
-		used[PWB__DET_GUARD] =
-		    guard && rc_->has_detector[PWB__DET_GUARD];
-		bool fired[PWB__DET_N] = {0};
-		double best = -1;
-		for (int k = 0; k < PWB__DET_N; k++) {
-			if (!used[k])
-				continue;
-			double th =
-			    rc_->has_detector[k] ? rc_->threshold[k] : 0.5;
-			fired[k] = scores[k] >= th && scores[k] > 0;
-			/* Report the detector that fired, else the one
-			 * closest to firing. */
-			double rank =
-			    scores[k] / (th > 0 ? th : 1) + (fired[k] ? 10 : 0);
-			if (rank > best) {
-				best = rank;
-				cd->score = scores[k];
-				cd->threshold = th;
-				cd->detector = scores[k] > 0
-						   ? pwb__detector_names[k]
-						   : NULL;
-			}
-			cd->detected |= fired[k];
-		}
-		cd->verdict = PWB_VERDICT_ALLOW;
-		if (cd->detected) {
-			bool only_pii =
-			    fired[PWB__DET_PII] && !fired[PWB__DET_LEXICON] &&
-			    !fired[PWB__DET_LINEAR] && !fired[PWB__DET_GUARD];
-			if (!(cd->permission != PWB_FORBID && cd->active))
-				cd->verdict = only_pii ? PWB_VERDICT_REDACT
-						       : PWB_VERDICT_BLOCK;
-			else if (has_disclaimer(p, e, (int)c))
-				cd->verdict = PWB_VERDICT_ANNOTATE;
-		}
+		decide_category(cc, c, cd);
 		if (cd->verdict > d->verdict)
 			d->verdict = cd->verdict;
-		/* Spans, capped per category. */
-		size_t ns = n_spans[c] < PWB__MAX_SPANS_PER_CAT
-				? n_spans[c]
-				: PWB__MAX_SPANS_PER_CAT;
-		pwb_span *sp =
-		    pwb__arena_alloc(&d->arena, (ns ? ns : 1) * sizeof(*sp));
-		if (!sp) {
-			oom = true;
-			break;
-		}
-		size_t k = 0;
-		for (size_t i = 0; i < sc.n_lex && k < ns; i++) {
-			const pwb__lex_entry *le = &b->entries[sc.lex[i].entry];
-			if (le->cat == (int)c)
-				sp[k++] = (pwb_span){
-				    sc.lex[i].start, sc.lex[i].end, "lexicon",
-				    pwb__arena_strdup(&d->arena, le->note,
-						      &oom)};
-		}
-		for (size_t i = 0;
-		     (int)c == b->privacy_cat && i < sc.n_pii && k < ns; i++)
-			sp[k++] =
-			    (pwb_span){sc.pii[i].start, sc.pii[i].end, "pii",
-				       pwb__pii_name(sc.pii[i].kind)};
-		cd->spans = sp;
-		cd->n_spans = k;
+		if (!category_spans(cc, c, n_spans[c], cd))
+			rc = PWB_ENOMEM;
 	}
-	free(lex);
 	free(n_spans);
-	if (oom) {
-		rc = PWB_ENOMEM;
-		goto out;
-	}
-	/* The binding block: law before org before the user's own setting,
-	 * then the highest score. */
+	if (rc)
+		return rc;
 	for (size_t c = 0; c < n; c++) {
 		const pwb_cat_decision *cd = &d->cats[c];
 		if (cd->verdict != PWB_VERDICT_BLOCK)
@@ -720,43 +737,122 @@ pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
 		     cd->score > d->blocked_by->score))
 			d->blocked_by = cd;
 	}
+	bool oom = false;
 	if (d->blocked_by)
-		d->refusal = make_refusal(d, e, &oom);
-	if (d->verdict == PWB_VERDICT_REDACT) {
-		pwb__buf r;
-		pwb__buf_init(&r, 0);
-		size_t at = 0;
-		for (size_t i = 0; i < sc.n_pii; i++) {
-			pwb__buf_add(&r, text + at, sc.pii[i].start - at);
-			pwb__buf_addf(&r, "[%s]",
-				      pwb__pii_name(sc.pii[i].kind));
-			at = sc.pii[i].end;
-		}
-		pwb__buf_add(&r, text + at, len - at);
+		d->refusal = make_refusal(d, cc->e, &oom);
+	return oom ? PWB_ENOMEM : PWB_OK;
+}
+
+/* The text with every PII span replaced by [kind], for a redact verdict. */
+static pwb_status redact(check_ctx *cc)
+{
+	pwb_decision *d = cc->d;
+	if (d->verdict != PWB_VERDICT_REDACT)
+		return PWB_OK;
+	const scan_ctx *sc = &cc->sc;
+	pwb__buf r;
+	pwb__buf_init(&r, 0);
+	size_t at = 0;
+	for (size_t i = 0; i < sc->n_pii; i++) {
+		pwb__buf_add(&r, cc->text + at, sc->pii[i].start - at);
+		pwb__buf_addf(&r, "[%s]", pwb__pii_name(sc->pii[i].kind));
+		at = sc->pii[i].end;
+	}
+	pwb__buf_add(&r, cc->text + at, cc->len - at);
+	bool oom = r.err != PWB_OK;
+	if (!oom)
 		d->redacted =
-		    r.err ? NULL
-			  : pwb__arena_strdup(&d->arena, r.s ? r.s : "", &oom);
-		oom |= r.err != PWB_OK;
-		pwb__buf_release(&r);
+		    pwb__arena_strdup(&d->arena, r.s ? r.s : "", &oom);
+	pwb__buf_release(&r);
+	return oom ? PWB_ENOMEM : PWB_OK;
+}
+
+/* The buffers of one check and its decision, holding a reference on e. */
+static pwb_status check_init(check_ctx *cc)
+{
+	size_t n = cc->n_cats ? cc->n_cats : 1;
+	cc->sc = (scan_ctx){.b = cc->b,
+			    .text = (const unsigned char *)cc->text,
+			    .len = cc->len};
+	pwb__start_init(&cc->sc.starts);
+	cc->norm = pwb__malloc(cc->len ? cc->len : 1);
+	cc->sc.entry_seen =
+	    pwb__calloc(cc->b->n_entries ? cc->b->n_entries : 1, 1);
+	cc->lex = pwb__calloc(n, sizeof(double));
+	cc->lin = pwb__calloc(n, sizeof(double));
+	cc->d = pwb__calloc(1, sizeof(*cc->d));
+	if (!cc->norm || !cc->sc.entry_seen || !cc->lex || !cc->lin || !cc->d)
+		return PWB_ENOMEM;
+	pwb__arena_init(&cc->d->arena);
+	cc->d->effective = pwb_effective_ref(cc->e);
+	cc->d->role = cc->role;
+	cc->d->org = pwb_effective_org(cc->e);
+	cc->d->policy_hash = pwb_effective_hash(cc->e);
+	return PWB_OK;
+}
+
+static void check_release(check_ctx *cc)
+{
+	free(cc->norm);
+	free(cc->sc.entry_seen);
+	free(cc->sc.lex);
+	free(cc->sc.pii);
+	pwb__start_release(&cc->sc.starts);
+	free(cc->lex);
+	free(cc->lin);
+	free(cc->guard);
+}
+
+pwb_status pwb_bounds_check(pwb_decision **out, pwb_bounds *b,
+			    const pwb_effective *e, pwb_role role,
+			    const char *text, size_t len, pwb_diag *diag)
+{
+	*out = NULL;
+	if (!b || !e || (!text && len)) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "bounds check: no detectors, policy or text");
+		return PWB_EINVAL;
 	}
-	d->org = pwb_effective_org(e);
-	d->policy_hash = pwb_effective_hash(e);
-	if (oom)
-		rc = PWB_ENOMEM;
-out:
-	free(norm);
-	free(sc.entry_seen);
-	free(sc.lex);
-	free(sc.pii);
-	pwb__start_release(&sc.starts);
-	free(lin);
-	free(mscores);
-	free(guard);
+	if (len > b->params.max_text_bytes) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "the text is %zu bytes; the limit is %zu", len,
+			     b->params.max_text_bytes);
+		return PWB_ETOOLARGE;
+	}
+	size_t n = pwb_policy_n_categories(b->policy);
+	if (pwb_effective_n_categories(e) != n) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "the effective policy has %zu categories, the "
+			     "detectors' registry %zu: it was resolved from "
+			     "another policy set",
+			     pwb_effective_n_categories(e), n);
+		return PWB_EINVAL;
+	}
+	size_t mark = pwb__diag_mark(diag);
+	check_ctx cc = {.b = b,
+			.e = e,
+			.role = role,
+			.text = text,
+			.len = len,
+			.diag = diag,
+			.n_cats = n};
+	pwb_status rc = check_init(&cc);
+	if (!rc)
+		rc = scan(&cc);
+	if (!rc)
+		rc = score_model(&cc);
+	if (!rc)
+		rc = score_guard(&cc);
+	if (!rc)
+		rc = decide(&cc);
+	if (!rc)
+		rc = redact(&cc);
+	check_release(&cc);
 	if (rc) {
-		pwb_decision_free(d);
-		return rc;
+		pwb_decision_free(cc.d);
+		return pwb__diag_fail(diag, mark, rc, "bounds check");
 	}
-	*out = d;
+	*out = cc.d;
 	return PWB_OK;
 }
 

@@ -6,7 +6,6 @@
 
 #include "bounds/linear.h"
 #include "bounds/pii.h"
-#include "policy/policy_int.h"
 #include "pwb/bounds.h"
 #include "util/util.h"
 
@@ -61,8 +60,7 @@ struct pwb_bounds {
 	pcre2_match_context *re_mc;   /* with a match limit */
 	pwb__scratch_pool scratch;
 	pwb__linear *model;
-	int *model_cat;	 /* model label -> registry category, -1 unknown */
-	int privacy_cat; /* registry index of "privacy", or -1 */
+	int *model_cat; /* model label -> registry category, -1 unknown */
 };
 
 /* The guard detector (guard.c): whether to ask the judge at all (a judge

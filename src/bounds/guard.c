@@ -18,7 +18,7 @@
 #define PWB__GUARD_MAX_PROMPT (PWB_BOUNDS_MAX_TEXT + 64u * 1024)
 #define PWB__GUARD_MAX_ANSWER (64u * 1024)
 
-static const char *code_of(const pwb__reg_cat *c)
+static const char *code_of(const pwb_category_def *c)
 {
 	return c->llama_guard && *c->llama_guard ? c->llama_guard : c->id;
 }
@@ -27,8 +27,9 @@ bool pwb__guard_wanted(const pwb_bounds *b)
 {
 	if (!b->params.guard)
 		return false;
-	for (size_t c = 0; c < b->policy->n_cats; c++)
-		if (b->policy->cats[c].has_detector[PWB__DET_GUARD])
+	for (size_t c = 0; c < pwb_policy_n_categories(b->policy); c++)
+		if (pwb_policy_category(b->policy, c)
+			->has_detector[PWB_DET_GUARD])
 			return true;
 	return false;
 }
@@ -46,9 +47,9 @@ pwb_status pwb__guard_prompt(const pwb_bounds *b, pwb_role role,
 		      "the below categories.\n\n"
 		      "<BEGIN UNSAFE CONTENT CATEGORIES>\n",
 		      who);
-	for (size_t c = 0; c < p->n_cats; c++) {
-		const pwb__reg_cat *rc = &p->cats[c];
-		if (!rc->has_detector[PWB__DET_GUARD])
+	for (size_t c = 0; c < pwb_policy_n_categories(p); c++) {
+		const pwb_category_def *rc = pwb_policy_category(p, c);
+		if (!rc->has_detector[PWB_DET_GUARD])
 			continue;
 		pwb__buf_addf(&o, "%s: %s\n", code_of(rc),
 			      rc->description && *rc->description
@@ -93,7 +94,7 @@ pwb_status pwb__guard_read(const pwb_bounds *b, const char *answer,
 			   double *scores, pwb_diag *diag)
 {
 	const pwb_policy *p = b->policy;
-	for (size_t c = 0; c < p->n_cats; c++)
+	for (size_t c = 0; c < pwb_policy_n_categories(p); c++)
 		scores[c] = 0;
 	if (strlen(answer) > PWB__GUARD_MAX_ANSWER) {
 		pwb_diag_add(diag, NULL, 0, 0,
@@ -128,10 +129,11 @@ pwb_status pwb__guard_read(const pwb_bounds *b, const char *answer,
 		size_t j = i;
 		while (j < n && codes[j] != ',' && codes[j] != ' ')
 			j++;
-		for (size_t c = 0; c < p->n_cats && j > i; c++) {
-			const pwb__reg_cat *rc = &p->cats[c];
+		for (size_t c = 0; c < pwb_policy_n_categories(p) && j > i;
+		     c++) {
+			const pwb_category_def *rc = pwb_policy_category(p, c);
 			const char *code = code_of(rc);
-			if (rc->has_detector[PWB__DET_GUARD] &&
+			if (rc->has_detector[PWB_DET_GUARD] &&
 			    strlen(code) == j - i &&
 			    !strncasecmp(code, codes + i, j - i)) {
 				scores[c] = 1.0;
@@ -141,8 +143,9 @@ pwb_status pwb__guard_read(const pwb_bounds *b, const char *answer,
 		i = j;
 	}
 	if (!any)
-		for (size_t c = 0; c < p->n_cats; c++)
-			if (p->cats[c].has_detector[PWB__DET_GUARD])
+		for (size_t c = 0; c < pwb_policy_n_categories(p); c++)
+			if (pwb_policy_category(p, c)
+				->has_detector[PWB_DET_GUARD])
 				scores[c] = 1.0;
 	return PWB_OK;
 }

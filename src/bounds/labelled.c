@@ -129,9 +129,9 @@ static bool parse_line(reader *r, const char *data, size_t len,
 		row->unsafe = true;
 		if (!strcmp(l, "*"))
 			continue;
-		if (r->policy && pwb__find_cat(r->policy, l) < 0) {
-			pwb__hint h =
-			    pwb__hint_in(r->policy, l, PWB__NAMES_CATS);
+		if (r->policy && pwb_policy_find_category(r->policy, l) < 0) {
+			pwb__hint h = pwb__hint_text(
+			    pwb_policy_suggest_category(r->policy, l));
 			pwb_diag_add(r->diag, r->path, r->line, 1,
 				     "unknown label '%s'%s", l, h.text);
 			goto out;

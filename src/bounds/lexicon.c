@@ -91,11 +91,12 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 			bad = PWB_EPARSE;
 			continue;
 		}
-		pwb__lex_entry e = {.cat = pwb__find_cat(p, f[0]),
+		pwb__lex_entry e = {.cat = pwb_policy_find_category(p, f[0]),
 				    .file = (int)b->n_lex_files - 1,
 				    .line = line};
 		if (e.cat < 0) {
-			pwb__hint h = pwb__hint_in(p, f[0], PWB__NAMES_CATS);
+			pwb__hint h = pwb__hint_text(
+			    pwb_policy_suggest_category(p, f[0]));
 			pwb_diag_add(diag, path, line, 1,
 				     "unknown category '%s'%s", f[0], h.text);
 			bad = PWB_EPARSE;

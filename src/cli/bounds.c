@@ -1,5 +1,4 @@
 /* bounds.c - `pwb bounds check`: a text against the effective policy. */
-#include "bounds/linear.h"
 #include "cli/cli.h"
 #include "util/util.h"
 
@@ -178,15 +177,15 @@ static int cmd_train(cli_args *a)
 {
 	const char *data = NULL, *outp = NULL, *policies = NULL;
 	bool as_json = false;
-	pwb__linear_params lp = pwb__linear_default_params();
+	pwb_bounds_train_params tp = pwb_bounds_train_default_params();
 	const cli_spec spec[] = {
 	    CLI_OPT_NEED("data", data, "FILE"),
 	    CLI_OPT_NEED("out", outp, "FILE"),
 	    CLI_OPT_STR("policies", policies),
-	    CLI_OPT_UINT("hash-bits", lp.hash_bits, 10, 24),
-	    CLI_OPT_UINT("epochs", lp.epochs, 1, 1000),
-	    CLI_OPT_NUM("valid", lp.valid_fraction, 0, 0.9),
-	    CLI_OPT_UINT("seed", lp.seed, 0, INT64_MAX),
+	    CLI_OPT_UINT("hash-bits", tp.hash_bits, 10, 24),
+	    CLI_OPT_UINT("epochs", tp.epochs, 1, 1000),
+	    CLI_OPT_NUM("valid", tp.valid_fraction, 0, 0.9),
+	    CLI_OPT_UINT("seed", tp.seed, 0, INT64_MAX),
 	    CLI_OPT_FLAG("json", as_json)};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), train_usage, NULL);
 	if (r)
@@ -196,11 +195,7 @@ static int cmd_train(cli_args *a)
 	pwb_diag_init(&diag);
 	pwb_policy *policy = NULL;
 	pwb_labelled_set *set = NULL;
-	pwb__linear *m = NULL;
-	const char **texts = NULL, **labels = NULL;
-	size_t *lens = NULL, n_labels = 0, n = 0;
-	uint8_t *y = NULL;
-	pwb__linear_report rep = {0};
+	pwb_bounds_train_report rep = {0};
 	if (policies &&
 	    pwb_policy_load(&policy, policies, NULL, &diag) != PWB_OK) {
 		cli_print_diag(&diag);
@@ -210,69 +205,14 @@ static int cmd_train(cli_args *a)
 		cli_print_diag(&diag);
 		goto out;
 	}
-	/* The labels: every category id of the data, in order of
-	 * appearance. */
-	size_t total = pwb_labelled_n(set);
-	labels = calloc(64 * 8, sizeof(char *));
-	texts = calloc(total ? total : 1, sizeof(char *));
-	lens = calloc(total ? total : 1, sizeof(size_t));
-	if (!labels || !texts || !lens)
-		goto oom;
-	for (size_t i = 0; i < total; i++) {
-		const pwb_labelled_text *t = pwb_labelled_get(set, i);
-		for (size_t k = 0; k < t->n_labels; k++) {
-			bool seen = false;
-			for (size_t j = 0; j < n_labels && !seen; j++)
-				seen = !strcmp(labels[j], t->labels[k]);
-			if (!seen) {
-				if (n_labels == 64 * 8) {
-					fprintf(stderr,
-						"%s: error: more than %d "
-						"distinct labels\n",
-						data, 64 * 8);
-					goto out;
-				}
-				labels[n_labels++] = t->labels[k];
-			}
-		}
-	}
-	if (!n_labels) {
-		fprintf(stderr,
-			"%s: error: no text names a category; nothing "
-			"to learn\n",
-			data);
-		goto out;
-	}
-	y = calloc((total ? total : 1) * n_labels, 1);
-	if (!y)
-		goto oom;
-	for (size_t i = 0; i < total; i++) {
-		const pwb_labelled_text *t = pwb_labelled_get(set, i);
-		if (t->unsafe && !t->n_labels)
-			continue; /* "*" only: no category to learn */
-		texts[n] = t->text;
-		lens[n] = t->len;
-		for (size_t k = 0; k < t->n_labels; k++)
-			for (size_t j = 0; j < n_labels; j++)
-				if (!strcmp(labels[j], t->labels[k]))
-					y[n * n_labels + j] = 1;
-		n++;
-	}
 	cli_progress pr;
 	cli_progress_start(&pr, "training", 1000);
-	lp.progress = train_progress;
-	lp.progress_user = &pr;
-	pwb_status st = pwb__linear_train(&m, texts, lens, y, n, labels,
-					  n_labels, &lp, &rep);
+	tp.progress = train_progress;
+	tp.progress_user = &pr;
+	pwb_status st = pwb_bounds_train(set, data, outp, &tp, &rep, &diag);
 	cli_progress_end(&pr);
 	if (st) {
-		fprintf(stderr, "%s: error: training failed: %s\n", data,
-			pwb_status_str(st));
-		goto out;
-	}
-	char err[256];
-	if (pwb__linear_save(m, outp, err, sizeof(err))) {
-		fprintf(stderr, "%s: error: %s\n", outp, err);
+		cli_print_diag(&diag);
 		goto out;
 	}
 	if (as_json) {
@@ -280,35 +220,29 @@ static int cmd_train(cli_args *a)
 		    "{\"model\": \"%s\", \"n_train\": %zu, \"n_valid\": %zu, "
 		    "\"categories\": {",
 		    outp, rep.n_train, rep.n_valid);
-		for (size_t j = 0; j < n_labels; j++)
+		for (size_t j = 0; j < rep.n_labels; j++)
 			printf(
 			    "%s\"%s\": {\"n_valid_pos\": %zu, \"precision\": "
 			    "%.4f, \"recall\": %.4f}",
-			    j ? ", " : "", labels[j], rep.labels[j].n_pos,
-			    rep.labels[j].precision, rep.labels[j].recall);
+			    j ? ", " : "", rep.labels[j].category,
+			    rep.labels[j].n_valid_pos, rep.labels[j].precision,
+			    rep.labels[j].recall);
 		printf("}}\n");
 	} else {
 		printf("model: %s (%zu labels, trained on %zu texts, validated "
 		       "on %zu)\n",
-		       outp, n_labels, rep.n_train, rep.n_valid);
+		       outp, rep.n_labels, rep.n_train, rep.n_valid);
 		printf("  %-28s %9s %9s %9s\n", "category", "positives",
 		       "precision", "recall");
-		for (size_t j = 0; j < n_labels; j++)
-			printf("  %-28s %9zu %9.3f %9.3f\n", labels[j],
-			       rep.labels[j].n_pos, rep.labels[j].precision,
-			       rep.labels[j].recall);
+		for (size_t j = 0; j < rep.n_labels; j++)
+			printf("  %-28s %9zu %9.3f %9.3f\n",
+			       rep.labels[j].category,
+			       rep.labels[j].n_valid_pos,
+			       rep.labels[j].precision, rep.labels[j].recall);
 	}
 	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
-	goto out;
-oom:
-	fprintf(stderr, "error: out of memory\n");
 out:
-	free(rep.labels);
-	pwb__linear_free(m);
-	free(y);
-	free(texts);
-	free(lens);
-	free(labels);
+	pwb_bounds_train_report_release(&rep);
 	pwb_labelled_free(set);
 	pwb_policy_free(policy);
 	pwb_diag_release(&diag);

@@ -190,7 +190,7 @@ static void check_structure(pwb_policy *p)
 		pwb__hint h =
 		    pwb__hint_in(p, f->extends,
 				 f->tier == PWB_TIER_LAW ? PWB__NAMES_LAWS
-							  : PWB__NAMES_ORGS);
+							 : PWB__NAMES_ORGS);
 		pwb__ferr(p, (int)i, f->extends_line, f->extends_col,
 			  "'%s' extends '%s', which is not in the policy "
 			  "folder%s",

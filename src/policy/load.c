@@ -320,8 +320,13 @@ static pwb_status read_yaml(pwb_policy *p, int f, const char *path, char **data,
 
 /* ---- the registry ---- */
 
-const char *const pwb__detector_names[PWB__DET_N] = {"lexicon", "pii", "linear",
-						     "guard"};
+static const char *const detector_names[PWB_DET_N] = {"lexicon", "pii",
+						      "linear", "guard"};
+
+const char *pwb_detector_str(pwb_detector d)
+{
+	return (unsigned)d < PWB_DET_N ? detector_names[d] : "?";
+}
 
 static bool valid_id(const char *s, bool dots)
 {
@@ -444,14 +449,15 @@ static pwb_status reg_cats(loader *ld, const pwb__ynode *map)
 			for (size_t j = 0; j < n->n; j++) {
 				const pwb__ynode *dk = n->keys[j];
 				int d = 0;
-				while (d < PWB__DET_N &&
-				       strcmp(dk->text,
-					      pwb__detector_names[d]) != 0)
+				while (d < PWB_DET_N &&
+				       strcmp(dk->text, pwb_detector_str(
+							    (pwb_detector)d)) !=
+					   0)
 					d++;
-				if (d == PWB__DET_N) {
+				if (d == PWB_DET_N) {
 					pwb__hint sg = pwb__hint_for(
-					    dk->text, pwb__detector_names,
-					    PWB__DET_N);
+					    dk->text, detector_names,
+					    PWB_DET_N);
 					err_at(ld, dk,
 					       "unknown detector '%s'%s",
 					       dk->text, sg.text);

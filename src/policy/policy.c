@@ -73,6 +73,7 @@ void pwb_policy_free(pwb_policy *p)
 	}
 	free(p->cats);
 	free(p->cat_order);
+	free(p->cat_defs);
 	for (size_t i = 0; i < p->n_dims; i++) {
 		free(p->dims[i].id);
 		free(p->dims[i].def_str);
@@ -175,8 +176,33 @@ static pwb_status load_tree(pwb_policy *p, const char *dir, int tier, int depth)
 	return rc;
 }
 
+/* The public view of the registry's categories (pwb_policy_category). */
+static pwb_status make_cat_defs(pwb_policy *p)
+{
+	p->cat_defs =
+	    pwb__calloc(p->n_cats ? p->n_cats : 1, sizeof(*p->cat_defs));
+	if (!p->cat_defs)
+		return PWB_ENOMEM;
+	for (size_t i = 0; i < p->n_cats; i++) {
+		const pwb__reg_cat *c = &p->cats[i];
+		pwb_category_def *d = &p->cat_defs[i];
+		d->id = c->id;
+		d->parent = c->parent;
+		d->description = c->description;
+		d->ailuminate = c->ailuminate;
+		d->llama_guard = c->llama_guard;
+		memcpy(d->has_detector, c->has_detector,
+		       sizeof(d->has_detector));
+		memcpy(d->threshold, c->threshold, sizeof(d->threshold));
+		d->line = c->line;
+	}
+	return PWB_OK;
+}
+
 static pwb_status finish(pwb_policy **out, pwb_policy *p, pwb_status rc)
 {
+	if (!rc)
+		rc = make_cat_defs(p);
 	if (rc) {
 		p->diag = NULL;
 		pwb_policy_free(p);
@@ -246,6 +272,30 @@ size_t pwb_policy_n_orgs(const pwb_policy *p)
 	for (size_t i = 0; i < p->n_files; i++)
 		n += p->files[i].parsed && p->files[i].tier == PWB_TIER_ORG;
 	return n;
+}
+
+size_t pwb_policy_n_categories(const pwb_policy *p)
+{
+	return p->n_cats;
+}
+
+const pwb_category_def *pwb_policy_category(const pwb_policy *p, size_t i)
+{
+	return i < p->n_cats ? &p->cat_defs[i] : NULL;
+}
+
+int pwb_policy_find_category(const pwb_policy *p, const char *id)
+{
+	return pwb__find_cat(p, id);
+}
+
+const char *pwb_policy_suggest_category(const pwb_policy *p, const char *name)
+{
+	const char *c[512];
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_cats && n < 512; i++)
+		c[n++] = p->cats[i].id;
+	return pwb__suggest(name, c, n);
 }
 
 const char *pwb_policy_org_id(const pwb_policy *p, size_t i)

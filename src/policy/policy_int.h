@@ -29,17 +29,6 @@ typedef struct pwb__reg_attr {
 	int line;
 } pwb__reg_attr;
 
-enum {
-	PWB__DET_LEXICON,
-	PWB__DET_PII,
-	PWB__DET_LINEAR,
-	PWB__DET_GUARD,
-	PWB__DET_N
-};
-/* "lexicon", "pii", "linear", "guard": as the registry and decisions
- * name them. */
-extern const char *const pwb__detector_names[PWB__DET_N];
-
 typedef struct pwb__reg_cat {
 	char *id;
 	int parent; /* index, -1 for a root */
@@ -47,8 +36,8 @@ typedef struct pwb__reg_cat {
 	char *description;
 	char *ailuminate;
 	char *llama_guard;
-	bool has_detector[PWB__DET_N];
-	double threshold[PWB__DET_N];
+	bool has_detector[PWB_DET_N];
+	double threshold[PWB_DET_N];
 	int line, col;
 } pwb__reg_cat;
 
@@ -170,6 +159,9 @@ struct pwb_policy {
 	pwb__reg_cat *cats;
 	size_t n_cats, cap_cats;
 	int *cat_order; /* parents before children */
+	/* What pwb_policy_category() shows: the registry's categories with
+	 * the strings borrowed from cats, made once the set is loaded. */
+	pwb_category_def *cat_defs;
 	pwb__reg_dim *dims;
 	size_t n_dims, cap_dims;
 	pwb__file *files;

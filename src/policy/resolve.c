@@ -671,6 +671,15 @@ static void compute_hash(rstate *st, const pwb__buf *key)
 	sodium_bin2hex(st->e->hash, sizeof(st->e->hash), out, sizeof(out));
 }
 
+pwb_effective *pwb_effective_ref(const pwb_effective *e)
+{
+	/* Effectives are immutable once made; a reference is not a change
+	 * to their content, only to their lifetime. */
+	pwb_effective *m = (pwb_effective *)e;
+	atomic_fetch_add(&m->refs, 1);
+	return m;
+}
+
 void pwb_effective_free(pwb_effective *e)
 {
 	if (!e || atomic_fetch_sub(&e->refs, 1) != 1)

@@ -89,6 +89,19 @@ void pwb_diag_add(pwb_diag *d, const char *file, int line, int col,
 	d->n++;
 }
 
+size_t pwb__diag_mark(const pwb_diag *d)
+{
+	return d ? d->n + d->dropped : 0;
+}
+
+pwb_status pwb__diag_fail(pwb_diag *d, size_t mark, pwb_status rc,
+			  const char *what)
+{
+	if (rc && d && pwb__diag_mark(d) == mark)
+		pwb_diag_add(d, NULL, 0, 0, "%s: %s", what, pwb_status_str(rc));
+	return rc;
+}
+
 static int diag_cmp(const pwb_diag_entry *a, const pwb_diag_entry *b)
 {
 	int c = strcmp(a->file ? a->file : "", b->file ? b->file : "");
@@ -591,13 +604,18 @@ const char *pwb__suggest(const char *name, const char *const *cands, size_t n)
 	return best;
 }
 
-pwb__hint pwb__hint_for(const char *name, const char *const *cands, size_t n)
+pwb__hint pwb__hint_text(const char *suggestion)
 {
 	pwb__hint h = {""};
-	const char *best = pwb__suggest(name, cands, n);
-	if (best)
-		snprintf(h.text, sizeof(h.text), " (did you mean '%s'?)", best);
+	if (suggestion)
+		snprintf(h.text, sizeof(h.text), " (did you mean '%s'?)",
+			 suggestion);
 	return h;
+}
+
+pwb__hint pwb__hint_for(const char *name, const char *const *cands, size_t n)
+{
+	return pwb__hint_text(pwb__suggest(name, cands, n));
 }
 
 uint64_t pwb__fnv1a(uint64_t h, const void *data, size_t n)

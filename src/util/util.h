@@ -90,6 +90,16 @@ ssize_t pwb__read_line(FILE *f, char **buf, size_t *cap, size_t max,
 		       size_t *len, bool *too_long);
 /* Writes all n bytes to fd (retrying short writes); 0 or an errno. */
 int pwb__write_all(int fd, const void *data, size_t n);
+/*
+ * One error channel: a library call that fails leaves a message in its
+ * pwb_diag. pwb__diag_mark() counts the messages a diag has seen (0 for
+ * NULL); pwb__diag_fail() returns rc and, when rc is a failure and nothing
+ * was added since mark, adds "what: <status>", so that no failing path
+ * goes without a message.
+ */
+size_t pwb__diag_mark(const pwb_diag *d);
+pwb_status pwb__diag_fail(pwb_diag *d, size_t mark, pwb_status rc,
+			  const char *what);
 /* Formats a message into err (nothing when err is NULL or size 0). */
 void pwb__seterr(char *err, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -110,6 +120,8 @@ typedef struct pwb__hint {
 	char text[160];
 } pwb__hint;
 pwb__hint pwb__hint_for(const char *name, const char *const *cands, size_t n);
+/* The same hint for a suggestion already found (NULL: ""). */
+pwb__hint pwb__hint_text(const char *suggestion);
 
 /* A 64-bit bijection that spreads every input bit over every output bit
  * (the finaliser of MurmurHash3), for hashed features. */
