@@ -37,11 +37,37 @@ typedef enum pwb_permission {
 const char *pwb_permission_str(pwb_permission p);
 /* Parses a permission name; returns false when it is none of the four. */
 bool pwb_permission_parse(const char *s, pwb_permission *out);
+/*
+ * The lattice, in one place: resolve, check and the detectors all order
+ * permissions through these three.
+ */
 /* The meet (greatest lower bound) of two permissions. */
 static inline pwb_permission pwb_permission_meet(pwb_permission a,
 						 pwb_permission b)
 {
 	return a < b ? a : b;
+}
+/* Whether a is looser than b: a lower tier that sets a where a higher one
+ * sets b loosens it. */
+static inline bool pwb_permission_looser(pwb_permission a, pwb_permission b)
+{
+	return pwb_permission_meet(a, b) != a;
+}
+/* Whether a category with permission p is on for a user whose own setting
+ * is `setting` (-1 none, 0 off, 1 on): never when forbid, only when turned
+ * on when opt_in, unless turned off when opt_out or allow. */
+static inline bool pwb_permission_on(pwb_permission p, int setting)
+{
+	switch (p) {
+	case PWB_FORBID:
+		return false;
+	case PWB_OPT_IN:
+		return setting == 1;
+	case PWB_OPT_OUT:
+	case PWB_ALLOW:
+		return setting != 0;
+	}
+	return false;
 }
 
 /* ---- values: request attributes and condition operands ---- */

@@ -653,7 +653,7 @@ static void decide_category(const check_ctx *cc, size_t c, pwb_cat_decision *cd)
 		return;
 	bool only_pii = fired[PWB_DET_PII] && !fired[PWB_DET_LEXICON] &&
 			!fired[PWB_DET_LINEAR] && !fired[PWB_DET_GUARD];
-	if (!(cd->permission != PWB_FORBID && cd->active))
+	if (!pwb_permission_on(cd->permission, cd->active ? 1 : 0))
 		cd->verdict = only_pii ? PWB_VERDICT_REDACT : PWB_VERDICT_BLOCK;
 	else if (has_disclaimer(cc->b->policy, cc->e, c))
 		cd->verdict = PWB_VERDICT_ANNOTATE;

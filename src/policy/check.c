@@ -292,7 +292,7 @@ static bool loosens(const pwb__cat_rule *r, const pwb__cat_rule *s,
 				continue;
 			pwb_permission a = cr ? r->perm : r->else_perm;
 			pwb_permission b = cs ? s->perm : s->else_perm;
-			if (a > b) {
+			if (pwb_permission_looser(a, b)) {
 				*rp = a;
 				*sp = b;
 				return true;

@@ -909,7 +909,8 @@ static pwb_status file_cats(loader *ld, const pwb__ynode *map)
 			} else if (w) {
 				ok = false;
 			}
-			if (r.when && r.else_perm > r.perm) {
+			if (r.when &&
+			    pwb_permission_looser(r.else_perm, r.perm)) {
 				err_at(ld, e,
 				       "'else: %s' is looser than "
 				       "'permission: %s': the condition "

@@ -206,8 +206,9 @@ static pwb_status resolve_cats(rstate *st)
 			    !r->when || pwb__cond_eval(r->when, &st->attrs);
 			pwb_permission rp = holds ? r->perm : r->else_perm;
 			long rank = ((long)f->tier << 20) + ((long)k << 1);
-			if (rp < perm || (rp == perm && rank < bd.rank)) {
-				perm = rp;
+			if (pwb_permission_looser(perm, rp) ||
+			    (rp == perm && rank < bd.rank)) {
+				perm = pwb_permission_meet(perm, rp);
 				bd = (binding){(int)k, r, !holds, rank};
 			}
 		}
@@ -233,18 +234,7 @@ static pwb_status resolve_cats(rstate *st)
 			ec->user_setting =
 			    par >= 0 ? e->cats[par].user_setting : -1;
 		}
-		switch (perm) {
-		case PWB_FORBID:
-			ec->active = false;
-			break;
-		case PWB_OPT_IN:
-			ec->active = ec->user_setting == 1;
-			break;
-		case PWB_OPT_OUT:
-		case PWB_ALLOW:
-			ec->active = ec->user_setting != 0;
-			break;
-		}
+		ec->active = pwb_permission_on(perm, ec->user_setting);
 		if (own[c] && ec->user_setting == 1 && perm == PWB_FORBID) {
 			char why[1024], cond[512] = "";
 			rule_text(why, sizeof(why), &ec->set_by);
@@ -286,21 +276,14 @@ static bool has_str(const char *const *v, size_t n, const char *s)
 	return false;
 }
 
-static pwb_status resolve_dim(rstate *st, size_t d)
+/* The range (numeric) or the allowed list (enum) of dimension d: the
+ * intersection over every file of the resolve, each end with its rule. */
+static pwb_status dim_bounds(rstate *st, size_t d)
 {
 	pwb_policy *p = st->p;
 	pwb_effective *e = st->e;
 	const pwb__reg_dim *rd = &p->dims[d];
 	pwb_eff_dimension *ed = &e->dims[d];
-	const pwb__dim_setting *us = find_dim_setting(st->rp->settings, rd->id);
-	char why[1024];
-	ed->id = dup(st, rd->id);
-	ed->numeric = rd->numeric;
-	pwb_provenance reg = prov_registry(st, rd->line);
-	ed->set_by = ed->lo_set_by = ed->hi_set_by = reg;
-	ed->adjustable_set_by = reg;
-	ed->user_adjustable = true;
-	/* The bounds. */
 	const char **allowed = NULL;
 	size_t n_allowed = 0;
 	bool any = true;
@@ -369,12 +352,26 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 	}
 	ed->allowed = any ? NULL : allowed;
 	ed->n_allowed = any ? 0 : n_allowed;
-	/* The default: the lowest tier's default inside the bounds, else the
-	 * nearest point of the bounds to the lowest tier's default. */
+	return PWB_OK;
+}
+
+/* Whether an enum value lies in the effective list (NULL: any string). */
+static bool dim_allows(const pwb_eff_dimension *ed, const char *s)
+{
+	return !ed->allowed || has_str(ed->allowed, ed->n_allowed, s);
+}
+
+/* The default of dimension d: the lowest tier's default inside the bounds,
+ * else the nearest point of the bounds to the lowest tier's default. */
+static void dim_default(rstate *st, size_t d, const pwb_provenance *reg)
+{
+	pwb_policy *p = st->p;
+	const pwb__reg_dim *rd = &p->dims[d];
+	pwb_eff_dimension *ed = &st->e->dims[d];
 	bool found = false, have_cand = false;
 	double cand = rd->def;
 	const char *cand_s = rd->def_str;
-	pwb_provenance cand_pv = reg;
+	pwb_provenance cand_pv = *reg;
 	for (size_t k = st->n_files; k-- > 0 && !found;) {
 		const pwb__file *f = &p->files[st->files[k]];
 		int ri = f->dim_index ? f->dim_index[d] : -1;
@@ -388,10 +385,8 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 			cand_s = r->def_str;
 			cand_pv = pv;
 		}
-		bool in =
-		    rd->numeric
-			? (r->def >= ed->lo && r->def <= ed->hi)
-			: (any || has_str(allowed, n_allowed, r->def_str));
+		bool in = rd->numeric ? (r->def >= ed->lo && r->def <= ed->hi)
+				      : dim_allows(ed, r->def_str);
 		if (in) {
 			found = true;
 			ed->def = r->def;
@@ -409,21 +404,62 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 			else if (cand > ed->hi)
 				ed->def = ed->hi,
 				ed->default_set_by = ed->hi_set_by;
-		} else if (any ||
-			   (cand_s && has_str(allowed, n_allowed, cand_s))) {
+		} else if (!ed->allowed || (cand_s && dim_allows(ed, cand_s))) {
 			ed->def_str = dup(st, cand_s);
 		} else {
-			ed->def_str = allowed[0];
+			ed->def_str = ed->allowed[0];
 			ed->default_set_by = ed->set_by;
 		}
 	}
 	ed->value = ed->def;
 	ed->value_str = ed->def_str;
 	ed->value_set_by = ed->default_set_by;
-	if (!us)
-		return PWB_OK;
-	/* The user's own value: refused, never clamped, when out of bounds. */
-	char shown[300];
+}
+
+/* Refuses an enum value outside the effective list, naming the highest
+ * rule whose list lacks it and the values allowed. */
+static pwb_status refuse_enum_value(rstate *st, size_t d, const char *shown,
+				    const char *value)
+{
+	const pwb_policy *p = st->p;
+	const pwb_eff_dimension *ed = &st->e->dims[d];
+	pwb_provenance pv = ed->set_by;
+	for (size_t k = 0; k < st->n_files; k++) {
+		const pwb__file *f = &p->files[st->files[k]];
+		int ri = f->dim_index ? f->dim_index[d] : -1;
+		if (ri < 0 || !f->dim_rules[ri].has_allowed ||
+		    has_str((const char *const *)f->dim_rules[ri].allowed,
+			    f->dim_rules[ri].n_allowed, value))
+			continue;
+		pv = prov_rule(st, k, f->dim_rules[ri].line,
+			       f->dim_rules[ri].basis);
+		break;
+	}
+	char why[1024];
+	rule_text(why, sizeof(why), &pv);
+	char list[512] = "";
+	size_t used = 0;
+	for (size_t i = 0; i < ed->n_allowed && used < sizeof(list); i++) {
+		int w = snprintf(list + used, sizeof(list) - used, "%s%s",
+				 i ? ", " : "", ed->allowed[i]);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+	pwb_diag_add(st->diag, NULL, 0, 0,
+		     "user setting '%s' is outside the bounds: '%s' is not "
+		     "allowed; the allowed values are %s (%s)",
+		     shown, value, list, why);
+	return PWB_EBOUNDS;
+}
+
+/* The user's own value of dimension d: refused, never clamped, when out
+ * of bounds. */
+static pwb_status dim_value(rstate *st, size_t d, const pwb__dim_setting *us)
+{
+	const pwb__reg_dim *rd = &st->p->dims[d];
+	pwb_eff_dimension *ed = &st->e->dims[d];
+	char why[1024], shown[300];
 	if (us->numeric)
 		snprintf(shown, sizeof(shown), "%s: %g", rd->id, us->num);
 	else
@@ -464,45 +500,31 @@ static pwb_status resolve_dim(rstate *st, size_t d)
 				     shown, us->str, rd->id);
 			return PWB_EINVAL;
 		}
-		if (!any && !has_str(allowed, n_allowed, us->str)) {
-			/* Name the highest rule whose list lacks it. */
-			pwb_provenance pv = ed->set_by;
-			for (size_t k = 0; k < st->n_files; k++) {
-				const pwb__file *f = &p->files[st->files[k]];
-				int ri = f->dim_index ? f->dim_index[d] : -1;
-				if (ri < 0 || !f->dim_rules[ri].has_allowed ||
-				    has_str(
-					(const char *const *)f->dim_rules[ri]
-					    .allowed,
-					f->dim_rules[ri].n_allowed, us->str))
-					continue;
-				pv = prov_rule(st, k, f->dim_rules[ri].line,
-					       f->dim_rules[ri].basis);
-				break;
-			}
-			rule_text(why, sizeof(why), &pv);
-			char list[512] = "";
-			size_t used = 0;
-			for (size_t i = 0; i < n_allowed && used < sizeof(list);
-			     i++) {
-				int w =
-				    snprintf(list + used, sizeof(list) - used,
-					     "%s%s", i ? ", " : "", allowed[i]);
-				if (w < 0)
-					break;
-				used += (size_t)w;
-			}
-			pwb_diag_add(st->diag, NULL, 0, 0,
-				     "user setting '%s' is outside the "
-				     "bounds: '%s' is not allowed; the allowed "
-				     "values are %s (%s)",
-				     shown, us->str, list, why);
-			return PWB_EBOUNDS;
-		}
+		if (!dim_allows(ed, us->str))
+			return refuse_enum_value(st, d, shown, us->str);
 		ed->value_str = dup(st, us->str);
 	}
 	ed->value_set_by = prov_user;
 	return PWB_OK;
+}
+
+/* Dimension d: its bounds, its default, then the user's value. */
+static pwb_status resolve_dim(rstate *st, size_t d)
+{
+	const pwb__reg_dim *rd = &st->p->dims[d];
+	pwb_eff_dimension *ed = &st->e->dims[d];
+	ed->id = dup(st, rd->id);
+	ed->numeric = rd->numeric;
+	pwb_provenance reg = prov_registry(st, rd->line);
+	ed->set_by = ed->lo_set_by = ed->hi_set_by = reg;
+	ed->adjustable_set_by = reg;
+	ed->user_adjustable = true;
+	pwb_status rc = dim_bounds(st, d);
+	if (rc)
+		return rc;
+	dim_default(st, d, &reg);
+	const pwb__dim_setting *us = find_dim_setting(st->rp->settings, rd->id);
+	return us ? dim_value(st, d, us) : PWB_OK;
 }
 
 static pwb_status resolve_dims(rstate *st)
