@@ -249,11 +249,15 @@ int main(int argc, char **argv)
 		int fd = mkstemp(tmp);
 		if (fd >= 0)
 			close(fd);
-		char err[256];
-		if (pwb__linear_save(m, tmp, err, sizeof(err))) {
-			fprintf(stderr, "bench_bounds: %s\n", err);
+		pwb_diag sd;
+		pwb_diag_init(&sd);
+		if (pwb__linear_save(m, tmp, &sd)) {
+			fprintf(stderr, "bench_bounds: %s\n",
+				sd.n ? sd.entries[0].message : "cannot save");
+			pwb_diag_release(&sd);
 			return 1;
 		}
+		pwb_diag_release(&sd);
 		model = tmp;
 	}
 	pwb_bounds *bm = NULL;

@@ -98,7 +98,7 @@ int main(int argc, char **argv)
 		add_text(&t, e->rejected);
 	}
 	pwb_prefs_model *m = NULL;
-	if (pwb_prefs_model_new(&m, NULL))
+	if (pwb_prefs_model_new(&m, NULL, NULL))
 		return 1;
 	pwb_prefs_features *f = malloc(t.n * sizeof(*f));
 	if (!f)
@@ -178,7 +178,7 @@ int main(int argc, char **argv)
 	static const size_t after[3] = {10, 100, 1000};
 	double med[3], mx[3];
 	for (int q = 0; q < 3; q++) {
-		pwb_prefs_model_new(&m, NULL);
+		pwb_prefs_model_new(&m, NULL, NULL);
 		const size_t nu = 200;
 		for (size_t e = 0; e < after[q]; e++)
 			for (size_t u = 0; u < nu; u++) {
@@ -198,7 +198,7 @@ int main(int argc, char **argv)
 
 	/* A million users. */
 	size_t rss0 = rss_bytes();
-	pwb_prefs_model_new(&m, NULL);
+	pwb_prefs_model_new(&m, NULL, NULL);
 	double t0 = bench_now_ns();
 	for (size_t e = 0; e < events_1m; e++)
 		for (size_t u = 0; u < 1000000; u++) {
@@ -253,6 +253,6 @@ int main(int argc, char **argv)
 	free(c8);
 	free(ns);
 	free(base);
-	pwb_feedback_free(set);
+	pwb_feedback_set_free(set);
 	return 0;
 }

@@ -82,6 +82,13 @@ typedef struct pwb_bounds_params {
 	 */
 	pwb_status (*guard)(void *user, const char *prompt, char **answer);
 	void *guard_user;
+	/*
+	 * Called with notes a user should see: when the lexicon database
+	 * is being compiled (seconds) and when its cache cannot be written
+	 * (every run will compile again), and with a warning when the guard
+	 * judge takes longer than 2 s. NULL: no log. May be called from any
+	 * thread that checks a text.
+	 */
 	pwb_log_fn log;
 	void *log_user;
 } pwb_bounds_params;

@@ -129,8 +129,6 @@ typedef struct pwb_policy_params {
 	size_t max_file_bytes;
 	/* Entries in the resolve cache; 0 turns the cache off. */
 	size_t cache_entries;
-	pwb_log_fn log;
-	void *log_user;
 } pwb_policy_params;
 
 pwb_policy_params pwb_policy_default_params(void);

@@ -1,17 +1,31 @@
 /*
  * pwb/prefs.h - personal preferences: feedback events and the learner.
  *
- * Feedback events are the lines of DESIGN §4.3, as imported into a store
- * and as read by `pwb eval prefs`:
+ * This module reads the feedback users give (pairs and ratings, DESIGN
+ * §4.3) and learns from it, per user, which of several candidate responses
+ * that user prefers: a pwb_prefs_model holds a population model and one
+ * sparse deviation per user, learnt and scored within the user's bounds.
+ * It also writes and reads model files and per-user blobs, simulates users,
+ * and evaluates the learner on a feedback file (docs/prefs.md).
  *
- *   {"user": "u1", "prompt": "...", "chosen": "...", "rejected": "...",
- *    "ts": 17}
- *   {"user": "u1", "prompt": "...", "response": "...", "rating": 4,
- *    "scale": [1, 5], "ts": 18}
- *
- * optional on either: "id" (a string naming the event) and
- * "rater": {"role": "end_user|crowdworker|expert", "attributes": {...}}.
- * Every other key is an error naming the line (docs/prefs.md).
+ * Ownership: objects returned through `**out` are the caller's and are freed
+ * with the matching `_free` (a pwb_feedback_reader with pwb_feedback_close();
+ * strings and bytes returned through `char **` or `void **` with free()).
+ * Pointers returned by getters are borrowed until their parent object is
+ * freed, with two exceptions: an event from pwb_feedback_get() lives until
+ * the next pwb_feedback_parse() into its set (its strings, until the set is
+ * freed), and the strings of an event from pwb_feedback_next() until the
+ * next call or pwb_feedback_close(). A model copies its parameters' category
+ * ids; features, bounds and results are plain data the caller holds. The
+ * module keeps no global state: different objects may be used from
+ * different threads at once. A pwb_prefs_model may be read (scored,
+ * measured against, explained, saved, packed) from several threads at once
+ * while nothing changes it; pwb_prefs_update_pair(), pwb_prefs_reset() and
+ * pwb_prefs_user_load_mem() change it (they add users, grow its user table
+ * and use a scratch buffer in it), so the caller locks: one of them at a
+ * time, and no other call on that model meanwhile. A pwb_feedback_set may be
+ * read from several threads while nothing appends to it; a
+ * pwb_feedback_reader is used by one thread at a time.
  */
 #ifndef PWB_PREFS_H
 #define PWB_PREFS_H
@@ -25,7 +39,20 @@
 extern "C" {
 #endif
 
-/* ---- feedback events (DESIGN §4.3) ---- */
+/* ---- feedback events (DESIGN §4.3) ----
+ *
+ * Feedback events are the lines of DESIGN §4.3, as imported into a store
+ * and as read by `pwb eval prefs`:
+ *
+ *   {"user": "u1", "prompt": "...", "chosen": "...", "rejected": "...",
+ *    "ts": 17}
+ *   {"user": "u1", "prompt": "...", "response": "...", "rating": 4,
+ *    "scale": [1, 5], "ts": 18}
+ *
+ * optional on either: "id" (a string naming the event) and
+ * "rater": {"role": "end_user|crowdworker|expert", "attributes": {...}}.
+ * Every other key is an error naming the line (docs/prefs.md).
+ */
 
 typedef enum pwb_feedback_kind {
 	PWB_FEEDBACK_PAIR,  /* chosen is preferred to rejected */
@@ -85,7 +112,9 @@ void pwb_feedback_close(pwb_feedback_reader *r);
 /*
  * A set of events held in memory, in file order. pwb_feedback_load()
  * reads a whole file: every bad line is reported (up to the diag cap) and
- * the call then fails with PWB_EPARSE and *out NULL.
+ * the call then fails with PWB_EPARSE and *out NULL. pwb_feedback_set_new()
+ * makes an empty one (for pwb_feedback_parse()); it fails only with
+ * PWB_ENOMEM.
  */
 typedef struct pwb_feedback_set pwb_feedback_set;
 
@@ -93,8 +122,9 @@ pwb_status pwb_feedback_load(pwb_feedback_set **out, const char *path,
 			     pwb_diag *diag);
 pwb_status pwb_feedback_set_new(pwb_feedback_set **out);
 size_t pwb_feedback_n(const pwb_feedback_set *s);
+/* The i-th event, or NULL past the end. */
 const pwb_feedback *pwb_feedback_get(const pwb_feedback_set *s, size_t i);
-void pwb_feedback_free(pwb_feedback_set *s);
+void pwb_feedback_set_free(pwb_feedback_set *s);
 
 /*
  * Parses one event (a JSON object of len bytes, e.g. an HTTP body) and
@@ -117,9 +147,6 @@ pwb_status pwb_feedback_parse(pwb_feedback_set *into, const char *json,
  * FTRL-Proximal; weights on the scores of categories not on for the
  * user are clamped at <= 0 when scoring and never pushed above 0 when
  * learning.
- *
- * A model is not shared between threads while it is being changed;
- * scoring from several threads at once is safe when nothing updates.
  */
 
 /* The measured dimensions, each on [0, 1] (formulas in docs/prefs.md).
@@ -185,8 +212,13 @@ typedef struct pwb_prefs_params {
 
 pwb_prefs_params pwb_prefs_default_params(void);
 
+/*
+ * A model with no users and a population model of zeros; params NULL: the
+ * defaults. Fails with PWB_EINVAL, naming the parameter that is out of
+ * range (or the category given twice), or PWB_ENOMEM; *out is then NULL.
+ */
 pwb_status pwb_prefs_model_new(pwb_prefs_model **out,
-			       const pwb_prefs_params *params);
+			       const pwb_prefs_params *params, pwb_diag *diag);
 void pwb_prefs_model_free(pwb_prefs_model *m);
 /* The model's parameters (its category ids are borrowed from it). */
 const pwb_prefs_params *pwb_prefs_model_params(const pwb_prefs_model *m);
@@ -230,10 +262,11 @@ void pwb_prefs_bounds_from_effective(pwb_prefs_bounds *b,
 /*
  * Learns from one choice: user preferred `chosen` over `rejected`, each
  * as pwb_prefs_features_compute or _unpack made it for this model
- * (anything else is refused with PWB_EINVAL). user NULL or "" updates the
- * population model only. When the bounds need consent the user has not
- * given, nothing is learnt, not even by the population model: PWB_EBOUNDS.
- * Fails with PWB_ENOMEM (the model is then unchanged for that user).
+ * (anything else is refused with PWB_EINVAL, as is a user id longer than
+ * 256 bytes). user NULL or "" updates the population model only. When the
+ * bounds need consent the user has not given, nothing is learnt, not even
+ * by the population model: PWB_EBOUNDS. Fails with PWB_ENOMEM (the model is
+ * then unchanged for that user).
  */
 pwb_status pwb_prefs_update_pair(pwb_prefs_model *m, const char *user,
 				 const pwb_prefs_features *chosen,
@@ -294,16 +327,20 @@ pwb_status pwb_prefs_save(const pwb_prefs_model *m, const char *path,
 			  pwb_diag *diag);
 pwb_status pwb_prefs_load(pwb_prefs_model **out, const char *path,
 			  pwb_diag *diag);
+/* A model file's bytes in memory; *data freed with free(). Fails only with
+ * PWB_ENOMEM. */
 pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
 			      size_t *len);
 pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			      size_t len, const char *name, pwb_diag *diag);
 /* The population blob: the model without its users (a model file with
  * no users, which pwb_prefs_load_mem reads); with the users' blobs it
- * rebuilds the whole model. *data freed with free(). */
+ * rebuilds the whole model. *data freed with free(); fails only with
+ * PWB_ENOMEM. */
 pwb_status pwb_prefs_population_save_mem(const pwb_prefs_model *m, void **data,
 					 size_t *len);
-/* One user's blob; *data freed with free(). */
+/* One user's blob; *data freed with free(). PWB_ENOTFOUND for an unknown
+ * user, else fails only with PWB_ENOMEM. */
 pwb_status pwb_prefs_user_save_mem(const pwb_prefs_model *m, const char *user,
 				   void **data, size_t *len);
 /* Replaces (or adds) the user from a blob made for a model of the same
@@ -316,6 +353,7 @@ pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
  * §8: "else feature vectors"): the model's feature layout, then one vector
  * (a rating's response, b NULL) or two (a pair's chosen a and rejected
  * b), sealed with a BLAKE2b-256 checksum. *data is freed with free().
+ * PWB_EINVAL without m or a, else fails only with PWB_ENOMEM.
  */
 pwb_status pwb_prefs_features_pack(const pwb_prefs_model *m,
 				   const pwb_prefs_features *a,
@@ -361,7 +399,7 @@ void pwb_prefs_sim_user(const pwb_prefs_sim_params *p, size_t u,
 			double theta[PWB_PREFS_N_DIMS]);
 /* User u's stated settings as settings JSON (targets on the two of
  * verbosity, formality and humour they care most about); *out is freed
- * with free(). */
+ * with free(). Fails only with PWB_ENOMEM. */
 pwb_status pwb_prefs_sim_settings(const pwb_prefs_sim_params *p, size_t u,
 				  char **out);
 

@@ -6,9 +6,11 @@
 #include "bounds/bounds_int.h"
 
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *pwb_verdict_str(pwb_verdict v)
 {
@@ -39,6 +41,19 @@ pwb_bounds_params pwb_bounds_default_params(void)
 	bp.max_text_bytes = PWB_BOUNDS_MAX_TEXT;
 	bp.linear_window = PWB_BOUNDS_LINEAR_WINDOW;
 	return bp;
+}
+
+void pwb__bounds_log(const pwb_bounds *b, pwb_log_level level, const char *fmt,
+		     ...)
+{
+	if (!b->params.log)
+		return;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	b->params.log(b->params.log_user, level, msg);
 }
 
 /* ---- scratch spaces: one per concurrent scan ---- */
@@ -98,14 +113,16 @@ pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
 			  const pwb_bounds_params *params, pwb_diag *diag)
 {
 	*out = NULL;
+	size_t mark = pwb__diag_mark(diag);
 	if (!policy)
-		return PWB_EINVAL;
+		return pwb__diag_fail(diag, mark, PWB_EINVAL,
+				      "detectors without a policy");
 	pwb_bounds *b = pwb__calloc(1, sizeof(*b));
 	if (!b)
-		return PWB_ENOMEM;
+		return pwb__diag_fail(diag, mark, PWB_ENOMEM, "detectors");
 	if (pthread_mutex_init(&b->scratch.lock, NULL) != 0) {
 		free(b);
-		return PWB_ENOMEM;
+		return pwb__diag_fail(diag, mark, PWB_ENOMEM, "detectors");
 	}
 	b->policy = policy;
 	b->params = params ? *params : pwb_bounds_default_params();
@@ -119,12 +136,8 @@ pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
 	if (!rc)
 		rc = pwb__lexicon_compile(b, diag);
 	if (!rc && b->params.model) {
-		char err[256];
-		rc = pwb__linear_load(&b->model, b->params.model, err,
-				      sizeof(err));
-		if (rc) {
-			pwb_diag_add(diag, b->params.model, 0, 0, "%s", err);
-		} else {
+		rc = pwb__linear_load(&b->model, b->params.model, diag);
+		if (!rc) {
 			size_t nl = pwb__linear_n_labels(b->model);
 			b->model_cat = pwb__calloc(nl ? nl : 1, sizeof(int));
 			if (!b->model_cat)
@@ -136,7 +149,7 @@ pwb_status pwb_bounds_new(pwb_bounds **out, const pwb_policy *policy,
 	}
 	if (rc) {
 		pwb_bounds_free(b);
-		return rc;
+		return pwb__diag_fail(diag, mark, rc, "detectors");
 	}
 	*out = b;
 	return PWB_OK;
@@ -598,8 +611,16 @@ static pwb_status score_guard(check_ctx *cc)
 			     pwb_status_str(PWB_ENOMEM));
 		return PWB_ENOMEM;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	pwb_status gs = b->params.guard(b->params.guard_user, prompt, &answer);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	free(prompt);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) +
+		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (secs >= PWB__GUARD_SLOW_S)
+		pwb__bounds_log(b, PWB_LOG_WARN,
+				"the guard judge took %.1f s to answer", secs);
 	if (gs || !answer) {
 		pwb_diag_add(cc->diag, NULL, 0, 0, "the guard judge failed: %s",
 			     pwb_status_str(gs ? gs : PWB_EIO));

@@ -20,6 +20,7 @@
 #define PWB__LEX_MAX_ENTRIES 100000
 #define PWB__MAX_MATCHES 100000	  /* matches kept per text */
 #define PWB__MAX_SPANS_PER_CAT 64 /* spans reported per category */
+#define PWB__GUARD_SLOW_S 2.0	  /* a guard answer this slow is logged */
 
 typedef enum pwb__lex_kind {
 	PWB__LEX_WORD,
@@ -62,6 +63,10 @@ struct pwb_bounds {
 	pwb__linear *model;
 	int *model_cat; /* model label -> registry category, -1 unknown */
 };
+
+/* Logs through the caller's callback (params.log), if any. */
+void pwb__bounds_log(const pwb_bounds *b, pwb_log_level level, const char *fmt,
+		     ...) __attribute__((format(printf, 3, 4)));
 
 /* The guard detector (guard.c): whether to ask the judge at all (a judge
  * is set and some category has a guard detector), its prompt, and the

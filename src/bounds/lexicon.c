@@ -40,15 +40,12 @@ static bool lower_ascii_ok(const char *s)
 
 static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 {
-	char why[256];
 	char *data;
 	size_t len;
-	pwb_status rc = pwb__read_file(path, PWB__LEX_MAX_FILE, &data, &len,
-				       why, sizeof(why));
-	if (rc) {
-		pwb_diag_add(diag, path, 0, 0, "%s", why);
+	pwb_status rc =
+	    pwb__read_file(path, PWB__LEX_MAX_FILE, &data, &len, diag);
+	if (rc)
 		return rc == PWB_ENOMEM ? rc : PWB_EPARSE;
-	}
 	int bl, bc;
 	bool nul;
 	if (!pwb__utf8_valid(data, len, &bl, &bc, &nul)) {
@@ -441,10 +438,10 @@ static void cache_path(char *out, size_t size, const char *dir,
 
 static bool cache_load(pwb_bounds *b, const char *path)
 {
-	char *data, why[256];
+	char *data;
 	size_t len;
-	if (pwb__read_file(path, PWB__HS_CACHE_MAX, &data, &len, why,
-			   sizeof(why)))
+	/* A missing or unreadable cache is no error: it is rebuilt. */
+	if (pwb__read_file(path, PWB__HS_CACHE_MAX, &data, &len, NULL))
 		return false;
 	bool ok = hs_deserialize_database(data, len, &b->db) == HS_SUCCESS;
 	free(data);
@@ -453,13 +450,18 @@ static bool cache_load(pwb_bounds *b, const char *path)
 	return ok;
 }
 
-/* Best effort: a cache that cannot be written only costs time. */
+/* Best effort: a cache that cannot be written only costs time, and the
+ * caller's log says so. */
 static void cache_store(pwb_bounds *b, const char *path)
 {
 	char *bytes = NULL;
 	size_t len = 0;
-	if (hs_serialize_database(b->db, &bytes, &len) != HS_SUCCESS)
+	if (hs_serialize_database(b->db, &bytes, &len) != HS_SUCCESS) {
+		pwb__bounds_log(b, PWB_LOG_WARN,
+				"cannot keep the compiled lexicon database: "
+				"it does not serialise");
 		return;
+	}
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s", path);
 	char *slash = strrchr(dir, '/');
@@ -470,7 +472,8 @@ static void cache_store(pwb_bounds *b, const char *path)
 	char tmp[4200];
 	snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path);
 	int fd = mkstemp(tmp);
-	if (fd >= 0) {
+	bool ok = fd >= 0;
+	if (ok) {
 		size_t off = 0;
 		while (off < len) {
 			ssize_t w = write(fd, bytes + off, len - off);
@@ -478,11 +481,18 @@ static void cache_store(pwb_bounds *b, const char *path)
 				break;
 			off += (size_t)w;
 		}
-		bool ok = off == len && fsync(fd) == 0;
+		ok = off == len && fsync(fd) == 0;
 		close(fd);
-		if (!ok || rename(tmp, path) != 0)
+		if (!ok || rename(tmp, path) != 0) {
+			ok = false;
 			unlink(tmp);
+		}
 	}
+	if (!ok)
+		pwb__bounds_log(b, PWB_LOG_WARN,
+				"cannot keep the compiled lexicon database in "
+				"%s: %s; every run will compile it again",
+				dir, strerror(errno));
 	free(bytes);
 }
 
@@ -526,6 +536,12 @@ pwb_status pwb__lexicon_compile(pwb_bounds *b, pwb_diag *diag)
 			   (const char *const *)pats, flags, n);
 	if (cache[0] && cache_load(b, cache))
 		goto scratch;
+	pwb__bounds_log(b, PWB_LOG_INFO,
+			"compiling %zu lexicon entries into one database "
+			"(seconds; %s)",
+			b->n_entries,
+			cache[0] ? "kept for later runs"
+				 : "no cache folder set");
 	hs_compile_error_t *err = NULL;
 	if (hs_compile_multi((const char *const *)pats, flags, ids, (unsigned)n,
 			     PWB__HS_MODE, NULL, &b->db, &err) != HS_SUCCESS) {

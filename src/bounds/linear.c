@@ -828,14 +828,14 @@ pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data, size_t *len)
 	return rc;
 }
 
-pwb_status pwb__linear_save(const pwb__linear *m, const char *path, char *err,
-			    size_t err_size)
+pwb_status pwb__linear_save(const pwb__linear *m, const char *path,
+			    pwb_diag *diag)
 {
 	if (!m || !path || !*path) {
-		pwb__seterr(err, err_size, "no model or no path");
+		pwb_diag_add(diag, path, 0, 0, "no model or no path");
 		return PWB_EINVAL;
 	}
-	return pwb__sealed_to_file(path, serialise, m, err, err_size);
+	return pwb__sealed_to_file(path, serialise, m, diag);
 }
 
 static uint32_t rd32(const unsigned char *b)
@@ -844,82 +844,85 @@ static uint32_t rd32(const unsigned char *b)
 	       (uint32_t)b[3] << 24;
 }
 
-pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
-				char *err, size_t err_size)
+/* Messages name file (NULL for a model in memory). */
+static pwb_status load_mem(pwb__linear **out, const void *data, size_t len,
+			   const char *file, pwb_diag *diag)
 {
-	if (!out)
-		return PWB_EINVAL;
 	*out = NULL;
 	const unsigned char *d = data;
-	if (!d && len)
+	if (!d && len) {
+		pwb_diag_add(diag, file, 0, 0, "no model data");
 		return PWB_EINVAL;
+	}
 	if (len < LIN_MAGIC_LEN || memcmp(d, LIN_MAGIC, LIN_MAGIC_LEN) != 0) {
-		pwb__seterr(err, err_size, "not a pwb linear model");
+		pwb_diag_add(diag, file, 0, 0, "not a pwb linear model");
 		return PWB_EPARSE;
 	}
 	if (len < LIN_HEADER_LEN) {
-		pwb__seterr(err, err_size,
-			    "truncated: %zu bytes, shorter than the header",
-			    len);
+		pwb_diag_add(diag, file, 0, 0,
+			     "truncated: %zu bytes, shorter than the header",
+			     len);
 		return PWB_EPARSE;
 	}
 	uint32_t version = rd32(d + 8);
 	if (version > LIN_VERSION) {
-		pwb__seterr(
-		    err, err_size,
+		pwb_diag_add(
+		    diag, file, 0, 0,
 		    "written by a newer pwb (version %u); this pwb reads "
 		    "version %u",
 		    (unsigned)version, LIN_VERSION);
 		return PWB_EPARSE;
 	}
 	if (version != LIN_VERSION) {
-		pwb__seterr(err, err_size,
-			    "unknown version %u; this pwb reads "
-			    "version %u",
-			    (unsigned)version, LIN_VERSION);
+		pwb_diag_add(diag, file, 0, 0,
+			     "unknown version %u; this pwb reads "
+			     "version %u",
+			     (unsigned)version, LIN_VERSION);
 		return PWB_EPARSE;
 	}
 	uint32_t bits = rd32(d + 12), nl = rd32(d + 16);
 	if (bits < LIN_MIN_BITS || bits > LIN_MAX_BITS) {
-		pwb__seterr(err, err_size,
-			    "hash_bits is %u, not between %u and %u",
-			    (unsigned)bits, LIN_MIN_BITS, LIN_MAX_BITS);
+		pwb_diag_add(diag, file, 0, 0,
+			     "hash_bits is %u, not between %u and %u",
+			     (unsigned)bits, LIN_MIN_BITS, LIN_MAX_BITS);
 		return PWB_EPARSE;
 	}
 	if (nl < 1 || nl > LIN_MAX_LABELS) {
-		pwb__seterr(err, err_size, "%u labels, not between 1 and %u",
-			    (unsigned)nl, LIN_MAX_LABELS);
+		pwb_diag_add(diag, file, 0, 0,
+			     "%u labels, not between 1 and %u", (unsigned)nl,
+			     LIN_MAX_LABELS);
 		return PWB_EPARSE;
 	}
 	if (!sizes_ok(bits, nl)) {
-		pwb__seterr(err, err_size,
-			    "%u labels at hash_bits %u exceed the limit of %zu "
-			    "weights",
-			    (unsigned)nl, (unsigned)bits, LIN_MAX_WEIGHTS);
+		pwb_diag_add(
+		    diag, file, 0, 0,
+		    "%u labels at hash_bits %u exceed the limit of %zu "
+		    "weights",
+		    (unsigned)nl, (unsigned)bits, LIN_MAX_WEIGHTS);
 		return PWB_EPARSE;
 	}
 	size_t off = LIN_HEADER_LEN;
 	size_t name_off[LIN_MAX_LABELS], name_len[LIN_MAX_LABELS];
 	for (uint32_t l = 0; l < nl; l++) {
 		if (len - off < 4) {
-			pwb__seterr(err, err_size,
-				    "truncated: the file ends inside label %u",
-				    (unsigned)l + 1);
+			pwb_diag_add(diag, file, 0, 0,
+				     "truncated: the file ends inside label %u",
+				     (unsigned)l + 1);
 			return PWB_EPARSE;
 		}
 		uint32_t n = rd32(d + off);
 		off += 4;
 		if (n < 1 || n > LIN_MAX_NAME) {
-			pwb__seterr(
-			    err, err_size,
+			pwb_diag_add(
+			    diag, file, 0, 0,
 			    "label %u has %u bytes, not between 1 and %u",
 			    (unsigned)l + 1, (unsigned)n, LIN_MAX_NAME);
 			return PWB_EPARSE;
 		}
 		if (len - off < n) {
-			pwb__seterr(err, err_size,
-				    "truncated: the file ends inside label %u",
-				    (unsigned)l + 1);
+			pwb_diag_add(diag, file, 0, 0,
+				     "truncated: the file ends inside label %u",
+				     (unsigned)l + 1);
 			return PWB_EPARSE;
 		}
 		name_off[l] = off;
@@ -930,15 +933,15 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 	size_t nb = (size_t)1 << bits;
 	size_t want = off + (size_t)nl * (nb + 1) * 4 + LIN_SUM_LEN;
 	if (len != want) {
-		pwb__seterr(err, err_size,
-			    "%s: %zu bytes where the header promises %zu",
-			    len < want ? "truncated" : "trailing bytes", len,
-			    want);
+		pwb_diag_add(diag, file, 0, 0,
+			     "%s: %zu bytes where the header promises %zu",
+			     len < want ? "truncated" : "trailing bytes", len,
+			     want);
 		return PWB_EPARSE;
 	}
 	if (!pwb__sealed_ok(d, len)) {
-		pwb__seterr(err, err_size,
-			    "checksum mismatch: the file is corrupt");
+		pwb_diag_add(diag, file, 0, 0,
+			     "checksum mismatch: the file is corrupt");
 		return PWB_EPARSE;
 	}
 	/* Past the checksum, a bad value was written so on purpose (or by a
@@ -946,17 +949,17 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 	for (uint32_t l = 0; l < nl; l++) {
 		const char *s = (const char *)d + name_off[l];
 		if (!valid_label(s, name_len[l])) {
-			pwb__seterr(err, err_size,
-				    "label %u is not a valid category id",
-				    (unsigned)l + 1);
+			pwb_diag_add(diag, file, 0, 0,
+				     "label %u is not a valid category id",
+				     (unsigned)l + 1);
 			return PWB_EPARSE;
 		}
 		for (uint32_t k = 0; k < l; k++)
 			if (name_len[k] == name_len[l] &&
 			    memcmp(d + name_off[k], s, name_len[l]) == 0) {
-				pwb__seterr(err, err_size,
-					    "labels %u and %u are the same",
-					    (unsigned)k + 1, (unsigned)l + 1);
+				pwb_diag_add(diag, file, 0, 0,
+					     "labels %u and %u are the same",
+					     (unsigned)k + 1, (unsigned)l + 1);
 				return PWB_EPARSE;
 			}
 	}
@@ -966,17 +969,17 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 		float f;
 		memcpy(&f, &v, 4);
 		if (!isfinite(f)) {
-			pwb__seterr(err, err_size,
-				    "weight %zu of label %zu is not a finite "
-				    "number",
-				    i % (nb + 1), i / (nb + 1) + 1);
+			pwb_diag_add(diag, file, 0, 0,
+				     "weight %zu of label %zu is not a finite "
+				     "number",
+				     i % (nb + 1), i / (nb + 1) + 1);
 			return PWB_EPARSE;
 		}
 	}
 
 	pwb__linear *m = NULL;
 	if (model_new(&m, bits, nl)) {
-		pwb__seterr(err, err_size, "out of memory");
+		pwb_diag_add(diag, file, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}
 	for (uint32_t l = 0; l < nl; l++) {
@@ -984,7 +987,7 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 		    pwb__strndup((const char *)d + name_off[l], name_len[l]);
 		if (!m->names[l]) {
 			pwb__linear_free(m);
-			pwb__seterr(err, err_size, "out of memory");
+			pwb_diag_add(diag, file, 0, 0, "out of memory");
 			return PWB_ENOMEM;
 		}
 	}
@@ -1001,22 +1004,30 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
 	return PWB_OK;
 }
 
-pwb_status pwb__linear_load(pwb__linear **out, const char *path, char *err,
-			    size_t err_size)
+pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
+				pwb_diag *diag)
 {
-	if (!out)
+	if (!out) {
+		pwb_diag_add(diag, NULL, 0, 0, "no place for the model");
 		return PWB_EINVAL;
+	}
+	return load_mem(out, data, len, NULL, diag);
+}
+
+pwb_status pwb__linear_load(pwb__linear **out, const char *path, pwb_diag *diag)
+{
+	if (!out || !path) {
+		pwb_diag_add(diag, path, 0, 0,
+			     "no place for the model or no path");
+		return PWB_EINVAL;
+	}
 	*out = NULL;
 	char *data = NULL;
 	size_t len = 0;
-	char why[256];
-	pwb_status rc =
-	    pwb__read_file(path, LIN_MAX_FILE, &data, &len, why, sizeof(why));
-	if (rc) {
-		pwb__seterr(err, err_size, "%s", why);
+	pwb_status rc = pwb__read_file(path, LIN_MAX_FILE, &data, &len, diag);
+	if (rc)
 		return rc;
-	}
-	rc = pwb__linear_load_mem(out, data, len, err, err_size);
+	rc = load_mem(out, data, len, path, diag);
 	free(data);
 	return rc;
 }

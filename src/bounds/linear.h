@@ -72,10 +72,11 @@ void pwb__linear_score_windows(const pwb__linear *m, const char *text,
 
 /*
  * Saves atomically (a temporary file, fsync, rename): a crash never leaves
- * a half-written model at path. err gets a reason on failure.
+ * a half-written model at path. On failure adds one message to diag, with
+ * path as its file (line 0).
  */
-pwb_status pwb__linear_save(const pwb__linear *m, const char *path, char *err,
-			    size_t err_size);
+pwb_status pwb__linear_save(const pwb__linear *m, const char *path,
+			    pwb_diag *diag);
 
 /*
  * The bytes of the model file, in memory: *data is the caller's, freed
@@ -87,12 +88,13 @@ pwb_status pwb__linear_save_mem(const pwb__linear *m, void **data, size_t *len);
 /*
  * Loads a model file, or a model from memory. A file of another format, a
  * newer version, a wrong checksum, a truncated body or absurd sizes are
- * refused with PWB_EPARSE and a reason in err; nothing is half-loaded.
+ * refused with PWB_EPARSE; nothing is half-loaded. Every failure adds one
+ * message to diag, whose file is path (NULL for a model in memory).
  */
-pwb_status pwb__linear_load(pwb__linear **out, const char *path, char *err,
-			    size_t err_size);
+pwb_status pwb__linear_load(pwb__linear **out, const char *path,
+			    pwb_diag *diag);
 pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
-				char *err, size_t err_size);
+				pwb_diag *diag);
 
 /*
  * The hashed features of a text, for other modules (the preference

@@ -165,12 +165,8 @@ pwb_status pwb_bounds_train(const pwb_labelled_set *set, const char *name,
 			pwb_diag_add(diag, name, 0, 0, "training failed: %s",
 				     pwb_status_str(rc));
 	}
-	if (!rc) {
-		char err[256];
-		rc = pwb__linear_save(m, path, err, sizeof(err));
-		if (rc)
-			pwb_diag_add(diag, path, 0, 0, "%s", err);
-	}
+	if (!rc)
+		rc = pwb__linear_save(m, path, diag);
 	if (!rc && report) {
 		rc = copy_report(report, &rep, &td);
 		if (rc)

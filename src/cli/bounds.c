@@ -262,6 +262,7 @@ pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
 	bp.lexicon_dir = lexicons;
 	bp.model = model;
 	bp.cache_dir = cli_cache_dir();
+	bp.log = cli_log;
 	pwb_bounds *b = NULL;
 	pwb_diag diag;
 	pwb_diag_init(&diag);

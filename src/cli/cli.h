@@ -207,6 +207,10 @@ void cli_progress_end(cli_progress *p);
  * else $XDG_CACHE_HOME/pwb, else $HOME/.cache/pwb, created when missing.
  * NULL when none can be made (the caller then works without a cache).
  */
+/* The library's log callback for the CLI: warnings on stderr ("pwb:
+ * warning: ..."), notes ("pwb: note: ...") only when stderr is a
+ * terminal, debug messages only when PWB_DEBUG is set. */
+void cli_log(void *user, pwb_log_level level, const char *msg);
 const char *cli_cache_dir(void);
 
 /* A subcommand: its name and the function that runs it. */

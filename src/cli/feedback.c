@@ -105,20 +105,263 @@ static pwb_status event_features(const pwb_prefs_model *m,
 	return st;
 }
 
+/* One import, from its options to its counts. */
+typedef struct importer {
+	const char *db, *org, *policies, *file;
+	bool features_only, verbose;
+	uint64_t batch;
+	int64_t now;
+	/* Whether texts are stored, and why (for the summary). */
+	pwb_store_texts texts;
+	const char *why;
+	char why_buf[512];
+	pwb_feedback_reader *rd;
+	pwb_prefs_model *layout; /* the features' layout, without texts */
+	pwb_store *s;
+	pwb_diag d;
+	cli_progress bar; /* drawn when the input's size is known */
+	uint64_t total;
+	import_stats stats;
+	uint64_t in_batch, batch_stored, batch_dups;
+	bool open_tx;
+} importer;
+
+/* Whether texts are stored: not with --features-only, nor where the org's
+ * learning restrictions (with --policies) say store_texts: false. */
+static int import_texts(importer *im, cli_args *a)
+{
+	im->texts =
+	    im->features_only ? PWB_STORE_FEATURES_ONLY : PWB_STORE_TEXTS;
+	im->why = im->features_only ? "--features-only" : "default";
+	if (!im->policies)
+		return CLI_OK;
+	cli_resolve res = {0};
+	res.policies = im->policies;
+	res.org = im->org;
+	int rc = cli_resolve_run(&res, a);
+	if (rc) {
+		cli_resolve_release(&res);
+		return rc;
+	}
+	const pwb_eff_learning *l = pwb_effective_learning(res.effective);
+	if (!l->store_texts) {
+		im->texts = PWB_STORE_FEATURES_ONLY;
+		snprintf(
+		    im->why_buf, sizeof(im->why_buf), "store_texts: false, %s",
+		    l->store_texts_set_by.source ? l->store_texts_set_by.source
+						 : "policy");
+		im->why = im->why_buf;
+	}
+	cli_resolve_release(&res);
+	return CLI_OK;
+}
+
+/* Frees what an import holds. */
+static void import_close(importer *im)
+{
+	pwb_store_free(im->s);
+	pwb_prefs_model_free(im->layout);
+	pwb_feedback_close(im->rd);
+	pwb_diag_release(&im->d);
+}
+
+/* Opens the input, the features' layout (when texts are not stored) and
+ * the store; prints the error and returns CLI_FAIL when one fails. */
+static int import_open(importer *im)
+{
+	pwb_diag_init(&im->d);
+	pwb_status st = pwb_feedback_open(&im->rd, im->file, &im->d);
+	if (st) {
+		cli_report(im->file, st, &im->d);
+		import_close(im);
+		return CLI_FAIL;
+	}
+	/* Without texts, the events keep their features (docs/store.md),
+	 * laid out for a preference model of the default parameters. */
+	if (im->texts == PWB_STORE_FEATURES_ONLY &&
+	    (st = pwb_prefs_model_new(&im->layout, NULL, &im->d))) {
+		fprintf(stderr, "pwb feedback import: %s\n",
+			im->d.n ? im->d.entries[0].message
+				: pwb_status_str(st));
+		import_close(im);
+		return CLI_FAIL;
+	}
+	if (!(im->s = cli_store_open(im->db))) {
+		import_close(im);
+		return CLI_FAIL;
+	}
+	if ((im->total = pwb_feedback_bytes_total(im->rd)))
+		cli_progress_start(&im->bar, "import", (size_t)im->total);
+	return CLI_OK;
+}
+
+/* Ends the progress bar, before an error is printed. */
+static void import_bar_end(importer *im)
+{
+	if (im->total)
+		cli_progress_end(&im->bar);
+}
+
+/* Adds one event to the store, with its features when texts are not
+ * stored; *id is 0 when its "id" was already stored. */
+static pwb_status store_event(importer *im, const pwb_feedback *ev, int64_t *id)
+{
+	const char *role = pwb_rater_role_name(ev->rater_role);
+	bool pair = ev->kind == PWB_FEEDBACK_PAIR;
+	pwb_store_feedback fb = {
+	    .kind = pair ? PWB_STORE_FB_PAIR : PWB_STORE_FB_RATING,
+	    .user = ev->user,
+	    .event_id = ev->id,
+	    .ts = ev->has_ts ? ev->ts : 0,
+	    .prompt = ev->prompt && ev->prompt[0] ? ev->prompt : NULL,
+	    .chosen = ev->chosen,
+	    .rejected = ev->rejected,
+	    .response = ev->response,
+	    .rating = ev->rating,
+	    .scale_lo = ev->scale_lo,
+	    .scale_hi = ev->scale_hi,
+	    .rater_role = role && role[0] ? role : NULL,
+	    .rater_attrs = ev->rater_attrs,
+	};
+	void *feat = NULL;
+	pwb_status st;
+	if (im->layout && (st = event_features(im->layout, ev, &feat,
+					       &fb.features_len, &im->d)))
+		return st;
+	fb.features = feat;
+	st = pwb_store_feedback_add(im->s, im->org, &fb, im->texts, im->now, id,
+				    &im->d);
+	free(feat);
+	return st;
+}
+
+/* Commits the open batch ending at line `last` and counts it; names it
+ * on standard output with --verbose. */
+static pwb_status end_batch(importer *im, int last)
+{
+	im->open_tx = false;
+	pwb_status st = commit_batch(
+	    im->s, im->org, im->texts, im->batch_stored, im->batch_dups,
+	    im->stats.first_line, last, im->now, &im->d);
+	if (st)
+		return st;
+	im->stats.stored += im->batch_stored;
+	im->stats.duplicates += im->batch_dups;
+	im->stats.batches++;
+	im->in_batch = im->batch_stored = im->batch_dups = 0;
+	if (im->verbose) {
+		printf("committed lines %d-%d\n", im->stats.first_line, last);
+		fflush(stdout);
+	}
+	return PWB_OK;
+}
+
+/* Stores one event in the open batch (opening one first) and commits the
+ * batch once it is full; prints the error and returns CLI_FAIL. */
+static int import_event(importer *im, const pwb_feedback *ev)
+{
+	pwb_status st;
+	if (!im->open_tx) {
+		if ((st = pwb_store_begin(im->s, &im->d))) {
+			print_at(im->file, ev->line, st, &im->d);
+			return CLI_FAIL;
+		}
+		im->open_tx = true;
+		im->stats.first_line = ev->line;
+	}
+	if (!ev->user || !ev->user[0]) {
+		import_bar_end(im);
+		fprintf(stderr, "%s:%d: error: the event names no \"user\"\n",
+			im->file, ev->line);
+		return CLI_FAIL;
+	}
+	int64_t id = 0;
+	if ((st = store_event(im, ev, &id))) {
+		import_bar_end(im);
+		print_at(im->file, ev->line, st, &im->d);
+		return CLI_FAIL;
+	}
+	im->in_batch++;
+	if (id)
+		im->batch_stored++;
+	else
+		im->batch_dups++;
+	if (im->in_batch == im->batch && (st = end_batch(im, ev->line))) {
+		import_bar_end(im);
+		print_at(im->file, ev->line, st, &im->d);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/* Reads and imports every event, then commits the last batch; stops at
+ * the first error, printed. */
+static int import_events(importer *im)
+{
+	for (;;) {
+		pwb_feedback ev;
+		bool done = false;
+		pwb_diag_clear(&im->d);
+		pwb_status st = pwb_feedback_next(im->rd, &ev, &done, &im->d);
+		if (st) {
+			/* The reader's message names the file and line. */
+			import_bar_end(im);
+			cli_print_diag(&im->d);
+			return CLI_FAIL;
+		}
+		if (done)
+			break;
+		if (import_event(im, &ev))
+			return CLI_FAIL;
+		if (im->total)
+			cli_progress_update(
+			    &im->bar, (size_t)pwb_feedback_bytes_read(im->rd));
+	}
+	int last = pwb_feedback_line(im->rd);
+	pwb_status st;
+	if (im->open_tx && (st = end_batch(im, last))) {
+		print_at(im->file, last, st, &im->d);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/* What was imported; after an error, from which line on nothing was. */
+static void import_summary(importer *im, int rc)
+{
+	if (rc == CLI_OK) {
+		import_bar_end(im);
+		printf("imported %llu events into org %s (%llu already stored, "
+		       "skipped) in %llu batches; texts: %s (%s)\n",
+		       (unsigned long long)im->stats.stored, im->org,
+		       (unsigned long long)im->stats.duplicates,
+		       (unsigned long long)im->stats.batches,
+		       im->texts == PWB_STORE_TEXTS ? "kept" : "not stored",
+		       im->why);
+	} else {
+		printf("imported %llu events into org %s in %llu committed "
+		       "batches before the error; nothing from line %d on was "
+		       "written\n",
+		       (unsigned long long)im->stats.stored, im->org,
+		       (unsigned long long)im->stats.batches,
+		       im->open_tx || im->in_batch ? im->stats.first_line
+						   : pwb_feedback_line(im->rd));
+	}
+}
+
+/* `pwb feedback import`: the options, then the steps above. */
 static int cmd_import(cli_args *a)
 {
-	const char *db = NULL, *org = NULL, *policies = NULL;
-	bool features_only = false, verbose = false;
-	uint64_t batch = 1000;
-	int64_t now = cli_time_now();
+	importer im = {.batch = 1000, .now = cli_time_now()};
 	cli_list pos = {0};
-	const cli_spec spec[] = {CLI_OPT_NEED("db", db, "URL"),
-				 CLI_OPT_NEED("org", org, "ID"),
-				 CLI_OPT_STR("policies", policies),
-				 CLI_OPT_FLAG("features-only", features_only),
-				 CLI_OPT_UINT("batch", batch, 1, 1000000),
-				 CLI_OPT_NOW(now),
-				 CLI_OPT_FLAG("verbose", verbose)};
+	const cli_spec spec[] = {
+	    CLI_OPT_NEED("db", im.db, "URL"),
+	    CLI_OPT_NEED("org", im.org, "ID"),
+	    CLI_OPT_STR("policies", im.policies),
+	    CLI_OPT_FLAG("features-only", im.features_only),
+	    CLI_OPT_UINT("batch", im.batch, 1, 1000000),
+	    CLI_OPT_NOW(im.now),
+	    CLI_OPT_FLAG("verbose", im.verbose)};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), import_usage, &pos);
 	if (r)
 		return cli_parsed(r);
@@ -127,215 +370,15 @@ static int cmd_import(cli_args *a)
 	if (!pos.n)
 		return cli_usage_error(a, "give the FILE.jsonl to import, or "
 					  "'-' for standard input");
-	const char *file = pos.v[0];
-
-	pwb_store_texts texts =
-	    features_only ? PWB_STORE_FEATURES_ONLY : PWB_STORE_TEXTS;
-	const char *why = features_only ? "--features-only" : "default";
-	char why_buf[512];
-	if (policies) {
-		cli_resolve res = {0};
-		res.policies = policies;
-		res.org = org;
-		int rc = cli_resolve_run(&res, a);
-		if (rc) {
-			cli_resolve_release(&res);
-			return rc;
-		}
-		const pwb_eff_learning *l =
-		    pwb_effective_learning(res.effective);
-		if (!l->store_texts) {
-			texts = PWB_STORE_FEATURES_ONLY;
-			snprintf(why_buf, sizeof(why_buf),
-				 "store_texts: false, %s",
-				 l->store_texts_set_by.source
-				     ? l->store_texts_set_by.source
-				     : "policy");
-			why = why_buf;
-		}
-		cli_resolve_release(&res);
-	}
-
-	pwb_diag d;
-	pwb_diag_init(&d);
-	pwb_feedback_reader *rd = NULL;
-	pwb_status st = pwb_feedback_open(&rd, file, &d);
-	if (st) {
-		cli_report(file, st, &d);
-		pwb_diag_release(&d);
-		return CLI_FAIL;
-	}
-	/* Without texts, the events keep their features (docs/store.md),
-	 * laid out for a preference model of the default parameters. */
-	pwb_prefs_model *layout = NULL;
-	if (texts == PWB_STORE_FEATURES_ONLY &&
-	    pwb_prefs_model_new(&layout, NULL)) {
-		fprintf(stderr, "pwb feedback import: out of memory\n");
-		pwb_feedback_close(rd);
-		pwb_diag_release(&d);
-		return CLI_FAIL;
-	}
-	pwb_store *s = cli_store_open(db);
-	if (!s) {
-		pwb_prefs_model_free(layout);
-		pwb_feedback_close(rd);
-		pwb_diag_release(&d);
-		return CLI_FAIL;
-	}
-
-	int rc = CLI_OK;
-	import_stats stats = {0};
-	uint64_t in_batch = 0, batch_stored = 0, batch_dups = 0;
-	bool open_tx = false;
-	cli_progress bar;
-	uint64_t total = pwb_feedback_bytes_total(rd);
-	if (total)
-		cli_progress_start(&bar, "import", (size_t)total);
-	for (;;) {
-		pwb_feedback ev;
-		bool done = false;
-		pwb_diag_clear(&d);
-		st = pwb_feedback_next(rd, &ev, &done, &d);
-		if (st) {
-			/* The reader's message names the file and line. */
-			if (total)
-				cli_progress_end(&bar);
-			if (!d.n)
-				fprintf(stderr, "%s:%d: error: %s\n", file,
-					pwb_feedback_line(rd),
-					pwb_status_str(st));
-			cli_print_diag(&d);
-			rc = CLI_FAIL;
-			break;
-		}
-		if (done)
-			break;
-		if (!open_tx) {
-			if ((st = pwb_store_begin(s, &d))) {
-				print_at(file, ev.line, st, &d);
-				rc = CLI_FAIL;
-				break;
-			}
-			open_tx = true;
-			stats.first_line = ev.line;
-		}
-		if (!ev.user || !ev.user[0]) {
-			if (total)
-				cli_progress_end(&bar);
-			fprintf(stderr,
-				"%s:%d: error: the event names no \"user\"\n",
-				file, ev.line);
-			rc = CLI_FAIL;
-			break;
-		}
-		const char *role = pwb_rater_role_name(ev.rater_role);
-		bool pair = ev.kind == PWB_FEEDBACK_PAIR;
-		pwb_store_feedback fb = {
-		    .kind = pair ? PWB_STORE_FB_PAIR : PWB_STORE_FB_RATING,
-		    .user = ev.user,
-		    .event_id = ev.id,
-		    .ts = ev.has_ts ? ev.ts : 0,
-		    .prompt = ev.prompt && ev.prompt[0] ? ev.prompt : NULL,
-		    .chosen = ev.chosen,
-		    .rejected = ev.rejected,
-		    .response = ev.response,
-		    .rating = ev.rating,
-		    .scale_lo = ev.scale_lo,
-		    .scale_hi = ev.scale_hi,
-		    .rater_role = role && role[0] ? role : NULL,
-		    .rater_attrs = ev.rater_attrs,
-		};
-		void *feat = NULL;
-		if (layout && (st = event_features(layout, &ev, &feat,
-						   &fb.features_len, &d))) {
-			if (total)
-				cli_progress_end(&bar);
-			print_at(file, ev.line, st, &d);
-			rc = CLI_FAIL;
-			break;
-		}
-		fb.features = feat;
-		int64_t id = 0;
-		st = pwb_store_feedback_add(s, org, &fb, texts, now, &id, &d);
-		free(feat);
-		if (st) {
-			if (total)
-				cli_progress_end(&bar);
-			print_at(file, ev.line, st, &d);
-			rc = CLI_FAIL;
-			break;
-		}
-		in_batch++;
-		if (id)
-			batch_stored++;
-		else
-			batch_dups++;
-		if (in_batch == batch) {
-			open_tx = false;
-			if ((st = commit_batch(s, org, texts, batch_stored,
-					       batch_dups, stats.first_line,
-					       ev.line, now, &d))) {
-				if (total)
-					cli_progress_end(&bar);
-				print_at(file, ev.line, st, &d);
-				rc = CLI_FAIL;
-				break;
-			}
-			stats.stored += batch_stored;
-			stats.duplicates += batch_dups;
-			stats.batches++;
-			in_batch = batch_stored = batch_dups = 0;
-			if (verbose) {
-				printf("committed lines %d-%d\n",
-				       stats.first_line, ev.line);
-				fflush(stdout);
-			}
-		}
-		if (total)
-			cli_progress_update(
-			    &bar, (size_t)pwb_feedback_bytes_read(rd));
-	}
-	if (rc == CLI_OK && open_tx) {
-		open_tx = false;
-		if ((st = commit_batch(s, org, texts, batch_stored, batch_dups,
-				       stats.first_line, pwb_feedback_line(rd),
-				       now, &d))) {
-			print_at(file, pwb_feedback_line(rd), st, &d);
-			rc = CLI_FAIL;
-		} else {
-			stats.stored += batch_stored;
-			stats.duplicates += batch_dups;
-			stats.batches++;
-			in_batch = 0;
-			if (verbose)
-				printf("committed lines %d-%d\n",
-				       stats.first_line, pwb_feedback_line(rd));
-		}
-	}
-	if (open_tx)
-		pwb_store_rollback(s);
-	if (rc == CLI_OK) {
-		if (total)
-			cli_progress_end(&bar);
-		printf("imported %llu events into org %s (%llu already stored, "
-		       "skipped) in %llu batches; texts: %s (%s)\n",
-		       (unsigned long long)stats.stored, org,
-		       (unsigned long long)stats.duplicates,
-		       (unsigned long long)stats.batches,
-		       texts == PWB_STORE_TEXTS ? "kept" : "not stored", why);
-	} else {
-		printf("imported %llu events into org %s in %llu committed "
-		       "batches before the error; nothing from line %d on was "
-		       "written\n",
-		       (unsigned long long)stats.stored, org,
-		       (unsigned long long)stats.batches,
-		       open_tx || in_batch ? stats.first_line
-					   : pwb_feedback_line(rd));
-	}
-	pwb_store_free(s);
-	pwb_prefs_model_free(layout);
-	pwb_feedback_close(rd);
-	pwb_diag_release(&d);
+	im.file = pos.v[0];
+	int rc = import_texts(&im, a);
+	if (rc || (rc = import_open(&im)))
+		return rc;
+	rc = import_events(&im);
+	if (im.open_tx)
+		pwb_store_rollback(im.s);
+	import_summary(&im, rc);
+	import_close(&im);
 	return rc;
 }
 

@@ -112,7 +112,7 @@ static pwb_prefs_model *train_file(const char *data,
 		cli_report(data, st, &diag);
 	}
 	pwb_diag_release(&diag);
-	pwb_feedback_free(set);
+	pwb_feedback_set_free(set);
 	return m;
 }
 
@@ -206,11 +206,16 @@ static int cmd_explain(cli_args *a)
 	pwb_diag_init(&diag);
 	char *text = NULL;
 	int rc = CLI_FAIL;
-	if (pwb_prefs_explain(m, user, &text, &diag)) {
+	pwb_status st = pwb_prefs_explain(m, user, &text, &diag);
+	if (st == PWB_ENOTFOUND) {
 		fprintf(stderr,
 			"%s: error: unknown user '%s' (the model "
 			"has %zu users)\n",
 			model ? model : data, user, pwb_prefs_n_users(m));
+		goto out;
+	}
+	if (st) {
+		cli_print_diag(&diag);
 		goto out;
 	}
 	if (as_json) {
@@ -460,9 +465,8 @@ int cli_eval_prefs(cli_args *a)
 	pwb_status st = pwb_prefs_evaluate(&res, set, data, &ep, &diag);
 	cli_progress_end(&pc.bar);
 	if (st || sc.failed) {
-		if (st && !diag.n)
-			fprintf(stderr, "%s: error: %s\n", data,
-				pwb_status_str(st));
+		/* A failed evaluation always says why; a bad settings file
+		 * was reported as it was read. */
 		cli_print_diag(&diag);
 		goto out;
 	}
@@ -547,7 +551,7 @@ int cli_eval_prefs(cli_args *a)
 	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
 	json_decref(root);
-	pwb_feedback_free(set);
+	pwb_feedback_set_free(set);
 	pwb_diag_release(&diag);
 	cli_resolve_release(&ra);
 	return rc;

@@ -146,26 +146,27 @@ static int cmd_prefs(cli_args *a)
 		}
 		snprintf(path, sizeof(path), "%s/u%05zu.json", sdir, u);
 		pwb__buf one = {json, strlen(json), 0, 0, PWB_OK, true};
-		char err[512];
-		pwb_status st =
-		    pwb__replace_file(path, write_buf, &one, err, sizeof(err));
+		pwb_status st = pwb__replace_file(path, write_buf, &one, &diag);
 		free(json);
 		if (st) {
-			fprintf(stderr, "%s: error: %s\n", path, err);
+			cli_print_diag(&diag);
 			goto out;
 		}
 	}
 	if (outp) {
-		char err[512];
+		/* The file's own failure apart from the simulation's. */
+		pwb_diag fdiag;
+		pwb_diag_init(&fdiag);
 		sim_job job = {&p, s, &diag, false};
-		if (pwb__replace_file(outp, simulate_to_fd, &job, err,
-				      sizeof(err))) {
+		if (pwb__replace_file(outp, simulate_to_fd, &job, &fdiag)) {
 			if (job.failed && diag.n && !s->err)
 				cli_print_diag(&diag);
 			else
-				fprintf(stderr, "%s: error: %s\n", outp, err);
+				cli_print_diag(&fdiag);
+			pwb_diag_release(&fdiag);
 			goto out;
 		}
+		pwb_diag_release(&fdiag);
 	} else if (pwb_prefs_simulate(&p, emit, s, &diag)) {
 		if (ferror(stdout))
 			fprintf(stderr, "error: cannot write to standard "

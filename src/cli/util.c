@@ -175,7 +175,6 @@ int cli_parse(cli_args *a, const cli_spec *spec, size_t n, const char *usage,
 char *cli_read_file(const char *path, size_t max, size_t *len)
 {
 	char *data = NULL;
-	char why[256];
 	if (strcmp(path, "-") == 0) {
 		pwb__buf b;
 		pwb__buf_init(&b, max);
@@ -194,10 +193,11 @@ char *cli_read_file(const char *path, size_t max, size_t *len)
 		*len = b.len;
 		return pwb__buf_detach(&b);
 	}
-	if (pwb__read_file(path, max, &data, len, why, sizeof(why))) {
-		fprintf(stderr, "%s: error: %s\n", path, why);
-		return NULL;
-	}
+	pwb_diag diag;
+	pwb_diag_init(&diag);
+	if (pwb__read_file(path, max, &data, len, &diag))
+		cli_print_diag(&diag);
+	pwb_diag_release(&diag);
 	return data;
 }
 
@@ -260,6 +260,20 @@ static bool mkdir_p(char *path)
 			return false;
 	}
 	return mkdir(path, 0755) == 0 || errno == EEXIST;
+}
+
+void cli_log(void *user, pwb_log_level level, const char *msg)
+{
+	(void)user;
+	static const char *const names[] = {"debug", "note", "warning",
+					    "error"};
+	/* Notes say what takes time, like a progress bar: on a terminal
+	 * only. Warnings and errors always. */
+	if ((level == PWB_LOG_DEBUG && !getenv("PWB_DEBUG")) ||
+	    (level == PWB_LOG_INFO && !isatty(STDERR_FILENO)))
+		return;
+	fprintf(stderr, "pwb: %s: %s\n",
+		(unsigned)level < 4 ? names[level] : "note", msg);
 }
 
 const char *cli_cache_dir(void)

@@ -119,10 +119,8 @@ typedef struct parser {
 	double num;
 	char *str; /* T_STR / T_PATH text, owned until taken */
 	int depth;
-	int err_pos;
-	char *err;
-	size_t err_size;
-	pwb_status rc;
+	pwb_diag *diag;
+	pwb_status rc; /* the first failure; only it is reported */
 } parser;
 
 static void fail(parser *p, size_t pos, const char *fmt, const char *arg)
@@ -130,16 +128,14 @@ static void fail(parser *p, size_t pos, const char *fmt, const char *arg)
 	if (p->rc)
 		return;
 	p->rc = PWB_EPARSE;
-	p->err_pos = (int)pos;
-	snprintf(p->err, p->err_size, fmt, arg);
+	pwb_diag_add(p->diag, NULL, 0, (int)pos + 1, fmt, arg);
 }
 
 static void oom(parser *p)
 {
 	if (!p->rc) {
 		p->rc = PWB_ENOMEM;
-		p->err_pos = (int)p->pos;
-		snprintf(p->err, p->err_size, "out of memory");
+		pwb_diag_add(p->diag, NULL, 0, 0, "out of memory");
 	}
 }
 
@@ -624,20 +620,16 @@ static pwb__cond *parse_or(parser *p)
 	return parse_binary(p, T_OR, PWB__C_OR, parse_and);
 }
 
-pwb_status pwb__cond_parse(pwb__cond **out, const char *src, int *err_pos,
-			   char *err, size_t err_size)
+pwb_status pwb__cond_parse(pwb__cond **out, const char *src, pwb_diag *diag)
 {
 	*out = NULL;
-	parser p = {.src = src, .err = err, .err_size = err_size};
-	if (err_size)
-		err[0] = '\0';
-	*err_pos = 0;
+	parser p = {.src = src, .diag = diag};
 	size_t len = strlen(src);
 	if (len > PWB__COND_MAX_LEN) {
-		snprintf(err, err_size,
-			 "condition too long (%zu characters; the limit is "
-			 "%d)",
-			 len, PWB__COND_MAX_LEN);
+		pwb_diag_add(diag, NULL, 0, 1,
+			     "condition too long (%zu characters; the limit is "
+			     "%d)",
+			     len, PWB__COND_MAX_LEN);
 		return PWB_EPARSE;
 	}
 	next(&p);
@@ -651,7 +643,6 @@ pwb_status pwb__cond_parse(pwb__cond **out, const char *src, int *err_pos,
 	free(p.str);
 	if (p.rc) {
 		pwb__cond_free(c);
-		*err_pos = p.err_pos;
 		return p.rc;
 	}
 	*out = c;

@@ -56,11 +56,13 @@ struct pwb__cond {
 #define PWB__COND_MAX_DEPTH 64
 
 /*
- * Parses src. On a syntax error returns PWB_EPARSE, with the 0-based offset
- * of the problem in *err_pos and a message in err.
+ * Parses src into *out (the caller's, freed with pwb__cond_free). On a
+ * syntax error returns PWB_EPARSE and adds one message to diag whose col is
+ * the 1-based offset of the problem in src (line 0, file NULL: the caller
+ * places it in its file). Out of memory returns PWB_ENOMEM with one
+ * message and no place (col 0). *out is NULL on any failure.
  */
-pwb_status pwb__cond_parse(pwb__cond **out, const char *src, int *err_pos,
-			   char *err, size_t err_size);
+pwb_status pwb__cond_parse(pwb__cond **out, const char *src, pwb_diag *diag);
 void pwb__cond_free(pwb__cond *c);
 
 /* Evaluates c with null semantics: every comparison with null is false. */

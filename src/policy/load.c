@@ -284,12 +284,15 @@ static void free_strings(char **v, size_t n)
 static pwb_status read_yaml(pwb_policy *p, int f, const char *path, char **data,
 			    size_t *len, pwb__ynode **root)
 {
-	char why[256];
 	*root = NULL;
-	pwb_status rc = pwb__read_file(path, p->params.max_file_bytes, data,
-				       len, why, sizeof(why));
+	pwb_diag tmp;
+	pwb_diag_init(&tmp);
+	pwb_status rc =
+	    pwb__read_file(path, p->params.max_file_bytes, data, len, &tmp);
 	if (rc) {
-		pwb__ferr(p, f, 0, 0, "%s", why);
+		pwb__ferr(p, f, 0, 0, "%s",
+			  tmp.n ? tmp.entries[0].message : pwb_status_str(rc));
+		pwb_diag_release(&tmp);
 		return rc == PWB_ENOMEM ? rc : PWB_EPARSE;
 	}
 	int line, col;
@@ -300,8 +303,6 @@ static pwb_status read_yaml(pwb_policy *p, int f, const char *path, char **data,
 			      : "invalid UTF-8 in the file");
 		return PWB_EPARSE;
 	}
-	pwb_diag tmp;
-	pwb_diag_init(&tmp);
 	rc = pwb__yaml_parse(root, path, *data, *len, &tmp);
 	for (size_t i = 0; i < tmp.n; i++)
 		pwb__ferr(p, f, tmp.entries[i].line, tmp.entries[i].col, "%s",
@@ -879,20 +880,28 @@ static pwb_status file_cats(loader *ld, const pwb__ynode *map)
 			if (e && !get_permission(ld, e, "else", &r.else_perm))
 				ok = false;
 			if (w && get_string(ld, w, "when", &s)) {
-				char msg[256];
-				int pos;
-				pwb_status rc = pwb__cond_parse(
-				    &r.when, s, &pos, msg, sizeof(msg));
+				pwb_diag cd;
+				pwb_diag_init(&cd);
+				pwb_status rc =
+				    pwb__cond_parse(&r.when, s, &cd);
 				if (rc == PWB_ENOMEM) {
+					pwb_diag_release(&cd);
 					free(r.basis);
 					return rc;
 				}
 				if (rc) {
+					/* The message's col is 1-based in s. */
+					const pwb_diag_entry *ce =
+					    cd.n ? &cd.entries[0] : NULL;
+					int pos =
+					    ce && ce->col > 0 ? ce->col - 1 : 0;
 					int line, col;
 					cond_place(ld, w, pos, &line, &col);
 					pwb__ferr(p, ld->f, line, col,
 						  "malformed condition: %s",
-						  msg);
+						  ce ? ce->message
+						     : pwb_status_str(rc));
+					pwb_diag_release(&cd);
 					ok = false;
 				} else {
 					cond_ctx cc = {ld, w};

@@ -6,8 +6,9 @@
  * learning curve (docs/prefs.md).
  *
  * The file reads in the order data flows: duplicate checks, features of
- * every text, grouping and ordering by user, the split, training, testing,
- * the learning curve and the bootstrap.
+ * every text, grouping and ordering by user, training and testing pairs,
+ * the bootstrap, then the whole evaluation step by step (run() at the
+ * end): the split, training, testing, the learning curve.
  */
 #include "prefs/prefs_int.h"
 
@@ -66,6 +67,7 @@ pwb_status pwb_prefs_check_duplicates(const pwb_feedback_set *set,
 	if (!by_id || !by_key) {
 		free(by_id);
 		free(by_key);
+		pwb_diag_add(diag, name, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}
 	pwb_status st = PWB_OK;
@@ -223,6 +225,9 @@ typedef struct evalctx {
 	pwb_prefs_features fa, fb;
 	size_t done, total;
 	bool train_only;
+	size_t n_anon; /* anonymous events, sorted first in evs */
+	bool any_eval; /* some user is evaluated */
+	double *vals;  /* per-user accuracies, for the bootstrap */
 } evalctx;
 
 static int cmp_ev(const void *x, const void *y)
@@ -269,6 +274,9 @@ static const pwb_prefs_bounds *ubounds(const evalctx *c, int32_t u)
 /* Groups events by user (a string table), carries ts forward, sorts. */
 static pwb_status group(evalctx *c, pwb_diag *diag, const char *name)
 {
+	c->evs = pwb__calloc(c->n ? c->n : 1, sizeof(*c->evs));
+	if (!c->evs)
+		return PWB_ENOMEM;
 	size_t ns = 16;
 	while (ns < 2 * c->n + 2)
 		ns *= 2;
@@ -357,6 +365,10 @@ static pwb_status compute_features(evalctx *c, pwb_diag *diag, const char *name)
 			if (st)
 				return st;
 			st = pool_add(&c->pl, &c->texts[c->n_texts++], &c->fa);
+			if (st == PWB_ETOOLARGE)
+				pwb_diag_add(diag, name, e->line, 0,
+					     "more features in all than a "
+					     "32-bit index can hold");
 			if (st)
 				return st;
 		}
@@ -548,7 +560,300 @@ static pwb_status bootstrap(const double *v, size_t n, size_t reps,
 	return PWB_OK;
 }
 
-/* ---- the whole evaluation ---- */
+/* ---- the whole evaluation, step by step ---- */
+
+/* Checks the evaluation's parameters; training holds nothing out and
+ * personalises every user, whatever their number of events. */
+static pwb_status check_params(pwb_prefs_eval_params *p, bool train_only,
+			       pwb_diag *diag)
+{
+	if (train_only) {
+		p->min_user_events = 1;
+		return PWB_OK;
+	}
+	if (!(p->test_fraction > 0 && p->test_fraction < 1)) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "evaluation parameters: test_fraction %g is not "
+			     "between 0 and 1",
+			     p->test_fraction);
+		return PWB_EINVAL;
+	}
+	if (p->min_user_events < 2) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "evaluation parameters: min_user_events %zu is "
+			     "below 2",
+			     p->min_user_events);
+		return PWB_EINVAL;
+	}
+	if (p->bootstrap > 1000000) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "evaluation parameters: bootstrap %zu is over "
+			     "the limit of 1000000 resamples",
+			     p->bootstrap);
+		return PWB_EINVAL;
+	}
+	return PWB_OK;
+}
+
+/* One user's part of the split, their events from c->evs[k] on: the last
+ * test_fraction (at least one) held out when they are evaluated, and their
+ * bounds asked for. Returns their number of events. */
+static size_t split_user(evalctx *c, size_t k, pwb_prefs_eval_result *res)
+{
+	const pwb_prefs_eval_params *p = c->p;
+	euser *eu = &c->users[c->evs[k].user];
+	eu->first = k;
+	eu->evaluated = eu->n >= p->min_user_events;
+	size_t n_test = 0;
+	if (eu->evaluated && !c->train_only) {
+		n_test = (size_t)floor((double)eu->n * p->test_fraction);
+		if (!n_test)
+			n_test = 1;
+		res->n_users++;
+	} else {
+		res->n_population_users++;
+	}
+	eu->n_train = eu->n - n_test;
+	for (size_t j = 0; j < eu->n; j++) {
+		c->evs[k + j].test = j >= eu->n_train;
+		c->evs[k + j].ord = (uint32_t)j;
+	}
+	if (eu->evaluated && p->user_bounds) {
+		eu->has_bounds = p->user_bounds(p->ctx, eu->id, &eu->bounds);
+		/* An evaluation replays feedback someone chose to give for
+		 * it: taken as given with consent. */
+		eu->bounds.consented = true;
+	}
+	if (eu->has_bounds)
+		res->n_users_with_settings++;
+	return eu->n;
+}
+
+/* The split: each evaluated user's last events are held out. Without any
+ * evaluated user, the anonymous events are split the same way for the
+ * population. */
+static void split(evalctx *c, pwb_prefs_eval_result *res)
+{
+	const pwb_prefs_eval_params *p = c->p;
+	for (size_t u = 0; u < c->n_users; u++)
+		if (c->users[u].n >= p->min_user_events)
+			c->any_eval = true;
+	while (c->n_anon < c->n && c->evs[c->n_anon].user < 0)
+		c->n_anon++;
+	res->n_anonymous_events = c->n_anon;
+	if (!c->any_eval && c->n_anon >= p->min_user_events && !c->train_only) {
+		size_t n_test =
+		    (size_t)floor((double)c->n_anon * p->test_fraction);
+		if (!n_test)
+			n_test = 1;
+		for (size_t j = c->n_anon - n_test; j < c->n_anon; j++)
+			c->evs[j].test = true;
+	}
+	for (size_t k = c->n_anon; k < c->n;)
+		k += split_user(c, k, res);
+	res->n_events = c->n;
+}
+
+/* Training: every training event of everyone, in time order, one online
+ * update each (a rating paired with the user's earlier ones). */
+static pwb_status train_all(evalctx *c, pwb_prefs_eval_result *res)
+{
+	ev **order = pwb__malloc((c->n ? c->n : 1) * sizeof(*order));
+	if (!order)
+		return PWB_ENOMEM;
+	size_t n_train = 0;
+	for (size_t j = 0; j < c->n; j++)
+		if (!c->evs[j].test)
+			order[n_train++] = &c->evs[j];
+	qsort(order, n_train, sizeof(*order), cmp_time);
+	pwb_status st = PWB_OK;
+	for (size_t j = 0; j < n_train && !st; j++) {
+		ev *v = order[j];
+		const pwb_feedback *e = fb(c, v);
+		if (e->kind == PWB_FEEDBACK_PAIR) {
+			st = train_pair(c, v->user, v->ord, v->text,
+					v->text + 1, res);
+		} else if (v->user >= 0) {
+			/* The user's events are contiguous in c->evs, in
+			 * time order; pair with earlier training ones. */
+			euser *eu = &c->users[v->user];
+			st = rating_pairs(c, &c->evs[eu->first], v->ord + 1,
+					  v->ord, true, c->p->rating_pairs,
+					  train_cb, res, &res->n_ties_dropped);
+		} else {
+			res->n_unpaired_ratings++;
+		}
+		if (!st)
+			tick(c);
+	}
+	free(order);
+	return st;
+}
+
+/* Testing, user by user: each evaluated user's accuracy per scorer goes to
+ * c->vals (one row of n_users + 1 per scorer), then to the bootstrap. */
+static pwb_status test_users(evalctx *c, pwb_prefs_eval_result *res)
+{
+	size_t row = c->n_users + 1;
+	c->vals = pwb__calloc(row, 3 * sizeof(*c->vals));
+	if (!c->vals)
+		return PWB_ENOMEM;
+	pwb_status st;
+	size_t n_eval = 0;
+	for (size_t u = 0; u < c->n_users; u++) {
+		euser *eu = &c->users[u];
+		if (!eu->evaluated)
+			continue;
+		size_t nt = eu->n - eu->n_train;
+		tally t = {0};
+		if ((st = test_user(c, &c->evs[eu->first + eu->n_train], nt,
+				    false, &t, &res->n_ties_dropped)))
+			return st;
+		for (size_t j = 0; j < nt; j++)
+			tick(c);
+		eu->n_test = t.n;
+		res->n_test_pairs += t.n;
+		if (!t.n)
+			continue;
+		for (int s = 0; s < 3; s++)
+			c->vals[s * row + n_eval] = t.right[s] / (double)t.n;
+		n_eval++;
+	}
+	res->n_users_tested = n_eval;
+	pwb_prefs_ci *ci[3] = {&res->personal, &res->population,
+			       &res->explicit_only};
+	for (int s = 0; s < 3; s++)
+		if ((st = bootstrap(c->vals + s * row, n_eval, c->p->bootstrap,
+				    c->p->seed + (uint64_t)s, ci[s])))
+			return st;
+	return PWB_OK;
+}
+
+/* Without any evaluated user, the anonymous held-out pairs: the population
+ * model alone, bootstrapped over pairs. */
+static pwb_status test_anonymous(evalctx *c, pwb_prefs_eval_result *res)
+{
+	if (c->any_eval || !c->n_anon)
+		return PWB_OK;
+	tally t = {0};
+	size_t cap = 0;
+	double *pv = NULL;
+	for (size_t j = 0; j < c->n_anon; j++) {
+		ev *v = &c->evs[j];
+		if (!v->test || fb(c, v)->kind != PWB_FEEDBACK_PAIR)
+			continue;
+		double before = t.right[1];
+		score_pair(c, -1, v->text, v->text + 1, &t, false);
+		void *arr = pv;
+		if (pwb__grow(&arr, &cap, t.n, sizeof(double))) {
+			free(pv);
+			return PWB_ENOMEM;
+		}
+		pv = arr;
+		pv[t.n - 1] = t.right[1] - before;
+		tick(c);
+	}
+	res->n_anonymous_test_pairs = t.n;
+	pwb_status st = bootstrap(pv, t.n, c->p->bootstrap, c->p->seed + 7,
+				  &res->anonymous_population);
+	free(pv);
+	return st;
+}
+
+/* The kept training pairs indexed by user: user u's, in their order, are
+ * by_user[by_start[u] .. by_start[u + 1]), so that the learning curve is
+ * linear in the pairs, not users × pairs. */
+static pwb_status index_pairs(const evalctx *c, size_t **by_start_out,
+			      size_t **by_user_out)
+{
+	size_t *by_start = pwb__calloc(c->n_users + 1, sizeof(*by_start));
+	size_t *by_user =
+	    pwb__malloc((c->n_pairs ? c->n_pairs : 1) * sizeof(*by_user));
+	if (!by_start || !by_user) {
+		free(by_start);
+		free(by_user);
+		return PWB_ENOMEM;
+	}
+	for (size_t pi = 0; pi < c->n_pairs; pi++)
+		if (c->pairs[pi].user >= 0)
+			by_start[c->pairs[pi].user + 1]++;
+	for (size_t u = 0; u < c->n_users; u++)
+		by_start[u + 1] += by_start[u];
+	for (size_t pi = 0, *fill = by_start; pi < c->n_pairs; pi++)
+		if (c->pairs[pi].user >= 0)
+			by_user[fill[c->pairs[pi].user]++] = pi;
+	/* fill moved each start to the next user's: shift them back. */
+	for (size_t u = c->n_users; u > 0; u--)
+		by_start[u] = by_start[u - 1];
+	by_start[0] = 0;
+	*by_start_out = by_start;
+	*by_user_out = by_user;
+	return PWB_OK;
+}
+
+/* Point q of the learning curve: each evaluated user with k training
+ * events or more gets their deviation relearnt from their first k only,
+ * against the final population model, and is tested on the same held-out
+ * events (c->vals is reused for their accuracies). */
+static pwb_status curve_point(evalctx *c, int q, const size_t *by_start,
+			      const size_t *by_user, pwb_prefs_eval_result *res)
+{
+	size_t kk = pwb_prefs_curve_points[q], nu = 0;
+	res->curve_k[q] = kk;
+	pwb_status st;
+	for (size_t u = 0; u < c->n_users; u++) {
+		euser *eu = &c->users[u];
+		if (!eu->evaluated || !eu->n_test || eu->n_train < kk)
+			continue;
+		pwb_prefs_reset(c->m, eu->id, NULL);
+		for (size_t j = by_start[u]; j < by_start[u + 1]; j++) {
+			tpair *tp = &c->pairs[by_user[j]];
+			if (tp->ord >= kk)
+				continue;
+			unpack(&c->pl, &c->texts[tp->a], &c->fa);
+			unpack(&c->pl, &c->texts[tp->b], &c->fb);
+			if ((st = pwb__prefs_update(
+				 c->m, eu->id, &c->fa, &c->fb,
+				 ubounds(c, tp->user), false)))
+				return st;
+		}
+		size_t nt = eu->n - eu->n_train;
+		tally t = {0};
+		size_t ties = 0;
+		if ((st = test_user(c, &c->evs[eu->first + eu->n_train], nt,
+				    true, &t, &ties)))
+			return st;
+		if (t.n)
+			c->vals[nu++] = t.right[0] / (double)t.n;
+	}
+	return bootstrap(c->vals, nu, c->p->bootstrap,
+			 c->p->seed + 11 + (uint64_t)q, &res->curve[q]);
+}
+
+/* The learning curve, point by point. */
+static pwb_status learning_curve(evalctx *c, pwb_prefs_eval_result *res)
+{
+	size_t *by_start = NULL, *by_user = NULL;
+	pwb_status st = index_pairs(c, &by_start, &by_user);
+	for (int q = 0; q < PWB_PREFS_CURVE_N && !st; q++)
+		st = curve_point(c, q, by_start, by_user, res);
+	free(by_start);
+	free(by_user);
+	return st;
+}
+
+/* Frees what an evaluation holds, and its model unless handed out. */
+static void evalctx_release(evalctx *c)
+{
+	free(c->vals);
+	free(c->evs);
+	free(c->users);
+	free(c->texts);
+	free(c->pairs);
+	free(c->pl.idx);
+	free(c->pl.val);
+	pwb_prefs_model_free(c->m);
+}
 
 /* The evaluation, or (train_only) training on every event, everyone
  * personalised, with the model handed out through *model. */
@@ -556,18 +861,17 @@ static pwb_status run(pwb_prefs_eval_result *res, const pwb_feedback_set *set,
 		      const char *name, const pwb_prefs_eval_params *params,
 		      pwb_diag *diag, bool train_only, pwb_prefs_model **model)
 {
-	if (!res || !set)
+	if (!res || !set) {
+		pwb_diag_add(diag, name, 0, 0,
+			     "no feedback, or no place for the results");
 		return PWB_EINVAL;
+	}
 	memset(res, 0, sizeof(*res));
 	pwb_prefs_eval_params p =
 	    params ? *params : pwb_prefs_eval_default_params();
-	if (train_only) {
-		p.min_user_events = 1;
-	} else if (!(p.test_fraction > 0 && p.test_fraction < 1) ||
-		   p.min_user_events < 2 || p.bootstrap > 1000000) {
-		return PWB_EINVAL;
-	}
-	pwb_status st = pwb_prefs_check_duplicates(set, name, diag);
+	pwb_status st = check_params(&p, train_only, diag);
+	if (!st)
+		st = pwb_prefs_check_duplicates(set, name, diag);
 	if (st)
 		return st;
 	evalctx c = {0};
@@ -575,248 +879,32 @@ static pwb_status run(pwb_prefs_eval_result *res, const pwb_feedback_set *set,
 	c.p = &p;
 	c.train_only = train_only;
 	c.n = pwb_feedback_n(set);
-	double *vals = NULL;
-	size_t *by_start = NULL, *by_user = NULL;
-	ev **order = NULL;
-	st = pwb_prefs_model_new(&c.m, &p.model);
-	if (st)
+	c.total = 3 * c.n; /* features of each event, training, testing */
+	size_t mark = pwb__diag_mark(diag);
+	if ((st = pwb_prefs_model_new(&c.m, &p.model, diag)) ||
+	    (st = group(&c, diag, name)) ||
+	    (st = compute_features(&c, diag, name)))
 		goto out;
-	st = PWB_ENOMEM;
-	c.evs = pwb__calloc(c.n ? c.n : 1, sizeof(*c.evs));
-	order = pwb__malloc((c.n ? c.n : 1) * sizeof(*order));
-	if (!c.evs || !order)
+	split(&c, res);
+	if ((st = train_all(&c, res)))
 		goto out;
-	if ((st = group(&c, diag, name)))
-		goto out;
-	/* Work: features of each event, training, testing. */
-	c.total = 3 * c.n;
-	if ((st = compute_features(&c, diag, name)))
-		goto out;
-
-	/* The split: the last test_fraction of each evaluated user's events
-	 * (at least one) are held out. Without any evaluated user, the
-	 * anonymous events are split the same way for the population. */
-	size_t k = 0;
-	bool any_eval = false;
-	for (size_t u = 0; u < c.n_users; u++)
-		if (c.users[u].n >= p.min_user_events)
-			any_eval = true;
-	size_t n_anon = 0;
-	while (n_anon < c.n && c.evs[n_anon].user < 0)
-		n_anon++;
-	res->n_anonymous_events = n_anon;
-	if (!any_eval && n_anon >= p.min_user_events && !train_only) {
-		size_t n_test = (size_t)floor((double)n_anon * p.test_fraction);
-		if (!n_test)
-			n_test = 1;
-		for (size_t j = n_anon - n_test; j < n_anon; j++)
-			c.evs[j].test = true;
-	}
-	for (k = n_anon; k < c.n;) {
-		int32_t u = c.evs[k].user;
-		euser *eu = &c.users[u];
-		eu->first = k;
-		eu->evaluated = eu->n >= p.min_user_events;
-		size_t n_test = 0;
-		if (eu->evaluated && !train_only) {
-			n_test = (size_t)floor((double)eu->n * p.test_fraction);
-			if (!n_test)
-				n_test = 1;
-			res->n_users++;
-		} else {
-			res->n_population_users++;
-		}
-		eu->n_train = eu->n - n_test;
-		for (size_t j = 0; j < eu->n; j++) {
-			c.evs[k + j].test = j >= eu->n_train;
-			c.evs[k + j].ord = (uint32_t)j;
-		}
-		if (eu->evaluated && p.user_bounds) {
-			eu->has_bounds =
-			    p.user_bounds(p.ctx, eu->id, &eu->bounds);
-			/* An evaluation replays feedback someone chose to
-			 * give for it: taken as given with consent. */
-			eu->bounds.consented = true;
-		}
-		if (eu->has_bounds)
-			res->n_users_with_settings++;
-		k += eu->n;
-	}
-	res->n_events = c.n;
-
-	/* Training, in time order over everyone. */
-	size_t n_train = 0;
-	for (size_t j = 0; j < c.n; j++)
-		if (!c.evs[j].test)
-			order[n_train++] = &c.evs[j];
-	qsort(order, n_train, sizeof(*order), cmp_time);
-	for (size_t j = 0; j < n_train; j++) {
-		ev *v = order[j];
-		const pwb_feedback *e = fb(&c, v);
-		if (e->kind == PWB_FEEDBACK_PAIR) {
-			st = train_pair(&c, v->user, v->ord, v->text,
-					v->text + 1, res);
-		} else if (v->user >= 0) {
-			/* The user's events are contiguous in c.evs, in
-			 * time order; pair with earlier training ones. */
-			euser *eu = &c.users[v->user];
-			st = rating_pairs(&c, &c.evs[eu->first], v->ord + 1,
-					  v->ord, true, p.rating_pairs,
-					  train_cb, res, &res->n_ties_dropped);
-		} else {
-			res->n_unpaired_ratings++;
-		}
-		if (st)
-			goto out;
-		tick(&c);
-	}
-
 	if (train_only) {
 		res->n_users = c.n_users;
 		*model = c.m;
 		c.m = NULL;
-		st = PWB_OK;
 		goto out;
 	}
-
-	/* Testing, user by user. */
-	vals = pwb__calloc(c.n_users + 1, 3 * sizeof(*vals));
-	if (!vals) {
-		st = PWB_ENOMEM;
+	if ((st = test_users(&c, res)) || (st = test_anonymous(&c, res)) ||
+	    (st = learning_curve(&c, res)))
 		goto out;
-	}
-	size_t n_eval = 0;
-	for (size_t u = 0; u < c.n_users; u++) {
-		euser *eu = &c.users[u];
-		if (!eu->evaluated)
-			continue;
-		size_t nt = eu->n - eu->n_train;
-		tally t = {0};
-		if ((st = test_user(&c, &c.evs[eu->first + eu->n_train], nt,
-				    false, &t, &res->n_ties_dropped)))
-			goto out;
-		for (size_t j = 0; j < nt; j++)
-			tick(&c);
-		eu->n_test = t.n;
-		res->n_test_pairs += t.n;
-		if (!t.n)
-			continue;
-		for (int s = 0; s < 3; s++)
-			vals[s * (c.n_users + 1) + n_eval] =
-			    t.right[s] / (double)t.n;
-		n_eval++;
-	}
-	res->n_users_tested = n_eval;
-	for (int s = 0; s < 3 && !st; s++) {
-		pwb_prefs_ci *ci = s == 0   ? &res->personal
-				   : s == 1 ? &res->population
-					    : &res->explicit_only;
-		st = bootstrap(vals + s * (c.n_users + 1), n_eval, p.bootstrap,
-			       p.seed + (uint64_t)s, ci);
-	}
-	if (st)
-		goto out;
-
-	/* Anonymous held-out events: the population model alone,
-	 * bootstrapped over pairs. */
-	if (!any_eval && n_anon) {
-		tally t = {0};
-		size_t cap = 0;
-		double *pv = NULL;
-		for (size_t j = 0; j < n_anon; j++) {
-			ev *v = &c.evs[j];
-			if (!v->test || fb(&c, v)->kind != PWB_FEEDBACK_PAIR)
-				continue;
-			double before = t.right[1];
-			score_pair(&c, -1, v->text, v->text + 1, &t, false);
-			void *arr = pv;
-			if (pwb__grow(&arr, &cap, t.n, sizeof(double))) {
-				free(pv);
-				st = PWB_ENOMEM;
-				goto out;
-			}
-			pv = arr;
-			pv[t.n - 1] = t.right[1] - before;
-			tick(&c);
-		}
-		res->n_anonymous_test_pairs = t.n;
-		st = bootstrap(pv, t.n, p.bootstrap, p.seed + 7,
-			       &res->anonymous_population);
-		free(pv);
-		if (st)
-			goto out;
-	}
-
-	/* The learning curve: each evaluated user's deviation relearnt from
-	 * their first k training events only, against the final population
-	 * model, and tested on the same held-out events. The pairs are
-	 * indexed by user first (in their order), so that this is linear in
-	 * the pairs, not users × pairs. */
-	by_start = pwb__calloc(c.n_users + 1, sizeof(*by_start));
-	by_user = pwb__malloc((c.n_pairs ? c.n_pairs : 1) * sizeof(*by_user));
-	if (!by_start || !by_user) {
-		st = PWB_ENOMEM;
-		goto out;
-	}
-	for (size_t pi = 0; pi < c.n_pairs; pi++)
-		if (c.pairs[pi].user >= 0)
-			by_start[c.pairs[pi].user + 1]++;
-	for (size_t u = 0; u < c.n_users; u++)
-		by_start[u + 1] += by_start[u];
-	for (size_t pi = 0, *fill = by_start; pi < c.n_pairs; pi++)
-		if (c.pairs[pi].user >= 0)
-			by_user[fill[c.pairs[pi].user]++] = pi;
-	/* fill moved each start to the next user's: shift them back. */
-	for (size_t u = c.n_users; u > 0; u--)
-		by_start[u] = by_start[u - 1];
-	by_start[0] = 0;
-	for (int q = 0; q < PWB_PREFS_CURVE_N; q++) {
-		size_t kk = pwb_prefs_curve_points[q], nu = 0;
-		res->curve_k[q] = kk;
-		for (size_t u = 0; u < c.n_users; u++) {
-			euser *eu = &c.users[u];
-			if (!eu->evaluated || !eu->n_test || eu->n_train < kk)
-				continue;
-			pwb_prefs_reset(c.m, eu->id, NULL);
-			for (size_t j = by_start[u]; j < by_start[u + 1]; j++) {
-				tpair *tp = &c.pairs[by_user[j]];
-				if (tp->ord >= kk)
-					continue;
-				unpack(&c.pl, &c.texts[tp->a], &c.fa);
-				unpack(&c.pl, &c.texts[tp->b], &c.fb);
-				if ((st = pwb__prefs_update(
-					 c.m, eu->id, &c.fa, &c.fb,
-					 ubounds(&c, tp->user), false)))
-					goto out;
-			}
-			size_t nt = eu->n - eu->n_train;
-			tally t = {0};
-			size_t ties = 0;
-			if ((st = test_user(&c, &c.evs[eu->first + eu->n_train],
-					    nt, true, &t, &ties)))
-				goto out;
-			if (t.n)
-				vals[nu++] = t.right[0] / (double)t.n;
-		}
-		if ((st = bootstrap(vals, nu, p.bootstrap,
-				    p.seed + 11 + (uint64_t)q, &res->curve[q])))
-			goto out;
-	}
 	if (p.progress)
 		p.progress(p.ctx, c.total, c.total);
-	st = PWB_OK;
 out:
-	free(by_start);
-	free(by_user);
-	free(vals);
-	free(order);
-	free(c.evs);
-	free(c.users);
-	free(c.texts);
-	free(c.pairs);
-	free(c.pl.idx);
-	free(c.pl.val);
-	pwb_prefs_model_free(c.m);
+	/* A failure without a message of its own (out of memory, mostly)
+	 * is named here: none goes without one. */
+	if (st && pwb__diag_mark(diag) == mark)
+		pwb_diag_add(diag, name, 0, 0, "%s", pwb_status_str(st));
+	evalctx_release(&c);
 	return st;
 }
 
@@ -831,8 +919,10 @@ pwb_status pwb_prefs_train(pwb_prefs_model **out, pwb_prefs_eval_result *res,
 			   const pwb_feedback_set *set, const char *name,
 			   const pwb_prefs_eval_params *p, pwb_diag *diag)
 {
-	if (!out)
+	if (!out) {
+		pwb_diag_add(diag, name, 0, 0, "no place for the model");
 		return PWB_EINVAL;
+	}
 	*out = NULL;
 	pwb_prefs_eval_result tmp;
 	return run(res ? res : &tmp, set, name, p, diag, true, out);

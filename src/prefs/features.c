@@ -530,8 +530,11 @@ pwb_status pwb_prefs_features_compute(pwb_prefs_features *f,
 				      const double *cat_scores,
 				      const float *embed, pwb_diag *diag)
 {
-	if (!f || !m || (!text && len))
+	if (!f || !m || (!text && len)) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "no features, model or text to measure");
 		return PWB_EINVAL;
+	}
 	f->n = 0;
 	if (len == 0) {
 		pwb_diag_add(diag, NULL, 0, 0, "the response text is empty");

@@ -45,7 +45,7 @@ pwb_status pwb_feedback_set_new(pwb_feedback_set **out)
 	return PWB_OK;
 }
 
-void pwb_feedback_free(pwb_feedback_set *s)
+void pwb_feedback_set_free(pwb_feedback_set *s)
 {
 	if (!s)
 		return;
@@ -93,6 +93,13 @@ static pwb_status bad(parse *p, const char *fmt, ...)
 	va_end(ap);
 	pwb_diag_add(p->diag, p->file, p->line, 1, "%s", msg);
 	return PWB_EPARSE;
+}
+
+/* Reports running out of memory on the line being parsed. */
+static pwb_status out_of_memory(parse *p)
+{
+	pwb_diag_add(p->diag, p->file, p->line, 0, "out of memory");
+	return PWB_ENOMEM;
 }
 
 /* A copy of a JSON string in the set's arena. */
@@ -324,11 +331,11 @@ static pwb_status parse_into(parse *p, const char *json, size_t len)
 	pwb_status st = parse_obj(p, j, &ev);
 	json_decref(j);
 	if (p->oom)
-		return PWB_ENOMEM;
+		return out_of_memory(p);
 	if (st)
 		return st;
 	if (pwb__grow((void **)&p->s->ev, &p->s->cap, p->s->n + 1, sizeof(ev)))
-		return PWB_ENOMEM;
+		return out_of_memory(p);
 	p->s->ev[p->s->n++] = ev;
 	return PWB_OK;
 }
@@ -359,11 +366,10 @@ pwb_status pwb_feedback_open(pwb_feedback_reader **out, const char *path,
 {
 	*out = NULL;
 	pwb_feedback_reader *r = pwb__calloc(1, sizeof(*r));
-	if (!r)
-		return PWB_ENOMEM;
-	r->path = pwb__strdup(path);
-	if (!r->path || pwb_feedback_set_new(&r->cur)) {
+	if (!r || !(r->path = pwb__strdup(path)) ||
+	    pwb_feedback_set_new(&r->cur)) {
 		pwb_feedback_close(r);
+		pwb_diag_add(diag, path, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}
 	if (!strcmp(path, "-")) {
@@ -473,7 +479,7 @@ void pwb_feedback_close(pwb_feedback_reader *r)
 		fclose(r->f);
 	free(r->buf);
 	free(r->path);
-	pwb_feedback_free(r->cur);
+	pwb_feedback_set_free(r->cur);
 	free(r);
 }
 
@@ -490,6 +496,7 @@ pwb_status pwb_feedback_load(pwb_feedback_set **out, const char *path,
 	pwb_feedback_set *s;
 	if (pwb_feedback_set_new(&s)) {
 		pwb_feedback_close(r);
+		pwb_diag_add(diag, path, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}
 	pwb_status rc = PWB_OK;
@@ -513,7 +520,7 @@ pwb_status pwb_feedback_load(pwb_feedback_set **out, const char *path,
 	}
 	pwb_feedback_close(r);
 	if (rc) {
-		pwb_feedback_free(s);
+		pwb_feedback_set_free(s);
 		return rc;
 	}
 	*out = s;

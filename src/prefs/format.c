@@ -164,6 +164,13 @@ static void serialise(pwb__sealw *w, const void *ctx)
 		w_user(w, b->users[i]);
 }
 
+/* For calls without a model, or without what to read or write. */
+static pwb_status missing(const char *name, pwb_diag *diag, const char *what)
+{
+	pwb_diag_add(diag, name, 0, 0, "%s", what);
+	return PWB_EINVAL;
+}
+
 static pwb_status save_mem(const pwb_prefs_model *m, void **data, size_t *len,
 			   bool with_users)
 {
@@ -204,18 +211,15 @@ pwb_status pwb_prefs_save(const pwb_prefs_model *m, const char *path,
 			  pwb_diag *diag)
 {
 	if (!m || !path || !*path)
-		return PWB_EINVAL;
+		return missing(path, diag,
+			       "no model, or no path to save it to");
 	body b = {m, sorted_users(m), NULL, {0}, 0};
 	if (!b.users) {
 		pwb_diag_add(diag, path, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}
-	char err[512] = "";
-	pwb_status rc =
-	    pwb__sealed_to_file(path, serialise, &b, err, sizeof(err));
+	pwb_status rc = pwb__sealed_to_file(path, serialise, &b, diag);
 	free(b.users);
-	if (rc)
-		pwb_diag_add(diag, path, 0, 0, "%s", err);
 	return rc;
 }
 
@@ -392,7 +396,9 @@ static pwb_status fail(reader *r, const char *name, pwb_diag *diag,
 		       pwb_status st)
 {
 	pwb_diag_add(diag, name, 0, 0, "%s",
-		     st == PWB_ENOMEM ? "out of memory" : r->why);
+		     st == PWB_ENOMEM ? "out of memory"
+		     : r->why[0]      ? r->why
+				      : pwb_status_str(st));
 	return st;
 }
 
@@ -400,7 +406,8 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			      size_t len, const char *name, pwb_diag *diag)
 {
 	if (!out || (!data && len))
-		return PWB_EINVAL;
+		return missing(name, diag,
+			       "no place for the model, or no data");
 	*out = NULL;
 	reader r = {data, len, 0, ""};
 	uint32_t bits, nc, ne;
@@ -446,13 +453,15 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 		}
 	}
 	p.categories = (const char *const *)cats;
-	if (!pwb__prefs_params_ok(&p)) {
+	if (!pwb__prefs_params_ok(&p, NULL)) {
 		snprintf(r.why, sizeof(r.why),
 			 "the parameters are out of range (or two categories "
 			 "are the same)");
 		goto out;
 	}
-	st = pwb_prefs_model_new(&m, &p);
+	/* The parameters are checked: it fails only for want of memory,
+	 * which fail() reports. */
+	st = pwb_prefs_model_new(&m, &p, NULL);
 	if (st)
 		goto out;
 	st = PWB_EPARSE;
@@ -544,17 +553,13 @@ pwb_status pwb_prefs_load(pwb_prefs_model **out, const char *path,
 			  pwb_diag *diag)
 {
 	if (!out)
-		return PWB_EINVAL;
+		return missing(path, diag, "no place for the model");
 	*out = NULL;
 	char *data = NULL;
 	size_t len = 0;
-	char why[256];
-	pwb_status rc =
-	    pwb__read_file(path, PREF_MAX_FILE, &data, &len, why, sizeof(why));
-	if (rc) {
-		pwb_diag_add(diag, path, 0, 0, "%s", why);
+	pwb_status rc = pwb__read_file(path, PREF_MAX_FILE, &data, &len, diag);
+	if (rc)
 		return rc;
-	}
 	rc = pwb_prefs_load_mem(out, data, len, path, diag);
 	free(data);
 	return rc;
@@ -564,7 +569,7 @@ pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
 				   size_t len, pwb_diag *diag)
 {
 	if (!m || (!data && len))
-		return PWB_EINVAL;
+		return missing(NULL, diag, "no model, or no blob");
 	reader r = {data, len, 0, ""};
 	uint32_t bits, nc, ne;
 	if (!r_header(&r, PREF_KIND_USER, &bits, &nc, &ne))
@@ -666,7 +671,7 @@ pwb_status pwb_prefs_features_unpack(const pwb_prefs_model *m, const void *data,
 {
 	*n_out = 0;
 	if (!m || (!data && len))
-		return PWB_EINVAL;
+		return missing(NULL, diag, "no model, or no features");
 	reader r = {data, len, 0, ""};
 	uint32_t bits, nc, ne;
 	if (!r_header(&r, PREF_KIND_FEATURES, &bits, &nc, &ne))

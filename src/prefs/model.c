@@ -9,6 +9,7 @@
 #include "prefs/prefs_int.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,48 +36,108 @@ static bool finite_nonneg(double x)
 	return isfinite(x) && x >= 0;
 }
 
-bool pwb__prefs_params_ok(const pwb_prefs_params *p)
+/* The first of the rates and penalties that is out of range, or NULL. */
+static const char *bad_rate(const pwb_prefs_params *p)
 {
+	if (!(p->user_lr > 0) || !isfinite(p->user_lr))
+		return "user_lr";
+	if (!(p->pop_lr > 0) || !isfinite(p->pop_lr))
+		return "pop_lr";
+	const struct {
+		const char *name;
+		double v;
+	} nonneg[] = {{"alpha", p->alpha},     {"user_l1", p->user_l1},
+		      {"user_l2", p->user_l2}, {"pop_l1", p->pop_l1},
+		      {"pop_l2", p->pop_l2},   {"beta", p->beta}};
+	for (size_t k = 0; k < PWB_ARRAY_LEN(nonneg); k++)
+		if (!finite_nonneg(nonneg[k].v))
+			return nonneg[k].name;
+	return NULL;
+}
+
+#define PARAMS_ERR "preference model parameters: "
+
+bool pwb__prefs_params_ok(const pwb_prefs_params *p, pwb_diag *diag)
+{
+	const char *rate;
 	if (p->hash_bits < PWB__PREFS_MIN_BITS ||
-	    p->hash_bits > PWB__PREFS_MAX_BITS)
+	    p->hash_bits > PWB__PREFS_MAX_BITS) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     PARAMS_ERR "hash_bits %u is not between %u and %u",
+			     p->hash_bits, PWB__PREFS_MIN_BITS,
+			     PWB__PREFS_MAX_BITS);
 		return false;
+	}
 	if (p->n_categories > PWB_PREFS_MAX_CATEGORIES ||
-	    (p->n_categories && !p->categories) ||
-	    p->n_embed > PWB_PREFS_MAX_EMBED)
+	    (p->n_categories && !p->categories)) {
+		pwb_diag_add(
+		    diag, NULL, 0, 0,
+		    PARAMS_ERR
+		    "n_categories is %zu: at most %d, with their ids in "
+		    "categories",
+		    p->n_categories, PWB_PREFS_MAX_CATEGORIES);
 		return false;
+	}
+	if (p->n_embed > PWB_PREFS_MAX_EMBED) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     PARAMS_ERR "n_embed %zu is over the limit of %d",
+			     p->n_embed, PWB_PREFS_MAX_EMBED);
+		return false;
+	}
 	if (p->max_user_weights < 1 ||
-	    p->max_user_weights > PWB__PREFS_MAX_USER_WEIGHTS)
+	    p->max_user_weights > PWB__PREFS_MAX_USER_WEIGHTS) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     PARAMS_ERR
+			     "max_user_weights %zu is not between 1 and %u",
+			     p->max_user_weights, PWB__PREFS_MAX_USER_WEIGHTS);
 		return false;
-	if (!(p->user_lr > 0) || !(p->pop_lr > 0) || !isfinite(p->user_lr) ||
-	    !isfinite(p->pop_lr))
+	}
+	if ((rate = bad_rate(p))) {
+		pwb_diag_add(
+		    diag, NULL, 0, 0,
+		    PARAMS_ERR
+		    "%s must be a finite number, above 0 for a rate and "
+		    "not below 0 otherwise",
+		    rate);
 		return false;
-	if (!finite_nonneg(p->alpha) || !finite_nonneg(p->user_l1) ||
-	    !finite_nonneg(p->user_l2) || !finite_nonneg(p->pop_l1) ||
-	    !finite_nonneg(p->pop_l2) || !finite_nonneg(p->beta))
-		return false;
+	}
 	for (size_t k = 0; k < p->n_categories; k++) {
 		const char *c = p->categories[k];
-		if (!c || !*c || strlen(c) > 128)
+		if (!c || !*c || strlen(c) > 128) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     PARAMS_ERR
+				     "category %zu is missing, empty or longer "
+				     "than 128 bytes",
+				     k + 1);
 			return false;
+		}
 		for (size_t j = 0; j < k; j++)
-			if (!strcmp(p->categories[j], c))
+			if (!strcmp(p->categories[j], c)) {
+				pwb_diag_add(diag, NULL, 0, 0,
+					     PARAMS_ERR
+					     "category '%s' is given twice",
+					     c);
 				return false;
+			}
 	}
 	return true;
 }
 
 pwb_status pwb_prefs_model_new(pwb_prefs_model **out,
-			       const pwb_prefs_params *params)
+			       const pwb_prefs_params *params, pwb_diag *diag)
 {
-	if (!out)
+	if (!out) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "no place for the new model (out is NULL)");
 		return PWB_EINVAL;
+	}
 	*out = NULL;
 	pwb_prefs_params p = params ? *params : pwb_prefs_default_params();
-	if (!pwb__prefs_params_ok(&p))
+	if (!pwb__prefs_params_ok(&p, diag))
 		return PWB_EINVAL;
 	pwb_prefs_model *m = pwb__calloc(1, sizeof(*m));
 	if (!m)
-		return PWB_ENOMEM;
+		goto fail;
 	m->p = p;
 	m->p.categories = NULL;
 	m->base =
@@ -101,6 +162,9 @@ pwb_status pwb_prefs_model_new(pwb_prefs_model **out,
 	return PWB_OK;
 fail:
 	pwb_prefs_model_free(m);
+	pwb_diag_add(diag, NULL, 0, 0,
+		     "out of memory for a preference model of 2^%u buckets",
+		     p.hash_bits);
 	return PWB_ENOMEM;
 }
 
@@ -708,12 +772,13 @@ pwb_status pwb_prefs_explain(const pwb_prefs_model *m, const char *user,
 			add_list(&buf, with, nw, w);
 		}
 	}
-	if (buf.err) {
-		pwb__buf_release(&buf);
+	*out = pwb__buf_detach(&buf); /* NULL, and buf released, on failure */
+	if (!*out) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "out of memory explaining user '%s'", user);
 		return PWB_ENOMEM;
 	}
-	*out = pwb__buf_detach(&buf);
-	return *out ? PWB_OK : PWB_ENOMEM;
+	return PWB_OK;
 }
 
 pwb_status pwb_prefs_reset(pwb_prefs_model *m, const char *user, pwb_diag *diag)

@@ -75,7 +75,9 @@ static inline uint32_t pwb__prefs_embed0(const pwb_prefs_model *m)
 pwb__prefs_user *pwb__prefs_find(const pwb_prefs_model *m, const char *id);
 /* Finds or adds the user; NULL when out of memory or the id is too long. */
 pwb__prefs_user *pwb__prefs_add(pwb_prefs_model *m, const char *id);
-bool pwb__prefs_params_ok(const pwb_prefs_params *p);
+/* Whether p is in range (limits in prefs.h); if not, diag (may be NULL)
+ * gets the reason. */
+bool pwb__prefs_params_ok(const pwb_prefs_params *p, pwb_diag *diag);
 /* pwb_prefs_update_pair, optionally leaving w0 as it is (the learning
  * curve of the evaluation replays a user's first events against a fixed
  * population model). */

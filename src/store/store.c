@@ -22,7 +22,11 @@
 #define MAX_ID 256	   /* org, user, key and event ids, in bytes */
 #define MAX_JSON (1 << 20) /* settings, consent, details */
 #define MAX_MODEL (64u << 20)
+/* Audit rows read per query by the chain check; the SQL below takes its
+ * LIMIT from here, as text. */
 #define AUDIT_PAGE 5000
+#define SQL_NUM_(n) #n
+#define SQL_NUM(n) SQL_NUM_(n)
 
 /* ---- statements ---- */
 
@@ -201,7 +205,7 @@ static const stmt stmts[S_COUNT] = {
 	 "SELECT COUNT(*), MIN(seq) FROM audit WHERE seq < 1"},
     [S_AUDIT_PAGE] = {"SELECT seq, ts, org, kind, subject, user_id, detail, "
 		      "prev, hash FROM audit WHERE seq > $1 ORDER BY seq "
-		      "LIMIT 5000",
+		      "LIMIT " SQL_NUM(AUDIT_PAGE),
 		      NULL},
     [S_EXP_FB] = {"SELECT id, event_id, ts, received, kind, prompt, chosen, "
 		  "rejected, response, rating, scale_lo, scale_hi, features, "

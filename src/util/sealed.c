@@ -140,19 +140,19 @@ static int to_fd(void *user, int fd)
 }
 
 pwb_status pwb__sealed_to_file(const char *path, pwb__seal_body body,
-			       const void *ctx, char *err, size_t err_size)
+			       const void *ctx, pwb_diag *diag)
 {
 	if (sodium_init() < 0) {
-		pwb__seterr(err, err_size, "cannot initialise libsodium");
+		pwb_diag_add(diag, path, 0, 0, "cannot initialise libsodium");
 		return PWB_ENOMEM;
 	}
 	pwb__sealw *w = pwb__malloc(sizeof(*w));
 	if (!w) {
-		pwb__seterr(err, err_size, "out of memory");
+		pwb_diag_add(diag, path, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}
 	file_ctx c = {w, body, ctx};
-	pwb_status rc = pwb__replace_file(path, to_fd, &c, err, err_size);
+	pwb_status rc = pwb__replace_file(path, to_fd, &c, diag);
 	free(w);
 	return rc;
 }

@@ -31,9 +31,10 @@ typedef void (*pwb__seal_body)(pwb__sealw *w, const void *ctx);
 pwb_status pwb__sealed_to_mem(pwb__seal_body body, const void *ctx, void **data,
 			      size_t *len);
 /* The same into path, through pwb__replace_file: a crash never leaves a
- * half-written file. err gets a reason on failure. */
+ * half-written file. On failure adds one message to diag, with path as its
+ * file (line 0). */
 pwb_status pwb__sealed_to_file(const char *path, pwb__seal_body body,
-			       const void *ctx, char *err, size_t err_size);
+			       const void *ctx, pwb_diag *diag);
 /* Whether the last PWB__SEAL_LEN bytes of data are the checksum of the
  * rest. */
 bool pwb__sealed_ok(const void *data, size_t len);

@@ -320,26 +320,28 @@ char *pwb__buf_detach(pwb__buf *b)
 /* ---- files ---- */
 
 pwb_status pwb__read_file(const char *path, size_t max, char **data,
-			  size_t *len, char *why, size_t why_size)
+			  size_t *len, pwb_diag *diag)
 {
 	*data = NULL;
 	*len = 0;
 	/* O_NONBLOCK so that a FIFO in a policy folder cannot hang us. */
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(why, why_size, "cannot read: %s", strerror(errno));
+		pwb_diag_add(diag, path, 0, 0, "cannot read: %s",
+			     strerror(errno));
 		return PWB_EIO;
 	}
 	struct stat st;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(why, why_size, "cannot read: not a regular file");
+		pwb_diag_add(diag, path, 0, 0,
+			     "cannot read: not a regular file");
 		close(fd);
 		return PWB_EIO;
 	}
 	if ((unsigned long long)st.st_size > max) {
-		snprintf(why, why_size,
-			 "file too large (%lld bytes; the limit is %zu)",
-			 (long long)st.st_size, max);
+		pwb_diag_add(diag, path, 0, 0,
+			     "file too large (%lld bytes; the limit is %zu)",
+			     (long long)st.st_size, max);
 		close(fd);
 		return PWB_ETOOLARGE;
 	}
@@ -349,7 +351,7 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 	char *buf = pwb__malloc(cap);
 	if (!buf) {
 		close(fd);
-		snprintf(why, why_size, "out of memory");
+		pwb_diag_add(diag, path, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}
 	size_t n = 0;
@@ -359,17 +361,17 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 			if (n > max) {
 				free(buf);
 				close(fd);
-				snprintf(why, why_size,
-					 "file too large (the limit is %zu "
-					 "bytes)",
-					 max);
+				pwb_diag_add(diag, path, 0, 0,
+					     "file too large (the limit is %zu "
+					     "bytes)",
+					     max);
 				return PWB_ETOOLARGE;
 			}
 			size_t c = cap;
 			if (pwb__grow((void **)&buf, &c, cap * 2, 1)) {
 				free(buf);
 				close(fd);
-				snprintf(why, why_size, "out of memory");
+				pwb_diag_add(diag, path, 0, 0, "out of memory");
 				return PWB_ENOMEM;
 			}
 			cap = c;
@@ -378,8 +380,8 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
-			snprintf(why, why_size, "cannot read: %s",
-				 strerror(errno));
+			pwb_diag_add(diag, path, 0, 0, "cannot read: %s",
+				     strerror(errno));
 			free(buf);
 			close(fd);
 			return PWB_EIO;
@@ -391,8 +393,8 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 	close(fd);
 	if (n > max) {
 		free(buf);
-		snprintf(why, why_size,
-			 "file too large (the limit is %zu bytes)", max);
+		pwb_diag_add(diag, path, 0, 0,
+			     "file too large (the limit is %zu bytes)", max);
 		return PWB_ETOOLARGE;
 	}
 	buf[n] = '\0';
@@ -404,16 +406,6 @@ pwb_status pwb__read_file(const char *path, size_t max, char **data,
 /* ---- UTF-8 ---- */
 
 /* ---- replacing files atomically ---- */
-
-void pwb__seterr(char *err, size_t size, const char *fmt, ...)
-{
-	if (!err || !size)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, size, fmt, ap);
-	va_end(ap);
-}
 
 int pwb__write_all(int fd, const void *data, size_t n)
 {
@@ -456,24 +448,24 @@ static void sync_parent(const char *path)
 
 pwb_status pwb__replace_file(const char *path,
 			     int (*write_fn)(void *user, int fd), void *user,
-			     char *err, size_t err_size)
+			     pwb_diag *diag)
 {
 	if (!path || !*path || !write_fn) {
-		pwb__seterr(err, err_size, "no path");
+		pwb_diag_add(diag, path, 0, 0, "no path");
 		return PWB_EINVAL;
 	}
 	size_t plen = strlen(path);
 	char *tmp = pwb__malloc(plen + sizeof(".tmp.XXXXXX"));
 	if (!tmp) {
-		pwb__seterr(err, err_size, "out of memory");
+		pwb_diag_add(diag, path, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}
 	memcpy(tmp, path, plen);
 	memcpy(tmp + plen, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		pwb__seterr(err, err_size, "cannot create %s: %s", tmp,
-			    strerror(errno));
+		pwb_diag_add(diag, path, 0, 0, "cannot create %s: %s", tmp,
+			     strerror(errno));
 		free(tmp);
 		return PWB_EIO;
 	}
@@ -486,15 +478,15 @@ pwb_status pwb__replace_file(const char *path,
 	if (close(fd) != 0 && !e)
 		e = errno;
 	if (e) {
-		pwb__seterr(err, err_size, "cannot write %s: %s", tmp,
-			    strerror(e));
+		pwb_diag_add(diag, path, 0, 0, "cannot write %s: %s", tmp,
+			     strerror(e));
 		unlink(tmp);
 		free(tmp);
 		return PWB_EIO;
 	}
 	if (rename(tmp, path) != 0) {
-		pwb__seterr(err, err_size, "cannot rename %s to %s: %s", tmp,
-			    path, strerror(errno));
+		pwb_diag_add(diag, path, 0, 0, "cannot rename %s to %s: %s",
+			     tmp, path, strerror(errno));
 		unlink(tmp);
 		free(tmp);
 		return PWB_EIO;

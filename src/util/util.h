@@ -64,20 +64,22 @@ char *pwb__buf_detach(pwb__buf *b);
 
 /*
  * Reads a whole regular file of at most max bytes. On failure returns
- * PWB_EIO or PWB_ETOOLARGE and writes a reason into why.
+ * PWB_EIO, PWB_ETOOLARGE or PWB_ENOMEM and adds one message to diag, with
+ * path as its file (line 0).
  */
 pwb_status pwb__read_file(const char *path, size_t max, char **data,
-			  size_t *len, char *why, size_t why_size);
+			  size_t *len, pwb_diag *diag);
 
 /*
  * Replaces the file at path atomically: write(user, fd) fills a new
  * temporary file beside it (mode 0644) and returns 0 or an errno; the
  * file is then fsynced and renamed over path, and the folder fsynced. A
  * crash or an error never leaves a half-written file at path. On failure
- * returns PWB_EIO or PWB_ENOMEM and writes a reason into err.
+ * returns PWB_EINVAL, PWB_EIO or PWB_ENOMEM and adds one message to diag,
+ * with path as its file (line 0).
  */
 pwb_status pwb__replace_file(const char *path, int (*write)(void *user, int fd),
-			     void *user, char *err, size_t err_size);
+			     void *user, pwb_diag *diag);
 /*
  * Reads one line of f (with its '\n', if any) into *buf, growing it to at
  * most max + 2 bytes: a longer line is read to its end but not kept, and
@@ -100,9 +102,6 @@ int pwb__write_all(int fd, const void *data, size_t n);
 size_t pwb__diag_mark(const pwb_diag *d);
 pwb_status pwb__diag_fail(pwb_diag *d, size_t mark, pwb_status rc,
 			  const char *what);
-/* Formats a message into err (nothing when err is NULL or size 0). */
-void pwb__seterr(char *err, size_t size, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /*
  * Checks that data is UTF-8 without NUL bytes. On failure returns false and

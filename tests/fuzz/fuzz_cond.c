@@ -40,11 +40,11 @@ static bool type_of(void *ud, const char *path, pwb_value_type *type)
 		const char *path;
 		pwb_value_type type;
 	} known[] = {
-		{"user.age", PWB_VAL_NUMBER},
-		{"user.age_verified", PWB_VAL_BOOL},
-		{"user.country", PWB_VAL_STRING},
-		{"user.consent", PWB_VAL_LIST},
-		{"org.sector", PWB_VAL_STRING},
+	    {"user.age", PWB_VAL_NUMBER},
+	    {"user.age_verified", PWB_VAL_BOOL},
+	    {"user.country", PWB_VAL_STRING},
+	    {"user.consent", PWB_VAL_LIST},
+	    {"org.sector", PWB_VAL_STRING},
 	};
 	(void)ud;
 	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
@@ -100,9 +100,7 @@ static pwb__cond *parse_around(const char *before, const char *src,
 		abort();
 	snprintf(text, n, "%s%s%s", before, src, after);
 	pwb__cond *c = NULL;
-	int pos;
-	char err[256];
-	if (pwb__cond_parse(&c, text, &pos, err, sizeof(err)))
+	if (pwb__cond_parse(&c, text, NULL))
 		c = NULL;
 	free(text);
 	return c;
@@ -123,23 +121,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = strlen(src);
 
 	pwb__cond *c = NULL;
-	int pos = -1;
-	char err[256];
-	pwb_status rc = pwb__cond_parse(&c, src, &pos, err, sizeof(err));
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status rc = pwb__cond_parse(&c, src, &d);
+	/* One message on failure, none on success; a syntax error's col is
+	 * its 1-based offset in src, with no line or file. */
+	size_t n_msg = d.n;
+	int col = n_msg ? d.entries[0].col : 0;
+	bool placed = n_msg && !d.entries[0].file && d.entries[0].line == 0;
+	pwb_diag_release(&d);
 	if (rc) {
 		if (c)
 			fuzz_fail("a failed parse returned a condition", src);
 		if (rc != PWB_EPARSE && rc != PWB_ENOMEM)
 			fuzz_fail("a failed parse returned a stray status",
 				  src);
-		if (pos < 0 || (size_t)pos > len)
+		if (n_msg != 1)
+			fuzz_fail("a failed parse gave not one message", src);
+		if (!placed ||
+		    (rc == PWB_EPARSE && (col < 1 || (size_t)col > len + 1)))
 			fuzz_fail("the error position is outside the input",
 				  src);
-		if (!err[0])
-			fuzz_fail("a failed parse gave no message", src);
 		free(src);
 		return 0;
 	}
+	if (n_msg)
+		fuzz_fail("a successful parse left a message", src);
 	if (!c)
 		fuzz_fail("a successful parse returned no condition", src);
 
@@ -184,7 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* The canonical text, where it parses, means the same. */
 	pwb__cond *c2 = NULL;
-	if (pwb__cond_parse(&c2, text, &pos, err, sizeof(err)) == PWB_OK) {
+	if (pwb__cond_parse(&c2, text, NULL) == PWB_OK) {
 		char *text2 = canon(c2);
 		if (strcmp(text, text2) != 0) {
 			fprintf(stderr, "canon 1: %s\ncanon 2: %s\n", text,

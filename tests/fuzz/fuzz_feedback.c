@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		} else {
 			if (pwb_feedback_n(s) != before)
 				die("a refused line added an event");
-			if (st != PWB_ENOMEM && d.n == 0)
+			if (d.n == 0)
 				die("a refusal without a message");
 		}
 		pwb_diag_release(&d);
@@ -87,6 +87,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		start = end + 1;
 	}
-	pwb_feedback_free(s);
+	pwb_feedback_set_free(s);
 	return 0;
 }

@@ -74,17 +74,22 @@ static void check_model(const pwb__linear *m, const uint8_t *data, size_t size)
 static void load_one(const uint8_t *data, size_t size)
 {
 	pwb__linear *m = NULL;
-	char err[256] = "";
-	pwb_status st = pwb__linear_load_mem(&m, data, size, err, sizeof(err));
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = pwb__linear_load_mem(&m, data, size, &d);
+	size_t n_msg = d.n;
+	pwb_diag_release(&d);
 	if (st != PWB_OK) {
 		if (m)
 			die("a refused model was handed out");
 		if (st != PWB_EPARSE)
 			die("a refusal other than PWB_EPARSE");
-		if (!err[0])
-			die("a refusal without a reason");
+		if (n_msg != 1)
+			die("a refusal without exactly one reason");
 		return;
 	}
+	if (n_msg)
+		die("an accepted model left a message");
 	if (!m)
 		die("an accepted model is NULL");
 	unsigned char sum[32];

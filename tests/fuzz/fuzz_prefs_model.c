@@ -86,7 +86,7 @@ static void load_user(const uint8_t *data, size_t size, bool sealed)
 	pwb_prefs_model *m = NULL;
 	pwb_prefs_params p = pwb_prefs_default_params();
 	p.hash_bits = 12;
-	if (pwb_prefs_model_new(&m, &p))
+	if (pwb_prefs_model_new(&m, &p, NULL))
 		return;
 	pwb_diag d;
 	pwb_diag_init(&d);
@@ -111,7 +111,7 @@ static void load_features(const uint8_t *data, size_t size, bool sealed)
 	p.categories = cats;
 	p.n_categories = 3;
 	pwb_prefs_model *m = NULL;
-	if (pwb_prefs_model_new(&m, &p))
+	if (pwb_prefs_model_new(&m, &p, NULL))
 		return;
 	pwb_prefs_features f[2];
 	size_t n = 9;

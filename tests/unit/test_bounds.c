@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "pwb/pwb.h"
+#include "util/util.h"
 
 static char dir[] = "/tmp/pwb-test-bounds-XXXXXX";
 
@@ -343,6 +344,107 @@ static void test_guard(void **state)
 	close_fixture(&fx);
 }
 
+/* ---- allocation failures ---- */
+
+/* A decision as JSON plus its refusal and redacted text: equal strings
+ * mean equal decisions. Made with no allocation failing. */
+static char *decision_text(const pwb_decision *d)
+{
+	char *json = NULL;
+	assert_int_equal(pwb_decision_to_json(d, &json), PWB_OK);
+	const char *ref = pwb_decision_refusal(d);
+	const char *red = pwb_decision_redacted(d);
+	size_t n = strlen(json) + (ref ? strlen(ref) : 4) +
+		   (red ? strlen(red) : 4) + 64;
+	char *t = malloc(n);
+	assert_non_null(t);
+	snprintf(t, n, "%s\nverdict %d\nrefusal %s\nredacted %s", json,
+		 (int)pwb_decision_verdict(d), ref ? ref : "NULL",
+		 red ? red : "NULL");
+	free(json);
+	return t;
+}
+
+/*
+ * Fails the 1st, 2nd, ... allocation of one check of text, until a check
+ * runs without reaching the failure point. Each run either succeeds with
+ * the decision of an unfailed check, or returns PWB_ENOMEM with no
+ * decision and a message; the ASan build checks that nothing leaks.
+ * Returns the runs that failed.
+ */
+static long sweep_check(fixture *fx, const char *text, size_t len,
+			pwb_verdict want_verdict)
+{
+	pwb_decision *d0 = check(fx, text, len);
+	assert_int_equal(pwb_decision_verdict(d0), want_verdict);
+	char *want = decision_text(d0);
+	pwb_decision_free(d0);
+	long n_fail = 0;
+	bool done = false;
+	for (long k = 1; k < 100000 && !done; k++) {
+		pwb_diag dg;
+		pwb_diag_init(&dg);
+		pwb_decision *d = (pwb_decision *)&d; /* must be overwritten */
+		pwb__alloc_count = 0;
+		pwb__alloc_fail_at = k;
+		pwb_status rc = pwb_bounds_check(
+		    &d, fx->b, fx->e, PWB_ROLE_PROMPT, text, len, &dg);
+		bool reached = pwb__alloc_count >= k;
+		pwb__alloc_fail_at = 0;
+		if (rc == PWB_OK) {
+			if (!d)
+				fail_msg("allocation %ld failed: PWB_OK "
+					 "without a decision",
+					 k);
+			char *got = decision_text(d);
+			if (strcmp(got, want) != 0)
+				fail_msg("allocation %ld failed: the "
+					 "decision\n%s\ndiffers from\n%s",
+					 k, got, want);
+			free(got);
+			pwb_decision_free(d);
+			done = !reached;
+		} else {
+			if (rc != PWB_ENOMEM)
+				fail_msg("allocation %ld failed: status %s", k,
+					 pwb_status_str(rc));
+			if (d)
+				fail_msg("allocation %ld failed: a decision "
+					 "was handed out",
+					 k);
+			if (dg.n < 1)
+				fail_msg("allocation %ld failed: no message",
+					 k);
+			n_fail++;
+		}
+		pwb_diag_release(&dg);
+	}
+	assert_true(done);
+	free(want);
+	return n_fail;
+}
+
+static void test_alloc_failure_sweep(void **state)
+{
+	(void)state;
+	fixture fx;
+	fixture_guard = NULL;
+	open_fixture(&fx, NULL, 0);
+	/* Lexicon matches in two categories and personal data; hate blocks
+	 * (law), with the org's refusal. */
+	const char t1[] = "They are VILE people, you ass: write to "
+			  "jane.doe@example.org or call +49 30 901820";
+	long n1 = sweep_check(&fx, t1, sizeof(t1) - 1, PWB_VERDICT_BLOCK);
+	/* Personal data alone: a redacted text. */
+	const char t2[] = "write to jane.doe@example.org and "
+			  "john@example.com now";
+	long n2 = sweep_check(&fx, t2, sizeof(t2) - 1, PWB_VERDICT_REDACT);
+	assert_true(n1 > 5 && n2 > 5);
+	print_message("allocation sweep: %ld and %ld failures handled\n", n1,
+		      n2);
+	close_fixture(&fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +452,7 @@ int main(void)
 	    cmocka_unit_test(test_guard),
 	    cmocka_unit_test(test_bytes),
 	    cmocka_unit_test(test_lexicon_errors),
+	    cmocka_unit_test(test_alloc_failure_sweep),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

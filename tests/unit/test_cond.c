@@ -17,28 +17,41 @@
 static pwb__cond *parse_ok(const char *src)
 {
 	pwb__cond *c = NULL;
-	int pos = -1;
-	char err[256];
-	pwb_status rc = pwb__cond_parse(&c, src, &pos, err, sizeof(err));
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status rc = pwb__cond_parse(&c, src, &d);
 	if (rc)
-		fail_msg("'%s' did not parse: %s at %d", src, err, pos);
+		fail_msg("'%s' did not parse: %s at col %d", src,
+			 d.n ? d.entries[0].message : "(no message)",
+			 d.n ? d.entries[0].col : -1);
+	assert_int_equal(d.n, 0);
+	pwb_diag_release(&d);
 	return c;
 }
 
+/* A parse that fails with exactly one message, placed at the 0-based
+ * offset want_pos of src (its col is want_pos + 1), with no line or file. */
 static void parse_bad(const char *src, int want_pos, const char *want_msg)
 {
 	pwb__cond *c = NULL;
-	int pos = -1;
-	char err[256];
-	pwb_status rc = pwb__cond_parse(&c, src, &pos, err, sizeof(err));
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status rc = pwb__cond_parse(&c, src, &d);
 	if (rc != PWB_EPARSE)
 		fail_msg("'%s' parsed but should not", src);
 	assert_null(c);
-	if (pos != want_pos)
-		fail_msg("'%s': error at %d, want %d (%s)", src, pos, want_pos,
-			 err);
-	if (!strstr(err, want_msg))
-		fail_msg("'%s': message '%s' lacks '%s'", src, err, want_msg);
+	if (d.n != 1)
+		fail_msg("'%s': %zu messages, want 1", src, d.n);
+	const pwb_diag_entry *e = &d.entries[0];
+	assert_null(e->file);
+	assert_int_equal(e->line, 0);
+	if (e->col != want_pos + 1)
+		fail_msg("'%s': error at col %d, want %d (%s)", src, e->col,
+			 want_pos + 1, e->message);
+	if (!strstr(e->message, want_msg))
+		fail_msg("'%s': message '%s' lacks '%s'", src, e->message,
+			 want_msg);
+	pwb_diag_release(&d);
 }
 
 static char *canon(const pwb__cond *c)
@@ -112,23 +125,28 @@ static void test_depth_and_length(void **state)
 		deep[n++] = ')';
 	deep[n] = '\0';
 	pwb__cond *c = NULL;
-	int pos;
-	char err[256];
-	assert_int_equal(pwb__cond_parse(&c, deep, &pos, err, sizeof(err)),
-			 PWB_EPARSE);
-	assert_non_null(strstr(err, "nested too deeply"));
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb__cond_parse(&c, deep, &d), PWB_EPARSE);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.entries[0].message, "nested too deeply"));
+	assert_int_equal(d.entries[0].col, 65); /* the 65th '(' */
+	pwb_diag_clear(&d);
 	char *nots = malloc(300);
 	memset(nots, '!', 200);
 	memcpy(nots + 200, "user.a", 7);
-	assert_int_equal(pwb__cond_parse(&c, nots, &pos, err, sizeof(err)),
-			 PWB_EPARSE);
+	assert_int_equal(pwb__cond_parse(&c, nots, &d), PWB_EPARSE);
+	assert_int_equal(d.n, 1);
+	pwb_diag_clear(&d);
 	free(nots);
 	char *long_src = malloc(PWB__COND_MAX_LEN + 10);
 	memset(long_src, ' ', PWB__COND_MAX_LEN + 5);
 	long_src[PWB__COND_MAX_LEN + 5] = '\0';
-	assert_int_equal(pwb__cond_parse(&c, long_src, &pos, err, sizeof(err)),
-			 PWB_EPARSE);
-	assert_non_null(strstr(err, "too long"));
+	assert_int_equal(pwb__cond_parse(&c, long_src, &d), PWB_EPARSE);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.entries[0].message, "too long"));
+	assert_int_equal(d.entries[0].col, 1);
+	pwb_diag_release(&d);
 	free(long_src);
 }
 
@@ -272,6 +290,67 @@ static void test_static_check(void **state)
 	pwb__cond_free(c);
 }
 
+/* ---- allocation failures ---- */
+
+/*
+ * Fails the 1st, 2nd, ... allocation of one parse of a condition that uses
+ * every construct. Each run either succeeds with the same canonical text
+ * as an unfailed parse, or returns PWB_ENOMEM with no condition and one
+ * message; the ASan build checks that nothing leaks.
+ */
+static void test_alloc_failure_sweep(void **state)
+{
+	(void)state;
+	const char *src =
+	    "!(user.age >= 18 && user.age < 65.5) || "
+	    "user.country in [\"de\", 'fr', \"a\\\"b\\n\"] && "
+	    "(request.n != -2.5e1 || org.f == false) && user.x <= 3 && "
+	    "user.y > 0 && user.z == null && user.w == true && "
+	    "user.tags in [] && user.on";
+	pwb__cond *c0 = parse_ok(src);
+	char *want = canon(c0);
+	assert_non_null(want);
+	pwb__cond_free(c0);
+	long n_fail = 0;
+	bool done = false;
+	for (long k = 1; k < 100000 && !done; k++) {
+		pwb__cond *c = (pwb__cond *)&c; /* must be overwritten */
+		pwb_diag d;
+		pwb_diag_init(&d);
+		pwb__alloc_count = 0;
+		pwb__alloc_fail_at = k;
+		pwb_status rc = pwb__cond_parse(&c, src, &d);
+		bool reached = pwb__alloc_count >= k;
+		pwb__alloc_fail_at = 0;
+		if (rc == PWB_OK) {
+			assert_non_null(c);
+			assert_int_equal(d.n, 0);
+			char *got = canon(c);
+			assert_non_null(got);
+			if (strcmp(got, want) != 0)
+				fail_msg("allocation %ld failed: canon '%s', "
+					 "want '%s'",
+					 k, got, want);
+			free(got);
+			pwb__cond_free(c);
+			done = !reached;
+		} else {
+			if (rc != PWB_ENOMEM)
+				fail_msg("allocation %ld failed: status %d", k,
+					 rc);
+			assert_null(c);
+			assert_int_equal(d.n, 1);
+			assert_string_equal(d.entries[0].message,
+					    "out of memory");
+			n_fail++;
+		}
+		pwb_diag_release(&d);
+	}
+	assert_true(done);
+	assert_true(n_fail > 0);
+	free(want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -283,6 +362,7 @@ int main(void)
 	    cmocka_unit_test(test_implies),
 	    cmocka_unit_test(test_value_from_text),
 	    cmocka_unit_test(test_static_check),
+	    cmocka_unit_test(test_alloc_failure_sweep),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

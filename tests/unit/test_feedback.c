@@ -43,7 +43,7 @@ static pwb_status parse1(const char *json, pwb_feedback *ev, char *msg,
 		assert_int_equal(pwb_feedback_n(s), 0);
 	}
 	pwb_diag_release(&d);
-	pwb_feedback_free(s);
+	pwb_feedback_set_free(s);
 	return st;
 }
 
@@ -88,7 +88,7 @@ static void test_pair_and_rating(void **state)
 	/* Sorted and compact, so that equal attributes compare equal. */
 	assert_string_equal(e->rater_attrs, "{\"age\":30,\"lang\":\"de\"}");
 	assert_null(pwb_feedback_get(s, 2));
-	pwb_feedback_free(s);
+	pwb_feedback_set_free(s);
 
 	/* No user, no ts: population data (hh-rlhf has neither). */
 	pwb_feedback ev;
@@ -249,7 +249,7 @@ static void test_stream(void **state)
 	assert_string_equal(pwb_feedback_get(s, 1)->user, "u2");
 	assert_string_equal(pwb_feedback_get(s, 0)->chosen, "a");
 	assert_int_equal(pwb_feedback_get(s, 1)->line, 2);
-	pwb_feedback_free(s);
+	pwb_feedback_set_free(s);
 	pwb_diag_release(&d);
 	unlink(path);
 
@@ -305,7 +305,8 @@ static void test_long_line(void **state)
 	unlink(path);
 }
 
-/* Every allocation failure is reported, never a crash or a leak. */
+/* Every allocation failure is reported, with a message, never a crash or
+ * a leak. */
 static void test_alloc_failures(void **state)
 {
 	(void)state;
@@ -323,6 +324,8 @@ static void test_alloc_failures(void **state)
 			reached_end = true;
 		else
 			assert_true(st == PWB_ENOMEM || st == PWB_EPARSE);
+		/* One error channel: out of memory says so too. */
+		assert_true(d.n >= 1);
 		assert_null(s);
 		pwb_diag_release(&d);
 	}

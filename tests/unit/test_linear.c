@@ -504,14 +504,16 @@ static void test_save_load(void **state)
 	dataset d;
 	make_synthetic(&d, 300, 11);
 	pwb__linear *m = train_ab(&d, 12, NULL);
-	char path[512], err[256];
+	char path[512];
+	pwb_diag dg;
+	pwb_diag_init(&dg);
 	path_in(path, sizeof(path), "model.pwblin");
-	assert_int_equal(pwb__linear_save(m, path, err, sizeof(err)), PWB_OK);
+	assert_int_equal(pwb__linear_save(m, path, &dg), PWB_OK);
 	/* No temporary file is left behind. */
 	assert_int_equal(count_files(".tmp."), 0);
 
 	pwb__linear *m2 = NULL;
-	assert_int_equal(pwb__linear_load(&m2, path, err, sizeof(err)), PWB_OK);
+	assert_int_equal(pwb__linear_load(&m2, path, &dg), PWB_OK);
 	assert_int_equal(pwb__linear_n_labels(m2), 2);
 	assert_string_equal(pwb__linear_label(m2, 0), "label_a");
 	assert_string_equal(pwb__linear_label(m2, 1), "label_b");
@@ -527,10 +529,9 @@ static void test_save_load(void **state)
 	 * the header, the names, the weights and the checksum. */
 	char *file;
 	size_t file_len;
-	char why[256];
-	assert_int_equal(
-	    pwb__read_file(path, 1 << 20, &file, &file_len, why, sizeof(why)),
-	    PWB_OK);
+	assert_int_equal(pwb__read_file(path, 1 << 20, &file, &file_len, &dg),
+			 PWB_OK);
+	assert_int_equal(dg.n, 0);
 	void *mem;
 	size_t mem_len;
 	assert_int_equal(pwb__linear_save_mem(m2, &mem, &mem_len), PWB_OK);
@@ -541,27 +542,38 @@ static void test_save_load(void **state)
 
 	/* Saving over an existing model replaces it. */
 	pwb__linear *m3 = train_ab(&d, 10, NULL);
-	assert_int_equal(pwb__linear_save(m3, path, err, sizeof(err)), PWB_OK);
+	assert_int_equal(pwb__linear_save(m3, path, &dg), PWB_OK);
 	pwb__linear_free(m2);
-	assert_int_equal(pwb__linear_load(&m2, path, err, sizeof(err)), PWB_OK);
+	assert_int_equal(pwb__linear_load(&m2, path, &dg), PWB_OK);
+	assert_int_equal(dg.n, 0);
 
 	/* A rename that fails (a folder is in the way) leaves neither a
 	 * temporary file nor a change behind. */
 	path_in(path, sizeof(path), "in_the_way");
 	assert_int_equal(mkdir(path, 0700), 0);
-	assert_int_equal(pwb__linear_save(m, path, err, sizeof(err)), PWB_EIO);
-	assert_non_null(strstr(err, "cannot rename"));
+	assert_int_equal(pwb__linear_save(m, path, &dg), PWB_EIO);
+	assert_int_equal(dg.n, 1);
+	assert_string_equal(dg.entries[0].file, path);
+	assert_int_equal(dg.entries[0].line, 0);
+	assert_non_null(strstr(dg.entries[0].message, "cannot rename"));
+	pwb_diag_clear(&dg);
 	assert_int_equal(count_files(".tmp."), 0);
 	assert_int_equal(rmdir(path), 0);
 
 	/* A folder that does not exist: a clear error. */
 	path_in(path, sizeof(path), "no/such/dir/model");
-	assert_int_equal(pwb__linear_save(m, path, err, sizeof(err)), PWB_EIO);
-	assert_non_null(strstr(err, "cannot create"));
+	assert_int_equal(pwb__linear_save(m, path, &dg), PWB_EIO);
+	assert_int_equal(dg.n, 1);
+	assert_string_equal(dg.entries[0].file, path);
+	assert_non_null(strstr(dg.entries[0].message, "cannot create"));
+	pwb_diag_clear(&dg);
 	pwb__linear *m4 = NULL;
-	assert_int_equal(pwb__linear_load(&m4, path, err, sizeof(err)),
-			 PWB_EIO);
+	assert_int_equal(pwb__linear_load(&m4, path, &dg), PWB_EIO);
 	assert_null(m4);
+	assert_int_equal(dg.n, 1);
+	assert_string_equal(dg.entries[0].file, path);
+	assert_non_null(strstr(dg.entries[0].message, "cannot read"));
+	pwb_diag_release(&dg);
 
 	free(file);
 	free(mem);
@@ -612,15 +624,19 @@ static void small_model_bytes(unsigned char **data, size_t *len)
 static void load_bad(const void *data, size_t len, const char *want)
 {
 	pwb__linear *m = (pwb__linear *)&m;
-	char err[256] = "";
-	pwb_status rc = pwb__linear_load_mem(&m, data, len, err, sizeof(err));
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status rc = pwb__linear_load_mem(&m, data, len, &d);
 	if (rc != PWB_EPARSE || m)
 		fail_msg("a bad file (%zu bytes) was not refused: status %d",
 			 len, rc);
-	if (!err[0])
-		fail_msg("a bad file was refused without a reason");
-	if (want && !strstr(err, want))
-		fail_msg("reason '%s' lacks '%s'", err, want);
+	if (d.n != 1)
+		fail_msg("a bad file was refused with %zu reasons, not 1", d.n);
+	const pwb_diag_entry *e = &d.entries[0];
+	assert_null(e->file); /* a model in memory has no file */
+	if (want && !strstr(e->message, want))
+		fail_msg("reason '%s' lacks '%s'", e->message, want);
+	pwb_diag_release(&d);
 }
 
 /* Rewrites the checksum after an edit, as a deliberate forger would. */
@@ -768,9 +784,10 @@ static void test_bad_headers(void **state)
 	memcpy(b + w0, &one, 4);
 	reseal(b, len);
 	pwb__linear *m = NULL;
-	char err[256];
-	assert_int_equal(pwb__linear_load_mem(&m, b, len, err, sizeof(err)),
-			 PWB_OK);
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb__linear_load_mem(&m, b, len, &d), PWB_OK);
+	assert_int_equal(d.n, 0);
 	pwb__linear_free(m);
 
 	/* A file of zeros and a missing file. */
@@ -782,11 +799,18 @@ static void test_bad_headers(void **state)
 	assert_int_equal(fwrite(b, 1, 1000, f), 1000);
 	fclose(f);
 	m = (pwb__linear *)&m;
-	assert_int_equal(pwb__linear_load(&m, path, err, sizeof(err)),
-			 PWB_EPARSE);
+	assert_int_equal(pwb__linear_load(&m, path, &d), PWB_EPARSE);
 	assert_null(m);
+	/* A file's messages name it, for `file: error: message`. */
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.entries[0].file, path);
+	assert_string_equal(d.entries[0].message, "not a pwb linear model");
+	pwb_diag_clear(&d);
 	path_in(path, sizeof(path), "missing");
-	assert_int_equal(pwb__linear_load(&m, path, err, sizeof(err)), PWB_EIO);
+	assert_int_equal(pwb__linear_load(&m, path, &d), PWB_EIO);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.entries[0].file, path);
+	pwb_diag_release(&d);
 	free(b);
 	free(good);
 }
@@ -810,14 +834,16 @@ static void test_alloc_failure_sweep(void **state)
 		pwb__linear_report rep = {0};
 		void *mem = NULL;
 		size_t mem_len = 0;
-		char err[256];
+		pwb_diag dg;
+		pwb_diag_init(&dg);
 		pwb_status rc =
 		    pwb__linear_train(&m, (const char *const *)d.texts, d.lens,
 				      d.labels, d.n, ab_names, 2, &p, &rep);
+		bool by_file = false; /* save or load failed */
 		if (!rc)
-			rc = pwb__linear_save(m, path, err, sizeof(err));
+			by_file = (rc = pwb__linear_save(m, path, &dg)) != 0;
 		if (!rc)
-			rc = pwb__linear_load(&m2, path, err, sizeof(err));
+			by_file = (rc = pwb__linear_load(&m2, path, &dg)) != 0;
 		if (!rc)
 			rc = pwb__linear_save_mem(m2, &mem, &mem_len);
 		bool reached = pwb__alloc_count >= k;
@@ -832,6 +858,12 @@ static void test_alloc_failure_sweep(void **state)
 			assert_true(rc != PWB_OK);
 		if (m2 && !mem)
 			assert_int_equal(mem_len, 0);
+		/* save and load leave one message when they fail. */
+		assert_int_equal(dg.n, by_file ? 1 : 0);
+		if (by_file)
+			assert_string_equal(dg.entries[0].message,
+					    "out of memory");
+		pwb_diag_release(&dg);
 		free(rep.labels);
 		free(mem);
 		pwb__linear_free(m);
@@ -1220,9 +1252,9 @@ static void write_seed(const char *sdir, const char *name,
 					   d->lens, y, d->n, names, n_labels,
 					   &p, NULL),
 			 PWB_OK);
-	char path[1024], err[256];
+	char path[1024];
 	snprintf(path, sizeof(path), "%s/%s", sdir, name);
-	assert_int_equal(pwb__linear_save(m, path, err, sizeof(err)), PWB_OK);
+	assert_int_equal(pwb__linear_save(m, path, NULL), PWB_OK);
 	pwb__linear_free(m);
 	free(y);
 }

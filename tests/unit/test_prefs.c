@@ -4,8 +4,9 @@
  * positive weight), explicit targets, the memory cap, explanation and
  * reset, model files and blobs (corrupt, truncated, future), duplicate
  * events, the evaluation on simulated users (personal beats population
- * when users differ, equals it when they do not), and an
- * allocation-failure sweep over update and serialisation.
+ * when users differ, equals it when they do not), one error channel
+ * (every failure leaves a message in the pwb_diag), and
+ * allocation-failure sweeps over update, serialisation and evaluation.
  *
  * PWB_PREFS_FUZZ_SEEDS=DIR makes test_write_fuzz_seeds write the seed
  * models of tests/fuzz/corpus/prefs.
@@ -60,7 +61,7 @@ static pwb_prefs_model *new_model(void)
 	p.categories = cats;
 	p.n_categories = 3;
 	pwb_prefs_model *m = NULL;
-	assert_int_equal(pwb_prefs_model_new(&m, &p), PWB_OK);
+	assert_int_equal(pwb_prefs_model_new(&m, &p, NULL), PWB_OK);
 	return m;
 }
 
@@ -417,7 +418,7 @@ static void test_memory_cap(void **state)
 	p.max_user_weights = 40;
 	p.hash_bits = 16;
 	pwb_prefs_model *m = NULL;
-	assert_int_equal(pwb_prefs_model_new(&m, &p), PWB_OK);
+	assert_int_equal(pwb_prefs_model_new(&m, &p, NULL), PWB_OK);
 	pwb_prefs_features a, b;
 	char ta[256], tb[256];
 	for (int r = 0; r < 300; r++) {
@@ -536,7 +537,7 @@ static void test_save_load(void **state)
 	pwb_prefs_params p = pwb_prefs_default_params();
 	p.hash_bits = 11;
 	pwb_prefs_model *m4 = NULL;
-	assert_int_equal(pwb_prefs_model_new(&m4, &p), PWB_OK);
+	assert_int_equal(pwb_prefs_model_new(&m4, &p, NULL), PWB_OK);
 	assert_int_equal(pwb_prefs_user_load_mem(m4, b1, l1, &d), PWB_EPARSE);
 	free(b1);
 	free(b2);
@@ -640,7 +641,7 @@ static void test_overflow_refused(void **state)
 	p.hash_bits = 12;
 	p.n_embed = 1;
 	pwb_prefs_model *m = NULL;
-	assert_int_equal(pwb_prefs_model_new(&m, &p), PWB_OK);
+	assert_int_equal(pwb_prefs_model_new(&m, &p, NULL), PWB_OK);
 	pwb_prefs_features a, b;
 	float big = 3e38f, ok = 0.5f;
 	pwb_diag d;
@@ -768,7 +769,7 @@ static void test_event_features(void **state)
 	pwb_prefs_params p = pwb_prefs_default_params();
 	p.hash_bits = 14;
 	pwb_prefs_model *other = NULL;
-	assert_int_equal(pwb_prefs_model_new(&other, &p), PWB_OK);
+	assert_int_equal(pwb_prefs_model_new(&other, &p, NULL), PWB_OK);
 	assert_int_equal(
 	    pwb_prefs_features_unpack(other, data, len, out, &n, &d),
 	    PWB_EPARSE);
@@ -827,7 +828,7 @@ static void test_simulated_users(void **state)
 	assert_int_equal(pwb_prefs_evaluate(&r2, s, "sim", NULL, NULL), PWB_OK);
 	assert_true(r2.personal.mean == r.personal.mean &&
 		    r2.personal.lo == r.personal.lo);
-	pwb_feedback_free(s);
+	pwb_feedback_set_free(s);
 
 	/* Users alike: personal equals population within the intervals. */
 	s = simulate(0.0, 60);
@@ -836,7 +837,7 @@ static void test_simulated_users(void **state)
 		    r.personal.mean <= r.population.hi);
 	assert_true(r.population.mean >= r.personal.lo &&
 		    r.population.mean <= r.personal.hi);
-	pwb_feedback_free(s);
+	pwb_feedback_set_free(s);
 }
 
 /* The explanation tells the truth: on simulated users, each user's learnt
@@ -881,7 +882,7 @@ static void test_explain_matches_hidden_taste(void **state)
 		fail_msg("correlation %.3f between hidden and learnt tastes",
 			 r);
 	pwb_prefs_model_free(m);
-	pwb_feedback_free(s);
+	pwb_feedback_set_free(s);
 }
 
 static void add(pwb_feedback_set *s, const char *json)
@@ -936,7 +937,7 @@ static void test_eval_split_and_duplicates(void **state)
 	assert_int_equal(pwb_prefs_evaluate(&r, s, "t", &p, &d), PWB_EPARSE);
 	assert_non_null(strstr(d.entries[0].message, "duplicate event"));
 	pwb_diag_release(&d);
-	pwb_feedback_free(s);
+	pwb_feedback_set_free(s);
 
 	assert_int_equal(pwb_feedback_set_new(&s), PWB_OK);
 	add(s, "{\"id\": \"e1\", \"user\": \"a\", \"chosen\": \"x\", "
@@ -947,7 +948,7 @@ static void test_eval_split_and_duplicates(void **state)
 	assert_int_equal(pwb_prefs_check_duplicates(s, "t", &d), PWB_EPARSE);
 	assert_non_null(strstr(d.entries[0].message, "'id' 'e1'"));
 	pwb_diag_release(&d);
-	pwb_feedback_free(s);
+	pwb_feedback_set_free(s);
 }
 
 /*
@@ -989,7 +990,7 @@ static void test_attributes_never_read(void **state)
 		assert_int_equal(pwb_prefs_save_mem(m, &blob[with], &len[with]),
 				 PWB_OK);
 		pwb_prefs_model_free(m);
-		pwb_feedback_free(s);
+		pwb_feedback_set_free(s);
 	}
 	assert_int_equal(len[0], len[1]);
 	assert_memory_equal(blob[0], blob[1], len[0]);
@@ -1017,11 +1018,17 @@ static void test_alloc_failure_sweep(void **state)
 		void *mem = NULL, *blob = NULL;
 		size_t len = 0, blen = 0;
 		bool done = false;
-		pwb_status st = pwb_prefs_model_new(&m, NULL);
+		pwb_diag md;
+		pwb_diag_init(&md);
+		pwb_status st = pwb_prefs_model_new(&m, NULL, &md);
 		if (st) {
 			assert_int_equal(st, PWB_ENOMEM);
+			assert_null(m);
+			assert_int_equal(md.n, 1);
+			pwb_diag_release(&md);
 			goto next;
 		}
+		pwb_diag_release(&md);
 		pwb__alloc_fail_at = 0;
 		feats(&a, m, shorts[0], NULL);
 		feats(&b, m, longs[0], NULL);
@@ -1095,6 +1102,134 @@ static void test_alloc_failure_sweep(void **state)
 	closedir(dd);
 }
 
+/* ---- one error channel ---- */
+
+/* model_new refuses p with PWB_EINVAL and one message containing want. */
+static void refused(const pwb_prefs_params *p, const char *want)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_prefs_model *m = NULL;
+	assert_int_equal(pwb_prefs_model_new(&m, p, &d), PWB_EINVAL);
+	assert_null(m);
+	assert_int_equal(d.n, 1);
+	if (!strstr(d.entries[0].message, want))
+		fail_msg("'%s' does not name %s", d.entries[0].message, want);
+	pwb_diag_release(&d);
+}
+
+/* Each failure says why: the parameter out of range, the argument
+ * missing. */
+static void test_failures_named(void **state)
+{
+	(void)state;
+	static const char *const twice[] = {"hate", "hate"};
+	pwb_prefs_params p = pwb_prefs_default_params();
+	p.hash_bits = 9;
+	refused(&p, "hash_bits");
+	p = pwb_prefs_default_params();
+	p.n_categories = 2;
+	refused(&p, "n_categories");
+	p.categories = twice;
+	refused(&p, "'hate' is given twice");
+	p = pwb_prefs_default_params();
+	p.n_embed = PWB_PREFS_MAX_EMBED + 1;
+	refused(&p, "n_embed");
+	p = pwb_prefs_default_params();
+	p.max_user_weights = 0;
+	refused(&p, "max_user_weights");
+	p = pwb_prefs_default_params();
+	p.user_lr = 0;
+	refused(&p, "user_lr");
+	p = pwb_prefs_default_params();
+	p.pop_l2 = NAN;
+	refused(&p, "pop_l2");
+	p = pwb_prefs_default_params();
+	p.alpha = -1;
+	refused(&p, "alpha");
+
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_prefs_model_new(NULL, NULL, &d), PWB_EINVAL);
+	assert_int_equal(d.n, 1);
+	pwb_diag_clear(&d);
+	pwb_prefs_model *m = new_model();
+	pwb_prefs_features f;
+	assert_int_equal(
+	    pwb_prefs_features_compute(&f, m, NULL, 3, NULL, NULL, &d),
+	    PWB_EINVAL);
+	assert_int_equal(d.n, 1);
+	pwb_diag_clear(&d);
+	assert_int_equal(pwb_prefs_save(m, "", &d), PWB_EINVAL);
+	assert_int_equal(d.n, 1);
+	pwb_diag_clear(&d);
+	assert_int_equal(pwb_prefs_user_load_mem(m, NULL, 4, &d), PWB_EINVAL);
+	assert_int_equal(d.n, 1);
+	pwb_diag_clear(&d);
+	pwb_prefs_model_free(m);
+
+	/* The evaluation's parameters, and its model's. */
+	pwb_feedback_set *s = simulate(1.0, 4);
+	pwb_prefs_eval_params ep = pwb_prefs_eval_default_params();
+	pwb_prefs_eval_result r;
+	ep.test_fraction = 1;
+	assert_int_equal(pwb_prefs_evaluate(&r, s, "sim", &ep, &d), PWB_EINVAL);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.entries[0].message, "test_fraction"));
+	pwb_diag_clear(&d);
+	ep = pwb_prefs_eval_default_params();
+	ep.model.hash_bits = 30;
+	assert_int_equal(pwb_prefs_evaluate(&r, s, "sim", &ep, &d), PWB_EINVAL);
+	assert_int_equal(d.n, 1);
+	assert_non_null(strstr(d.entries[0].message, "hash_bits"));
+	pwb_diag_clear(&d);
+	assert_int_equal(pwb_prefs_train(NULL, NULL, s, "sim", NULL, &d),
+			 PWB_EINVAL);
+	assert_int_equal(d.n, 1);
+	pwb_diag_release(&d);
+	pwb_feedback_set_free(s);
+}
+
+/* Every allocation failure in evaluating and training is reported with a
+ * message, and a failed training hands out no model. */
+static void test_eval_alloc_failure_sweep(void **state)
+{
+	(void)state;
+	pwb_feedback_set *s = simulate(1.0, 5);
+	pwb_prefs_eval_params ep = pwb_prefs_eval_default_params();
+	ep.model.hash_bits = 12;
+	ep.bootstrap = 20;
+	for (int train = 0; train < 2; train++) {
+		long n_fail = 0;
+		bool done = false;
+		for (long k = 1; k < 100000 && !done; k++) {
+			pwb__alloc_count = 0;
+			pwb__alloc_fail_at = k;
+			pwb_diag d;
+			pwb_diag_init(&d);
+			pwb_prefs_eval_result r;
+			pwb_prefs_model *m = NULL;
+			pwb_status st =
+			    train ? pwb_prefs_train(&m, &r, s, "sim", &ep, &d)
+				  : pwb_prefs_evaluate(&r, s, "sim", &ep, &d);
+			pwb__alloc_fail_at = 0;
+			if (st == PWB_OK) {
+				done = true;
+			} else {
+				assert_int_equal(st, PWB_ENOMEM);
+				assert_true(d.n >= 1);
+				assert_null(m);
+				n_fail++;
+			}
+			pwb_prefs_model_free(m);
+			pwb_diag_release(&d);
+		}
+		assert_true(done);
+		assert_true(n_fail > 10);
+	}
+	pwb_feedback_set_free(s);
+}
+
 /* ---- seeds for the fuzzer ---- */
 
 static void test_write_fuzz_seeds(void **state)
@@ -1156,6 +1291,8 @@ int main(void)
 	    cmocka_unit_test(test_eval_split_and_duplicates),
 	    cmocka_unit_test(test_attributes_never_read),
 	    cmocka_unit_test(test_alloc_failure_sweep),
+	    cmocka_unit_test(test_failures_named),
+	    cmocka_unit_test(test_eval_alloc_failure_sweep),
 	    cmocka_unit_test(test_write_fuzz_seeds),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
