@@ -7,7 +7,10 @@
  * optionally, a trained linear model. Checking a text against an effective
  * policy gives a pwb_decision: per category the score, the threshold, the
  * permission and the verdict, with the spans that matched; a blocking
- * decision names the tier, source, category and basis that block it.
+ * decision names every category that blocks, with the tier, source and
+ * basis of each (the most binding first), and a refusal with the help
+ * resources the registry gives; every decision carries the obligations
+ * (disclose_ai, disclaimers) it triggers.
  *
  * Ownership: objects returned through `**out` are the caller's, freed with
  * the matching `_free`; pointers from getters are borrowed until their
@@ -128,8 +131,9 @@ typedef struct pwb_cat_decision {
 	bool active;
 	pwb_verdict verdict;
 	pwb_provenance set_by; /* the rule behind permission */
-	const pwb_span *spans;
+	const pwb_span *spans; /* in order of start, at most 64 */
 	size_t n_spans;
+	size_t n_spans_omitted; /* spans found past the 64 listed */
 } pwb_cat_decision;
 
 typedef struct pwb_decision pwb_decision;
@@ -150,17 +154,78 @@ const pwb_cat_decision *pwb_decision_category(const pwb_decision *d, size_t i);
 /* The category that blocks (the most binding tier first), or NULL. */
 const pwb_cat_decision *pwb_decision_blocked_by(const pwb_decision *d);
 /*
+ * Every category that blocks, the most binding first: law, then org, then
+ * the user's own setting, then the highest score, then registry order.
+ * Blocking 0 is pwb_decision_blocked_by().
+ */
+size_t pwb_decision_n_blocking(const pwb_decision *d);
+const pwb_cat_decision *pwb_decision_blocking(const pwb_decision *d, size_t i);
+/* The tier that blocks a category: that of the rule when it is forbid
+ * (law or org), else PWB_TIER_USER (the user's own setting). */
+pwb_tier pwb_cat_decision_block_tier(const pwb_cat_decision *c);
+/*
  * The refusal shown to the user for a blocking decision, in the language
  * of the effective `language` dimension (en, de or fr; the org may give
- * its own templates), or NULL when nothing blocks.
+ * its own templates), naming the category by its display name, and
+ * followed by the help resources (below) when there are any; NULL when
+ * nothing blocks.
  */
 const char *pwb_decision_refusal(const pwb_decision *d);
+
+/* A help resource shown with a refusal: one of the registry's `help`
+ * entries of a blocking category, for a jurisdiction in force. */
+typedef struct pwb_dec_help {
+	const char *category;	  /* the blocking category's id */
+	const char *jurisdiction; /* "de" */
+	const char *text;	  /* in the user's language (docs/bounds.md) */
+	const char *source;	  /* the URL that cites it */
+} pwb_dec_help;
+
+/* The help resources of the blocking categories, in blocking order and,
+ * per category, from the most specific jurisdiction to the least. */
+size_t pwb_decision_n_help(const pwb_decision *d);
+const pwb_dec_help *pwb_decision_help(const pwb_decision *d, size_t i);
+
+/* Where an obligation's text goes (docs/bounds.md). */
+typedef enum pwb_placement {
+	PWB_PLACE_PREPEND, /* before the response */
+	PWB_PLACE_APPEND,  /* after the response */
+	PWB_PLACE_SYSTEM   /* done or shown by the deploying system */
+} pwb_placement;
+
+/* "prepend", "append" or "system". */
+const char *pwb_placement_str(pwb_placement p);
+
+/* An obligation the decision triggers. */
+typedef struct pwb_dec_obligation {
+	const char *id;	      /* the obligation's id in its policy file */
+	const char *kind;     /* disclose_ai, disclaimer, age_verification */
+	const char *category; /* the obligation's category, NULL for none */
+	const char *text;     /* in the user's language where pwb has one */
+	const char *lang;     /* the language of text; NULL: the policy's */
+	pwb_placement placement;
+	pwb_provenance set_by;
+} pwb_dec_obligation;
+
+/*
+ * The obligations the decision triggers, in the effective policy's order:
+ * disclose_ai always; a disclaimer or age_verification when its category
+ * (or a child of it) is detected and on for the user, unless the decision
+ * blocks (the response is then the refusal).
+ */
+size_t pwb_decision_n_obligations(const pwb_decision *d);
+const pwb_dec_obligation *pwb_decision_obligation(const pwb_decision *d,
+						  size_t i);
 /* The text with every redacted span replaced by [kind], or NULL when the
- * verdict is not redact. */
+ * verdict is not redact. It holds the input's bytes as they were, NUL
+ * bytes and invalid UTF-8 too, so its length is
+ * pwb_decision_redacted_len() (a NUL is added after it). */
 const char *pwb_decision_redacted(const pwb_decision *d);
+size_t pwb_decision_redacted_len(const pwb_decision *d);
 
 /* The decision as the JSON of `pwb bounds check --json` (docs/bounds.md);
- * *out is freed with free(). */
+ * *out is freed with free(). Bytes of the redacted text that are not
+ * UTF-8 appear as U+FFFD, one per byte, and NUL bytes as \u0000. */
 pwb_status pwb_decision_to_json(const pwb_decision *d, char **out);
 
 /* ---- labelled texts (DESIGN §4.3), for training and evaluation ---- */

@@ -8,10 +8,17 @@
  * where every value carries its provenance.
  *
  * Ownership: objects returned through `**out` are the caller's and are freed
- * with the matching `_free`. Pointers returned by getters are borrowed until
- * their parent object is freed. A pwb_policy may be resolved from several
- * threads at once; pwb_attrs and pwb_settings are not shared between threads
- * while they are being changed.
+ * with the matching `_free`; every `_free` accepts NULL. Pointers returned by
+ * getters are borrowed until their parent object is freed. A NULL params
+ * pointer means the defaults. A pwb_effective owns every string it shows:
+ * it borrows nothing from the settings and attributes it was resolved with
+ * (free them at once if you like) and may outlive its pwb_policy.
+ *
+ * Threads: a pwb_policy may be resolved from several threads at once (its
+ * cache has a lock); a pwb_effective is immutable, and taking or releasing
+ * references (pwb_effective_ref, pwb_effective_free) is atomic, so one
+ * effective may be shared by any number of threads. pwb_attrs and
+ * pwb_settings are not shared between threads while they are being changed.
  */
 #ifndef PWB_POLICY_H
 #define PWB_POLICY_H
@@ -82,6 +89,8 @@ typedef enum pwb_value_type {
 
 /* ---- request attributes (user.*, org.*, request.*) ---- */
 
+/* Keys are whole attribute paths, as conditions name them: "user.age",
+ * "request.channel"; the registry declares them and their types. */
 typedef struct pwb_attrs pwb_attrs;
 
 pwb_status pwb_attrs_new(pwb_attrs **out);
@@ -173,6 +182,21 @@ typedef enum pwb_detector {
 /* "lexicon", "pii", "linear" or "guard", as the registry names them. */
 const char *pwb_detector_str(pwb_detector d);
 
+/* One text of the registry in one language (docs/policy.md). */
+typedef struct pwb_lang_text {
+	const char *lang; /* an ISO 639-1 code; NULL: every language */
+	const char *text;
+} pwb_lang_text;
+
+/* A help resource of a category for one jurisdiction (`help` in the
+ * registry), e.g. a crisis line, shown with a refusal. */
+typedef struct pwb_help_resource {
+	const char *jurisdiction;  /* as law files are named: de, eu, us-ca */
+	const pwb_lang_text *text; /* the resource, per language */
+	size_t n_text;
+	const char *source; /* the URL that cites it */
+} pwb_help_resource;
+
 /* One category of the registry. Indexes are those of the effective
  * policy's categories (pwb_effective_category(e, i) is category i). */
 typedef struct pwb_category_def {
@@ -184,10 +208,26 @@ typedef struct pwb_category_def {
 	bool has_detector[PWB_DET_N];
 	double threshold[PWB_DET_N]; /* where has_detector */
 	int line;		     /* where the registry defines it */
+	const pwb_lang_text *name;   /* display names, per language */
+	size_t n_name;
+	const pwb_help_resource *help; /* in registry order */
+	size_t n_help;
 } pwb_category_def;
 
 size_t pwb_policy_n_categories(const pwb_policy *p);
 const pwb_category_def *pwb_policy_category(const pwb_policy *p, size_t i);
+/*
+ * The text of a list for the language lang (a BCP-47 code such as de or
+ * de-AT: its primary subtag counts; NULL means en): the text for that
+ * language, else the one for every language, else the English one, else
+ * the first; NULL when the list is empty. When lang_out is not NULL it
+ * gets the language of the text chosen (NULL for "every language").
+ */
+const char *pwb_lang_text_pick(const pwb_lang_text *t, size_t n,
+			       const char *lang, const char **lang_out);
+/* A category's display name in lang (as pwb_lang_text_pick), or its id
+ * when the registry gives no name. Never NULL. */
+const char *pwb_category_name(const pwb_category_def *c, const char *lang);
 /* The registry index of a category id, or -1. */
 int pwb_policy_find_category(const pwb_policy *p, const char *id);
 /* The category id closest to a misspelt name, close enough to suggest
@@ -208,7 +248,11 @@ typedef struct pwb_effective pwb_effective;
 
 /*
  * Resolves law ⊓ org ⊓ user. Fails with PWB_ENOTFOUND for an unknown org or
- * jurisdiction, PWB_EPOLICY when a file it needs has errors, and
+ * jurisdiction, PWB_EPOLICY when a file it needs has errors, PWB_EINVAL
+ * for request input the registry does not know (an unknown attribute, an
+ * attribute of the wrong type, an unknown category or dimension in the
+ * settings, a value of the wrong type: pwb_attrs_set_* and
+ * pwb_settings_parse do not check against a registry, resolve does), and
  * PWB_EBOUNDS when a user setting lies outside the bounds; diag then holds
  * one line naming the tier, source, rule (file:line) and basis that stops
  * it. Results are cached by their inputs; the returned object is shared and

@@ -6,10 +6,10 @@
  *   postgres://... or      PostgreSQL through libpq (a connection pool),
  *   postgresql://...       any libpq URL
  *
- * Opening a store runs the versioned migrations (docs/store.md); a database
- * written by a newer pwb is refused. Every write that must be atomic is one
- * transaction; a caller may group several writes into one with
- * pwb_store_begin()/pwb_store_commit() (the import batches do). A
+ * Opening a store runs the versioned migrations (docs/store.md), as its
+ * mode allows; a database written by a newer pwb is refused. Every write that
+ * must be atomic is one transaction; a caller may group several writes into one
+ * with pwb_store_begin()/pwb_store_commit() (the import batches do). A
  * transaction belongs to the thread that began it; other threads keep using
  * other connections of the pool meanwhile.
  *
@@ -35,7 +35,25 @@ extern "C" {
 
 typedef struct pwb_store pwb_store;
 
+/* What opening a store may do to it (docs/store.md, "Opening"). */
+typedef enum pwb_store_mode {
+	/* Make the store when there is none (a new SQLite file, or the
+	 * tables in a PostgreSQL schema), and migrate it. The default. */
+	PWB_STORE_CREATE,
+	/* The store must exist already (PWB_ENOTFOUND if not); migrate it.
+	 * For commands that change only what is stored (erase, revoke). */
+	PWB_STORE_EXISTING,
+	/* The store must exist and be of the current schema; nothing is
+	 * written, and every write is refused (PWB_EINVAL). SQLite opens
+	 * the file read-only, and leaves no -wal or -shm file beside a
+	 * store that no process has open; PostgreSQL's sessions are read
+	 * only. */
+	PWB_STORE_READ_ONLY,
+} pwb_store_mode;
+
 typedef struct pwb_store_params {
+	/* What opening may do (default PWB_STORE_CREATE). */
+	pwb_store_mode mode;
 	/* SQLite: how long a writer waits for the lock, in milliseconds
 	 * (default 30,000). Opening a store that needs no migration takes
 	 * no write lock. */
@@ -62,10 +80,16 @@ pwb_store_params pwb_store_default_params(void);
 int pwb_store_schema_version(void);
 
 /*
- * Opens the store named by url and migrates it to the current schema.
- * Errors (in diag, as one message a user can act on):
- *   PWB_EINVAL  a malformed or unknown URL; a database from a newer pwb
- *   PWB_EIO     the database cannot be opened or reached (worth a retry)
+ * Opens the store named by url and migrates it to the current schema (as
+ * params->mode allows). Errors (in diag, as one message a user can act
+ * on, naming the database):
+ *   PWB_EINVAL    a malformed or unknown URL; a database from a newer pwb;
+ *                 a SQLite path that is not a regular file; a database
+ *                 that cannot be written, for a mode that writes
+ *   PWB_ENOTFOUND no store there, for PWB_STORE_EXISTING and
+ *                 PWB_STORE_READ_ONLY (no file, an empty file, or no pwb
+ *                 tables); nothing was created
+ *   PWB_EIO       the database cannot be opened or reached (worth a retry)
  */
 pwb_status pwb_store_open(pwb_store **out, const char *url,
 			  const pwb_store_params *params, pwb_diag *diag);
@@ -83,6 +107,27 @@ void pwb_store_free(pwb_store *s);
 
 /* "sqlite" or "postgres". */
 const char *pwb_store_backend(const pwb_store *s);
+/*
+ * The store's name for messages, without credentials: the SQLite path, or
+ * host:port/database. Valid until the store is freed.
+ */
+const char *pwb_store_name(const pwb_store *s);
+
+/*
+ * The policy folder recorded in the store (docs/store.md, "Orgs and
+ * policies"), or *dir NULL when none is: the commands record the
+ * --policies they are given, and use it when given none. *dir is freed
+ * with free().
+ */
+pwb_status pwb_store_policies_get(pwb_store *s, char **dir, pwb_diag *diag);
+pwb_status pwb_store_policies_set(pwb_store *s, const char *dir,
+				  pwb_diag *diag);
+/*
+ * PWB_OK when the store holds org (it has stored something for it), else
+ * PWB_ENOTFOUND with "the store holds no org 'x'" and a did-you-mean hint
+ * from the orgs it holds.
+ */
+pwb_status pwb_store_org_check(pwb_store *s, const char *org, pwb_diag *diag);
 
 /*
  * Transactions. pwb_store_begin() starts one for the calling thread; every
@@ -163,6 +208,30 @@ typedef struct pwb_store_feedback {
 } pwb_store_feedback;
 
 #define PWB_STORE_MAX_TEXT (1024 * 1024)
+
+/*
+ * The checks pwb_store_feedback_add() makes of an event before it touches
+ * the store (ids, texts as `texts` keeps them, rating and scale, rater),
+ * without a store: an import checks its whole input with it before it
+ * creates one.
+ */
+pwb_status pwb_store_feedback_check(const char *org,
+				    const pwb_store_feedback *fb,
+				    pwb_store_texts texts, pwb_diag *diag);
+
+/*
+ * The content id of an event that has no event_id of its own, so that
+ * importing it twice stores it once: "content:" and 64 hex digits, a
+ * BLAKE2b-256 keyed with the store's own secret of the event's user, ts
+ * (as given, 0 for none), kind, prompt, chosen, rejected, response and,
+ * for a rating, rating and scale; not of its org, arrival time, rater or
+ * decision (docs/store.md gives the exact encoding). Two events equal in
+ * all of those are the same event.
+ */
+#define PWB_STORE_CONTENT_ID_SIZE (8 + 64 + 1)
+void pwb_store_feedback_content_id(const pwb_store *s,
+				   const pwb_store_feedback *fb,
+				   char out[PWB_STORE_CONTENT_ID_SIZE]);
 
 /*
  * Stores one event. With PWB_STORE_FEATURES_ONLY the texts are dropped
@@ -273,16 +342,20 @@ pwb_status pwb_store_audit_append(pwb_store *s, const char *org,
 				  pwb_diag *diag);
 
 typedef struct pwb_audit_report {
-	uint64_t rows;	    /* rows checked */
-	int64_t bad_seq;    /* the first bad row, 0 when the chain holds */
-	char head_hash[65]; /* hex BLAKE2b-256 of the last good row */
+	uint64_t rows;	 /* rows checked */
+	int64_t bad_seq; /* the first bad row, 0 when the chain holds */
+	/* hex BLAKE2b-256 of the last good row (of the last row when the
+	 * chain holds); 64 zeros when there is none (rows == 0) */
+	char head_hash[65];
 } pwb_audit_report;
 
 /*
  * Checks every row's hash against its content and its predecessor, the
  * sequence for gaps, and the recorded head for rows cut off at the end.
  * PWB_OK when intact; PWB_EINVAL with rep->bad_seq and one message naming
- * the first bad row when not; other errors when the store cannot be read.
+ * the first bad row when not; other errors when the store cannot be read
+ * (PWB_EIO, with rep zeroed, when a read-only SQLite store read at rest
+ * was written meanwhile: try again).
  */
 pwb_status pwb_store_audit_verify(pwb_store *s, pwb_audit_report *rep,
 				  pwb_diag *diag);

@@ -355,8 +355,16 @@ struct pwb_decision {
 	pwb_cat_decision *cats;
 	size_t n_cats;
 	const pwb_cat_decision *blocked_by;
+	const pwb_cat_decision **blocking; /* the most binding first */
+	size_t n_blocking;
 	const char *refusal;
+	pwb_dec_help *help;
+	size_t n_help;
+	pwb_dec_obligation *obligations;
+	size_t n_obligations;
 	const char *redacted;
+	size_t redacted_len;
+	char lang[17]; /* the user's language: the primary subtag */
 };
 
 void pwb_decision_free(pwb_decision *d)
@@ -393,9 +401,61 @@ const char *pwb_decision_refusal(const pwb_decision *d)
 	return d->refusal;
 }
 
+size_t pwb_decision_n_blocking(const pwb_decision *d)
+{
+	return d->n_blocking;
+}
+
+const pwb_cat_decision *pwb_decision_blocking(const pwb_decision *d, size_t i)
+{
+	return i < d->n_blocking ? d->blocking[i] : NULL;
+}
+
+size_t pwb_decision_n_help(const pwb_decision *d)
+{
+	return d->n_help;
+}
+
+const pwb_dec_help *pwb_decision_help(const pwb_decision *d, size_t i)
+{
+	return i < d->n_help ? &d->help[i] : NULL;
+}
+
+const char *pwb_placement_str(pwb_placement p)
+{
+	static const char *const names[] = {"prepend", "append", "system"};
+	return (unsigned)p < 3 ? names[p] : "?";
+}
+
+size_t pwb_decision_n_obligations(const pwb_decision *d)
+{
+	return d->n_obligations;
+}
+
+const pwb_dec_obligation *pwb_decision_obligation(const pwb_decision *d,
+						  size_t i)
+{
+	return i < d->n_obligations ? &d->obligations[i] : NULL;
+}
+
 const char *pwb_decision_redacted(const pwb_decision *d)
 {
 	return d->redacted;
+}
+
+size_t pwb_decision_redacted_len(const pwb_decision *d)
+{
+	return d->redacted ? d->redacted_len : 0;
+}
+
+/* Is registry category `anc` category c or one of its ancestors? */
+static bool is_or_under(const pwb_policy *p, size_t c, const char *anc)
+{
+	for (int a = (int)c; a >= 0;
+	     a = pwb_policy_category(p, (size_t)a)->parent)
+		if (!strcmp(pwb_policy_category(p, (size_t)a)->id, anc))
+			return true;
+	return false;
 }
 
 /* Does an obligation ask for a disclaimer on category c (or a parent)? */
@@ -404,57 +464,89 @@ static bool has_disclaimer(const pwb_policy *p, const pwb_effective *e,
 {
 	for (size_t i = 0; i < pwb_effective_n_obligations(e); i++) {
 		const pwb_eff_obligation *o = pwb_effective_obligation(e, i);
-		if (strcmp(o->kind, "disclaimer") || !o->category)
-			continue;
-		for (int a = (int)c; a >= 0;
-		     a = pwb_policy_category(p, (size_t)a)->parent)
-			if (!strcmp(pwb_policy_category(p, (size_t)a)->id,
-				    o->category))
-				return true;
+		if (!strcmp(o->kind, "disclaimer") && o->category &&
+		    is_or_under(p, c, o->category))
+			return true;
 	}
 	return false;
 }
 
-/* The tier that blocks a category: the rule's for forbid (law or org),
- * else the user's own setting. */
-static pwb_tier block_tier(const pwb_cat_decision *c)
+pwb_tier pwb_cat_decision_block_tier(const pwb_cat_decision *c)
 {
 	if (c->permission != PWB_FORBID)
 		return PWB_TIER_USER;
 	return c->set_by.tier == PWB_TIER_LAW ? PWB_TIER_LAW : PWB_TIER_ORG;
 }
 
-/* ---- refusal texts ---- */
+static pwb_tier block_tier(const pwb_cat_decision *c)
+{
+	return pwb_cat_decision_block_tier(c);
+}
 
-typedef struct refusal_lang {
+/* ---- what pwb says, per language: refusals, help, obligations ---- */
+
+typedef struct wording {
 	const char *lang;
-	const char *tmpl;
+	const char *tmpl;    /* the refusal */
 	const char *tier[3]; /* law, org, user */
 	const char *how_fixed;
 	const char *how_user;
-} refusal_lang;
+	const char *help; /* before the help resources */
+	const char *disclose_ai;
+	const char *age_verification;
+} wording;
 
-static const refusal_lang refusal_langs[] = {
+static const wording wordings[] = {
     {"en",
-     "I can't help with that: {category} is not allowed here, by {tier} "
-     "({source}){basis}. {how}",
+     "I can't help with that: the category “{category}” is not "
+     "allowed here, by {tier} ({source}){basis}. {how}",
      {"the law", "this service's policy", "your own settings"},
      "This cannot be changed in your settings.",
-     "You can turn {category} on in your settings."},
+     "You can turn “{category}” on in your settings.",
+     "Help is available: ",
+     "You are talking to an AI system, not a person.",
+     "This content is only for users whose age has been verified."},
     {"de",
-     "Dabei kann ich nicht helfen: {category} ist hier nicht erlaubt, "
-     "durch {tier} ({source}){basis}. {how}",
+     "Dabei kann ich nicht helfen: Die Kategorie „{category}“ "
+     "ist hier nicht erlaubt, durch {tier} ({source}){basis}. {how}",
      {"das Gesetz", "die Richtlinie dieses Dienstes",
       "deine eigenen Einstellungen"},
      "Das lässt sich in den Einstellungen nicht ändern.",
-     "Du kannst {category} in deinen Einstellungen einschalten."},
+     "Du kannst „{category}“ in deinen Einstellungen "
+     "einschalten.",
+     "Hier findest du Hilfe: ",
+     "Du sprichst mit einem KI-System, nicht mit einem Menschen.",
+     "Diese Inhalte gibt es nur für Nutzer, deren Alter geprüft wurde."},
     {"fr",
-     "Je ne peux pas vous aider : {category} n'est pas autorisé ici, par "
-     "{tier} ({source}){basis}. {how}",
+     "Je ne peux pas vous aider : la catégorie « {category} » n'est pas "
+     "autorisée ici, par {tier} ({source}){basis}. {how}",
      {"la loi", "la politique de ce service", "vos propres réglages"},
      "Cela ne peut pas être modifié dans vos réglages.",
-     "Vous pouvez activer {category} dans vos réglages."},
+     "Vous pouvez activer « {category} » dans vos réglages.",
+     "De l'aide est disponible : ",
+     "Vous échangez avec un système d'IA, pas avec une personne.",
+     "Ce contenu est réservé aux utilisateurs dont l'âge a été vérifié."},
 };
+
+/* The wording for lang (a primary subtag), or NULL when pwb has none. */
+static const wording *wording_for(const char *lang)
+{
+	for (size_t i = 0; i < PWB_ARRAY_LEN(wordings); i++)
+		if (!strcmp(wordings[i].lang, lang))
+			return &wordings[i];
+	return NULL;
+}
+
+/* The user's language: the primary subtag of the effective `language`
+ * dimension ("de" of "de-AT"), "en" when there is none. */
+static void user_lang(const pwb_effective *e, char lang[17])
+{
+	const pwb_eff_dimension *ld =
+	    pwb_effective_find_dimension(e, "language");
+	snprintf(lang, 17, "%s",
+		 ld && ld->value_str && *ld->value_str ? ld->value_str : "en");
+	lang[strcspn(lang, "-_")] = '\0';
+}
 
 /* Fills the placeholders of tmpl; values are taken as they are. */
 static void render(pwb__buf *out, const char *tmpl, const char *const vals[5])
@@ -474,38 +566,45 @@ static void render(pwb__buf *out, const char *tmpl, const char *const vals[5])
 	}
 }
 
-static const char *make_refusal(pwb_decision *d, const pwb_effective *e,
-				bool *oom)
+/*
+ * The refusal for the binding block: the org's template or pwb's, with
+ * the category's display name in the user's language, then the help
+ * resources (d->help) after it.
+ */
+static const char *make_refusal(pwb_decision *d, const pwb_policy *p,
+				const pwb_effective *e, bool *oom)
 {
 	const pwb_cat_decision *c = d->blocked_by;
-	const pwb_eff_dimension *ld =
-	    pwb_effective_find_dimension(e, "language");
-	char lang[17] = "en";
-	if (ld && ld->value_str) {
-		snprintf(lang, sizeof(lang), "%s", ld->value_str);
-		lang[strcspn(lang, "-_")] = '\0';
-	}
-	const refusal_lang *rl = &refusal_langs[0];
-	for (size_t i = 0; i < PWB_ARRAY_LEN(refusal_langs); i++)
-		if (!strcmp(refusal_langs[i].lang, lang))
-			rl = &refusal_langs[i];
-	const char *tmpl = pwb_effective_refusal_template(e, lang);
+	const wording *w = wording_for(d->lang);
+	if (!w)
+		w = &wordings[0];
+	const char *tmpl = pwb_effective_refusal_template(e, d->lang);
 	if (!tmpl)
-		tmpl = rl->tmpl;
+		tmpl = w->tmpl;
 	pwb_tier tier = block_tier(c);
 	bool fixed = tier != PWB_TIER_USER;
 	char basis[1024] = "";
 	if (fixed && c->set_by.basis)
 		snprintf(basis, sizeof(basis), ": %s", c->set_by.basis);
 	const char *source = fixed ? c->set_by.source : "user";
+	const char *name = pwb_category_name(
+	    pwb_policy_category(p, (size_t)(c - d->cats)), d->lang);
 	/* {how} may name the category: fill it first. */
-	const char *vals[5] = {c->category, rl->tier[tier], source, basis, ""};
+	const char *vals[5] = {name, w->tier[tier], source, basis, ""};
 	pwb__buf how, out;
 	pwb__buf_init(&how, 4096);
 	pwb__buf_init(&out, 64 * 1024);
-	render(&how, fixed ? rl->how_fixed : rl->how_user, vals);
+	render(&how, fixed ? w->how_fixed : w->how_user, vals);
 	vals[4] = how.s ? how.s : "";
 	render(&out, tmpl, vals);
+	for (size_t i = 0; i < d->n_help; i++) {
+		pwb__buf_adds(&out, i ? "; " : " ");
+		if (!i)
+			pwb__buf_adds(&out, w->help);
+		pwb__buf_adds(&out, d->help[i].text);
+	}
+	if (d->n_help)
+		pwb__buf_addc(&out, '.');
 	const char *s =
 	    out.err || how.err
 		? NULL
@@ -515,6 +614,139 @@ static const char *make_refusal(pwb_decision *d, const pwb_effective *e,
 	pwb__buf_release(&how);
 	pwb__buf_release(&out);
 	return s;
+}
+
+/* Is jurisdiction i of e named earlier in its list? (Chains share their
+ * roots; the help of each jurisdiction is given once.) */
+static bool named_earlier(const pwb_effective *e, size_t i)
+{
+	for (size_t k = 0; k < i; k++)
+		if (!strcmp(pwb_effective_jurisdiction(e, k),
+			    pwb_effective_jurisdiction(e, i)))
+			return true;
+	return false;
+}
+
+/*
+ * The help resources of the blocking categories: per category (in
+ * blocking order), its registry help for each jurisdiction in force, the
+ * most specific first (the list runs from each chain's root, so it is
+ * read backwards: de before eu).
+ */
+static pwb_status make_help(pwb_decision *d, const pwb_policy *p,
+			    const pwb_effective *e)
+{
+	size_t nj = pwb_effective_n_jurisdictions(e), n = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		size_t k = 0;
+		for (size_t b = 0; b < d->n_blocking; b++) {
+			const pwb_cat_decision *c = d->blocking[b];
+			const pwb_category_def *def =
+			    pwb_policy_category(p, (size_t)(c - d->cats));
+			for (size_t j = nj; j-- > 0;) {
+				const char *jur =
+				    pwb_effective_jurisdiction(e, j);
+				if (named_earlier(e, j))
+					continue;
+				for (size_t h = 0; h < def->n_help; h++) {
+					const pwb_help_resource *r =
+					    &def->help[h];
+					if (strcmp(r->jurisdiction, jur))
+						continue;
+					if (pass == 0) {
+						k++;
+						continue;
+					}
+					bool oom = false;
+					const char *t = pwb_lang_text_pick(
+					    r->text, r->n_text, d->lang, NULL);
+					d->help[k++] = (pwb_dec_help){
+					    c->category, jur,
+					    pwb__arena_strdup(&d->arena,
+							      t ? t : "", &oom),
+					    pwb__arena_strdup(&d->arena,
+							      r->source, &oom)};
+					if (oom)
+						return PWB_ENOMEM;
+				}
+			}
+		}
+		if (pass == 0) {
+			if (!(n = k))
+				return PWB_OK;
+			d->help =
+			    pwb__arena_alloc(&d->arena, n * sizeof(*d->help));
+			if (!d->help)
+				return PWB_ENOMEM;
+		}
+	}
+	d->n_help = n;
+	return PWB_OK;
+}
+
+/* pwb's own text for an obligation kind in wording w, or NULL (a
+ * disclaimer's words are always the policy's). */
+static const char *kind_text(const wording *w, const char *kind)
+{
+	if (!strcmp(kind, "disclose_ai"))
+		return w->disclose_ai;
+	if (!strcmp(kind, "age_verification"))
+		return w->age_verification;
+	return NULL;
+}
+
+/*
+ * The obligations the decision triggers (pwb_decision_n_obligations):
+ * disclose_ai always, a disclaimer or age check when its category or a
+ * child of it is detected and on, unless the decision blocks. The text is
+ * pwb's for the kind in the user's language, else the obligation's own,
+ * else pwb's English one.
+ */
+static pwb_status make_obligations(pwb_decision *d, const pwb_policy *p,
+				   const pwb_effective *e)
+{
+	size_t n = pwb_effective_n_obligations(e);
+	d->obligations =
+	    pwb__arena_alloc(&d->arena, (n ? n : 1) * sizeof(*d->obligations));
+	if (!d->obligations)
+		return PWB_ENOMEM;
+	const wording *w = wording_for(d->lang);
+	for (size_t i = 0; i < n; i++) {
+		const pwb_eff_obligation *o = pwb_effective_obligation(e, i);
+		bool due = !strcmp(o->kind, "disclose_ai");
+		for (size_t c = 0;
+		     !due && o->category && d->verdict != PWB_VERDICT_BLOCK &&
+		     c < d->n_cats;
+		     c++) {
+			const pwb_cat_decision *cd = &d->cats[c];
+			due = cd->detected &&
+			      (cd->verdict == PWB_VERDICT_ALLOW ||
+			       cd->verdict == PWB_VERDICT_ANNOTATE) &&
+			      is_or_under(p, c, o->category);
+		}
+		if (!due)
+			continue;
+		pwb_dec_obligation *r = &d->obligations[d->n_obligations++];
+		r->id = o->id;
+		r->kind = o->kind;
+		r->category = o->category;
+		r->set_by = o->set_by;
+		r->placement = !strcmp(o->kind, "disclaimer")
+				   ? PWB_PLACE_PREPEND
+				   : PWB_PLACE_SYSTEM;
+		if (w && kind_text(w, o->kind)) {
+			r->text = kind_text(w, o->kind);
+			r->lang = w->lang;
+		} else if (o->text) {
+			r->text = o->text;
+		} else {
+			r->text = kind_text(&wordings[0], o->kind);
+			r->lang = wordings[0].lang;
+			if (PWB_NEVER(!r->text))
+				r->text = "";
+		}
+	}
+	return PWB_OK;
 }
 
 /* ---- check: scan, score, decide, redact ---- */
@@ -682,7 +914,7 @@ static void decide_category(const check_ctx *cc, size_t c, pwb_cat_decision *cd)
 
 /* The spans of category c, at most PWB__MAX_SPANS_PER_CAT: its lexicon
  * matches, then the PII found when it has a pii detector; n counts
- * them all. */
+ * them all, and those past the cap are counted as omitted. */
 static bool category_spans(check_ctx *cc, size_t c, size_t n,
 			   pwb_cat_decision *cd)
 {
@@ -708,12 +940,27 @@ static bool category_spans(check_ctx *cc, size_t c, size_t n,
 				     pwb__pii_name(sc->pii[i].kind)};
 	cd->spans = sp;
 	cd->n_spans = k;
+	cd->n_spans_omitted = n > k ? n - k : 0;
 	return !oom;
 }
 
-/* Every category's decision, the decision's verdict and the block that
- * binds: law before org before the user's own setting, then the highest
- * score. */
+/* Blocks, the most binding first: law, org, the user's own setting; then
+ * the highest score; then registry order (the order of d->cats). */
+static int cmp_blocking(const void *a, const void *b)
+{
+	const pwb_cat_decision *x = *(const pwb_cat_decision *const *)a;
+	const pwb_cat_decision *y = *(const pwb_cat_decision *const *)b;
+	pwb_tier tx = block_tier(x), ty = block_tier(y);
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
+	if (x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* Every category's decision, the decision's verdict, every block in
+ * order (the first binds), the help resources, the obligations it
+ * triggers and the refusal. */
 static pwb_status decide(check_ctx *cc)
 {
 	pwb_decision *d = cc->d;
@@ -748,19 +995,27 @@ static pwb_status decide(check_ctx *cc)
 	free(n_spans);
 	if (rc)
 		return rc;
-	for (size_t c = 0; c < n; c++) {
-		const pwb_cat_decision *cd = &d->cats[c];
-		if (cd->verdict != PWB_VERDICT_BLOCK)
-			continue;
-		if (!d->blocked_by ||
-		    block_tier(cd) < block_tier(d->blocked_by) ||
-		    (block_tier(cd) == block_tier(d->blocked_by) &&
-		     cd->score > d->blocked_by->score))
-			d->blocked_by = cd;
+	for (size_t c = 0; c < n; c++)
+		d->n_blocking += d->cats[c].verdict == PWB_VERDICT_BLOCK;
+	if (d->n_blocking) {
+		d->blocking = pwb__arena_alloc(
+		    &d->arena, d->n_blocking * sizeof(*d->blocking));
+		if (!d->blocking)
+			return PWB_ENOMEM;
+		size_t k = 0;
+		for (size_t c = 0; c < n; c++)
+			if (d->cats[c].verdict == PWB_VERDICT_BLOCK)
+				d->blocking[k++] = &d->cats[c];
+		qsort(d->blocking, k, sizeof(*d->blocking), cmp_blocking);
+		d->blocked_by = d->blocking[0];
 	}
+	const pwb_policy *p = cc->b->policy;
+	if ((rc = make_help(d, p, cc->e)) ||
+	    (rc = make_obligations(d, p, cc->e)))
+		return rc;
 	bool oom = false;
 	if (d->blocked_by)
-		d->refusal = make_refusal(d, cc->e, &oom);
+		d->refusal = make_refusal(d, p, cc->e, &oom);
 	return oom ? PWB_ENOMEM : PWB_OK;
 }
 
@@ -780,12 +1035,16 @@ static pwb_status redact(check_ctx *cc)
 		at = sc->pii[i].end;
 	}
 	pwb__buf_add(&r, cc->text + at, cc->len - at);
-	bool oom = r.err != PWB_OK;
-	if (!oom)
-		d->redacted =
-		    pwb__arena_strdup(&d->arena, r.s ? r.s : "", &oom);
+	/* The input's bytes as they are, NUL bytes too: copied by length. */
+	char *s = r.err ? NULL : pwb__arena_alloc(&d->arena, r.len + 1);
+	if (s) {
+		if (r.len)
+			memcpy(s, r.s, r.len);
+		d->redacted = s;
+		d->redacted_len = r.len;
+	}
 	pwb__buf_release(&r);
-	return oom ? PWB_ENOMEM : PWB_OK;
+	return s ? PWB_OK : PWB_ENOMEM;
 }
 
 /* The buffers of one check and its decision, holding a reference on e. */
@@ -809,6 +1068,7 @@ static pwb_status check_init(check_ctx *cc)
 	cc->d->role = cc->role;
 	cc->d->org = pwb_effective_org(cc->e);
 	cc->d->policy_hash = pwb_effective_hash(cc->e);
+	user_lang(cc->e, cc->d->lang);
 	return PWB_OK;
 }
 
@@ -893,6 +1153,80 @@ static json_t *prov(const pwb_provenance *pv)
 	return o;
 }
 
+/* The length of the valid UTF-8 sequence at s (1 for ASCII, NUL too),
+ * or 0 when the byte at s starts none. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t need = (c & 0xe0) == 0xc0   ? 1
+		      : (c & 0xf0) == 0xe0 ? 2
+		      : (c & 0xf8) == 0xf0 ? 3
+					   : 0;
+	if (!need || need >= n)
+		return 0;
+	uint32_t cp = need == 1 ? c & 0x1f : need == 2 ? c & 0x0f : c & 0x07;
+	for (size_t k = 1; k <= need; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+	if (cp < min[need] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return need + 1;
+}
+
+/* Any bytes as a JSON string: valid UTF-8 as it is (NUL as \u0000), and
+ * U+FFFD for each byte that is not part of a valid sequence. */
+static json_t *json_bytes(const char *s, size_t len)
+{
+	pwb__buf b;
+	pwb__buf_init(&b, 0);
+	const unsigned char *u = (const unsigned char *)s;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq(u + i, len - i);
+		if (n) {
+			pwb__buf_add(&b, s + i, n);
+			i += n;
+		} else {
+			pwb__buf_add(&b, "\xef\xbf\xbd", 3);
+			i++;
+		}
+	}
+	json_t *j = b.err ? NULL : json_stringn(b.s ? b.s : "", b.len);
+	pwb__buf_release(&b);
+	return j;
+}
+
+/* A blocking category: tier, source, category, and for a rule its basis
+ * and place. */
+static json_t *block_json(const pwb_cat_decision *c, bool score)
+{
+	json_t *bb = json_object();
+	pwb_tier tier = block_tier(c);
+	bool fixed = tier != PWB_TIER_USER;
+	json_object_set_new(bb, "tier", json_string(pwb_tier_str(tier)));
+	json_object_set_new(bb, "source",
+			    json_string(fixed ? c->set_by.source : "user"));
+	json_object_set_new(bb, "category", json_string(c->category));
+	if (fixed) {
+		if (c->set_by.basis)
+			json_object_set_new(bb, "basis",
+					    json_string(c->set_by.basis));
+		if (c->set_by.file) {
+			json_object_set_new(bb, "file",
+					    json_string(c->set_by.file));
+			json_object_set_new(bb, "line",
+					    json_integer(c->set_by.line));
+		}
+	}
+	if (score)
+		json_object_set_new(bb, "score", json_real(c->score));
+	return bb;
+}
+
 pwb_status pwb_decision_to_json(const pwb_decision *d, char **out)
 {
 	*out = NULL;
@@ -908,36 +1242,56 @@ pwb_status pwb_decision_to_json(const pwb_decision *d, char **out)
 	json_object_set_new(root, "role", json_string(pwb_role_str(d->role)));
 	json_object_set_new(root, "org", json_string(d->org));
 	json_object_set_new(root, "policy_hash", json_string(d->policy_hash));
-	if (d->blocked_by) {
-		const pwb_cat_decision *c = d->blocked_by;
-		json_t *bb = json_object();
-		pwb_tier tier = block_tier(c);
-		bool fixed = tier != PWB_TIER_USER;
-		json_object_set_new(bb, "tier",
-				    json_string(pwb_tier_str(tier)));
-		json_object_set_new(
-		    bb, "source",
-		    json_string(fixed ? c->set_by.source : "user"));
-		json_object_set_new(bb, "category", json_string(c->category));
-		if (fixed) {
-			if (c->set_by.basis)
-				json_object_set_new(
-				    bb, "basis", json_string(c->set_by.basis));
-			if (c->set_by.file) {
-				json_object_set_new(
-				    bb, "file", json_string(c->set_by.file));
-				json_object_set_new(
-				    bb, "line", json_integer(c->set_by.line));
-			}
-		}
-		json_object_set_new(root, "blocked_by", bb);
-	} else {
-		json_object_set_new(root, "blocked_by", json_null());
-	}
+	json_object_set_new(root, "blocked_by",
+			    d->blocked_by ? block_json(d->blocked_by, false)
+					  : json_null());
+	json_t *blocking = json_array();
+	for (size_t i = 0; i < d->n_blocking; i++)
+		json_array_append_new(blocking,
+				      block_json(d->blocking[i], true));
+	json_object_set_new(root, "blocking", blocking);
 	json_object_set_new(root, "refusal",
 			    d->refusal ? json_string(d->refusal) : json_null());
-	if (d->redacted)
-		json_object_set_new(root, "redacted", json_string(d->redacted));
+	json_t *help = json_array();
+	for (size_t i = 0; i < d->n_help; i++) {
+		const pwb_dec_help *h = &d->help[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "category", json_string(h->category));
+		json_object_set_new(o, "jurisdiction",
+				    json_string(h->jurisdiction));
+		json_object_set_new(o, "text", json_string(h->text));
+		json_object_set_new(o, "source", json_string(h->source));
+		json_array_append_new(help, o);
+	}
+	json_object_set_new(root, "help", help);
+	json_t *obls = json_array();
+	for (size_t i = 0; i < d->n_obligations; i++) {
+		const pwb_dec_obligation *ob = &d->obligations[i];
+		json_t *o = json_object();
+		json_object_set_new(o, "id", json_string(ob->id));
+		json_object_set_new(o, "kind", json_string(ob->kind));
+		if (ob->category)
+			json_object_set_new(o, "category",
+					    json_string(ob->category));
+		json_object_set_new(o, "text", json_string(ob->text));
+		json_object_set_new(
+		    o, "lang", ob->lang ? json_string(ob->lang) : json_null());
+		json_object_set_new(
+		    o, "placement",
+		    json_string(pwb_placement_str(ob->placement)));
+		json_object_set_new(o, "set_by", prov(&ob->set_by));
+		json_array_append_new(obls, o);
+	}
+	json_object_set_new(root, "obligations", obls);
+	if (d->redacted) {
+		json_t *r = json_bytes(d->redacted, d->redacted_len);
+		if (!r) {
+			json_decref(root);
+			json_decref(cats);
+			return PWB_ENOMEM;
+		}
+		json_object_set_new(root, "redacted", r);
+	}
 	for (size_t i = 0; i < d->n_cats; i++) {
 		const pwb_cat_decision *c = &d->cats[i];
 		json_t *o = json_object();
@@ -970,6 +1324,9 @@ pwb_status pwb_decision_to_json(const pwb_decision *d, char **out)
 			json_array_append_new(spans, s);
 		}
 		json_object_set_new(o, "spans", spans);
+		json_object_set_new(
+		    o, "spans_omitted",
+		    json_integer((json_int_t)c->n_spans_omitted));
 		json_object_set_new(cats, c->category, o);
 	}
 	json_object_set_new(root, "categories", cats);

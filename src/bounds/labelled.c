@@ -217,7 +217,15 @@ pwb_status pwb_labelled_load(pwb_labelled_set **out, const char *path,
 		}
 		s->rows[s->n++] = row;
 	}
-	if ((n < 0 || ferror(f)) && !rc) {
+	if (n < 0 && errno == EFBIG) {
+		pwb_diag_add(
+		    diag, path, r.line + 1, 0,
+		    "a line of more than %u MiB with no end; reading "
+		    "stops here",
+		    (unsigned)((PWB__LABELLED_MAX_LINE + PWB__LINE_SKIP_MAX) >>
+			       20));
+		rc = PWB_ETOOLARGE;
+	} else if ((n < 0 || ferror(f)) && !rc) {
 		pwb_diag_add(diag, path, r.line, 0, "read error: %s",
 			     strerror(errno));
 		rc = PWB_EIO;

@@ -865,6 +865,13 @@ static pwb_status load_mem(pwb__linear **out, const void *data, size_t len,
 		return PWB_EPARSE;
 	}
 	uint32_t version = rd32(d + 8);
+	/* A version field that does not match is first checked against the
+	 * checksum: damage is not a file from a newer pwb. */
+	if (version != LIN_VERSION && !pwb__sealed_ok(d, len)) {
+		pwb_diag_add(diag, file, 0, 0,
+			     "checksum mismatch: the file is corrupt");
+		return PWB_EPARSE;
+	}
 	if (version > LIN_VERSION) {
 		pwb_diag_add(
 		    diag, file, 0, 0,

@@ -28,31 +28,66 @@ static const char check_usage[] =
     "  --json               print the decision as JSON (docs/bounds.md)\n"
     "  -h, --help           show this help\n"
     "\n"
+    "A TEXT that starts with '-' goes after '--': ... -- '-x'.\n"
+    "\n"
+    "Environment:\n"
+    "  PWB_CACHE_DIR        where the compiled lexicon database is kept\n"
+    "                       (default $XDG_CACHE_HOME/pwb, else "
+    "~/.cache/pwb)\n"
+    "\n"
+    "Example:\n"
+    "  pwb bounds check --policies policies --org acme-tutor "
+    "\"Tell me a joke\"\n"
+    "\n"
     "Exit status: 0 when the text was checked (whatever the verdict), 1 on\n"
     "an error, 2 on a usage error.\n";
+
+/* One block: who (tier, source, rule, basis) and which category. */
+static void print_block(const char *label, const pwb_cat_decision *c)
+{
+	pwb_tier tier = pwb_cat_decision_block_tier(c);
+	printf("%s: %s", label,
+	       tier != PWB_TIER_USER ? pwb_tier_str(tier) : "your own setting");
+	if (tier != PWB_TIER_USER) {
+		printf(" (%s", c->set_by.source);
+		if (c->set_by.file)
+			printf(", %s:%d", c->set_by.file, c->set_by.line);
+		printf(")");
+		if (c->set_by.basis)
+			printf(": %s", c->set_by.basis);
+	}
+	printf(", category %s\n", c->category);
+}
 
 static void print_decision(const pwb_decision *d, const char *text)
 {
 	printf("verdict: %s\n", pwb_verdict_str(pwb_decision_verdict(d)));
-	const pwb_cat_decision *bb = pwb_decision_blocked_by(d);
-	if (bb) {
-		printf("blocked by: %s", bb->permission == PWB_FORBID
-					     ? pwb_tier_str(bb->set_by.tier)
-					     : "your own setting");
-		if (bb->permission == PWB_FORBID) {
-			printf(" (%s", bb->set_by.source);
-			if (bb->set_by.file)
-				printf(", %s:%d", bb->set_by.file,
-				       bb->set_by.line);
-			printf(")");
-			if (bb->set_by.basis)
-				printf(": %s", bb->set_by.basis);
-		}
-		printf(", category %s\n", bb->category);
+	for (size_t i = 0; i < pwb_decision_n_blocking(d); i++)
+		print_block(i ? "also blocked by" : "blocked by",
+			    pwb_decision_blocking(d, i));
+	if (pwb_decision_refusal(d))
 		printf("refusal: %s\n", pwb_decision_refusal(d));
+	for (size_t i = 0; i < pwb_decision_n_help(d); i++) {
+		const pwb_dec_help *h = pwb_decision_help(d, i);
+		printf("help: %s (%s, for %s; %s)\n", h->text, h->jurisdiction,
+		       h->category, h->source);
 	}
-	if (pwb_decision_redacted(d))
-		printf("redacted: %s\n", pwb_decision_redacted(d));
+	if (pwb_decision_redacted(d)) {
+		/* The input's bytes as they are, NUL bytes too. */
+		printf("redacted: ");
+		fwrite(pwb_decision_redacted(d), 1,
+		       pwb_decision_redacted_len(d), stdout);
+		printf("\n");
+	}
+	if (pwb_decision_n_obligations(d))
+		printf("obligations:\n");
+	for (size_t i = 0; i < pwb_decision_n_obligations(d); i++) {
+		const pwb_dec_obligation *o = pwb_decision_obligation(d, i);
+		printf(
+		    "  %s (%s%s%s, %s; %s): %s\n", o->id, o->kind,
+		    o->category ? " on " : "", o->category ? o->category : "",
+		    pwb_placement_str(o->placement), o->set_by.source, o->text);
+	}
 	bool any = false;
 	for (size_t i = 0; i < pwb_decision_n_categories(d); i++) {
 		const pwb_cat_decision *c = pwb_decision_category(d, i);
@@ -72,6 +107,9 @@ static void print_decision(const pwb_decision *d, const char *text)
 			       s->end, n > 60 ? 60 : n, text + s->start,
 			       s->detector, s->what);
 		}
+		if (c->n_spans_omitted)
+			printf("    ... and %zu more spans, not listed\n",
+			       c->n_spans_omitted);
 	}
 	if (!any)
 		printf("detected: nothing\n");
@@ -149,24 +187,40 @@ out:
 }
 
 static const char train_usage[] =
-    "Usage: pwb bounds train --data FILE.jsonl --out FILE [options]\n"
+    "Usage: pwb bounds train --data FILE.jsonl --out FILE --policies DIR "
+    "[options]\n"
     "\n"
-    "Trains the linear detector (docs/bounds.md) on labelled texts\n"
-    "(JSONL: {\"text\": ..., \"labels\": [\"hate\"]}), holding out a\n"
-    "validation split, and prints each category's validation precision\n"
-    "and recall. The model's labels are the category ids of the data;\n"
-    "texts labelled only \"*\" are left out of training.\n"
+    "Trains the linear detector (docs/bounds.md) on labelled texts, holding\n"
+    "out a validation split, and prints each category's validation\n"
+    "precision and recall. The model's labels are the category ids of the\n"
+    "data; texts labelled only \"*\" are left out of training.\n"
+    "\n"
+    "FILE.jsonl has one JSON object a line (docs/bounds.md, \"Labelled\n"
+    "texts\"):\n"
+    "  {\"id\": \"x1\", \"text\": \"...\", \"role\": \"prompt\", "
+    "\"labels\": [\"hate\"]}\n"
+    "\"text\" and \"labels\" are required; labels are category ids of\n"
+    "DIR/categories.yaml (an unknown one is an error naming the line), []\n"
+    "means within bounds and \"*\" out of bounds, category not given.\n"
     "\n"
     "Options:\n"
     "  --data FILE          the labelled texts\n"
     "  --out FILE           where to write the model (atomically)\n"
-    "  --policies DIR       check the labels against DIR/categories.yaml\n"
+    "  --policies DIR       the policy folder whose categories.yaml the\n"
+    "                       labels are checked against\n"
     "  --hash-bits N        feature space 2^N, 10..24 (default 18)\n"
     "  --epochs N           passes over the data (default 5)\n"
     "  --valid FRACTION     held out for validation (default 0.2)\n"
     "  --seed N             shuffling and the split (default 1)\n"
     "  --json               print the validation report as JSON\n"
-    "  -h, --help           show this help\n";
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb bounds train --data labelled.jsonl --out model.pwbm "
+    "--policies policies\n"
+    "\n"
+    "Exit status: 0 when the model was written, 1 on an error (a bad line\n"
+    "of FILE, naming it; nothing is written), 2 on a usage error.\n";
 
 static void train_progress(void *user, double done)
 {
@@ -181,7 +235,7 @@ static int cmd_train(cli_args *a)
 	const cli_spec spec[] = {
 	    CLI_OPT_NEED("data", data, "FILE"),
 	    CLI_OPT_NEED("out", outp, "FILE"),
-	    CLI_OPT_STR("policies", policies),
+	    CLI_OPT_NEED("policies", policies, "DIR"),
 	    CLI_OPT_UINT("hash-bits", tp.hash_bits, 10, 24),
 	    CLI_OPT_UINT("epochs", tp.epochs, 1, 1000),
 	    CLI_OPT_NUM("valid", tp.valid_fraction, 0, 0.9),

@@ -37,11 +37,12 @@ typedef struct cli_list {
 } cli_list;
 
 typedef enum cli_kind {
-	CLI_STR,  /* const char *: the last one given wins */
-	CLI_FLAG, /* bool: set to true; takes no value */
-	CLI_LIST, /* cli_list: repeatable, at most CLI_MAX_LIST */
-	CLI_UINT, /* an unsigned or non-negative integer of `size` bytes */
-	CLI_NUM,  /* double */
+	CLI_STR,     /* const char *: the last one given wins */
+	CLI_FLAG,    /* bool: set to true; takes no value */
+	CLI_LIST,    /* cli_list: repeatable, at most CLI_MAX_LIST */
+	CLI_UINT,    /* an unsigned or non-negative integer of `size` bytes */
+	CLI_NUM,     /* double */
+	CLI_REFUSED, /* known, but refused: a usage error saying `what` */
 } cli_kind;
 
 /*
@@ -97,6 +98,11 @@ typedef struct cli_spec {
 		.name = (n), .kind = CLI_NUM, .target = CLI__AT(double, x),    \
 		.lo = (l), .hi = (h)                                           \
 	}
+/* An option refused with the message why (see CLI_REFUSED). */
+#define CLI_OPT_REFUSE(n, why)                                                 \
+	{                                                                      \
+		.name = (n), .kind = CLI_REFUSED, .what = (why)                \
+	}
 /* --now SECONDS into the int64_t x (which holds the default, the time). */
 #define CLI_OPT_NOW(x)                                                         \
 	{                                                                      \
@@ -113,10 +119,14 @@ enum { CLI_HELP = -1 };
  * targets, positional arguments ('-' is one; so is everything after
  * "--") into *pos, or a usage error "unexpected argument" when pos is
  * NULL. -h and --help print `usage` to stdout and return CLI_HELP (the
- * caller then returns CLI_OK). Returns CLI_OK to go on, or CLI_USAGE after
- * printing the usage error (an unknown option with a did-you-mean hint, a
- * missing value, a value for a flag, a bad number, too many values, a
- * required option not given).
+ * caller then returns CLI_OK); so does the hidden --list-options, which
+ * prints every option spec accepts, one a line, as "--name KIND" (KIND
+ * flag, value, list or number; --help included), for tests/cli/help.sh.
+ * Returns CLI_OK to go on, or CLI_USAGE after printing the usage error (an
+ * unknown option with a did-you-mean hint, or with a hint to put '--'
+ * before an argument that starts with '-'; a refused option; a missing
+ * value, a value for a flag, a bad number, too many values, a required
+ * option not given).
  */
 int cli_parse(cli_args *a, const cli_spec *spec, size_t n, const char *usage,
 	      cli_list *pos);
@@ -143,26 +153,31 @@ char *cli_read_file(const char *path, size_t max, size_t *len);
  * The options every command that resolves a policy takes (--policies,
  * --org, --jurisdiction, --settings, --attr, --registry), and the resolve
  * itself, with every error printed the same way for all of them.
+ * CLI_RESOLVE_SPEC_NO_SETTINGS is the same without --settings.
  */
-#define CLI_RESOLVE_SPEC(r)                                                    \
+#define CLI_RESOLVE_SPEC_NO_SETTINGS(r)                                        \
 	CLI_OPT_STR("policies", (r)->policies), CLI_OPT_STR("org", (r)->org),  \
 	    CLI_OPT_LIST("jurisdiction", (r)->jur),                            \
-	    CLI_OPT_STR("settings", (r)->settings),                            \
 	    CLI_OPT_LIST("attr", (r)->attr),                                   \
 	    CLI_OPT_STR("registry", (r)->registry)
+#define CLI_RESOLVE_SPEC(r)                                                    \
+	CLI_RESOLVE_SPEC_NO_SETTINGS(r), CLI_OPT_STR("settings", (r)->settings)
 
-/* Their lines of --help. */
-#define CLI_RESOLVE_HELP                                                       \
+/* Their lines of --help: CLI_RESOLVE_HELP is all of them, in three parts
+ * (the policy and org; the user's settings; attributes and registry). */
+#define CLI_RESOLVE_HELP_POLICY                                                \
 	"  --policies DIR       the policy folder (categories.yaml, law/, "    \
 	"org/)\n"                                                              \
 	"  --org ID             the deploying organisation\n"                  \
 	"  --jurisdiction J     add a jurisdiction to the org's own; "         \
-	"repeatable\n"                                                         \
+	"repeatable\n"
+#define CLI_RESOLVE_HELP_SETTINGS                                              \
 	"  --settings FILE      the user's settings as JSON ('-' for "         \
 	"stdin):\n"                                                            \
 	"                       {\"categories\": {\"profanity\": "             \
 	"\"on\"},\n"                                                           \
-	"                        \"dimensions\": {\"humour\": 0.5}}\n"         \
+	"                        \"dimensions\": {\"humour\": 0.5}}\n"
+#define CLI_RESOLVE_HELP_ATTRS                                                 \
 	"  --attr KEY=VALUE     a request attribute for conditions, e.g.\n"    \
 	"                       user.age=15; VALUE is read as a JSON "         \
 	"scalar\n"                                                             \
@@ -170,6 +185,8 @@ char *cli_read_file(const char *path, size_t max, size_t *len);
 	"repeatable\n"                                                         \
 	"  --registry FILE      use this registry instead of\n"                \
 	"                       DIR/categories.yaml\n"
+#define CLI_RESOLVE_HELP                                                       \
+	CLI_RESOLVE_HELP_POLICY CLI_RESOLVE_HELP_SETTINGS CLI_RESOLVE_HELP_ATTRS
 
 typedef struct cli_resolve {
 	const char *policies, *org, *registry, *settings;
@@ -202,15 +219,15 @@ void cli_progress_start(cli_progress *p, const char *label, size_t total);
 void cli_progress_update(cli_progress *p, size_t done);
 void cli_progress_end(cli_progress *p);
 
+/* The library's log callback for the CLI: warnings on stderr ("pwb:
+ * warning: ..."), notes ("pwb: note: ...") only when stderr is a
+ * terminal, debug messages only when PWB_DEBUG is set. */
+void cli_log(void *user, pwb_log_level level, const char *msg);
 /*
  * The folder for caches (the compiled Vectorscan database): $PWB_CACHE_DIR,
  * else $XDG_CACHE_HOME/pwb, else $HOME/.cache/pwb, created when missing.
  * NULL when none can be made (the caller then works without a cache).
  */
-/* The library's log callback for the CLI: warnings on stderr ("pwb:
- * warning: ..."), notes ("pwb: note: ...") only when stderr is a
- * terminal, debug messages only when PWB_DEBUG is set. */
-void cli_log(void *user, pwb_log_level level, const char *msg);
 const char *cli_cache_dir(void);
 
 /* A subcommand: its name and the function that runs it. */
@@ -221,7 +238,10 @@ typedef struct cli_sub {
 
 /*
  * Runs the subcommand argv[1] of command `group` ("policy"), or prints
- * usage (on --help, to stdout; without a subcommand, to stderr).
+ * usage (on --help, to stdout; without a subcommand, to stderr). An
+ * unknown subcommand is a usage error with a did-you-mean hint. The hidden
+ * --list-commands prints "group sub" for every subcommand, one a line
+ * (`pwb --list-commands` prints them all, for tests/cli/help.sh).
  */
 int cli_dispatch(int argc, char **argv, const char *group, const char *usage,
 		 const cli_sub *subs, size_t n);
@@ -239,6 +259,23 @@ pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
  * when set), printing every error; NULL on failure.
  */
 pwb_store *cli_store_open(const char *url);
+/* The same, as mode allows (pwb/store.h); with missing non-NULL a store
+ * that is not there is no error: NULL, *missing set, nothing printed. */
+pwb_store *cli_store_open_mode(const char *url, pwb_store_mode mode,
+			       bool *missing);
+/* Prints a failed store call naming the store and what it was doing. */
+void cli_store_report(const pwb_store *s, const char *doing, pwb_status st,
+		      pwb_diag *d);
+/* CLI_OK when the store holds org, else prints why (with a did you mean)
+ * and returns CLI_FAIL. */
+int cli_store_org(pwb_store *s, const char *org);
+/* The policy folder for an org check: given, else the one the store
+ * recorded; a usage error when neither (docs/store.md, "Orgs and
+ * policies"). *dir is the caller's to free. */
+int cli_store_policies_for(cli_args *a, pwb_store *s, const char *given,
+			   char **dir);
+/* Records the policy folder the store's orgs are checked against. */
+int cli_store_record_policies(pwb_store *s, const char *dir);
 int64_t cli_time_now(void);
 
 int cli_policy(int argc, char **argv);

@@ -1,12 +1,18 @@
 /*
  * feedback.c - `pwb feedback import`: JSONL feedback events (DESIGN §4.3)
- * into a store, in transactional batches.
+ * into a store, in transactional batches. Into a store that is not there
+ * yet, the whole input is checked first, and the store made only when it
+ * passes (docs/store.md, "pwb feedback import").
  */
 #include "cli/cli.h"
 #include "util/util.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static const char feedback_usage[] =
     "Usage: pwb feedback import --db URL --org ID [options] FILE.jsonl|-\n"
@@ -20,21 +26,30 @@ static const char import_usage[] =
     "§4.3; '-' reads standard input) for the users of an org, with their\n"
     "rater provenance. Events are committed in batches, each one\n"
     "transaction: at a bad line the import stops, its batch is rolled\n"
-    "back whole, and the batches before it stay. An event whose \"id\" is\n"
-    "already stored is skipped, so a file can be imported again after a\n"
-    "failure.\n"
+    "back whole, and the batches before it stay. An event already stored\n"
+    "(by its \"id\", or without one by its content: docs/store.md) is\n"
+    "skipped, so importing a file again stores nothing twice. Into a store\n"
+    "that does not exist yet, the whole input is checked first and the\n"
+    "store is made only when it passes. The org must be one of the\n"
+    "policies' orgs.\n"
     "\n"
     "Options:\n"
     "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
     "  --org ID             the organisation the users belong to\n"
-    "  --policies DIR       read the org's learning restrictions: when\n"
-    "                       they say store_texts: false, no text is written\n"
+    "  --policies DIR       the policy folder: it must know the org, and\n"
+    "                       when its learning restrictions say\n"
+    "                       store_texts: false, no text is written\n"
+    "                       (default: the folder the store recorded)\n"
     "  --features-only      never write texts (prompts, responses)\n"
     "  --batch N            events per transaction (default 1000)\n"
     "  --verbose            print a line after each committed batch\n"
     "                       (what it names is on disk)\n"
     "  --now SECONDS        the arrival time to record (default: now)\n"
     "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb feedback import --db sqlite:pwb.db --org acme-tutor \\\n"
+    "      --policies policies feedback.jsonl\n"
     "\n"
     "Exit status: 0 when every line was imported, 1 at a bad line or a\n"
     "store error (naming the line), 2 on a usage error.\n";
@@ -44,12 +59,15 @@ typedef struct import_stats {
 	int first_line; /* of the open batch */
 } import_stats;
 
-/* Prints the store's message as FILE:LINE: error: message. */
-static void print_at(const char *file, int line, pwb_status st,
-		     const pwb_diag *d)
+/* "s" for a count other than 1. */
+static const char *plural(uint64_t n)
 {
-	const char *msg = d->n ? d->entries[0].message : pwb_status_str(st);
-	fprintf(stderr, "%s:%d: error: %s\n", file, line, msg);
+	return n == 1 ? "" : "s";
+}
+
+static const char *batches(uint64_t n)
+{
+	return n == 1 ? "batch" : "batches";
 }
 
 /*
@@ -108,6 +126,13 @@ static pwb_status event_features(const pwb_prefs_model *m,
 /* One import, from its options to its counts. */
 typedef struct importer {
 	const char *db, *org, *policies, *file;
+	char *policy_dir; /* --policies, or the folder the store recorded */
+	/* What the reader opens: file, or a copy of it (/dev/fd/N) when it
+	 * cannot be read twice and the store is new. */
+	const char *input;
+	char spool[32];
+	int spool_fd;
+	bool new_store; /* no store at --db yet: made after the check */
 	bool features_only, verbose;
 	uint64_t batch;
 	int64_t now;
@@ -126,20 +151,39 @@ typedef struct importer {
 	bool open_tx;
 } importer;
 
-/* Whether texts are stored: not with --features-only, nor where the org's
- * learning restrictions (with --policies) say store_texts: false. */
-static int import_texts(importer *im, cli_args *a)
+/*
+ * The org's policy, from --policies or else the folder the store recorded
+ * (the store is opened here to read it): resolving it checks that the
+ * policies know the org (docs/store.md, "Orgs and policies"), and says
+ * whether texts are stored: not with --features-only, nor where the org's
+ * learning restrictions say store_texts: false.
+ */
+static int import_policies(importer *im, cli_args *a)
 {
 	im->texts =
 	    im->features_only ? PWB_STORE_FEATURES_ONLY : PWB_STORE_TEXTS;
 	im->why = im->features_only ? "--features-only" : "default";
-	if (!im->policies)
-		return CLI_OK;
+	bool missing = false;
+	if (!im->policies &&
+	    !(im->s =
+		  cli_store_open_mode(im->db, PWB_STORE_EXISTING, &missing)) &&
+	    !missing)
+		return CLI_FAIL;
+	int rc =
+	    cli_store_policies_for(a, im->s, im->policies, &im->policy_dir);
+	if (rc)
+		return rc;
 	cli_resolve res = {0};
-	res.policies = im->policies;
+	res.policies = im->policy_dir;
 	res.org = im->org;
-	int rc = cli_resolve_run(&res, a);
+	rc = cli_resolve_run(&res, a);
 	if (rc) {
+		if (!im->policies)
+			fprintf(stderr,
+				"%s: note: the policies read are those of %s, "
+				"the folder the store recorded; give "
+				"--policies DIR for others\n",
+				a->cmd, im->policy_dir);
 		cli_resolve_release(&res);
 		return rc;
 	}
@@ -162,18 +206,129 @@ static void import_close(importer *im)
 	pwb_store_free(im->s);
 	pwb_prefs_model_free(im->layout);
 	pwb_feedback_close(im->rd);
+	if (im->spool_fd >= 0)
+		close(im->spool_fd);
+	free(im->policy_dir);
 	pwb_diag_release(&im->d);
 }
 
-/* Opens the input, the features' layout (when texts are not stored) and
- * the store; prints the error and returns CLI_FAIL when one fails. */
+/* The reader's messages about a copy of the input name the input. */
+static void relabel(importer *im)
+{
+	for (size_t i = 0; im->input != im->file && i < im->d.n; i++) {
+		pwb_diag_entry *e = &im->d.entries[i];
+		char *f;
+		if (e->file && !strcmp(e->file, im->input) &&
+		    (f = strdup(im->file))) {
+			free(e->file);
+			e->file = f;
+		}
+	}
+}
+
+/* Whether the input can be read a second time from its start: a file,
+ * not standard input or a pipe. (What cannot be opened goes to the
+ * reader, which says why.) */
+static bool rereadable(const char *file)
+{
+	struct stat st;
+	return strcmp(file, "-") &&
+	       (stat(file, &st) || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode));
+}
+
+/* A line longer than this ends the copy: the reader refuses far shorter
+ * ones (16 MiB; it gives up on a line after 80), so that it, and not the
+ * copy, says what is wrong with the line. */
+#define SPOOL_MAX_LINE (128u << 20)
+
+/*
+ * Copies an input that cannot be read twice into a temporary file (in
+ * $TMPDIR, else /tmp), unlinked at once and read as /dev/fd/N, so that it
+ * can be checked whole before a new store is made; prints the error and
+ * returns CLI_FAIL when it cannot.
+ */
+static int spool_input(importer *im)
+{
+	bool std = !strcmp(im->file, "-");
+	int in = std ? STDIN_FILENO : open(im->file, O_RDONLY | O_CLOEXEC);
+	if (in < 0) {
+		fprintf(stderr, "%s: error: cannot read: %s\n", im->file,
+			strerror(errno));
+		return CLI_FAIL;
+	}
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/pwb-import-XXXXXX",
+		 dir && *dir ? dir : "/tmp");
+	int fd = mkstemp(path), rc = CLI_OK;
+	if (fd < 0) {
+		fprintf(stderr,
+			"%s: error: cannot make a copy of %s to check before "
+			"the store is made: %s\n",
+			path, im->file, strerror(errno));
+		rc = CLI_FAIL;
+	} else {
+		unlink(path);
+	}
+	static char buf[1 << 16];
+	uint64_t line = 0; /* bytes of the last line so far */
+	while (!rc && line <= SPOOL_MAX_LINE) {
+		ssize_t n = read(in, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "%s: error: read error: %s\n", im->file,
+				strerror(errno));
+			rc = CLI_FAIL;
+		} else if (n == 0) {
+			break;
+		} else if ((errno = pwb__write_all(fd, buf, (size_t)n))) {
+			fprintf(stderr,
+				"%s: error: cannot copy %s to check it: %s\n",
+				path, im->file, strerror(errno));
+			rc = CLI_FAIL;
+		} else {
+			const char *nl = memrchr(buf, '\n', (size_t)n);
+			line = nl ? (uint64_t)(buf + n - nl - 1)
+				  : line + (uint64_t)n;
+		}
+	}
+	if (!std)
+		close(in);
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	im->spool_fd = fd;
+	snprintf(im->spool, sizeof(im->spool), "/dev/fd/%d", fd);
+	im->input = im->spool;
+	return CLI_OK;
+}
+
+/*
+ * Opens the store unless open already (one that is not there is made only
+ * after the check: new_store), the input (a copy of it when the store is
+ * new and it cannot be read twice) and the features' layout (when texts
+ * are not stored); prints the error and returns CLI_FAIL when one fails.
+ */
 static int import_open(importer *im)
 {
-	pwb_diag_init(&im->d);
-	pwb_status st = pwb_feedback_open(&im->rd, im->file, &im->d);
+	bool missing = false;
+	if (!im->s &&
+	    !(im->s =
+		  cli_store_open_mode(im->db, PWB_STORE_EXISTING, &missing)) &&
+	    !missing)
+		return CLI_FAIL;
+	im->new_store = missing;
+	im->input = im->file;
+	int rc;
+	if (im->new_store && !rereadable(im->file) && (rc = spool_input(im)))
+		return rc;
+	pwb_status st = pwb_feedback_open(&im->rd, im->input, &im->d);
 	if (st) {
+		relabel(im);
 		cli_report(im->file, st, &im->d);
-		import_close(im);
 		return CLI_FAIL;
 	}
 	/* Without texts, the events keep their features (docs/store.md),
@@ -183,15 +338,8 @@ static int import_open(importer *im)
 		fprintf(stderr, "pwb feedback import: %s\n",
 			im->d.n ? im->d.entries[0].message
 				: pwb_status_str(st));
-		import_close(im);
 		return CLI_FAIL;
 	}
-	if (!(im->s = cli_store_open(im->db))) {
-		import_close(im);
-		return CLI_FAIL;
-	}
-	if ((im->total = pwb_feedback_bytes_total(im->rd)))
-		cli_progress_start(&im->bar, "import", (size_t)im->total);
 	return CLI_OK;
 }
 
@@ -200,15 +348,36 @@ static void import_bar_end(importer *im)
 {
 	if (im->total)
 		cli_progress_end(&im->bar);
+	im->total = 0;
 }
 
-/* Adds one event to the store, with its features when texts are not
- * stored; *id is 0 when its "id" was already stored. */
-static pwb_status store_event(importer *im, const pwb_feedback *ev, int64_t *id)
+/*
+ * Prints why the event at `line` was not stored: what the store refuses
+ * in the event as FILE:LINE: error: ...; a failure of the store itself
+ * (I/O, a read-only or full database), where the line is not at fault, as
+ * the store's.
+ */
+static void report_at(importer *im, int line, pwb_status st)
+{
+	import_bar_end(im);
+	if (st == PWB_EIO || st == PWB_ENOMEM) {
+		char doing[600];
+		snprintf(doing, sizeof(doing), "store line %d of %s", line,
+			 im->file);
+		cli_store_report(im->s, doing, st, &im->d);
+		return;
+	}
+	const char *msg =
+	    im->d.n ? im->d.entries[0].message : pwb_status_str(st);
+	fprintf(stderr, "%s:%d: error: %s\n", im->file, line, msg);
+}
+
+/* The event as the store takes it, without features. */
+static pwb_store_feedback event_fb(const pwb_feedback *ev)
 {
 	const char *role = pwb_rater_role_name(ev->rater_role);
 	bool pair = ev->kind == PWB_FEEDBACK_PAIR;
-	pwb_store_feedback fb = {
+	return (pwb_store_feedback){
 	    .kind = pair ? PWB_STORE_FB_PAIR : PWB_STORE_FB_RATING,
 	    .user = ev->user,
 	    .event_id = ev->id,
@@ -223,6 +392,77 @@ static pwb_status store_event(importer *im, const pwb_feedback *ev, int64_t *id)
 	    .rater_role = role && role[0] ? role : NULL,
 	    .rater_attrs = ev->rater_attrs,
 	};
+}
+
+/* An event must name its user; prints the error when it does not. */
+static int event_has_user(importer *im, const pwb_feedback *ev)
+{
+	if (ev->user && ev->user[0])
+		return CLI_OK;
+	import_bar_end(im);
+	fprintf(stderr, "%s:%d: error: the event names no \"user\"\n", im->file,
+		ev->line);
+	return CLI_FAIL;
+}
+
+/*
+ * Before a new store is made: reads every event and checks it as the
+ * import will (its user, then the store's own checks), writing nothing;
+ * then opens the input again for the import. Prints the first error and
+ * returns CLI_FAIL.
+ */
+static int import_check(importer *im)
+{
+	if ((im->total = pwb_feedback_bytes_total(im->rd)))
+		cli_progress_start(&im->bar, "check", (size_t)im->total);
+	pwb_status st;
+	for (;;) {
+		pwb_feedback ev;
+		bool done = false;
+		pwb_diag_clear(&im->d);
+		if ((st = pwb_feedback_next(im->rd, &ev, &done, &im->d))) {
+			import_bar_end(im);
+			relabel(im);
+			cli_print_diag(&im->d);
+			return CLI_FAIL;
+		}
+		if (done)
+			break;
+		if (event_has_user(im, &ev))
+			return CLI_FAIL;
+		pwb_store_feedback fb = event_fb(&ev);
+		if ((st = pwb_store_feedback_check(im->org, &fb, im->texts,
+						   &im->d))) {
+			report_at(im, ev.line, st);
+			return CLI_FAIL;
+		}
+		if (im->total)
+			cli_progress_update(
+			    &im->bar, (size_t)pwb_feedback_bytes_read(im->rd));
+	}
+	import_bar_end(im);
+	pwb_feedback_close(im->rd);
+	im->rd = NULL;
+	pwb_diag_clear(&im->d);
+	if ((st = pwb_feedback_open(&im->rd, im->input, &im->d))) {
+		relabel(im);
+		cli_report(im->file, st, &im->d);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/* Adds one event to the store, with its features when texts are not
+ * stored, and its content id when it has no "id"; *id is 0 when it was
+ * already stored. */
+static pwb_status store_event(importer *im, const pwb_feedback *ev, int64_t *id)
+{
+	pwb_store_feedback fb = event_fb(ev);
+	char cid[PWB_STORE_CONTENT_ID_SIZE];
+	if (!fb.event_id) {
+		pwb_store_feedback_content_id(im->s, &fb, cid);
+		fb.event_id = cid;
+	}
 	void *feat = NULL;
 	pwb_status st;
 	if (im->layout && (st = event_features(im->layout, ev, &feat,
@@ -263,22 +503,17 @@ static int import_event(importer *im, const pwb_feedback *ev)
 	pwb_status st;
 	if (!im->open_tx) {
 		if ((st = pwb_store_begin(im->s, &im->d))) {
-			print_at(im->file, ev->line, st, &im->d);
+			report_at(im, ev->line, st);
 			return CLI_FAIL;
 		}
 		im->open_tx = true;
 		im->stats.first_line = ev->line;
 	}
-	if (!ev->user || !ev->user[0]) {
-		import_bar_end(im);
-		fprintf(stderr, "%s:%d: error: the event names no \"user\"\n",
-			im->file, ev->line);
+	if (event_has_user(im, ev))
 		return CLI_FAIL;
-	}
 	int64_t id = 0;
 	if ((st = store_event(im, ev, &id))) {
-		import_bar_end(im);
-		print_at(im->file, ev->line, st, &im->d);
+		report_at(im, ev->line, st);
 		return CLI_FAIL;
 	}
 	im->in_batch++;
@@ -287,8 +522,7 @@ static int import_event(importer *im, const pwb_feedback *ev)
 	else
 		im->batch_dups++;
 	if (im->in_batch == im->batch && (st = end_batch(im, ev->line))) {
-		import_bar_end(im);
-		print_at(im->file, ev->line, st, &im->d);
+		report_at(im, ev->line, st);
 		return CLI_FAIL;
 	}
 	return CLI_OK;
@@ -298,6 +532,8 @@ static int import_event(importer *im, const pwb_feedback *ev)
  * the first error, printed. */
 static int import_events(importer *im)
 {
+	if ((im->total = pwb_feedback_bytes_total(im->rd)))
+		cli_progress_start(&im->bar, "import", (size_t)im->total);
 	for (;;) {
 		pwb_feedback ev;
 		bool done = false;
@@ -306,6 +542,7 @@ static int import_events(importer *im)
 		if (st) {
 			/* The reader's message names the file and line. */
 			import_bar_end(im);
+			relabel(im);
 			cli_print_diag(&im->d);
 			return CLI_FAIL;
 		}
@@ -320,30 +557,55 @@ static int import_events(importer *im)
 	int last = pwb_feedback_line(im->rd);
 	pwb_status st;
 	if (im->open_tx && (st = end_batch(im, last))) {
-		print_at(im->file, last, st, &im->d);
+		report_at(im, last, st);
 		return CLI_FAIL;
 	}
 	return CLI_OK;
 }
 
-/* What was imported; after an error, from which line on nothing was. */
+/* What was imported (and what was there already); after an error, from
+ * which line on nothing was written. */
 static void import_summary(importer *im, int rc)
 {
+	unsigned long long n = im->stats.stored, dups = im->stats.duplicates,
+			   b = im->stats.batches;
 	if (rc == CLI_OK) {
 		import_bar_end(im);
-		printf("imported %llu events into org %s (%llu already stored, "
-		       "skipped) in %llu batches; texts: %s (%s)\n",
-		       (unsigned long long)im->stats.stored, im->org,
-		       (unsigned long long)im->stats.duplicates,
-		       (unsigned long long)im->stats.batches,
-		       im->texts == PWB_STORE_TEXTS ? "kept" : "not stored",
-		       im->why);
+		if (!n && !dups)
+			printf("imported 0 events into org %s: the input "
+			       "holds none\n",
+			       im->org);
+		else if (!n)
+			printf("imported 0 events into org %s; %llu event%s "
+			       "already stored, skipped: nothing new was "
+			       "written\n",
+			       im->org, dups, plural(dups));
+		else {
+			printf("imported %llu event%s into org %s in %llu %s",
+			       n, plural(n), im->org, b, batches(b));
+			if (dups)
+				printf(" (%llu event%s already stored, "
+				       "skipped)",
+				       dups, plural(dups));
+			printf("; texts: %s (%s)\n",
+			       im->texts == PWB_STORE_TEXTS ? "kept"
+							    : "not stored",
+			       im->why);
+		}
+	} else if (im->new_store && !im->s) {
+		printf("imported 0 events into org %s; nothing was written: "
+		       "a new store is made only once its whole input is "
+		       "valid, and none was made\n",
+		       im->org);
+	} else if (!b) {
+		printf("imported 0 events into org %s before the error; "
+		       "nothing was written\n",
+		       im->org);
 	} else {
-		printf("imported %llu events into org %s in %llu committed "
-		       "batches before the error; nothing from line %d on was "
+		printf("imported %llu event%s into org %s in %llu committed "
+		       "%s before the error; nothing from line %d on was "
 		       "written\n",
-		       (unsigned long long)im->stats.stored, im->org,
-		       (unsigned long long)im->stats.batches,
+		       n, plural(n), im->org, b, batches(b),
 		       im->open_tx || im->in_batch ? im->stats.first_line
 						   : pwb_feedback_line(im->rd));
 	}
@@ -352,7 +614,7 @@ static void import_summary(importer *im, int rc)
 /* `pwb feedback import`: the options, then the steps above. */
 static int cmd_import(cli_args *a)
 {
-	importer im = {.batch = 1000, .now = cli_time_now()};
+	importer im = {.batch = 1000, .now = cli_time_now(), .spool_fd = -1};
 	cli_list pos = {0};
 	const cli_spec spec[] = {
 	    CLI_OPT_NEED("db", im.db, "URL"),
@@ -371,9 +633,26 @@ static int cmd_import(cli_args *a)
 		return cli_usage_error(a, "give the FILE.jsonl to import, or "
 					  "'-' for standard input");
 	im.file = pos.v[0];
-	int rc = import_texts(&im, a);
-	if (rc || (rc = import_open(&im)))
+	pwb_diag_init(&im.d);
+	int rc = import_policies(&im, a);
+	if (!rc)
+		rc = import_open(&im);
+	if (!rc && im.new_store) {
+		/* The store is made only once the whole input is valid. */
+		if ((rc = import_check(&im)))
+			import_summary(&im, rc);
+		else if (!(im.s = cli_store_open(im.db)))
+			rc = CLI_FAIL;
+	}
+	if (rc) {
+		import_close(&im);
 		return rc;
+	}
+	if (im.policies &&
+	    (rc = cli_store_record_policies(im.s, im.policies))) {
+		import_close(&im);
+		return rc;
+	}
 	rc = import_events(&im);
 	if (im.open_tx)
 		pwb_store_rollback(im.s);

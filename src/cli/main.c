@@ -1,10 +1,13 @@
 /* main.c - the pwb command: dispatch to a subcommand. */
 #include "cli/cli.h"
+#include "util/util.h"
 
 #include <string.h>
 
+/* One line per subcommand: tests/cli/help.sh reads the list from here and
+ * checks it against the commands pwb runs (--list-commands). */
 static const char usage[] =
-    "Usage: pwb COMMAND [ARGS]\n"
+    "Usage: pwb COMMAND SUBCOMMAND [options] [ARGS]\n"
     "\n"
     "pwb personalises LLM behaviour to each user within three tiers of\n"
     "bounds: law, the deploying organisation, and the user.\n"
@@ -14,21 +17,52 @@ static const char usage[] =
     "  policy resolve ...       the effective policy for an org and user\n"
     "  policy explain ...       the same, as readable text with provenance\n"
     "  bounds check ... TEXT    check a text: categories, verdict, refusal\n"
+    "  bounds train ...         train the linear detector on labelled texts\n"
     "  eval bounds ...          blocking quality on labelled texts (JSONL)\n"
     "  eval prefs ...           preference accuracy on feedback (JSONL)\n"
-    "  prefs train|explain|reset  learn, explain and reset preferences\n"
+    "  prefs train ...          learn a preference model from feedback\n"
+    "  prefs explain ...        what a model learned about a user, in words\n"
+    "  prefs reset ...          forget what a model learned about a user\n"
     "  simulate prefs ...       simulated users' feedback, for trying it\n"
     "  feedback import ...      store feedback events (JSONL)\n"
     "  audit verify --db URL    check the audit chain\n"
-    "  user export|erase ...    a user's data: all of it as JSON, or erased\n"
-    "  keys create|revoke ...   API keys (stored as keyed hashes)\n"
+    "  user export ...          all of a user's stored data, as JSON\n"
+    "  user erase ...           erase a user's stored data\n"
+    "  keys create ...          make an API key (stored as a keyed hash)\n"
+    "  keys revoke ... KEY_ID   revoke an API key\n"
     "  store gc --db URL ...    remove feedback past its retention\n"
+    "\n"
+    "Run 'pwb COMMAND SUBCOMMAND --help' for the options of each.\n"
     "\n"
     "Options:\n"
     "  -h, --help               show this help (also after any command)\n"
     "  --version                show the version\n"
     "\n"
+    "Environment:\n"
+    "  PWB_CACHE_DIR            the cache of the compiled lexicon database\n"
+    "                           (default $XDG_CACHE_HOME/pwb, else\n"
+    "                           ~/.cache/pwb)\n"
+    "  PWB_KEY_SECRET           the secret that keys stored API key hashes\n"
+    "  PWB_DEBUG                set: print the library's debug messages\n"
+    "\n"
+    "Example:\n"
+    "  pwb policy explain --policies policies --org acme-tutor\n"
+    "\n"
+    "Exit status: 0 on success, 1 when the input is invalid or refused (or\n"
+    "on another error), 2 on a usage error.\n"
+    "\n"
     "Documentation: README.md and docs/ in the source tree.\n";
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+    {"policy", cli_policy},	{"bounds", cli_bounds},
+    {"eval", cli_eval},		{"prefs", cli_prefs},
+    {"simulate", cli_simulate}, {"feedback", cli_feedback},
+    {"audit", cli_audit},	{"user", cli_user},
+    {"keys", cli_keys},		{"store", cli_store},
+};
 
 int main(int argc, char **argv)
 {
@@ -46,26 +80,23 @@ int main(int argc, char **argv)
 		printf("pwb %s\n", PWB_VERSION);
 		return CLI_OK;
 	}
-	if (!strcmp(cmd, "policy"))
-		return cli_policy(argc - 1, argv + 1);
-	if (!strcmp(cmd, "bounds"))
-		return cli_bounds(argc - 1, argv + 1);
-	if (!strcmp(cmd, "eval"))
-		return cli_eval(argc - 1, argv + 1);
-	if (!strcmp(cmd, "prefs"))
-		return cli_prefs(argc - 1, argv + 1);
-	if (!strcmp(cmd, "simulate"))
-		return cli_simulate(argc - 1, argv + 1);
-	if (!strcmp(cmd, "store"))
-		return cli_store(argc - 1, argv + 1);
-	if (!strcmp(cmd, "audit"))
-		return cli_audit(argc - 1, argv + 1);
-	if (!strcmp(cmd, "user"))
-		return cli_user(argc - 1, argv + 1);
-	if (!strcmp(cmd, "keys"))
-		return cli_keys(argc - 1, argv + 1);
-	if (!strcmp(cmd, "feedback"))
-		return cli_feedback(argc - 1, argv + 1);
-	fprintf(stderr, "pwb: unknown command '%s'\nTry 'pwb --help'.\n", cmd);
+	if (!strcmp(cmd, "--list-commands")) {
+		/* Hidden: every subcommand, from the dispatch tables. */
+		for (size_t i = 0; i < PWB_ARRAY_LEN(commands); i++) {
+			char *list[] = {(char *)commands[i].name,
+					(char *)"--list-commands", NULL};
+			commands[i].run(2, list);
+		}
+		return CLI_OK;
+	}
+	const char *names[PWB_ARRAY_LEN(commands)];
+	for (size_t i = 0; i < PWB_ARRAY_LEN(commands); i++) {
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+		names[i] = commands[i].name;
+	}
+	pwb__hint h = pwb__hint_for(cmd, names, PWB_ARRAY_LEN(commands));
+	fprintf(stderr, "pwb: unknown command '%s'%s\nTry 'pwb --help'.\n", cmd,
+		h.text);
 	return CLI_USAGE;
 }

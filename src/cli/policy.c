@@ -35,9 +35,12 @@ static const char check_usage[] =
     "                    category registry\n"
     "  -h, --help        show this help\n"
     "\n"
+    "Example:\n"
+    "  pwb policy check policies\n"
+    "\n"
     "Exit status: 0 valid (nothing printed), 1 errors, 2 usage error.\n";
 
-#define RESOLVE_USAGE(cmd, what, options)                                      \
+#define RESOLVE_USAGE(cmd, what, options, example)                             \
 	"Usage: pwb policy " cmd " --policies DIR --org ID [options]\n"        \
 	"\n" what "\n"                                                         \
 	"Options:\n" CLI_RESOLVE_HELP options                                  \
@@ -45,19 +48,31 @@ static const char check_usage[] =
 	"\n"                                                                   \
 	"A user setting outside the bounds is refused (exit 1) with the "      \
 	"tier,\n"                                                              \
-	"source, rule and basis that stop it; it is never clamped.\n"
+	"source, rule and basis that stop it; it is never clamped.\n"          \
+	"\n"                                                                   \
+	"Example:\n"                                                           \
+	"  " example "\n"                                                      \
+	"\n"                                                                   \
+	"Exit status: 0 when the policy resolved, 1 when a policy file or "    \
+	"the\n"                                                                \
+	"settings are invalid or a setting is refused, 2 on a usage "          \
+	"error.\n"
 
 static const char resolve_usage[] = RESOLVE_USAGE(
     "resolve",
     "Prints the effective policy: law ⊓ org ⊓ user, with provenance.\n",
-    "  --json               print the JSON of docs/policy.md\n");
+    "  --json               print the JSON of docs/policy.md\n",
+    "pwb policy resolve --policies policies --org acme-tutor --json");
 
 static const char explain_usage[] = RESOLVE_USAGE(
     "explain",
     "Explains the effective policy in words: every category, dimension,\n"
     "obligation and learning restriction, with the tier, source, file,\n"
-    "line and basis that bounds it.\n",
-    "");
+    "line and basis that bounds it. For JSON, use 'pwb policy resolve\n"
+    "--json'.\n",
+    "",
+    "pwb policy explain --policies policies --org open-studio "
+    "--attr user.age=30");
 
 /* ---- check ---- */
 
@@ -117,6 +132,32 @@ static bool under(const char *real, const char *prefix)
 	size_t n = strlen(prefix);
 	return strncmp(real, prefix, n) == 0 &&
 	       (real[n] == '\0' || real[n] == '/' || prefix[n - 1] == '/');
+}
+
+/* path with "." components, repeated and trailing slashes removed, so
+ * that two spellings of one path compare equal ("a/./b/" and "a//b"). */
+static void tidy(const char *path, char *out, size_t size)
+{
+	size_t o = 0;
+	const char *s = path;
+	if (*s == '/' && o + 1 < size)
+		out[o++] = '/';
+	while (*s) {
+		while (*s == '/')
+			s++;
+		size_t n = strcspn(s, "/");
+		bool dot = n == 1 && s[0] == '.';
+		if (n && !dot) {
+			if (o && out[o - 1] != '/' && o + 1 < size)
+				out[o++] = '/';
+			for (size_t i = 0; i < n && o + 1 < size; i++)
+				out[o++] = s[i];
+		}
+		s += n;
+	}
+	if (!o && size > 1)
+		out[o++] = '.';
+	out[o < size ? o : size - 1] = '\0';
 }
 
 static void collect_yaml(const char *dir, char ***files, size_t *n, size_t *cap,
@@ -183,13 +224,22 @@ static void check_in_root(const char *path, bool is_dir,
 	snprintf(reg, sizeof(reg), "%s/categories.yaml", real_root);
 	if (!realpath(reg, real_reg))
 		real_reg[0] = '\0';
+	/* An error belongs to the named path when its file lies under it,
+	 * as spelled (a file reached through a link inside the folder is
+	 * the folder's, wherever the link points) or as resolved. */
+	char tidy_path[PATH_MAX], tidy_e[PATH_MAX];
+	tidy(path, tidy_path, sizeof(tidy_path));
 	for (size_t k = 0; k < d.n; k++) {
 		pwb_diag_entry *e = &d.entries[k];
 		char real_e[PATH_MAX];
 		bool keep = true;
-		if (e->file && realpath(e->file, real_e))
-			keep = under(real_e, real_path) ||
-			       !strcmp(real_e, real_reg);
+		if (e->file) {
+			tidy(e->file, tidy_e, sizeof(tidy_e));
+			keep = under(tidy_e, tidy_path) ||
+			       (realpath(e->file, real_e) &&
+				(under(real_e, real_path) ||
+				 !strcmp(real_e, real_reg)));
+		}
 		/* Skip files already reported by an earlier
 		 * path of this command. */
 		for (size_t j = 0; keep && j < all->n; j++)
@@ -202,6 +252,9 @@ static void check_in_root(const char *path, bool is_dir,
 			pwb_diag_add(all, e->file, e->line, e->col, "%s",
 				     e->message);
 	}
+	/* Errors past the cap were counted, not kept: whose they were is
+	 * not known, so they are all said to be not shown. */
+	all->dropped += d.dropped;
 	pwb_diag_release(&d);
 	free(root);
 }
@@ -403,16 +456,17 @@ static int cmd_resolve(cli_args *a, bool is_explain)
 {
 	cli_resolve ra = {0};
 	bool json = false;
-	const cli_spec spec[] = {CLI_RESOLVE_SPEC(&ra),
-				 CLI_OPT_FLAG("json", json)};
+	const cli_spec spec[] = {
+	    CLI_RESOLVE_SPEC(&ra),
+	    is_explain ? (cli_spec)CLI_OPT_REFUSE("json",
+						  "explain prints text; use "
+						  "'pwb policy resolve --json' "
+						  "for JSON")
+		       : (cli_spec)CLI_OPT_FLAG("json", json)};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec),
 			  is_explain ? explain_usage : resolve_usage, NULL);
 	if (r)
 		return cli_parsed(r);
-	if (json && is_explain)
-		return cli_usage_error(a,
-				       "explain prints text; use 'pwb policy "
-				       "resolve --json' for JSON");
 	int rc = cli_resolve_run(&ra, a);
 	if (rc)
 		goto out;

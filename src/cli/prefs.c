@@ -35,7 +35,13 @@ static const char train_usage[] =
     "  --hash-bits N        hashed n-gram space 2^N (10..24; default 18)\n"
     "  --max-weights N      non-zeros per user (default 192)\n"
     "  --json               print counts as JSON\n"
-    "  -h, --help           show this help\n";
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb prefs train --data sim.jsonl --out prefs.pwbp\n"
+    "\n"
+    "Exit status: 0 when the model was written, 1 on an error (a bad line\n"
+    "of FILE, naming it; nothing is written), 2 on a usage error.\n";
 
 static const char explain_usage[] =
     "Usage: pwb prefs explain (--model MODEL | --data FILE.jsonl) "
@@ -43,15 +49,22 @@ static const char explain_usage[] =
     "\n"
     "States what the model learned about a user, in dimension words with\n"
     "the weights of their deviation from the population model, e.g.\n"
-    "\"you prefer shorter (-0.42), more formal (+0.31) answers\". With\n"
-    "--data the model is trained from the feedback file first.\n"
+    "\"you prefer shorter (\u22120.42), more formal (+0.31) answers\" (the\n"
+    "minus is U+2212). With --data the model is trained from the feedback\n"
+    "file first.\n"
     "\n"
     "Options:\n"
     "  --model MODEL        a model file from 'pwb prefs train'\n"
     "  --data FILE          feedback events to learn from instead\n"
     "  --user ID            the user\n"
     "  --json               the explanation and every weight as JSON\n"
-    "  -h, --help           show this help\n";
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb prefs explain --model prefs.pwbp --user u00001\n"
+    "\n"
+    "Exit status: 0 on success, 1 on an error (an unknown user, a bad\n"
+    "model or feedback file), 2 on a usage error.\n";
 
 static const char reset_usage[] =
     "Usage: pwb prefs reset --model MODEL --user ID\n"
@@ -62,7 +75,13 @@ static const char reset_usage[] =
     "Options:\n"
     "  --model MODEL        the model file\n"
     "  --user ID            the user\n"
-    "  -h, --help           show this help\n";
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb prefs reset --model prefs.pwbp --user u00001\n"
+    "\n"
+    "Exit status: 0 on success, 1 on an error (an unknown user, a bad\n"
+    "model file, which is then left as it was), 2 on a usage error.\n";
 
 /* Loads a feedback file and prints every error. */
 static pwb_feedback_set *load_feedback(const char *path)
@@ -307,15 +326,23 @@ static const char eval_usage[] =
     "\n"
     "Options:\n"
     "  --data FILE          feedback events (JSONL; '-' for stdin)\n"
-    "  --settings-dir DIR   user settings, DIR/<user>.json (explicit\n"
-    "                       targets); needs --policies and --org, and each\n"
-    "                       user's settings are resolved against "
-    "them\n" CLI_RESOLVE_HELP
+    "  --settings-dir DIR   each user's settings, DIR/<user>.json\n"
+    "                       (explicit targets; one user's --settings is\n"
+    "                       not taken here); needs --policies and --org,\n"
+    "                       and each is resolved against "
+    "them\n" CLI_RESOLVE_HELP_POLICY CLI_RESOLVE_HELP_ATTRS
     "  --test-fraction F    held-out share of each user's events (0.3)\n"
     "  --min-events N       events for a user to be evaluated (5)\n"
     "  --seed S             bootstrap seed (1)\n"
     "  --json               print the results as JSON\n"
-    "  -h, --help           show this help\n";
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb eval prefs --data sim.jsonl --settings-dir settings \\\n"
+    "      --policies policies --org acme-tutor\n"
+    "\n"
+    "Exit status: 0 on success, 1 on an error (a bad line of FILE or a\n"
+    "bad settings file, naming it), 2 on a usage error.\n";
 
 typedef struct settings_ctx {
 	cli_resolve *ra;
@@ -414,7 +441,9 @@ int cli_eval_prefs(cli_args *a)
 	bool as_json = false;
 	pwb_prefs_eval_params ep = pwb_prefs_eval_default_params();
 	const cli_spec spec[] = {
-	    CLI_RESOLVE_SPEC(&ra),
+	    CLI_RESOLVE_SPEC_NO_SETTINGS(&ra),
+	    CLI_OPT_REFUSE("settings", "--settings is one user's; give each "
+				       "user's in --settings-dir DIR"),
 	    CLI_OPT_NEED("data", data, "FILE.jsonl"),
 	    CLI_OPT_STR("settings-dir", sdir),
 	    CLI_OPT_NUM("test-fraction", ep.test_fraction, 0.01, 0.99),
@@ -427,9 +456,6 @@ int cli_eval_prefs(cli_args *a)
 	if (sdir && (!ra.policies || !ra.org))
 		return cli_usage_error(a, "--settings-dir needs --policies DIR "
 					  "and --org ID");
-	if (ra.settings)
-		return cli_usage_error(a, "--settings is one user's; give each "
-					  "user's in --settings-dir DIR");
 	if (!sdir && (ra.policies || ra.org))
 		return cli_usage_error(a, "--policies and --org are used with "
 					  "--settings-dir only");

@@ -15,7 +15,9 @@ static const char simulate_usage[] =
 
 static const char prefs_usage[] =
     "Usage: pwb simulate prefs [--users N] [--events N] [--seed S] "
-    "[--spread X] [--out FILE]\n"
+    "[--spread X]\n"
+    "                          [--gain X] [--out FILE] "
+    "[--settings-dir DIR]\n"
     "\n"
     "Simulates users with hidden preferences over the measured dimensions\n"
     "(population mean + spread x N(0, 1) each), candidate responses built\n"
@@ -33,8 +35,17 @@ static const char prefs_usage[] =
     "  --gain X             how consistently they choose (default 4)\n"
     "  --out FILE           write here (atomically) instead of stdout\n"
     "  --settings-dir DIR   also write each user's stated settings,\n"
-    "                       DIR/<user>.json, for 'pwb eval prefs'\n"
-    "  -h, --help           show this help\n";
+    "                       DIR/<user>.json, for 'pwb eval prefs', e.g.\n"
+    "                       "
+    "{\"dimensions\":{\"humour\":0.9,\"formality\":0.1}}\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb simulate prefs --users 100 --events 40 --out sim.jsonl \\\n"
+    "      --settings-dir settings\n"
+    "\n"
+    "Exit status: 0 when every event was written, 1 on an error, 2 on a\n"
+    "usage error.\n";
 
 /* Where events go: a FILE (stdout), or the temporary file of
  * pwb__replace_file through a staging buffer (--out: streamed, and

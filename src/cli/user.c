@@ -25,6 +25,9 @@ static const char export_usage[] =
     "  --user ID            the user\n"
     "  -h, --help           show this help\n"
     "\n"
+    "Example:\n"
+    "  pwb user export --db sqlite:pwb.db --org acme-tutor --user u00001\n"
+    "\n"
     "Exit status: 0 on success, 1 when the store knows no such user or\n"
     "cannot be read, 2 on a usage error.\n";
 
@@ -44,6 +47,9 @@ static const char erase_usage[] =
     "  --now SECONDS        the tombstone's unix time (default: now)\n"
     "  -h, --help           show this help\n"
     "\n"
+    "Example:\n"
+    "  pwb user erase --db sqlite:pwb.db --org acme-tutor --user u00001\n"
+    "\n"
     "Exit status: 0 on success, 1 when the store knows no such user or\n"
     "the erase failed (then nothing was erased), 2 on a usage error.\n";
 
@@ -62,25 +68,37 @@ static int parse(cli_args *a, user_args *u, const char *usage, bool now)
 	return cli_parse(a, spec, PWB_ARRAY_LEN(spec) - !now, usage, NULL);
 }
 
+/* What the two commands do about a user, for messages. */
+static void doing(char *buf, size_t size, const char *verb, const user_args *u)
+{
+	snprintf(buf, size, "%s user '%s' of org '%s'", verb, u->user, u->org);
+}
+
 static int cmd_export(cli_args *a)
 {
 	user_args u = {0};
 	int rc = parse(a, &u, export_usage, false);
 	if (rc)
 		return cli_parsed(rc);
-	pwb_store *s = cli_store_open(u.db);
+	/* Only reads: a store that is not there is refused, never made. */
+	pwb_store *s = cli_store_open_mode(u.db, PWB_STORE_READ_ONLY, NULL);
 	if (!s)
 		return CLI_FAIL;
+	if ((rc = cli_store_org(s, u.org))) {
+		pwb_store_free(s);
+		return rc;
+	}
 	pwb_diag d;
 	pwb_diag_init(&d);
-	char *json = NULL;
+	char *json = NULL, what[600];
 	pwb_status st = pwb_store_user_export(s, u.org, u.user, &json, &d);
-	pwb_store_free(s);
 	if (st) {
-		cli_report(NULL, st, &d);
+		doing(what, sizeof(what), "export", &u);
+		cli_store_report(s, what, st, &d);
 		rc = CLI_FAIL;
 	} else
 		puts(json);
+	pwb_store_free(s);
 	free(json);
 	pwb_diag_release(&d);
 	return rc;
@@ -92,16 +110,23 @@ static int cmd_erase(cli_args *a)
 	int rc = parse(a, &u, erase_usage, true);
 	if (rc)
 		return cli_parsed(rc);
-	pwb_store *s = cli_store_open(u.db);
+	/* Erasing changes only what is stored: a store that is not there
+	 * is an error, not a new one. */
+	pwb_store *s = cli_store_open_mode(u.db, PWB_STORE_EXISTING, NULL);
 	if (!s)
 		return CLI_FAIL;
+	if ((rc = cli_store_org(s, u.org))) {
+		pwb_store_free(s);
+		return rc;
+	}
 	pwb_diag d;
 	pwb_diag_init(&d);
 	int64_t seq = 0;
+	char what[600];
 	pwb_status st = pwb_store_user_erase(s, u.org, u.user, u.now, &seq, &d);
-	pwb_store_free(s);
 	if (st) {
-		cli_report(NULL, st, &d);
+		doing(what, sizeof(what), "erase", &u);
+		cli_store_report(s, what, st, &d);
 		rc = CLI_FAIL;
 	} else if (seq)
 		printf("erased user %s of org %s; tombstone at audit row "
@@ -109,6 +134,7 @@ static int cmd_erase(cli_args *a)
 		       u.user, u.org, (long long)seq);
 	else
 		printf("user %s of org %s was already erased\n", u.user, u.org);
+	pwb_store_free(s);
 	pwb_diag_release(&d);
 	return rc;
 }

@@ -42,19 +42,41 @@ int cli_usage_error(const cli_args *a, const char *fmt, ...)
 	return CLI_USAGE;
 }
 
+/* The hint for an argument that looks like an option but may be meant as
+ * a positional one (a TEXT "-x"), for commands that take those. */
+#define DASHDASH_HINT                                                          \
+	"; to pass an argument that starts with '-', put '--' before it"
+
 static int unknown_option(cli_args *a, const cli_spec *spec, size_t n,
-			  const char *body, size_t len)
+			  const char *body, size_t len, bool takes_pos)
 {
 	const char *names[64] = {"help"};
 	size_t k = 1;
 	for (size_t i = 0; i < n && k < PWB_ARRAY_LEN(names); i++)
-		names[k++] = spec[i].name;
+		if (spec[i].kind != CLI_REFUSED)
+			names[k++] = spec[i].name;
 	char want[256];
 	snprintf(want, sizeof(want), "%.*s", (int)len, body);
 	const char *s = pwb__suggest(want, names, k);
-	return cli_usage_error(a, "unknown option '--%s'%s%s%s", want,
-			       s ? " (did you mean '--" : "", s ? s : "",
-			       s ? "'?)" : "");
+	if (s)
+		return cli_usage_error(
+		    a, "unknown option '--%s' (did you mean '--%s'?)", want, s);
+	return cli_usage_error(a, "unknown option '--%s'%s", want,
+			       takes_pos ? DASHDASH_HINT : "");
+}
+
+/* --list-options: what spec accepts, one a line (cli.h). */
+static void list_options(const cli_spec *spec, size_t n)
+{
+	static const char *const kinds[] = {[CLI_STR] = "value",
+					    [CLI_FLAG] = "flag",
+					    [CLI_LIST] = "list",
+					    [CLI_UINT] = "number",
+					    [CLI_NUM] = "number"};
+	puts("--help flag");
+	for (size_t i = 0; i < n; i++)
+		if (spec[i].kind != CLI_REFUSED)
+			printf("--%s %s\n", spec[i].name, kinds[spec[i].kind]);
 }
 
 /* A number of o's kind in [lo, hi] into o's target. */
@@ -135,8 +157,13 @@ int cli_parse(cli_args *a, const cli_spec *spec, size_t n, const char *usage,
 			fputs(usage, stdout);
 			return CLI_HELP;
 		}
+		if (!strcmp(arg, "--list-options")) {
+			list_options(spec, n);
+			return CLI_HELP;
+		}
 		if (strncmp(arg, "--", 2) != 0)
-			return cli_usage_error(a, "unknown option '%s'", arg);
+			return cli_usage_error(a, "unknown option '%s'%s", arg,
+					       pos ? DASHDASH_HINT : "");
 		const char *body = arg + 2, *eq = strchr(body, '=');
 		size_t len = eq ? (size_t)(eq - body) : strlen(body);
 		const cli_spec *o = NULL;
@@ -147,7 +174,9 @@ int cli_parse(cli_args *a, const cli_spec *spec, size_t n, const char *usage,
 		if (!o && len == 4 && !strncmp(body, "help", 4))
 			return cli_usage_error(a, "--help takes no value");
 		if (!o)
-			return unknown_option(a, spec, n, body, len);
+			return unknown_option(a, spec, n, body, len, pos);
+		if (o->kind == CLI_REFUSED)
+			return cli_usage_error(a, "%s", o->what);
 		if (o->kind == CLI_FLAG) {
 			if (eq)
 				return cli_usage_error(a, "--%s takes no value",
@@ -180,13 +209,17 @@ char *cli_read_file(const char *path, size_t max, size_t *len)
 		pwb__buf_init(&b, max);
 		char chunk[4096];
 		size_t n;
-		while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+		/* Stops at the cap: endless input fails, it does not hang. */
+		while (!b.err &&
+		       (n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
 			pwb__buf_add(&b, chunk, n);
 		if (b.err) {
-			fprintf(stderr, "-: error: %s\n",
-				b.err == PWB_ETOOLARGE
-				    ? "standard input is too large"
-				    : pwb_status_str(b.err));
+			fprintf(
+			    stderr, "-: error: %s\n",
+			    b.err == PWB_ETOOLARGE
+				? "standard input is larger than the limit; "
+				  "reading stopped there"
+				: pwb_status_str(b.err));
 			pwb__buf_release(&b);
 			return NULL;
 		}
@@ -303,15 +336,26 @@ int cli_dispatch(int argc, char **argv, const char *group, const char *usage,
 		fputs(usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
+	if (!strcmp(argv[1], "--list-commands")) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s %s\n", group, subs[i].name);
+		return CLI_OK;
+	}
 	char cmd[64];
 	snprintf(cmd, sizeof(cmd), "pwb %s %s", group, argv[1]);
 	cli_args a = {argc, argv, 2, cmd};
-	for (size_t i = 0; i < n; i++)
+	const char *names[16];
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
 		if (!strcmp(argv[1], subs[i].name))
 			return subs[i].run(&a);
+		if (k < PWB_ARRAY_LEN(names))
+			names[k++] = subs[i].name;
+	}
+	pwb__hint h = pwb__hint_for(argv[1], names, k);
 	fprintf(stderr,
-		"pwb %s: unknown subcommand '%s'\nTry 'pwb %s --help'.\n",
-		group, argv[1], group);
+		"pwb %s: unknown subcommand '%s'%s\nTry 'pwb %s --help'.\n",
+		group, argv[1], h.text, group);
 	return CLI_USAGE;
 }
 

@@ -21,30 +21,61 @@ static bool push_unique(int *out, size_t *n, size_t cap, int v)
 	return true;
 }
 
-/* Pushes f's extends chain, root first (f included). */
-static bool push_chain(const pwb_policy *p, int f, int *out, size_t *n,
-		       size_t cap)
+typedef enum chain_rc { CHAIN_OK, CHAIN_TOO_LONG, CHAIN_NO_ROOM } chain_rc;
+
+/* Pushes f's extends chain, root first (f included); *at is the file
+ * whose chain is too long. */
+static chain_rc push_chain(const pwb_policy *p, int f, int *out, size_t *n,
+			   size_t cap, int *at)
 {
 	int chain[PWB__MAX_CHAIN];
 	size_t k = 0;
 	for (int c = f; c >= 0; c = p->files[c].parent) {
-		if (k == PWB_ARRAY_LEN(chain))
-			return false; /* check reports such chains */
+		if (k == PWB_ARRAY_LEN(chain)) {
+			*at = f; /* check reports such chains too */
+			return CHAIN_TOO_LONG;
+		}
 		chain[k++] = c;
 	}
 	while (k > 0)
 		if (!push_unique(out, n, cap, chain[--k]))
-			return false;
-	return true;
+			return CHAIN_NO_ROOM;
+	return CHAIN_OK;
+}
+
+/* " (did you mean 'x'?)", else " (the law files are: a, b, ...)". */
+static void law_hint(const pwb_policy *p, const char *id, char *buf,
+		     size_t size)
+{
+	pwb__hint h = pwb__hint_in(p, id, PWB__NAMES_LAWS);
+	if (h.text[0] || !size) {
+		snprintf(buf, size, "%s", h.text);
+		return;
+	}
+	size_t o = 0, n = 0;
+	int w = snprintf(buf, size, " (the law files are: ");
+	o = w > 0 && (size_t)w < size ? (size_t)w : 0;
+	for (size_t i = 0; i < p->n_files && o < size; i++) {
+		if (!p->files[i].parsed || p->files[i].tier != PWB_TIER_LAW)
+			continue;
+		w = snprintf(buf + o, size - o, "%s%s", n++ ? ", " : "",
+			     p->files[i].id);
+		o += w > 0 ? (size_t)w : 0;
+	}
+	if (!n)
+		snprintf(buf, size, " (there are no law files)");
+	else if (o < size)
+		snprintf(buf + o, size - o, ")");
 }
 
 static int find_law(const pwb_policy *p, const char *id, pwb_diag *diag)
 {
 	int j = pwb__find_file(p, PWB_TIER_LAW, id);
 	if (j < 0 && diag) {
-		pwb__hint h = pwb__hint_in(p, id, PWB__NAMES_LAWS);
+		char hint[512];
+		law_hint(p, id, hint, sizeof(hint));
 		pwb_diag_add(diag, NULL, 0, 0, "unknown jurisdiction '%s'%s",
-			     id, h.text);
+			     id, hint);
 	}
 	return j;
 }
@@ -55,7 +86,10 @@ int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 	size_t n = 0;
 	int orgs[PWB__MAX_CHAIN];
 	size_t n_orgs = 0;
-	if (!push_chain(p, org, orgs, &n_orgs, PWB_ARRAY_LEN(orgs)))
+	int at = org;
+	chain_rc cr =
+	    push_chain(p, org, orgs, &n_orgs, PWB_ARRAY_LEN(orgs), &at);
+	if (cr)
 		goto too_many;
 	for (size_t i = 0; i < n_orgs; i++) {
 		const pwb__file *f = &p->files[orgs[i]];
@@ -67,13 +101,16 @@ int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 				 * reports unknown jurisdictions on its own. */
 				if (!diag)
 					continue;
+				char hint[512];
+				law_hint(p, f->jurisdictions[j], hint,
+					 sizeof(hint));
 				pwb_diag_add(diag, f->path, f->jur_line,
 					     f->jur_col,
-					     "unknown jurisdiction '%s'",
-					     f->jurisdictions[j]);
+					     "unknown jurisdiction '%s'%s",
+					     f->jurisdictions[j], hint);
 				return -1;
 			}
-			if (!push_chain(p, law, out, &n, out_cap))
+			if ((cr = push_chain(p, law, out, &n, out_cap, &at)))
 				goto too_many;
 		}
 	}
@@ -81,14 +118,23 @@ int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 		int law = find_law(p, extra[i], diag);
 		if (law < 0)
 			return -1;
-		if (!push_chain(p, law, out, &n, out_cap))
+		if ((cr = push_chain(p, law, out, &n, out_cap, &at)))
 			goto too_many;
 	}
 	for (size_t i = 0; i < n_orgs; i++)
-		if (!push_unique(out, &n, out_cap, orgs[i]))
+		if (!push_unique(out, &n, out_cap, orgs[i])) {
+			cr = CHAIN_NO_ROOM;
 			goto too_many;
+		}
 	return (int)n;
 too_many:
+	if (cr == CHAIN_TOO_LONG) {
+		pwb_diag_add(diag, p->files[at].path, 0, 0,
+			     "the extends chain of '%s' has more than %d "
+			     "files",
+			     p->files[at].id, PWB__MAX_CHAIN);
+		return -2;
+	}
 	pwb_diag_add(diag, p->files[org].path, 0, 0,
 		     "a resolve of org '%s' needs more than %zu policy files",
 		     p->files[org].id, out_cap);
@@ -102,14 +148,15 @@ static size_t files_above(pwb_policy *p, int f, int *out, size_t cap)
 	size_t n = 0;
 	if (p->files[f].tier == PWB_TIER_ORG) {
 		int r = pwb__resolve_files(p, f, NULL, 0, out, cap, NULL);
-		if (r < 0)
+		/* -2, a chain too long, is reported by check_structure. */
+		if (r == -1)
 			pwb__ferr(p, f, p->files[f].jur_line,
 				  p->files[f].jur_col,
 				  "a resolve of this org needs more than %zu "
 				  "policy files",
 				  cap);
 		n = r < 0 ? 0 : (size_t)r;
-	} else if (!push_chain(p, f, out, &n, cap)) {
+	} else if (push_chain(p, f, out, &n, cap, &(int){0})) {
 		n = 0; /* a chain too long: reported by check_structure */
 	}
 	size_t k = 0;

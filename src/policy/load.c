@@ -343,6 +343,227 @@ static bool valid_id(const char *s, bool dots)
 	return !dots || (strstr(s, "..") == NULL && s[strlen(s) - 1] != '.');
 }
 
+/* ISO 639-1: the languages a registry text may be given in. */
+static const char iso_639_1[] =
+    "aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca "
+    "ce ch co cr cs cu cv cy da de dv dz ee el en eo es et eu fa ff fi fj "
+    "fo fr fy ga gd gl gn gu gv ha he hi ho hr ht hu hy hz ia id ie ig ii "
+    "ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw ky la "
+    "lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng "
+    "nl nn no nr nv ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa "
+    "sc sd se sg si sk sl sm sn so sq sr ss st su sv sw ta te tg th ti tk "
+    "tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu ";
+
+static bool known_lang(const char *s)
+{
+	if (strlen(s) != 2)
+		return false;
+	for (const char *c = iso_639_1; *c; c += 3)
+		if (c[0] == s[0] && c[1] == s[1])
+			return true;
+	return false;
+}
+
+/* ISO 3166-1 alpha-2, lowercase: the countries a registry's help may be
+ * given for, with eu and uk (codes ISO 3166-1 reserves for them). */
+static const char iso_3166_1[] =
+    "ad ae af ag ai al am ao aq ar as at au aw ax az ba bb bd be bf bg bh "
+    "bi bj bl bm bn bo bq br bs bt bv bw by bz ca cc cd cf cg ch ci ck cl "
+    "cm cn co cr cu cv cw cx cy cz de dj dk dm do dz ec ee eg eh er es et "
+    "fi fj fk fm fo fr ga gb gd ge gf gg gh gi gl gm gn gp gq gr gs gt gu "
+    "gw gy hk hm hn hr ht hu id ie il im in io iq ir is it je jm jo jp ke "
+    "kg kh ki km kn kp kr kw ky kz la lb lc li lk lr ls lt lu lv ly ma mc "
+    "md me mf mg mh mk ml mm mn mo mp mq mr ms mt mu mv mw mx my mz na nc "
+    "ne nf ng ni nl no np nr nu nz om pa pe pf pg ph pk pl pm pn pr ps pt "
+    "pw py qa re ro rs ru rw sa sb sc sd se sg sh si sj sk sl sm sn so sr "
+    "ss st sv sx sy sz tc td tf tg th tj tk tl tm tn to tr tt tv tw tz ua "
+    "ug um us uy uz va vc ve vg vi vn vu wf ws ye yt za zm zw "
+    "eu uk ";
+
+/*
+ * A jurisdiction of the registry's help: a country code, eu or uk, with
+ * an optional subdivision of 1 to 3 letters or digits (us-ca, de-by), as
+ * law files are named. Checked here, not against the law files of the
+ * set, so that the registry stands on its own beside any law files.
+ */
+static bool known_jurisdiction(const char *s)
+{
+	size_t n = strlen(s);
+	if (n != 2 && (n < 4 || n > 6 || s[2] != '-'))
+		return false;
+	for (size_t i = 3; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9')))
+			return false;
+	for (const char *c = iso_3166_1; *c; c += 3)
+		if (c[0] == s[0] && c[1] == s[1])
+			return true;
+	return false;
+}
+
+static void free_lang_texts(pwb_lang_text *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)t[i].lang);
+		free((char *)t[i].text);
+	}
+	free(t);
+}
+
+void pwb__reg_cat_release(pwb__reg_cat *c)
+{
+	free(c->id);
+	free(c->description);
+	free(c->ailuminate);
+	free(c->llama_guard);
+	free_lang_texts(c->names, c->n_names);
+	for (size_t i = 0; i < c->n_help; i++) {
+		free((char *)c->help[i].jurisdiction);
+		free_lang_texts((pwb_lang_text *)c->help[i].text,
+				c->help[i].n_text);
+		free((char *)c->help[i].source);
+	}
+	free(c->help);
+}
+
+/*
+ * A text of the registry: a string (for every language) or a mapping of
+ * ISO 639-1 codes to strings. Problems are reported; *out holds the texts
+ * that were valid. Fails only when out of memory.
+ */
+static pwb_status get_lang_texts(loader *ld, const pwb__ynode *n,
+				 const char *what, pwb_lang_text **out,
+				 size_t *count)
+{
+	*out = NULL;
+	*count = 0;
+	const char *s;
+	if (n->type == PWB__Y_SCALAR) {
+		if (!get_string(ld, n, what, &s))
+			return PWB_OK;
+		pwb_lang_text *t = pwb__calloc(1, sizeof(*t));
+		if (!t || !(t->text = pwb__strdup(s))) {
+			free(t);
+			return PWB_ENOMEM;
+		}
+		*out = t;
+		*count = 1;
+		return PWB_OK;
+	}
+	if (!is_map(ld, n, what))
+		return PWB_OK;
+	if (!n->n) {
+		err_at(ld, n, "%s must give a text in at least one language",
+		       what);
+		return PWB_OK;
+	}
+	pwb_lang_text *t = pwb__calloc(n->n, sizeof(*t));
+	if (!t)
+		return PWB_ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < n->n; i++) {
+		const pwb__ynode *key = n->keys[i];
+		if (!known_lang(key->text)) {
+			err_at(ld, key,
+			       "unknown language '%s' in %s: use a lowercase "
+			       "ISO 639-1 code such as en, de or fr",
+			       key->text, what);
+			continue;
+		}
+		if (!get_string(ld, n->vals[i], what, &s))
+			continue;
+		t[k].lang = pwb__strdup(key->text);
+		t[k].text = pwb__strdup(s);
+		if (!t[k].lang || !t[k].text) {
+			free_lang_texts(t, k + 1);
+			return PWB_ENOMEM;
+		}
+		k++;
+	}
+	*out = t;
+	*count = k;
+	return PWB_OK;
+}
+
+/* One help resource: {text: <a registry text>, source: URL}. */
+static pwb_status reg_help_item(loader *ld, const pwb__ynode *jur,
+				const pwb__ynode *item, pwb__reg_cat *c)
+{
+	if (!is_map(ld, item, "a help resource"))
+		return PWB_OK;
+	static const char *const keys[] = {"text", "source"};
+	check_keys(ld, item, "a help resource", keys, PWB_ARRAY_LEN(keys));
+	const pwb__ynode *tn = pwb__ymap_get(item, "text");
+	const pwb__ynode *sn = pwb__ymap_get(item, "source");
+	const char *src = NULL;
+	bool ok = true;
+	if (!tn) {
+		err_at(ld, item, "a help resource needs a text");
+		ok = false;
+	}
+	if (!sn) {
+		err_at(ld, item,
+		       "a help resource needs a source: the URL that cites "
+		       "it");
+		ok = false;
+	} else if (!get_string(ld, sn, "source", &src)) {
+		ok = false;
+	} else if (strncmp(src, "https://", 8) != 0 &&
+		   strncmp(src, "http://", 7) != 0) {
+		err_at(ld, sn, "source '%s' must be a URL (https://...)", src);
+		ok = false;
+	}
+	pwb_lang_text *t = NULL;
+	size_t nt = 0;
+	if (tn && get_lang_texts(ld, tn, "a help text", &t, &nt))
+		return PWB_ENOMEM;
+	if (!ok || !nt) {
+		free_lang_texts(t, nt);
+		return PWB_OK;
+	}
+	pwb_help_resource *h = &c->help[c->n_help];
+	h->text = t;
+	h->n_text = nt;
+	h->jurisdiction = pwb__strdup(jur->text);
+	h->source = pwb__strdup(src);
+	c->n_help++; /* counted now: released with c even if a copy failed */
+	return h->jurisdiction && h->source ? PWB_OK : PWB_ENOMEM;
+}
+
+/* help: {<jurisdiction>: <resource> or [<resource>, ...]}. */
+static pwb_status reg_help(loader *ld, const pwb__ynode *map, pwb__reg_cat *c)
+{
+	if (!is_map(ld, map, "help"))
+		return PWB_OK;
+	size_t cap = 0;
+	for (size_t i = 0; i < map->n; i++)
+		cap += map->vals[i]->type == PWB__Y_SEQ ? map->vals[i]->n : 1;
+	if (!cap)
+		return PWB_OK;
+	if (!(c->help = pwb__calloc(cap, sizeof(*c->help))))
+		return PWB_ENOMEM;
+	for (size_t i = 0; i < map->n; i++) {
+		const pwb__ynode *k = map->keys[i], *v = map->vals[i];
+		if (!known_jurisdiction(k->text)) {
+			err_at(ld, k,
+			       "unknown jurisdiction '%s' in help: use a "
+			       "lowercase ISO 3166-1 country code (de, fr, "
+			       "us), eu or uk, with an optional subdivision "
+			       "(us-ca)",
+			       k->text);
+			continue;
+		}
+		if (v->type == PWB__Y_SEQ) {
+			for (size_t j = 0; j < v->n; j++)
+				if (reg_help_item(ld, k, v->vals[j], c))
+					return PWB_ENOMEM;
+		} else if (reg_help_item(ld, k, v, c)) {
+			return PWB_ENOMEM;
+		}
+	}
+	return PWB_OK;
+}
+
 static pwb_status reg_attrs(loader *ld, const pwb__ynode *map)
 {
 	pwb_policy *p = ld->p;
@@ -406,7 +627,8 @@ static pwb_status reg_cats(loader *ld, const pwb__ynode *map)
 	if (!is_map(ld, map, "categories"))
 		return PWB_OK;
 	static const char *const keys[] = {
-	    "description", "parent", "ailuminate", "llama_guard", "detectors"};
+	    "description", "name",	"parent", "ailuminate",
+	    "llama_guard", "detectors", "help"};
 	for (size_t i = 0; i < map->n; i++) {
 		const pwb__ynode *k = map->keys[i], *v = map->vals[i];
 		if (!valid_id(k->text, true)) {
@@ -487,12 +709,15 @@ static pwb_status reg_cats(loader *ld, const pwb__ynode *map)
 				}
 			}
 		}
+		if ((n = pwb__ymap_get(v, "name")) &&
+		    get_lang_texts(ld, n, "a category name", &c.names,
+				   &c.n_names))
+			oom = true;
+		if ((n = pwb__ymap_get(v, "help")) && reg_help(ld, n, &c))
+			oom = true;
 		if (oom || pwb__grow((void **)&p->cats, &p->cap_cats,
 				     p->n_cats + 1, sizeof(*p->cats))) {
-			free(c.id);
-			free(c.description);
-			free(c.ailuminate);
-			free(c.llama_guard);
+			pwb__reg_cat_release(&c);
 			return PWB_ENOMEM;
 		}
 		p->cats[p->n_cats++] = c;

@@ -65,12 +65,8 @@ void pwb_policy_free(pwb_policy *p)
 	for (size_t i = 0; i < p->n_attrs; i++)
 		free(p->attrs[i].name);
 	free(p->attrs);
-	for (size_t i = 0; i < p->n_cats; i++) {
-		free(p->cats[i].id);
-		free(p->cats[i].description);
-		free(p->cats[i].ailuminate);
-		free(p->cats[i].llama_guard);
-	}
+	for (size_t i = 0; i < p->n_cats; i++)
+		pwb__reg_cat_release(&p->cats[i]);
 	free(p->cats);
 	free(p->cat_order);
 	free(p->cat_defs);
@@ -195,6 +191,10 @@ static pwb_status make_cat_defs(pwb_policy *p)
 		       sizeof(d->has_detector));
 		memcpy(d->threshold, c->threshold, sizeof(d->threshold));
 		d->line = c->line;
+		d->name = c->names;
+		d->n_name = c->n_names;
+		d->help = c->help;
+		d->n_help = c->n_help;
 	}
 	return PWB_OK;
 }
@@ -237,6 +237,13 @@ pwb_status pwb_policy_load(pwb_policy **out, const char *dir,
 			pwb_diag_add(diag, dir, 0, 0, "not a policy folder: %s",
 				     stat(dir, &st) != 0 ? strerror(errno)
 							 : "not a folder");
+			rc = PWB_ENOTFOUND;
+		} else if (!p->params.registry && stat(reg, &st) != 0 &&
+			   errno == ENOENT) {
+			pwb_diag_add(diag, dir, 0, 0,
+				     "not a policy folder: it has no "
+				     "categories.yaml (a policy folder holds "
+				     "categories.yaml, law/ and org/)");
 			rc = PWB_ENOTFOUND;
 		} else if ((rc = pwb__registry_load(p, reg)) == PWB_OK &&
 			   (rc = load_tree(p, law, PWB_TIER_LAW, 0)) ==
@@ -282,6 +289,39 @@ size_t pwb_policy_n_categories(const pwb_policy *p)
 const pwb_category_def *pwb_policy_category(const pwb_policy *p, size_t i)
 {
 	return i < p->n_cats ? &p->cat_defs[i] : NULL;
+}
+
+const char *pwb_lang_text_pick(const pwb_lang_text *t, size_t n,
+			       const char *lang, const char **lang_out)
+{
+	/* The primary subtag of lang: "de" of "de-AT". */
+	size_t ll = lang ? strcspn(lang, "-_") : 0;
+	const pwb_lang_text *any = NULL, *en = NULL, *hit = NULL;
+	for (size_t i = 0; i < n && !hit; i++) {
+		if (!t[i].lang)
+			any = any ? any : &t[i];
+		else if (ll && strlen(t[i].lang) == ll &&
+			 !strncmp(t[i].lang, lang, ll))
+			hit = &t[i];
+		else if (!strcmp(t[i].lang, "en"))
+			en = &t[i];
+	}
+	if (!ll && en)
+		hit = en;
+	const pwb_lang_text *r = hit   ? hit
+				 : any ? any
+				 : en  ? en
+				 : n   ? &t[0]
+				       : NULL;
+	if (lang_out)
+		*lang_out = r ? r->lang : NULL;
+	return r ? r->text : NULL;
+}
+
+const char *pwb_category_name(const pwb_category_def *c, const char *lang)
+{
+	const char *s = pwb_lang_text_pick(c->name, c->n_name, lang, NULL);
+	return s ? s : c->id;
 }
 
 int pwb_policy_find_category(const pwb_policy *p, const char *id)

@@ -39,7 +39,14 @@ typedef struct pwb__reg_cat {
 	bool has_detector[PWB_DET_N];
 	double threshold[PWB_DET_N];
 	int line, col;
+	/* `name` and `help` (strings owned here; pwb__reg_cat_release). */
+	pwb_lang_text *names;
+	size_t n_names;
+	pwb_help_resource *help;
+	size_t n_help;
 } pwb__reg_cat;
+
+void pwb__reg_cat_release(pwb__reg_cat *c);
 
 typedef struct pwb__reg_dim {
 	char *id;
@@ -252,7 +259,9 @@ void pwb__file_release(pwb__file *f);
 /*
  * The files a resolve of org chain `org` with extra jurisdictions reads,
  * laws first (each chain from its root), then the org chain from its root.
- * Returns the count, or -1 with diag filled for an unknown jurisdiction.
+ * Returns the count; -1 with diag filled for an unknown jurisdiction or
+ * more than out_cap files; -2 with diag filled for an extends chain of
+ * more than PWB__MAX_CHAIN files.
  */
 int pwb__resolve_files(const pwb_policy *p, int org, const char *const *extra,
 		       size_t n_extra, int *out, size_t out_cap,

@@ -414,6 +414,16 @@ static pwb_status next_line(pwb_feedback_reader *r, size_t *len, bool *done,
 				   PWB__FEEDBACK_MAX_LINE, &l, &too_long);
 		if (n < 0) {
 			int e = errno ? errno : EIO;
+			if (e == EFBIG) {
+				pwb_diag_add(
+				    diag, r->path, r->line + 1, 0,
+				    "a line of more than %u MiB with "
+				    "no end; reading stops here",
+				    (unsigned)((PWB__FEEDBACK_MAX_LINE +
+						PWB__LINE_SKIP_MAX) >>
+					       20));
+				return PWB_ETOOLARGE;
+			}
 			pwb_diag_add(diag, r->path, r->line + 1, 0,
 				     "read error: %s", strerror(e));
 			return e == ENOMEM ? PWB_ENOMEM : PWB_EIO;

@@ -229,7 +229,21 @@ typedef struct reader {
 	const unsigned char *d;
 	size_t len, off;
 	char why[200];
+	/* The checksum does not match. The parse goes on only to tell a
+	 * truncated file (its structure ends early) from a corrupt one;
+	 * nothing read from it is used. */
+	bool bad_sum;
 } reader;
+
+#define PREF_CORRUPT "checksum mismatch: the data is corrupt"
+
+/* True, unless the checksum did not match: then the reason. */
+static bool r_sum_ok(reader *r)
+{
+	if (r->bad_sum)
+		snprintf(r->why, sizeof(r->why), PREF_CORRUPT);
+	return !r->bad_sum;
+}
 
 static bool r_need(reader *r, size_t n, const char *what)
 {
@@ -288,7 +302,12 @@ static bool r_header(reader *r, uint32_t want_kind, uint32_t *bits,
 	r->off = PREF_MAGIC_LEN;
 	if (!r_need(r, 5 * 4 + PREF_SUM_LEN, "the header"))
 		return false;
+	/* The checksum first: a damaged version field is damage, not a
+	 * file from a newer pwb. */
+	r->bad_sum = !pwb__sealed_ok(r->d, r->len);
 	uint32_t version = r_u32(r), kind = r_u32(r);
+	if ((version != PREF_VERSION || kind != want_kind) && !r_sum_ok(r))
+		return false;
 	if (version != PREF_VERSION) {
 		snprintf(r->why, sizeof(r->why),
 			 "%s version %u; this pwb reads version %u",
@@ -305,11 +324,6 @@ static bool r_header(reader *r, uint32_t want_kind, uint32_t *bits,
 			     ? kinds[kind]
 			     : "an unknown kind",
 			 kinds[want_kind]);
-		return false;
-	}
-	if (!pwb__sealed_ok(r->d, r->len)) {
-		snprintf(r->why, sizeof(r->why),
-			 "checksum mismatch: the data is corrupt");
 		return false;
 	}
 	r->len -= PREF_SUM_LEN; /* the body ends at the checksum */
@@ -395,6 +409,11 @@ static bool r_user(reader *r, const pwb_prefs_model *m, pwb__prefs_user **out,
 static pwb_status fail(reader *r, const char *name, pwb_diag *diag,
 		       pwb_status st)
 {
+	/* With a bad checksum, only "truncated" is worth more than "corrupt":
+	 * any other complaint is about bytes that cannot be trusted. */
+	if (r->bad_sum && st == PWB_EPARSE &&
+	    strncmp(r->why, "truncated", 9) != 0)
+		snprintf(r->why, sizeof(r->why), PREF_CORRUPT);
 	pwb_diag_add(diag, name, 0, 0, "%s",
 		     st == PWB_ENOMEM ? "out of memory"
 		     : r->why[0]      ? r->why
@@ -409,7 +428,7 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 		return missing(name, diag,
 			       "no place for the model, or no data");
 	*out = NULL;
-	reader r = {data, len, 0, ""};
+	reader r = {.d = data, .len = len};
 	uint32_t bits, nc, ne;
 	if (!r_header(&r, PREF_KIND_MODEL, &bits, &nc, &ne))
 		return fail(&r, name, diag, PWB_EPARSE);
@@ -492,7 +511,7 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 	/* Each user takes at least 16 bytes: no absurd count passes. */
 	if (nu > (r.len - r.off) / 16) {
 		snprintf(r.why, sizeof(r.why),
-			 "%llu users cannot fit in the data",
+			 "truncated: %llu users cannot fit in the data",
 			 (unsigned long long)nu);
 		goto out;
 	}
@@ -537,6 +556,8 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			 r.len - r.off);
 		goto out;
 	}
+	if (!r_sum_ok(&r))
+		goto out;
 	*out = m;
 	m = NULL;
 	st = PWB_OK;
@@ -570,7 +591,7 @@ pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
 {
 	if (!m || (!data && len))
 		return missing(NULL, diag, "no model, or no blob");
-	reader r = {data, len, 0, ""};
+	reader r = {.d = data, .len = len};
 	uint32_t bits, nc, ne;
 	if (!r_header(&r, PREF_KIND_USER, &bits, &nc, &ne))
 		return fail(&r, NULL, diag, PWB_EPARSE);
@@ -584,10 +605,11 @@ pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
 	bool oom = false;
 	if (!r_user(&r, m, &u, &oom))
 		return fail(&r, NULL, diag, oom ? PWB_ENOMEM : PWB_EPARSE);
-	if (r.off != r.len) {
-		snprintf(r.why, sizeof(r.why),
-			 "%zu bytes after the user before the checksum",
-			 r.len - r.off);
+	if (r.off != r.len || !r_sum_ok(&r)) {
+		if (!r.bad_sum)
+			snprintf(r.why, sizeof(r.why),
+				 "%zu bytes after the user before the checksum",
+				 r.len - r.off);
 		free(u->id);
 		free(u->e);
 		free(u);
@@ -672,7 +694,7 @@ pwb_status pwb_prefs_features_unpack(const pwb_prefs_model *m, const void *data,
 	*n_out = 0;
 	if (!m || (!data && len))
 		return missing(NULL, diag, "no model, or no features");
-	reader r = {data, len, 0, ""};
+	reader r = {.d = data, .len = len};
 	uint32_t bits, nc, ne;
 	if (!r_header(&r, PREF_KIND_FEATURES, &bits, &nc, &ne))
 		return fail(&r, NULL, diag, PWB_EPARSE);
@@ -704,6 +726,8 @@ pwb_status pwb_prefs_features_unpack(const pwb_prefs_model *m, const void *data,
 			 "features");
 		return fail(&r, NULL, diag, PWB_EPARSE);
 	}
+	if (!r_sum_ok(&r))
+		return fail(&r, NULL, diag, PWB_EPARSE);
 	*n_out = k;
 	return PWB_OK;
 }

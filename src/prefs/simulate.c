@@ -308,6 +308,20 @@ pwb_status pwb_prefs_simulate(const pwb_prefs_sim_params *params,
 	return st;
 }
 
+/* The fewest significant digits (1..17) that print v so that it reads
+ * back as v, for JSON_REAL_PRECISION: 0.9 is written "0.9", not
+ * jansson's default "0.90000000000000002". */
+static int shortest_digits(double v)
+{
+	char buf[40];
+	for (int p = 1; p < 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*g", p, v);
+		if (strtod(buf, NULL) == v)
+			return p;
+	}
+	return 17;
+}
+
 /* A user's stated settings: targets on the policy dimensions they feel
  * most strongly about (the two largest |theta| among verbosity,
  * formality and humour), as settings JSON. *out freed with free(). */
@@ -336,14 +350,16 @@ pwb_status pwb_prefs_sim_settings(const pwb_prefs_sim_params *p, size_t u,
 		json_decref(d);
 		return PWB_ENOMEM;
 	}
-	int pick2[2] = {dims[best], dims[second]};
+	int pick2[2] = {dims[best], dims[second]}, digits = 1;
 	for (int k = 0; k < 2; k++) {
 		double t = theta[pick2[k]] > 0 ? 0.9 : 0.1;
 		json_object_set_new(d, pwb_prefs_dim_name(pick2[k]),
 				    json_real(t));
+		if (shortest_digits(t) > digits)
+			digits = shortest_digits(t);
 	}
 	json_object_set_new(o, "dimensions", d);
-	*out = json_dumps(o, JSON_COMPACT);
+	*out = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(digits));
 	json_decref(o);
 	return *out ? PWB_OK : PWB_ENOMEM;
 }

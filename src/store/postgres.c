@@ -28,6 +28,7 @@ struct pwb__rows {
 struct pwb__conn {
 	PGconn *pg;
 	char where[256]; /* host:port/db for messages (never the password) */
+	bool read_only;	 /* PWB_STORE_READ_ONLY: read-only sessions */
 	bool prepared[N_SLOTS];
 	pwb__rows rows[N_SLOTS];
 	pwb_log_fn log;
@@ -72,19 +73,18 @@ static void pg_disconnect(pwb__conn *c)
 	free(c);
 }
 
-static pwb_status pg_connect(pwb__conn **out, const char *target,
-			     const pwb_store_params *p, pwb_diag *diag)
+/*
+ * host:port/db of a libpq URL (never the user or password) into buf; false
+ * with *err (freed with PQfreemem(), NULL when out of memory) when the URL
+ * does not parse.
+ */
+static bool where_of(const char *target, char *buf, size_t size, char **err)
 {
-	*out = NULL;
-	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(target, &err);
+	*err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(target, err);
 	if (!opts) {
-		char line[256];
-		first_line(err ? err : "out of memory", line, sizeof(line));
-		pwb_diag_add(diag, NULL, 0, 0, "malformed PostgreSQL URL: %s",
-			     line);
-		PQfreemem(err);
-		return err ? PWB_EINVAL : PWB_ENOMEM;
+		snprintf(buf, size, "PostgreSQL");
+		return false;
 	}
 	const char *host = NULL, *port = NULL, *db = NULL;
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
@@ -95,15 +95,54 @@ static pwb_status pg_connect(pwb__conn **out, const char *target,
 		else if (!strcmp(o->keyword, "dbname") && o->val)
 			db = o->val;
 	}
-	pwb__conn *c = pwb__calloc(1, sizeof(*c));
-	if (!c) {
-		PQconninfoFree(opts);
-		return PWB_ENOMEM;
-	}
-	snprintf(c->where, sizeof(c->where), "%s:%s/%s",
-		 host ? host : "localhost", port ? port : "5432",
-		 db ? db : "(default)");
+	snprintf(buf, size, "%s:%s/%s", host ? host : "localhost",
+		 port ? port : "5432", db ? db : "(default)");
 	PQconninfoFree(opts);
+	return true;
+}
+
+static void pg_describe(const char *target, char *buf, size_t size)
+{
+	char *err;
+	where_of(target, buf, size, &err);
+	PQfreemem(err);
+}
+
+/*
+ * The session's settings, at connect and again after a reconnect: bytea
+ * in hex, whatever the role or database says (the escape format would read
+ * back as no model at all); read-only sessions for PWB_STORE_READ_ONLY.
+ */
+static void session_setup(pwb__conn *c)
+{
+	PGresult *r =
+	    PQexec(c->pg, c->read_only ? "SET client_min_messages = warning; "
+					 "SET bytea_output = hex; "
+					 "SET default_transaction_read_only "
+					 "= on"
+				       : "SET client_min_messages = warning; "
+					 "SET bytea_output = hex");
+	PQclear(r);
+}
+
+static pwb_status pg_connect(pwb__conn **out, const char *target,
+			     const pwb_store_params *p, pwb_diag *diag)
+{
+	*out = NULL;
+	char *err = NULL, where[256];
+	if (!where_of(target, where, sizeof(where), &err)) {
+		char line[256];
+		first_line(err ? err : "out of memory", line, sizeof(line));
+		pwb_diag_add(diag, NULL, 0, 0, "malformed PostgreSQL URL: %s",
+			     line);
+		PQfreemem(err);
+		return err ? PWB_EINVAL : PWB_ENOMEM;
+	}
+	pwb__conn *c = pwb__calloc(1, sizeof(*c));
+	if (!c)
+		return PWB_ENOMEM;
+	snprintf(c->where, sizeof(c->where), "%s", where);
+	c->read_only = p->mode == PWB_STORE_READ_ONLY;
 	c->log = p->log;
 	c->log_user = p->log_user;
 
@@ -129,11 +168,27 @@ static pwb_status pg_connect(pwb__conn **out, const char *target,
 		return PWB_EIO;
 	}
 	PQsetNoticeProcessor(c->pg, on_notice, c);
-	/* bytea in hex, whatever the role or database says: the escape
-	 * format would read back as no model at all. */
-	PGresult *r = PQexec(c->pg, "SET client_min_messages = warning; "
-				    "SET bytea_output = hex");
-	PQclear(r);
+	session_setup(c);
+	if (!c->read_only) {
+		/* A standby, or a role or database set read-only, accepts
+		 * no writes: say so now, not at the first write. */
+		PGresult *r = PQexec(
+		    c->pg, "SELECT current_setting('transaction_read_only')");
+		bool ro = PQresultStatus(r) == PGRES_TUPLES_OK &&
+			  PQntuples(r) == 1 &&
+			  !strcmp(PQgetvalue(r, 0, 0), "on");
+		PQclear(r);
+		if (ro) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "PostgreSQL at %s accepts no writes "
+				     "(transaction_read_only is on: a "
+				     "standby, or a role or database set "
+				     "read-only); nothing was written",
+				     c->where);
+			pg_disconnect(c);
+			return PWB_EINVAL;
+		}
+	}
 	*out = c;
 	return PWB_OK;
 }
@@ -144,7 +199,10 @@ static bool pg_alive(pwb__conn *c)
 		return true;
 	PQreset(c->pg);
 	memset(c->prepared, 0, sizeof(c->prepared));
-	return PQstatus(c->pg) == CONNECTION_OK;
+	if (PQstatus(c->pg) != CONNECTION_OK)
+		return false;
+	session_setup(c);
+	return true;
 }
 
 /* Maps a failed result to a status and one message. */
@@ -167,6 +225,14 @@ static pwb_status fail(pwb__conn *c, PGresult *res, pwb_diag *diag)
 		pwb_diag_add(diag, NULL, 0, 0,
 			     "PostgreSQL at %s is out of resources (%s): %s; "
 			     "nothing of this write was kept",
+			     c->where, state, line);
+		return PWB_EIO;
+	}
+	if (state && (!strcmp(state, "25006") || !strcmp(state, "42501"))) {
+		/* read_only_sql_transaction, insufficient_privilege */
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "PostgreSQL at %s refuses this write (%s): %s; "
+			     "nothing of it was kept",
 			     c->where, state, line);
 		return PWB_EIO;
 	}
@@ -425,6 +491,7 @@ const pwb__backend pwb__postgres_backend = {
     .name = "postgres",
     .dialect = PWB__POSTGRES,
     .connect = pg_connect,
+    .describe = pg_describe,
     .disconnect = pg_disconnect,
     .alive = pg_alive,
     .exec = pg_exec,

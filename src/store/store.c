@@ -70,6 +70,7 @@ enum {
 	S_ERASE_USER,
 	S_ORGS,
 	S_NOTIFY,
+	S_STORE_EXISTS,
 	S_COUNT
 };
 
@@ -239,6 +240,11 @@ static const stmt stmts[S_COUNT] = {
     [S_ORGS] = {"SELECT id FROM orgs ORDER BY id", NULL},
     /* Sent only on PostgreSQL; delivered when the transaction commits. */
     [S_NOTIFY] = {"SELECT $1", "SELECT pg_notify('pwb_changes', $1)"},
+    /* Whether a store is there: its meta table (in the search path). */
+    [S_STORE_EXISTS] = {"SELECT COUNT(*) FROM sqlite_master "
+			"WHERE type = 'table' AND name = 'meta'",
+			"SELECT CASE WHEN to_regclass('meta') IS NULL "
+			"THEN 0 ELSE 1 END"},
 };
 
 /* ---- the handle and its pool ---- */
@@ -252,10 +258,14 @@ typedef struct slot {
 
 struct pwb_store {
 	const pwb__backend *be;
-	char *target; /* the path, or the libpq URL */
+	char *target;	/* the path, or the libpq URL */
+	char name[256]; /* for messages, without credentials */
 	pwb_store_params params;
 	unsigned char secret[32];
 	bool secret_given; /* params.key_secret, else the database's */
+	/* The database's own secret (meta key_secret), whatever keys the
+	 * API keys: content ids must not change with PWB_KEY_SECRET. */
+	unsigned char db_secret[32];
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	slot *slots;
@@ -279,6 +289,11 @@ int pwb_store_schema_version(void)
 const char *pwb_store_backend(const pwb_store *s)
 {
 	return s->be->name;
+}
+
+const char *pwb_store_name(const pwb_store *s)
+{
+	return s->name;
 }
 
 /* The slot this thread's transaction holds, or NULL. Under s->mu. */
@@ -347,6 +362,12 @@ static const char *begin_sql(const pwb_store *s, bool write)
 
 static pwb_status tx_begin(pwb_store *s, slot *sl, bool write, pwb_diag *diag)
 {
+	if (write && s->params.mode == PWB_STORE_READ_ONLY) {
+		pwb_diag_add(diag, s->name, 0, 0,
+			     "the store was opened read-only; nothing was "
+			     "written");
+		return PWB_EINVAL;
+	}
 	pwb_status st = s->be->exec(sl->c, begin_sql(s, write), diag);
 	if (st)
 		return st;
@@ -453,6 +474,36 @@ static pwb_status op_leave(pwb_store *s, op *o, pwb_status st, pwb_diag *diag)
 	tx_clear(s, o->sl);
 	release(s, o->sl);
 	return st;
+}
+
+/*
+ * Ends an operation that only read (it wrote nothing: rolled back either
+ * way) and returns its status, unless the backend says the database may
+ * have changed under the read: then PWB_EIO, and the messages the read
+ * added since `mark` give way to that one.
+ */
+static pwb_status read_leave(pwb_store *s, op *o, pwb_status st, size_t mark,
+			     pwb_diag *diag)
+{
+	pwb__conn *c = o->sl ? o->sl->c : NULL;
+	op_leave(s, o, PWB_EINVAL, NULL);
+	if (!c || !s->be->read_held)
+		return st;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status held = s->be->read_held(c, &d);
+	if (held && diag) {
+		while (diag->n > mark) {
+			diag->n--;
+			free(diag->entries[diag->n].file);
+			free(diag->entries[diag->n].message);
+		}
+		for (size_t i = 0; i < d.n; i++)
+			pwb_diag_add(diag, d.entries[i].file, 0, 0, "%s",
+				     d.entries[i].message);
+	}
+	pwb_diag_release(&d);
+	return held ? held : st;
 }
 
 /* ---- running statements ---- */
@@ -667,19 +718,104 @@ static pwb_status meta_set(pwb_store *s, op *o, const char *key,
 	return q_exec(s, o, S_META_SET, p, 2, NULL, diag);
 }
 
-/* The key secret stored in the database, unless the caller gave one. */
+/* The secret stored in the database: the store's own, and the one that
+ * keys API keys unless the caller gave one. */
 static pwb_status take_secret(pwb_store *s, const char *hex, pwb_diag *diag)
 {
-	if (s->secret_given)
-		return PWB_OK;
 	if (strlen(hex) != 64 ||
-	    sodium_hex2bin(s->secret, sizeof(s->secret), hex, 64, NULL, NULL,
-			   NULL) != 0) {
-		pwb_diag_add(diag, NULL, 0, 0,
+	    sodium_hex2bin(s->db_secret, sizeof(s->db_secret), hex, 64, NULL,
+			   NULL, NULL) != 0) {
+		pwb_diag_add(diag, s->name, 0, 0,
 			     "the database's key secret is damaged");
 		return PWB_EINVAL;
 	}
+	if (!s->secret_given)
+		memcpy(s->secret, s->db_secret, sizeof(s->secret));
 	return PWB_OK;
+}
+
+/*
+ * The schema version recorded in meta (0 when none) into *have; an error
+ * when it is not a number, or newer than this pwb knows.
+ */
+static pwb_status schema_version(pwb_store *s, op *o, long *have,
+				 pwb_diag *diag)
+{
+	char *v = NULL;
+	*have = 0;
+	pwb_status st = meta_get(s, o, "schema_version", &v, diag);
+	if (st || !v)
+		return st;
+	char *end;
+	errno = 0;
+	*have = strtol(v, &end, 10);
+	if (errno || *end || *have < 0) {
+		pwb_diag_add(diag, s->name, 0, 0,
+			     "the database's schema version '%s' is not a "
+			     "number: it was not written by pwb",
+			     v);
+		st = PWB_EINVAL;
+	} else if (*have > pwb_store_schema_version()) {
+		pwb_diag_add(diag, s->name, 0, 0,
+			     "the database has schema version %ld, newer than "
+			     "this pwb knows (%d): it was written by a newer "
+			     "pwb; upgrade pwb to use it",
+			     *have, pwb_store_schema_version());
+		st = PWB_EINVAL;
+	}
+	free(v);
+	return st;
+}
+
+/*
+ * Without PWB_STORE_CREATE: that a store is there (PWB_ENOTFOUND when
+ * not), before anything is written. Read-only: that it needs no migration
+ * and has its secret, which is then taken.
+ */
+static pwb_status check_existing(pwb_store *s, pwb_diag *diag)
+{
+	op o;
+	size_t mark = diag ? diag->n : 0;
+	pwb_status st = op_enter(s, &o, false, diag);
+	if (st)
+		return st;
+	int64_t n = 0;
+	st = q_int(s, &o, S_STORE_EXISTS, NULL, 0, &n, NULL, diag);
+	if (!st && !n) {
+		pwb_diag_add(diag, s->name, 0, 0,
+			     "no pwb store here (the database has no pwb "
+			     "tables): check the %s; %s",
+			     s->be->dialect == PWB__SQLITE ? "path" : "URL",
+			     s->params.mode == PWB_STORE_READ_ONLY
+				 ? "a command that only reads creates none"
+				 : "this command creates none");
+		st = PWB_ENOTFOUND;
+	}
+	long have = 0;
+	if (!st && s->params.mode == PWB_STORE_READ_ONLY &&
+	    !(st = schema_version(s, &o, &have, diag)) &&
+	    have < pwb_store_schema_version()) {
+		pwb_diag_add(diag, s->name, 0, 0,
+			     "the store has schema version %ld, older than "
+			     "this pwb's (%d), and a command that only reads "
+			     "does not upgrade it: run one that writes first",
+			     have, pwb_store_schema_version());
+		st = PWB_EINVAL;
+	}
+	char *secret = NULL;
+	if (!st && s->params.mode == PWB_STORE_READ_ONLY &&
+	    !(st = meta_get(s, &o, "key_secret", &secret, diag))) {
+		if (!secret) {
+			pwb_diag_add(diag, s->name, 0, 0,
+				     "the database has no key secret: it was "
+				     "altered");
+			st = PWB_EINVAL;
+		} else {
+			st = take_secret(s, secret, diag);
+		}
+	}
+	free(secret);
+	return read_leave(s, &o, st, mark, diag);
 }
 
 /*
@@ -713,13 +849,16 @@ static bool up_to_date(pwb_store *s)
 
 static pwb_status migrate(pwb_store *s, pwb_diag *diag)
 {
-	if (up_to_date(s))
+	pwb_status st = PWB_OK;
+	if (s->params.mode != PWB_STORE_CREATE &&
+	    (st = check_existing(s, diag)))
+		return st;
+	if (s->params.mode == PWB_STORE_READ_ONLY || up_to_date(s))
 		return PWB_OK;
 	op o;
-	pwb_status st = op_enter(s, &o, true, diag);
-	if (st)
+	if ((st = op_enter(s, &o, true, diag)))
 		return st;
-	char *v = NULL, *secret = NULL;
+	char *secret = NULL;
 	if (s->be->dialect == PWB__POSTGRES)
 		/* Two pwb processes starting together migrate one at a time. */
 		st = s->be->exec(o.sl->c, "SELECT pg_advisory_xact_lock(7041)",
@@ -729,34 +868,11 @@ static pwb_status migrate(pwb_store *s, pwb_diag *diag)
 				 "CREATE TABLE IF NOT EXISTS meta (key TEXT "
 				 "PRIMARY KEY, value TEXT NOT NULL)",
 				 diag);
+	long have = 0;
 	if (!st)
-		st = meta_get(s, &o, "schema_version", &v, diag);
+		st = schema_version(s, &o, &have, diag);
 	if (st)
 		goto out;
-	long have = 0;
-	if (v) {
-		char *end;
-		errno = 0;
-		have = strtol(v, &end, 10);
-		if (errno || *end || have < 0) {
-			pwb_diag_add(diag, NULL, 0, 0,
-				     "the database's schema version '%s' is "
-				     "not a number: it was not written by pwb",
-				     v);
-			st = PWB_EINVAL;
-			goto out;
-		}
-	}
-	int latest = pwb_store_schema_version();
-	if (have > latest) {
-		pwb_diag_add(diag, NULL, 0, 0,
-			     "the database has schema version %ld, newer than "
-			     "this pwb knows (%d): it was written by a newer "
-			     "pwb; upgrade pwb to use it",
-			     have, latest);
-		st = PWB_EINVAL;
-		goto out;
-	}
 	for (int i = 0; i < pwb__n_migrations && !st; i++) {
 		const pwb__migration *m = &pwb__migrations[i];
 		if (m->version <= have)
@@ -785,7 +901,6 @@ static pwb_status migrate(pwb_store *s, pwb_diag *diag)
 	if (!st)
 		st = take_secret(s, secret, diag);
 out:
-	free(v);
 	free(secret);
 	return op_leave(s, &o, st, diag);
 }
@@ -829,6 +944,7 @@ pwb_status pwb_store_open(pwb_store **out, const char *url,
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	s->n_slots = s->params.pool_size;
+	be->describe(target, s->name, sizeof(s->name));
 	if (!(s->target = pwb__strdup(target)) ||
 	    !(s->slots = pwb__calloc((size_t)s->n_slots, sizeof(slot)))) {
 		pwb_store_free(s);
@@ -1105,6 +1221,28 @@ pwb_status pwb_store_user_set_model(pwb_store *s, const char *org,
 
 /* ---- feedback ---- */
 
+/* Hash input: integers as 8 bytes little-endian; strings as their
+ * length, then their bytes (NULL as length 2^64 - 1, no bytes). The
+ * audit chain and content ids share it (docs/store.md). */
+static void put_u64(crypto_generichash_state *h, uint64_t v)
+{
+	unsigned char b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+	crypto_generichash_update(h, b, 8);
+}
+
+static void put_str(crypto_generichash_state *h, const char *v)
+{
+	if (!v) {
+		put_u64(h, UINT64_MAX); /* NULL differs from "" */
+		return;
+	}
+	size_t n = strlen(v);
+	put_u64(h, n);
+	crypto_generichash_update(h, (const unsigned char *)v, n);
+}
+
 static pwb_status check_event_owner(pwb_store *s, op *o, const char *org,
 				    const pwb_store_feedback *fb,
 				    pwb_diag *diag)
@@ -1129,13 +1267,10 @@ static pwb_status check_event_owner(pwb_store *s, op *o, const char *org,
 	return st;
 }
 
-pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
-				  const pwb_store_feedback *fb,
-				  pwb_store_texts texts, int64_t now,
-				  int64_t *id, pwb_diag *diag)
+pwb_status pwb_store_feedback_check(const char *org,
+				    const pwb_store_feedback *fb,
+				    pwb_store_texts texts, pwb_diag *diag)
 {
-	if (id)
-		*id = 0;
 	pwb_status st = check_id("org", org, diag);
 	if (!st)
 		st = check_id("user", fb->user, diag);
@@ -1181,6 +1316,57 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 			     PWB_STORE_MAX_TEXT);
 		return PWB_ETOOLARGE;
 	}
+	return PWB_OK;
+}
+
+/* A double into the hash by its IEEE-754 bits, little-endian. */
+static void put_f64(crypto_generichash_state *h, double v)
+{
+	uint64_t bits;
+	memcpy(&bits, &v, sizeof(bits));
+	put_u64(h, bits);
+}
+
+void pwb_store_feedback_content_id(const pwb_store *s,
+				   const pwb_store_feedback *fb,
+				   char out[PWB_STORE_CONTENT_ID_SIZE])
+{
+	static const char tag[] = "pwb-event-v1";
+	crypto_generichash_state h;
+	unsigned char digest[32];
+	bool pair = fb->kind == PWB_STORE_FB_PAIR;
+	crypto_generichash_init(&h, s->db_secret, sizeof(s->db_secret),
+				sizeof(digest));
+	crypto_generichash_update(&h, (const unsigned char *)tag, sizeof(tag));
+	put_str(&h, fb->user);
+	put_u64(&h, (uint64_t)fb->ts);
+	put_str(&h, pair ? "pair" : "rating");
+	put_str(&h, fb->prompt);
+	put_str(&h, pair ? fb->chosen : NULL);
+	put_str(&h, pair ? fb->rejected : NULL);
+	put_str(&h, pair ? NULL : fb->response);
+	if (!pair) {
+		put_f64(&h, fb->rating);
+		put_f64(&h, fb->scale_lo);
+		put_f64(&h, fb->scale_hi);
+	}
+	crypto_generichash_final(&h, digest, sizeof(digest));
+	memcpy(out, "content:", 8);
+	sodium_bin2hex(out + 8, 65, digest, sizeof(digest));
+}
+
+pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
+				  const pwb_store_feedback *fb,
+				  pwb_store_texts texts, int64_t now,
+				  int64_t *id, pwb_diag *diag)
+{
+	if (id)
+		*id = 0;
+	pwb_status st = pwb_store_feedback_check(org, fb, texts, diag);
+	if (st)
+		return st;
+	bool keep = texts == PWB_STORE_TEXTS,
+	     pair = fb->kind == PWB_STORE_FB_PAIR;
 	op o;
 	if ((st = op_enter(s, &o, true, diag)))
 		return st;
@@ -1295,25 +1481,6 @@ pwb_status pwb_store_gc_policy(pwb_store *s, const pwb_effective *e,
 
 /* ---- audit ---- */
 
-static void put_u64(crypto_generichash_state *h, uint64_t v)
-{
-	unsigned char b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (unsigned char)(v >> (8 * i));
-	crypto_generichash_update(h, b, 8);
-}
-
-static void put_str(crypto_generichash_state *h, const char *v)
-{
-	if (!v) {
-		put_u64(h, UINT64_MAX); /* NULL differs from "" */
-		return;
-	}
-	size_t n = strlen(v);
-	put_u64(h, n);
-	crypto_generichash_update(h, (const unsigned char *)v, n);
-}
-
 void pwb__audit_hash(const char *prev_hex, const pwb__audit_row *r,
 		     char out[65])
 {
@@ -1407,6 +1574,7 @@ pwb_status pwb_store_audit_verify(pwb_store *s, pwb_audit_report *rep,
 {
 	memset(rep, 0, sizeof(*rep));
 	snprintf(rep->head_hash, sizeof(rep->head_hash), "%s", ZERO_HASH);
+	size_t mark = diag ? diag->n : 0;
 	op o;
 	pwb_status st = op_enter(s, &o, false, diag);
 	if (st)
@@ -1540,11 +1708,16 @@ pwb_status pwb_store_audit_verify(pwb_store *s, pwb_audit_report *rep,
 			st = PWB_EINVAL;
 		}
 	}
-	if (!st)
-		snprintf(rep->head_hash, sizeof(rep->head_hash), "%s", prev);
-	/* Nothing was written: a read transaction ends the same either way. */
-	op_leave(s, &o, PWB_EINVAL, NULL);
-	return st;
+	/* The last good row's: prev moves only past rows that held. */
+	snprintf(rep->head_hash, sizeof(rep->head_hash), "%s", prev);
+	pwb_status held = read_leave(s, &o, st, mark, diag);
+	if (held != st && held == PWB_EIO) { /* nothing read can be trusted */
+		rep->rows = 0;
+		rep->bad_seq = 0;
+		snprintf(rep->head_hash, sizeof(rep->head_hash), "%s",
+			 ZERO_HASH);
+	}
+	return held;
 }
 
 /* ---- decisions ---- */
@@ -1972,6 +2145,7 @@ pwb_status pwb_store_user_export(pwb_store *s, const char *org,
 		st = check_id("user", user, diag);
 	if (st)
 		return st;
+	size_t mark = diag ? diag->n : 0;
 	op o;
 	if ((st = op_enter(s, &o, false, diag)))
 		return st;
@@ -2036,7 +2210,11 @@ pwb_status pwb_store_user_export(pwb_store *s, const char *org,
 		st = PWB_ENOMEM;
 out:
 	json_decref(doc);
-	op_leave(s, &o, PWB_EINVAL, NULL); /* read only: end it either way */
+	st = read_leave(s, &o, st, mark, diag);
+	if (st) {
+		free(*json);
+		*json = NULL;
+	}
 	return st;
 }
 
@@ -2097,11 +2275,11 @@ pwb_status pwb_store_orgs(pwb_store *s, char ***ids, size_t *n, pwb_diag *diag)
 {
 	*ids = NULL;
 	*n = 0;
-	slot *sl;
-	pwb_status st = acquire(s, &sl, diag);
+	size_t mark = diag ? diag->n : 0;
+	op o;
+	pwb_status st = op_enter(s, &o, false, diag);
 	if (st)
 		return st;
-	op o = {sl, false};
 	pwb__rows *r;
 	char **arr = NULL;
 	size_t len = 0, cap = 0;
@@ -2117,8 +2295,7 @@ pwb_status pwb_store_orgs(pwb_store *s, char ***ids, size_t *n, pwb_diag *diag)
 		}
 		s->be->done(r);
 	}
-	release(s, sl);
-	if (st) {
+	if ((st = read_leave(s, &o, st, mark, diag))) {
 		pwb_store_orgs_free(arr, len);
 		return st;
 	}
@@ -2132,6 +2309,70 @@ void pwb_store_orgs_free(char **ids, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);
+}
+
+pwb_status pwb_store_org_check(pwb_store *s, const char *org, pwb_diag *diag)
+{
+	pwb_status st = check_id("org", org, diag);
+	char **ids = NULL;
+	size_t n = 0;
+	if (!st)
+		st = pwb_store_orgs(s, &ids, &n, diag);
+	bool found = false;
+	for (size_t i = 0; !st && i < n && !found; i++)
+		found = !strcmp(ids[i], org);
+	if (!st && !found) {
+		/* A close one is suggested; else a few are named. */
+		pwb__hint hint =
+		    pwb__hint_for(org, (const char *const *)ids, n);
+		char some[512] = "";
+		size_t k = 0;
+		for (size_t i = 0; !hint.text[0] && i < n && i < 8; i++)
+			k += (size_t)snprintf(some + k, sizeof(some) - k,
+					      "%s'%.40s'",
+					      i ? ", " : "; it holds ", ids[i]);
+		if (n > 8 && !hint.text[0])
+			snprintf(some + k, sizeof(some) - k, " and %zu more",
+				 n - 8);
+		pwb_diag_add(diag, s->name, 0, 0,
+			     "the store holds no org '%s'%s%s", org, hint.text,
+			     n ? some : " (it holds none yet)");
+		st = PWB_ENOTFOUND;
+	}
+	pwb_store_orgs_free(ids, n);
+	return st;
+}
+
+/* ---- the policy folder ---- */
+
+#define META_POLICIES "policies"
+
+pwb_status pwb_store_policies_get(pwb_store *s, char **dir, pwb_diag *diag)
+{
+	*dir = NULL;
+	size_t mark = diag ? diag->n : 0;
+	op o;
+	pwb_status st = op_enter(s, &o, false, diag);
+	if (st)
+		return st;
+	st = meta_get(s, &o, META_POLICIES, dir, diag);
+	if ((st = read_leave(s, &o, st, mark, diag))) {
+		free(*dir);
+		*dir = NULL;
+	}
+	return st;
+}
+
+pwb_status pwb_store_policies_set(pwb_store *s, const char *dir, pwb_diag *diag)
+{
+	pwb_status st = check_text("policy folder", dir, diag);
+	if (st)
+		return st;
+	op o;
+	if ((st = op_enter(s, &o, true, diag)))
+		return st;
+	st = meta_set(s, &o, META_POLICIES, dir, diag);
+	return op_leave(s, &o, st, diag);
 }
 
 /* ---- listening for change notices ---- */

@@ -46,8 +46,15 @@ typedef struct pwb__rows pwb__rows;
 typedef struct pwb__backend {
 	const char *name;
 	pwb__dialect dialect;
+	/*
+	 * Opens one connection, as p->mode allows: without PWB_STORE_CREATE
+	 * it creates nothing, and says PWB_ENOTFOUND where it can tell that
+	 * no store is there.
+	 */
 	pwb_status (*connect)(pwb__conn **out, const char *target,
 			      const pwb_store_params *p, pwb_diag *diag);
+	/* The target's name for messages, without credentials. */
+	void (*describe)(const char *target, char *buf, size_t size);
 	void (*disconnect)(pwb__conn *c);
 	/* Reconnects a connection the server dropped; false if it cannot. */
 	bool (*alive)(pwb__conn *c);
@@ -71,6 +78,13 @@ typedef struct pwb__backend {
 	/* Rows changed by an INSERT, UPDATE or DELETE. */
 	int64_t (*changes)(pwb__rows *r);
 	void (*done)(pwb__rows *r);
+	/*
+	 * After a read: PWB_EIO (with a message) when the database may have
+	 * changed under it, so that what it read may mix two states; NULL
+	 * where reads always see one snapshot. (SQLite reads a store at rest
+	 * without locks; see sqlite.c.)
+	 */
+	pwb_status (*read_held)(pwb__conn *c, pwb_diag *diag);
 	/*
 	 * Change notices (NULL where the backend has none): LISTEN on a
 	 * channel, then wait up to timeout_ms for one payload (*payload

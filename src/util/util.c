@@ -699,7 +699,11 @@ ssize_t pwb__read_line(FILE *f, char **buf, size_t *cap, size_t max,
 	int c;
 	errno = 0;
 	while ((c = getc_unlocked(f)) != EOF) {
-		took++;
+		if (++took > PWB__LINE_SKIP_MAX &&
+		    took - PWB__LINE_SKIP_MAX > max) {
+			errno = EFBIG; /* endless input: stop here */
+			return -1;
+		}
 		if (n < max + 1) {
 			if (n + 2 > *cap) {
 				size_t want = *cap ? *cap * 2 : 256;

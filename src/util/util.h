@@ -85,9 +85,12 @@ pwb_status pwb__replace_file(const char *path, int (*write)(void *user, int fd),
  * most max + 2 bytes: a longer line is read to its end but not kept, and
  * *too_long is set (*len is then the bytes kept). Returns the bytes the
  * line took from f (0 at the end of f), or -1 with errno set on a read or
- * allocation failure. Unlike getline(), a hostile line cannot take memory
- * beyond max.
+ * allocation failure, and with errno EFBIG when a line runs on for more
+ * than max + PWB__LINE_SKIP_MAX bytes (endless input: the caller stops
+ * reading). Unlike getline(), a hostile line can take neither memory
+ * beyond max nor time without end.
  */
+#define PWB__LINE_SKIP_MAX (64u * 1024 * 1024)
 ssize_t pwb__read_line(FILE *f, char **buf, size_t *cap, size_t max,
 		       size_t *len, bool *too_long);
 /* Writes all n bytes to fd (retrying short writes); 0 or an errno. */

@@ -7,8 +7,9 @@
 #   bash store.sh PATH/TO/pwb PATH/TO/policies
 #
 # Runs every case on SQLite, then on PostgreSQL when PWB_TEST_POSTGRES names
-# a server (each case in a fresh schema); prints `ok NAME` or
-# `FAIL NAME: why`, then `N passed, M failed`.
+# a server (each case in a fresh schema); then store_trust.sh (which can
+# also run alone); prints `ok NAME` or `FAIL NAME: why`, then
+# `N passed, M failed`.
 set -u
 
 if [ $# -ne 2 ]; then
@@ -21,112 +22,8 @@ pwb=$(pwb_path "$1") || exit 2
 pol=$2
 need_python
 
-# expect NAME RC LINES WORD: status, lines on stderr, a word in stderr.
-expect() {
-	local name="$backend: $1" want_rc=$2 want_lines=$3 word=$4
-	if [ "$rc" -ge 124 ]; then
-		fail "$name" "timed out or crashed (status $rc): $(shown)"
-		return 1
-	fi
-	if [ "$rc" -ne "$want_rc" ]; then
-		fail "$name" "exit status $rc, want $want_rc: $(shown)"
-		return 1
-	fi
-	local n
-	n=$(wc -l <"$tmp/err")
-	if [ "$want_lines" != "*" ] && [ "$n" -ne "$want_lines" ]; then
-		fail "$name" "$n lines on stderr, want $want_lines: $(shown)"
-		return 1
-	fi
-	if [ -n "$word" ] && ! grep -Eqi -- "$word" "$tmp/err"; then
-		fail "$name" "stderr does not say '$word': $(shown)"
-		return 1
-	fi
-	ok "$name"
-}
-
-# out_has NAME PATTERN: stdout matches the grep -E pattern.
-out_has() {
-	if grep -Eq -- "$2" "$tmp/out"; then
-		ok "$backend: $1"
-	else
-		fail "$backend: $1" "stdout lacks '$2': $(head -c 300 "$tmp/out" | tr '\n' '|')"
-	fi
-}
-
-out_lacks() {
-	if grep -Eq -- "$2" "$tmp/out"; then
-		fail "$backend: $1" "stdout has '$2'"
-	else
-		ok "$backend: $1"
-	fi
-}
-
-# ---- databases ----
-
-n_db=0
-# fresh: sets $db (the URL) to a database nobody has used.
-fresh() {
-	n_db=$((n_db + 1))
-	if [ "$backend" = sqlite ]; then
-		db="sqlite:$tmp/db$n_db.sqlite"
-		return
-	fi
-	local schema="pwb_cli_$$_$n_db"
-	psql -q -X -v ON_ERROR_STOP=1 "$PWB_TEST_POSTGRES" \
-		-c "SET client_min_messages = warning" \
-		-c "DROP SCHEMA IF EXISTS $schema CASCADE" \
-		-c "CREATE SCHEMA $schema" >/dev/null || exit 2
-	local sep='?'
-	case $PWB_TEST_POSTGRES in *\?*) sep='&' ;; esac
-	db="$PWB_TEST_POSTGRES${sep}options=-csearch_path%3D$schema"
-}
-
-# sql STATEMENTS: runs plain SQL on $db, as someone with table access.
-sql() {
-	if [ "$backend" = sqlite ]; then
-		sqlite3 "${db#sqlite:}" "$1"
-	else
-		psql -q -X -t -A -v ON_ERROR_STOP=1 "$db" -c "$1"
-	fi
-}
-
-# Drops the append-only guard of the audit table, as a tamperer would.
-unguard() {
-	if [ "$backend" = sqlite ]; then
-		sql "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete"
-	else
-		sql "DROP TRIGGER audit_no_change ON audit" >/dev/null
-	fi
-}
-
-# A store with 5 audit rows: 5 keys made.
-chained() {
-	fresh
-	for i in 1 2 3 4 5; do
-		"$pwb" keys create --db "$db" --org acme --role service \
-			--now $((100 + i)) >/dev/null || fail "$backend: keys create for the chain"
-	done
-}
-
-events() {
-	python3 - "$@" <<'PY'
-import json, sys
-n = int(sys.argv[1]); prefix = sys.argv[2] if len(sys.argv) > 2 else "e"
-for i in range(n):
-    if i % 3 == 2:
-        ev = {"user": "u%d" % (i % 4), "prompt": "Prompt %d" % i,
-              "response": "Rated answer %d" % i, "rating": 4, "scale": [1, 5]}
-    else:
-        ev = {"user": "u%d" % (i % 4), "prompt": "Prompt %d" % i,
-              "chosen": "Chosen answer %d" % i, "rejected": "Other %d" % i}
-    ev["ts"] = 1000 + i
-    ev["id"] = "%s%d" % (prefix, i)
-    if i % 5 == 0:
-        ev["rater"] = {"role": "crowdworker", "attributes": {"country": "de"}}
-    print(json.dumps(ev))
-PY
-}
+# shellcheck source=store_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/store_lib.sh"
 
 suite() {
 	# ---- help and usage ----
@@ -171,16 +68,19 @@ suite() {
 
 	# ---- a schema from a newer pwb ----
 	fresh
+	run keys create --db "$db" --org open-studio --role admin --policies "$pol"
+	expect "a new store" 0 0 ""
 	run audit verify --db "$db"
 	expect "a new store verifies" 0 0 ""
-	out_has "a new store has 0 rows" "intact: 0 rows"
+	out_has "a new store has 1 row" "intact: 1 row, "
 	sql "UPDATE meta SET value = '99' WHERE key = 'schema_version'"
 	run audit verify --db "$db"
 	expect "newer schema refused" 1 1 "schema version 99, newer than this pwb"
 
 	# ---- keys ----
 	fresh
-	run keys create --db "$db" --org acme --role user --user u1 --now 100
+	run keys create --db "$db" --org open-studio --role user --user u1 \
+		--policies "$pol" --now 100
 	expect "keys create" 0 0 ""
 	key=$(tail -n 1 "$tmp/out")
 	kid=$(sed -n 's/^key id: //p' "$tmp/out")
@@ -196,9 +96,9 @@ suite() {
 	else
 		fail "$backend: only the key's hash is stored" "$dump"
 	fi
-	run keys revoke --db "$db" --org acme "$kid" --now 101
+	run keys revoke --db "$db" --org open-studio "$kid" --now 101
 	expect "keys revoke" 0 0 ""
-	run keys revoke --db "$db" --org acme "$kid"
+	run keys revoke --db "$db" --org open-studio "$kid"
 	expect "keys revoke twice" 1 1 "no active key"
 	run audit verify --db "$db"
 	expect "key events are audited" 0 0 ""
@@ -242,18 +142,19 @@ suite() {
 	# ---- import ----
 	fresh
 	events 2500 >"$tmp/ok.jsonl"
-	run feedback import --db "$db" --org acme --now 5000 "$tmp/ok.jsonl"
+	run feedback import --db "$db" --org open-studio --policies "$pol" \
+		--now 5000 "$tmp/ok.jsonl"
 	expect "import" 0 0 ""
-	out_has "import summary" "imported 2500 events into org acme .* in 3 batches; texts: kept"
-	run feedback import --db "$db" --org acme --now 5000 "$tmp/ok.jsonl"
+	out_has "import summary" "imported 2500 events into org open-studio in 3 batches; texts: kept"
+	run feedback import --db "$db" --org open-studio --now 5000 "$tmp/ok.jsonl"
 	expect "import again" 0 0 ""
-	out_has "import again skips stored ids" "imported 0 events .*2500 already stored"
+	out_has "import again skips stored ids" "imported 0 events .*2500 events already stored"
 	{
 		events 1500 x
 		echo '{"user": "u1", "chosen": "a", "rejected": "b", "colour": 1}'
 		events 10 y
 	} >"$tmp/bad.jsonl"
-	run feedback import --db "$db" --org acme --batch 1000 "$tmp/bad.jsonl"
+	run feedback import --db "$db" --org open-studio --batch 1000 "$tmp/bad.jsonl"
 	expect "bad line named" 1 1 "bad.jsonl:1501(:[0-9]+)?: error: .*colour"
 	out_has "bad line: what was kept" "imported 1000 events .* nothing from line 1001 on was written"
 	n=$(sql "SELECT COUNT(*) FROM feedback")
@@ -263,9 +164,9 @@ suite() {
 		fail "$backend: the bad line's batch left nothing" "$n rows, want 3500"
 	fi
 	printf '{"prompt": "p", "chosen": "a", "rejected": "b"}\n' >"$tmp/nouser.jsonl"
-	run feedback import --db "$db" --org acme "$tmp/nouser.jsonl"
+	run feedback import --db "$db" --org open-studio "$tmp/nouser.jsonl"
 	expect "event without a user" 1 1 "nouser.jsonl:1: error: the event names no \"user\""
-	run feedback import --db "$db" --org acme "$tmp/missing.jsonl"
+	run feedback import --db "$db" --org open-studio "$tmp/missing.jsonl"
 	expect "missing file" 1 1 "missing.jsonl"
 	events 30 c >"$tmp/c.jsonl"
 	run feedback import --db "$db" --org clinic-info --policies "$pol" "$tmp/c.jsonl"
@@ -283,7 +184,7 @@ suite() {
 	else
 		fail "$backend: the events keep their features instead" "$n of 30"
 	fi
-	n=$(sql "SELECT COUNT(features) FROM feedback WHERE org = 'acme'")
+	n=$(sql "SELECT COUNT(features) FROM feedback WHERE org = 'open-studio'")
 	if [ "$n" = "0" ]; then
 		ok "$backend: events with their texts carry no features"
 	else
@@ -295,25 +196,25 @@ suite() {
 	expect "imports are audited" 0 0 ""
 	# 3 batches of the first import, 1 before the bad line, 1 of c.jsonl
 	out_has "imports are audited: one row per batch that stored events" "intact: 5 rows"
-	run user export --db "$db" --org acme --user u1
+	run user export --db "$db" --org open-studio --user u1
 	expect "export" 0 0 ""
 	out_has "export holds the texts" "Chosen answer 1\""
 	out_has "export holds rater provenance" '"role": "crowdworker"'
-	run user export --db "$db" --org acme --user nobody
+	run user export --db "$db" --org open-studio --user nobody
 	expect "export of an unknown user" 1 1 "has no user 'nobody'"
-	run user erase --db "$db" --org acme --user u1 --now 6000
+	run user erase --db "$db" --org open-studio --user u1 --now 6000
 	expect "erase" 0 0 ""
 	out_has "erase names the tombstone" "tombstone at audit row [0-9]+"
-	run user export --db "$db" --org acme --user u1
+	run user export --db "$db" --org open-studio --user u1
 	expect "export after erase" 0 0 ""
 	out_has "export after erase: the tombstone" '"kind": "user.erased"'
 	out_lacks "export after erase: no texts" "answer"
-	n=$(sql "SELECT COUNT(*) FROM feedback WHERE org = 'acme' AND user_id = 'u1'")
+	n=$(sql "SELECT COUNT(*) FROM feedback WHERE org = 'open-studio' AND user_id = 'u1'")
 	[ "$n" = 0 ] && ok "$backend: erase removed the feedback" ||
 		fail "$backend: erase removed the feedback" "$n rows left"
 	printf '{"user": "u1", "chosen": "back", "rejected": "b", "id": "late"}\n' >"$tmp/late.jsonl"
-	run feedback import --db "$db" --org acme "$tmp/late.jsonl"
-	expect "no import for an erased user" 1 1 "late.jsonl:1: error: user 'u1' of org 'acme' was erased"
+	run feedback import --db "$db" --org open-studio "$tmp/late.jsonl"
+	expect "no import for an erased user" 1 1 "late.jsonl:1: error: user 'u1' of org 'open-studio' was erased"
 	run audit verify --db "$db"
 	expect "chain intact after erase" 0 0 ""
 
@@ -321,22 +222,27 @@ suite() {
 	fresh
 	printf '{"user": "u1", "chosen": "a", "rejected": "b", "ts": %d}\n' \
 		100 86400000 172000000 >"$tmp/old.jsonl"
-	run feedback import --db "$db" --org acme --now 172800000 "$tmp/old.jsonl"
+	run feedback import --db "$db" --org open-studio --policies "$pol" \
+		--now 172800000 "$tmp/old.jsonl"
 	expect "import for gc" 0 0 ""
 	run store gc --db "$db" --days 30 --now 172800000
 	expect "gc --days" 0 0 ""
-	out_has "gc counts what it removed" "org acme: removed 2 feedback events older than 30 days"
+	out_has "gc counts what it removed" "org open-studio: removed 2 feedback events older than 30 days"
 	run store gc --db "$db" --policies "$pol" --org acme-tutor
 	expect "gc for an org with no rows" 0 0 ""
 	run store gc --db "$db" --policies "$pol" --org nosuch
 	expect "gc for an org the policies lack" 1 "*" "nosuch"
 
 	# ---- kill -9 mid-import: every acknowledged batch is kept ----
+	# Into an existing store: a new one is made only after its whole
+	# input was checked, and a pipe left open never ends.
 	fresh
+	"$pwb" keys create --db "$db" --org acme-tutor --role admin \
+		--policies "$pol" >/dev/null || fail "$backend: a store for kill -9"
 	events 2050 k >"$tmp/k.jsonl"
 	rm -f "$tmp/fifo"
 	mkfifo "$tmp/fifo"
-	"$pwb" feedback import --db "$db" --org crash --batch 100 --verbose \
+	"$pwb" feedback import --db "$db" --org open-studio --batch 100 --verbose \
 		"$tmp/fifo" >"$tmp/acks" 2>"$tmp/kerr" &
 	local pid=$!
 	exec 3>"$tmp/fifo"
@@ -351,29 +257,18 @@ suite() {
 	wait "$pid" 2>/dev/null
 	exec 3>&-
 	acked=$(grep -c '^committed lines' "$tmp/acks")
-	n=$(sql "SELECT COUNT(*) FROM feedback WHERE org = 'crash'")
-	last=$(sql "SELECT COUNT(*) FROM feedback WHERE org = 'crash' AND event_id = 'k1999'")
+	n=$(sql "SELECT COUNT(*) FROM feedback WHERE org = 'open-studio'")
+	last=$(sql "SELECT COUNT(*) FROM feedback WHERE org = 'open-studio' AND event_id = 'k1999'")
 	if [ "$acked" = 20 ] && [ "$n" = 2000 ] && [ "$last" = 1 ]; then
 		ok "$backend: kill -9 mid-import keeps every acknowledged batch"
 	else
 		fail "$backend: kill -9 mid-import keeps every acknowledged batch" \
 			"$acked batches acknowledged, $n rows stored, k1999: $last"
 	fi
-	run feedback import --db "$db" --org crash --batch 100 "$tmp/k.jsonl"
+	run feedback import --db "$db" --org open-studio --batch 100 "$tmp/k.jsonl"
 	expect "the import resumes after kill -9" 0 0 ""
-	out_has "the resumed import stores only the rest" "imported 50 events .*2000 already stored"
+	out_has "the resumed import stores only the rest" "imported 50 events .*2000 events already stored"
 }
 
-backend=sqlite
-suite
-if [ -n "${PWB_TEST_POSTGRES:-}" ]; then
-	if command -v psql >/dev/null; then
-		backend=postgres
-		suite
-	else
-		fail "postgres" "PWB_TEST_POSTGRES is set but psql is missing"
-	fi
-else
-	echo "SKIP postgres: PWB_TEST_POSTGRES is not set (see docs/store.md)"
-fi
+backends suite
 finish

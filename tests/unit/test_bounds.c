@@ -1,7 +1,9 @@
 /*
  * test_bounds.c - decisions on a small policy folder and lexicon written
  * by the test: verdicts per tier, word boundaries, offsets through invalid
- * UTF-8 and NUL bytes, the size cap, lexicon errors, org refusal templates.
+ * UTF-8 and NUL bytes, the size cap, lexicon errors, org refusal templates;
+ * every block in order, display names and help in refusals, obligations,
+ * redaction of any bytes, the span cap, registry names and help checked.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -40,8 +42,10 @@ static int setup(void **state)
 	if (!mkdtemp(dir))
 		return -1;
 	char sub[512];
-	const char *subs[] = {"law", "org", "lexicons", "badlex"};
-	for (size_t i = 0; i < 4; i++) {
+	const char *subs[] = {"law",	"org",	     "lexicons", "badlex",
+			      "ob",	"ob/law",    "ob/org",	 "ob/lexicons",
+			      "badreg", "badreg/law"};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(subs); i++) {
 		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
 		mkdir(sub, 0755);
 	}
@@ -70,6 +74,58 @@ static int setup(void **state)
 	WRITE("badlex/x.tsv", "hate\tword\t1.5\tfoo\tbad weight\n"
 			      "nosuch\tword\t0.5\tbar\tunknown category\n"
 			      "hate\tword\t0.5\n");
+	/* ob/: names, help, obligations and blocks from three tiers; the
+	 * law chain eu <- de, and the org speaks German by default. */
+	WRITE("ob/categories.yaml",
+	      "registry: test\n"
+	      "categories:\n"
+	      "  hate:\n"
+	      "    name: {en: \"hate speech\", de: \"Hassrede\"}\n"
+	      "    detectors: {lexicon: {threshold: 0.5}}\n"
+	      "    help:\n"
+	      "      eu: {text: {en: \"Root line 1\", de: \"Wurzeltelefon "
+	      "1\"}, source: \"https://root.example/\"}\n"
+	      "      de:\n"
+	      "        - {text: {en: \"Local line 2\", de: \"Ortstelefon "
+	      "2\"}, source: \"https://l2.example/\"}\n"
+	      "  weapons: {detectors: {lexicon: {threshold: 0.5}}}\n"
+	      "  profanity: {name: \"swearing\", detectors: {lexicon: "
+	      "{threshold: 0.5}}}\n"
+	      "  advice: {detectors: {lexicon: {threshold: 0.5}}}\n"
+	      "  advice.health: {name: {en: \"health advice\"}, detectors: "
+	      "{lexicon: {threshold: 0.5}}}\n"
+	      "dimensions:\n  language: {type: enum, default: en}\n");
+	WRITE("ob/law/eu.yaml",
+	      "tier: law\nid: eu\ncategories:\n"
+	      "  hate: {permission: forbid, basis: \"Root law\"}\n"
+	      "obligations:\n"
+	      "  disclose_ai: {text: \"An AI answers.\", basis: \"AI law\"}\n");
+	WRITE("ob/law/de.yaml", "tier: law\nid: de\nextends: eu\n");
+	WRITE("ob/org/o2.yaml",
+	      "tier: org\nid: o2\njurisdictions: [de]\ncategories:\n"
+	      "  weapons: {permission: forbid, basis: \"Org rule\"}\n"
+	      "  profanity: opt_in\n"
+	      "dimensions:\n"
+	      "  language: {allowed: [de, en, cy], default: de, "
+	      "user_adjustable: true}\n"
+	      "obligations:\n"
+	      "  note: {kind: disclaimer, category: advice, text: \"Not "
+	      "professional advice.\"}\n");
+	WRITE("ob/lexicons/en.tsv",
+	      "hate\tphrase\t0.9\tvile people\tdehumanising phrase\n"
+	      "weapons\tword\t0.9\tgrenade\tweapon\n"
+	      "profanity\tword\t0.9\tass\texpletive\n"
+	      "advice.health\tphrase\t0.9\tmy medication\tmedicine\n");
+	/* badreg/: a registry with bad languages, jurisdictions, URLs. */
+	WRITE("badreg/categories.yaml",
+	      "registry: test\n"
+	      "categories:\n"
+	      "  hate:\n"
+	      "    name: {en: \"hate\", xx: \"bad\"}\n"
+	      "    help:\n"
+	      "      nowhere: {text: \"x\", source: \"https://x.example/\"}\n"
+	      "      fr: {text: {EN: \"y\"}, source: \"ftp://x\"}\n");
+	WRITE("badreg/law/l.yaml", "tier: law\nid: l\n");
 	return 0;
 }
 
@@ -344,6 +400,275 @@ static void test_guard(void **state)
 	close_fixture(&fx);
 }
 
+/* ---- blocks, names, help, obligations (the ob/ folder) ---- */
+
+static void open_ob(fixture *fx, const pwb_settings *s)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	char sub[600], lex[700];
+	snprintf(sub, sizeof(sub), "%s/ob", dir);
+	snprintf(lex, sizeof(lex), "%s/lexicons", sub);
+	assert_int_equal(pwb_policy_load(&fx->p, sub, NULL, &d), PWB_OK);
+	pwb_bounds_params bp = pwb_bounds_default_params();
+	bp.lexicon_dir = lex;
+	assert_int_equal(pwb_bounds_new(&fx->b, fx->p, &bp, &d), PWB_OK);
+	pwb_resolve_params rp = {"o2", NULL, 0, s, NULL};
+	assert_int_equal(pwb_policy_resolve(&fx->e, fx->p, &rp, &d), PWB_OK);
+	pwb_diag_release(&d);
+}
+
+static char *to_json(const pwb_decision *d)
+{
+	char *json = NULL;
+	assert_int_equal(pwb_decision_to_json(d, &json), PWB_OK);
+	return json;
+}
+
+/* Three tiers block at once: every one is named, law first; the refusal
+ * cites the law, by the category's name in the user's language, and
+ * gives the help of the jurisdictions in force, the most specific
+ * first. */
+static void test_blocking_names_help(void **state)
+{
+	(void)state;
+	fixture fx;
+	open_ob(&fx, NULL);
+	const char t[] = "you ass, a grenade for the vile people";
+	pwb_decision *d = check(&fx, t, sizeof(t) - 1);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_BLOCK);
+	assert_int_equal(pwb_decision_n_blocking(d), 3);
+	const char *want[] = {"hate", "weapons", "profanity"};
+	const pwb_tier tiers[] = {PWB_TIER_LAW, PWB_TIER_ORG, PWB_TIER_USER};
+	for (size_t i = 0; i < 3; i++) {
+		const pwb_cat_decision *c = pwb_decision_blocking(d, i);
+		assert_string_equal(c->category, want[i]);
+		assert_int_equal(pwb_cat_decision_block_tier(c), tiers[i]);
+	}
+	assert_null(pwb_decision_blocking(d, 3));
+	assert_ptr_equal(pwb_decision_blocked_by(d),
+			 pwb_decision_blocking(d, 0));
+	assert_string_equal(
+	    pwb_decision_refusal(d),
+	    "Dabei kann ich nicht helfen: Die Kategorie „Hassrede“ ist hier "
+	    "nicht erlaubt, durch das Gesetz (law:eu): Root law. Das lässt "
+	    "sich in den Einstellungen nicht ändern. Hier findest du Hilfe: "
+	    "Ortstelefon 2; Wurzeltelefon 1.");
+	assert_int_equal(pwb_decision_n_help(d), 2);
+	const pwb_dec_help *h = pwb_decision_help(d, 0);
+	assert_string_equal(h->category, "hate");
+	assert_string_equal(h->jurisdiction, "de");
+	assert_string_equal(h->text, "Ortstelefon 2");
+	assert_string_equal(h->source, "https://l2.example/");
+	assert_string_equal(pwb_decision_help(d, 1)->jurisdiction, "eu");
+	char *json = NULL;
+	assert_int_equal(pwb_decision_to_json(d, &json), PWB_OK);
+	assert_non_null(strstr(json, "\"blocking\": [\n    {\n      \"tier\": "
+				     "\"law\",\n      \"source\": "
+				     "\"law:eu\",\n      \"category\": "
+				     "\"hate\""));
+	assert_non_null(strstr(json, "\"source\": \"https://root.example/\""));
+	/* org, then user, after it */
+	const char *org = strstr(json, "\"tier\": \"org\"");
+	assert_non_null(org);
+	assert_non_null(strstr(org, "\"tier\": \"user\""));
+	free(json);
+	pwb_decision_free(d);
+	/* The user's own setting alone: the name for every language. */
+	d = check(&fx, "you ass", 7);
+	assert_string_equal(pwb_decision_refusal(d),
+			    "Dabei kann ich nicht helfen: Die Kategorie "
+			    "„swearing“ ist hier nicht erlaubt, durch deine "
+			    "eigenen Einstellungen (user). Du kannst "
+			    "„swearing“ in deinen Einstellungen einschalten.");
+	assert_int_equal(pwb_decision_n_help(d), 0);
+	pwb_decision_free(d);
+	close_fixture(&fx);
+	/* Welsh: no wording and no name in it; English instead. */
+	pwb_settings *s;
+	pwb_settings_new(&s);
+	pwb_settings_set_string(s, "language", "cy");
+	open_ob(&fx, s);
+	d = check(&fx, "the vile people", 15);
+	assert_string_equal(
+	    pwb_decision_refusal(d),
+	    "I can't help with that: the category “hate speech” is not "
+	    "allowed here, by the law (law:eu): Root law. This cannot be "
+	    "changed in your settings. Help is available: Local line 2; Root "
+	    "line 1.");
+	pwb_decision_free(d);
+	close_fixture(&fx);
+	pwb_settings_free(s);
+}
+
+static void test_obligations(void **state)
+{
+	(void)state;
+	fixture fx;
+	open_ob(&fx, NULL);
+	/* Nothing detected: disclose_ai only, in the user's language. */
+	pwb_decision *d = check(&fx, "hello", 5);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_ALLOW);
+	assert_int_equal(pwb_decision_n_obligations(d), 1);
+	const pwb_dec_obligation *o = pwb_decision_obligation(d, 0);
+	assert_string_equal(o->id, "disclose_ai");
+	assert_string_equal(o->kind, "disclose_ai");
+	assert_null(o->category);
+	assert_string_equal(
+	    o->text,
+	    "Du sprichst mit einem KI-System, nicht mit einem Menschen.");
+	assert_string_equal(o->lang, "de");
+	assert_int_equal(o->placement, PWB_PLACE_SYSTEM);
+	assert_string_equal(o->set_by.source, "law:eu");
+	assert_string_equal(o->set_by.basis, "AI law");
+	assert_null(pwb_decision_obligation(d, 1));
+	pwb_decision_free(d);
+	/* A child of the disclaimer's category: annotate, and the
+	 * disclaimer in the policy's own words, before the response. */
+	d = check(&fx, "about my medication", 19);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_ANNOTATE);
+	assert_int_equal(pwb_decision_n_obligations(d), 2);
+	o = pwb_decision_obligation(d, 1);
+	assert_string_equal(o->id, "note");
+	assert_string_equal(o->kind, "disclaimer");
+	assert_string_equal(o->category, "advice");
+	assert_string_equal(o->text, "Not professional advice.");
+	assert_null(o->lang);
+	assert_int_equal(o->placement, PWB_PLACE_PREPEND);
+	assert_string_equal(o->set_by.source, "org:o2");
+	char *json = to_json(d);
+	assert_non_null(strstr(json, "\"obligations\": ["));
+	assert_non_null(strstr(json, "\"text\": \"Not professional advice.\""));
+	assert_non_null(strstr(json, "\"placement\": \"prepend\""));
+	assert_non_null(strstr(json, "\"placement\": \"system\""));
+	assert_non_null(strstr(json, "\"lang\": null"));
+	free(json);
+	pwb_decision_free(d);
+	/* A block: the response is the refusal; no disclaimer. */
+	d = check(&fx, "my medication for the vile people", 33);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_BLOCK);
+	assert_int_equal(pwb_decision_n_obligations(d), 1);
+	assert_string_equal(pwb_decision_obligation(d, 0)->kind, "disclose_ai");
+	pwb_decision_free(d);
+	close_fixture(&fx);
+	/* Welsh: pwb has no wording; the obligation's own text. */
+	pwb_settings *s;
+	pwb_settings_new(&s);
+	pwb_settings_set_string(s, "language", "cy");
+	open_ob(&fx, s);
+	d = check(&fx, "hello", 5);
+	o = pwb_decision_obligation(d, 0);
+	assert_string_equal(o->text, "An AI answers.");
+	assert_null(o->lang);
+	pwb_decision_free(d);
+	close_fixture(&fx);
+	pwb_settings_free(s);
+}
+
+/* Unknown languages, jurisdictions and URLs in the registry's names and
+ * help are errors at their place. */
+static void test_registry_names_help_errors(void **state)
+{
+	(void)state;
+	char sub[600];
+	snprintf(sub, sizeof(sub), "%s/badreg", dir);
+	pwb_policy *p = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_policy_load(&p, sub, NULL, &d), PWB_EPOLICY);
+	static const struct {
+		int line, col;
+		const char *msg;
+	} want[] = {
+	    {4, 24, "unknown language 'xx' in a category name"},
+	    {6, 7, "unknown jurisdiction 'nowhere' in help"},
+	    {7, 19, "unknown language 'EN' in a help text"},
+	    /* a quoted scalar is placed at its first character inside the
+	     * quotes, as everywhere in the policy loader */
+	    {7, 38, "source 'ftp://x' must be a URL"},
+	};
+	assert_int_equal(d.n, PWB_ARRAY_LEN(want));
+	for (size_t i = 0; i < PWB_ARRAY_LEN(want); i++) {
+		bool found = false;
+		for (size_t k = 0; k < d.n && !found; k++)
+			found =
+			    d.entries[k].line == want[i].line &&
+			    d.entries[k].col == want[i].col &&
+			    strstr(d.entries[k].message, want[i].msg) &&
+			    strstr(d.entries[k].file, "badreg/categories.yaml");
+		if (!found)
+			fail_msg("no error %d:%d: %s", want[i].line,
+				 want[i].col, want[i].msg);
+	}
+	pwb_diag_release(&d);
+	pwb_policy_free(p);
+}
+
+/* The redacted text keeps every byte of the input: NUL bytes and invalid
+ * UTF-8 around personal data; JSON shows each invalid byte as U+FFFD. */
+static void test_redacted_bytes(void **state)
+{
+	(void)state;
+	fixture fx;
+	open_fixture(&fx, NULL, 0);
+	const char t1[] = "\xff write to jane.doe@example.org";
+	pwb_decision *d = check(&fx, t1, sizeof(t1) - 1);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_REDACT);
+	assert_int_equal(pwb_decision_redacted_len(d), 18);
+	assert_memory_equal(pwb_decision_redacted(d), "\xff write to [email]",
+			    19);
+	char *json = to_json(d);
+	assert_non_null(
+	    strstr(json, "\"redacted\": \"\xef\xbf\xbd write to [email]\""));
+	free(json);
+	pwb_decision_free(d);
+	const char t2[] = "a\0b write to jane.doe@example.org c";
+	d = check(&fx, t2, sizeof(t2) - 1);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_REDACT);
+	assert_int_equal(pwb_decision_redacted_len(d), 22);
+	assert_memory_equal(pwb_decision_redacted(d), "a\0b write to [email] c",
+			    23);
+	json = to_json(d);
+	assert_non_null(
+	    strstr(json, "\"redacted\": \"a\\u0000b write to [email] c\""));
+	free(json);
+	pwb_decision_free(d);
+	/* A cut sequence after it: one U+FFFD per byte. */
+	const char t3[] = "mail jane.doe@example.org \xe2\x82!";
+	d = check(&fx, t3, sizeof(t3) - 1);
+	assert_int_equal(pwb_decision_redacted_len(d), 16);
+	json = to_json(d);
+	assert_non_null(strstr(
+	    json, "\"redacted\": \"mail [email] \xef\xbf\xbd\xef\xbf\xbd!\""));
+	free(json);
+	pwb_decision_free(d);
+	close_fixture(&fx);
+}
+
+/* Past 64 spans in a category, the rest are counted, not listed. */
+static void test_spans_omitted(void **state)
+{
+	(void)state;
+	fixture fx;
+	open_fixture(&fx, NULL, 0);
+	char t[70 * 4 + 1];
+	for (int i = 0; i < 70; i++)
+		memcpy(t + 4 * i, "ass ", 4);
+	t[70 * 4] = '\0';
+	pwb_decision *d = check(&fx, t, strlen(t));
+	const pwb_cat_decision *c = cat(d, "profanity");
+	assert_int_equal(c->n_spans, 64);
+	assert_int_equal(c->n_spans_omitted, 6);
+	assert_int_equal(c->spans[63].start, 63 * 4);
+	assert_int_equal(cat(d, "hate")->n_spans_omitted, 0);
+	char *json = to_json(d);
+	assert_non_null(strstr(json, "\"spans_omitted\": 6"));
+	assert_non_null(strstr(json, "\"spans_omitted\": 0"));
+	free(json);
+	pwb_decision_free(d);
+	close_fixture(&fx);
+}
+
 /* ---- allocation failures ---- */
 
 /* A decision as JSON plus its refusal and redacted text: equal strings
@@ -440,8 +765,17 @@ static void test_alloc_failure_sweep(void **state)
 			  "john@example.com now";
 	long n2 = sweep_check(&fx, t2, sizeof(t2) - 1, PWB_VERDICT_REDACT);
 	assert_true(n1 > 5 && n2 > 5);
-	print_message("allocation sweep: %ld and %ld failures handled\n", n1,
-		      n2);
+	close_fixture(&fx);
+	/* Three blocks with help and obligations; an annotation. */
+	open_ob(&fx, NULL);
+	const char t3[] = "you ass, a grenade for the vile people";
+	long n3 = sweep_check(&fx, t3, sizeof(t3) - 1, PWB_VERDICT_BLOCK);
+	const char t4[] = "about my medication";
+	long n4 = sweep_check(&fx, t4, sizeof(t4) - 1, PWB_VERDICT_ANNOTATE);
+	assert_true(n3 > 5 && n4 > 5);
+	print_message("allocation sweep: %ld, %ld, %ld and %ld failures "
+		      "handled\n",
+		      n1, n2, n3, n4);
 	close_fixture(&fx);
 }
 
@@ -452,6 +786,11 @@ int main(void)
 	    cmocka_unit_test(test_guard),
 	    cmocka_unit_test(test_bytes),
 	    cmocka_unit_test(test_lexicon_errors),
+	    cmocka_unit_test(test_blocking_names_help),
+	    cmocka_unit_test(test_obligations),
+	    cmocka_unit_test(test_registry_names_help_errors),
+	    cmocka_unit_test(test_redacted_bytes),
+	    cmocka_unit_test(test_spans_omitted),
 	    cmocka_unit_test(test_alloc_failure_sweep),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -716,11 +716,18 @@ static void test_bad_headers(void **state)
 	load_bad(
 	    b, len,
 	    "written by a newer pwb (version 2); this pwb reads version 1");
+	/* A version field damaged (checksum not rewritten) is damage, not
+	 * a file from a newer pwb. */
+	memcpy(b, good, len);
+	b[8] = 254;
+	load_bad(b, len, "checksum mismatch: the file is corrupt");
 	memcpy(b, good, len);
 	b[11] = 0x80;
+	reseal(b, len);
 	load_bad(b, len, "newer pwb (version 2147483649)");
 	memcpy(b, good, len);
 	b[8] = 0;
+	reseal(b, len);
 	load_bad(b, len, "unknown version 0");
 
 	/* Sizes out of range. */

@@ -351,6 +351,18 @@ static void test_alloc_failure_sweep(void **state)
 	pwb_attrs_new(&a);
 	pwb_settings_set_category(s, "profanity", true);
 	pwb_attrs_set_number(a, "user.age", 20);
+	/* The result with no failure, to compare every absorbed one with. */
+	char *want = NULL;
+	{
+		pwb_policy *p = NULL;
+		pwb_effective *e = NULL;
+		assert_int_equal(pwb_policy_load(&p, dir, NULL, NULL), PWB_OK);
+		pwb_resolve_params rp = {"kids", NULL, 0, s, a};
+		assert_int_equal(pwb_policy_resolve(&e, p, &rp, NULL), PWB_OK);
+		assert_int_equal(pwb_effective_to_json(e, &want), PWB_OK);
+		pwb_effective_free(e);
+		pwb_policy_free(p);
+	}
 	long n_ok = 0, n_fail = 0;
 	for (long k = 1; k < 100000; k++) {
 		pwb__alloc_count = 0;
@@ -369,6 +381,15 @@ static void test_alloc_failure_sweep(void **state)
 		}
 		bool reached = pwb__alloc_count >= k;
 		pwb__alloc_fail_at = 0;
+		/* A failure is a failure for want of memory, said so; a
+		 * success is the very same effective policy. */
+		if (rc != PWB_OK && rc != PWB_ENOMEM)
+			fail_msg("failing allocation %ld gave status %d (%s)",
+				 k, rc, d.n ? d.entries[0].message : "");
+		if (rc == PWB_OK && (!json || strcmp(json, want) != 0))
+			fail_msg("failing allocation %ld was absorbed, but the "
+				 "effective policy differs",
+				 k);
 		free(json);
 		pwb_effective_free(e);
 		pwb_policy_free(p);
@@ -387,6 +408,7 @@ static void test_alloc_failure_sweep(void **state)
 	assert_true(n_fail > 50);
 	print_message("allocation sweep: %ld failures handled, %ld absorbed\n",
 		      n_fail, n_ok);
+	free(want);
 	pwb_settings_free(s);
 	pwb_attrs_free(a);
 }

@@ -590,7 +590,8 @@ static void load_bad(const void *data, size_t len, const char *want)
 	assert_null(m);
 	assert_true(d.n >= 1);
 	if (want && !strstr(d.entries[0].message, want))
-		fail_msg("'%s' does not say '%s'", d.entries[0].message, want);
+		fail_msg("'%s' does not say '%s' (%zu bytes)",
+			 d.entries[0].message, want, len);
 	pwb_diag_release(&d);
 }
 
@@ -608,10 +609,15 @@ static void test_corrupt(void **state)
 		load_bad(data, len, NULL);
 		data[i] ^= 0x41;
 	}
-	/* Every truncation is refused. */
+	/* Every truncation is refused; past the header, as truncated. */
 	for (size_t n = 0; n < len; n++)
-		load_bad(data, n, NULL);
+		load_bad(data, n, n >= 8 + 5 * 4 + 32 ? "truncated" : NULL);
 	load_bad("hello", 5, "not a pwb preference model");
+	/* A damaged version field (checksum not rewritten) is damage, not a
+	 * file from a newer pwb. */
+	data[8] ^= 0xfe;
+	load_bad(data, len, "checksum mismatch: the data is corrupt");
+	data[8] ^= 0xfe;
 	/* A newer version, with a valid checksum. */
 	unsigned char *v = malloc(len);
 	memcpy(v, data, len);

@@ -417,6 +417,21 @@ static void test_audit_edited(void **state)
 	pwb_store *s = chained();
 	tamper(s, "UPDATE audit SET detail = '{\"n\": 9}' WHERE seq = 3");
 	expect_bad(s, 3, "does not match its hash");
+	/* The head of a broken chain is its last good row's, row 2 (as
+	 * chained() wrote it), never the zero hash of an empty chain. */
+	char h1[65], h2[65];
+	pwb__audit_row r1 = {1,	   100,	 "acme",      "test.event",
+			     "u1", NULL, "{\"n\": 0}"};
+	pwb__audit_row r2 = {2,	   101,	 "acme",      "test.event",
+			     "u1", NULL, "{\"n\": 1}"};
+	pwb__audit_hash(
+	    "0000000000000000000000000000000000000000000000000000000000000000",
+	    &r1, h1);
+	pwb__audit_hash(h1, &r2, h2);
+	pwb_audit_report rep;
+	assert_int_equal(pwb_store_audit_verify(s, &rep, NULL), PWB_EINVAL);
+	assert_int_equal(rep.rows, 2);
+	assert_string_equal(rep.head_hash, h2);
 	pwb_store_free(s);
 }
 
@@ -1155,6 +1170,269 @@ static void test_full_database(void **state)
 	pwb_store_free(s);
 }
 
+/* ---- what opening may do: create, existing, read-only ---- */
+
+static pwb_status open_as(pwb_store **s, const char *u, pwb_store_mode mode,
+			  pwb_diag *d)
+{
+	pwb_store_params p = pwb_store_default_params();
+	p.mode = mode;
+	return pwb_store_open(s, u, &p, d);
+}
+
+/* Whether anything of a store is at u: the SQLite file, or a table in the
+ * PostgreSQL schema. */
+static bool something_at(const char *u)
+{
+	if (!pg_base)
+		return access(u + 7, F_OK) == 0;
+	PGconn *c = PQconnectdb(u);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PGresult *r = PQexec(c, "SELECT COUNT(*) FROM pg_tables "
+				"WHERE schemaname = current_schema()");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	bool any = strcmp(PQgetvalue(r, 0, 0), "0") != 0;
+	PQclear(r);
+	PQfinish(c);
+	return any;
+}
+
+static bool beside(const char *u, const char *suffix)
+{
+	char path[1100];
+	snprintf(path, sizeof(path), "%s%s", u + 7, suffix);
+	return access(path, F_OK) == 0;
+}
+
+static void test_open_modes(void **state)
+{
+	const char *u = fresh();
+	char keep[1024];
+	snprintf(keep, sizeof(keep), "%s", u);
+	pwb_store *s = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	/* No store there: the modes that do not create say so, and make
+	 * none. */
+	assert_int_equal(open_as(&s, keep, PWB_STORE_READ_ONLY, &d),
+			 PWB_ENOTFOUND);
+	assert_null(s);
+	assert_true(diag_has(&d, pg_base ? "no pwb store" : "no such file"));
+	assert_true(d.entries[0].file && d.entries[0].file[0]);
+	pwb_diag_clear(&d);
+	assert_int_equal(open_as(&s, keep, PWB_STORE_EXISTING, &d),
+			 PWB_ENOTFOUND);
+	assert_false(something_at(keep));
+	pwb_diag_clear(&d);
+	/* Made, then read only: every write is refused, reads work. */
+	s = open_ok(keep);
+	add(s, "u1", 100);
+	pwb_store_free(s);
+	ok(open_as(&s, keep, PWB_STORE_READ_ONLY, &d), &d);
+	pwb_store_feedback fb = pair("u1", "x");
+	assert_int_equal(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS,
+						1, NULL, &d),
+			 PWB_EINVAL);
+	assert_true(diag_has(&d, "opened read-only"));
+	pwb_diag_clear(&d);
+	assert_int_equal(pwb_store_policies_set(s, "/p", &d), PWB_EINVAL);
+	pwb_diag_clear(&d);
+	assert_int_equal(pwb_store_begin(s, &d), PWB_EINVAL);
+	pwb_diag_clear(&d);
+	assert_int_equal(count(s, "u1"), 1);
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, &d), &d);
+	char *json = NULL;
+	ok(pwb_store_user_export(s, "acme", "u1", &json, &d), &d);
+	free(json);
+	pwb_store_free(s);
+	/* A store at rest read by SQLite leaves nothing beside it. */
+	if (!pg_base) {
+		assert_false(beside(keep, "-wal"));
+		assert_false(beside(keep, "-shm"));
+	}
+	ok(open_as(&s, keep, PWB_STORE_EXISTING, &d), &d);
+	add(s, "u1", 101);
+	assert_int_equal(count(s, "u1"), 2);
+	pwb_store_free(s);
+	pwb_diag_release(&d);
+}
+
+/* SQLite reads a store at rest without locks (sqlite.c); a writer that
+ * comes meanwhile makes the read say so instead of mixing two states. */
+static void test_read_only_meets_a_writer(void **state)
+{
+	if (pg_base) {
+		skip();
+		return;
+	}
+	const char *u = fresh();
+	char keep[1024];
+	snprintf(keep, sizeof(keep), "%s", u);
+	pwb_store *w = open_ok(keep), *r = NULL;
+	add(w, "u1", 100);
+	pwb_store_free(w);
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(open_as(&r, keep, PWB_STORE_READ_ONLY, &d), &d);
+	w = open_ok(keep);
+	for (int i = 0; i < 3; i++)
+		add(w, "u2", 200 + i);
+	pwb_store_free(w); /* checkpoints into the file */
+	pwb_audit_report rep;
+	assert_int_equal(pwb_store_audit_verify(r, &rep, &d), PWB_EIO);
+	assert_int_equal(d.n, 1);
+	assert_true(diag_has(&d, "written by another process"));
+	assert_int_equal(rep.bad_seq, 0);
+	pwb_store_free(r);
+	pwb_diag_clear(&d);
+	ok(open_as(&r, keep, PWB_STORE_READ_ONLY, &d), &d);
+	ok(pwb_store_audit_verify(r, &rep, &d), &d);
+	pwb_store_free(r);
+	pwb_diag_release(&d);
+}
+
+static void test_content_id(void **state)
+{
+	const char *u = fresh();
+	char keep[1024];
+	snprintf(keep, sizeof(keep), "%s", u);
+	pwb_store *s = open_ok(keep);
+	pwb_store_feedback a = pair("u1", "Short answer.");
+	a.ts = 100;
+	char id[PWB_STORE_CONTENT_ID_SIZE], other[PWB_STORE_CONTENT_ID_SIZE];
+	pwb_store_feedback_content_id(s, &a, id);
+	assert_int_equal(strlen(id), 72);
+	assert_memory_equal(id, "content:", 8);
+	/* Not part of it: the rater, the decision, the features. */
+	pwb_store_feedback b = a;
+	b.rater_role = "expert";
+	b.rater_attrs = "{\"country\": \"de\"}";
+	b.decision_id = "d1";
+	b.features = "f";
+	b.features_len = 1;
+	pwb_store_feedback_content_id(s, &b, other);
+	assert_string_equal(id, other);
+	/* Part of it: user, ts, each text, kind, rating and scale. */
+	const char *fields[] = {"user", "ts", "prompt", "chosen", "rejected"};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(fields); i++) {
+		b = a;
+		if (i == 0)
+			b.user = "u2";
+		else if (i == 1)
+			b.ts = 101;
+		else if (i == 2)
+			b.prompt = NULL;
+		else if (i == 3)
+			b.chosen = "Short answer!";
+		else
+			b.rejected = "";
+		pwb_store_feedback_content_id(s, &b, other);
+		if (!strcmp(id, other))
+			fail_msg("the %s is not part of the content id",
+				 fields[i]);
+	}
+	pwb_store_feedback r = {.kind = PWB_STORE_FB_RATING,
+				.user = "u1",
+				.ts = 100,
+				.response = "Short answer.",
+				.rating = 4,
+				.scale_lo = 1,
+				.scale_hi = 5};
+	char rid[PWB_STORE_CONTENT_ID_SIZE];
+	pwb_store_feedback_content_id(s, &r, rid);
+	assert_string_not_equal(rid, id);
+	r.rating = 5;
+	pwb_store_feedback_content_id(s, &r, other);
+	assert_string_not_equal(rid, other);
+	r.rating = 4;
+	r.scale_hi = 10;
+	pwb_store_feedback_content_id(s, &r, other);
+	assert_string_not_equal(rid, other);
+	/* Stored as the event id: a second add is a replay. */
+	a.event_id = id;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	int64_t row = 0;
+	ok(pwb_store_feedback_add(s, "acme", &a, PWB_STORE_TEXTS, 1000, &row,
+				  &d),
+	   &d);
+	assert_true(row > 0);
+	ok(pwb_store_feedback_add(s, "acme", &a, PWB_STORE_TEXTS, 1001, &row,
+				  &d),
+	   &d);
+	assert_int_equal(row, 0);
+	pwb_store_free(s);
+	/* The same in the same store whatever secret keys the API keys;
+	 * another store's own secret gives another id. */
+	pwb_store_params p = pwb_store_default_params();
+	p.key_secret = "another secret";
+	p.key_secret_len = strlen(p.key_secret);
+	ok(pwb_store_open(&s, keep, &p, &d), &d);
+	a.event_id = NULL;
+	pwb_store_feedback_content_id(s, &a, other);
+	assert_string_equal(id, other);
+	pwb_store_free(s);
+	s = open_ok(fresh());
+	pwb_store_feedback_content_id(s, &a, other);
+	assert_string_not_equal(id, other);
+	pwb_store_free(s);
+	pwb_diag_release(&d);
+}
+
+static void test_feedback_check(void **state)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_store_feedback fb = pair("u1", "bad \xff byte");
+	assert_int_equal(
+	    pwb_store_feedback_check("acme", &fb, PWB_STORE_TEXTS, &d),
+	    PWB_EINVAL);
+	assert_true(diag_has(&d, "not valid UTF-8"));
+	pwb_diag_clear(&d);
+	/* Texts that are not kept are not checked. */
+	ok(pwb_store_feedback_check("acme", &fb, PWB_STORE_FEATURES_ONLY, &d),
+	   &d);
+	fb = pair("", "x");
+	assert_int_equal(
+	    pwb_store_feedback_check("acme", &fb, PWB_STORE_TEXTS, &d),
+	    PWB_EINVAL);
+	assert_true(diag_has(&d, "user id is empty"));
+	pwb_diag_release(&d);
+}
+
+static void test_orgs_and_policies(void **state)
+{
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_store_org_check(s, "acme", &d), PWB_ENOTFOUND);
+	assert_true(diag_has(&d, "holds no org 'acme' (it holds none yet)"));
+	pwb_diag_clear(&d);
+	add(s, "u1", 100);
+	ok(pwb_store_org_check(s, "acme", &d), &d);
+	assert_int_equal(pwb_store_org_check(s, "acmee", &d), PWB_ENOTFOUND);
+	assert_true(
+	    diag_has(&d, "holds no org 'acmee' (did you mean 'acme'?)"));
+	assert_string_equal(d.entries[0].file, pwb_store_name(s));
+	pwb_diag_clear(&d);
+	assert_int_equal(pwb_store_org_check(s, "zzz", &d), PWB_ENOTFOUND);
+	assert_true(diag_has(&d, "holds no org 'zzz'; it holds 'acme'"));
+	pwb_diag_clear(&d);
+	char *folder = NULL;
+	ok(pwb_store_policies_get(s, &folder, &d), &d);
+	assert_null(folder);
+	ok(pwb_store_policies_set(s, "/srv/pwb/policies", &d), &d);
+	ok(pwb_store_policies_get(s, &folder, &d), &d);
+	assert_string_equal(folder, "/srv/pwb/policies");
+	free(folder);
+	/* Its name for messages holds no credentials. */
+	if (pg_base)
+		assert_null(strchr(pwb_store_name(s), '@'));
+	pwb_store_free(s);
+	pwb_diag_release(&d);
+}
+
 static void test_bad_arguments(void **state)
 {
 	pwb_store *s = open_ok(fresh());
@@ -1254,6 +1532,20 @@ static void test_alloc_failure_sweep(void **state)
 			if (!st)
 				st = pwb_store_orgs(s, &orgs, &n_orgs, &d);
 			pwb_store_orgs_free(orgs, n_orgs);
+			if (!st)
+				st = pwb_store_org_check(s, "acme", &d);
+			char *folder = NULL;
+			if (!st)
+				st = pwb_store_policies_set(s, "/p", &d);
+			if (!st)
+				st = pwb_store_policies_get(s, &folder, &d);
+			free(folder);
+			pwb_store_free(s);
+			s = NULL;
+			if (!st)
+				st = open_as(&s, u, PWB_STORE_READ_ONLY, &d);
+			if (!st)
+				st = pwb_store_audit_verify(s, &rep, &d);
 			pwb_store_free(s);
 		}
 		pwb__alloc_fail_at = 0;
@@ -1310,6 +1602,11 @@ int main(void)
 	    cmocka_unit_test(test_newer_schema_refused),
 	    cmocka_unit_test(test_full_database),
 	    cmocka_unit_test(test_bad_arguments),
+	    cmocka_unit_test(test_open_modes),
+	    cmocka_unit_test(test_read_only_meets_a_writer),
+	    cmocka_unit_test(test_content_id),
+	    cmocka_unit_test(test_feedback_check),
+	    cmocka_unit_test(test_orgs_and_policies),
 	    cmocka_unit_test(test_alloc_failure_sweep),
 	};
 	const struct CMUnitTest plain[] = {
