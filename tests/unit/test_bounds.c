@@ -275,7 +275,7 @@ static void test_bytes(void **state)
 	size_t cap = 1024 * 1024;
 	char *big = malloc(cap + 1);
 	memset(big, 'a', cap + 1);
-	memcpy(big + cap - 11, " vile people", 11);
+	memcpy(big + cap - 12, " vile people", 12);
 	pwb_diag diag;
 	pwb_diag_init(&diag);
 	d = NULL;
@@ -285,10 +285,29 @@ static void test_bytes(void **state)
 	assert_null(d);
 	assert_non_null(strstr(diag.entries[0].message, "the limit is"));
 	pwb_diag_release(&diag);
+	/* A text of exactly the cap is checked to its last byte: the match
+	 * that ends it is found. */
 	d = check(&fx, big, cap);
-	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_ALLOW);
+	assert_true(cat(d, "hate")->detected);
+	assert_int_equal(cat(d, "hate")->spans[0].end, cap);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_BLOCK);
 	pwb_decision_free(d);
 	free(big);
+	/* The lexicon score is the noisy-or of the distinct entries seen,
+	 * 1 - prod(1 - w): one entry of weight 0.9 scores 0.9, the same
+	 * entry twice still 0.9, two entries 1 - 0.1 * 0.1 = 0.99. */
+	const char one[] = "you ass", twice[] = "ass, you ass",
+		   two[] = "ass, scheiße";
+	d = check(&fx, one, sizeof(one) - 1);
+	assert_float_equal(cat(d, "profanity")->score, 0.9, 1e-6);
+	pwb_decision_free(d);
+	d = check(&fx, twice, sizeof(twice) - 1);
+	assert_float_equal(cat(d, "profanity")->score, 0.9, 1e-6);
+	assert_int_equal(cat(d, "profanity")->n_spans, 2);
+	pwb_decision_free(d);
+	d = check(&fx, two, sizeof(two) - 1);
+	assert_float_equal(cat(d, "profanity")->score, 0.99, 1e-6);
+	pwb_decision_free(d);
 	close_fixture(&fx);
 }
 
