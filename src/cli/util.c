@@ -320,10 +320,23 @@ const char *cli_cache_dir(void)
 		n = snprintf(dir, sizeof(dir), "%s/pwb", xdg);
 	else if ((home = getenv("HOME")) && *home)
 		n = snprintf(dir, sizeof(dir), "%s/.cache/pwb", home);
-	else
+	else {
+		fprintf(stderr, "pwb: warning: no cache folder (neither "
+				"PWB_CACHE_DIR, XDG_CACHE_HOME nor HOME is "
+				"set): the lexicon database is compiled on "
+				"every run\n");
 		return NULL;
-	if (n < 0 || (size_t)n >= sizeof(dir) || !mkdir_p(dir))
+	}
+	if (n < 0 || (size_t)n >= sizeof(dir) || !mkdir_p(dir)) {
+		fprintf(stderr,
+			"pwb: warning: cannot use the cache folder %s: %s; the "
+			"lexicon database is compiled on every run\n",
+			dir,
+			n < 0 || (size_t)n >= sizeof(dir)
+			    ? "the path is too long"
+			    : strerror(errno));
 		return NULL;
+	}
 	return dir;
 }
 

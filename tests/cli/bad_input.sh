@@ -437,4 +437,14 @@ else
 	fail "bounds check: offsets through bad bytes" "$(head -c 300 "$tmp/out")"
 fi
 
+# A cache folder that cannot be used is said once, not suffered silently
+# on every run (the check itself still works: it compiles).
+PWB_CACHE_DIR=/dev/null/cache run_timeout=600 run bounds check \
+	--policies "$pol" --org acme-tutor hello
+if [ "$rc" = 0 ] && grep -q "^pwb: warning: cannot use the cache folder /dev/null/cache: Not a directory; the lexicon database is compiled on every run$" "$tmp/err"; then
+	ok "an unusable cache folder is warned about"
+else
+	fail "an unusable cache folder is warned about" "exit $rc: $(shown)"
+fi
+
 finish
