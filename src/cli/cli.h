@@ -223,6 +223,14 @@ void cli_progress_end(cli_progress *p);
  * warning: ..."), notes ("pwb: note: ...") only when stderr is a
  * terminal, debug messages only when PWB_DEBUG is set. */
 void cli_log(void *user, pwb_log_level level, const char *msg);
+
+/* The Environment section of the help of commands that compile the
+ * lexicons (cli_cache_dir() reads it). */
+#define CLI_HELP_CACHE_ENV                                                     \
+	"Environment:\n"                                                       \
+	"  PWB_CACHE_DIR        where the compiled lexicon database is kept\n" \
+	"                       (default $XDG_CACHE_HOME/pwb, else "           \
+	"~/.cache/pwb)\n"
 /*
  * The folder for caches (the compiled Vectorscan database): $PWB_CACHE_DIR,
  * else $XDG_CACHE_HOME/pwb, else $HOME/.cache/pwb, created when missing.

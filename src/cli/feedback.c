@@ -406,6 +406,51 @@ static int event_has_user(importer *im, const pwb_feedback *ev)
 }
 
 /*
+ * Reads every event of the input with a progress bar labelled `label`,
+ * handing each to fn; stops at the first error (the reader's, printed
+ * here with its file and line, or fn's, which prints its own).
+ */
+static int walk_events(importer *im, const char *label,
+		       int (*fn)(importer *im, const pwb_feedback *ev))
+{
+	if ((im->total = pwb_feedback_bytes_total(im->rd)))
+		cli_progress_start(&im->bar, label, (size_t)im->total);
+	for (;;) {
+		pwb_feedback ev;
+		bool done = false;
+		pwb_diag_clear(&im->d);
+		if (pwb_feedback_next(im->rd, &ev, &done, &im->d)) {
+			import_bar_end(im);
+			relabel(im);
+			cli_print_diag(&im->d);
+			return CLI_FAIL;
+		}
+		if (done)
+			return CLI_OK;
+		if (fn(im, &ev))
+			return CLI_FAIL;
+		if (im->total)
+			cli_progress_update(
+			    &im->bar, (size_t)pwb_feedback_bytes_read(im->rd));
+	}
+}
+
+/* One event checked as the import will check it, writing nothing. */
+static int check_event(importer *im, const pwb_feedback *ev)
+{
+	if (event_has_user(im, ev))
+		return CLI_FAIL;
+	pwb_store_feedback fb = event_fb(ev);
+	pwb_status st =
+	    pwb_store_feedback_check(im->org, &fb, im->texts, &im->d);
+	if (st) {
+		report_at(im, ev->line, st);
+		return CLI_FAIL;
+	}
+	return CLI_OK;
+}
+
+/*
  * Before a new store is made: reads every event and checks it as the
  * import will (its user, then the store's own checks), writing nothing;
  * then opens the input again for the import. Prints the first error and
@@ -413,34 +458,10 @@ static int event_has_user(importer *im, const pwb_feedback *ev)
  */
 static int import_check(importer *im)
 {
-	if ((im->total = pwb_feedback_bytes_total(im->rd)))
-		cli_progress_start(&im->bar, "check", (size_t)im->total);
-	pwb_status st;
-	for (;;) {
-		pwb_feedback ev;
-		bool done = false;
-		pwb_diag_clear(&im->d);
-		if ((st = pwb_feedback_next(im->rd, &ev, &done, &im->d))) {
-			import_bar_end(im);
-			relabel(im);
-			cli_print_diag(&im->d);
-			return CLI_FAIL;
-		}
-		if (done)
-			break;
-		if (event_has_user(im, &ev))
-			return CLI_FAIL;
-		pwb_store_feedback fb = event_fb(&ev);
-		if ((st = pwb_store_feedback_check(im->org, &fb, im->texts,
-						   &im->d))) {
-			report_at(im, ev.line, st);
-			return CLI_FAIL;
-		}
-		if (im->total)
-			cli_progress_update(
-			    &im->bar, (size_t)pwb_feedback_bytes_read(im->rd));
-	}
+	if (walk_events(im, "check", check_event))
+		return CLI_FAIL;
 	import_bar_end(im);
+	pwb_status st;
 	pwb_feedback_close(im->rd);
 	im->rd = NULL;
 	pwb_diag_clear(&im->d);
@@ -532,28 +553,8 @@ static int import_event(importer *im, const pwb_feedback *ev)
  * the first error, printed. */
 static int import_events(importer *im)
 {
-	if ((im->total = pwb_feedback_bytes_total(im->rd)))
-		cli_progress_start(&im->bar, "import", (size_t)im->total);
-	for (;;) {
-		pwb_feedback ev;
-		bool done = false;
-		pwb_diag_clear(&im->d);
-		pwb_status st = pwb_feedback_next(im->rd, &ev, &done, &im->d);
-		if (st) {
-			/* The reader's message names the file and line. */
-			import_bar_end(im);
-			relabel(im);
-			cli_print_diag(&im->d);
-			return CLI_FAIL;
-		}
-		if (done)
-			break;
-		if (import_event(im, &ev))
-			return CLI_FAIL;
-		if (im->total)
-			cli_progress_update(
-			    &im->bar, (size_t)pwb_feedback_bytes_read(im->rd));
-	}
+	if (walk_events(im, "import", import_event))
+		return CLI_FAIL;
 	int last = pwb_feedback_line(im->rd);
 	pwb_status st;
 	if (im->open_tx && (st = end_batch(im, last))) {
