@@ -19,6 +19,9 @@ packages=(
 )
 
 missing=()
+# npm fetches llama.cpp (scripts/fetch-llama.sh); a machine with its own
+# Node.js and npm keeps them, else Debian's are installed.
+command -v npm >/dev/null || missing+=(nodejs npm)
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")

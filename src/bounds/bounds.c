@@ -843,13 +843,10 @@ static pwb_status score_guard(check_ctx *cc)
 			     pwb_status_str(PWB_ENOMEM));
 		return PWB_ENOMEM;
 	}
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	double t0 = pwb__now();
 	pwb_status gs = b->params.guard(b->params.guard_user, prompt, &answer);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = pwb__now() - t0;
 	free(prompt);
-	double secs = (double)(t1.tv_sec - t0.tv_sec) +
-		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (secs >= PWB__GUARD_SLOW_S)
 		pwb__bounds_log(b, PWB_LOG_WARN,
 				"the guard judge took %.1f s to answer", secs);

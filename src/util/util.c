@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- status and diagnostics ---- */
@@ -87,6 +88,13 @@ void pwb_diag_add(pwb_diag *d, const char *file, int line, int col,
 	e->col = col;
 	e->message = msg;
 	d->n++;
+}
+
+double pwb__now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 size_t pwb__diag_mark(const pwb_diag *d)

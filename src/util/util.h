@@ -95,6 +95,9 @@ ssize_t pwb__read_line(FILE *f, char **buf, size_t *cap, size_t max,
 		       size_t *len, bool *too_long);
 /* Writes all n bytes to fd (retrying short writes); 0 or an errno. */
 int pwb__write_all(int fd, const void *data, size_t n);
+/* Seconds on the monotonic clock. */
+double pwb__now(void);
+
 /*
  * One error channel: a library call that fails leaves a message in its
  * pwb_diag. pwb__diag_mark() counts the messages a diag has seen (0 for

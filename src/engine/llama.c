@@ -1,0 +1,688 @@
+/*
+ * llama.c - the embedded engine: llama.cpp linked as a C library
+ * (DESIGN §7, docs/engine.md).
+ *
+ * One model, shared read-only, and a pool of contexts. A call borrows a
+ * context, decodes the prompt once on sequence 0, copies it to sequences
+ * 1..N-1 (the cache cells are shared, not duplicated) and then decodes
+ * the N candidates together: one batch per step, one token per sequence
+ * still running, each sampled by its own sampler chain seeded seed + i.
+ */
+#include "engine/engine_int.h"
+
+#include <errno.h>
+#include <ggml-backend.h>
+#include <llama.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef PWB_LLAMA_BACKEND_DIR
+#define PWB_LLAMA_BACKEND_DIR ""
+#endif
+
+#define PWB__LLAMA_CTX_MAX 4096u /* default context, when the model's is larger */
+#define PWB__PIECE_MAX 256	 /* bytes of one token's text */
+
+/* A context of the pool. */
+typedef struct slot {
+	struct llama_context *ctx;
+	bool busy;
+} slot;
+
+typedef struct llama_engine {
+	pwb_engine head;
+	struct llama_model *model;
+	const struct llama_vocab *vocab;
+	char *tmpl; /* the model's chat template, or NULL */
+	size_t n_ctx, n_seq;
+	int n_threads;
+	slot *slots;
+	size_t n_slots;
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	/* Embeddings: one context of its own, used by one call at a time. */
+	struct llama_context *ectx;
+	size_t n_embd;
+	pthread_mutex_t elock;
+} llama_engine;
+
+/* ---- once per process: backends and llama.cpp's log ---- */
+
+static pthread_once_t backends_once = PTHREAD_ONCE_INIT;
+static char backend_dir[4096];
+static _Thread_local char last_error[512];
+
+/* llama.cpp logs through one global callback; pwb keeps the last error
+ * or warning of the calling thread to name it when a load fails. */
+static void llama_log(enum ggml_log_level level, const char *text, void *user)
+{
+	(void)user;
+	if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN)
+		return;
+	size_t n = strcspn(text, "\n");
+	if (n >= sizeof(last_error))
+		n = sizeof(last_error) - 1;
+	memcpy(last_error, text, n);
+	last_error[n] = '\0';
+}
+
+static void load_backends(void)
+{
+	llama_log_set(llama_log, NULL);
+	ggml_backend_load_all_from_path(backend_dir);
+	llama_backend_init();
+}
+
+static const char *choose_backend_dir(const pwb_llama_params *p)
+{
+	if (p->backend_dir && *p->backend_dir)
+		return p->backend_dir;
+	const char *env = getenv("PWB_LLAMA_BACKENDS");
+	return env && *env ? env : PWB_LLAMA_BACKEND_DIR;
+}
+
+pwb_llama_params pwb_llama_default_params(void)
+{
+	return (pwb_llama_params){
+	    .n_contexts = 1,
+	    .n_seq = 4,
+	    .embeddings = true,
+	};
+}
+
+/* ---- loading ---- */
+
+/* The file exists, is a GGUF file, and fits in memory. */
+static pwb_status check_file(const char *path, pwb_diag *diag)
+{
+	struct stat st;
+	if (stat(path, &st)) {
+		pwb_diag_add(diag, path, 0, 0, "cannot open the model: %s",
+			     strerror(errno));
+		return errno == ENOENT ? PWB_ENOTFOUND : PWB_EIO;
+	}
+	FILE *f = fopen(path, "rb");
+	char magic[4] = {0};
+	size_t got = f ? fread(magic, 1, 4, f) : 0;
+	if (f)
+		fclose(f);
+	if (!S_ISREG(st.st_mode) || got != 4 || memcmp(magic, "GGUF", 4)) {
+		pwb_diag_add(diag, path, 0, 0,
+			     "not a GGUF model file (it does not start with "
+			     "'GGUF')");
+		return PWB_EPARSE;
+	}
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && psize > 0 &&
+	    (double)st.st_size > (double)pages * (double)psize) {
+		pwb_diag_add(diag, path, 0, 0,
+			     "the model (%.1f GiB) is larger than this "
+			     "machine's memory (%.1f GiB)",
+			     (double)st.st_size / (1 << 30),
+			     (double)pages * (double)psize / (1 << 30));
+		return PWB_ENOMEM;
+	}
+	return PWB_OK;
+}
+
+static struct llama_context *new_context(llama_engine *le, bool embed)
+{
+	struct llama_context_params cp = llama_context_default_params();
+	cp.n_ctx = (uint32_t)le->n_ctx;
+	cp.n_batch = (uint32_t)le->n_ctx;
+	cp.n_ubatch = cp.n_batch < 512 ? cp.n_batch : 512;
+	cp.n_seq_max = embed ? 1 : (uint32_t)le->n_seq;
+	cp.n_threads = le->n_threads;
+	cp.n_threads_batch = le->n_threads;
+	cp.kv_unified = true; /* the candidates share the prompt's cells */
+	cp.no_perf = true;
+	if (embed) {
+		cp.embeddings = true;
+		cp.pooling_type = LLAMA_POOLING_TYPE_MEAN;
+	}
+	return llama_init_from_model(le->model, cp);
+}
+
+static void engine_destroy(pwb_engine *e);
+static pwb_status llama_generate(pwb_engine *e, const pwb_chat_msg *msgs,
+				 size_t n_msgs, const pwb_gen_params *p,
+				 pwb_generation *out, pwb_diag *diag);
+static pwb_status llama_embed(pwb_engine *e, const char *text, size_t len,
+			      float *out, pwb_diag *diag);
+
+static const pwb__engine_ops llama_ops = {
+    .generate = llama_generate,
+    .embed = llama_embed,
+    .destroy = engine_destroy,
+};
+
+static pwb_status load_model(llama_engine *le, const pwb_llama_params *p,
+			     pwb_diag *diag)
+{
+	struct llama_model_params mp = llama_model_default_params();
+	mp.n_gpu_layers = 0;
+	last_error[0] = '\0';
+	if (!(le->model = llama_model_load_from_file(p->model_path, mp))) {
+		pwb_diag_add(diag, p->model_path, 0, 0,
+			     "llama.cpp cannot load the model%s%s",
+			     *last_error ? ": " : "", last_error);
+		return PWB_EPARSE;
+	}
+	le->vocab = llama_model_get_vocab(le->model);
+	const char *t = llama_model_chat_template(le->model, NULL);
+	if (t && !(le->tmpl = pwb__strdup(t)))
+		return PWB_ENOMEM;
+	size_t train = (size_t)llama_model_n_ctx_train(le->model);
+	le->n_ctx = p->n_ctx ? p->n_ctx
+			     : (train && train < PWB__LLAMA_CTX_MAX
+				    ? train
+				    : PWB__LLAMA_CTX_MAX);
+	le->n_embd = (size_t)llama_model_n_embd(le->model);
+	return PWB_OK;
+}
+
+static pwb_status make_contexts(llama_engine *le, const pwb_llama_params *p,
+				pwb_diag *diag)
+{
+	le->n_slots = p->n_contexts;
+	if (!(le->slots = pwb__calloc(le->n_slots, sizeof(*le->slots))))
+		return PWB_ENOMEM;
+	for (size_t i = 0; i < le->n_slots; i++)
+		if (!(le->slots[i].ctx = new_context(le, false))) {
+			pwb_diag_add(diag, p->model_path, 0, 0,
+				     "llama.cpp cannot make a context of %zu "
+				     "tokens%s%s",
+				     le->n_ctx, *last_error ? ": " : "",
+				     last_error);
+			return PWB_ENOMEM;
+		}
+	if (p->embeddings) {
+		if (!(le->ectx = new_context(le, true))) {
+			pwb_diag_add(diag, p->model_path, 0, 0,
+				     "llama.cpp cannot make an embedding "
+				     "context%s%s",
+				     *last_error ? ": " : "", last_error);
+			return PWB_ENOMEM;
+		}
+		le->head.embed_dim = le->n_embd < PWB_ENGINE_MAX_EMBED
+					 ? le->n_embd
+					 : PWB_ENGINE_MAX_EMBED;
+	}
+	return PWB_OK;
+}
+
+static pwb_status check_params(const pwb_llama_params *p, pwb_diag *diag)
+{
+	const char *bad = NULL;
+	if (!p || !p->model_path || !*p->model_path)
+		bad = "no model file given";
+	else if (!p->n_contexts || p->n_contexts > 64)
+		bad = "n_contexts must be 1 to 64";
+	else if (!p->n_seq || p->n_seq > PWB_ENGINE_MAX_N)
+		bad = "n_seq must be 1 to 16";
+	else if (p->n_threads < 0 || p->n_threads > 256)
+		bad = "n_threads must be 0 to 256";
+	else if (p->n_ctx > 1u << 20 || (p->n_ctx && p->n_ctx < 16))
+		bad = "n_ctx must be 0 or 16 to 1048576";
+	if (bad)
+		pwb_diag_add(diag, NULL, 0, 0, "llama engine: %s", bad);
+	return bad ? PWB_EINVAL : PWB_OK;
+}
+
+pwb_status pwb_engine_llama_new(pwb_engine **out, const pwb_llama_params *p,
+				pwb_diag *diag)
+{
+	*out = NULL;
+	pwb_status st = check_params(p, diag);
+	if (st || (st = check_file(p->model_path, diag)))
+		return st;
+	size_t mark = pwb__diag_mark(diag);
+	if (!backend_dir[0])
+		snprintf(backend_dir, sizeof(backend_dir), "%s",
+			 choose_backend_dir(p));
+	pthread_once(&backends_once, load_backends);
+	if (!ggml_backend_dev_count()) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "no llama.cpp CPU backend in '%s' (set "
+			     "PWB_LLAMA_BACKENDS to the folder of "
+			     "libggml-cpu-*.so)",
+			     backend_dir);
+		return PWB_EIO;
+	}
+	llama_engine *le = pwb__calloc(1, sizeof(*le));
+	if (!le)
+		return pwb__diag_fail(diag, mark, PWB_ENOMEM, "llama engine");
+	le->head.ops = &llama_ops;
+	pthread_mutex_init(&le->lock, NULL);
+	pthread_mutex_init(&le->elock, NULL);
+	pthread_cond_init(&le->freed, NULL);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	le->n_threads = p->n_threads ? p->n_threads : (cores > 0 ? (int)cores : 1);
+	le->n_seq = p->n_seq;
+	const char *base = strrchr(p->model_path, '/');
+	pwb__buf name;
+	pwb__buf_init(&name, 0);
+	pwb__buf_addf(&name, "llama:%s", base ? base + 1 : p->model_path);
+	le->head.name = name.err ? NULL : pwb__buf_detach(&name);
+	if (!le->head.name)
+		st = PWB_ENOMEM;
+	if (!st)
+		st = load_model(le, p, diag);
+	if (!st)
+		st = make_contexts(le, p, diag);
+	if (st) {
+		engine_destroy(&le->head);
+		return pwb__diag_fail(diag, mark, st, "llama engine");
+	}
+	*out = &le->head;
+	return PWB_OK;
+}
+
+static void engine_destroy(pwb_engine *e)
+{
+	llama_engine *le = (llama_engine *)e;
+	for (size_t i = 0; le->slots && i < le->n_slots; i++)
+		if (le->slots[i].ctx)
+			llama_free(le->slots[i].ctx);
+	if (le->ectx)
+		llama_free(le->ectx);
+	if (le->model)
+		llama_model_free(le->model);
+	pthread_mutex_destroy(&le->lock);
+	pthread_mutex_destroy(&le->elock);
+	pthread_cond_destroy(&le->freed);
+	free(le->slots);
+	free(le->tmpl);
+	free(le->head.name);
+	free(le);
+}
+
+/* ---- the pool ---- */
+
+static slot *slot_take(llama_engine *le)
+{
+	pthread_mutex_lock(&le->lock);
+	for (;;) {
+		for (size_t i = 0; i < le->n_slots; i++)
+			if (!le->slots[i].busy) {
+				le->slots[i].busy = true;
+				pthread_mutex_unlock(&le->lock);
+				return &le->slots[i];
+			}
+		pthread_cond_wait(&le->freed, &le->lock);
+	}
+}
+
+static void slot_give(llama_engine *le, slot *s)
+{
+	llama_memory_clear(llama_get_memory(s->ctx), true);
+	pthread_mutex_lock(&le->lock);
+	s->busy = false;
+	pthread_cond_signal(&le->freed);
+	pthread_mutex_unlock(&le->lock);
+}
+
+/* ---- prompts and tokens ---- */
+
+/* The chat as the model's template formats it, or in the plain format
+ * when it has none (or one llama.cpp does not know). */
+static pwb_status format_chat(const llama_engine *le, const pwb_chat_msg *msgs,
+			      size_t n_msgs, char **out)
+{
+	if (!le->tmpl)
+		return pwb_engine_plain_prompt(msgs, n_msgs, out);
+	struct llama_chat_message *cm = pwb__calloc(n_msgs, sizeof(*cm));
+	if (!cm)
+		return PWB_ENOMEM;
+	size_t total = 64;
+	for (size_t i = 0; i < n_msgs; i++) {
+		cm[i].role = msgs[i].role;
+		cm[i].content = msgs[i].content;
+		total += strlen(msgs[i].content) + 64;
+	}
+	pwb_status st = PWB_OK;
+	char *buf = NULL;
+	for (int pass = 0; pass < 2 && !st; pass++) {
+		free(buf);
+		if (total > INT32_MAX || !(buf = pwb__malloc(total))) {
+			st = PWB_ENOMEM;
+			break;
+		}
+		int32_t n = llama_chat_apply_template(le->tmpl, cm, n_msgs,
+						      true, buf, (int32_t)total);
+		if (n < 0) { /* a template llama.cpp does not know */
+			free(buf);
+			free(cm);
+			return pwb_engine_plain_prompt(msgs, n_msgs, out);
+		}
+		if ((size_t)n < total) {
+			buf[n] = '\0';
+			*out = buf;
+			free(cm);
+			return PWB_OK;
+		}
+		total = (size_t)n + 1;
+	}
+	free(buf);
+	free(cm);
+	return st ? st : PWB_ENOMEM;
+}
+
+/* Tokenizes text into a new array; *n gets the count. */
+static pwb_status tokenize(const llama_engine *le, const char *text,
+			   size_t len, bool special, llama_token **toks,
+			   size_t *n)
+{
+	if (len > INT32_MAX / 2)
+		return PWB_ETOOLARGE;
+	int32_t cap = (int32_t)len + 8;
+	llama_token *t = pwb__malloc((size_t)cap * sizeof(*t));
+	if (!t)
+		return PWB_ENOMEM;
+	int32_t got = llama_tokenize(le->vocab, text, (int32_t)len, t, cap,
+				     true, special);
+	if (got < 0) {
+		free(t);
+		return PWB_EINVAL;
+	}
+	*toks = t;
+	*n = (size_t)got;
+	return PWB_OK;
+}
+
+/* Decodes tokens on sequence 0 from position 0, in batches; the logits of
+ * the last token are kept. */
+static int decode_prompt(struct llama_context *ctx, const llama_token *toks,
+			 size_t n, size_t n_batch)
+{
+	struct llama_batch b = llama_batch_init((int32_t)n_batch, 0, 1);
+	int rc = 0;
+	for (size_t at = 0; at < n && !rc; at += n_batch) {
+		size_t k = n - at < n_batch ? n - at : n_batch;
+		b.n_tokens = (int32_t)k;
+		for (size_t i = 0; i < k; i++) {
+			b.token[i] = toks[at + i];
+			b.pos[i] = (llama_pos)(at + i);
+			b.n_seq_id[i] = 1;
+			b.seq_id[i][0] = 0;
+			b.logits[i] = at + i == n - 1;
+		}
+		rc = llama_decode(ctx, b);
+	}
+	llama_batch_free(b);
+	return rc;
+}
+
+static struct llama_sampler *new_sampler(const pwb_gen_params *p, size_t i)
+{
+	struct llama_sampler *s =
+	    llama_sampler_chain_init(llama_sampler_chain_default_params());
+	if (!s)
+		return NULL;
+	if (p->temperature <= 0) {
+		llama_sampler_chain_add(s, llama_sampler_init_greedy());
+		return s;
+	}
+	llama_sampler_chain_add(s, llama_sampler_init_top_p((float)p->top_p, 1));
+	llama_sampler_chain_add(s, llama_sampler_init_temp((float)p->temperature));
+	llama_sampler_chain_add(
+	    s, llama_sampler_init_dist((uint32_t)(p->seed + i)));
+	return s;
+}
+
+/* ---- generation ---- */
+
+/* The state of one call: N candidates decoded together. */
+typedef struct gen_run {
+	llama_engine *le;
+	struct llama_context *ctx;
+	const pwb_gen_params *p;
+	size_t n_prompt;
+	pwb__cand cands[PWB_ENGINE_MAX_N];
+	struct llama_sampler *smpl[PWB_ENGINE_MAX_N];
+	int32_t out_idx[PWB_ENGINE_MAX_N]; /* where each samples from */
+	double deadline;
+} gen_run;
+
+/* Appends token t to candidate i; true when the candidate is done. */
+static bool take_token(gen_run *r, size_t i, llama_token t)
+{
+	pwb__cand *c = &r->cands[i];
+	if (llama_vocab_is_eog(r->le->vocab, t)) {
+		c->finish = PWB_FINISH_STOP;
+		c->done = true;
+	} else {
+		char piece[PWB__PIECE_MAX];
+		int32_t n = llama_token_to_piece(r->le->vocab, t, piece,
+						 sizeof(piece), 0, false);
+		c->tokens++;
+		if (n > 0)
+			pwb__cand_add(c, r->p, piece, (size_t)n);
+		if (!c->done && c->tokens >= r->p->max_tokens) {
+			c->finish = PWB_FINISH_LENGTH;
+			c->done = true;
+		}
+	}
+	pwb__cand_flush(c, r->p, i);
+	return c->done;
+}
+
+/* One step: sample each running candidate, then decode the new tokens of
+ * those still running in one batch. Returns the number still running, or
+ * -1 when llama_decode failed. */
+static int step(gen_run *r, struct llama_batch *b, size_t pos)
+{
+	size_t n = r->p->n;
+	b->n_tokens = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (r->cands[i].done)
+			continue;
+		llama_token t =
+		    llama_sampler_sample(r->smpl[i], r->ctx, r->out_idx[i]);
+		if (take_token(r, i, t))
+			continue;
+		int32_t k = b->n_tokens++;
+		b->token[k] = t;
+		b->pos[k] = (llama_pos)pos;
+		b->n_seq_id[k] = 1;
+		b->seq_id[k][0] = (llama_seq_id)i;
+		b->logits[k] = 1;
+		r->out_idx[i] = k;
+	}
+	if (!b->n_tokens)
+		return 0;
+	return llama_decode(r->ctx, *b) ? -1 : b->n_tokens;
+}
+
+static pwb_status check_fits(const gen_run *r, pwb_diag *diag)
+{
+	size_t need = r->n_prompt + r->p->n * r->p->max_tokens;
+	if (r->p->n > r->le->n_seq) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "%s: %zu candidates asked, the engine decodes at "
+			     "most %zu together (n_seq)",
+			     r->le->head.name, r->p->n, r->le->n_seq);
+		return PWB_EINVAL;
+	}
+	if (need > r->le->n_ctx) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "%s: the prompt (%zu tokens) and %zu x "
+			     "max_tokens (%zu) do not fit the context of %zu "
+			     "tokens; shorten the prompt or lower max_tokens",
+			     r->le->head.name, r->n_prompt, r->p->n,
+			     r->p->max_tokens, r->le->n_ctx);
+		return PWB_ETOOLARGE;
+	}
+	return PWB_OK;
+}
+
+static pwb_status run_prompt(gen_run *r, const pwb_chat_msg *msgs,
+			     size_t n_msgs, pwb_diag *diag)
+{
+	char *text = NULL;
+	llama_token *toks = NULL;
+	pwb_status st = format_chat(r->le, msgs, n_msgs, &text);
+	if (!st)
+		st = tokenize(r->le, text, strlen(text), true, &toks,
+			      &r->n_prompt);
+	free(text);
+	if (!st && !(st = check_fits(r, diag)) &&
+	    decode_prompt(r->ctx, toks, r->n_prompt, r->le->n_ctx)) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "%s: llama.cpp could not decode the prompt",
+			     r->le->head.name);
+		st = PWB_EIO;
+	}
+	free(toks);
+	if (st)
+		return st;
+	llama_memory_t mem = llama_get_memory(r->ctx);
+	for (size_t i = 1; i < r->p->n; i++)
+		llama_memory_seq_cp(mem, 0, (llama_seq_id)i, -1, -1);
+	return PWB_OK;
+}
+
+static pwb_status run_candidates(gen_run *r, pwb_diag *diag)
+{
+	struct llama_batch b = llama_batch_init((int32_t)r->p->n, 0, 1);
+	pwb_status st = PWB_OK;
+	for (size_t i = 0; i < r->p->n; i++)
+		r->out_idx[i] = -1; /* the prompt's last logits */
+	for (size_t pos = r->n_prompt;; pos++) {
+		int running = step(r, &b, pos);
+		if (running < 0) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "%s: llama.cpp failed to decode",
+				     r->le->head.name);
+			st = PWB_EIO;
+		}
+		if (running <= 0)
+			break;
+		if (r->deadline && pwb__now() > r->deadline) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "%s: timed out after %d ms",
+				     r->le->head.name, r->p->timeout_ms);
+			st = PWB_EIO;
+			break;
+		}
+	}
+	llama_batch_free(b);
+	return st;
+}
+
+static pwb_status llama_generate(pwb_engine *e, const pwb_chat_msg *msgs,
+				 size_t n_msgs, const pwb_gen_params *p,
+				 pwb_generation *out, pwb_diag *diag)
+{
+	llama_engine *le = (llama_engine *)e;
+	gen_run r = {.le = le, .p = p};
+	if (p->timeout_ms)
+		r.deadline = pwb__now() + p->timeout_ms / 1000.0;
+	pwb_status st = PWB_OK;
+	for (size_t i = 0; i < p->n; i++) {
+		pwb__cand_init(&r.cands[i]);
+		if (!(r.smpl[i] = new_sampler(p, i)))
+			st = PWB_ENOMEM;
+	}
+	slot *s = NULL;
+	if (!st) {
+		s = slot_take(le);
+		r.ctx = s->ctx;
+		st = run_prompt(&r, msgs, n_msgs, diag);
+	}
+	if (!st)
+		st = run_candidates(&r, diag);
+	if (s)
+		slot_give(le, s);
+	if (!st)
+		st = pwb__cands_to_generation(r.cands, p->n, p, out);
+	out->prompt_tokens = r.n_prompt;
+	for (size_t i = 0; i < p->n; i++) {
+		pwb__cand_release(&r.cands[i]);
+		if (r.smpl[i])
+			llama_sampler_free(r.smpl[i]);
+	}
+	return st;
+}
+
+/* ---- embeddings ---- */
+
+/* The sign of the projection entry (i, j): a fixed hash, the same in every
+ * process, so that stored features stay comparable. */
+static float proj_sign(size_t i, size_t j)
+{
+	uint64_t x = (uint64_t)i * 0x9E3779B97F4A7C15u ^ (uint64_t)j;
+	x ^= x >> 31;
+	x *= 0xBF58476D1CE4E5B9u;
+	x ^= x >> 29;
+	return (x & 1) ? 1.0f : -1.0f;
+}
+
+static void project_normalise(const float *v, size_t n, float *out,
+			      size_t dim)
+{
+	if (n == dim)
+		memcpy(out, v, n * sizeof(float));
+	else
+		for (size_t j = 0; j < dim; j++) {
+			double s = 0;
+			for (size_t i = 0; i < n; i++)
+				s += v[i] * proj_sign(i, j);
+			out[j] = (float)s;
+		}
+	double norm = 0;
+	for (size_t j = 0; j < dim; j++)
+		norm += (double)out[j] * out[j];
+	norm = sqrt(norm);
+	for (size_t j = 0; j < dim; j++)
+		out[j] = norm > 0 ? (float)(out[j] / norm) : 0.0f;
+}
+
+static pwb_status llama_embed(pwb_engine *e, const char *text, size_t len,
+			      float *out, pwb_diag *diag)
+{
+	llama_engine *le = (llama_engine *)e;
+	llama_token *toks = NULL;
+	size_t n = 0;
+	pwb_status st = tokenize(le, text, len, false, &toks, &n);
+	if (st)
+		return st;
+	if (n > le->n_ctx)
+		n = le->n_ctx; /* the first context-full (engine.h) */
+	if (!n) {
+		free(toks);
+		pwb_diag_add(diag, NULL, 0, 0, "%s: nothing to embed",
+			     e->name);
+		return PWB_EINVAL;
+	}
+	pthread_mutex_lock(&le->elock);
+	struct llama_batch b = llama_batch_init((int32_t)n, 0, 1);
+	b.n_tokens = (int32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		b.token[i] = toks[i];
+		b.pos[i] = (llama_pos)i;
+		b.n_seq_id[i] = 1;
+		b.seq_id[i][0] = 0;
+		b.logits[i] = 1;
+	}
+	const float *v = NULL;
+	if (!llama_decode(le->ectx, b))
+		v = llama_get_embeddings_seq(le->ectx, 0);
+	if (v)
+		project_normalise(v, le->n_embd, out, e->embed_dim);
+	llama_batch_free(b);
+	llama_memory_clear(llama_get_memory(le->ectx), true);
+	pthread_mutex_unlock(&le->elock);
+	free(toks);
+	if (!v) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "%s: llama.cpp gave no embedding", e->name);
+		return PWB_EIO;
+	}
+	return PWB_OK;
+}
