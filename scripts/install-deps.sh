@@ -14,6 +14,7 @@ packages=(
   libcmocka-dev                          # unit tests
   libsqlite3-dev sqlite3                 # the embedded store (and its CLI, for tests)
   libpq-dev postgresql                   # the PostgreSQL store; a server for its tests
+  libcurl4-openssl-dev                   # the upstream engine (OpenAI-compatible endpoints)
   clang libclang-rt-14-dev               # libFuzzer and sanitizer runtimes
   python3                                # test runners compare JSON
 )

@@ -349,6 +349,9 @@ const char *pwb_effective_hash(const pwb_effective *e);
 size_t pwb_effective_n_jurisdictions(const pwb_effective *e);
 const char *pwb_effective_jurisdiction(const pwb_effective *e, size_t i);
 int pwb_effective_candidates(const pwb_effective *e);
+/* The org's own system text for the model (`system_prompt` in the org
+ * file, or the nearest file it extends), or NULL. */
+const char *pwb_effective_system_prompt(const pwb_effective *e);
 
 size_t pwb_effective_n_categories(const pwb_effective *e);
 const pwb_eff_category *pwb_effective_category(const pwb_effective *e,

@@ -4,6 +4,8 @@
 
 #include "pwb/bounds.h"
 #include "pwb/common.h"
+#include "pwb/engine.h"
+#include "pwb/pipeline.h"
 #include "pwb/policy.h"
 #include "pwb/prefs.h"
 #include "pwb/store.h"

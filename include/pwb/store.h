@@ -292,6 +292,18 @@ pwb_status pwb_store_decision_owner(pwb_store *s, const char *org,
 				    const char *id, char **user,
 				    pwb_diag *diag);
 
+/* A stored decision as the feedback on it needs it: its user, verdict
+ * and detail JSON (each malloc'ed; NULL when not stored). */
+typedef struct pwb_store_decision_row {
+	char *user, *verdict, *detail;
+} pwb_store_decision_row;
+
+/* PWB_ENOTFOUND when the org has no such decision (or it was erased). */
+pwb_status pwb_store_decision_get(pwb_store *s, const char *org,
+				  const char *id, pwb_store_decision_row *out,
+				  pwb_diag *diag);
+void pwb_store_decision_row_release(pwb_store_decision_row *d);
+
 /* ---- API keys ---- */
 
 typedef enum pwb_key_role {

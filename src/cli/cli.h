@@ -238,6 +238,40 @@ void cli_log(void *user, pwb_log_level level, const char *msg);
  */
 const char *cli_cache_dir(void);
 
+/* The engine options of every generating command (ask, chat, serve). */
+typedef struct cli_engine_opts {
+	const char *model, *upstream, *upstream_model, *api_key_env;
+	size_t threads, ctx, contexts;
+} cli_engine_opts;
+
+#define CLI_ENGINE_SPEC(e)                                                     \
+	CLI_OPT_STR("model", (e)->model),                                      \
+	    CLI_OPT_STR("upstream", (e)->upstream),                            \
+	    CLI_OPT_STR("upstream-model", (e)->upstream_model),                \
+	    CLI_OPT_STR("api-key-env", (e)->api_key_env),                      \
+	    CLI_OPT_UINT("threads", (e)->threads, 0, 256),                     \
+	    CLI_OPT_UINT("ctx", (e)->ctx, 0, 1 << 20)
+#define CLI_HELP_ENGINE                                                        \
+	"  --model FILE.gguf    generate with this model, embedded "           \
+	"(llama.cpp)\n"                                                        \
+	"  --upstream URL       or with an OpenAI-compatible endpoint, e.g.\n" \
+	"                       http://127.0.0.1:8080/v1\n"                    \
+	"  --upstream-model NAME  the model name sent upstream\n"              \
+	"  --api-key-env VAR    the environment variable holding the\n"        \
+	"                       upstream's API key (never logged)\n"           \
+	"  --threads N          embedded: CPU threads (default: all cores)\n"  \
+	"  --ctx N              embedded: context tokens (default: the\n"      \
+	"                       model's, at most 4096)\n"
+#define CLI_HELP_ENGINE_ENV                                                    \
+	"  PWB_LLAMA_BACKENDS   the folder of llama.cpp's CPU backends\n"      \
+	"                       (libggml-cpu-*.so; default: the build's)\n"
+/* Opens the engine the options name; prints why it cannot. CLI_OK,
+ * CLI_FAIL or a usage error. */
+int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out);
+/* A preference model file, or NULL when path is NULL (then *failed is
+ * false); prints why it cannot be read. */
+pwb_prefs_model *cli_prefs_open(const char *path, bool *failed);
+
 /* A subcommand: its name and the function that runs it. */
 typedef struct cli_sub {
 	const char *name;
@@ -298,5 +332,7 @@ int cli_audit(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_keys(int argc, char **argv);
 int cli_feedback(int argc, char **argv);
+/* Commands without subcommands. */
+int cli_ask(int argc, char **argv);
 
 #endif

@@ -15,9 +15,13 @@
 #include <unistd.h>
 
 static const char feedback_usage[] =
-    "Usage: pwb feedback import --db URL --org ID [options] FILE.jsonl|-\n"
+    "Usage: pwb feedback SUBCOMMAND [options]\n"
     "\n"
-    "Run 'pwb feedback import --help' for its options.\n";
+    "Subcommands:\n"
+    "  import    store feedback events (JSONL)\n"
+    "  give      prefer an alternative of a decision, or rate it\n"
+    "\n"
+    "Run 'pwb feedback SUBCOMMAND --help' for the options of each.\n";
 
 static const char import_usage[] =
     "Usage: pwb feedback import --db URL --org ID [options] FILE.jsonl|-\n"
@@ -662,9 +666,155 @@ static int cmd_import(cli_args *a)
 	return rc;
 }
 
+static const char give_usage[] =
+    "Usage: pwb feedback give --db URL --policies DIR --org ID --user ID "
+    "--decision ID (--choose ALT | --rating R | --prefer ALT --over ALT)\n"
+    "\n"
+    "Feedback on one decision of 'pwb ask' (docs/pipeline.md): the user\n"
+    "prefers an alternative over the others (--choose), over one other\n"
+    "(--prefer A --over B), or rates the answer they got from 1 to 5\n"
+    "(--rating; above 3 prefers it over the other alternatives, below 3\n"
+    "the others over it). The decision must be the user's own and not\n"
+    "blocked. The event is stored with its rater, the user's model learns\n"
+    "from it within their bounds, and its version goes up. Where the law\n"
+    "needs the user's consent to learn and they have not given it,\n"
+    "nothing is stored or learnt.\n"
+    "\n"
+    "Options:\n"
+    "  --db URL             the store the decision was recorded in\n"
+    "  --policies DIR       the policy folder (default: the folder the\n"
+    "                       store recorded)\n"
+    "  --org ID             the organisation\n"
+    "  --user ID            the user giving the feedback\n"
+    "  --decision ID        the decision (from 'pwb ask --db')\n"
+    "  --choose ALT         prefer alternative ALT (A, B, ...)\n"
+    "  --rating R           rate the answer given, 1 to 5\n"
+    "  --alt ALT            with --rating: rate this alternative instead\n"
+    "  --prefer ALT         prefer ALT ...\n"
+    "  --over ALT           ... over this one\n"
+    "  --prefs MODEL        the population model 'pwb ask' used, if any\n"
+    "  --json               print the result as JSON\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb feedback give --db sqlite:pwb.db --policies policies "
+    "--org acme-tutor --user u1 --decision dec_0123 --choose B\n"
+    "\n"
+    "Exit status: 0 when stored (or when consent is missing: then it says\n"
+    "so), 1 when refused (another user's decision, an unknown\n"
+    "alternative, a blocked decision) or on an error, 2 on a usage error.\n";
+
+typedef struct give_opts {
+	const char *db, *policies, *org, *user, *decision, *choose, *alt;
+	const char *prefer, *over, *prefs;
+	double rating;
+	bool json;
+} give_opts;
+
+static int give_kind(cli_args *a, const give_opts *o, pwb_feedback_give *fb)
+{
+	int kinds = !!o->choose + (o->rating > 0) + !!(o->prefer || o->over);
+	if (kinds != 1)
+		return cli_usage_error(a, "give one of --choose ALT, --rating R "
+					  "and --prefer ALT --over ALT");
+	if ((o->prefer || o->over) && !(o->prefer && o->over))
+		return cli_usage_error(a, "--prefer and --over go together");
+	if (o->alt && o->rating <= 0)
+		return cli_usage_error(a, "--alt goes with --rating");
+	if (o->choose)
+		*fb = (pwb_feedback_give){.kind = PWB_FB_CHOOSE, .alt = o->choose};
+	else if (o->prefer)
+		*fb = (pwb_feedback_give){
+		    .kind = PWB_FB_PAIR, .alt = o->prefer, .other = o->over};
+	else
+		*fb = (pwb_feedback_give){
+		    .kind = PWB_FB_RATING, .alt = o->alt, .rating = o->rating};
+	fb->org = o->org;
+	fb->user = o->user;
+	fb->decision_id = o->decision;
+	return CLI_OK;
+}
+
+static int give_run(cli_args *a, const give_opts *o, pwb_feedback_give *fb)
+{
+	pwb_store *s = cli_store_open_mode(o->db, PWB_STORE_EXISTING, NULL);
+	char *dir = NULL;
+	int rc = s ? cli_store_policies_for(a, s, o->policies, &dir) : CLI_FAIL;
+	if (!rc)
+		rc = cli_store_org(s, o->org);
+	pwb_policy *pol = NULL;
+	pwb_pipeline *pl = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = PWB_OK;
+	bool failed = false;
+	if (!rc) {
+		pwb_policy_params pp = pwb_policy_default_params();
+		if ((st = pwb_policy_load(&pol, dir, &pp, &d)))
+			cli_report(dir, st, &d);
+	}
+	pwb_feedback_result res;
+	if (!rc && !st) {
+		pwb_pipeline_params pp = pwb_pipeline_default_params();
+		pp.policy = pol;
+		pp.store = s;
+		pp.prefs = cli_prefs_open(o->prefs, &failed);
+		if (!failed && !(st = pwb_pipeline_new(&pl, &pp, &d)))
+			st = pwb_pipeline_feedback(pl, fb, &res, &d);
+		if (st)
+			cli_report(NULL, st, &d);
+	}
+	if (!rc)
+		rc = st || failed ? CLI_FAIL : CLI_OK;
+	if (!rc && o->json)
+		printf("{\"decision_id\": \"%s\", \"pairs_learnt\": %zu, "
+		       "\"model_version\": %lld, \"consent_needed\": %s}\n",
+		       o->decision, res.pairs_learnt,
+		       (long long)res.model_version,
+		       res.consent_needed ? "true" : "false");
+	else if (!rc && res.consent_needed)
+		printf("not stored: learning from user '%s' needs their "
+		       "consent\n", o->user);
+	else if (!rc)
+		printf("stored: %zu pair%s learnt, model version %lld\n",
+		       res.pairs_learnt, res.pairs_learnt == 1 ? "" : "s",
+		       (long long)res.model_version);
+	pwb_pipeline_free(pl);
+	pwb_policy_free(pol);
+	pwb_store_free(s);
+	free(dir);
+	pwb_diag_release(&d);
+	return rc;
+}
+
+static int cmd_give(cli_args *a)
+{
+	give_opts o = {0};
+	const cli_spec spec[] = {
+	    CLI_OPT_STR("db", o.db),	      CLI_OPT_STR("policies", o.policies),
+	    CLI_OPT_STR("org", o.org),	      CLI_OPT_STR("user", o.user),
+	    CLI_OPT_STR("decision", o.decision),
+	    CLI_OPT_STR("choose", o.choose),  CLI_OPT_NUM("rating", o.rating, 1, 5),
+	    CLI_OPT_STR("alt", o.alt),	      CLI_OPT_STR("prefer", o.prefer),
+	    CLI_OPT_STR("over", o.over),      CLI_OPT_STR("prefs", o.prefs),
+	    CLI_OPT_FLAG("json", o.json),
+	};
+	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), give_usage, NULL);
+	if (rc)
+		return cli_parsed(rc);
+	if (!o.db || !o.org || !o.user || !o.decision)
+		return cli_usage_error(a, "--db, --org, --user and --decision "
+					  "are required");
+	pwb_feedback_give fb;
+	if ((rc = give_kind(a, &o, &fb)))
+		return rc;
+	return give_run(a, &o, &fb);
+}
+
 int cli_feedback(int argc, char **argv)
 {
-	static const cli_sub subs[] = {{"import", cmd_import}};
+	static const cli_sub subs[] = {{"import", cmd_import},
+				       {"give", cmd_give}};
 	return cli_dispatch(argc, argv, "feedback", feedback_usage, subs,
 			    PWB_ARRAY_LEN(subs));
 }

@@ -7,12 +7,13 @@
 /* One line per subcommand: tests/cli/help.sh reads the list from here and
  * checks it against the commands pwb runs (--list-commands). */
 static const char usage[] =
-    "Usage: pwb COMMAND SUBCOMMAND [options] [ARGS]\n"
+    "Usage: pwb COMMAND [SUBCOMMAND] [options] [ARGS]\n"
     "\n"
     "pwb personalises LLM behaviour to each user within three tiers of\n"
     "bounds: law, the deploying organisation, and the user.\n"
     "\n"
     "Commands:\n"
+    "  ask ... PROMPT           answer a prompt: personalised, in bounds\n"
     "  policy check PATH...     check policy files and folders\n"
     "  policy resolve ...       the effective policy for an org and user\n"
     "  policy explain ...       the same, as readable text with provenance\n"
@@ -25,9 +26,11 @@ static const char usage[] =
     "  prefs reset ...          forget what a model learned about a user\n"
     "  simulate prefs ...       simulated users' feedback, for trying it\n"
     "  feedback import ...      store feedback events (JSONL)\n"
+    "  feedback give ...        prefer an alternative, or rate an answer\n"
     "  audit verify --db URL    check the audit chain\n"
     "  user export ...          all of a user's stored data, as JSON\n"
     "  user erase ...           erase a user's stored data\n"
+    "  user consent ...         record a user's consent to learning\n"
     "  keys create ...          make an API key (stored as a keyed hash)\n"
     "  keys revoke ... KEY_ID   revoke an API key\n"
     "  store gc --db URL ...    remove feedback past its retention\n"
@@ -56,12 +59,14 @@ static const char usage[] =
 static const struct {
 	const char *name;
 	int (*run)(int argc, char **argv);
+	bool single; /* a command without subcommands */
 } commands[] = {
-    {"policy", cli_policy},	{"bounds", cli_bounds},
-    {"eval", cli_eval},		{"prefs", cli_prefs},
-    {"simulate", cli_simulate}, {"feedback", cli_feedback},
-    {"audit", cli_audit},	{"user", cli_user},
-    {"keys", cli_keys},		{"store", cli_store},
+    {"policy", cli_policy, false},     {"bounds", cli_bounds, false},
+    {"eval", cli_eval, false},	       {"prefs", cli_prefs, false},
+    {"simulate", cli_simulate, false}, {"feedback", cli_feedback, false},
+    {"audit", cli_audit, false},       {"user", cli_user, false},
+    {"keys", cli_keys, false},	       {"store", cli_store, false},
+    {"ask", cli_ask, true},
 };
 
 int main(int argc, char **argv)
@@ -83,6 +88,10 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "--list-commands")) {
 		/* Hidden: every subcommand, from the dispatch tables. */
 		for (size_t i = 0; i < PWB_ARRAY_LEN(commands); i++) {
+			if (commands[i].single) {
+				printf("%s\n", commands[i].name);
+				continue;
+			}
 			char *list[] = {(char *)commands[i].name,
 					(char *)"--list-commands", NULL};
 			commands[i].run(2, list);

@@ -1,4 +1,4 @@
-/* user.c - `pwb user export|erase`: a user's data rights. */
+/* user.c - `pwb user export|erase|consent`: a user's data rights. */
 #include "cli/cli.h"
 #include "util/util.h"
 
@@ -8,6 +8,8 @@
 static const char user_usage[] =
     "Usage: pwb user export --db URL --org ID --user ID\n"
     "       pwb user erase  --db URL --org ID --user ID\n"
+    "       pwb user consent --db URL --org ID --user ID "
+    "(--grant | --withdraw)\n"
     "\n"
     "Run 'pwb user SUBCOMMAND --help' for the options of each.\n";
 
@@ -139,10 +141,73 @@ static int cmd_erase(cli_args *a)
 	return rc;
 }
 
+static const char consent_usage[] =
+    "Usage: pwb user consent --db URL --org ID --user ID "
+    "(--grant | --withdraw) [--now SECONDS]\n"
+    "\n"
+    "Records whether a user consents to pwb learning from their feedback\n"
+    "(docs/pipeline.md). Where a tier's learning restrictions say\n"
+    "requires_consent, a user without it is served by the population\n"
+    "model and their feedback is neither stored nor learnt. Withdrawing\n"
+    "stops learning from then on; 'pwb user erase' removes what was\n"
+    "learnt.\n"
+    "\n"
+    "Options:\n"
+    "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
+    "  --org ID             the user's organisation\n"
+    "  --user ID            the user\n"
+    "  --grant              the user consents\n"
+    "  --withdraw           the user withdraws their consent\n"
+    "  --now SECONDS        the time recorded (default: now)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb user consent --db sqlite:pwb.db --org acme-tutor --user u1 "
+    "--grant\n"
+    "\n"
+    "Exit status: 0 on success, 1 when the store refuses (an erased\n"
+    "user), 2 on a usage error.\n";
+
+static int cmd_consent(cli_args *a)
+{
+	user_args u = {.now = cli_time_now()};
+	bool grant = false, withdraw = false;
+	const cli_spec spec[] = {
+	    CLI_OPT_NEED("db", u.db, "URL"),	 CLI_OPT_NEED("org", u.org, "ID"),
+	    CLI_OPT_NEED("user", u.user, "ID"), CLI_OPT_FLAG("grant", grant),
+	    CLI_OPT_FLAG("withdraw", withdraw), CLI_OPT_NOW(u.now)};
+	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), consent_usage, NULL);
+	if (rc)
+		return cli_parsed(rc);
+	if (grant == withdraw)
+		return cli_usage_error(a, "give one of --grant and --withdraw");
+	pwb_store *s = cli_store_open(u.db);
+	if (!s)
+		return CLI_FAIL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	char json[64], what[600];
+	snprintf(json, sizeof(json), "{\"learning\": %s, \"ts\": %lld}",
+		 grant ? "true" : "false", (long long)u.now);
+	pwb_status st =
+	    pwb_store_user_set_consent(s, u.org, u.user, json, u.now, &d);
+	if (st) {
+		doing(what, sizeof(what), "record the consent of", &u);
+		cli_store_report(s, what, st, &d);
+		rc = CLI_FAIL;
+	} else
+		printf("user %s of org %s: consent to learning %s\n", u.user,
+		       u.org, grant ? "granted" : "withdrawn");
+	pwb_store_free(s);
+	pwb_diag_release(&d);
+	return rc;
+}
+
 int cli_user(int argc, char **argv)
 {
 	static const cli_sub subs[] = {{"export", cmd_export},
-				       {"erase", cmd_erase}};
+				       {"erase", cmd_erase},
+				       {"consent", cmd_consent}};
 	return cli_dispatch(argc, argv, "user", user_usage, subs,
 			    PWB_ARRAY_LEN(subs));
 }

@@ -128,6 +128,9 @@ static json_t *effective_json(const pwb_effective *e)
 		       strings_json(e->jurisdictions, e->n_jurisdictions));
 	bad |= set_new(root, "policy_hash", json_string(e->hash));
 	bad |= set_new(root, "candidates", json_integer(e->candidates));
+	bad |= set_new(root, "system_prompt",
+		       e->system_prompt ? json_string(e->system_prompt)
+					: json_null());
 	for (size_t i = 0; i < e->n_cats; i++)
 		bad |= set_new(cats, e->cats[i].id, category_json(&e->cats[i]));
 	for (size_t i = 0; i < e->n_dims; i++)

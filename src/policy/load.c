@@ -892,6 +892,7 @@ void pwb__file_release(pwb__file *f)
 	free(f->source);
 	free(f->name);
 	free(f->version);
+	free(f->system_prompt);
 	free(f->extends);
 	free_strings(f->jurisdictions, f->n_jurisdictions);
 	free(f->jur_item_line);
@@ -1643,7 +1644,7 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 	    "version",	     "extends",	    "categories",
 	    "dimensions",    "obligations", "learning",
 	    "jurisdictions", "candidates",  "attributes",
-	    "refusals"};
+	    "refusals",	     "system_prompt"};
 	if (f->tier == PWB_TIER_LAW)
 		check_keys(&ld, root, "a law file", law_keys,
 			   PWB_ARRAY_LEN(law_keys));
@@ -1730,6 +1731,15 @@ pwb_status pwb__file_load(pwb_policy *p, const char *path, int folder_tier)
 		if ((n = pwb__ymap_get(root, "candidates")))
 			get_int(&ld, n, "candidates", 1, PWB__MAX_CANDIDATES,
 				&f->candidates);
+		if ((n = pwb__ymap_get(root, "system_prompt")) &&
+		    get_string(&ld, n, "system_prompt", &s)) {
+			if (strlen(s) > PWB__MAX_SYSTEM_PROMPT)
+				err_at(&ld, n,
+				       "system_prompt is longer than %d bytes",
+				       PWB__MAX_SYSTEM_PROMPT);
+			else if (!(f->system_prompt = pwb__strdup(s)))
+				rc = PWB_ENOMEM;
+		}
 		if ((n = pwb__ymap_get(root, "attributes")) &&
 		    (rc = file_org_attrs(&ld, n)))
 			goto out;

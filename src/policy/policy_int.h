@@ -16,6 +16,7 @@
 
 #define PWB__DEFAULT_MAX_FILE (1024 * 1024)
 #define PWB__MAX_CANDIDATES 16
+#define PWB__MAX_SYSTEM_PROMPT (16 * 1024) /* bytes of an org's system_prompt */
 #define PWB__MAX_CHAIN 32	   /* files in one extends chain */
 #define PWB__MAX_RESOLVE_FILES 128 /* files one resolve may read */
 #define PWB__DIGEST 32
@@ -131,6 +132,7 @@ typedef struct pwb__file {
 	int jur_line, jur_col;
 	int *jur_item_line, *jur_item_col; /* where each one is named */
 	int candidates;			   /* 0: unset */
+	char *system_prompt;		   /* org files; NULL: none */
 	pwb_attrs org_attrs;		   /* org.<key> values */
 	pwb__cat_rule *cat_rules;
 	size_t n_cat_rules, cap_cat_rules;
@@ -190,6 +192,7 @@ struct pwb_effective {
 	const char **jurisdictions;
 	size_t n_jurisdictions;
 	int candidates;
+	const char *system_prompt;
 	pwb_eff_category *cats;
 	size_t n_cats;
 	pwb_eff_dimension *dims;

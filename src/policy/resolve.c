@@ -639,6 +639,9 @@ static pwb_status resolve_rest(rstate *st, int org)
 			break;
 		}
 	}
+	for (int f = org; f >= 0 && !e->system_prompt; f = p->files[f].parent)
+		if (p->files[f].system_prompt)
+			e->system_prompt = dup(st, p->files[f].system_prompt);
 	e->org = dup(st, p->files[org].id);
 	/* Refusal templates: the most derived org file that gives one for a
 	 * language wins. */
@@ -911,6 +914,11 @@ const char *pwb_effective_jurisdiction(const pwb_effective *e, size_t i)
 int pwb_effective_candidates(const pwb_effective *e)
 {
 	return e->candidates;
+}
+
+const char *pwb_effective_system_prompt(const pwb_effective *e)
+{
+	return e->system_prompt;
 }
 
 size_t pwb_effective_n_categories(const pwb_effective *e)

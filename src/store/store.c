@@ -159,7 +159,8 @@ static const stmt stmts[S_COUNT] = {
 		      "policy_hash, verdict, blocked_tier, blocked_category, "
 		      "detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 		      NULL},
-    [S_DEC_OWNER] = {"SELECT user_id FROM decisions WHERE org = $1 AND id = $2",
+    [S_DEC_OWNER] = {"SELECT user_id, verdict, detail FROM decisions "
+		     "WHERE org = $1 AND id = $2",
 		     NULL},
     [S_KEY_INSERT] = {"INSERT INTO api_keys (id, org, role, user_id, hash, "
 		      "created) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1774,10 +1775,21 @@ pwb_status pwb_store_decision_add(pwb_store *s, const char *org,
 	return op_leave(s, &o, st, diag);
 }
 
-pwb_status pwb_store_decision_owner(pwb_store *s, const char *org,
-				    const char *id, char **user, pwb_diag *diag)
+void pwb_store_decision_row_release(pwb_store_decision_row *d)
 {
-	*user = NULL;
+	if (!d)
+		return;
+	free(d->user);
+	free(d->verdict);
+	free(d->detail);
+	memset(d, 0, sizeof(*d));
+}
+
+pwb_status pwb_store_decision_get(pwb_store *s, const char *org,
+				  const char *id, pwb_store_decision_row *out,
+				  pwb_diag *diag)
+{
+	memset(out, 0, sizeof(*out));
 	pwb_status st = check_id("org", org, diag);
 	if (!st)
 		st = check_id("decision", id, diag);
@@ -1792,8 +1804,9 @@ pwb_status pwb_store_decision_owner(pwb_store *s, const char *org,
 	bool has = false;
 	if (!(st = q(s, &o, S_DEC_OWNER, p, 2, &r, diag))) {
 		st = s->be->next(r, &has, diag);
-		if (!st && has)
-			st = dup_col(s, r, 0, user);
+		if (!st && has && !(st = dup_col(s, r, 0, &out->user)) &&
+		    !(st = dup_col(s, r, 1, &out->verdict)))
+			st = dup_col(s, r, 2, &out->detail);
 		s->be->done(r);
 	}
 	release(s, sl);
@@ -1802,6 +1815,19 @@ pwb_status pwb_store_decision_owner(pwb_store *s, const char *org,
 			     org, id);
 		st = PWB_ENOTFOUND;
 	}
+	if (st)
+		pwb_store_decision_row_release(out);
+	return st;
+}
+
+pwb_status pwb_store_decision_owner(pwb_store *s, const char *org,
+				    const char *id, char **user, pwb_diag *diag)
+{
+	pwb_store_decision_row d;
+	pwb_status st = pwb_store_decision_get(s, org, id, &d, diag);
+	*user = d.user;
+	d.user = NULL;
+	pwb_store_decision_row_release(&d);
 	return st;
 }
 

@@ -62,7 +62,7 @@ for s in Options Example "Exit status"; do
 	if grep -q "^$s:" "$tmp/top"; then ok "pwb --help: $s"; else
 		fail "pwb --help: $s" "no '$s:' section"; fi
 done
-section Commands "$tmp/top" | sed -nE 's/^  ([a-z]+) ([a-z]+)( .*)?$/\1 \2/p' |
+section Commands "$tmp/top" | sed -nE 's/^  ([a-z]+)( [a-z]+)?( [^a-z].*)?$/\1\2/p' |
 	sort >"$tmp/listed"
 run --list-commands
 sort "$tmp/out" >"$tmp/real"

@@ -1,0 +1,211 @@
+/*
+ * pwb/pipeline.h - one request end to end (DESIGN §3.1-3.2,
+ * docs/pipeline.md): resolve the user's bounds, check the prompt, build
+ * the personalised system prompt, generate N candidates, check each,
+ * score the survivors with the user's preference model, pick the best,
+ * apply the obligations and record the decision; and the feedback that
+ * names one of its alternatives.
+ *
+ * Ownership and threads: a pipeline borrows its policy, bounds, engine
+ * and store, which must outlive it, and owns its preference model (the
+ * population model and the users it has loaded). One pipeline serves
+ * every thread: pwb_pipeline_chat() and pwb_pipeline_feedback() may run
+ * concurrently (the preference model is behind a lock held only for
+ * scoring and updates, microseconds). A pwb_response belongs to the caller
+ * and is freed with pwb_response_free(); it stays valid after the
+ * pipeline is freed.
+ */
+#ifndef PWB_PIPELINE_H
+#define PWB_PIPELINE_H
+
+#include "pwb/bounds.h"
+#include "pwb/engine.h"
+#include "pwb/policy.h"
+#include "pwb/prefs.h"
+#include "pwb/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pwb_pipeline pwb_pipeline;
+
+typedef struct pwb_pipeline_params {
+	pwb_policy *policy; /* required */
+	pwb_bounds *bounds; /* detectors for policy's registry; and */
+	pwb_engine *engine; /* an engine: both needed to answer, not for
+			     * feedback */
+	pwb_store *store;   /* NULL: nothing is recorded or learnt (and
+			     * feedback is refused) */
+	/*
+	 * The population model (e.g. from `pwb prefs train`); the pipeline
+	 * takes it over (frees it), also when pwb_pipeline_new fails. NULL:
+	 * a model of zeros laid out for the registry's categories, without
+	 * embeddings. Feedback must use the layout the request used.
+	 */
+	pwb_prefs_model *prefs;
+	size_t max_tokens;	  /* per candidate; default 256 */
+	double temperature;	  /* default 0.8 */
+	double top_p;		  /* default 0.95 */
+	int timeout_ms;		  /* generation deadline; 0: none */
+	size_t stream_hold_bytes; /* streaming: release at most this much
+				   * unchecked text at once; default 256 */
+	pwb_log_fn log;
+	void *log_user;
+} pwb_pipeline_params;
+
+pwb_pipeline_params pwb_pipeline_default_params(void);
+
+/* Fails with PWB_EINVAL (no policy) or PWB_ENOMEM. A preference model's
+ * categories are matched to the registry's by id. */
+pwb_status pwb_pipeline_new(pwb_pipeline **out, const pwb_pipeline_params *p,
+			    pwb_diag *diag);
+void pwb_pipeline_free(pwb_pipeline *pl);
+
+/*
+ * Streaming: called with text that the output rails have passed, in
+ * order; the concatenation of every call is the response's content (a
+ * block mid-stream: what was passed before it, then the refusal, with
+ * `refusal` true). A non-zero return cancels the request.
+ */
+typedef int (*pwb_pipeline_text_fn)(void *user, const char *text, size_t len,
+				    bool refusal);
+
+typedef struct pwb_request {
+	const char *org;  /* required */
+	const char *user; /* required: the end user */
+	const char *const *jurisdictions; /* added to the org's own */
+	size_t n_jurisdictions;
+	const pwb_attrs *attrs; /* request attributes; NULL: none */
+	/* The conversation: user and assistant turns, and the app's own
+	 * system message if it has one (kept after pwb's). */
+	const pwb_chat_msg *msgs;
+	size_t n_msgs;
+	size_t n;	    /* candidates; 0: the org's `candidates` */
+	uint64_t seed;	    /* 0: from the clock */
+	size_t max_tokens;  /* 0: the pipeline's */
+	pwb_pipeline_text_fn on_text; /* non-NULL: stream (one candidate) */
+	void *on_text_user;
+} pwb_request;
+
+/* One candidate of a response. */
+typedef struct pwb_alternative {
+	char id[2];	     /* "A", "B", ... */
+	char *content;	     /* as generated (redacted when redact) */
+	pwb_verdict verdict; /* the output rails' */
+	double score;	     /* the preference score; 0 when blocked */
+	pwb_decision *check; /* the output rails' decision */
+	const char *finish;  /* "stop", "length", "cancelled" */
+} pwb_alternative;
+
+/* What blocked a response: the tier, source, category and basis. */
+typedef struct pwb_blocked_by {
+	pwb_tier tier;
+	const char *source; /* "law:de", "org:acme-tutor", "user" */
+	const char *category;
+	const char *basis; /* may be NULL */
+	const char *file;  /* the rule's file and line; NULL for user */
+	int line;
+	const char *on; /* "prompt" or "response" */
+} pwb_blocked_by;
+
+typedef struct pwb_response {
+	char *decision_id;
+	pwb_verdict verdict; /* allow, annotate, redact or block */
+	char *content;	     /* the answer as the user sees it (with its
+			      * obligations), or the refusal */
+	char *refusal;	     /* NULL unless blocked */
+	bool blocked;
+	pwb_blocked_by blocked_by; /* when blocked */
+	pwb_alternative *alts;	   /* none when the prompt was blocked */
+	size_t n_alts;
+	size_t chosen; /* index in alts; SIZE_MAX when blocked */
+	char *system_prompt;
+	pwb_effective *effective; /* the bounds it was made within */
+	pwb_decision *prompt_check;
+	bool personal;	/* scored with the user's own model */
+	bool learns;	/* feedback on it will be learnt from */
+	size_t prompt_tokens, completion_tokens;
+	double seconds; /* the whole request */
+} pwb_response;
+
+void pwb_response_free(pwb_response *r);
+
+/*
+ * Serves one request. Out-of-bounds prompts and answers are not errors:
+ * the response is then a refusal (blocked, with blocked_by). Fails with
+ * PWB_ENOTFOUND (unknown org or jurisdiction), PWB_EINVAL (bad request),
+ * PWB_EBOUNDS (the user's stored settings lie outside the bounds),
+ * PWB_ETOOLARGE (the prompt does not fit the context), PWB_EIO (the
+ * engine or the guard failed: nothing is answered unchecked) or
+ * PWB_ENOMEM; diag says why. *out is NULL on failure.
+ */
+pwb_status pwb_pipeline_chat(pwb_pipeline *pl, const pwb_request *req,
+			     pwb_response **out, pwb_diag *diag);
+
+/*
+ * The response as the JSON of `pwb ask --json` (docs/pipeline.md):
+ * decision_id, verdict, content, chosen, alternatives [{id, content,
+ * verdict, score}], blocked_by, refusal, system_prompt, policy_hash, and
+ * more. *out is freed with free().
+ */
+pwb_status pwb_response_to_json(const pwb_response *r, char **out);
+
+/* ---- the personalised system prompt ---- */
+
+/*
+ * The system prompt for an effective policy: one sentence per dimension
+ * from the user's effective values (docs/pipeline.md lists the
+ * templates), the obligations that speak to the model, then the org's
+ * own `system_prompt`. *out is freed with free().
+ */
+pwb_status pwb_pipeline_system_prompt(const pwb_effective *e, char **out);
+
+/* ---- feedback (DESIGN §3.2) ---- */
+
+typedef enum pwb_fb_give_kind {
+	PWB_FB_CHOOSE, /* the user prefers `alt` over the others */
+	PWB_FB_RATING, /* a rating of `alt` (default: the chosen one) */
+	PWB_FB_PAIR    /* the user prefers `alt` over `other` */
+} pwb_fb_give_kind;
+
+typedef struct pwb_feedback_give {
+	const char *org, *user, *decision_id;
+	pwb_fb_give_kind kind;
+	const char *alt;   /* "A", ...; NULL for a rating of the chosen */
+	const char *other; /* PAIR */
+	double rating;	   /* RATING, on [1, 5] */
+} pwb_feedback_give;
+
+typedef struct pwb_feedback_result {
+	size_t pairs_learnt;	 /* 0 when learning is off for the user */
+	int64_t model_version;	 /* the user's, after the update */
+	bool consent_needed;	 /* learning needs consent the user has not
+				  * given: nothing stored, nothing learnt */
+} pwb_feedback_result;
+
+/*
+ * Checks that the decision exists, belongs to this user, was not blocked
+ * and has the alternatives named; stores the event with rater provenance
+ * (end_user); updates the user's model online (and the population model)
+ * within their bounds, and bumps the model version. Fails with
+ * PWB_ENOTFOUND (no such decision for this org), PWB_EINVAL (another
+ * user's decision, a blocked decision, an unknown alternative, a rating
+ * out of range) with the reason in diag; nothing is written then.
+ */
+pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
+				 const pwb_feedback_give *fb,
+				 pwb_feedback_result *res, pwb_diag *diag);
+
+/* The user's learned preferences in words (pwb_prefs_explain), and a
+ * reset of them (stored). */
+pwb_status pwb_pipeline_explain(pwb_pipeline *pl, const char *org,
+				const char *user, char **out, pwb_diag *diag);
+pwb_status pwb_pipeline_reset(pwb_pipeline *pl, const char *org,
+			      const char *user, pwb_diag *diag);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,366 @@
+/*
+ * feedback.c - one feedback event (DESIGN §3.2, docs/pipeline.md):
+ *
+ *   find_decision -> pairs_of -> learn (in one store transaction: the
+ *   event rows, then the user's model with a compare-and-set on its
+ *   version)
+ *
+ * A choice of alternative X prefers X over every other allowed
+ * alternative of the decision; a rating above the middle of its 1-5 scale
+ * prefers the rated alternative over the others, below the middle the
+ * others over it, and the middle itself teaches nothing.
+ */
+#include "pipeline/pipeline_int.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_ALTS PWB_ENGINE_MAX_N
+#define CAS_TRIES 3 /* another replica wrote the model: reload, retry */
+
+/* One alternative of a stored decision. */
+typedef struct stored_alt {
+	char id[8];
+	bool allowed;
+	pwb_prefs_features f;
+	bool has_features;
+} stored_alt;
+
+typedef struct fb_run {
+	pwb_pipeline *pl;
+	const pwb_feedback_give *fb;
+	stored_alt alts[MAX_ALTS];
+	size_t n_alts;
+	char chosen[8]; /* the alternative the user was served */
+	size_t pair_a[MAX_ALTS], pair_b[MAX_ALTS]; /* a preferred over b */
+	size_t n_pairs;
+	pwb_diag *diag;
+} fb_run;
+
+static pwb_status bad(pwb_diag *diag, const char *fmt, const char *a,
+		      const char *b)
+{
+	pwb_diag_add(diag, NULL, 0, 0, fmt, a, b);
+	return PWB_EINVAL;
+}
+
+/* Reads one alternative of the decision's detail. */
+static pwb_status read_alt(fb_run *fr, json_t *j, stored_alt *a)
+{
+	const char *id = json_string_value(json_object_get(j, "id"));
+	const char *verdict = json_string_value(json_object_get(j, "verdict"));
+	const char *b64 = json_string_value(json_object_get(j, "features"));
+	if (!id || strlen(id) >= sizeof(a->id) || !verdict)
+		return bad(fr->diag, "decision '%s' has a damaged record%s",
+			   fr->fb->decision_id, "");
+	strcpy(a->id, id);
+	a->allowed = strcmp(verdict, "block") != 0;
+	if (!b64 || !a->allowed)
+		return PWB_OK;
+	size_t cap = strlen(b64), len = 0;
+	unsigned char *raw = pwb__malloc(cap ? cap : 1);
+	if (!raw)
+		return PWB_ENOMEM;
+	pwb_prefs_features two[2];
+	size_t n = 0;
+	pwb_status st = PWB_EPARSE;
+	if (!sodium_base642bin(raw, cap, b64, cap, NULL, &len, NULL,
+			       sodium_base64_VARIANT_ORIGINAL))
+		st = pwb_prefs_features_unpack(fr->pl->prefs, raw, len, two,
+					       &n, fr->diag);
+	free(raw);
+	if (st)
+		return bad(fr->diag,
+			   "decision '%s' was recorded for another preference "
+			   "model layout%s",
+			   fr->fb->decision_id, "");
+	a->f = two[0];
+	a->has_features = true;
+	return PWB_OK;
+}
+
+static pwb_status read_detail(fb_run *fr, const char *detail)
+{
+	json_t *root = detail ? json_loads(detail, 0, NULL) : NULL;
+	json_t *alts = json_object_get(root, "alternatives");
+	const char *chosen = json_string_value(json_object_get(root, "chosen"));
+	pwb_status st = PWB_OK;
+	if (!json_is_array(alts) || json_array_size(alts) > MAX_ALTS)
+		st = bad(fr->diag, "decision '%s' has a damaged record%s",
+			 fr->fb->decision_id, "");
+	for (size_t i = 0; !st && i < json_array_size(alts); i++) {
+		st = read_alt(fr, json_array_get(alts, i), &fr->alts[i]);
+		fr->n_alts = i + 1;
+	}
+	if (!st && chosen && strlen(chosen) < sizeof(fr->chosen))
+		strcpy(fr->chosen, chosen);
+	json_decref(root);
+	return st;
+}
+
+/* The decision, checked to be this user's and not blocked. */
+static pwb_status find_decision(fb_run *fr)
+{
+	const pwb_feedback_give *fb = fr->fb;
+	pwb_store_decision_row row;
+	pwb_status st = pwb_store_decision_get(
+	    fr->pl->p.store, fb->org, fb->decision_id, &row, fr->diag);
+	if (st)
+		return st;
+	if (!row.user || strcmp(row.user, fb->user))
+		st = bad(fr->diag,
+			 "decision '%s' is not one of user '%s''s decisions",
+			 fb->decision_id, fb->user);
+	else if (row.verdict && !strcmp(row.verdict, "block"))
+		st = bad(fr->diag,
+			 "decision '%s' was blocked: it has no answer to "
+			 "prefer%s",
+			 fb->decision_id, "");
+	if (!st)
+		st = read_detail(fr, row.detail);
+	pwb_store_decision_row_release(&row);
+	return st;
+}
+
+static pwb_status find_alt(fb_run *fr, const char *id, size_t *out)
+{
+	for (size_t i = 0; id && i < fr->n_alts; i++)
+		if (!strcmp(fr->alts[i].id, id)) {
+			if (!fr->alts[i].allowed)
+				return bad(fr->diag,
+					   "alternative '%s' of decision '%s' "
+					   "was blocked: it cannot be chosen",
+					   id, fr->fb->decision_id);
+			*out = i;
+			return PWB_OK;
+		}
+	return bad(fr->diag, "decision '%s' has no alternative '%s'",
+		   fr->fb->decision_id, id ? id : "(none)");
+}
+
+static void add_pair(fb_run *fr, size_t a, size_t b)
+{
+	if (a != b && fr->alts[a].has_features && fr->alts[b].has_features) {
+		fr->pair_a[fr->n_pairs] = a;
+		fr->pair_b[fr->n_pairs++] = b;
+	}
+}
+
+/* The pairs the event teaches (see the top of the file). */
+static pwb_status pairs_of(fb_run *fr)
+{
+	const pwb_feedback_give *fb = fr->fb;
+	size_t x = 0, y = 0;
+	const char *alt = fb->alt ? fb->alt : fr->chosen;
+	pwb_status st = find_alt(fr, alt, &x);
+	if (st)
+		return st;
+	switch (fb->kind) {
+	case PWB_FB_PAIR:
+		if ((st = find_alt(fr, fb->other, &y)))
+			return st;
+		if (x == y)
+			return bad(fr->diag,
+				   "a pair needs two different alternatives, "
+				   "not '%s' twice%s",
+				   alt, "");
+		add_pair(fr, x, y);
+		break;
+	case PWB_FB_CHOOSE:
+		for (size_t i = 0; i < fr->n_alts; i++)
+			if (fr->alts[i].allowed)
+				add_pair(fr, x, i);
+		break;
+	case PWB_FB_RATING:
+		if (!(fb->rating >= 1 && fb->rating <= 5))
+			return bad(fr->diag,
+				   "a rating must be from 1 to 5%s%s", "", "");
+		for (size_t i = 0; fb->rating != 3 && i < fr->n_alts; i++)
+			if (fr->alts[i].allowed) {
+				if (fb->rating > 3)
+					add_pair(fr, x, i);
+				else
+					add_pair(fr, i, x);
+			}
+		break;
+	}
+	return PWB_OK;
+}
+
+/* The event's rows: one per pair (features only: the decision kept no
+ * texts), or the rating itself. */
+static pwb_status store_events(fb_run *fr, int64_t now)
+{
+	const pwb_feedback_give *fb = fr->fb;
+	pwb_store *s = fr->pl->p.store;
+	pwb_store_feedback row = {
+	    .kind = fb->kind == PWB_FB_RATING ? PWB_STORE_FB_RATING
+					      : PWB_STORE_FB_PAIR,
+	    .user = fb->user,
+	    .ts = now,
+	    .rating = fb->rating,
+	    .scale_lo = 1,
+	    .scale_hi = 5,
+	    .rater_role = "end_user",
+	    .decision_id = fb->decision_id,
+	};
+	if (fb->kind == PWB_FB_RATING || !fr->n_pairs)
+		return pwb_store_feedback_add(s, fb->org, &row,
+					      PWB_STORE_FEATURES_ONLY, now,
+					      NULL, fr->diag);
+	for (size_t k = 0; k < fr->n_pairs; k++) {
+		void *data = NULL;
+		size_t len = 0;
+		pwb_status st = pwb_prefs_features_pack(
+		    fr->pl->prefs, &fr->alts[fr->pair_a[k]].f,
+		    &fr->alts[fr->pair_b[k]].f, &data, &len);
+		row.features = data;
+		row.features_len = len;
+		if (!st)
+			st = pwb_store_feedback_add(s, fb->org, &row,
+						    PWB_STORE_FEATURES_ONLY,
+						    now, NULL, fr->diag);
+		free(data);
+		if (st)
+			return st;
+	}
+	return PWB_OK;
+}
+
+/* Learns the pairs into the user's model and writes it back, with the
+ * events, in one transaction; retried when another writer got there
+ * first. Call with pl->lock held. */
+static pwb_status learn(fb_run *fr, const pwb__user *u,
+			const pwb_prefs_bounds *b,
+			pwb_feedback_result *res)
+{
+	pwb_pipeline *pl = fr->pl;
+	pwb_store *s = pl->p.store;
+	const char *user = fr->fb->user;
+	int64_t now = (int64_t)time(NULL);
+	pwb_status st = pwb__user_model_sync(pl, user, u, fr->diag);
+	for (size_t k = 0; !st && k < fr->n_pairs; k++)
+		st = pwb_prefs_update_pair(pl->prefs, user,
+					   &fr->alts[fr->pair_a[k]].f,
+					   &fr->alts[fr->pair_b[k]].f, b);
+	void *blob = NULL;
+	size_t len = 0;
+	if (!st && fr->n_pairs)
+		st = pwb_prefs_user_save_mem(pl->prefs, user, &blob, &len);
+	if (!st)
+		st = pwb_store_begin(s, fr->diag);
+	if (st) {
+		free(blob);
+		return st;
+	}
+	st = store_events(fr, now);
+	res->model_version = u->row.model_version;
+	if (!st && blob)
+		st = pwb_store_user_set_model(s, fr->fb->org, user, blob, len,
+					      u->row.model_version,
+					      &res->model_version, now,
+					      fr->diag);
+	free(blob);
+	if (!st)
+		st = pwb_store_commit(s, fr->diag);
+	else
+		pwb_store_rollback(s);
+	if (!st)
+		res->pairs_learnt = fr->n_pairs;
+	return st;
+}
+
+pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
+				 const pwb_feedback_give *fb,
+				 pwb_feedback_result *res, pwb_diag *diag)
+{
+	memset(res, 0, sizeof(*res));
+	if (!pl->p.store) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "feedback needs a store (--db)");
+		return PWB_EINVAL;
+	}
+	if (!fb || !fb->org || !fb->user || !fb->decision_id) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "feedback needs an org, a user and a decision");
+		return PWB_EINVAL;
+	}
+	fb_run *fr = pwb__calloc(1, sizeof(*fr));
+	if (!fr)
+		return PWB_ENOMEM;
+	*fr = (fb_run){.pl = pl, .fb = fb, .diag = diag};
+	pwb__user u;
+	pwb_effective *e = NULL;
+	pwb_request req = {.org = fb->org, .user = fb->user};
+	pwb_status st = find_decision(fr);
+	if (!st)
+		st = pairs_of(fr);
+	if (!st)
+		st = pwb__user_load(pl, fb->org, fb->user, &u, diag);
+	else
+		memset(&u, 0, sizeof(u));
+	if (!st)
+		st = pwb__resolve(pl, &req, &u, &e, diag);
+	pwb_prefs_bounds b;
+	if (!st) {
+		pwb__prefs_bounds(pl, e, u.consented, &b);
+		res->consent_needed = b.needs_consent && !b.consented;
+	}
+	for (int tries = 0; !st && !res->consent_needed; tries++) {
+		pthread_mutex_lock(&pl->lock);
+		st = learn(fr, &u, &b, res);
+		pthread_mutex_unlock(&pl->lock);
+		if (st != PWB_EINVAL || tries + 1 >= CAS_TRIES ||
+		    !u.row.model_version)
+			break;
+		/* The model moved under us: reload the user and retry. */
+		pwb_diag_clear(diag);
+		pwb__user_release(&u);
+		st = pwb__user_load(pl, fb->org, fb->user, &u, diag);
+	}
+	pwb_effective_free(e);
+	pwb__user_release(&u);
+	free(fr);
+	return st;
+}
+
+pwb_status pwb_pipeline_explain(pwb_pipeline *pl, const char *org,
+				const char *user, char **out, pwb_diag *diag)
+{
+	pwb__user u;
+	pwb_status st = pwb__user_load(pl, org, user, &u, diag);
+	pthread_mutex_lock(&pl->lock);
+	if (!st)
+		st = pwb__user_model_sync(pl, user, &u, diag);
+	if (!st)
+		st = pwb_prefs_explain(pl->prefs, user, out, diag);
+	pthread_mutex_unlock(&pl->lock);
+	pwb__user_release(&u);
+	return st;
+}
+
+pwb_status pwb_pipeline_reset(pwb_pipeline *pl, const char *org,
+			      const char *user, pwb_diag *diag)
+{
+	if (!pl->p.store) {
+		pwb_diag_add(diag, NULL, 0, 0, "a reset needs a store (--db)");
+		return PWB_EINVAL;
+	}
+	pwb__user u;
+	pwb_status st = pwb__user_load(pl, org, user, &u, diag);
+	bool had = false;
+	pthread_mutex_lock(&pl->lock);
+	if (!st && !(st = pwb__user_model_sync(pl, user, &u, diag)) &&
+	    (had = pwb_prefs_has_user(pl->prefs, user)))
+		st = pwb_prefs_reset(pl->prefs, user, diag);
+	pthread_mutex_unlock(&pl->lock);
+	/* An empty model blob: the user starts again at the population. */
+	if (!st && had)
+		st = pwb_store_user_set_model(pl->p.store, org, user, "", 0, -1,
+					      NULL, (int64_t)time(NULL), diag);
+	pwb__user_release(&u);
+	return st;
+}

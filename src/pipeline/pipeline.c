@@ -1,0 +1,674 @@
+/*
+ * pipeline.c - one chat request, DESIGN §3.1 in order (docs/pipeline.md):
+ *
+ *   load_user -> pwb__resolve -> check_prompt -> build_messages ->
+ *   generate -> check_candidates -> score_candidates -> choose ->
+ *   apply_obligations -> record
+ *
+ * each a function below, called from pwb_pipeline_chat() at the end.
+ */
+#include "pipeline/pipeline_int.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+pwb_pipeline_params pwb_pipeline_default_params(void)
+{
+	return (pwb_pipeline_params){
+	    .max_tokens = 256,
+	    .temperature = 0.8,
+	    .top_p = 0.95,
+	    .stream_hold_bytes = 256,
+	};
+}
+
+/* A model of zeros laid out for the registry's categories, without
+ * embeddings: the layout must not depend on the engine, so that feedback
+ * is read back whatever engine served the request (docs/pipeline.md). */
+static pwb_status default_prefs(pwb_pipeline *pl, pwb_diag *diag)
+{
+	const pwb_policy *pol = pl->p.policy;
+	size_t n = pwb_policy_n_categories(pol);
+	if (n > PWB_PREFS_MAX_CATEGORIES)
+		n = PWB_PREFS_MAX_CATEGORIES;
+	const char **ids = pwb__calloc(n ? n : 1, sizeof(*ids));
+	if (!ids)
+		return PWB_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		ids[i] = pwb_policy_category(pol, i)->id;
+	pwb_prefs_params pp = pwb_prefs_default_params();
+	pp.categories = ids;
+	pp.n_categories = n;
+	pwb_status st = pwb_prefs_model_new(&pl->prefs, &pp, diag);
+	free(ids);
+	return st;
+}
+
+pwb_status pwb_pipeline_new(pwb_pipeline **out, const pwb_pipeline_params *p,
+			    pwb_diag *diag)
+{
+	*out = NULL;
+	if (!p || !p->policy) {
+		pwb_diag_add(diag, NULL, 0, 0, "pipeline: a policy is required");
+		if (p)
+			pwb_prefs_model_free(p->prefs);
+		return PWB_EINVAL;
+	}
+	pwb_pipeline *pl = pwb__calloc(1, sizeof(*pl));
+	if (!pl) {
+		pwb_prefs_model_free(p->prefs);
+		pwb_diag_add(diag, NULL, 0, 0, "pipeline: out of memory");
+		return PWB_ENOMEM;
+	}
+	pl->p = *p;
+	pl->p.prefs = NULL;
+	pwb_pipeline_params d = pwb_pipeline_default_params();
+	if (!pl->p.max_tokens)
+		pl->p.max_tokens = d.max_tokens;
+	if (!pl->p.stream_hold_bytes)
+		pl->p.stream_hold_bytes = d.stream_hold_bytes;
+	pthread_mutex_init(&pl->lock, NULL);
+	pl->prefs = p->prefs;
+	pwb_status st = pl->prefs ? PWB_OK : default_prefs(pl, diag);
+	if (st) {
+		pwb_pipeline_free(pl);
+		return st;
+	}
+	*out = pl;
+	return PWB_OK;
+}
+
+void pwb_pipeline_free(pwb_pipeline *pl)
+{
+	if (!pl)
+		return;
+	pwb_prefs_model_free(pl->prefs);
+	pthread_mutex_destroy(&pl->lock);
+	free(pl);
+}
+
+void pwb_response_free(pwb_response *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->n_alts; i++) {
+		free(r->alts[i].content);
+		pwb_decision_free(r->alts[i].check);
+	}
+	free(r->alts);
+	free(r->decision_id);
+	free(r->content);
+	free(r->refusal);
+	free(r->system_prompt);
+	pwb_decision_free(r->prompt_check);
+	pwb_effective_free(r->effective);
+	free(r);
+}
+
+/* ---- the user ---- */
+
+static bool consent_given(const char *json)
+{
+	if (!json)
+		return false;
+	json_t *j = json_loads(json, 0, NULL);
+	bool yes = json_is_true(json_object_get(j, "learning"));
+	json_decref(j);
+	return yes;
+}
+
+pwb_status pwb__user_load(pwb_pipeline *pl, const char *org, const char *user,
+			  pwb__user *u, pwb_diag *diag)
+{
+	memset(u, 0, sizeof(*u));
+	if (!pl->p.store)
+		return PWB_OK;
+	pwb_status st =
+	    pwb_store_user_get(pl->p.store, org, user, &u->row, diag);
+	if (st == PWB_ENOTFOUND) {
+		pwb_diag_clear(diag);
+		memset(&u->row, 0, sizeof(u->row));
+		return PWB_OK;
+	}
+	if (st)
+		return st;
+	u->found = true;
+	if (u->row.erased) {
+		pwb_diag_add(diag, NULL, 0, 0, "user '%s' was erased", user);
+		return PWB_EINVAL;
+	}
+	u->consented = consent_given(u->row.consent);
+	if (u->row.settings)
+		st = pwb_settings_parse(&u->settings, u->row.settings,
+					strlen(u->row.settings),
+					"the user's stored settings", diag);
+	return st;
+}
+
+void pwb__user_release(pwb__user *u)
+{
+	if (u->found)
+		pwb_store_user_release(&u->row);
+	pwb_settings_free(u->settings);
+	memset(u, 0, sizeof(*u));
+}
+
+pwb_status pwb__resolve(pwb_pipeline *pl, const pwb_request *req,
+			const pwb__user *u, pwb_effective **e, pwb_diag *diag)
+{
+	pwb_resolve_params rp = {
+	    .org = req->org,
+	    .jurisdictions = req->jurisdictions,
+	    .n_jurisdictions = req->n_jurisdictions,
+	    .settings = u->settings,
+	    .attrs = req->attrs,
+	};
+	return pwb_policy_resolve(e, pl->p.policy, &rp, diag);
+}
+
+pwb_status pwb__user_model_sync(pwb_pipeline *pl, const char *user,
+				const pwb__user *u, pwb_diag *diag)
+{
+	if (u->row.model && u->row.model_len)
+		return pwb_prefs_user_load_mem(pl->prefs, u->row.model,
+					       u->row.model_len, diag);
+	if (pwb_prefs_has_user(pl->prefs, user))
+		return pwb_prefs_reset(pl->prefs, user, diag);
+	return PWB_OK;
+}
+
+void pwb__prefs_bounds(const pwb_pipeline *pl, const pwb_effective *e,
+		       bool consented, pwb_prefs_bounds *b)
+{
+	pwb_prefs_bounds_init(b);
+	pwb_prefs_bounds_from_effective(b, pl->prefs, e);
+	b->consented = consented;
+}
+
+pwb_status pwb__features(pwb_pipeline *pl, const char *text, size_t len,
+			 const pwb_decision *check, pwb_prefs_features *f,
+			 pwb_diag *diag)
+{
+	const pwb_prefs_params *mp = pwb_prefs_model_params(pl->prefs);
+	double scores[PWB_PREFS_MAX_CATEGORIES] = {0};
+	for (size_t c = 0; c < mp->n_categories; c++)
+		for (size_t i = 0; check && i < pwb_decision_n_categories(check);
+		     i++) {
+			const pwb_cat_decision *cd =
+			    pwb_decision_category(check, i);
+			if (!strcmp(cd->category, mp->categories[c]))
+				scores[c] = cd->score;
+		}
+	float embed[PWB_ENGINE_MAX_EMBED];
+	const float *ev = NULL;
+	if (mp->n_embed && mp->n_embed == pwb_engine_embed_dim(pl->p.engine)) {
+		pwb_status st =
+		    pwb_engine_embed(pl->p.engine, text, len, embed, diag);
+		if (st)
+			return st;
+		ev = embed;
+	}
+	return pwb_prefs_features_compute(f, pl->prefs, text, len, scores, ev,
+					  diag);
+}
+
+/* ---- the steps of a request ---- */
+
+/* The state of one request between its steps. */
+typedef struct req_run {
+	pwb_pipeline *pl;
+	const pwb_request *req;
+	pwb_response *r;
+	pwb__user user;
+	pwb_chat_msg *msgs; /* pwb's system message, then the request's */
+	size_t n_msgs;
+	char *redacted_prompt; /* the last user turn, redacted, or NULL */
+	pwb_generation gen;
+	pwb_prefs_features *feats; /* per alternative */
+	double t0;
+} req_run;
+
+static pwb_status check_request(const pwb_request *req, pwb_diag *diag)
+{
+	const char *bad = NULL;
+	if (!req || !req->org || !*req->org)
+		bad = "a request needs an org";
+	else if (!req->user || !*req->user)
+		bad = "a request needs a user";
+	else if (!req->msgs || !req->n_msgs)
+		bad = "a request needs at least one message";
+	else if (req->n > PWB_ENGINE_MAX_N)
+		bad = "n must be at most 16";
+	else if (req->max_tokens > PWB_ENGINE_MAX_TOKENS)
+		bad = "max_tokens must be at most 8192";
+	if (!bad) {
+		bool user_turn = false;
+		for (size_t i = 0; i < req->n_msgs; i++)
+			if (req->msgs[i].role &&
+			    !strcmp(req->msgs[i].role, "user"))
+				user_turn = true;
+		if (!user_turn)
+			bad = "a request needs a user message";
+	}
+	if (bad)
+		pwb_diag_add(diag, NULL, 0, 0, "%s", bad);
+	return bad ? PWB_EINVAL : PWB_OK;
+}
+
+/* The index of the last user turn: the prompt the input rails check. */
+static size_t last_user_turn(const pwb_request *req)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < req->n_msgs; i++)
+		if (req->msgs[i].role && !strcmp(req->msgs[i].role, "user"))
+			k = i;
+	return k;
+}
+
+/* Fills blocked_by from a blocking category of a check. */
+static void set_blocked(pwb_response *r, const pwb_cat_decision *c,
+			const char *on)
+{
+	r->blocked = true;
+	r->verdict = PWB_VERDICT_BLOCK;
+	r->chosen = SIZE_MAX;
+	r->blocked_by = (pwb_blocked_by){
+	    .tier = pwb_cat_decision_block_tier(c),
+	    .source = c->set_by.source,
+	    .category = c->category,
+	    .basis = c->set_by.basis,
+	    .file = c->set_by.file,
+	    .line = c->set_by.line,
+	    .on = on,
+	};
+	if (r->blocked_by.tier == PWB_TIER_USER) {
+		r->blocked_by.source = "user";
+		r->blocked_by.basis = "your own setting";
+		r->blocked_by.file = NULL;
+		r->blocked_by.line = 0;
+	}
+}
+
+static pwb_status refuse(req_run *rr, const pwb_decision *d, const char *on)
+{
+	pwb_response *r = rr->r;
+	set_blocked(r, pwb_decision_blocked_by(d), on);
+	const char *text = pwb_decision_refusal(d);
+	if (!(r->refusal = pwb__strdup(text ? text : "")))
+		return PWB_ENOMEM;
+	/* A stream already holds what its caller got: the text released
+	 * before the block, then the refusal. */
+	if (!r->content && !(r->content = pwb__strdup(r->refusal)))
+		return PWB_ENOMEM;
+	return PWB_OK;
+}
+
+static pwb_status check_prompt(req_run *rr, bool *blocked, pwb_diag *diag)
+{
+	const pwb_chat_msg *m = &rr->req->msgs[last_user_turn(rr->req)];
+	pwb_status st = pwb_bounds_check(&rr->r->prompt_check, rr->pl->p.bounds,
+					 rr->r->effective, PWB_ROLE_PROMPT,
+					 m->content, strlen(m->content), diag);
+	if (st)
+		return st;
+	pwb_verdict v = pwb_decision_verdict(rr->r->prompt_check);
+	*blocked = v == PWB_VERDICT_BLOCK;
+	if (*blocked)
+		return refuse(rr, rr->r->prompt_check, "prompt");
+	if (v == PWB_VERDICT_REDACT &&
+	    !(rr->redacted_prompt =
+		  pwb__strdup(pwb_decision_redacted(rr->r->prompt_check))))
+		return PWB_ENOMEM;
+	return PWB_OK;
+}
+
+/* pwb's system prompt first, then the request's turns (the last user
+ * turn redacted when the input rails redacted it). */
+static pwb_status build_messages(req_run *rr)
+{
+	pwb_status st = pwb_pipeline_system_prompt(rr->r->effective,
+						   &rr->r->system_prompt);
+	if (st)
+		return st;
+	size_t n = rr->req->n_msgs + 1;
+	if (!(rr->msgs = pwb__calloc(n, sizeof(*rr->msgs))))
+		return PWB_ENOMEM;
+	rr->msgs[0] = (pwb_chat_msg){"system", rr->r->system_prompt};
+	size_t last = last_user_turn(rr->req);
+	for (size_t i = 0; i < rr->req->n_msgs; i++) {
+		rr->msgs[i + 1] = rr->req->msgs[i];
+		if (i == last && rr->redacted_prompt)
+			rr->msgs[i + 1].content = rr->redacted_prompt;
+	}
+	rr->n_msgs = n;
+	return PWB_OK;
+}
+
+static pwb_gen_params gen_params(const req_run *rr)
+{
+	const pwb_pipeline *pl = rr->pl;
+	pwb_gen_params gp = pwb_gen_default_params();
+	int org_n = pwb_effective_candidates(rr->r->effective);
+	gp.n = rr->req->n ? rr->req->n : (size_t)(org_n > 0 ? org_n : 1);
+	if (rr->req->on_text)
+		gp.n = 1; /* a stream serves one candidate (docs/pipeline.md) */
+	gp.seed = rr->req->seed ? rr->req->seed : (uint64_t)time(NULL);
+	gp.temperature = pl->p.temperature;
+	gp.top_p = pl->p.top_p;
+	gp.max_tokens =
+	    rr->req->max_tokens ? rr->req->max_tokens : pl->p.max_tokens;
+	gp.timeout_ms = pl->p.timeout_ms;
+	return gp;
+}
+
+static pwb_status generate(req_run *rr, pwb_diag *diag)
+{
+	pwb_gen_params gp = gen_params(rr);
+	if (rr->req->on_text)
+		return pwb__stream_generate(rr->pl, rr->req, rr->r->effective,
+					    rr->msgs, rr->n_msgs, &gp, rr->r,
+					    &rr->gen, diag);
+	return pwb_engine_generate(rr->pl->p.engine, rr->msgs, rr->n_msgs, &gp,
+				   &rr->gen, diag);
+}
+
+/* The output rails on every candidate; blocked ones stay listed. */
+static pwb_status check_candidates(req_run *rr, pwb_diag *diag)
+{
+	pwb_response *r = rr->r;
+	size_t n = rr->gen.n;
+	if (!(r->alts = pwb__calloc(n, sizeof(*r->alts))))
+		return PWB_ENOMEM;
+	r->n_alts = n;
+	for (size_t i = 0; i < n; i++) {
+		pwb_alternative *a = &r->alts[i];
+		pwb_candidate *c = &rr->gen.cands[i];
+		a->id[0] = (char)('A' + i);
+		a->finish = pwb_finish_str(c->finish);
+		pwb_status st = pwb_bounds_check(
+		    &a->check, rr->pl->p.bounds, r->effective,
+		    PWB_ROLE_RESPONSE, c->text, c->len, diag);
+		if (st)
+			return st;
+		a->verdict = pwb_decision_verdict(a->check);
+		const char *txt = a->verdict == PWB_VERDICT_REDACT
+				      ? pwb_decision_redacted(a->check)
+				      : c->text;
+		if (!(a->content = pwb__strdup(txt)))
+			return PWB_ENOMEM;
+	}
+	return PWB_OK;
+}
+
+/* Features of every allowed alternative, then their scores under the
+ * user's model (the population model for a user without one). */
+static pwb_status score_candidates(req_run *rr, pwb_diag *diag)
+{
+	pwb_pipeline *pl = rr->pl;
+	pwb_response *r = rr->r;
+	if (!(rr->feats = pwb__calloc(r->n_alts, sizeof(*rr->feats))))
+		return PWB_ENOMEM;
+	for (size_t i = 0; i < r->n_alts; i++) {
+		if (r->alts[i].verdict == PWB_VERDICT_BLOCK)
+			continue;
+		const char *t = r->alts[i].content;
+		pwb_status st = *t ? pwb__features(pl, t, strlen(t),
+						   r->alts[i].check,
+						   &rr->feats[i], diag)
+				   : PWB_OK;
+		if (st)
+			return st;
+	}
+	pwb_prefs_bounds b;
+	pwb__prefs_bounds(pl, r->effective, rr->user.consented, &b);
+	r->learns = pl->p.store && !(b.needs_consent && !b.consented);
+	double scores[PWB_ENGINE_MAX_N];
+	pthread_mutex_lock(&pl->lock);
+	pwb_status st = pwb__user_model_sync(pl, rr->req->user, &rr->user, diag);
+	/* Without consent, the user's own model is not used either. */
+	const char *who = r->learns ? rr->req->user : NULL;
+	r->personal = !st && who && pwb_prefs_has_user(pl->prefs, who);
+	if (!st)
+		pwb_prefs_score(pl->prefs, who, rr->feats, r->n_alts, &b,
+				PWB_PREFS_PERSONAL, scores);
+	pthread_mutex_unlock(&pl->lock);
+	for (size_t i = 0; !st && i < r->n_alts; i++)
+		r->alts[i].score =
+		    r->alts[i].verdict == PWB_VERDICT_BLOCK ? 0 : scores[i];
+	return st;
+}
+
+/* The best allowed alternative; none: the refusal of the first. */
+static pwb_status choose(req_run *rr)
+{
+	pwb_response *r = rr->r;
+	size_t best = SIZE_MAX;
+	for (size_t i = 0; i < r->n_alts; i++)
+		if (r->alts[i].verdict != PWB_VERDICT_BLOCK &&
+		    (best == SIZE_MAX || r->alts[i].score > r->alts[best].score))
+			best = i;
+	if (best == SIZE_MAX)
+		return refuse(rr, r->alts[0].check, "response");
+	r->chosen = best;
+	r->verdict = r->alts[best].verdict;
+	return PWB_OK;
+}
+
+/* A stream's obligations: after the answer, since they are known only
+ * once it is complete (docs/pipeline.md). */
+static pwb_status stream_obligations(req_run *rr)
+{
+	pwb_response *r = rr->r;
+	const pwb_alternative *a = &r->alts[r->chosen];
+	pwb__buf o;
+	pwb__buf_init(&o, 0);
+	pwb__buf_adds(&o, r->content);
+	size_t from = o.len;
+	for (size_t i = 0; i < pwb_decision_n_obligations(a->check); i++) {
+		const pwb_dec_obligation *ob =
+		    pwb_decision_obligation(a->check, i);
+		if (ob->placement != PWB_PLACE_SYSTEM && ob->text)
+			pwb__buf_addf(&o, "\n\n%s", ob->text);
+	}
+	if (o.err) {
+		pwb__buf_release(&o);
+		return PWB_ENOMEM;
+	}
+	if (o.len > from)
+		rr->req->on_text(rr->req->on_text_user, o.s + from,
+				 o.len - from, false);
+	free(r->content);
+	r->content = pwb__buf_detach(&o);
+	return r->content ? PWB_OK : PWB_ENOMEM;
+}
+
+/* The chosen answer with its obligations' texts before and after it. */
+static pwb_status apply_obligations(req_run *rr)
+{
+	pwb_response *r = rr->r;
+	const pwb_alternative *a = &r->alts[r->chosen];
+	if (rr->req->on_text)
+		return stream_obligations(rr);
+	pwb__buf o;
+	pwb__buf_init(&o, 0);
+	size_t n = pwb_decision_n_obligations(a->check);
+	for (size_t i = 0; i < n; i++) {
+		const pwb_dec_obligation *ob =
+		    pwb_decision_obligation(a->check, i);
+		if (ob->placement == PWB_PLACE_PREPEND && ob->text)
+			pwb__buf_addf(&o, "%s\n\n", ob->text);
+	}
+	pwb__buf_adds(&o, a->content);
+	for (size_t i = 0; i < n; i++) {
+		const pwb_dec_obligation *ob =
+		    pwb_decision_obligation(a->check, i);
+		if (ob->placement == PWB_PLACE_APPEND && ob->text)
+			pwb__buf_addf(&o, "\n\n%s", ob->text);
+	}
+	if (o.err) {
+		pwb__buf_release(&o);
+		return PWB_ENOMEM;
+	}
+	r->content = pwb__buf_detach(&o);
+	return r->content ? PWB_OK : PWB_ENOMEM;
+}
+
+static pwb_status new_decision_id(pwb_response *r)
+{
+	unsigned char raw[12];
+	randombytes_buf(raw, sizeof(raw));
+	char hex[2 * sizeof(raw) + 1];
+	sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+	pwb__buf b;
+	pwb__buf_init(&b, 0);
+	pwb__buf_addf(&b, "dec_%s", hex);
+	r->decision_id = b.err ? NULL : pwb__buf_detach(&b);
+	return r->decision_id ? PWB_OK : PWB_ENOMEM;
+}
+
+/* The decision's detail: each alternative's verdict, score and packed
+ * features (so that feedback can name it), never its text. */
+static pwb_status decision_detail(req_run *rr, char **out)
+{
+	pwb_response *r = rr->r;
+	json_t *alts = json_array();
+	bool bad = !alts;
+	for (size_t i = 0; !bad && i < r->n_alts; i++) {
+		const pwb_alternative *a = &r->alts[i];
+		char *b64 = NULL;
+		if (a->verdict != PWB_VERDICT_BLOCK && rr->feats &&
+		    rr->feats[i].n) {
+			void *data;
+			size_t len;
+			if (pwb_prefs_features_pack(rr->pl->prefs,
+						    &rr->feats[i], NULL, &data,
+						    &len))
+				bad = true;
+			else {
+				size_t cap = sodium_base64_encoded_len(
+				    len, sodium_base64_VARIANT_ORIGINAL);
+				if ((b64 = pwb__malloc(cap)))
+					sodium_bin2base64(
+					    b64, cap, data, len,
+					    sodium_base64_VARIANT_ORIGINAL);
+				free(data);
+				bad = !b64;
+			}
+		}
+		json_t *j = json_pack("{s:s, s:s, s:f, s:s*}", "id", a->id,
+				      "verdict", pwb_verdict_str(a->verdict),
+				      "score", a->score, "features", b64);
+		free(b64);
+		bad |= !j || json_array_append_new(alts, j);
+	}
+	json_t *root = bad ? NULL
+			   : json_pack("{s:o, s:s*, s:b, s:s*}", "alternatives",
+				       alts, "chosen",
+				       r->chosen == SIZE_MAX
+					   ? NULL
+					   : r->alts[r->chosen].id,
+				       "learns", r->learns, "blocked_on",
+				       r->blocked ? r->blocked_by.on : NULL);
+	if (!root && !bad)
+		alts = NULL; /* json_pack took it even on failure */
+	else if (bad)
+		json_decref(alts);
+	*out = root ? json_dumps(root, JSON_COMPACT) : NULL;
+	json_decref(root);
+	return *out ? PWB_OK : PWB_ENOMEM;
+}
+
+static pwb_status record(req_run *rr, pwb_diag *diag)
+{
+	pwb_response *r = rr->r;
+	pwb_status st = new_decision_id(r);
+	if (st || !rr->pl->p.store)
+		return st;
+	char *detail = NULL;
+	if ((st = decision_detail(rr, &detail)))
+		return st;
+	pwb_store_decision d = {
+	    .id = r->decision_id,
+	    .user = rr->req->user,
+	    .ts = (int64_t)time(NULL),
+	    .policy_hash = pwb_effective_hash(r->effective),
+	    .verdict = pwb_verdict_str(r->verdict),
+	    .blocked_tier = r->blocked ? pwb_tier_str(r->blocked_by.tier) : NULL,
+	    .blocked_category = r->blocked ? r->blocked_by.category : NULL,
+	    .detail = detail,
+	};
+	st = pwb_store_decision_add(rr->pl->p.store, rr->req->org, &d, diag);
+	free(detail);
+	return st;
+}
+
+static void run_release(req_run *rr)
+{
+	pwb__user_release(&rr->user);
+	pwb_generation_release(&rr->gen);
+	free(rr->msgs);
+	free(rr->redacted_prompt);
+	free(rr->feats);
+}
+
+/* Everything after the prompt passed: generate, check, choose. */
+static pwb_status answer(req_run *rr, pwb_diag *diag)
+{
+	pwb_status st = build_messages(rr);
+	if (!st)
+		st = generate(rr, diag);
+	if (!st) {
+		rr->r->prompt_tokens = rr->gen.prompt_tokens;
+		rr->r->completion_tokens = rr->gen.completion_tokens;
+		st = check_candidates(rr, diag);
+	}
+	if (!st)
+		st = score_candidates(rr, diag);
+	if (!st)
+		st = choose(rr);
+	if (!st && !rr->r->blocked)
+		st = apply_obligations(rr);
+	return st;
+}
+
+pwb_status pwb_pipeline_chat(pwb_pipeline *pl, const pwb_request *req,
+			     pwb_response **out, pwb_diag *diag)
+{
+	*out = NULL;
+	size_t mark = pwb__diag_mark(diag);
+	pwb_status st = check_request(req, diag);
+	if (st)
+		return st;
+	if (!pl->p.bounds || !pl->p.engine) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "pipeline: answering needs bounds and an engine");
+		return PWB_EINVAL;
+	}
+	req_run rr = {.pl = pl, .req = req, .t0 = pwb__now()};
+	if (!(rr.r = pwb__calloc(1, sizeof(*rr.r))))
+		return pwb__diag_fail(diag, mark, PWB_ENOMEM, "pipeline");
+	rr.r->chosen = SIZE_MAX;
+	bool blocked = false;
+	st = pwb__user_load(pl, req->org, req->user, &rr.user, diag);
+	if (!st)
+		st = pwb__resolve(pl, req, &rr.user, &rr.r->effective, diag);
+	if (!st)
+		st = check_prompt(&rr, &blocked, diag);
+	if (!st && !blocked)
+		st = answer(&rr, diag);
+	if (!st)
+		st = record(&rr, diag);
+	run_release(&rr);
+	if (st) {
+		pwb_response_free(rr.r);
+		return pwb__diag_fail(diag, mark, st, "pipeline");
+	}
+	rr.r->seconds = pwb__now() - rr.t0;
+	*out = rr.r;
+	return PWB_OK;
+}

@@ -1,0 +1,60 @@
+/*
+ * pipeline_int.h - what the pipeline's files share: the pipeline itself,
+ * the preference model behind its lock, and the steps each file gives.
+ * Not part of the public API.
+ */
+#ifndef PWB_PIPELINE_INT_H
+#define PWB_PIPELINE_INT_H
+
+#include <pthread.h>
+
+#include "pwb/pipeline.h"
+#include "util/util.h"
+
+struct pwb_pipeline {
+	pwb_pipeline_params p;
+	pwb_prefs_model *prefs; /* owned; behind lock */
+	pthread_mutex_t lock;
+};
+
+/* A user as the store keeps them, for one request. */
+typedef struct pwb__user {
+	pwb_store_user row; /* zeroed when the store has no such user */
+	bool found;
+	pwb_settings *settings; /* parsed; NULL when none */
+	bool consented;		/* consent JSON says "learning": true */
+} pwb__user;
+
+pwb_status pwb__user_load(pwb_pipeline *pl, const char *org, const char *user,
+			  pwb__user *u, pwb_diag *diag);
+void pwb__user_release(pwb__user *u);
+
+/* Resolves the user's effective policy for a request. */
+pwb_status pwb__resolve(pwb_pipeline *pl, const pwb_request *req,
+			const pwb__user *u, pwb_effective **e,
+			pwb_diag *diag);
+
+/* Replaces the user's deviation in the shared model by the stored one
+ * (or forgets it when none is stored). Call with pl->lock held. */
+pwb_status pwb__user_model_sync(pwb_pipeline *pl, const char *user,
+				const pwb__user *u, pwb_diag *diag);
+
+/* The preference bounds of a user for the shared model. */
+void pwb__prefs_bounds(const pwb_pipeline *pl, const pwb_effective *e,
+		       bool consented, pwb_prefs_bounds *b);
+
+/* The features of one answer for the shared model, from its output
+ * check's category scores and (when the model takes them) the engine's
+ * embedding. */
+pwb_status pwb__features(pwb_pipeline *pl, const char *text, size_t len,
+			 const pwb_decision *check, pwb_prefs_features *f,
+			 pwb_diag *diag);
+
+/* Streaming: generates one candidate and releases checked text (stream.c). */
+pwb_status pwb__stream_generate(pwb_pipeline *pl, const pwb_request *req,
+				const pwb_effective *e,
+				const pwb_chat_msg *msgs, size_t n_msgs,
+				const pwb_gen_params *gp, pwb_response *r,
+				pwb_generation *gen, pwb_diag *diag);
+
+#endif
