@@ -668,7 +668,10 @@ static int cmd_import(cli_args *a)
 
 static const char give_usage[] =
     "Usage: pwb feedback give --db URL --policies DIR --org ID --user ID "
-    "--decision ID (--choose ALT | --rating R | --prefer ALT --over ALT)\n"
+    "--decision ID\n"
+    "           (--choose ALT | --rating R [--alt ALT] | --prefer ALT "
+    "--over ALT)\n"
+    "           [--prefs MODEL] [--json]\n"
     "\n"
     "Feedback on one decision of 'pwb ask' (docs/pipeline.md): the user\n"
     "prefers an alternative over the others (--choose), over one other\n"

@@ -56,7 +56,7 @@ static pwb_status read_alt(fb_run *fr, json_t *j, stored_alt *a)
 	if (!id || strlen(id) >= sizeof(a->id) || !verdict)
 		return bad(fr->diag, "decision '%s' has a damaged record%s",
 			   fr->fb->decision_id, "");
-	strcpy(a->id, id);
+	memcpy(a->id, id, strlen(id) + 1);
 	a->allowed = strcmp(verdict, "block") != 0;
 	if (!b64 || !a->allowed)
 		return PWB_OK;
@@ -96,7 +96,7 @@ static pwb_status read_detail(fb_run *fr, const char *detail)
 		fr->n_alts = i + 1;
 	}
 	if (!st && chosen && strlen(chosen) < sizeof(fr->chosen))
-		strcpy(fr->chosen, chosen);
+		memcpy(fr->chosen, chosen, strlen(chosen) + 1);
 	json_decref(root);
 	return st;
 }

@@ -241,6 +241,7 @@ for g in $groups; do
 		ok "pwb $g --help"; fi
 done
 for cmd in "${commands[@]}"; do
+	[ "$cmd" = "${cmd#* }" ] && continue # a command without subcommands
 	g=${cmd% *} s=${cmd#* }
 	t=$(typo "$s")
 	run "$g" "$t"
