@@ -63,18 +63,26 @@ typedef struct oa_engine {
 
 /* ---- messages: never the key, never raw control bytes ---- */
 
-/* Replaces every occurrence of the key in msg (NUL-terminated, in place)
- * with "[key]": an endpoint may echo the header it was sent. */
+/*
+ * Replaces every occurrence of the key in msg (NUL-terminated, in place)
+ * with "[key]", or with as many '*' when the key is shorter than that (the
+ * text never grows): an endpoint may echo the header it was sent.
+ */
 static void scrub_key(const oa_engine *e, char *msg)
 {
 	if (!e->key)
 		return;
 	size_t kl = strlen(e->key);
-	char *hit;
-	while ((hit = strstr(msg, e->key))) {
-		size_t rest = strlen(hit + kl);
-		memcpy(hit, "[key]", 5);
-		memmove(hit + 5, hit + kl, rest + 1);
+	char *at = msg, *hit;
+	while ((hit = strstr(at, e->key))) {
+		if (kl >= 5) {
+			memcpy(hit, "[key]", 5);
+			memmove(hit + 5, hit + kl, strlen(hit + kl) + 1);
+			at = hit + 5;
+		} else {
+			memset(hit, '*', kl);
+			at = hit + kl;
+		}
 	}
 }
 
@@ -95,20 +103,30 @@ static void oa_log(const oa_engine *e, pwb_log_level level, const char *fmt,
 }
 
 /*
- * Copies an endpoint's text for quoting: at most MAX_QUOTE bytes, cut at
- * a character boundary, control bytes as spaces.
+ * Copies an endpoint's text for quoting: the key scrubbed first (a cut
+ * through it would leave part of it), then at most MAX_QUOTE bytes, cut
+ * at a character boundary, control bytes as spaces. out has room for
+ * MAX_QUOTE + 4 bytes.
  */
-static void quote(char *out, size_t size, const char *s, size_t len)
+static void quote(const oa_engine *e, char *out, const char *s)
 {
-	size_t n = len < MAX_QUOTE ? len : MAX_QUOTE;
-	if (n >= size - 4)
-		n = size - 4;
-	if (n < len)
-		while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
+	size_t kl = e->key ? strlen(e->key) : 0;
+	size_t take = strnlen(s, MAX_QUOTE + kl);
+	char *t = pwb__strndup(s, take);
+	if (!t) {
+		memcpy(out, "(not shown)", 12);
+		return;
+	}
+	scrub_key(e, t);
+	size_t len = strlen(t), n = len < MAX_QUOTE ? len : MAX_QUOTE;
+	bool cut = n < len || s[take];
+	while (n < len && n && ((unsigned char)t[n] & 0xC0) == 0x80)
+		n--;
 	for (size_t i = 0; i < n; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
-	memcpy(out + n, n < len ? "..." : "", n < len ? 4 : 1);
+		out[i] =
+		    (unsigned char)t[i] < 0x20 || t[i] == 0x7f ? ' ' : t[i];
+	memcpy(out + n, cut ? "..." : "", cut ? 4 : 1);
+	free(t);
 }
 
 /* ---- the engine ---- */
@@ -344,7 +362,7 @@ typedef struct oa_call {
 	oa_req req[PWB_ENGINE_MAX_N];
 	size_t n_req;
 	pwb__cand cand[PWB_ENGINE_MAX_N];
-	bool seen[PWB_ENGINE_MAX_N];	  /* a choice for it arrived */
+	bool seen[PWB_ENGINE_MAX_N];	 /* a choice for it arrived */
 	bool finished[PWB_ENGINE_MAX_N]; /* it came with a finish_reason */
 	size_t prompt_tokens;
 	size_t completion_tokens;
@@ -409,6 +427,21 @@ static pwb_status req_malformed(oa_req *r, const char *fmt, ...)
 
 /* ---- the request body ---- */
 
+/* JSON carries UTF-8 only; jansson would refuse the rest without
+ * saying why. */
+static bool not_utf8(const char *s, const char *what, size_t i, const char *who,
+		     pwb_diag *diag)
+{
+	int line, col;
+	bool nul;
+	if (pwb__utf8_valid(s, strlen(s), &line, &col, &nul))
+		return false;
+	pwb_diag_add(diag, NULL, 0, 0,
+		     "%s: %s %zu is not valid UTF-8 (line %d, column %d)", who,
+		     what, i + 1, line, col);
+	return true;
+}
+
 static pwb_status add_messages(json_t *t, const pwb_chat_msg *msgs,
 			       size_t n_msgs, const char *who, pwb_diag *diag)
 {
@@ -416,18 +449,10 @@ static pwb_status add_messages(json_t *t, const pwb_chat_msg *msgs,
 	if (!arr || json_object_set_new(t, "messages", arr))
 		return PWB_ENOMEM;
 	for (size_t i = 0; i < n_msgs; i++) {
-		int line, col;
-		bool nul;
-		size_t len = strlen(msgs[i].content);
-		if (!pwb__utf8_valid(msgs[i].content, len, &line, &col, &nul)) {
-			pwb_diag_add(diag, NULL, 0, 0,
-				     "%s: message %zu is not valid UTF-8 "
-				     "(line %d, column %d)",
-				     who, i + 1, line, col);
+		if (not_utf8(msgs[i].content, "message", i, who, diag))
 			return PWB_EINVAL;
-		}
-		json_t *m = json_pack("{s:s, s:s%}", "role", msgs[i].role,
-				      "content", msgs[i].content, len);
+		json_t *m = json_pack("{s:s, s:s}", "role", msgs[i].role,
+				      "content", msgs[i].content);
 		if (!m || json_array_append_new(arr, m))
 			return PWB_ENOMEM;
 	}
@@ -457,9 +482,13 @@ static pwb_status make_template(oa_call *c, const pwb_chat_msg *msgs,
 	json_t *stop = json_array();
 	if (!stop || json_object_set_new(t, "stop", stop))
 		return PWB_ENOMEM;
+	for (size_t i = 0; i < p->n_stop; i++)
+		if (not_utf8(p->stop[i], "stop string", i, c->e->head.name,
+			     c->diag))
+			return PWB_EINVAL;
 	for (size_t i = 0; i < p->n_stop && i < MAX_SERVER_STOP; i++)
 		if (json_array_append_new(stop, json_string(p->stop[i])))
-			return PWB_EINVAL; /* not UTF-8 */
+			return PWB_ENOMEM;
 	return PWB_OK;
 }
 
@@ -472,8 +501,7 @@ static char *make_body(oa_call *c, size_t first, size_t n)
 	/* n is left out when 1: some servers refuse the field itself. */
 	if (n == 1)
 		json_object_del(c->tmpl, "n");
-	else if (json_object_set_new(c->tmpl, "n",
-				     json_integer((json_int_t)n)))
+	else if (json_object_set_new(c->tmpl, "n", json_integer((json_int_t)n)))
 		return NULL;
 	char *s = json_dumps(c->tmpl, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	if (!s)
@@ -534,9 +562,9 @@ static pwb_status take_choice(oa_req *r, json_t *o, size_t pos, bool delta)
 	json_t *text = json_is_object(m) ? json_object_get(m, "content")
 					 : json_object_get(o, "text");
 	if (text && !json_is_string(text) && !json_is_null(text))
-		return req_malformed(r, "choice %zu has content that is not "
-					"a string",
-				     (size_t)k);
+		return req_malformed(
+		    r, "choice %zu has content that is not a string",
+		    (size_t)k);
 	if (json_is_string(text) && json_string_length(text)) {
 		r->added = true;
 		cand_text(c, ci, json_string_value(text),
@@ -575,9 +603,8 @@ static pwb_status take_answer(oa_req *r, json_t *j, bool delta)
 	json_t *err = json_object_get(j, "error");
 	if (err && !json_is_null(err)) {
 		const char *t = error_text(j);
-		char q[MAX_QUOTE + 8];
-		quote(q, sizeof(q), t ? t : "(no message)",
-		      t ? strlen(t) : 12);
+		char q[MAX_QUOTE + 4];
+		quote(r->call->e, q, t ? t : "(no message)");
 		return req_bad(r, PWB_EIO, "%s reported an error: %s",
 			       r->call->e->endpoint, q);
 	}
@@ -687,11 +714,13 @@ static pwb_status req_init(oa_call *c, oa_req *r, size_t first, size_t n)
 	r->start_at = pwb__now();
 	pwb__sse_init(&r->parser, 0, 0);
 	pwb__buf_init(&r->raw, 0);
-	if (!(r->body = make_body(c, first, n)) || !(r->easy = curl_easy_init()))
+	if (!(r->body = make_body(c, first, n)) ||
+	    !(r->easy = curl_easy_init()))
 		return PWB_ENOMEM;
 	const char *hdrs[] = {
 	    "Content-Type: application/json",
-	    e->stream ? "Accept: text/event-stream" : "Accept: application/json",
+	    e->stream ? "Accept: text/event-stream"
+		      : "Accept: application/json",
 	    "Expect:", /* no 100-continue round trip for large prompts */
 	    e->auth,
 	};
@@ -798,17 +827,21 @@ static void transfer_error(oa_call *c, oa_req *r, CURLcode rc, bool *retry)
 	curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &os_errno);
 	*retry = false;
 	switch (rc) {
-	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_OPERATION_TIMEDOUT: {
 		if (c->deadline && time_left(c) < 0.005) {
 			req_bad(r, PWB_EIO, "%s timed out after %d ms", url,
 				c->timeout_ms);
 			return;
 		}
+		/* Time is left: it was the connect timeout. */
 		*retry = true;
-		req_bad(r, PWB_EIO, "cannot connect to %s: no connection "
-				    "within %d ms", url,
-			c->e->connect_timeout_ms);
+		curl_off_t us = 0;
+		curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &us);
+		req_bad(r, PWB_EIO,
+			"cannot connect to %s: no connection after %ld ms", url,
+			(long)(us / 1000));
 		return;
+	}
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
@@ -838,9 +871,9 @@ static void http_error(oa_call *c, oa_req *r, long status, bool *retry)
 	*retry = status == 429 || status >= 500;
 	json_t *j = json_loadb(r->raw.s ? r->raw.s : "", r->raw.len, 0, NULL);
 	const char *t = error_text(j);
-	char q[MAX_QUOTE + 8];
+	char q[MAX_QUOTE + 4];
 	if (t)
-		quote(q, sizeof(q), t, strlen(t));
+		quote(c->e, q, t);
 	req_bad(r, PWB_EIO, "%s answered HTTP %ld%s%s", c->e->endpoint, status,
 		t ? ": " : "", t ? q : "");
 	json_decref(j);
@@ -852,9 +885,9 @@ static void take_json(oa_call *c, oa_req *r)
 	json_error_t je;
 	json_t *j = json_loadb(r->raw.s ? r->raw.s : "", r->raw.len, 0, &je);
 	if (!j) {
-		req_bad(r, PWB_EIO, "%s sent malformed JSON: %s (line %d, "
-				    "column %d)", c->e->endpoint, je.text,
-			je.line, je.column);
+		req_bad(r, PWB_EIO,
+			"%s sent malformed JSON: %s (line %d, column %d)",
+			c->e->endpoint, je.text, je.line, je.column);
 		return;
 	}
 	take_answer(r, j, false);
@@ -895,8 +928,10 @@ static void req_judge(oa_call *c, oa_req *r, CURLcode rc, bool *retry)
 	} else if (r->raw.err || (r->sse && r->parser.err == PWB_ENOMEM)) {
 		req_bad(r, PWB_ENOMEM, "%s: out of memory", c->e->endpoint);
 	} else if (r->sse && r->parser.err) {
-		req_malformed(r, "a line or an event of more than %zu bytes",
-			      r->parser.max_line);
+		req_malformed(r,
+			      "a line of more than %zu bytes or an event of "
+			      "more than %zu",
+			      r->parser.max_line, r->parser.max_event);
 	} else if (rc != CURLE_OK &&
 		   !(rc == CURLE_WRITE_ERROR && r->stopped_early)) {
 		transfer_error(c, r, rc, retry);
@@ -952,8 +987,8 @@ static void req_retry(oa_call *c, oa_req *r)
 				  r->why, c->timeout_ms);
 		return;
 	}
-	oa_log(c->e, PWB_LOG_WARN, "%s: %s; trying again in %.0f ms (try %d "
-				   "of %d)",
+	oa_log(c->e, PWB_LOG_WARN,
+	       "%s: %s; trying again in %.0f ms (try %d of %d)",
 	       c->e->head.name, r->why, wait * 1000, r->tries + 1,
 	       c->e->retries + 1);
 	req_clear_answer(r);

@@ -32,9 +32,9 @@ typedef pwb_status (*pwb__sse_event_fn)(void *user, const char *type,
 					const char *data, size_t len);
 
 typedef struct pwb__sse {
-	pwb__buf line;	/* the line being read, without its end */
-	pwb__buf data;	/* the event's data lines, each ending in '\n' */
-	pwb__buf type;	/* the event's "event" field */
+	pwb__buf line; /* the line being read, without its end */
+	pwb__buf data; /* the event's data lines, each ending in '\n' */
+	pwb__buf type; /* the event's "event" field */
 	size_t max_line;
 	size_t max_event;
 	bool after_cr;	/* the last byte was '\r': a '\n' next is its pair */
