@@ -272,6 +272,57 @@ int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out);
  * false); prints why it cannot be read. */
 pwb_prefs_model *cli_prefs_open(const char *path, bool *failed);
 
+/* The options of every generating command (ask, chat): bounds, engine,
+ * store and sampling. temperature < 0: the pipeline's default. */
+typedef struct cli_gen_opts {
+	cli_resolve ra;
+	cli_engine_opts eo;
+	const char *user, *db, *prefs, *lexicons, *detector;
+	size_t n, max_tokens;
+	uint64_t seed;
+	double temperature;
+} cli_gen_opts;
+
+#define CLI_GEN_SPEC(o)                                                        \
+	CLI_RESOLVE_SPEC_NO_SETTINGS(&(o)->ra), CLI_ENGINE_SPEC(&(o)->eo),     \
+	    CLI_OPT_STR("user", (o)->user), CLI_OPT_STR("db", (o)->db),        \
+	    CLI_OPT_STR("prefs", (o)->prefs),                                  \
+	    CLI_OPT_STR("lexicons", (o)->lexicons),                            \
+	    CLI_OPT_STR("detector", (o)->detector),                            \
+	    CLI_OPT_UINT("n", (o)->n, 1, PWB_ENGINE_MAX_N),                    \
+	    CLI_OPT_UINT("seed", (o)->seed, 0, 1e18),                          \
+	    CLI_OPT_UINT("max-tokens", (o)->max_tokens, 1,                     \
+			 PWB_ENGINE_MAX_TOKENS),                               \
+	    CLI_OPT_NUM("temperature", (o)->temperature, 0, 10)
+#define CLI_HELP_GEN                                                           \
+	CLI_RESOLVE_HELP_POLICY CLI_RESOLVE_HELP_ATTRS                         \
+	"  --user ID            the end user\n"                                \
+	"  --db URL             the store (sqlite:PATH or postgres://...):\n"  \
+	"                       the user's settings, consent and model, and\n" \
+	"                       where decisions are recorded\n" CLI_HELP_ENGINE \
+	"  --prefs MODEL        the population preference model\n"            \
+	"                       (from 'pwb prefs train'); default: zeros\n"    \
+	"  --n N                candidates (1..16; default: the org's)\n"      \
+	"  --seed S             sampling seed (default: the clock)\n"          \
+	"  --max-tokens N       per candidate (default 256)\n"                 \
+	"  --temperature T      0 for greedy (default 0.8)\n"                  \
+	"  --lexicons DIR       lexicons (default DIR/lexicons)\n"             \
+	"  --detector FILE      a linear detector from 'pwb bounds train'\n"
+
+/* What a generating command has open; each NULL until opened. */
+typedef struct cli_gen {
+	pwb_bounds *bounds;
+	pwb_engine *engine;
+	pwb_store *store;
+	pwb_pipeline *pipeline;
+} cli_gen;
+
+/* Opens engine, bounds, store and pipeline for options whose policy is
+ * resolved (cli_resolve_run); prints why it cannot. CLI_OK, CLI_FAIL or a
+ * usage error; cli_gen_close() in every case. */
+int cli_gen_open(cli_args *a, cli_gen_opts *o, cli_gen *g);
+void cli_gen_close(cli_gen *g);
+
 /* A subcommand: its name and the function that runs it. */
 typedef struct cli_sub {
 	const char *name;
@@ -334,5 +385,6 @@ int cli_keys(int argc, char **argv);
 int cli_feedback(int argc, char **argv);
 /* Commands without subcommands. */
 int cli_ask(int argc, char **argv);
+int cli_chat(int argc, char **argv);
 
 #endif

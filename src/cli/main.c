@@ -14,6 +14,7 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  ask ... PROMPT           answer a prompt: personalised, in bounds\n"
+    "  chat ...                 a terminal chat with A/B choices\n"
     "  policy check PATH...     check policy files and folders\n"
     "  policy resolve ...       the effective policy for an org and user\n"
     "  policy explain ...       the same, as readable text with provenance\n"
@@ -66,7 +67,7 @@ static const struct {
     {"simulate", cli_simulate, false}, {"feedback", cli_feedback, false},
     {"audit", cli_audit, false},       {"user", cli_user, false},
     {"keys", cli_keys, false},	       {"store", cli_store, false},
-    {"ask", cli_ask, true},
+    {"ask", cli_ask, true},	       {"chat", cli_chat, true},
 };
 
 int main(int argc, char **argv)

@@ -1,0 +1,444 @@
+/*
+ * chat.c - `pwb chat`: a chat in the terminal for trying pwb out
+ * (docs/pipeline.md). Each turn goes through the pipeline; with two or
+ * more answers, the best two are shown side by side and the user's pick
+ * is recorded as feedback. /why shows the last decision's bounds and
+ * provenance, /reset forgets what was learnt.
+ */
+#include "cli/cli.h"
+#include "util/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define HISTORY_TURNS 3 /* exchanges kept as context */
+#define LINE_MAX_BYTES (64 * 1024)
+
+static const char chat_usage[] =
+    "Usage: pwb chat --policies DIR --org ID --user ID "
+    "(--model FILE.gguf | --upstream URL) [options]\n"
+    "\n"
+    "A chat in the terminal, for trying pwb out: each message goes through\n"
+    "the pipeline (docs/pipeline.md). With two or more answers, the best\n"
+    "two are shown side by side; type a or b to say which you prefer (it\n"
+    "is recorded as feedback, and pwb learns from it), or Enter to go on\n"
+    "with pwb's pick. Without --db the feedback is kept in a temporary\n"
+    "store for this chat only.\n"
+    "\n"
+    "Commands in the chat:\n"
+    "  /why                 the last answer's bounds and provenance\n"
+    "  /reset               forget what pwb learnt about you\n"
+    "  /consent             consent to pwb learning from your choices\n"
+    "                       (where the law asks for it)\n"
+    "  /help                these commands\n"
+    "  /quit                end the chat (also end of input)\n"
+    "\n"
+    "Options:\n" CLI_HELP_GEN
+    "  -h, --help           show this help\n"
+    "\n" CLI_HELP_CACHE_ENV CLI_HELP_ENGINE_ENV "\n"
+    "Example:\n"
+    "  pwb chat --policies policies --org open-studio --user ana "
+    "--model stories260K.gguf --n 2\n"
+    "\n"
+    "Exit status: 0 at the end of the chat, 1 when it cannot start (an\n"
+    "engine or store error), 2 on a usage error.\n";
+
+static const char chat_help[] =
+    "/why    the last answer's bounds and provenance\n"
+    "/reset  forget what pwb learnt about you\n"
+    "/consent  consent to pwb learning from your choices\n"
+    "/help   these commands\n"
+    "/quit   end the chat\n";
+
+typedef struct chat {
+	cli_gen_opts *o;
+	cli_gen g;
+	bool tty;
+	int width;
+	char *tmpdir; /* the temporary store's folder, without --db */
+	pwb_response *last;
+	char *history[2 * HISTORY_TURNS]; /* user, assistant, ... */
+	size_t n_history;
+	bool told_consent;
+	char *line;
+	size_t line_cap;
+} chat;
+
+/* ---- reading ---- */
+
+/* The next line of input, without its end; NULL at the end of input. */
+static const char *read_line(chat *c, const char *prompt)
+{
+	if (c->tty) {
+		fputs(prompt, stdout);
+		fflush(stdout);
+	}
+	size_t len = 0;
+	bool too_long = false;
+	ssize_t n = pwb__read_line(stdin, &c->line, &c->line_cap,
+				   LINE_MAX_BYTES, &len, &too_long);
+	if (n < 0)
+		return NULL;
+	if (too_long) {
+		fprintf(stderr, "pwb: that line is longer than %d bytes; it "
+				"was skipped\n",
+			LINE_MAX_BYTES);
+		return "";
+	}
+	while (len && (c->line[len - 1] == '\n' || c->line[len - 1] == '\r'))
+		c->line[--len] = '\0';
+	return c->line;
+}
+
+/* ---- showing ---- */
+
+/* The bytes of the next line of at most `width` characters of s, broken
+ * at a space where one is; *next is where the line after starts. */
+static size_t wrap(const char *s, int width, const char **next)
+{
+	size_t i = 0, brk = 0;
+	int chars = 0;
+	while (s[i] && s[i] != '\n' && chars < width) {
+		if (s[i] == ' ')
+			brk = i;
+		if (((unsigned char)s[i] & 0xC0) != 0x80)
+			chars++;
+		i++;
+		while (((unsigned char)s[i] & 0xC0) == 0x80)
+			i++;
+	}
+	if (s[i] && s[i] != '\n' && brk)
+		i = brk;
+	*next = s + i + (s[i] == ' ' || s[i] == '\n');
+	return i;
+}
+
+static int chars_of(const char *s, size_t n)
+{
+	int k = 0;
+	for (size_t i = 0; i < n; i++)
+		k += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return k;
+}
+
+static void side_by_side(const char *l, const char *r, int width)
+{
+	int col = (width - 3) / 2;
+	while (*l || *r) {
+		const char *nl = l, *nr = r;
+		size_t a = *l ? wrap(l, col, &nl) : 0;
+		size_t b = *r ? wrap(r, col, &nr) : 0;
+		printf("%.*s%*s | %.*s\n", (int)a, l, col - chars_of(l, a), "",
+		       (int)b, r);
+		l = nl;
+		r = nr;
+	}
+}
+
+/* The two best allowed alternatives: pwb's pick, then the runner-up. */
+static bool best_two(const pwb_response *r, size_t *x, size_t *y)
+{
+	*x = r->chosen;
+	*y = SIZE_MAX;
+	for (size_t i = 0; i < r->n_alts; i++)
+		if (i != *x && r->alts[i].verdict != PWB_VERDICT_BLOCK &&
+		    (*y == SIZE_MAX || r->alts[i].score > r->alts[*y].score))
+			*y = i;
+	return *x != SIZE_MAX && *y != SIZE_MAX;
+}
+
+static void show_pair(chat *c, const pwb_alternative *a,
+		      const pwb_alternative *b)
+{
+	char ha[64], hb[64];
+	snprintf(ha, sizeof(ha), "[a] alternative %s (pwb's pick)", a->id);
+	snprintf(hb, sizeof(hb), "[b] alternative %s", b->id);
+	if (c->tty && c->width >= 40) {
+		side_by_side(ha, hb, c->width);
+		side_by_side(a->content, b->content, c->width);
+	} else {
+		printf("%s\n%s\n\n%s\n%s\n", ha, a->content, hb, b->content);
+	}
+}
+
+static void show_why(const pwb_response *r)
+{
+	if (!r) {
+		puts("Nothing asked yet.");
+		return;
+	}
+	printf("decision %s: %s\n", r->decision_id, pwb_verdict_str(r->verdict));
+	printf("policy %s (org %s)\n", pwb_effective_hash(r->effective),
+	       pwb_effective_org(r->effective));
+	if (r->blocked) {
+		const pwb_blocked_by *b = &r->blocked_by;
+		printf("refused on the %s: %s, bounded by %s (%s)", b->on,
+		       b->category, pwb_tier_str(b->tier), b->source);
+		if (b->file)
+			printf(" at %s:%d", b->file, b->line);
+		printf("\n  basis: %s\n", b->basis ? b->basis : "(none given)");
+	}
+	for (size_t i = 0; i < r->n_alts; i++) {
+		const pwb_alternative *a = &r->alts[i];
+		const pwb_cat_decision *cb =
+		    a->verdict == PWB_VERDICT_BLOCK
+			? pwb_decision_blocked_by(a->check)
+			: NULL;
+		printf("  %s %s: %s, score %.3f%s%s\n", a->id,
+		       i == r->chosen ? "(chosen)" : "        ",
+		       pwb_verdict_str(a->verdict), a->score,
+		       cb ? ", blocked: " : "", cb ? cb->category : "");
+	}
+	printf("ranked by %s model; %s\n",
+	       r->personal ? "your own" : "the population",
+	       r->learns ? "your feedback is learnt"
+			 : "nothing is learnt from you");
+	printf("system prompt:\n%s\n", r->system_prompt ? r->system_prompt
+							: "(none: refused)");
+}
+
+/* ---- one turn ---- */
+
+static void remember(chat *c, const char *user, const char *assistant)
+{
+	if (c->n_history == 2 * HISTORY_TURNS) {
+		free(c->history[0]);
+		free(c->history[1]);
+		memmove(c->history, c->history + 2,
+			(2 * HISTORY_TURNS - 2) * sizeof(char *));
+		c->n_history -= 2;
+	}
+	c->history[c->n_history++] = strdup(user);
+	c->history[c->n_history++] = strdup(assistant);
+	if (!c->history[c->n_history - 1] || !c->history[c->n_history - 2])
+		c->n_history -= 2; /* out of memory: forget this turn */
+}
+
+static void forget_history(chat *c)
+{
+	for (size_t i = 0; i < c->n_history; i++)
+		free(c->history[i]);
+	c->n_history = 0;
+}
+
+static pwb_response *ask_turn(chat *c, const char *text, pwb_diag *d)
+{
+	pwb_chat_msg msgs[2 * HISTORY_TURNS + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < c->n_history; i++)
+		msgs[n++] = (pwb_chat_msg){i % 2 ? "assistant" : "user",
+					   c->history[i]};
+	msgs[n++] = (pwb_chat_msg){"user", text};
+	pwb_request req = {
+	    .org = c->o->ra.org,
+	    .user = c->o->user,
+	    .jurisdictions = c->o->ra.jur.v,
+	    .n_jurisdictions = c->o->ra.jur.n,
+	    .attrs = c->o->ra.attrs,
+	    .msgs = msgs,
+	    .n_msgs = n,
+	    .n = c->o->n,
+	    .seed = c->o->seed,
+	};
+	pwb_response *r = NULL;
+	pwb_status st = pwb_pipeline_chat(c->g.pipeline, &req, &r, d);
+	if (st == PWB_ETOOLARGE && c->n_history) {
+		/* The history no longer fits: start afresh, once. */
+		forget_history(c);
+		pwb_diag_clear(d);
+		return ask_turn(c, text, d);
+	}
+	if (st)
+		cli_report(NULL, st, d);
+	return r;
+}
+
+static void give_choice(chat *c, const pwb_response *r, const char *alt)
+{
+	pwb_feedback_give fb = {.org = c->o->ra.org,
+				.user = c->o->user,
+				.decision_id = r->decision_id,
+				.kind = PWB_FB_CHOOSE,
+				.alt = alt};
+	pwb_feedback_result res;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = pwb_pipeline_feedback(c->g.pipeline, &fb, &res, &d);
+	if (st)
+		cli_report(NULL, st, &d);
+	else if (res.consent_needed && !c->told_consent) {
+		printf("(not learnt: the law here lets pwb learn from you only "
+		       "with your consent: /consent gives it)\n");
+		c->told_consent = true;
+	} else if (!res.consent_needed)
+		printf("(noted: alternative %s; your model is at version "
+		       "%lld)\n",
+		       alt, (long long)res.model_version);
+	pwb_diag_release(&d);
+}
+
+/* Shows the answer, asks which of two is better; returns the text kept
+ * in the history. */
+static const char *show_answer(chat *c, const pwb_response *r)
+{
+	size_t x, y;
+	if (r->blocked || !best_two(r, &x, &y)) {
+		printf("%s\n", r->content);
+		return r->content;
+	}
+	show_pair(c, &r->alts[x], &r->alts[y]);
+	const char *pick = read_line(c, "Which is better? a/b (Enter: a) ");
+	if (pick && (!strcmp(pick, "b") || !strcmp(pick, "B"))) {
+		give_choice(c, r, r->alts[y].id);
+		return r->alts[y].content;
+	}
+	if (pick && (!strcmp(pick, "a") || !strcmp(pick, "A")))
+		give_choice(c, r, r->alts[x].id);
+	return r->alts[x].content;
+}
+
+static void turn(chat *c, const char *text)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	char *mine = strdup(text);
+	pwb_response *r = mine ? ask_turn(c, mine, &d) : NULL;
+	if (r) {
+		const char *kept = show_answer(c, r);
+		if (!r->blocked)
+			remember(c, mine, kept);
+		pwb_response_free(c->last);
+		c->last = r;
+	}
+	free(mine);
+	pwb_diag_release(&d);
+}
+
+static void reset(chat *c)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = pwb_pipeline_reset(c->g.pipeline, c->o->ra.org,
+					   c->o->user, &d);
+	if (st == PWB_ENOTFOUND || !st)
+		puts("pwb has forgotten what it learnt about you.");
+	else
+		cli_report(NULL, st, &d);
+	pwb_diag_release(&d);
+}
+
+static void consent(chat *c)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	int64_t now = cli_time_now();
+	char json[64];
+	snprintf(json, sizeof(json), "{\"learning\": true, \"ts\": %lld}",
+		 (long long)now);
+	pwb_status st = pwb_store_user_set_consent(
+	    c->g.store, c->o->ra.org, c->o->user, json, now, &d);
+	if (st)
+		cli_report(NULL, st, &d);
+	else
+		puts("Recorded: pwb may learn from your choices.");
+	pwb_diag_release(&d);
+}
+
+/* ---- the chat ---- */
+
+static void chat_loop(chat *c)
+{
+	if (c->tty)
+		printf("Chat as %s with %s. /help for commands, /quit to end.\n",
+		       c->o->user, pwb_engine_name(c->g.engine));
+	const char *line;
+	while ((line = read_line(c, "you> "))) {
+		if (!*line)
+			continue;
+		if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
+			break;
+		if (!strcmp(line, "/why"))
+			show_why(c->last);
+		else if (!strcmp(line, "/reset"))
+			reset(c);
+		else if (!strcmp(line, "/consent"))
+			consent(c);
+		else if (!strcmp(line, "/help"))
+			fputs(chat_help, stdout);
+		else if (line[0] == '/')
+			printf("unknown command '%s'; /help lists them\n",
+			       line);
+		else
+			turn(c, line);
+		fflush(stdout);
+	}
+}
+
+/* Without --db: a store in a temporary folder, removed at the end. */
+static int temp_store(chat *c)
+{
+	const char *base = getenv("TMPDIR");
+	pwb__buf b;
+	pwb__buf_init(&b, 0);
+	pwb__buf_addf(&b, "%s/pwb-chat.XXXXXX", base && *base ? base : "/tmp");
+	if (b.err || !mkdtemp(b.s)) {
+		perror("pwb chat: cannot make a temporary folder");
+		pwb__buf_release(&b);
+		return CLI_FAIL;
+	}
+	c->tmpdir = pwb__buf_detach(&b);
+	pwb__buf_init(&b, 0);
+	pwb__buf_addf(&b, "sqlite:%s/chat.db", c->tmpdir);
+	c->o->db = b.err ? NULL : pwb__buf_detach(&b);
+	return c->o->db ? CLI_OK : CLI_FAIL;
+}
+
+static void temp_store_remove(chat *c)
+{
+	if (!c->tmpdir)
+		return;
+	static const char *const files[] = {"chat.db", "chat.db-wal",
+					    "chat.db-shm"};
+	char path[4200];
+	for (size_t i = 0; i < PWB_ARRAY_LEN(files); i++) {
+		snprintf(path, sizeof(path), "%s/%s", c->tmpdir, files[i]);
+		unlink(path);
+	}
+	rmdir(c->tmpdir);
+	free(c->tmpdir);
+	free((char *)c->o->db);
+}
+
+int cli_chat(int argc, char **argv)
+{
+	cli_gen_opts o = {.temperature = -1};
+	cli_args a = {argc, argv, 1, "pwb chat"};
+	const cli_spec spec[] = {CLI_GEN_SPEC(&o)};
+	int rc = cli_parse(&a, spec, PWB_ARRAY_LEN(spec), chat_usage, NULL);
+	if (rc)
+		return cli_parsed(rc);
+	if (!o.user)
+		return cli_usage_error(&a, "--user ID is required");
+	if ((rc = cli_resolve_run(&o.ra, &a))) {
+		cli_resolve_release(&o.ra);
+		return rc;
+	}
+	chat c = {.o = &o, .tty = isatty(0) && isatty(1), .width = 80};
+	struct winsize ws;
+	if (c.tty && !ioctl(1, TIOCGWINSZ, &ws) && ws.ws_col)
+		c.width = ws.ws_col;
+	rc = o.db ? CLI_OK : temp_store(&c);
+	if (!rc)
+		rc = cli_gen_open(&a, &o, &c.g);
+	if (!rc)
+		chat_loop(&c);
+	pwb_response_free(c.last);
+	forget_history(&c);
+	free(c.line);
+	cli_gen_close(&c.g);
+	temp_store_remove(&c);
+	cli_resolve_release(&o.ra);
+	return rc;
+}

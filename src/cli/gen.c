@@ -1,0 +1,104 @@
+/*
+ * gen.c - what the generating commands (ask, chat) share: the engine
+ * options, the population preference model, and the pipeline with its
+ * bounds, engine and store, opened in order.
+ */
+#include "cli/cli.h"
+#include "util/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out)
+{
+	*out = NULL;
+	if (!!o->model == !!o->upstream)
+		return cli_usage_error(a, "give one of --model FILE.gguf and "
+					  "--upstream URL");
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st;
+	if (o->model) {
+		pwb_llama_params lp = pwb_llama_default_params();
+		lp.model_path = o->model;
+		lp.n_threads = (int)o->threads;
+		lp.n_ctx = o->ctx;
+		lp.n_contexts = o->contexts ? o->contexts : 1;
+		st = pwb_engine_llama_new(out, &lp, &d);
+	} else {
+		pwb_openai_params op = pwb_openai_default_params();
+		op.url = o->upstream;
+		op.model = o->upstream_model;
+		op.api_key_env = o->api_key_env;
+		op.log = cli_log;
+		st = pwb_engine_openai_new(out, &op, &d);
+	}
+	if (st)
+		cli_report(NULL, st, &d);
+	pwb_diag_release(&d);
+	return st ? CLI_FAIL : CLI_OK;
+}
+
+pwb_prefs_model *cli_prefs_open(const char *path, bool *failed)
+{
+	*failed = false;
+	if (!path)
+		return NULL;
+	pwb_prefs_model *m = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = pwb_prefs_load(&m, path, &d);
+	if (st) {
+		cli_report(path, st, &d);
+		*failed = true;
+	}
+	pwb_diag_release(&d);
+	return m;
+}
+
+void cli_gen_close(cli_gen *g)
+{
+	pwb_pipeline_free(g->pipeline);
+	pwb_store_free(g->store);
+	pwb_engine_free(g->engine);
+	pwb_bounds_free(g->bounds);
+	memset(g, 0, sizeof(*g));
+}
+
+int cli_gen_open(cli_args *a, cli_gen_opts *o, cli_gen *g)
+{
+	memset(g, 0, sizeof(*g));
+	if (!o->user)
+		return cli_usage_error(a, "--user ID is required");
+	int rc = cli_engine_open(a, &o->eo, &g->engine);
+	if (rc)
+		return rc;
+	if (!(g->bounds = cli_bounds_open(&o->ra, o->lexicons, o->detector)))
+		return CLI_FAIL;
+	/* The org is checked against the policies (resolved before); the
+	 * store records their folder for the commands that come after. */
+	if (o->db && (!(g->store = cli_store_open(o->db)) ||
+		      cli_store_record_policies(g->store, o->ra.policies)))
+		return CLI_FAIL;
+	bool failed;
+	pwb_pipeline_params pp = pwb_pipeline_default_params();
+	pp.policy = o->ra.policy;
+	pp.bounds = g->bounds;
+	pp.engine = g->engine;
+	pp.store = g->store;
+	pp.prefs = cli_prefs_open(o->prefs, &failed);
+	if (failed)
+		return CLI_FAIL;
+	if (o->max_tokens)
+		pp.max_tokens = o->max_tokens;
+	if (o->temperature >= 0)
+		pp.temperature = o->temperature;
+	pp.log = cli_log;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = pwb_pipeline_new(&g->pipeline, &pp, &d);
+	if (st)
+		cli_report(NULL, st, &d);
+	pwb_diag_release(&d);
+	return st ? CLI_FAIL : CLI_OK;
+}
