@@ -43,6 +43,7 @@ const char *pwb_status_str(pwb_status st);
 
 /*
  * Diagnostics: a list of messages, each tied to a place in an input file.
+ * Every function here accepts a NULL diag (and then does nothing).
  * `line` and `col` are 1-based; 0 means "the whole file" (or no file when
  * `file` is NULL). Embedded in the caller's struct: pwb_diag_init() before
  * use, pwb_diag_release() after, pwb_diag_clear() to empty it and keep it.

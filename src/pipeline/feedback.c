@@ -310,6 +310,7 @@ pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 		res->consent_needed = b.needs_consent && !b.consented;
 	}
 	for (int tries = 0; !st && !res->consent_needed; tries++) {
+		size_t keep = diag ? diag->n : 0;
 		pthread_mutex_lock(&pl->lock);
 		st = learn(fr, &u, &b, res);
 		pthread_mutex_unlock(&pl->lock);
@@ -317,7 +318,7 @@ pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 		    !u.row.model_version)
 			break;
 		/* The model moved under us: reload the user and retry. */
-		pwb_diag_clear(diag);
+		pwb__diag_rewind(diag, keep);
 		pwb__user_release(&u);
 		st = pwb__user_load(pl, fb->org, fb->user, &u, diag);
 	}

@@ -128,10 +128,11 @@ pwb_status pwb__user_load(pwb_pipeline *pl, const char *org, const char *user,
 	memset(u, 0, sizeof(*u));
 	if (!pl->p.store)
 		return PWB_OK;
+	size_t keep = diag ? diag->n : 0;
 	pwb_status st =
 	    pwb_store_user_get(pl->p.store, org, user, &u->row, diag);
-	if (st == PWB_ENOTFOUND) {
-		pwb_diag_clear(diag);
+	if (st == PWB_ENOTFOUND) { /* a new user: no message */
+		pwb__diag_rewind(diag, keep);
 		memset(&u->row, 0, sizeof(u->row));
 		return PWB_OK;
 	}

@@ -32,16 +32,25 @@ void pwb_diag_init(pwb_diag *d)
 
 void pwb_diag_clear(pwb_diag *d)
 {
-	for (size_t i = 0; i < d->n; i++) {
-		free(d->entries[i].file);
-		free(d->entries[i].message);
+	pwb__diag_rewind(d, 0);
+}
+
+void pwb__diag_rewind(pwb_diag *d, size_t n)
+{
+	if (!d)
+		return;
+	while (d->n > n) {
+		d->n--;
+		free(d->entries[d->n].file);
+		free(d->entries[d->n].message);
 	}
-	d->n = 0;
 	d->dropped = 0;
 }
 
 void pwb_diag_release(pwb_diag *d)
 {
+	if (!d)
+		return;
 	pwb_diag_clear(d);
 	free(d->entries);
 	pwb_diag_init(d);

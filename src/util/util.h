@@ -95,6 +95,10 @@ ssize_t pwb__read_line(FILE *f, char **buf, size_t *cap, size_t max,
 		       size_t *len, bool *too_long);
 /* Writes all n bytes to fd (retrying short writes); 0 or an errno. */
 int pwb__write_all(int fd, const void *data, size_t n);
+/* Drops the messages of d past its first n (d->n before a call whose
+ * failure is expected and handled); NULL is accepted. */
+void pwb__diag_rewind(pwb_diag *d, size_t n);
+
 /* Seconds on the monotonic clock. */
 double pwb__now(void);
 
