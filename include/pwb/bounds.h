@@ -79,11 +79,14 @@ typedef struct pwb_bounds_params {
 	 * their llama_guard code or id, with descriptions, then the text)
 	 * and reads the answer ("safe", or "unsafe" and a line of codes).
 	 * guard() runs the prompt on an engine and returns the answer in
-	 * *answer (malloc'ed, the library frees it). When it fails, or its
-	 * answer cannot be read, the check fails (PWB_EIO / PWB_EPARSE):
-	 * the caller refuses rather than let an unjudged text through.
+	 * *answer (malloc'ed, the library frees it), or fails with the
+	 * reason in diag. When it fails, or its answer cannot be read, the
+	 * check fails (PWB_EIO / PWB_EPARSE) naming the guard and the
+	 * reason: the caller refuses rather than let an unjudged text
+	 * through. pwb_engine_guard_fn (pwb/engine.h) runs it on an engine.
 	 */
-	pwb_status (*guard)(void *user, const char *prompt, char **answer);
+	pwb_status (*guard)(void *user, const char *prompt, char **answer,
+			    pwb_diag *diag);
 	void *guard_user;
 	/*
 	 * Called with notes a user should see: when the lexicon database

@@ -204,7 +204,7 @@ typedef struct pwb_engine_guard {
 } pwb_engine_guard;
 
 pwb_status pwb_engine_guard_fn(void *guard_user, const char *prompt,
-			       char **answer);
+			       char **answer, pwb_diag *diag);
 
 #ifdef __cplusplus
 }

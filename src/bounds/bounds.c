@@ -843,8 +843,11 @@ static pwb_status score_guard(check_ctx *cc)
 			     pwb_status_str(PWB_ENOMEM));
 		return PWB_ENOMEM;
 	}
+	pwb_diag why;
+	pwb_diag_init(&why);
 	double t0 = pwb__now();
-	pwb_status gs = b->params.guard(b->params.guard_user, prompt, &answer);
+	pwb_status gs =
+	    b->params.guard(b->params.guard_user, prompt, &answer, &why);
 	double secs = pwb__now() - t0;
 	free(prompt);
 	if (secs >= PWB__GUARD_SLOW_S)
@@ -852,10 +855,13 @@ static pwb_status score_guard(check_ctx *cc)
 				"the guard judge took %.1f s to answer", secs);
 	if (gs || !answer) {
 		pwb_diag_add(cc->diag, NULL, 0, 0, "the guard judge failed: %s",
-			     pwb_status_str(gs ? gs : PWB_EIO));
+			     why.n ? why.entries[0].message
+				   : pwb_status_str(gs ? gs : PWB_EIO));
+		pwb_diag_release(&why);
 		free(answer);
 		return PWB_EIO;
 	}
+	pwb_diag_release(&why);
 	pwb_status rc = pwb__guard_read(b, answer, cc->guard, cc->diag);
 	free(answer);
 	return rc;

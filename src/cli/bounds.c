@@ -153,7 +153,7 @@ static int cmd_check(cli_args *a)
 		if (!(text = strdup(text_arg)))
 			goto out;
 	}
-	if (!(b = cli_bounds_open(&ra, lexicons, model)))
+	if (!(b = cli_bounds_open(&ra, lexicons, model, NULL)))
 		goto out;
 	pwb_status st =
 	    pwb_bounds_check(&d, b, ra.effective, role, text, len, &diag);
@@ -299,7 +299,7 @@ out:
 }
 
 pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
-			    const char *model)
+			    const char *model, pwb_engine_guard *guard)
 {
 	pwb_bounds_params bp = pwb_bounds_default_params();
 	pwb__buf dir;
@@ -312,6 +312,10 @@ pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
 	bp.model = model;
 	bp.cache_dir = cli_cache_dir();
 	bp.log = cli_log;
+	if (guard && guard->engine) {
+		bp.guard = pwb_engine_guard_fn;
+		bp.guard_user = guard;
+	}
 	pwb_bounds *b = NULL;
 	pwb_diag diag;
 	pwb_diag_init(&diag);

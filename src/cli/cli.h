@@ -242,6 +242,9 @@ const char *cli_cache_dir(void);
 typedef struct cli_engine_opts {
 	const char *model, *upstream, *upstream_model, *api_key_env;
 	size_t threads, ctx, contexts;
+	/* The guard detector's judge (a Llama Guard model): embedded or
+	 * upstream; none when both are NULL. */
+	const char *guard_model, *guard_upstream, *guard_upstream_model;
 } cli_engine_opts;
 
 #define CLI_ENGINE_SPEC(e)                                                     \
@@ -250,7 +253,10 @@ typedef struct cli_engine_opts {
 	    CLI_OPT_STR("upstream-model", (e)->upstream_model),                \
 	    CLI_OPT_STR("api-key-env", (e)->api_key_env),                      \
 	    CLI_OPT_UINT("threads", (e)->threads, 0, 256),                     \
-	    CLI_OPT_UINT("ctx", (e)->ctx, 0, 1 << 20)
+	    CLI_OPT_UINT("ctx", (e)->ctx, 0, 1 << 20),                         \
+	    CLI_OPT_STR("guard-model", (e)->guard_model),                      \
+	    CLI_OPT_STR("guard-upstream", (e)->guard_upstream),                \
+	    CLI_OPT_STR("guard-upstream-model", (e)->guard_upstream_model)
 #define CLI_HELP_ENGINE                                                        \
 	"  --model FILE.gguf    generate with this model, embedded "           \
 	"(llama.cpp)\n"                                                        \
@@ -261,13 +267,18 @@ typedef struct cli_engine_opts {
 	"                       upstream's API key (never logged)\n"           \
 	"  --threads N          embedded: CPU threads (default: all cores)\n"  \
 	"  --ctx N              embedded: context tokens (default: the\n"      \
-	"                       model's, at most 4096)\n"
+	"                       model's, at most 4096)\n"                      \
+	"  --guard-model FILE.gguf  a Llama Guard model for the guard\n"       \
+	"                       detector (docs/bounds.md), embedded\n"         \
+	"  --guard-upstream URL  or at an OpenAI-compatible endpoint\n"        \
+	"  --guard-upstream-model NAME  the model name sent to it\n"
 #define CLI_HELP_ENGINE_ENV                                                    \
 	"  PWB_LLAMA_BACKENDS   the folder of llama.cpp's CPU backends\n"      \
 	"                       (libggml-cpu-*.so; default: the build's)\n"
 /* Opens the engine the options name; prints why it cannot. CLI_OK,
  * CLI_FAIL or a usage error. */
-int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out);
+int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out,
+		    pwb_engine **guard);
 /* A preference model file, or NULL when path is NULL (then *failed is
  * false); prints why it cannot be read. */
 pwb_prefs_model *cli_prefs_open(const char *path, bool *failed);
@@ -313,6 +324,8 @@ typedef struct cli_gen_opts {
 typedef struct cli_gen {
 	pwb_bounds *bounds;
 	pwb_engine *engine;
+	pwb_engine *guard_engine; /* the guard's judge, or NULL */
+	pwb_engine_guard guard;
 	pwb_store *store;
 	pwb_pipeline *pipeline;
 } cli_gen;
@@ -345,7 +358,7 @@ int cli_dispatch(int argc, char **argv, const char *group, const char *usage,
  * error; returns NULL on failure.
  */
 pwb_bounds *cli_bounds_open(const cli_resolve *r, const char *lexicons,
-			    const char *model);
+			    const char *model, pwb_engine_guard *guard);
 
 /*
  * The storage commands: the store named by --db (keyed by $PWB_KEY_SECRET

@@ -102,7 +102,7 @@ static int cmd_bounds(cli_args *a)
 		cli_print_diag(&diag);
 		goto out;
 	}
-	if (!(b = cli_bounds_open(&ra, lexicons, model)))
+	if (!(b = cli_bounds_open(&ra, lexicons, model, NULL)))
 		goto out;
 	size_t n = pwb_labelled_n(set),
 	       n_cats = pwb_effective_n_categories(ra.effective);

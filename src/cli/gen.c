@@ -9,30 +9,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out)
+/* One engine: embedded from a GGUF file, or an upstream endpoint. */
+static pwb_status open_one(const cli_engine_opts *o, const char *model,
+			   const char *upstream, const char *upstream_model,
+			   bool guard, pwb_engine **out, pwb_diag *d)
 {
-	*out = NULL;
-	if (!!o->model == !!o->upstream)
-		return cli_usage_error(a, "give one of --model FILE.gguf and "
-					  "--upstream URL");
-	pwb_diag d;
-	pwb_diag_init(&d);
-	pwb_status st;
-	if (o->model) {
+	if (model) {
 		pwb_llama_params lp = pwb_llama_default_params();
-		lp.model_path = o->model;
+		lp.model_path = model;
 		lp.n_threads = (int)o->threads;
 		lp.n_ctx = o->ctx;
 		lp.n_contexts = o->contexts ? o->contexts : 1;
-		st = pwb_engine_llama_new(out, &lp, &d);
-	} else {
-		pwb_openai_params op = pwb_openai_default_params();
-		op.url = o->upstream;
-		op.model = o->upstream_model;
-		op.api_key_env = o->api_key_env;
-		op.log = cli_log;
-		st = pwb_engine_openai_new(out, &op, &d);
+		if (guard) { /* one greedy answer per check */
+			lp.n_seq = 1;
+			lp.embeddings = false;
+		}
+		return pwb_engine_llama_new(out, &lp, d);
 	}
+	pwb_openai_params op = pwb_openai_default_params();
+	op.url = upstream;
+	op.model = upstream_model;
+	op.api_key_env = o->api_key_env;
+	op.log = cli_log;
+	if (guard)
+		op.stream = false;
+	return pwb_engine_openai_new(out, &op, d);
+}
+
+int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out,
+		    pwb_engine **guard)
+{
+	*out = NULL;
+	*guard = NULL;
+	if (!!o->model == !!o->upstream)
+		return cli_usage_error(a, "give one of --model FILE.gguf and "
+					  "--upstream URL");
+	if (o->guard_model && o->guard_upstream)
+		return cli_usage_error(a, "give at most one of --guard-model "
+					  "and --guard-upstream");
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = open_one(o, o->model, o->upstream, o->upstream_model,
+				 false, out, &d);
+	if (!st && (o->guard_model || o->guard_upstream))
+		st = open_one(o, o->guard_model, o->guard_upstream,
+			      o->guard_upstream_model, true, guard, &d);
 	if (st)
 		cli_report(NULL, st, &d);
 	pwb_diag_release(&d);
@@ -60,8 +81,9 @@ void cli_gen_close(cli_gen *g)
 {
 	pwb_pipeline_free(g->pipeline);
 	pwb_store_free(g->store);
-	pwb_engine_free(g->engine);
 	pwb_bounds_free(g->bounds);
+	pwb_engine_free(g->guard_engine);
+	pwb_engine_free(g->engine);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -70,10 +92,14 @@ int cli_gen_open(cli_args *a, cli_gen_opts *o, cli_gen *g)
 	memset(g, 0, sizeof(*g));
 	if (!o->user)
 		return cli_usage_error(a, "--user ID is required");
-	int rc = cli_engine_open(a, &o->eo, &g->engine);
+	int rc = cli_engine_open(a, &o->eo, &g->engine, &g->guard_engine);
 	if (rc)
 		return rc;
-	if (!(g->bounds = cli_bounds_open(&o->ra, o->lexicons, o->detector)))
+	/* The guard's judge must not fail open: a slow or broken one makes
+	 * the check fail, and the request is refused (docs/bounds.md). */
+	g->guard = (pwb_engine_guard){.engine = g->guard_engine};
+	if (!(g->bounds = cli_bounds_open(&o->ra, o->lexicons, o->detector,
+					  &g->guard)))
 		return CLI_FAIL;
 	/* The org is checked against the policies (resolved before); the
 	 * store records their folder for the commands that come after. */

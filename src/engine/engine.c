@@ -186,7 +186,9 @@ bool pwb__cand_add(pwb__cand *c, const pwb_gen_params *p, const char *s,
 	if (c->text.err)
 		return c->done = true;
 	/* A stop string can end only in the new bytes; it may start up to
-	 * its length - 1 bytes before them. */
+	 * its length - 1 bytes before them. The text ends before the
+	 * earliest one, whichever string it is. */
+	char *first = NULL;
 	for (size_t i = 0; i < p->n_stop; i++) {
 		size_t sl = strlen(p->stop[i]);
 		size_t from = before >= sl ? before - sl + 1 : 0;
@@ -194,14 +196,15 @@ bool pwb__cand_add(pwb__cand *c, const pwb_gen_params *p, const char *s,
 			continue;
 		char *hit = memmem(c->text.s + from, c->text.len - from,
 				   p->stop[i], sl);
-		if (hit) {
-			c->text.len = (size_t)(hit - c->text.s);
-			c->text.s[c->text.len] = '\0';
-			c->finish = PWB_FINISH_STOP;
-			return c->done = true;
-		}
+		if (hit && (!first || hit < first))
+			first = hit;
 	}
-	return false;
+	if (!first)
+		return false;
+	c->text.len = (size_t)(first - c->text.s);
+	c->text.s[c->text.len] = '\0';
+	c->finish = PWB_FINISH_STOP;
+	return c->done = true;
 }
 
 /* The bytes at the end of the text that could still begin a stop string. */
@@ -285,7 +288,7 @@ pwb_status pwb_engine_plain_prompt(const pwb_chat_msg *msgs, size_t n_msgs,
 /* ---- the guard detector on an engine ---- */
 
 pwb_status pwb_engine_guard_fn(void *guard_user, const char *prompt,
-			       char **answer)
+			       char **answer, pwb_diag *diag)
 {
 	const pwb_engine_guard *g = guard_user;
 	*answer = NULL;
@@ -297,7 +300,7 @@ pwb_status pwb_engine_guard_fn(void *guard_user, const char *prompt,
 	p.timeout_ms = g->timeout_ms ? g->timeout_ms : 10000;
 	pwb_chat_msg m = {"user", prompt};
 	pwb_generation gen;
-	pwb_status st = pwb_engine_generate(g->engine, &m, 1, &p, &gen, NULL);
+	pwb_status st = pwb_engine_generate(g->engine, &m, 1, &p, &gen, diag);
 	if (st)
 		return st;
 	*answer = gen.cands[0].text;

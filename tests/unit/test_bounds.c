@@ -144,7 +144,8 @@ typedef struct fixture {
 } fixture;
 
 /* The judge of the guard detector in the next open_fixture(), if any. */
-static pwb_status (*fixture_guard)(void *, const char *, char **);
+static pwb_status (*fixture_guard)(void *, const char *, char **,
+				   pwb_diag *);
 
 static void open_fixture(fixture *fx, const pwb_settings *s, size_t cap)
 {
@@ -341,13 +342,16 @@ static void test_lexicon_errors(void **state)
 static char *guard_prompt;
 static const char *guard_answer;
 
-static pwb_status judge(void *user, const char *prompt, char **answer)
+static pwb_status judge(void *user, const char *prompt, char **answer,
+			pwb_diag *diag)
 {
 	(void)user;
 	free(guard_prompt);
 	guard_prompt = strdup(prompt);
-	if (!guard_answer)
-		return PWB_EIO; /* the engine is down */
+	if (!guard_answer) {
+		pwb_diag_add(diag, NULL, 0, 0, "judge.example is down");
+		return PWB_EIO;
+	}
 	*answer = strdup(guard_answer);
 	return PWB_OK;
 }
@@ -412,7 +416,9 @@ static void test_guard(void **state)
 					  strlen(t), &dg),
 			 PWB_EIO);
 	pwb_diag_format(&dg.entries[0], msg, sizeof(msg));
-	assert_non_null(strstr(msg, "the guard judge failed"));
+	/* ... naming the guard, and the judge's own reason. */
+	assert_non_null(strstr(msg, "the guard judge failed: judge.example "
+				    "is down"));
 	pwb_diag_release(&dg);
 	free(guard_prompt);
 	guard_prompt = NULL;

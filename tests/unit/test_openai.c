@@ -799,7 +799,7 @@ static void test_guard_fn(void **state)
 		pwb_engine *e = engine(cases[i].flags);
 		pwb_engine_guard g = {.engine = e};
 		char *answer = NULL;
-		assert_int_equal(pwb_engine_guard_fn(&g, "judge this", &answer),
+		assert_int_equal(pwb_engine_guard_fn(&g, "judge this", &answer, NULL),
 				 PWB_OK);
 		assert_string_equal(answer, cases[i].answer);
 		free(answer);
@@ -808,7 +808,7 @@ static void test_guard_fn(void **state)
 	pwb_engine *e = engine("slow:3000");
 	pwb_engine_guard g = {.engine = e, .timeout_ms = 300};
 	char *answer = (char *)"untouched";
-	assert_int_equal(pwb_engine_guard_fn(&g, "judge this", &answer),
+	assert_int_equal(pwb_engine_guard_fn(&g, "judge this", &answer, NULL),
 			 PWB_EIO);
 	assert_null(answer);
 	pwb_engine_free(e);
