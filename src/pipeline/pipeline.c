@@ -197,14 +197,19 @@ pwb_status pwb__features(pwb_pipeline *pl, const char *text, size_t len,
 {
 	const pwb_prefs_params *mp = pwb_prefs_model_params(pl->prefs);
 	double scores[PWB_PREFS_MAX_CATEGORIES] = {0};
-	for (size_t c = 0; c < mp->n_categories; c++)
-		for (size_t i = 0; check && i < pwb_decision_n_categories(check);
-		     i++) {
-			const pwb_cat_decision *cd =
-			    pwb_decision_category(check, i);
-			if (!strcmp(cd->category, mp->categories[c]))
-				scores[c] = cd->score;
-		}
+	size_t n = check ? pwb_decision_n_categories(check) : 0;
+	for (size_t c = 0; c < mp->n_categories; c++) {
+		/* The default model lists the registry's categories in the
+		 * decision's order: try the same index first. */
+		const pwb_cat_decision *cd =
+		    c < n ? pwb_decision_category(check, c) : NULL;
+		for (size_t i = 0;
+		     i < n && (!cd || strcmp(cd->category, mp->categories[c]));
+		     i++)
+			cd = pwb_decision_category(check, i);
+		if (cd && !strcmp(cd->category, mp->categories[c]))
+			scores[c] = cd->score;
+	}
 	float embed[PWB_ENGINE_MAX_EMBED];
 	const float *ev = NULL;
 	if (mp->n_embed && mp->n_embed == pwb_engine_embed_dim(pl->p.engine)) {
