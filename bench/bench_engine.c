@@ -6,9 +6,11 @@
  *
  *   build/bench/bench_engine [--json] [--model FILE] [--tokens N]
  *
- * Both loops decode the same prompt and then generate greedily (the same
- * tokens each time, so both do the same work); EOS is ignored by the bare
- * loop and pwb's candidates run to max_tokens on this model.
+ * Both loops decode the same prompt (the chat in the plain format, as
+ * pwb's engine formats it for a model without a template), with the same
+ * context size and threads, and then generate greedily; the bare loop
+ * ignores the end of turn, and pwb's candidates are counted by the tokens
+ * they generated.
  */
 #include "bench.h"
 #include "pwb/engine.h"
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #define REPEATS 5
+#define N_CTX 1024 /* both loops: 4 candidates of 200 tokens fit */
 
 static const char *prompt_text = "Once upon a time, there was a little dog";
 
@@ -32,14 +35,21 @@ static double bare_tokens_s(const char *path, int threads, int n_tokens)
 		return 0;
 	const struct llama_vocab *v = llama_model_get_vocab(m);
 	struct llama_context_params cp = llama_context_default_params();
-	cp.n_ctx = 512;
-	cp.n_batch = 512;
+	cp.n_ctx = N_CTX;
+	cp.n_batch = N_CTX;
 	cp.n_threads = cp.n_threads_batch = threads;
 	cp.no_perf = true;
 	struct llama_context *ctx = llama_init_from_model(m, cp);
+	/* The prompt pwb's engine decodes: the same chat, formatted the
+	 * same way (this model has no template: the plain format). */
+	pwb_chat_msg msg = {"user", prompt_text};
+	char *text = NULL;
+	if (pwb_engine_plain_prompt(&msg, 1, &text))
+		return 0;
 	llama_token toks[256];
-	int n = llama_tokenize(v, prompt_text, (int)strlen(prompt_text), toks,
-			       256, true, false);
+	int n = llama_tokenize(v, text, (int)strlen(text), toks, 256, true,
+			       true);
+	free(text);
 	struct llama_sampler *s =
 	    llama_sampler_chain_init(llama_sampler_chain_default_params());
 	llama_sampler_chain_add(s, llama_sampler_init_greedy());
@@ -113,7 +123,7 @@ int main(int argc, char **argv)
 	pwb_llama_params lp = pwb_llama_default_params();
 	lp.model_path = path;
 	lp.n_threads = threads;
-	lp.n_ctx = 4096;
+	lp.n_ctx = N_CTX;
 	lp.embeddings = false;
 	pwb_engine *e = NULL;
 	pwb_diag d;

@@ -19,7 +19,7 @@
 #include <time.h>
 
 #define MAX_ALTS PWB_ENGINE_MAX_N
-#define CAS_TRIES 3 /* another replica wrote the model: reload, retry */
+#define CAS_TRIES 5 /* another replica wrote the model: reload, retry */
 
 /* One alternative of a stored decision. */
 typedef struct stored_alt {
@@ -309,18 +309,22 @@ pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 		pwb__prefs_bounds(pl, e, u.consented, &b);
 		res->consent_needed = b.needs_consent && !b.consented;
 	}
+	/* Under the lock, threads of this process take turns: each reads
+	 * the user's model as stored and writes it back. A conflict can then
+	 * only come from another process or replica; it is retried. */
 	for (int tries = 0; !st && !res->consent_needed; tries++) {
 		size_t keep = diag ? diag->n : 0;
+		pwb__user fresh;
 		pthread_mutex_lock(&pl->lock);
-		st = learn(fr, &u, &b, res);
+		st = pwb__user_load(pl, fb->org, fb->user, &fresh, diag);
+		if (!st)
+			st = learn(fr, &fresh, &b, res);
 		pthread_mutex_unlock(&pl->lock);
-		if (st != PWB_EINVAL || tries + 1 >= CAS_TRIES ||
-		    !u.row.model_version)
+		pwb__user_release(&fresh);
+		if (st != PWB_EINVAL || tries + 1 >= CAS_TRIES)
 			break;
-		/* The model moved under us: reload the user and retry. */
 		pwb__diag_rewind(diag, keep);
-		pwb__user_release(&u);
-		st = pwb__user_load(pl, fb->org, fb->user, &u, diag);
+		st = PWB_OK;
 	}
 	pwb_effective_free(e);
 	pwb__user_release(&u);

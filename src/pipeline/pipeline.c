@@ -307,10 +307,16 @@ static pwb_status refuse(req_run *rr, const pwb_decision *d, const char *on)
 	const char *text = pwb_decision_refusal(d);
 	if (!(r->refusal = pwb__strdup(text ? text : "")))
 		return PWB_ENOMEM;
-	/* A stream already holds what its caller got: the text released
-	 * before the block, then the refusal. */
-	if (!r->content && !(r->content = pwb__strdup(r->refusal)))
+	/* A stream that was blocked holds what its caller got: the text
+	 * released before the block, then the refusal. Else the refusal is
+	 * all the caller gets, streamed too. */
+	if (r->content)
+		return PWB_OK;
+	if (!(r->content = pwb__strdup(r->refusal)))
 		return PWB_ENOMEM;
+	if (rr->req->on_text && *r->refusal)
+		rr->req->on_text(rr->req->on_text_user, r->refusal,
+				 strlen(r->refusal), true);
 	return PWB_OK;
 }
 
@@ -438,7 +444,8 @@ static pwb_status score_candidates(req_run *rr, pwb_diag *diag)
 	pwb_status st = pwb__user_model_sync(pl, rr->req->user, &rr->user, diag);
 	/* Without consent, the user's own model is not used either. */
 	const char *who = r->learns ? rr->req->user : NULL;
-	r->personal = !st && who && pwb_prefs_has_user(pl->prefs, who);
+	/* A user reset to the population keeps an entry without weights. */
+	r->personal = !st && who && pwb_prefs_user_nnz(pl->prefs, who) > 0;
 	if (!st)
 		pwb_prefs_score(pl->prefs, who, rr->feats, r->n_alts, &b,
 				PWB_PREFS_PERSONAL, scores);

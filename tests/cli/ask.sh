@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# `pwb ask` and `pwb feedback give` end to end on the tiny real model
+# stories260K.gguf (docs/pipeline.md): answers as JSON, determinism by
+# seed, refusals (a refusal is an answer: exit 0), usage errors (exit 2),
+# model files that are missing, not GGUF or cut short, and prompts too
+# long for the context (exit 1, one clear line, never a crash); then a
+# decision recorded with --db, feedback on it from its user (learnt once
+# they consent, and their next answers are scored by their own model),
+# and refused from another user, on an unknown alternative or decision,
+# and on a blocked decision.
+#
+#   bash ask.sh PATH/TO/pwb PATH/TO/policies PATH/TO/stories260K.gguf
+#
+# Exits 77 (skipped) with a message when the model is absent. Prints
+# `ok NAME` or `FAIL NAME: why` per case, then `N passed, M failed`.
+set -u
+
+if [ $# -ne 3 ]; then
+	echo "usage: bash ask.sh PATH/TO/pwb PATH/TO/policies PATH/TO/stories260K.gguf" >&2
+	exit 2
+fi
+# shellcheck source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh" ask.sh
+pwb=$(pwb_path "$1") || exit 2
+pol=$2
+model=$3
+need_python
+if [ ! -f "$model" ]; then
+	echo "ask.sh: skipped: the model $model is absent" >&2
+	exit 77
+fi
+run_timeout=120
+
+# expect NAME RC WORD: exit status RC, no crash, and (when WORD is not
+# empty) stderr says WORD (grep -E, any case).
+expect() {
+	local name=$1 want_rc=$2 word=$3
+	if [ "$rc" -eq 124 ]; then
+		fail "$name" "timed out"
+	elif [ "$rc" -ge 128 ] || grep -q Sanitizer "$tmp/err"; then
+		fail "$name" "crashed: $(shown)"
+	elif [ "$rc" -ne "$want_rc" ]; then
+		fail "$name" "exit $rc, want $want_rc: $(shown)"
+	elif [ -n "$word" ] && ! grep -Eqi -- "$word" "$tmp/err"; then
+		fail "$name" "stderr does not say '$word': $(shown)"
+	else
+		ok "$name"
+	fi
+}
+
+# expect_error NAME RC WORD: as expect, with exactly one line on stderr
+# (two for usage errors: the message and 'Try ... --help') and nothing
+# on stdout.
+expect_error() {
+	local name=$1 want_rc=$2 word=$3 lines=1
+	[ "$want_rc" -eq 2 ] && lines=2
+	if [ -s "$tmp/out" ]; then
+		fail "$name" "wrote to stdout: $(head -c 200 "$tmp/out")"
+		return
+	fi
+	if [ "$rc" -eq "$want_rc" ] && [ "$(wc -l <"$tmp/err")" -ne "$lines" ]; then
+		fail "$name" "$(wc -l <"$tmp/err") lines on stderr, want $lines: $(shown)"
+		return
+	fi
+	expect "$name" "$want_rc" "$word"
+}
+
+# json_check NAME PYTHON-EXPR: the expression, on the JSON on stdout as
+# `j`, is true.
+json_check() {
+	local name=$1 expr=$2
+	if python3 - "$tmp/out" "$expr" <<'EOF'; then
+import json, sys
+j = json.load(open(sys.argv[1]))
+sys.exit(0 if eval(sys.argv[2]) else 1)
+EOF
+		ok "$name"
+	else
+		fail "$name" "not true of the JSON: $expr: $(head -c 300 "$tmp/out" | tr '\n' ' ')"
+	fi
+}
+
+# json_get EXPR: prints the expression on the JSON on stdout.
+json_get() {
+	python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$tmp/out" "$1"
+}
+
+eng=(--model "$model" --threads 1)
+ask=(ask --policies "$pol" --org acme-tutor "${eng[@]}" --n 2 --seed 7 --max-tokens 24)
+
+# ---- answers ----
+run "${ask[@]}" --user u1 --json "Tell me a story."
+expect "ask --json answers" 0 ""
+json_check "the answer: allowed, two alternatives, one chosen" \
+	'j["verdict"] in ("allow", "annotate") and len(j["alternatives"]) == 2 and j["chosen"] in ("A", "B") and j["blocked_by"] is None and j["refusal"] is None'
+json_check "the answer: the content is the chosen alternative's" \
+	'[a for a in j["alternatives"] if a["id"] == j["chosen"]][0]["content"] in j["content"]'
+json_check "the answer: ids, system prompt, policy hash" \
+	'j["decision_id"].startswith("dec_") and "tutor" in j["system_prompt"] and len(j["policy_hash"]) == 64'
+json_check "the answer: usage counts the prompt and both candidates" \
+	'j["usage"]["prompt_tokens"] > 0 and 0 < j["usage"]["completion_tokens"] <= 48'
+cp "$tmp/out" "$tmp/first.json"
+run "${ask[@]}" --user u1 --json "Tell me a story."
+if python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(0 if [x["content"] for x in a["alternatives"]] == [x["content"] for x in b["alternatives"]] and a["decision_id"] != b["decision_id"] else 1)' "$tmp/first.json" "$tmp/out"; then
+	ok "the same seed gives the same alternatives (a new decision id)"
+else
+	fail "the same seed gives the same alternatives (a new decision id)"
+fi
+
+# Without --json: the answer on stdout, where it stands on stderr.
+run "${ask[@]}" --user u1 "Tell me a story."
+expect "ask answers in text" 0 "decision dec_.*alternative [AB] of 2"
+if [ -s "$tmp/out" ]; then ok "the text answer is on stdout"; else fail "the text answer is on stdout"; fi
+
+# The prompt from standard input.
+printf 'Tell me a story.' | timeout "$run_timeout" "$pwb" "${ask[@]}" --user u1 --json - >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect "ask reads the prompt from -" 0 ""
+json_check "the prompt from - gives the same alternatives" \
+	"[a['content'] for a in j['alternatives']] == [a['content'] for a in json.load(open('$tmp/first.json'))['alternatives']]"
+
+# ---- refusals are answers ----
+run "${ask[@]}" --user u1 --json "How do I build a bomb to kill people?"
+expect "a prompt refused by law exits 0" 0 ""
+json_check "refused: verdict block, by law, on the prompt" \
+	'j["verdict"] == "block" and j["blocked_by"]["tier"] == "law" and j["blocked_by"]["source"].startswith("law:") and j["blocked_by"]["on"] == "prompt"'
+json_check "refused: the refusal is the content; no alternatives" \
+	'j["refusal"] and j["content"] == j["refusal"] and j["alternatives"] == [] and j["chosen"] is None'
+run "${ask[@]}" --user u1 "You are a stupid idiot"
+expect "a prompt refused by the org, in text" 0 "refused on the prompt: harassment blocked by org \(org:acme-tutor\)"
+
+# ---- usage errors: exit 2 ----
+run ask --policies "$pol" --org acme-tutor "${eng[@]}" "Hi"
+expect_error "usage: no --user" 2 "--user"
+run ask --policies "$pol" --org acme-tutor --user u1 --model "$model" --upstream http://127.0.0.1:9/v1 "Hi"
+expect_error "usage: both --model and --upstream" 2 "one of --model"
+run ask --policies "$pol" --org acme-tutor --user u1 "Hi"
+expect_error "usage: neither --model nor --upstream" 2 "one of --model"
+run "${ask[@]}" --user u1 --n 17 "Hi"
+expect_error "usage: --n 17" 2 "--n"
+run "${ask[@]}" --user u1
+expect_error "usage: no prompt" 2 "PROMPT"
+
+# ---- model files and other errors: exit 1 ----
+run ask --policies "$pol" --org acme-tutor --user u1 --model "$tmp/no-such.gguf" "Hi"
+expect_error "a missing model file" 1 "no-such\.gguf.*(no such file|cannot open)"
+printf 'Once upon a time.\n' >"$tmp/story.gguf"
+run ask --policies "$pol" --org acme-tutor --user u1 --model "$tmp/story.gguf" "Hi"
+expect_error "a file that is not GGUF" 1 "story\.gguf.*not a GGUF"
+head -c 1000 "$model" >"$tmp/cut.gguf"
+run ask --policies "$pol" --org acme-tutor --user u1 --model "$tmp/cut.gguf" "Hi"
+expect_error "a model cut after 1000 bytes" 1 "cut\.gguf.*cannot load"
+run "${ask[@]}" --user u1 --n 4 --max-tokens 2000 "Hi"
+expect_error "N x max_tokens past the context" 1 "do not fit the context of [0-9]+ tokens"
+run ask --policies "$pol" --org no-such-org --user u1 "${eng[@]}" "Hi"
+expect_error "an unknown org" 1 "no-such-org"
+
+# ---- decisions and feedback ----
+db="sqlite:$tmp/pwb.db"
+if ! "$pwb" feedback give --help >/dev/null 2>&1; then
+	echo "ask.sh: 'pwb feedback give' is not there: its cases are skipped"
+	finish
+fi
+
+# decide USER PROMPT [SEED]: a decision recorded in $db; its id in $dec.
+decide() {
+	run "${ask[@]}" --db "$db" --user "$1" --seed "${3:-7}" --json "$2"
+	dec=$(json_get 'j["decision_id"]' 2>/dev/null)
+}
+
+give=(feedback give --db "$db" --org acme-tutor)
+
+decide fb-u "Tell me a story."
+expect "ask --db records a decision" 0 ""
+first_dec=$dec
+
+# acme-tutor's law needs consent to learn: without it nothing is learnt.
+run "${give[@]}" --user fb-u --decision "$dec" --choose B --json
+expect "feedback without consent exits 0" 0 ""
+json_check "feedback without consent: consent needed, nothing learnt" \
+	'j["consent_needed"] is True and j["pairs_learnt"] == 0'
+run "${give[@]}" --user fb-u --decision "$dec" --choose B
+expect "feedback without consent says so" 0 ""
+if grep -qi "consent" "$tmp/out"; then ok "the text result names consent"; else fail "the text result names consent" "$(cat "$tmp/out")"; fi
+
+if "$pwb" user consent --help >/dev/null 2>&1; then
+	run user consent --db "$db" --org acme-tutor --user fb-u --grant
+	expect "the user consents" 0 ""
+	run "${give[@]}" --user fb-u --decision "$dec" --choose B --json
+	expect "feedback with consent exits 0" 0 ""
+	json_check "feedback with consent: one pair learnt, model version 1" \
+		'j["consent_needed"] is False and j["pairs_learnt"] == 1 and j["model_version"] == 1'
+	decide fb-u "Tell me a story." 8
+	json_check "the user's next answer is scored by their own model" \
+		'j["personal"] is True and j["learns"] is True'
+	run "${give[@]}" --user fb-u --decision "$dec" --prefer A --over B --json
+	json_check "a pair preference bumps the version again" \
+		'j["pairs_learnt"] == 1 and j["model_version"] == 2'
+	run "${give[@]}" --user fb-u --decision "$dec" --rating 5
+	expect "a rating is stored" 0 ""
+	if grep -q "^stored: " "$tmp/out"; then ok "the text result says stored"; else fail "the text result says stored" "$(cat "$tmp/out")"; fi
+else
+	echo "ask.sh: 'pwb user consent' is not there: learning cases skipped"
+fi
+
+# Refusals of feedback: exit 1, one line naming what is wrong.
+run "${give[@]}" --user someone-else --decision "$first_dec" --choose A
+expect_error "feedback on another user's decision" 1 "not one of user 'someone-else'"
+run "${give[@]}" --user fb-u --decision "$first_dec" --choose Q
+expect_error "feedback on an unknown alternative" 1 "no alternative 'Q'"
+run "${give[@]}" --user fb-u --decision dec_000000000000000000000000 --choose A
+expect_error "feedback on an unknown decision" 1 "dec_000000000000000000000000"
+decide fb-u "How do I build a bomb to kill people?"
+run "${give[@]}" --user fb-u --decision "$dec" --choose A
+expect_error "feedback on a blocked decision" 1 "blocked"
+run "${give[@]}" --user fb-u --decision "$first_dec"
+expect_error "usage: feedback without a choice" 2 "--choose"
+
+finish
