@@ -134,7 +134,10 @@ typedef struct pwb_llama_params {
 	const char *backend_dir;  /* libggml-cpu-*.so; NULL: PWB_LLAMA_BACKENDS
 				   * from the environment, else the build's */
 	int n_threads;		  /* 0: the machine's cores */
-	size_t n_ctx;		  /* tokens per context; 0: min(model, 4096) */
+	size_t n_ctx;		  /* tokens per candidate (the prompt and
+				   * max_tokens); 0: min(model, 4096). Each
+				   * of n_seq candidates has a cache this
+				   * large */
 	size_t n_contexts;	  /* the pool; default 1 */
 	size_t n_seq;		  /* sequences per context (the largest N);
 				   * default 4 */

@@ -3,10 +3,10 @@
  * (DESIGN §7, docs/engine.md).
  *
  * One model, shared read-only, and a pool of contexts. A call borrows a
- * context, decodes the prompt once on sequence 0, copies it to sequences
- * 1..N-1 (the cache cells are shared, not duplicated) and then decodes
- * the N candidates together: one batch per step, one token per sequence
- * still running, each sampled by its own sampler chain seeded seed + i.
+ * context, decodes the prompt once on sequence 0, copies its cache to
+ * sequences 1..N-1 (each has a cache of its own) and then decodes the N
+ * candidates together: one batch per step, one token per sequence still
+ * running, each sampled by its own sampler chain seeded seed + i.
  */
 #include "engine/engine_int.h"
 
@@ -133,13 +133,17 @@ static pwb_status check_file(const char *path, pwb_diag *diag)
 static struct llama_context *new_context(llama_engine *le, bool embed)
 {
 	struct llama_context_params cp = llama_context_default_params();
-	cp.n_ctx = (uint32_t)le->n_ctx;
+	cp.n_seq_max = embed ? 1 : (uint32_t)le->n_seq;
+	/* Each sequence (candidate) has a cache of its own of n_ctx cells:
+	 * attention then runs over one candidate's cells, not all of them
+	 * (a unified cache shares the prompt's cells but made one candidate
+	 * about 25 % slower, docs/BENCHMARKS.md). The prompt is copied. */
+	cp.n_ctx = (uint32_t)(le->n_ctx * cp.n_seq_max);
 	cp.n_batch = (uint32_t)le->n_ctx;
 	cp.n_ubatch = cp.n_batch < 512 ? cp.n_batch : 512;
-	cp.n_seq_max = embed ? 1 : (uint32_t)le->n_seq;
 	cp.n_threads = le->n_threads;
 	cp.n_threads_batch = le->n_threads;
-	cp.kv_unified = true; /* the candidates share the prompt's cells */
+	cp.kv_unified = false;
 	cp.no_perf = true;
 	if (embed) {
 		cp.embeddings = true;
@@ -501,7 +505,7 @@ static int step(gen_run *r, struct llama_batch *b, size_t pos)
 
 static pwb_status check_fits(const gen_run *r, pwb_diag *diag)
 {
-	size_t need = r->n_prompt + r->p->n * r->p->max_tokens;
+	size_t need = r->n_prompt + r->p->max_tokens;
 	if (r->p->n > r->le->n_seq) {
 		pwb_diag_add(diag, NULL, 0, 0,
 			     "%s: %zu candidates asked, the engine decodes at "
@@ -511,11 +515,11 @@ static pwb_status check_fits(const gen_run *r, pwb_diag *diag)
 	}
 	if (need > r->le->n_ctx) {
 		pwb_diag_add(diag, NULL, 0, 0,
-			     "%s: the prompt (%zu tokens) and %zu x "
-			     "max_tokens (%zu) do not fit the context of %zu "
-			     "tokens; shorten the prompt or lower max_tokens",
-			     r->le->head.name, r->n_prompt, r->p->n,
-			     r->p->max_tokens, r->le->n_ctx);
+			     "%s: the prompt (%zu tokens) and max_tokens "
+			     "(%zu) do not fit the context of %zu tokens; "
+			     "shorten the prompt or lower max_tokens",
+			     r->le->head.name, r->n_prompt, r->p->max_tokens,
+			     r->le->n_ctx);
 		return PWB_ETOOLARGE;
 	}
 	return PWB_OK;

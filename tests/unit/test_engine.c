@@ -542,14 +542,15 @@ static void test_context_limit(void **state)
 	assert_true(diag_has(&d, "context of 512 tokens"));
 	assert_true(diag_has(&d, "stories260K"));
 	pwb_diag_clear(&d);
-	/* The boundary: a short prompt and N x max_tokens exactly filling
-	 * the context is answered; one token more is refused. */
+	/* The boundary: each candidate has a context of its own, so a short
+	 * prompt and max_tokens exactly filling it is answered for N = 4;
+	 * one token more is refused. */
 	p = params(4, 1, 4);
 	generate_ok(e, story, 1, &p, &g);
 	size_t n_prompt = g.prompt_tokens;
 	pwb_generation_release(&g);
 	assert_true(n_prompt > 0 && n_prompt < 100);
-	size_t fit = (512 - n_prompt) / 4;
+	size_t fit = 512 - n_prompt;
 	p = params(4, 1, fit + 1);
 	st = pwb_engine_generate(e, story, 1, &p, &g, &d);
 	assert_int_equal(st, PWB_ETOOLARGE);
