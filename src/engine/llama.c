@@ -377,25 +377,139 @@ static pwb_status format_chat(const llama_engine *le, const pwb_chat_msg *msgs,
 	return st ? st : PWB_ENOMEM;
 }
 
-/* Tokenizes text into a new array; *n gets the count. */
-static pwb_status tokenize(const llama_engine *le, const char *text,
-			   size_t len, bool special, llama_token **toks,
-			   size_t *n)
+/* A growing array of tokens. */
+typedef struct tokens {
+	llama_token *t;
+	size_t n, cap;
+} tokens;
+
+/* Appends the tokens of text: with `bos` the model's start token first;
+ * with `special` the text may spell control tokens (template text only,
+ * never a message's content). */
+static pwb_status add_tokens(const llama_engine *le, const char *text,
+			     size_t len, bool bos, bool special, tokens *out)
 {
 	if (len > INT32_MAX / 2)
 		return PWB_ETOOLARGE;
-	int32_t cap = (int32_t)len + 8;
-	llama_token *t = pwb__malloc((size_t)cap * sizeof(*t));
-	if (!t)
+	if (pwb__grow((void **)&out->t, &out->cap, out->n + len + 8,
+		      sizeof(llama_token)))
 		return PWB_ENOMEM;
-	int32_t got = llama_tokenize(le->vocab, text, (int32_t)len, t, cap,
-				     true, special);
-	if (got < 0) {
-		free(t);
+	int32_t got = llama_tokenize(le->vocab, text, (int32_t)len,
+				     out->t + out->n,
+				     (int32_t)(out->cap - out->n), bos, special);
+	if (got < 0)
 		return PWB_EINVAL;
+	out->n += (size_t)got;
+	return PWB_OK;
+}
+
+/* U+2060 WORD JOINER: invisible, and no tokenizer reads it as part of a
+ * control token. */
+#define JOINER "\xE2\x81\xA0"
+#define MAX_CONTROL 16 /* distinct control tokens looked for in one text */
+
+/*
+ * A message's content with every spelling of one of the model's control
+ * tokens ("</s>", "<|im_start|>") broken by a word joiner after its first
+ * byte, so that a user who types one writes text, not a new turn or an
+ * end of turn; NULL in *out when the content spells none. The chat is
+ * then tokenized in one piece with its template's control tokens, so the
+ * tokens of ordinary text are exactly the model's own.
+ */
+static pwb_status neutralise(const llama_engine *le, const char *text,
+			     char **out)
+{
+	*out = NULL;
+	tokens t = {0};
+	size_t len = strlen(text);
+	if (pwb__grow((void **)&t.t, &t.cap, len + 8, sizeof(llama_token)))
+		return PWB_ENOMEM;
+	int32_t n = len > INT32_MAX / 2
+			? -1
+			: llama_tokenize(le->vocab, text, (int32_t)len, t.t,
+					 (int32_t)t.cap, false, true);
+	char pieces[MAX_CONTROL][64];
+	size_t n_pieces = 0;
+	for (int32_t i = 0; i < n && n_pieces < MAX_CONTROL; i++) {
+		if (!(llama_vocab_get_attr(le->vocab, t.t[i]) &
+		      LLAMA_TOKEN_ATTR_CONTROL))
+			continue;
+		int32_t k = llama_token_to_piece(le->vocab, t.t[i],
+						 pieces[n_pieces], 63, 0, true);
+		if (k > 1) {
+			pieces[n_pieces][k] = '\0';
+			n_pieces++;
+		}
 	}
-	*toks = t;
-	*n = (size_t)got;
+	free(t.t);
+	if (n < 0)
+		return PWB_EINVAL;
+	if (!n_pieces)
+		return PWB_OK;
+	pwb__buf o;
+	pwb__buf_init(&o, 0);
+	for (size_t i = 0; i < len;) {
+		size_t hit = 0;
+		for (size_t p = 0; p < n_pieces && !hit; p++)
+			if (!strncmp(text + i, pieces[p], strlen(pieces[p])))
+				hit = strlen(pieces[p]);
+		if (hit) {
+			pwb__buf_addc(&o, text[i]);
+			pwb__buf_adds(&o, JOINER);
+			pwb__buf_add(&o, text + i + 1, hit - 1);
+			i += hit;
+		} else {
+			pwb__buf_addc(&o, text[i++]);
+		}
+	}
+	if (o.err) {
+		pwb__buf_release(&o);
+		return PWB_ENOMEM;
+	}
+	*out = pwb__buf_detach(&o);
+	return *out ? PWB_OK : PWB_ENOMEM;
+}
+
+/* The chat's tokens: its messages neutralised, formatted, and tokenized
+ * with the template's control tokens. */
+static pwb_status tokenize_chat(const llama_engine *le,
+				const pwb_chat_msg *msgs, size_t n_msgs,
+				tokens *out)
+{
+	pwb_chat_msg *safe = pwb__calloc(n_msgs, sizeof(*safe));
+	char **owned = pwb__calloc(n_msgs, sizeof(*owned));
+	char *text = NULL;
+	pwb_status st = safe && owned ? PWB_OK : PWB_ENOMEM;
+	for (size_t i = 0; !st && i < n_msgs; i++) {
+		st = neutralise(le, msgs[i].content, &owned[i]);
+		safe[i] = (pwb_chat_msg){
+		    msgs[i].role, owned[i] ? owned[i] : msgs[i].content};
+	}
+	if (!st)
+		st = format_chat(le, safe, n_msgs, &text);
+	if (!st)
+		st = add_tokens(le, text, strlen(text), true, true, out);
+	free(text);
+	for (size_t i = 0; owned && i < n_msgs; i++)
+		free(owned[i]);
+	free(owned);
+	free(safe);
+	return st;
+}
+
+/* The tokens of a plain text (for embeddings): the start token, then the
+ * text without control tokens. */
+static pwb_status tokenize(const llama_engine *le, const char *text,
+			   size_t len, llama_token **toks, size_t *n)
+{
+	tokens t = {0};
+	pwb_status st = add_tokens(le, text, len, true, false, &t);
+	if (st) {
+		free(t.t);
+		return st;
+	}
+	*toks = t.t;
+	*n = t.n;
 	return PWB_OK;
 }
 
@@ -528,21 +642,17 @@ static pwb_status check_fits(const gen_run *r, pwb_diag *diag)
 static pwb_status run_prompt(gen_run *r, const pwb_chat_msg *msgs,
 			     size_t n_msgs, pwb_diag *diag)
 {
-	char *text = NULL;
-	llama_token *toks = NULL;
-	pwb_status st = format_chat(r->le, msgs, n_msgs, &text);
-	if (!st)
-		st = tokenize(r->le, text, strlen(text), true, &toks,
-			      &r->n_prompt);
-	free(text);
+	tokens toks = {0};
+	pwb_status st = tokenize_chat(r->le, msgs, n_msgs, &toks);
+	r->n_prompt = toks.n;
 	if (!st && !(st = check_fits(r, diag)) &&
-	    decode_prompt(r->ctx, toks, r->n_prompt, r->le->n_ctx)) {
+	    decode_prompt(r->ctx, toks.t, r->n_prompt, r->le->n_ctx)) {
 		pwb_diag_add(diag, NULL, 0, 0,
 			     "%s: llama.cpp could not decode the prompt",
 			     r->le->head.name);
 		st = PWB_EIO;
 	}
-	free(toks);
+	free(toks.t);
 	if (st)
 		return st;
 	llama_memory_t mem = llama_get_memory(r->ctx);
@@ -653,7 +763,7 @@ static pwb_status llama_embed(pwb_engine *e, const char *text, size_t len,
 	llama_engine *le = (llama_engine *)e;
 	llama_token *toks = NULL;
 	size_t n = 0;
-	pwb_status st = tokenize(le, text, len, false, &toks, &n);
+	pwb_status st = tokenize(le, text, len, &toks, &n);
 	if (st)
 		return st;
 	if (n > le->n_ctx)

@@ -891,6 +891,26 @@ static void test_guard_on_this_engine(void **state)
 	assert_null(a);
 }
 
+/* A message's content is text, never control tokens: "</s>" (this
+ * model's end of sequence) typed by a user is its four characters, not
+ * one token that would end the turn. */
+static void test_content_has_no_control_tokens(void **state)
+{
+	(void)state;
+	NEED_MODEL();
+	pwb_engine *e = new_engine(0, 1);
+	pwb_gen_params p = params(1, 1, 1);
+	pwb_generation g;
+	pwb_chat_msg plain = {"user", "x"}, eos = {"user", "</s>"};
+	generate_ok(e, &plain, 1, &p, &g);
+	size_t base = g.prompt_tokens;
+	pwb_generation_release(&g);
+	generate_ok(e, &eos, 1, &p, &g);
+	assert_true(g.prompt_tokens >= base + 2);
+	pwb_generation_release(&g);
+	pwb_engine_free(e);
+}
+
 static void test_engine_name(void **state)
 {
 	(void)state;
@@ -902,6 +922,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_engine_name),
+	    cmocka_unit_test(test_content_has_no_control_tokens),
 	    cmocka_unit_test(test_same_seed_same_candidates),
 	    cmocka_unit_test(test_n_candidates_from_one_call),
 	    cmocka_unit_test(test_greedy_gives_identical_candidates),

@@ -505,23 +505,39 @@ static void test_every_candidate_blocked(void **state)
 	pwb_response_free(open);
 }
 
+/* The first seed from 4000 whose 4 candidates, unblocked, say the
+ * blocked word in some but not all of them (the model is deterministic
+ * for a seed, so this is the same seed on every run of one model). */
+static uint64_t seed_with_mix(void)
+{
+	for (uint64_t seed = 4000; seed < 4300; seed++) {
+		pwb_response *open = chat_n(pl_tiny, "t-open", "seed-u",
+					    "Tell me a story.", 4, seed);
+		size_t n_says = 0;
+		for (size_t i = 0; i < 4; i++)
+			n_says +=
+			    has_word(open->alts[i].content, BLOCK_WORD, NULL);
+		pwb_response_free(open);
+		if (n_says > 0 && n_says < 4)
+			return seed;
+	}
+	fail_msg("no seed in 4000..4299 gives candidates that say '%s' "
+		 "in some but not all of 4",
+		 BLOCK_WORD);
+	return 0;
+}
+
 static void test_some_candidates_blocked(void **state)
 {
 	(void)state;
 	NEED_MODEL();
 	const char *prompt = "Tell me a story.";
-	const uint64_t seed = 4000;
+	const uint64_t seed = seed_with_mix();
 	pwb_response *open =
 	    chat_n(pl_tiny, "t-open", "some-u", prompt, 4, seed);
 	bool says[4];
-	size_t n_says = 0;
 	for (size_t i = 0; i < 4; i++)
-		n_says += says[i] =
-		    has_word(open->alts[i].content, BLOCK_WORD, NULL);
-	if (n_says == 0 || n_says == 4)
-		fail_msg("seed %llu: %zu of 4 candidates say '%s'; the test "
-			 "needs a mix (choose another seed)",
-			 (unsigned long long)seed, n_says, BLOCK_WORD);
+		says[i] = has_word(open->alts[i].content, BLOCK_WORD, NULL);
 	pwb_response *r = chat_n(pl_tiny, "t-some", "some-u", prompt, 4, seed);
 	assert_false(r->blocked);
 	assert_null(r->refusal);
@@ -702,14 +718,8 @@ static void test_personalisation_learns_shorter(void **state)
 /*
  * A reset brings the user back to the population model: the same scores
  * as a user without feedback, and (pipeline.h) `personal` false.
- *
- * BUG (fails on the last assertion): after pwb_pipeline_reset() the
- * response still says personal == true. pwb_prefs_reset()
- * (src/prefs/model.c) zeroes the deviation but keeps the user's entry,
- * and src/pipeline/pipeline.c score_candidates() sets personal from
- * pwb_prefs_has_user() alone; every later request syncs the empty stored
- * model by another reset, so the user stays "personal" in this process
- * (a new process says population).
+ * (pwb_prefs_reset keeps the user's entry, without weights: personal is
+ * decided by the weights.)
  */
 static void test_reset_back_to_population(void **state)
 {
@@ -742,11 +752,11 @@ static void test_reset_back_to_population(void **state)
 		assert_string_equal(a->alts[i].content, b->alts[i].content);
 		assert_true(fabs(a->alts[i].score - b->alts[i].score) < 1e-9);
 	}
-	/* Freed first: the BUG below fails the test, and must not leak. */
+	/* Freed first: a failure below must not leak. */
 	bool personal = a->personal;
 	pwb_response_free(a);
 	pwb_response_free(b);
-	assert_false(personal); /* BUG: see above */
+	assert_false(personal);
 }
 
 /* ---- consent ---- */
@@ -888,8 +898,8 @@ static void test_feedback_on_blocked_alternative(void **state)
 {
 	(void)state;
 	NEED_MODEL();
-	pwb_response *r =
-	    chat_n(pl_tiny, "t-some", "fbb-u", "Tell me a story.", 4, 4000);
+	pwb_response *r = chat_n(pl_tiny, "t-some", "fbb-u",
+				 "Tell me a story.", 4, seed_with_mix());
 	size_t blocked = SIZE_MAX, allowed = SIZE_MAX;
 	for (size_t i = 0; i < r->n_alts; i++) {
 		if (r->alts[i].verdict == PWB_VERDICT_BLOCK)
@@ -929,18 +939,9 @@ static void test_feedback_on_blocked_alternative(void **state)
  * Feedback from several threads at once for one user (pipeline.h: "may
  * run concurrently"): every event is learnt, and the model version counts
  * them all.
- *
- * BUG (fails for a user's first feedback): every thread reads the user
- * (model_version 0) before the first one writes the model; the others'
- * compare-and-set then fails with PWB_EINVAL "the model of user ...
- * changed since version 0 was read", and src/pipeline/feedback.c
- * pwb_pipeline_feedback() does not retry because its loop breaks on
- * `!u.row.model_version` (line ~318): the retry is only made for users
- * who already had a model. With a model already written (version >= 1)
- * the same race is retried, but only CAS_TRIES (3) times, and the user
- * is read again outside pl->lock each time, so under more contention a
- * later feedback can fail too. Within one process the lock could make
- * them simply take turns.
+ * The threads all start before any writes (the first feedback of a user
+ * too); within one process they take turns under the pipeline's lock,
+ * each reading the model as stored.
  */
 #define FB_THREADS 6
 
@@ -1036,7 +1037,7 @@ static void test_feedback_concurrent(void **state)
 {
 	(void)state;
 	NEED_MODEL();
-	concurrent_feedback("race-first", true); /* BUG: see above */
+	concurrent_feedback("race-first", true);
 	concurrent_feedback("race-later", false);
 }
 
@@ -1114,34 +1115,45 @@ static void test_stream_is_the_content(void **state)
 	free(s);
 }
 
-static void test_stream_block_late(void **state)
+/* Where the sentence holding the blocked word starts in text (after the
+ * last sentence end before the word), or 0 when the word is not there or
+ * in the first sentence. */
+static size_t late_sentence(const char *full)
 {
-	(void)state;
-	NEED_MODEL();
-	const uint64_t seed = 3001;
-	stream_rec *s = malloc(sizeof(*s));
-	assert_non_null(s);
-	/* What the model says, unblocked. */
-	pwb_response *open = chat_stream(pl_tiny, "t-open", "late-u", seed, s);
-	char *full = strdup(open->content);
-	pwb_response_free(open);
-	size_t at;
+	size_t at, sentence = 0;
 	if (!has_word(full, BLOCK_WORD, &at))
-		fail_msg("seed %llu: the answer does not say '%s' (choose "
-			 "another seed): %s",
-			 (unsigned long long)seed, BLOCK_WORD, full);
-	/* Where the word's sentence starts (after the last sentence end
-	 * before it): the stream must stop before that. */
-	size_t sentence = 0;
+		return 0;
 	for (size_t i = 0; i < at; i++)
 		if (full[i] == '\n' ||
 		    ((full[i] == '.' || full[i] == '!' || full[i] == '?') &&
 		     isspace((unsigned char)full[i + 1])))
 			sentence = i + 1;
+	return sentence;
+}
+
+static void test_stream_block_late(void **state)
+{
+	(void)state;
+	NEED_MODEL();
+	stream_rec *s = malloc(sizeof(*s));
+	assert_non_null(s);
+	/* The first seed from 3000 whose unblocked answer says the word
+	 * after its first sentence. */
+	char *full = NULL;
+	size_t sentence = 0;
+	uint64_t seed = 3000;
+	for (; seed < 3300 && !sentence; seed++) {
+		pwb_response *open =
+		    chat_stream(pl_tiny, "t-open", "late-u", seed, s);
+		if ((sentence = late_sentence(open->content)))
+			full = strdup(open->content);
+		pwb_response_free(open);
+	}
+	seed--;
 	if (!sentence)
-		fail_msg("seed %llu: '%s' is in the first sentence (choose "
-			 "another seed): %s",
-			 (unsigned long long)seed, BLOCK_WORD, full);
+		fail_msg("no seed in 3000..3299 says '%s' after the first "
+			 "sentence",
+			 BLOCK_WORD);
 	/* The same answer where the word is forbidden. */
 	pwb_response *r = chat_stream(pl_tiny, "t-some", "late-u", seed, s);
 	assert_refusal(r, PWB_TIER_ORG, "org:t-some", "harassment", "response");
@@ -1171,13 +1183,6 @@ static void test_stream_block_late(void **state)
  * A prompt refused while streaming: pipeline.h promises that the
  * concatenation of every on_text call is the response's content, and a
  * block reaches the stream as the refusal with `refusal` true.
- *
- * BUG (fails): when the input rails block the prompt of a streaming
- * request, on_text is never called: src/pipeline/pipeline.c refuse()
- * (reached from check_prompt()) sets r->content to the refusal, but only
- * the stream (src/pipeline/stream.c emit_refusal(), reached after
- * generation starts) ever calls on_text. A streaming client gets an empty
- * stream while response->content holds the refusal.
  */
 static void test_stream_prompt_refused(void **state)
 {
@@ -1203,12 +1208,12 @@ static void test_stream_prompt_refused(void **state)
 	assert_refusal(r, PWB_TIER_LAW, "law:", NULL, "prompt");
 	print_message("%zu bytes streamed, content has %zu\n", s->len,
 		      strlen(r->content));
-	/* Freed first: the BUG below fails the test, and must not leak. */
+	/* Freed first: a failure below must not leak. */
 	bool same = !strcmp(s->text, r->content);
 	bool refusal_first = s->first_refusal == 0, ends = s->last_was_refusal;
 	pwb_response_free(r);
 	free(s);
-	assert_true(same); /* BUG: see above */
+	assert_true(same);
 	assert_true(refusal_first);
 	assert_true(ends);
 }
