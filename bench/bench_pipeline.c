@@ -145,6 +145,11 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--db") && i + 1 < argc)
 			snprintf(db, sizeof(db), "%s", argv[++i]);
 	}
+	if (n < 1 || n > 10000000) {
+		fprintf(stderr, "bench_pipeline: --requests must be 1 to "
+				"10000000\n");
+		return 2;
+	}
 	make_candidates();
 	pwb_policy *pol = NULL;
 	pwb_policy_params pp = pwb_policy_default_params();

@@ -32,8 +32,16 @@ static const char ask_usage[] =
     "1 on an error (engine down, bad input), 2 on a usage error.\n";
 
 /* What `ask` prints without --json: the answer, then where it stands. */
-static void print_response(const pwb_response *r)
+static void print_response(const pwb_response *r, bool recorded)
 {
+	const pwb_decision *d =
+	    r->chosen != SIZE_MAX ? r->alts[r->chosen].check : r->prompt_check;
+	/* What the deploying system must show (the AI disclosure). */
+	for (size_t i = 0; d && i < pwb_decision_n_obligations(d); i++) {
+		const pwb_dec_obligation *o = pwb_decision_obligation(d, i);
+		if (o->placement == PWB_PLACE_SYSTEM && o->text)
+			fprintf(stderr, "pwb: %s\n", o->text);
+	}
 	printf("%s\n", r->content);
 	if (r->blocked) {
 		const pwb_blocked_by *b = &r->blocked_by;
@@ -42,7 +50,8 @@ static void print_response(const pwb_response *r)
 			b->on, b->category, pwb_tier_str(b->tier), b->source,
 			b->basis ? ": " : "", b->basis ? b->basis : "");
 	}
-	fprintf(stderr, "pwb: decision %s, %s", r->decision_id,
+	fprintf(stderr, "pwb: decision %s%s, %s", r->decision_id,
+		recorded ? "" : " (not recorded: no --db)",
 		pwb_verdict_str(r->verdict));
 	if (r->chosen != SIZE_MAX)
 		fprintf(stderr, ", alternative %s of %zu (%s model)",
@@ -80,7 +89,7 @@ static int ask(cli_gen_opts *o, pwb_pipeline *pl, const char *prompt,
 			rc = CLI_OK;
 		}
 	} else {
-		print_response(r);
+		print_response(r, o->db != NULL);
 		rc = CLI_OK;
 	}
 	if (!rc && fflush(stdout))
@@ -106,15 +115,26 @@ int cli_ask(int argc, char **argv)
 	if (pos.n != 1)
 		return cli_usage_error(&a, "give one PROMPT (quote it) or '-' "
 					   "to read it from standard input");
+	if (!pos.v[0][strspn(pos.v[0], " \t\r\n")])
+		return cli_usage_error(&a, "the PROMPT is empty");
 	if ((rc = cli_resolve_run(&o.ra, &a))) {
 		cli_resolve_release(&o.ra);
 		return rc;
 	}
 	cli_gen g;
-	size_t len;
+	size_t len = 0;
 	char *prompt = strcmp(pos.v[0], "-")
 			   ? strdup(pos.v[0])
 			   : cli_read_file("-", PWB_BOUNDS_MAX_TEXT, &len);
+	const char *nul = prompt && len ? memchr(prompt, '\0', len) : NULL;
+	if (nul) {
+		fprintf(stderr,
+			"<stdin>: error: the prompt has a NUL byte at offset "
+			"%zu\n",
+			(size_t)(nul - prompt));
+		free(prompt);
+		prompt = NULL;
+	}
 	rc = prompt ? cli_gen_open(&a, &o, &g) : CLI_FAIL;
 	if (!rc)
 		rc = ask(&o, g.pipeline, prompt, json);

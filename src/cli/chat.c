@@ -8,6 +8,8 @@
 #include "cli/cli.h"
 #include "util/util.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -22,10 +24,11 @@ static const char chat_usage[] =
     "\n"
     "A chat in the terminal, for trying pwb out: each message goes through\n"
     "the pipeline (docs/pipeline.md). With two or more answers, the best\n"
-    "two are shown side by side; type a or b to say which you prefer (it\n"
-    "is recorded as feedback, and pwb learns from it), or Enter to go on\n"
-    "with pwb's pick. Without --db the feedback is kept in a temporary\n"
-    "store for this chat only.\n"
+    "two are shown side by side; type the letter of the one you prefer\n"
+    "(it is recorded as feedback, and pwb learns from it), or Enter to go\n"
+    "on with pwb's pick and record nothing. Without --db the feedback is kept in a temporary\n"
+    "store for this chat only, removed when the chat ends (also on\n"
+    "Ctrl-C).\n"
     "\n"
     "Commands in the chat:\n"
     "  /why                 the last answer's bounds and provenance\n"
@@ -62,15 +65,42 @@ typedef struct chat {
 	char *history[2 * HISTORY_TURNS]; /* user, assistant, ... */
 	size_t n_history;
 	bool told_consent;
+	bool told_ai;
 	char *line;
 	size_t line_cap;
+	char *pending; /* a line typed at the a/b question: the next input */
 } chat;
 
 /* ---- reading ---- */
 
-/* The next line of input, without its end; NULL at the end of input. */
+/* Set by SIGINT, SIGTERM and SIGHUP: the chat ends (and removes its
+ * temporary store) at the next read or after the turn in progress. */
+static volatile sig_atomic_t stop_asked;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_asked = 1;
+}
+
+/* Without SA_RESTART, so that a read waiting for input returns. */
+static void catch_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* The next line of input, without its end; NULL at the end of input or
+ * when the chat is asked to stop. */
 static const char *read_line(chat *c, const char *prompt)
 {
+	if (stop_asked)
+		return NULL;
 	if (c->tty) {
 		fputs(prompt, stdout);
 		fflush(stdout);
@@ -79,8 +109,11 @@ static const char *read_line(chat *c, const char *prompt)
 	bool too_long = false;
 	ssize_t n = pwb__read_line(stdin, &c->line, &c->line_cap,
 				   LINE_MAX_BYTES, &len, &too_long);
-	if (n < 0)
+	if (n <= 0 || stop_asked) { /* 0: the end of input */
+		if (c->tty)
+			putchar('\n');
 		return NULL;
+	}
 	if (too_long) {
 		fprintf(stderr, "pwb: that line is longer than %d bytes; it "
 				"was skipped\n",
@@ -153,8 +186,8 @@ static void show_pair(chat *c, const pwb_alternative *a,
 		      const pwb_alternative *b)
 {
 	char ha[64], hb[64];
-	snprintf(ha, sizeof(ha), "[a] alternative %s (pwb's pick)", a->id);
-	snprintf(hb, sizeof(hb), "[b] alternative %s", b->id);
+	snprintf(ha, sizeof(ha), "[%s] (pwb's pick)", a->id);
+	snprintf(hb, sizeof(hb), "[%s]", b->id);
 	if (c->tty && c->width >= 40) {
 		side_by_side(ha, hb, c->width);
 		side_by_side(a->content, b->content, c->width);
@@ -246,6 +279,8 @@ static pwb_response *ask_turn(chat *c, const char *text, pwb_diag *d)
 	pwb_status st = pwb_pipeline_chat(c->g.pipeline, &req, &r, d);
 	if (st == PWB_ETOOLARGE && c->n_history) {
 		/* The history no longer fits: start afresh, once. */
+		printf("(the conversation no longer fits the model's context: "
+		       "starting afresh)\n");
 		forget_history(c);
 		pwb_diag_clear(d);
 		return ask_turn(c, text, d);
@@ -272,30 +307,64 @@ static void give_choice(chat *c, const pwb_response *r, const char *alt)
 		printf("(not learnt: the law here lets pwb learn from you only "
 		       "with your consent: /consent gives it)\n");
 		c->told_consent = true;
-	} else if (!res.consent_needed)
+	} else if (res.consent_needed)
+		printf("(not learnt: no consent)\n");
+	else
 		printf("(noted: alternative %s; your model is at version "
 		       "%lld)\n",
 		       alt, (long long)res.model_version);
 	pwb_diag_release(&d);
 }
 
+/* Whether a reply names alternative a (its id, in either case). */
+static bool names_alt(const char *reply, const pwb_alternative *a)
+{
+	return reply[0] && !reply[1] &&
+	       (reply[0] == a->id[0] || reply[0] - 'a' + 'A' == a->id[0]);
+}
+
+/* What the deploying system must show with an answer (the AI
+ * disclosure, where a law asks for it), once per chat. */
+static void show_system_obligations(chat *c, const pwb_response *r)
+{
+	const pwb_decision *d =
+	    r->chosen != SIZE_MAX ? r->alts[r->chosen].check : r->prompt_check;
+	for (size_t i = 0; !c->told_ai && d &&
+			   i < pwb_decision_n_obligations(d);
+	     i++) {
+		const pwb_dec_obligation *o = pwb_decision_obligation(d, i);
+		if (o->placement == PWB_PLACE_SYSTEM && o->text) {
+			printf("(%s)\n", o->text);
+			c->told_ai = true;
+		}
+	}
+}
+
 /* Shows the answer, asks which of two is better; returns the text kept
- * in the history. */
+ * in the history. Any other reply than an alternative's letter or Enter
+ * is kept as the next line of the chat. */
 static const char *show_answer(chat *c, const pwb_response *r)
 {
 	size_t x, y;
+	show_system_obligations(c, r);
 	if (r->blocked || !best_two(r, &x, &y)) {
 		printf("%s\n", r->content);
 		return r->content;
 	}
 	show_pair(c, &r->alts[x], &r->alts[y]);
-	const char *pick = read_line(c, "Which is better? a/b (Enter: a) ");
-	if (pick && (!strcmp(pick, "b") || !strcmp(pick, "B"))) {
+	char question[64];
+	snprintf(question, sizeof(question),
+		 "Which is better? %s or %s (Enter: no choice) ",
+		 r->alts[x].id, r->alts[y].id);
+	const char *pick = read_line(c, question);
+	if (pick && names_alt(pick, &r->alts[y])) {
 		give_choice(c, r, r->alts[y].id);
 		return r->alts[y].content;
 	}
-	if (pick && (!strcmp(pick, "a") || !strcmp(pick, "A")))
+	if (pick && names_alt(pick, &r->alts[x]))
 		give_choice(c, r, r->alts[x].id);
+	else if (pick && *pick)
+		c->pending = strdup(pick);
 	return r->alts[x].content;
 }
 
@@ -354,7 +423,9 @@ static void chat_loop(chat *c)
 		printf("Chat as %s with %s. /help for commands, /quit to end.\n",
 		       c->o->user, pwb_engine_name(c->g.engine));
 	const char *line;
-	while ((line = read_line(c, "you> "))) {
+	char *next = NULL;
+	while (free(next), next = c->pending, c->pending = NULL,
+	       (line = next ? next : read_line(c, "you> "))) {
 		if (!*line)
 			continue;
 		if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
@@ -374,6 +445,7 @@ static void chat_loop(chat *c)
 			turn(c, line);
 		fflush(stdout);
 	}
+	free(next);
 }
 
 /* Without --db: a store in a temporary folder, removed at the end. */
@@ -432,8 +504,10 @@ int cli_chat(int argc, char **argv)
 	rc = o.db ? CLI_OK : temp_store(&c);
 	if (!rc)
 		rc = cli_gen_open(&a, &o, &c.g);
-	if (!rc)
+	if (!rc) {
+		catch_signals();
 		chat_loop(&c);
+	}
 	pwb_response_free(c.last);
 	forget_history(&c);
 	free(c.line);

@@ -242,6 +242,7 @@ const char *cli_cache_dir(void);
 typedef struct cli_engine_opts {
 	const char *model, *upstream, *upstream_model, *api_key_env;
 	size_t threads, ctx, contexts;
+	size_t seqs; /* candidates decoded together (set from --n and the org) */
 	/* The guard detector's judge (a Llama Guard model): embedded or
 	 * upstream; none when both are NULL. */
 	const char *guard_model, *guard_upstream, *guard_upstream_model;

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* One engine: embedded from a GGUF file, or an upstream endpoint. */
 static pwb_status open_one(const cli_engine_opts *o, const char *model,
@@ -18,6 +19,8 @@ static pwb_status open_one(const cli_engine_opts *o, const char *model,
 		pwb_llama_params lp = pwb_llama_default_params();
 		lp.model_path = model;
 		lp.n_threads = (int)o->threads;
+		if (o->seqs > lp.n_seq)
+			lp.n_seq = o->seqs;
 		lp.n_ctx = o->ctx;
 		lp.n_contexts = o->contexts ? o->contexts : 1;
 		if (guard) { /* one greedy answer per check */
@@ -92,6 +95,20 @@ int cli_gen_open(cli_args *a, cli_gen_opts *o, cli_gen *g)
 	memset(g, 0, sizeof(*g));
 	if (!o->user)
 		return cli_usage_error(a, "--user ID is required");
+	/* More threads than cores make llama.cpp's workers wait on each
+	 * other: many times slower, never faster. */
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cores > 0 && o->eo.threads > (size_t)cores) {
+		fprintf(stderr,
+			"pwb: warning: --threads %zu is more than the %ld "
+			"cores here; using %ld\n",
+			o->eo.threads, cores, cores);
+		o->eo.threads = (size_t)cores;
+	}
+	/* The embedded engine decodes as many candidates together as the
+	 * request or the org asks for. */
+	int org_n = pwb_effective_candidates(o->ra.effective);
+	o->eo.seqs = o->n ? o->n : (size_t)(org_n > 0 ? org_n : 1);
 	int rc = cli_engine_open(a, &o->eo, &g->engine, &g->guard_engine);
 	if (rc)
 		return rc;

@@ -62,7 +62,9 @@ static _Thread_local char last_error[512];
 static void llama_log(enum ggml_log_level level, const char *text, void *user)
 {
 	(void)user;
-	if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN)
+	/* The first error says why; the lines after it only that it failed. */
+	if ((level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN) ||
+	    last_error[0])
 		return;
 	size_t n = strcspn(text, "\n");
 	if (n >= sizeof(last_error))
@@ -106,11 +108,20 @@ static pwb_status check_file(const char *path, pwb_diag *diag)
 			     strerror(errno));
 		return errno == ENOENT ? PWB_ENOTFOUND : PWB_EIO;
 	}
+	if (S_ISDIR(st.st_mode)) {
+		pwb_diag_add(diag, path, 0, 0,
+			     "is a folder, not a GGUF model file");
+		return PWB_EINVAL;
+	}
 	FILE *f = fopen(path, "rb");
+	if (!f) {
+		pwb_diag_add(diag, path, 0, 0, "cannot open the model: %s",
+			     strerror(errno));
+		return PWB_EIO;
+	}
 	char magic[4] = {0};
-	size_t got = f ? fread(magic, 1, 4, f) : 0;
-	if (f)
-		fclose(f);
+	size_t got = fread(magic, 1, 4, f);
+	fclose(f);
 	if (!S_ISREG(st.st_mode) || got != 4 || memcmp(magic, "GGUF", 4)) {
 		pwb_diag_add(diag, path, 0, 0,
 			     "not a GGUF model file (it does not start with "
@@ -193,6 +204,7 @@ static pwb_status load_model(llama_engine *le, const pwb_llama_params *p,
 static pwb_status make_contexts(llama_engine *le, const pwb_llama_params *p,
 				pwb_diag *diag)
 {
+	last_error[0] = '\0';
 	le->n_slots = p->n_contexts;
 	if (!(le->slots = pwb__calloc(le->n_slots, sizeof(*le->slots))))
 		return PWB_ENOMEM;

@@ -74,8 +74,8 @@ static pwb_status read_alt(fb_run *fr, json_t *j, stored_alt *a)
 	free(raw);
 	if (st)
 		return bad(fr->diag,
-			   "decision '%s' was recorded for another preference "
-			   "model layout%s",
+			   "decision '%s' was scored with another preference "
+			   "model: give the --prefs model the request used%s",
 			   fr->fb->decision_id, "");
 	a->f = two[0];
 	a->has_features = true;
@@ -112,7 +112,8 @@ static pwb_status find_decision(fb_run *fr)
 		return st;
 	if (!row.user || strcmp(row.user, fb->user))
 		st = bad(fr->diag,
-			 "decision '%s' is not one of user '%s''s decisions",
+			 "decision '%s' is not one of the decisions of user "
+			 "'%s'",
 			 fb->decision_id, fb->user);
 	else if (row.verdict && !strcmp(row.verdict, "block"))
 		st = bad(fr->diag,
@@ -125,10 +126,17 @@ static pwb_status find_decision(fb_run *fr)
 	return st;
 }
 
+/* Alternative ids are capital letters; a lower-case one names the same. */
+static bool same_alt(const char *id, const char *given)
+{
+	return given[0] && !given[1] &&
+	       (id[0] == given[0] || id[0] == given[0] - 'a' + 'A') && !id[1];
+}
+
 static pwb_status find_alt(fb_run *fr, const char *id, size_t *out)
 {
 	for (size_t i = 0; id && i < fr->n_alts; i++)
-		if (!strcmp(fr->alts[i].id, id)) {
+		if (same_alt(fr->alts[i].id, id)) {
 			if (!fr->alts[i].allowed)
 				return bad(fr->diag,
 					   "alternative '%s' of decision '%s' "

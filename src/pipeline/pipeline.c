@@ -175,9 +175,18 @@ pwb_status pwb__resolve(pwb_pipeline *pl, const pwb_request *req,
 pwb_status pwb__user_model_sync(pwb_pipeline *pl, const char *user,
 				const pwb__user *u, pwb_diag *diag)
 {
-	if (u->row.model && u->row.model_len)
-		return pwb_prefs_user_load_mem(pl->prefs, u->row.model,
-					       u->row.model_len, diag);
+	if (u->row.model && u->row.model_len) {
+		size_t mark = pwb__diag_mark(diag);
+		pwb_status st = pwb_prefs_user_load_mem(
+		    pl->prefs, u->row.model, u->row.model_len, diag);
+		if (st && pwb__diag_mark(diag) > mark)
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "user '%s' has a model learnt with another "
+				     "preference model: give the --prefs model "
+				     "their feedback used",
+				     user);
+		return st;
+	}
 	if (pwb_prefs_has_user(pl->prefs, user))
 		return pwb_prefs_reset(pl->prefs, user, diag);
 	return PWB_OK;
@@ -239,6 +248,40 @@ typedef struct req_run {
 	double t0;
 } req_run;
 
+/* Every message is UTF-8; the last user turn says something. */
+static pwb_status check_texts(const pwb_request *req, pwb_diag *diag)
+{
+	for (size_t i = 0; i < req->n_msgs; i++) {
+		const char *t = req->msgs[i].content;
+		int line, col;
+		bool nul;
+		if (!t) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "message %zu has no content", i + 1);
+			return PWB_EINVAL;
+		}
+		if (!pwb__utf8_valid(t, strlen(t), &line, &col, &nul)) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "message %zu is not valid UTF-8 (line %d, "
+				     "column %d)",
+				     i + 1, line, col);
+			return PWB_EINVAL;
+		}
+	}
+	const char *last = NULL;
+	for (size_t i = 0; i < req->n_msgs; i++)
+		if (req->msgs[i].role && !strcmp(req->msgs[i].role, "user"))
+			last = req->msgs[i].content;
+	while (last && (*last == ' ' || *last == '\t' || *last == '\n' ||
+			*last == '\r'))
+		last++;
+	if (last && !*last) {
+		pwb_diag_add(diag, NULL, 0, 0, "the prompt is empty");
+		return PWB_EINVAL;
+	}
+	return PWB_OK;
+}
+
 static pwb_status check_request(const pwb_request *req, pwb_diag *diag)
 {
 	const char *bad = NULL;
@@ -261,9 +304,11 @@ static pwb_status check_request(const pwb_request *req, pwb_diag *diag)
 		if (!user_turn)
 			bad = "a request needs a user message";
 	}
-	if (bad)
+	if (bad) {
 		pwb_diag_add(diag, NULL, 0, 0, "%s", bad);
-	return bad ? PWB_EINVAL : PWB_OK;
+		return PWB_EINVAL;
+	}
+	return check_texts(req, diag);
 }
 
 /* The index of the last user turn: the prompt the input rails check. */

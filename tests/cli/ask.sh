@@ -205,7 +205,7 @@ fi
 
 # Refusals of feedback: exit 1, one line naming what is wrong.
 run "${give[@]}" --user someone-else --decision "$first_dec" --choose A
-expect_error "feedback on another user's decision" 1 "not one of user 'someone-else'"
+expect_error "feedback on another user's decision" 1 "not one of the decisions of user 'someone-else'"
 run "${give[@]}" --user fb-u --decision "$first_dec" --choose Q
 expect_error "feedback on an unknown alternative" 1 "no alternative 'Q'"
 run "${give[@]}" --user fb-u --decision dec_000000000000000000000000 --choose A
@@ -215,5 +215,26 @@ run "${give[@]}" --user fb-u --decision "$dec" --choose A
 expect_error "feedback on a blocked decision" 1 "blocked"
 run "${give[@]}" --user fb-u --decision "$first_dec"
 expect_error "usage: feedback without a choice" 2 "--choose"
+run "${give[@]}" --user fb-u --decision "$first_dec" --choose a
+expect "an alternative named in lower case" 0 ""
+
+# pwb chat, driven through a pipe: the end of input ends it (exit 0, no
+# spinning), a reply at the choice that is not a letter is the next
+# message or command, and its temporary store is removed.
+chat=(chat --policies "$pol" --org open-studio --user chat-u --model "$model"
+	--n 2 --seed 1 --max-tokens 12 --threads 1)
+chat_in() { # chat_in TEXT: runs the chat with TEXT on its input
+	printf '%b' "$1" | timeout 120 "$pwb" "${chat[@]}" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+}
+before=$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'pwb-chat.*' 2>/dev/null | wc -l)
+chat_in 'Tell me a story\n'
+expect "chat ends at the end of input" 0 ""
+chat_in 'Tell me a story\n/why\n'
+if grep -q '^decision dec_' "$tmp/out"; then ok "chat: /why typed at the choice is run"; else
+	fail "chat: /why typed at the choice is run" "$(head -c 300 "$tmp/out")"; fi
+after=$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'pwb-chat.*' 2>/dev/null | wc -l)
+if [ "$after" -le "$before" ]; then ok "chat: the temporary store is removed"; else
+	fail "chat: the temporary store is removed" "$after folders left, $before before"; fi
 
 finish
