@@ -111,7 +111,7 @@ static pwb_status check_file(const char *path, pwb_diag *diag)
 	if (S_ISDIR(st.st_mode)) {
 		pwb_diag_add(diag, path, 0, 0,
 			     "is a folder, not a GGUF model file");
-		return PWB_EINVAL;
+		return PWB_EPARSE;
 	}
 	FILE *f = fopen(path, "rb");
 	if (!f) {

@@ -742,6 +742,7 @@ static void test_model_file_errors(void **state)
 	pwb_diag_clear(&d);
 	assert_int_equal(load(tmpdir, &d, &e), PWB_EPARSE);
 	assert_null(e);
+	assert_true(diag_has(&d, "folder"));
 	pwb_diag_clear(&d);
 	/* A truncated copy of the real model: its first 1000 bytes (the
 	 * magic and part of the header), and its first half. */
