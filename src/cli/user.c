@@ -1,4 +1,5 @@
-/* user.c - `pwb user export|erase|consent`: a user's data rights. */
+/* user.c - `pwb user export|erase|consent|settings`: a user's data rights
+ * and their own settings. */
 #include "cli/cli.h"
 #include "util/util.h"
 
@@ -10,6 +11,7 @@ static const char user_usage[] =
     "       pwb user erase  --db URL --org ID --user ID\n"
     "       pwb user consent --db URL --org ID --user ID "
     "(--grant | --withdraw)\n"
+    "       pwb user settings --db URL --org ID --user ID FILE|-\n"
     "\n"
     "Run 'pwb user SUBCOMMAND --help' for the options of each.\n";
 
@@ -143,7 +145,8 @@ static int cmd_erase(cli_args *a)
 
 static const char consent_usage[] =
     "Usage: pwb user consent --db URL --org ID --user ID "
-    "(--grant | --withdraw) [--now SECONDS]\n"
+    "(--grant | --withdraw)\n"
+    "           [--policies DIR] [--now SECONDS]\n"
     "\n"
     "Records whether a user consents to pwb learning from their feedback\n"
     "(docs/pipeline.md). Where a tier's learning restrictions say\n"
@@ -156,6 +159,8 @@ static const char consent_usage[] =
     "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
     "  --org ID             the user's organisation\n"
     "  --user ID            the user\n"
+    "  --policies DIR       the policy folder the org must be in\n"
+    "                       (default: the folder the store recorded)\n"
     "  --grant              the user consents\n"
     "  --withdraw           the user withdraws their consent\n"
     "  --now SECONDS        the time recorded (default: now)\n"
@@ -168,22 +173,56 @@ static const char consent_usage[] =
     "Exit status: 0 on success, 1 when the store refuses (an erased\n"
     "user), 2 on a usage error.\n";
 
+/*
+ * Opens the store and checks org against the policies (given, or the
+ * folder the store recorded), resolving with the settings file when one
+ * is given: a setting out of bounds is refused here, naming the tier,
+ * source, rule and basis. *settings_json gets the file's text.
+ */
+static int open_checked(cli_args *a, const user_args *u, const char *policies,
+			const char *settings, pwb_store **s,
+			char **settings_json)
+{
+	*settings_json = NULL;
+	if (!(*s = cli_store_open(u->db)))
+		return CLI_FAIL;
+	char *dir = NULL;
+	int rc = cli_store_policies_for(a, *s, policies, &dir);
+	cli_resolve r = {.policies = dir, .org = u->org, .settings = settings};
+	if (!rc)
+		rc = cli_resolve_run(&r, a);
+	if (!rc && policies)
+		rc = cli_store_record_policies(*s, policies);
+	if (!rc && settings) {
+		*settings_json = r.settings_data;
+		r.settings_data = NULL;
+	}
+	cli_resolve_release(&r);
+	free(dir);
+	return rc;
+}
+
 static int cmd_consent(cli_args *a)
 {
 	user_args u = {.now = cli_time_now()};
+	const char *policies = NULL;
 	bool grant = false, withdraw = false;
 	const cli_spec spec[] = {
 	    CLI_OPT_NEED("db", u.db, "URL"),	 CLI_OPT_NEED("org", u.org, "ID"),
 	    CLI_OPT_NEED("user", u.user, "ID"), CLI_OPT_FLAG("grant", grant),
-	    CLI_OPT_FLAG("withdraw", withdraw), CLI_OPT_NOW(u.now)};
+	    CLI_OPT_FLAG("withdraw", withdraw), CLI_OPT_NOW(u.now),
+	    CLI_OPT_STR("policies", policies)};
 	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), consent_usage, NULL);
 	if (rc)
 		return cli_parsed(rc);
 	if (grant == withdraw)
 		return cli_usage_error(a, "give one of --grant and --withdraw");
-	pwb_store *s = cli_store_open(u.db);
-	if (!s)
-		return CLI_FAIL;
+	pwb_store *s = NULL;
+	char *unused = NULL;
+	if ((rc = open_checked(a, &u, policies, NULL, &s, &unused))) {
+		pwb_store_free(s);
+		return rc;
+	}
 	pwb_diag d;
 	pwb_diag_init(&d);
 	char json[64], what[600];
@@ -203,11 +242,78 @@ static int cmd_consent(cli_args *a)
 	return rc;
 }
 
+static const char settings_usage[] =
+    "Usage: pwb user settings --db URL --org ID --user ID [--policies DIR] "
+    "[--now SECONDS] FILE|-\n"
+    "\n"
+    "Stores a user's own settings (tier 3: categories they switch on or\n"
+    "off, dimension values), which 'pwb ask' and 'pwb chat' then apply.\n"
+    "The settings are checked against the org's bounds first: one outside\n"
+    "them is refused, naming the tier, source, rule and basis that stop\n"
+    "it, and nothing is written. FILE is JSON ('-' reads standard input):\n"
+    "  {\"categories\": {\"profanity\": \"on\"}, \"dimensions\": "
+    "{\"humour\": 0.5}}\n"
+    "\n"
+    "Options:\n"
+    "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
+    "  --org ID             the user's organisation\n"
+    "  --user ID            the user\n"
+    "  --policies DIR       the policy folder (default: the folder the\n"
+    "                       store recorded)\n"
+    "  --now SECONDS        the time recorded (default: now)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb user settings --db sqlite:pwb.db --org acme-tutor --user u1 "
+    "mine.json\n"
+    "\n"
+    "Exit status: 0 when stored, 1 when the settings are malformed or out\n"
+    "of bounds (nothing written) or the store refuses, 2 on a usage "
+    "error.\n";
+
+static int cmd_settings(cli_args *a)
+{
+	user_args u = {.now = cli_time_now()};
+	const char *policies = NULL;
+	cli_list pos = {0};
+	const cli_spec spec[] = {
+	    CLI_OPT_NEED("db", u.db, "URL"), CLI_OPT_NEED("org", u.org, "ID"),
+	    CLI_OPT_NEED("user", u.user, "ID"), CLI_OPT_NOW(u.now),
+	    CLI_OPT_STR("policies", policies)};
+	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), settings_usage, &pos);
+	if (rc)
+		return cli_parsed(rc);
+	if (pos.n != 1)
+		return cli_usage_error(a, "give one settings FILE, or '-'");
+	pwb_store *s = NULL;
+	char *json = NULL;
+	rc = open_checked(a, &u, policies, pos.v[0], &s, &json);
+	pwb_diag d;
+	pwb_diag_init(&d);
+	char what[600];
+	if (!rc) {
+		pwb_status st = pwb_store_user_set_settings(s, u.org, u.user,
+							    json, u.now, &d);
+		if (st) {
+			doing(what, sizeof(what), "store the settings of", &u);
+			cli_store_report(s, what, st, &d);
+			rc = CLI_FAIL;
+		} else
+			printf("user %s of org %s: settings stored\n", u.user,
+			       u.org);
+	}
+	free(json);
+	pwb_store_free(s);
+	pwb_diag_release(&d);
+	return rc;
+}
+
 int cli_user(int argc, char **argv)
 {
 	static const cli_sub subs[] = {{"export", cmd_export},
 				       {"erase", cmd_erase},
-				       {"consent", cmd_consent}};
+				       {"consent", cmd_consent},
+				       {"settings", cmd_settings}};
 	return cli_dispatch(argc, argv, "user", user_usage, subs,
 			    PWB_ARRAY_LEN(subs));
 }

@@ -218,6 +218,21 @@ expect_error "usage: feedback without a choice" 2 "--choose"
 run "${give[@]}" --user fb-u --decision "$first_dec" --choose a
 expect "an alternative named in lower case" 0 ""
 
+# pwb user settings: checked against the bounds (nothing written when
+# out of them), then applied by ask; pwb user consent knows the orgs.
+printf '{"dimensions": {"humour": 0.9}}' >"$tmp/loud.json"
+printf '{"dimensions": {"verbosity": 0.2}}' >"$tmp/short.json"
+run user settings --db "$db" --org acme-tutor --user set-u "$tmp/loud.json"
+expect_error "settings out of the org's bounds are refused" 1 "org:acme-tutor"
+run user settings --db "$db" --org acme-tutor --user set-u "$tmp/short.json"
+expect "settings within the bounds are stored" 0 ""
+decide set-u "Tell me a story."
+if json_get 'j["system_prompt"]' | grep -q "Keep answers short"; then
+	ok "ask applies the stored settings"; else
+	fail "ask applies the stored settings" "$(json_get 'j["system_prompt"]' | head -c 300)"; fi
+run user consent --db "$db" --org acme-tuttor --user set-u --grant
+expect_error "consent for an org the policies do not know" 1 "did you mean 'acme-tutor'"
+
 # pwb chat, driven through a pipe: the end of input ends it (exit 0, no
 # spinning), a reply at the choice that is not a letter is the next
 # message or command, and its temporary store is removed.
