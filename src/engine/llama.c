@@ -113,6 +113,11 @@ static pwb_status check_file(const char *path, pwb_diag *diag)
 			     "is a folder, not a GGUF model file");
 		return PWB_EPARSE;
 	}
+	if (!S_ISREG(st.st_mode)) { /* a FIFO or a device would block */
+		pwb_diag_add(diag, path, 0, 0,
+			     "not a GGUF model file (not a regular file)");
+		return PWB_EPARSE;
+	}
 	FILE *f = fopen(path, "rb");
 	if (!f) {
 		pwb_diag_add(diag, path, 0, 0, "cannot open the model: %s",
@@ -151,7 +156,9 @@ static struct llama_context *new_context(llama_engine *le, bool embed)
 	 * about 25 % slower, docs/BENCHMARKS.md). The prompt is copied. */
 	cp.n_ctx = (uint32_t)(le->n_ctx * cp.n_seq_max);
 	cp.n_batch = (uint32_t)le->n_ctx;
-	cp.n_ubatch = cp.n_batch < 512 ? cp.n_batch : 512;
+	/* Embeddings pool over one micro-batch: the whole text must be in
+	 * it, or only its last part would be averaged. */
+	cp.n_ubatch = embed || cp.n_batch < 512 ? cp.n_batch : 512;
 	cp.n_threads = le->n_threads;
 	cp.n_threads_batch = le->n_threads;
 	cp.kv_unified = false;
