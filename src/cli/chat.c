@@ -422,10 +422,14 @@ static void chat_loop(chat *c)
 	if (c->tty)
 		printf("Chat as %s with %s. /help for commands, /quit to end.\n",
 		       c->o->user, pwb_engine_name(c->g.engine));
-	const char *line;
-	char *next = NULL;
-	while (free(next), next = c->pending, c->pending = NULL,
-	       (line = next ? next : read_line(c, "you> "))) {
+	char *next = NULL; /* a line kept from the a/b question */
+	for (;;) {
+		free(next);
+		next = c->pending;
+		c->pending = NULL;
+		const char *line = next ? next : read_line(c, "you> ");
+		if (!line)
+			break;
 		if (!*line)
 			continue;
 		if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
