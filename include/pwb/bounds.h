@@ -225,6 +225,11 @@ const pwb_dec_obligation *pwb_decision_obligation(const pwb_decision *d,
  * pwb_decision_redacted_len() (a NUL is added after it). */
 const char *pwb_decision_redacted(const pwb_decision *d);
 size_t pwb_decision_redacted_len(const pwb_decision *d);
+/* Where input offset `at` lies in the redacted text: past the whole
+ * replacement when `at` falls inside a redacted span; `at` itself when
+ * the verdict is not redact. For releasing the rest of a text of which
+ * the first `at` bytes were already shown. */
+size_t pwb_decision_redacted_offset(const pwb_decision *d, size_t at);
 
 /* The decision as the JSON of `pwb bounds check --json` (docs/bounds.md);
  * *out is freed with free(). Bytes of the redacted text that are not

@@ -273,6 +273,14 @@ pwb_status pwb_prefs_update_pair(pwb_prefs_model *m, const char *user,
 				 const pwb_prefs_features *rejected,
 				 const pwb_prefs_bounds *b);
 
+/* As pwb_prefs_update_pair(), but only the user's deviation learns: the
+ * population model stays as it is (for a caller that teaches it once the
+ * event is stored, with user NULL). */
+pwb_status pwb_prefs_update_user_pair(pwb_prefs_model *m, const char *user,
+				      const pwb_prefs_features *chosen,
+				      const pwb_prefs_features *rejected,
+				      const pwb_prefs_bounds *b);
+
 /* Which parts of the score to use. */
 typedef enum pwb_prefs_scorer {
 	PWB_PREFS_PERSONAL,   /* (w0 + Δ_u)·φ − target penalty */

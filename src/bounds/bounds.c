@@ -364,6 +364,11 @@ struct pwb_decision {
 	size_t n_obligations;
 	const char *redacted;
 	size_t redacted_len;
+	/* the redacted spans: input [start, end) became rstart.. in redacted */
+	struct red_span {
+		size_t start, end, rstart, rlen;
+	} *red_spans;
+	size_t n_red_spans;
 	char lang[17]; /* the user's language: the primary subtag */
 };
 
@@ -446,6 +451,25 @@ const char *pwb_decision_redacted(const pwb_decision *d)
 size_t pwb_decision_redacted_len(const pwb_decision *d)
 {
 	return d->redacted ? d->redacted_len : 0;
+}
+
+size_t pwb_decision_redacted_offset(const pwb_decision *d, size_t at)
+{
+	if (!d->redacted)
+		return at;
+	long long shift = 0; /* redacted minus input, before `at` */
+	for (size_t i = 0; i < d->n_red_spans; i++) {
+		const struct red_span *sp = &d->red_spans[i];
+		if (at <= sp->start)
+			break;
+		if (at < sp->end) /* inside: past the whole replacement */
+			return sp->rstart + sp->rlen;
+		shift = (long long)(sp->rstart + sp->rlen) - (long long)sp->end;
+	}
+	long long r = (long long)at + shift;
+	if (r < 0)
+		r = 0;
+	return (size_t)r > d->redacted_len ? d->redacted_len : (size_t)r;
 }
 
 /* Is registry category `anc` category c or one of its ancestors? */
@@ -1032,11 +1056,20 @@ static pwb_status redact(check_ctx *cc)
 	pwb__buf r;
 	pwb__buf_init(&r, 0);
 	size_t at = 0;
+	d->red_spans = sc->n_pii ? pwb__arena_alloc(
+					 &d->arena, sc->n_pii * sizeof(*d->red_spans))
+				 : NULL;
+	if (sc->n_pii && !d->red_spans)
+		return PWB_ENOMEM;
 	for (size_t i = 0; i < sc->n_pii; i++) {
 		pwb__buf_add(&r, cc->text + at, sc->pii[i].start - at);
+		size_t rstart = r.len;
 		pwb__buf_addf(&r, "[%s]", pwb__pii_name(sc->pii[i].kind));
+		d->red_spans[i] = (struct red_span){
+		    sc->pii[i].start, sc->pii[i].end, rstart, r.len - rstart};
 		at = sc->pii[i].end;
 	}
+	d->n_red_spans = sc->n_pii;
 	pwb__buf_add(&r, cc->text + at, cc->len - at);
 	/* The input's bytes as they are, NUL bytes too: copied by length. */
 	char *s = r.err ? NULL : pwb__arena_alloc(&d->arena, r.len + 1);
@@ -1156,48 +1189,13 @@ static json_t *prov(const pwb_provenance *pv)
 	return o;
 }
 
-/* The length of the valid UTF-8 sequence at s (1 for ASCII, NUL too),
- * or 0 when the byte at s starts none. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	if (c < 0x80)
-		return 1;
-	size_t need = (c & 0xe0) == 0xc0   ? 1
-		      : (c & 0xf0) == 0xe0 ? 2
-		      : (c & 0xf8) == 0xf0 ? 3
-					   : 0;
-	if (!need || need >= n)
-		return 0;
-	uint32_t cp = need == 1 ? c & 0x1f : need == 2 ? c & 0x0f : c & 0x07;
-	for (size_t k = 1; k <= need; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[k] & 0x3f);
-	}
-	static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
-	if (cp < min[need] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return need + 1;
-}
-
 /* Any bytes as a JSON string: valid UTF-8 as it is (NUL as \u0000), and
  * U+FFFD for each byte that is not part of a valid sequence. */
 static json_t *json_bytes(const char *s, size_t len)
 {
 	pwb__buf b;
 	pwb__buf_init(&b, 0);
-	const unsigned char *u = (const unsigned char *)s;
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_seq(u + i, len - i);
-		if (n) {
-			pwb__buf_add(&b, s + i, n);
-			i += n;
-		} else {
-			pwb__buf_add(&b, "\xef\xbf\xbd", 3);
-			i++;
-		}
-	}
+	pwb__utf8_fix(&b, s, len, true);
 	json_t *j = b.err ? NULL : json_stringn(b.s ? b.s : "", b.len);
 	pwb__buf_release(&b);
 	return j;

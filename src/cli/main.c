@@ -33,6 +33,7 @@ static const char usage[] =
     "  user erase ...           erase a user's stored data\n"
     "  user consent ...         record a user's consent to learning\n"
     "  user settings ... FILE   store a user's own settings, in bounds\n"
+    "  user reset ...           forget what was learnt about a user\n"
     "  keys create ...          make an API key (stored as a keyed hash)\n"
     "  keys revoke ... KEY_ID   revoke an API key\n"
     "  store gc --db URL ...    remove feedback past its retention\n"

@@ -1,5 +1,5 @@
-/* user.c - `pwb user export|erase|consent|settings`: a user's data rights
- * and their own settings. */
+/* user.c - `pwb user export|erase|consent|settings|reset`: a user's data
+ * rights, their own settings, and forgetting what was learnt. */
 #include "cli/cli.h"
 #include "util/util.h"
 
@@ -12,6 +12,7 @@ static const char user_usage[] =
     "       pwb user consent --db URL --org ID --user ID "
     "(--grant | --withdraw)\n"
     "       pwb user settings --db URL --org ID --user ID FILE|-\n"
+    "       pwb user reset --db URL --org ID --user ID\n"
     "\n"
     "Run 'pwb user SUBCOMMAND --help' for the options of each.\n";
 
@@ -308,12 +309,82 @@ static int cmd_settings(cli_args *a)
 	return rc;
 }
 
+static const char reset_usage[] =
+    "Usage: pwb user reset --db URL --org ID --user ID [--now SECONDS]\n"
+    "\n"
+    "Forgets the preferences pwb learnt from a user's feedback: their\n"
+    "stored model is emptied (its version bumped), so they are served by\n"
+    "the population model again. Their feedback, settings and consent stay;\n"
+    "'pwb user erase' removes everything. A model that cannot be read (made\n"
+    "with another --prefs model, or damaged) is reset too.\n"
+    "\n"
+    "Options:\n"
+    "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
+    "  --org ID             the user's organisation\n"
+    "  --user ID            the user\n"
+    "  --now SECONDS        the time recorded (default: now)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb user reset --db sqlite:pwb.db --org acme-tutor --user u1\n"
+    "\n"
+    "Exit status: 0 on success (also when nothing was learnt), 1 when the\n"
+    "store knows no such user or refuses (an erased user), 2 on a usage\n"
+    "error.\n";
+
+static int cmd_reset(cli_args *a)
+{
+	user_args u = {0};
+	int rc = parse(a, &u, reset_usage, true);
+	if (rc)
+		return cli_parsed(rc);
+	pwb_store *s = cli_store_open_mode(u.db, PWB_STORE_EXISTING, NULL);
+	if (!s)
+		return CLI_FAIL;
+	if ((rc = cli_store_org(s, u.org))) {
+		pwb_store_free(s);
+		return rc;
+	}
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_store_user row;
+	int64_t version = 0;
+	char what[600];
+	pwb_status st = pwb_store_user_get(s, u.org, u.user, &row, &d);
+	bool got = !st, learnt = got && row.model_len > 0;
+	if (!st && row.erased) {
+		pwb_diag_add(&d, NULL, 0, 0, "user '%s' was erased", u.user);
+		st = PWB_EINVAL;
+	} else if (learnt) {
+		st = pwb_store_user_set_model(s, u.org, u.user, "", 0,
+					      row.model_version, &version,
+					      u.now, &d);
+	}
+	if (st) {
+		doing(what, sizeof(what), "reset", &u);
+		cli_store_report(s, what, st, &d);
+		rc = CLI_FAIL;
+	} else if (learnt)
+		printf("user %s of org %s: learnt preferences forgotten (model "
+		       "version %lld); the population model serves them\n",
+		       u.user, u.org, (long long)version);
+	else
+		printf("user %s of org %s: nothing learnt, nothing to reset\n",
+		       u.user, u.org);
+	if (got)
+		pwb_store_user_release(&row);
+	pwb_store_free(s);
+	pwb_diag_release(&d);
+	return rc;
+}
+
 int cli_user(int argc, char **argv)
 {
 	static const cli_sub subs[] = {{"export", cmd_export},
 				       {"erase", cmd_erase},
 				       {"consent", cmd_consent},
-				       {"settings", cmd_settings}};
+				       {"settings", cmd_settings},
+				       {"reset", cmd_reset}};
 	return cli_dispatch(argc, argv, "user", user_usage, subs,
 			    PWB_ARRAY_LEN(subs));
 }

@@ -37,6 +37,7 @@ typedef struct fb_run {
 	char chosen[8]; /* the alternative the user was served */
 	size_t pair_a[MAX_ALTS], pair_b[MAX_ALTS]; /* a preferred over b */
 	size_t n_pairs;
+	bool conflict; /* another writer bumped the model's version */
 	pwb_diag *diag;
 } fb_run;
 
@@ -239,11 +240,11 @@ static pwb_status store_events(fb_run *fr, int64_t now)
 }
 
 /* Learns the pairs into the user's model and writes it back, with the
- * events, in one transaction; retried when another writer got there
- * first. Call with pl->lock held. */
+ * events, in one transaction. Call with pl->lock held and the user just
+ * loaded from the store. The population model learns once the event is
+ * stored, so that a retried try does not teach it twice. */
 static pwb_status learn(fb_run *fr, const pwb__user *u,
-			const pwb_prefs_bounds *b,
-			pwb_feedback_result *res)
+			const pwb_prefs_bounds *b, pwb_feedback_result *res)
 {
 	pwb_pipeline *pl = fr->pl;
 	pwb_store *s = pl->p.store;
@@ -251,9 +252,9 @@ static pwb_status learn(fb_run *fr, const pwb__user *u,
 	int64_t now = (int64_t)time(NULL);
 	pwb_status st = pwb__user_model_sync(pl, user, u, fr->diag);
 	for (size_t k = 0; !st && k < fr->n_pairs; k++)
-		st = pwb_prefs_update_pair(pl->prefs, user,
-					   &fr->alts[fr->pair_a[k]].f,
-					   &fr->alts[fr->pair_b[k]].f, b);
+		st = pwb_prefs_update_user_pair(pl->prefs, user,
+						&fr->alts[fr->pair_a[k]].f,
+						&fr->alts[fr->pair_b[k]].f, b);
 	void *blob = NULL;
 	size_t len = 0;
 	if (!st && fr->n_pairs)
@@ -266,18 +267,50 @@ static pwb_status learn(fb_run *fr, const pwb__user *u,
 	}
 	st = store_events(fr, now);
 	res->model_version = u->row.model_version;
-	if (!st && blob)
+	if (!st && blob) {
 		st = pwb_store_user_set_model(s, fr->fb->org, user, blob, len,
 					      u->row.model_version,
 					      &res->model_version, now,
 					      fr->diag);
+		fr->conflict = st == PWB_EINVAL;
+	}
 	free(blob);
 	if (!st)
 		st = pwb_store_commit(s, fr->diag);
 	else
 		pwb_store_rollback(s);
+	/* A failed try leaves the user's model in memory ahead of the
+	 * store: the next sync reloads it from there. */
+	for (size_t k = 0; !st && k < fr->n_pairs; k++)
+		pwb_prefs_update_pair(pl->prefs, NULL,
+				      &fr->alts[fr->pair_a[k]].f,
+				      &fr->alts[fr->pair_b[k]].f, b);
 	if (!st)
 		res->pairs_learnt = fr->n_pairs;
+	return st;
+}
+
+/* One try, under the lock: the user as stored now, their bounds and
+ * consent, and the learning. */
+static pwb_status try_learn(fb_run *fr, pwb_feedback_result *res)
+{
+	pwb_pipeline *pl = fr->pl;
+	const pwb_feedback_give *fb = fr->fb;
+	pwb__user u;
+	pwb_effective *e = NULL;
+	pwb_request req = {.org = fb->org, .user = fb->user};
+	pwb_status st = pwb__user_load(pl, fb->org, fb->user, &u, fr->diag);
+	if (!st)
+		st = pwb__resolve(pl, &req, &u, &e, fr->diag);
+	if (!st) {
+		pwb_prefs_bounds b;
+		pwb__prefs_bounds(pl, e, u.consented, &b);
+		res->consent_needed = b.needs_consent && !b.consented;
+		if (!res->consent_needed)
+			st = learn(fr, &u, &b, res);
+	}
+	pwb_effective_free(e);
+	pwb__user_release(&u);
 	return st;
 }
 
@@ -300,42 +333,23 @@ pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 	if (!fr)
 		return PWB_ENOMEM;
 	*fr = (fb_run){.pl = pl, .fb = fb, .diag = diag};
-	pwb__user u;
-	pwb_effective *e = NULL;
-	pwb_request req = {.org = fb->org, .user = fb->user};
 	pwb_status st = find_decision(fr);
 	if (!st)
 		st = pairs_of(fr);
-	if (!st)
-		st = pwb__user_load(pl, fb->org, fb->user, &u, diag);
-	else
-		memset(&u, 0, sizeof(u));
-	if (!st)
-		st = pwb__resolve(pl, &req, &u, &e, diag);
-	pwb_prefs_bounds b;
-	if (!st) {
-		pwb__prefs_bounds(pl, e, u.consented, &b);
-		res->consent_needed = b.needs_consent && !b.consented;
-	}
 	/* Under the lock, threads of this process take turns: each reads
 	 * the user's model as stored and writes it back. A conflict can then
 	 * only come from another process or replica; it is retried. */
-	for (int tries = 0; !st && !res->consent_needed; tries++) {
+	for (int tries = 0; !st; tries++) {
 		size_t keep = diag ? diag->n : 0;
-		pwb__user fresh;
+		fr->conflict = false;
 		pthread_mutex_lock(&pl->lock);
-		st = pwb__user_load(pl, fb->org, fb->user, &fresh, diag);
-		if (!st)
-			st = learn(fr, &fresh, &b, res);
+		st = try_learn(fr, res);
 		pthread_mutex_unlock(&pl->lock);
-		pwb__user_release(&fresh);
-		if (st != PWB_EINVAL || tries + 1 >= CAS_TRIES)
+		if (!fr->conflict || tries + 1 >= CAS_TRIES)
 			break;
 		pwb__diag_rewind(diag, keep);
 		st = PWB_OK;
 	}
-	pwb_effective_free(e);
-	pwb__user_release(&u);
 	free(fr);
 	return st;
 }
@@ -362,18 +376,17 @@ pwb_status pwb_pipeline_reset(pwb_pipeline *pl, const char *org,
 		pwb_diag_add(diag, NULL, 0, 0, "a reset needs a store (--db)");
 		return PWB_EINVAL;
 	}
+	/* The stored model is not read: a damaged one is reset too. An
+	 * empty blob means the population model. */
 	pwb__user u;
 	pwb_status st = pwb__user_load(pl, org, user, &u, diag);
-	bool had = false;
-	pthread_mutex_lock(&pl->lock);
-	if (!st && !(st = pwb__user_model_sync(pl, user, &u, diag)) &&
-	    (had = pwb_prefs_has_user(pl->prefs, user)))
-		st = pwb_prefs_reset(pl->prefs, user, diag);
-	pthread_mutex_unlock(&pl->lock);
-	/* An empty model blob: the user starts again at the population. */
-	if (!st && had)
+	if (!st && u.row.model_len)
 		st = pwb_store_user_set_model(pl->p.store, org, user, "", 0, -1,
 					      NULL, (int64_t)time(NULL), diag);
+	pthread_mutex_lock(&pl->lock);
+	if (!st && pwb_prefs_has_user(pl->prefs, user))
+		st = pwb_prefs_reset(pl->prefs, user, diag);
+	pthread_mutex_unlock(&pl->lock);
 	pwb__user_release(&u);
 	return st;
 }

@@ -176,14 +176,15 @@ pwb_status pwb__user_model_sync(pwb_pipeline *pl, const char *user,
 				const pwb__user *u, pwb_diag *diag)
 {
 	if (u->row.model && u->row.model_len) {
-		size_t mark = pwb__diag_mark(diag);
 		pwb_status st = pwb_prefs_user_load_mem(
 		    pl->prefs, u->row.model, u->row.model_len, diag);
-		if (st && pwb__diag_mark(diag) > mark)
+		if (st == PWB_EPARSE || st == PWB_EINVAL)
 			pwb_diag_add(diag, NULL, 0, 0,
-				     "user '%s' has a model learnt with another "
-				     "preference model: give the --prefs model "
-				     "their feedback used",
+				     "user '%s': their stored preference model "
+				     "does not fit this one (learnt with "
+				     "another --prefs model, or damaged): give "
+				     "the --prefs model their feedback used, or "
+				     "start them afresh with `pwb user reset`",
 				     user);
 		return st;
 	}
@@ -447,17 +448,30 @@ static pwb_status check_candidates(req_run *rr, pwb_diag *diag)
 		pwb_candidate *c = &rr->gen.cands[i];
 		a->id[0] = (char)('A' + i);
 		a->finish = pwb_finish_str(c->finish);
-		pwb_status st = pwb_bounds_check(
-		    &a->check, rr->pl->p.bounds, r->effective,
-		    PWB_ROLE_RESPONSE, c->text, c->len, diag);
+		/* What is checked is what can be shown: valid UTF-8, a
+		 * model's stray bytes (and NULs) as U+FFFD. */
+		pwb__buf t;
+		pwb__buf_init(&t, 0);
+		pwb__utf8_fix(&t, c->text, c->len, false);
+		pwb_status st = t.err ? t.err
+				      : pwb_bounds_check(&a->check,
+							 rr->pl->p.bounds,
+							 r->effective,
+							 PWB_ROLE_RESPONSE,
+							 t.s ? t.s : "", t.len,
+							 diag);
+		if (!st) {
+			a->verdict = pwb_decision_verdict(a->check);
+			a->content = a->verdict == PWB_VERDICT_REDACT
+					 ? pwb__strdup(
+					       pwb_decision_redacted(a->check))
+					 : pwb__buf_detach(&t);
+			if (!a->content)
+				st = PWB_ENOMEM;
+		}
+		pwb__buf_release(&t);
 		if (st)
 			return st;
-		a->verdict = pwb_decision_verdict(a->check);
-		const char *txt = a->verdict == PWB_VERDICT_REDACT
-				      ? pwb_decision_redacted(a->check)
-				      : c->text;
-		if (!(a->content = pwb__strdup(txt)))
-			return PWB_ENOMEM;
 	}
 	return PWB_OK;
 }

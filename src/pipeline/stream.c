@@ -58,12 +58,18 @@ static size_t release_point(const stream_run *s)
 	return i > from + 1 ? i - 1 : len;
 }
 
+/* Released pieces end at character boundaries; a model's stray bytes
+ * (and NULs) reach the caller as U+FFFD. */
 static void emit(stream_run *s, const char *text, size_t n, bool refusal)
 {
 	if (!n || s->cancelled)
 		return;
-	pwb__buf_add(&s->out, text, n);
-	if (s->req->on_text(s->req->on_text_user, text, n, refusal))
+	size_t at = s->out.len;
+	pwb__utf8_fix(&s->out, text, n, false);
+	if (s->out.err)
+		s->err = s->out.err;
+	else if (s->req->on_text(s->req->on_text_user, s->out.s + at,
+				 s->out.len - at, refusal))
 		s->cancelled = true;
 }
 
@@ -96,9 +102,9 @@ static void check_and_release(stream_run *s, size_t upto, bool final)
 		if (final && v == PWB_VERDICT_REDACT) {
 			const char *red = pwb_decision_redacted(d);
 			size_t rlen = pwb_decision_redacted_len(d);
-			if (rlen > s->released)
-				emit(s, red + s->released, rlen - s->released,
-				     false);
+			size_t from =
+			    pwb_decision_redacted_offset(d, s->released);
+			emit(s, red + from, rlen - from, false);
 			s->released = upto;
 		} else if (final) {
 			emit(s, s->text.s + s->released, upto - s->released,

@@ -568,6 +568,16 @@ pwb_status pwb_prefs_update_pair(pwb_prefs_model *m, const char *user,
 	return pwb__prefs_update(m, user, chosen, rejected, b, true);
 }
 
+pwb_status pwb_prefs_update_user_pair(pwb_prefs_model *m, const char *user,
+				      const pwb_prefs_features *chosen,
+				      const pwb_prefs_features *rejected,
+				      const pwb_prefs_bounds *b)
+{
+	if (!user || !*user)
+		return PWB_EINVAL;
+	return pwb__prefs_update(m, user, chosen, rejected, b, false);
+}
+
 pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 			     const pwb_prefs_features *chosen,
 			     const pwb_prefs_features *rejected,

@@ -513,6 +513,29 @@ pwb_status pwb__replace_file(const char *path,
 	return PWB_OK;
 }
 
+size_t pwb__utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t need = (c & 0xe0) == 0xc0   ? 1
+		      : (c & 0xf0) == 0xe0 ? 2
+		      : (c & 0xf8) == 0xf0 ? 3
+					   : 0;
+	if (!need || need >= n)
+		return 0;
+	uint32_t cp = need == 1 ? c & 0x1f : need == 2 ? c & 0x0f : c & 0x07;
+	for (size_t k = 1; k <= need; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+	if (cp < min[need] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return need + 1;
+}
+
 bool pwb__utf8_valid(const char *data, size_t len, int *line, int *col,
 		     bool *nul)
 {
@@ -520,46 +543,39 @@ bool pwb__utf8_valid(const char *data, size_t len, int *line, int *col,
 	int ln = 1, cl = 1;
 	*nul = false;
 	for (size_t i = 0; i < len;) {
-		unsigned char c = s[i];
-		size_t need;
-		uint32_t cp, min;
-		if (c == 0) {
-			*nul = true;
-			goto bad;
+		size_t n = s[i] ? pwb__utf8_seq(s + i, len - i) : 0;
+		if (!n) {
+			*nul = !s[i];
+			*line = ln;
+			*col = cl;
+			return false;
 		}
-		if (c < 0x80) {
-			i++;
-			if (c == '\n') {
-				ln++;
-				cl = 1;
-			} else {
-				cl++;
-			}
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			need = 1, cp = c & 0x1f, min = 0x80;
-		} else if ((c & 0xf0) == 0xe0) {
-			need = 2, cp = c & 0x0f, min = 0x800;
-		} else if ((c & 0xf8) == 0xf0) {
-			need = 3, cp = c & 0x07, min = 0x10000;
+		if (s[i] == '\n') {
+			ln++;
+			cl = 1;
 		} else {
-			goto bad;
+			cl++;
 		}
-		for (size_t k = 1; k <= need; k++) {
-			if (i + k >= len || (s[i + k] & 0xc0) != 0x80)
-				goto bad;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			goto bad;
-		i += need + 1;
-		cl++;
+		i += n;
 	}
 	return true;
-bad:
-	*line = ln;
-	*col = cl;
-	return false;
+}
+
+void pwb__utf8_fix(pwb__buf *out, const char *data, size_t len, bool keep_nul)
+{
+	const unsigned char *s = (const unsigned char *)data;
+	size_t from = 0; /* the start of the valid run not yet added */
+	for (size_t i = 0; i < len;) {
+		size_t n = s[i] || keep_nul ? pwb__utf8_seq(s + i, len - i) : 0;
+		if (n) {
+			i += n;
+			continue;
+		}
+		pwb__buf_add(out, data + from, i - from);
+		pwb__buf_add(out, "\xef\xbf\xbd", 3);
+		from = ++i;
+	}
+	pwb__buf_add(out, data + from, len - from);
 }
 
 /* ---- names ---- */

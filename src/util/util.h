@@ -119,6 +119,12 @@ pwb_status pwb__diag_fail(pwb_diag *d, size_t mark, pwb_status rc,
  */
 bool pwb__utf8_valid(const char *data, size_t len, int *line, int *col,
 		     bool *nul);
+/* The length of the valid UTF-8 sequence at s (1 for ASCII, NUL too), or
+ * 0 when the byte at s starts none; n > 0 bytes are readable. */
+size_t pwb__utf8_seq(const unsigned char *s, size_t n);
+/* Appends data to out as valid UTF-8: each byte that is not part of a
+ * valid sequence becomes U+FFFD, and so does a NUL byte unless keep_nul. */
+void pwb__utf8_fix(pwb__buf *out, const char *data, size_t len, bool keep_nul);
 
 /* Levenshtein distance, capped: returns max+1 when larger than max. */
 size_t pwb__edit_distance(const char *a, const char *b, size_t max);

@@ -6,7 +6,8 @@
 Serves POST /v1/chat/completions (any path ending in /chat/completions)
 over a real socket, as JSON or as a server-sent event stream (chunked,
 each event split in two writes, with keep-alive comments), and
-GET /count?model=M, the number of chat requests seen for model M. With
+GET /count?model=M, the number of chat requests seen for model M, and
+GET /last?model=M, the JSON body of the last one (404 before any). With
 port 0 (the default) it picks a free port and prints it on stdout line 1.
 
 The text of candidate k of a request is deterministic in its seed,
@@ -58,6 +59,7 @@ WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet "
 NATURAL_WORDS = 12
 
 counts = {}
+last = {}
 counts_lock = threading.Lock()
 
 
@@ -177,13 +179,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         url = urllib.parse.urlparse(self.path)
-        if url.path != "/count":
-            self.send_json(404, {"error": {"message": "no such path"}})
-            return
         model = urllib.parse.parse_qs(url.query).get("model", [""])[0]
-        with counts_lock:
-            n = counts.get(model, 0)
-        self.send_raw(200, "text/plain", str(n).encode())
+        if url.path == "/count":
+            with counts_lock:
+                n = counts.get(model, 0)
+            self.send_raw(200, "text/plain", str(n).encode())
+        elif url.path == "/last" and model in last:
+            with counts_lock:
+                body = json.dumps(last[model]).encode()
+            self.send_raw(200, "application/json", body)
+        else:
+            self.send_json(404, {"error": {"message": "no such path"}})
 
     def do_POST(self):
         if not self.path.endswith("/chat/completions"):
@@ -198,6 +204,7 @@ class Handler(BaseHTTPRequestHandler):
         model = str(req.get("model", ""))
         with counts_lock:
             counts[model] = counts.get(model, 0) + 1
+            last[model] = req
             nth = counts[model]
         try:
             self.answer(req, parse_flags(model), nth)
