@@ -13,6 +13,7 @@
 #include <math.h>
 #include <sodium.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -176,16 +177,25 @@ pwb_status pwb__user_model_sync(pwb_pipeline *pl, const char *user,
 				const pwb__user *u, pwb_diag *diag)
 {
 	if (u->row.model && u->row.model_len) {
+		size_t keep = diag ? diag->n : 0;
 		pwb_status st = pwb_prefs_user_load_mem(
 		    pl->prefs, u->row.model, u->row.model_len, diag);
-		if (st == PWB_EPARSE || st == PWB_EINVAL)
+		if (st == PWB_EPARSE || st == PWB_EINVAL) {
+			/* One message, naming the user, with the reason. */
+			char why[256] = "";
+			if (diag && diag->n > keep)
+				snprintf(why, sizeof(why), " (%s)",
+					 diag->entries[diag->n - 1].message);
+			pwb__diag_rewind(diag, keep);
 			pwb_diag_add(diag, NULL, 0, 0,
 				     "user '%s': their stored preference model "
-				     "does not fit this one (learnt with "
-				     "another --prefs model, or damaged): give "
-				     "the --prefs model their feedback used, or "
-				     "start them afresh with `pwb user reset`",
-				     user);
+				     "does not fit this one%s: it was learnt "
+				     "with another --prefs model, or is "
+				     "damaged; give the --prefs model their "
+				     "feedback used, or start them afresh "
+				     "with `pwb user reset`",
+				     user, why);
+		}
 		return st;
 	}
 	if (pwb_prefs_has_user(pl->prefs, user))

@@ -199,6 +199,25 @@ if "$pwb" user consent --help >/dev/null 2>&1; then
 	run "${give[@]}" --user fb-u --decision "$dec" --rating 5
 	expect "a rating is stored" 0 ""
 	if grep -q "^stored: " "$tmp/out"; then ok "the text result says stored"; else fail "the text result says stored" "$(cat "$tmp/out")"; fi
+
+	# A stored model that cannot be read fails the user's requests,
+	# naming them; pwb user reset starts them afresh.
+	python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("UPDATE users SET model = x'"'"'00ff00ff'"'"' WHERE id = '"'"'fb-u'"'"'")
+c.commit()' "$tmp/pwb.db"
+	decide fb-u "Tell me a story."
+	expect_error "a damaged stored model names its user" 1 "user 'fb-u'.*pwb user reset"
+	run user reset --db "$db" --org acme-tutor --user fb-u
+	expect "user reset of a damaged model" 0 ""
+	if grep -q "forgotten" "$tmp/out"; then ok "user reset says what it did"; else fail "user reset says what it did" "$(cat "$tmp/out")"; fi
+	decide fb-u "Tell me a story." 8
+	json_check "after a reset the population model serves the user" \
+		'j["personal"] is False and j["learns"] is True'
+	run user reset --db "$db" --org acme-tutor --user fb-u
+	if grep -q "nothing learnt" "$tmp/out" && [ "$rc" -eq 0 ]; then ok "a second reset has nothing to do"; else fail "a second reset has nothing to do" "$(shown)"; fi
+	run user reset --db "$db" --org acme-tutor --user nobody-u
+	expect_error "user reset of a user the store does not know" 1 "nobody-u"
 else
 	echo "ask.sh: 'pwb user consent' is not there: learning cases skipped"
 fi
