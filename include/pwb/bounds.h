@@ -225,10 +225,10 @@ const pwb_dec_obligation *pwb_decision_obligation(const pwb_decision *d,
  * pwb_decision_redacted_len() (a NUL is added after it). */
 const char *pwb_decision_redacted(const pwb_decision *d);
 size_t pwb_decision_redacted_len(const pwb_decision *d);
-/* Where input offset `at` lies in the redacted text: past the whole
- * replacement when `at` falls inside a redacted span; `at` itself when
- * the verdict is not redact. For releasing the rest of a text of which
- * the first `at` bytes were already shown. */
+/* Where input offset `at` lies in the redacted text: at the start of
+ * the replacement when `at` falls inside a redacted span; `at` itself
+ * when the verdict is not redact. For releasing the rest of a text of
+ * which the first `at` bytes were already shown. */
 size_t pwb_decision_redacted_offset(const pwb_decision *d, size_t at);
 
 /* The decision as the JSON of `pwb bounds check --json` (docs/bounds.md);

@@ -462,8 +462,8 @@ size_t pwb_decision_redacted_offset(const pwb_decision *d, size_t at)
 		const struct red_span *sp = &d->red_spans[i];
 		if (at <= sp->start)
 			break;
-		if (at < sp->end) /* inside: past the whole replacement */
-			return sp->rstart + sp->rlen;
+		if (at < sp->end) /* inside: the whole replacement */
+			return sp->rstart;
 		shift = (long long)(sp->rstart + sp->rlen) - (long long)sp->end;
 	}
 	long long r = (long long)at + shift;

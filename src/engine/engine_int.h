@@ -1,7 +1,8 @@
 /*
  * engine_int.h - what the engines share inside src/engine/: the table of
  * operations each engine fills, parameter checks, the stop-string scanner
- * and the building of candidates. Not part of the public API.
+ * and the building of candidates; and the embedded engine's projection
+ * and the hooks its tests use. Not part of the public API.
  */
 #ifndef PWB_ENGINE_INT_H
 #define PWB_ENGINE_INT_H
@@ -58,5 +59,38 @@ pwb_status pwb__cands_to_generation(pwb__cand *c, size_t n,
 pwb_status pwb__gen_check(const pwb_engine *e, const pwb_chat_msg *msgs,
 			  size_t n_msgs, const pwb_gen_params *p,
 			  pwb_diag *diag);
+
+/* ---- the embedded engine (llama.c) ---- */
+
+/*
+ * The projection of an embedding of n dimensions to dim (docs/engine.md,
+ * "Embeddings"): out[j] = sum over i of v[i] * sign(i, j), then
+ * L2-normalised; when n == dim, v itself, normalised. A zero vector gives
+ * zeros.
+ */
+void pwb__llama_project(const float *v, size_t n, float *out, size_t dim);
+
+/*
+ * For tests only. What the embedded engine's generation contexts have
+ * decoded since it was made: llama_decode calls and the tokens in them
+ * (prompts and candidate steps; not embeddings). Counted atomically, so
+ * calls on several threads add up. Zeros for another engine.
+ */
+typedef struct pwb__llama_stats {
+	uint64_t decodes;
+	uint64_t tokens;
+} pwb__llama_stats;
+
+pwb__llama_stats pwb__llama_get_stats(const pwb_engine *e);
+
+/*
+ * For tests only. The hidden state of each of the tokens pwb_engine_embed()
+ * would embed for text (the start token first), unpooled and not
+ * normalised, from a context of its own: *out has *n_tokens * *n_embd
+ * floats and is the caller's to free(). PWB_EINVAL for another engine.
+ */
+pwb_status pwb__llama_token_states(pwb_engine *e, const char *text, size_t len,
+				   float **out, size_t *n_tokens,
+				   size_t *n_embd);
 
 #endif

@@ -15,6 +15,7 @@
 #include <llama.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,8 @@ typedef struct llama_engine {
 	size_t n_slots;
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
+	/* What the pool decoded, for tests (pwb__llama_get_stats). */
+	_Atomic uint64_t decodes, decoded;
 	/* Embeddings: one context of its own, used by one call at a time. */
 	struct llama_context *ectx;
 	size_t n_embd;
@@ -281,6 +284,8 @@ pwb_status pwb_engine_llama_new(pwb_engine **out, const pwb_llama_params *p,
 	if (!le)
 		return pwb__diag_fail(diag, mark, PWB_ENOMEM, "llama engine");
 	le->head.ops = &llama_ops;
+	atomic_init(&le->decodes, 0);
+	atomic_init(&le->decoded, 0);
 	pthread_mutex_init(&le->lock, NULL);
 	pthread_mutex_init(&le->elock, NULL);
 	pthread_cond_init(&le->freed, NULL);
@@ -532,10 +537,20 @@ static pwb_status tokenize(const llama_engine *le, const char *text,
 	return PWB_OK;
 }
 
+/* llama_decode on a context of the pool, counted for the tests. */
+static int pool_decode(llama_engine *le, struct llama_context *ctx,
+		       struct llama_batch b)
+{
+	atomic_fetch_add_explicit(&le->decodes, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&le->decoded, (uint64_t)b.n_tokens,
+				  memory_order_relaxed);
+	return llama_decode(ctx, b);
+}
+
 /* Decodes tokens on sequence 0 from position 0, in batches; the logits of
  * the last token are kept. */
-static int decode_prompt(struct llama_context *ctx, const llama_token *toks,
-			 size_t n, size_t n_batch)
+static int decode_prompt(llama_engine *le, struct llama_context *ctx,
+			 const llama_token *toks, size_t n, size_t n_batch)
 {
 	struct llama_batch b = llama_batch_init((int32_t)n_batch, 0, 1);
 	int rc = 0;
@@ -549,7 +564,7 @@ static int decode_prompt(struct llama_context *ctx, const llama_token *toks,
 			b.seq_id[i][0] = 0;
 			b.logits[i] = at + i == n - 1;
 		}
-		rc = llama_decode(ctx, b);
+		rc = pool_decode(le, ctx, b);
 	}
 	llama_batch_free(b);
 	return rc;
@@ -633,7 +648,7 @@ static int step(gen_run *r, struct llama_batch *b, size_t pos)
 	}
 	if (!b->n_tokens)
 		return 0;
-	return llama_decode(r->ctx, *b) ? -1 : b->n_tokens;
+	return pool_decode(r->le, r->ctx, *b) ? -1 : b->n_tokens;
 }
 
 static pwb_status check_fits(const gen_run *r, pwb_diag *diag)
@@ -665,7 +680,7 @@ static pwb_status run_prompt(gen_run *r, const pwb_chat_msg *msgs,
 	pwb_status st = tokenize_chat(r->le, msgs, n_msgs, &toks);
 	r->n_prompt = toks.n;
 	if (!st && !(st = check_fits(r, diag)) &&
-	    decode_prompt(r->ctx, toks.t, r->n_prompt, r->le->n_ctx)) {
+	    decode_prompt(r->le, r->ctx, toks.t, r->n_prompt, r->le->n_ctx)) {
 		pwb_diag_add(diag, NULL, 0, 0,
 			     "%s: llama.cpp could not decode the prompt",
 			     r->le->head.name);
@@ -746,18 +761,22 @@ static pwb_status llama_generate(pwb_engine *e, const pwb_chat_msg *msgs,
 /* ---- embeddings ---- */
 
 /* The sign of the projection entry (i, j): a fixed hash, the same in every
- * process, so that stored features stay comparable. */
+ * process, so that stored features stay comparable. docs/engine.md gives
+ * it; a change of it is a change of every stored embedding. */
 static float proj_sign(size_t i, size_t j)
 {
+	/* splitmix64's finaliser; its top bit (a low bit of a product
+	 * depends on few input bits, and gave correlated columns). */
 	uint64_t x = (uint64_t)i * 0x9E3779B97F4A7C15u ^ (uint64_t)j;
-	x ^= x >> 31;
+	x ^= x >> 30;
 	x *= 0xBF58476D1CE4E5B9u;
-	x ^= x >> 29;
-	return (x & 1) ? 1.0f : -1.0f;
+	x ^= x >> 27;
+	x *= 0x94D049BB133111EBu;
+	x ^= x >> 31;
+	return (x >> 63) ? 1.0f : -1.0f;
 }
 
-static void project_normalise(const float *v, size_t n, float *out,
-			      size_t dim)
+void pwb__llama_project(const float *v, size_t n, float *out, size_t dim)
 {
 	if (n == dim)
 		memcpy(out, v, n * sizeof(float));
@@ -807,7 +826,7 @@ static pwb_status llama_embed(pwb_engine *e, const char *text, size_t len,
 	if (!llama_decode(le->ectx, b))
 		v = llama_get_embeddings_seq(le->ectx, 0);
 	if (v)
-		project_normalise(v, le->n_embd, out, e->embed_dim);
+		pwb__llama_project(v, le->n_embd, out, e->embed_dim);
 	llama_batch_free(b);
 	llama_memory_clear(llama_get_memory(le->ectx), true);
 	pthread_mutex_unlock(&le->elock);
@@ -817,5 +836,82 @@ static pwb_status llama_embed(pwb_engine *e, const char *text, size_t len,
 			     "%s: llama.cpp gave no embedding", e->name);
 		return PWB_EIO;
 	}
+	return PWB_OK;
+}
+
+/* ---- for tests (engine_int.h) ---- */
+
+pwb__llama_stats pwb__llama_get_stats(const pwb_engine *e)
+{
+	pwb__llama_stats s = {0};
+	if (!e || e->ops != &llama_ops)
+		return s;
+	llama_engine *le = (llama_engine *)e;
+	s.decodes = atomic_load(&le->decodes);
+	s.tokens = atomic_load(&le->decoded);
+	return s;
+}
+
+pwb_status pwb__llama_token_states(pwb_engine *e, const char *text, size_t len,
+				   float **out, size_t *n_tokens,
+				   size_t *n_embd)
+{
+	*out = NULL;
+	*n_tokens = *n_embd = 0;
+	if (!e || e->ops != &llama_ops)
+		return PWB_EINVAL;
+	llama_engine *le = (llama_engine *)e;
+	llama_token *toks = NULL;
+	size_t n = 0;
+	pwb_status st = tokenize(le, text, len, &toks, &n);
+	if (st)
+		return st;
+	if (n > le->n_ctx)
+		n = le->n_ctx;
+	if (!n) {
+		free(toks);
+		return PWB_EINVAL;
+	}
+	/* Unpooled: each token's own state, whatever llama_embed pools. */
+	struct llama_context_params cp = llama_context_default_params();
+	cp.n_seq_max = 1;
+	cp.n_ctx = cp.n_batch = cp.n_ubatch = (uint32_t)le->n_ctx;
+	cp.n_threads = cp.n_threads_batch = le->n_threads;
+	cp.embeddings = true;
+	cp.pooling_type = LLAMA_POOLING_TYPE_NONE;
+	cp.no_perf = true;
+	struct llama_context *ctx = llama_init_from_model(le->model, cp);
+	float *states = pwb__calloc(n * le->n_embd, sizeof(float));
+	struct llama_batch b = llama_batch_init((int32_t)n, 0, 1);
+	st = ctx && states ? PWB_OK : PWB_ENOMEM;
+	b.n_tokens = (int32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		b.token[i] = toks[i];
+		b.pos[i] = (llama_pos)i;
+		b.n_seq_id[i] = 1;
+		b.seq_id[i][0] = 0;
+		b.logits[i] = 1;
+	}
+	if (!st && llama_decode(ctx, b))
+		st = PWB_EIO;
+	for (size_t i = 0; !st && i < n; i++) {
+		const float *v = llama_get_embeddings_ith(ctx, (int32_t)i);
+		if (!v)
+			st = PWB_EIO;
+		else
+			memcpy(states + i * le->n_embd, v,
+			       le->n_embd * sizeof(float));
+	}
+	llama_batch_free(b);
+	if (ctx)
+		llama_free(ctx);
+	free(toks);
+	if (st) {
+		free(states);
+		return st;
+	}
+	*out = states;
+	*n_tokens = n;
+	*n_embd = le->n_embd;
 	return PWB_OK;
 }

@@ -428,17 +428,19 @@ static pwb_status req_malformed(oa_req *r, const char *fmt, ...)
 /* ---- the request body ---- */
 
 /* JSON carries UTF-8 only; jansson would refuse the rest without
- * saying why. */
-static bool not_utf8(const char *s, const char *what, size_t i, const char *who,
-		     pwb_diag *diag)
+ * saying why. A message is named by its number and its role ("message 2
+ * (user)"), a stop string (role NULL) by its number. */
+static bool not_utf8(const char *s, const char *what, size_t i,
+		     const char *role, const char *who, pwb_diag *diag)
 {
 	int line, col;
 	bool nul;
 	if (pwb__utf8_valid(s, strlen(s), &line, &col, &nul))
 		return false;
 	pwb_diag_add(diag, NULL, 0, 0,
-		     "%s: %s %zu is not valid UTF-8 (line %d, column %d)", who,
-		     what, i + 1, line, col);
+		     "%s: %s %zu%s%s%s is not valid UTF-8 (line %d, column %d)",
+		     who, what, i + 1, role ? " (" : "", role ? role : "",
+		     role ? ")" : "", line, col);
 	return true;
 }
 
@@ -449,7 +451,8 @@ static pwb_status add_messages(json_t *t, const pwb_chat_msg *msgs,
 	if (!arr || json_object_set_new(t, "messages", arr))
 		return PWB_ENOMEM;
 	for (size_t i = 0; i < n_msgs; i++) {
-		if (not_utf8(msgs[i].content, "message", i, who, diag))
+		if (not_utf8(msgs[i].content, "message", i, msgs[i].role, who,
+			     diag))
 			return PWB_EINVAL;
 		json_t *m = json_pack("{s:s, s:s}", "role", msgs[i].role,
 				      "content", msgs[i].content);
@@ -483,8 +486,8 @@ static pwb_status make_template(oa_call *c, const pwb_chat_msg *msgs,
 	if (!stop || json_object_set_new(t, "stop", stop))
 		return PWB_ENOMEM;
 	for (size_t i = 0; i < p->n_stop; i++)
-		if (not_utf8(p->stop[i], "stop string", i, c->e->head.name,
-			     c->diag))
+		if (not_utf8(p->stop[i], "stop string", i, NULL,
+			     c->e->head.name, c->diag))
 			return PWB_EINVAL;
 	for (size_t i = 0; i < p->n_stop && i < MAX_SERVER_STOP; i++)
 		if (json_array_append_new(stop, json_string(p->stop[i])))

@@ -272,10 +272,11 @@ static pwb_status check_texts(const pwb_request *req, pwb_diag *diag)
 			return PWB_EINVAL;
 		}
 		if (!pwb__utf8_valid(t, strlen(t), &line, &col, &nul)) {
+			const char *role = req->msgs[i].role;
 			pwb_diag_add(diag, NULL, 0, 0,
-				     "message %zu is not valid UTF-8 (line %d, "
-				     "column %d)",
-				     i + 1, line, col);
+				     "message %zu (%s) is not valid UTF-8 "
+				     "(line %d, column %d)",
+				     i + 1, role ? role : "no role", line, col);
 			return PWB_EINVAL;
 		}
 	}

@@ -1,13 +1,19 @@
 /*
  * test_engine.c - the embedded engine (llama.cpp) on the tiny real model
  * stories260K.gguf (DESIGN §7, include/pwb/engine.h): seeds and
- * determinism, N candidates from one call, greedy decoding, max_tokens,
- * stop strings (cut, never included, the earliest wins), streaming
- * (every byte to on_text, in order, per candidate; a cancelled
- * candidate), the context limit (never truncated silently, exact at the
- * boundary), bad parameters, sentence embeddings, model files that are
- * missing, not GGUF or truncated, threads sharing a pool of contexts,
- * the plain prompt format and the guard detector on this engine.
+ * determinism, N candidates from one call, decoded together (one
+ * llama_decode per step), greedy decoding, max_tokens, stop strings (cut,
+ * never included, the earliest wins), streaming (every byte to on_text,
+ * in order, per candidate; a cancelled candidate), timeouts, the context
+ * limit (never truncated silently, exact at the boundary), bad
+ * parameters, sentence embeddings (mean-pooled, checked against each
+ * token's own state) and their projection above 256 dimensions (against
+ * the formula of docs/engine.md), model files that are missing, not GGUF
+ * or truncated, threads sharing a pool of contexts, the plain prompt
+ * format and the guard detector on this engine.
+ *
+ * The hooks of src/engine/engine_int.h that exist for this file count the
+ * engine's llama_decode calls and give each token's unpooled state.
  *
  * The model is PWB_MODEL, else ../shared/models/stories260K.gguf beside
  * the source tree (PWB_SOURCE_DIR, or found from this file's path); when
@@ -32,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/engine_int.h"
 #include "pwb/engine.h"
 
 static char model_path[1024];
@@ -521,6 +528,114 @@ static void test_streaming_cancel_one(void **state)
 	free(r);
 }
 
+/* ---- one batch per step ---- */
+
+/*
+ * docs/engine.md: the prompt is decoded once, then the N candidates
+ * together, one llama_decode per step with one token for each candidate
+ * still running. So N candidates cost as many llama_decode calls as one;
+ * only the tokens in them grow. A candidate's last token (its
+ * max_tokens-th, or the one on which on_text stopped it) is sampled but
+ * never decoded.
+ */
+static void test_candidates_decoded_in_one_batch(void **state)
+{
+	(void)state;
+	NEED_MODEL();
+	const size_t steps = 8;
+	for (size_t n = 1; n <= 4; n += 3) {
+		pwb_gen_params p = params(n, 11, steps);
+		pwb__llama_stats before = pwb__llama_get_stats(eng);
+		pwb_generation g;
+		generate_ok(eng, story, 1, &p, &g);
+		pwb__llama_stats after = pwb__llama_get_stats(eng);
+		for (size_t i = 0; i < n; i++) {
+			assert_int_equal(g.cands[i].finish, PWB_FINISH_LENGTH);
+			assert_int_equal(g.cands[i].tokens, steps);
+		}
+		/* The prompt (far shorter than the context) in one call. */
+		assert_int_equal(after.decodes - before.decodes,
+				 1 + (steps - 1));
+		assert_int_equal(after.tokens - before.tokens,
+				 g.prompt_tokens + n * (steps - 1));
+		pwb_generation_release(&g);
+	}
+	/* A candidate that has ended is no longer in the batch: on_text
+	 * stops candidate 1 at its first piece, the others go on. */
+	stream_rec *r = calloc(1, sizeof(*r));
+	assert_non_null(r);
+	r->cancel_cand = 1;
+	pwb_gen_params p = params(4, 11, steps);
+	p.on_text = on_text;
+	p.on_text_user = r;
+	pwb__llama_stats before = pwb__llama_get_stats(eng);
+	pwb_generation g;
+	generate_ok(eng, story, 1, &p, &g);
+	pwb__llama_stats after = pwb__llama_get_stats(eng);
+	assert_int_equal(g.cands[1].finish, PWB_FINISH_CANCELLED);
+	size_t decoded = g.cands[1].tokens - 1;
+	for (size_t i = 0; i < 4; i++) {
+		if (i == 1)
+			continue;
+		assert_int_equal(g.cands[i].finish, PWB_FINISH_LENGTH);
+		decoded += steps - 1;
+	}
+	assert_int_equal(after.decodes - before.decodes, 1 + (steps - 1));
+	assert_int_equal(after.tokens - before.tokens,
+			 g.prompt_tokens + decoded);
+	pwb_generation_release(&g);
+	free(r);
+}
+
+/* ---- timeouts ---- */
+
+/* Streams slowly: each piece takes 20 ms. */
+static int on_text_slowly(void *user, size_t cand, const char *text, size_t len)
+{
+	(void)cand;
+	(void)text;
+	(void)len;
+	(*(size_t *)user)++;
+	usleep(20 * 1000);
+	return 0;
+}
+
+/*
+ * timeout_ms bounds the whole call; the engine checks it between decoding
+ * steps and fails with PWB_EIO naming the engine and the timeout. 200
+ * greedy tokens at 20 ms a piece would take 4 s; the deadline of 100 ms
+ * has passed by the 6th piece, and the call stops at the step after it
+ * (the bound below leaves room).
+ */
+static void test_timeout_stops_generation(void **state)
+{
+	(void)state;
+	NEED_MODEL();
+	size_t pieces = 0;
+	pwb_gen_params p = params(1, 5, 200);
+	p.temperature = 0; /* greedy on this model does not stop early */
+	p.timeout_ms = 100;
+	p.on_text = on_text_slowly;
+	p.on_text_user = &pieces;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_generation g;
+	pwb_status st = pwb_engine_generate(eng, story, 1, &p, &g, &d);
+	if (st != PWB_EIO)
+		fail_msg("want EIO after 100 ms, got %s after %zu pieces",
+			 pwb_status_str(st), pieces);
+	assert_int_equal(g.n, 0);
+	assert_null(g.cands);
+	assert_true(diag_has(&d, "timed out after 100 ms"));
+	assert_true(diag_has(&d, "stories260K"));
+	assert_true(pieces >= 1 && pieces <= 10);
+	pwb_diag_release(&d);
+	/* The context went back to the pool: the next call works. */
+	p = params(1, 5, 8);
+	generate_ok(eng, story, 1, &p, &g);
+	pwb_generation_release(&g);
+}
+
 /* ---- the context ---- */
 
 static void test_context_limit(void **state)
@@ -692,6 +807,152 @@ static void test_embeddings(void **state)
 	assert_true(diag_has(&d, "no embeddings"));
 	pwb_diag_release(&d);
 	pwb_engine_free(e);
+}
+
+/* The L2-normalised mean of rows from..to-1 of n_embd-wide states. */
+static void normalised_mean(const float *h, size_t from, size_t to,
+			    size_t n_embd, double *out)
+{
+	double norm = 0;
+	for (size_t j = 0; j < n_embd; j++) {
+		out[j] = 0;
+		for (size_t t = from; t < to; t++)
+			out[j] += h[t * n_embd + j];
+		out[j] /= (double)(to - from);
+		norm += out[j] * out[j];
+	}
+	for (size_t j = 0; j < n_embd; j++)
+		out[j] /= sqrt(norm);
+}
+
+static double max_diff(const float *a, const double *b, size_t n)
+{
+	double m = 0;
+	for (size_t j = 0; j < n; j++)
+		if (fabs(a[j] - b[j]) > m)
+			m = fabs(a[j] - b[j]);
+	return m;
+}
+
+/*
+ * engine.h: the embedding is the model's hidden states mean-pooled over
+ * the text's tokens, then L2-normalised. The mean is taken here, from
+ * each token's own state (a context without pooling, the engine's test
+ * hook), and must match pwb_engine_embed(); the first or the last token's
+ * state alone is far from it. This model has 64 dimensions: no projection.
+ */
+static void test_embedding_is_mean_pooled(void **state)
+{
+	(void)state;
+	NEED_MODEL();
+	static const char *const texts[] = {
+	    "The cat sat on the mat.",
+	    "Lily went to the park to play with her dog. They ran and ran "
+	    "until the sun went down.",
+	};
+	for (size_t k = 0; k < PWB_ARRAY_LEN(texts); k++) {
+		const char *t = texts[k];
+		float *h = NULL;
+		size_t n = 0, n_embd = 0;
+		assert_int_equal(
+		    pwb__llama_token_states(eng, t, strlen(t), &h, &n, &n_embd),
+		    PWB_OK);
+		assert_int_equal(n_embd, pwb_engine_embed_dim(eng));
+		assert_true(n >= 6);
+		double mean[64], first[64], last[64];
+		assert_true(n_embd <= 64);
+		normalised_mean(h, 0, n, n_embd, mean);
+		normalised_mean(h, 0, 1, n_embd, first);
+		normalised_mean(h, n - 1, n, n_embd, last);
+		free(h);
+		float got[PWB_ENGINE_MAX_EMBED];
+		embed_ok(t, got);
+		double dm = max_diff(got, mean, n_embd);
+		double df = max_diff(got, first, n_embd);
+		double dl = max_diff(got, last, n_embd);
+		print_message("'%.20s...': %zu tokens; off the mean by %.2g, "
+			      "the first by %.2g, the last by %.2g\n",
+			      t, n, dm, df, dl);
+		assert_true(dm < 1e-4);
+		assert_true(df > 0.05);
+		assert_true(dl > 0.05);
+	}
+}
+
+/* The sign of projection entry (i, j) as docs/engine.md gives it, written
+ * out here rather than taken from the engine. */
+static double doc_sign(uint64_t i, uint64_t j)
+{
+	uint64_t x = (i * 0x9E3779B97F4A7C15u) ^ j;
+	x ^= x >> 30;
+	x *= 0xBF58476D1CE4E5B9u;
+	x ^= x >> 27;
+	x *= 0x94D049BB133111EBu;
+	x ^= x >> 31;
+	return (x >> 63) ? 1 : -1;
+}
+
+/*
+ * A model of more than 256 dimensions (stories260K has 64, so the engine
+ * never projects it): pwb__llama_project() gives 256 dimensions,
+ * out[j] = sum of v[i] * sign(i, j), L2-normalised (docs/engine.md), the
+ * same on every call.
+ */
+static void test_projection_above_256(void **state)
+{
+	(void)state;
+	enum { N = 300, DIM = PWB_ENGINE_MAX_EMBED };
+	static float v[N], a[DIM], b[DIM];
+	/* By hand from the formula: sign(0, 0): x stays 0, its top bit 0,
+	 * so -1. Others worked out once, from the formula in docs/engine.md
+	 * (python3, arbitrary-precision integers masked to 64 bits). */
+	assert_true(doc_sign(0, 0) == -1);
+	assert_true(doc_sign(0, 1) == -1);
+	assert_true(doc_sign(1, 0) == 1);
+	assert_true(doc_sign(5, 7) == -1);
+	/* A one-hot vector picks row i of the projection: 256 signs over
+	 * sqrt(256) = 16, exactly. Rows past 256 count as much as the
+	 * first ones (no truncation). */
+	static const size_t rows[] = {0, 1, 255, 256, 299};
+	for (size_t r = 0; r < PWB_ARRAY_LEN(rows); r++) {
+		memset(v, 0, sizeof(v));
+		v[rows[r]] = 3.5f;
+		pwb__llama_project(v, N, a, DIM);
+		for (size_t j = 0; j < DIM; j++)
+			if (a[j] != (float)(doc_sign(rows[r], j) / 16))
+				fail_msg("row %zu, column %zu: %g, want %g",
+					 rows[r], j, a[j],
+					 doc_sign(rows[r], j) / 16);
+	}
+	/* Any vector: the formula, normalised; the same on every call. */
+	double want[DIM], norm = 0;
+	for (size_t i = 0; i < N; i++)
+		v[i] = (float)sin(0.37 * (double)i + 1.0) * (float)(1 + i % 7);
+	for (size_t j = 0; j < DIM; j++) {
+		want[j] = 0;
+		for (size_t i = 0; i < N; i++)
+			want[j] += v[i] * doc_sign(i, j);
+		norm += want[j] * want[j];
+	}
+	pwb__llama_project(v, N, a, DIM);
+	pwb__llama_project(v, N, b, DIM);
+	assert_memory_equal(a, b, sizeof(a));
+	double got_norm = 0;
+	for (size_t j = 0; j < DIM; j++) {
+		assert_true(fabs(a[j] - want[j] / sqrt(norm)) < 1e-5);
+		got_norm += (double)a[j] * a[j];
+	}
+	assert_true(fabs(sqrt(got_norm) - 1) < 1e-5);
+	/* The zero vector gives zeros, not NaN. */
+	memset(v, 0, sizeof(v));
+	pwb__llama_project(v, N, a, DIM);
+	for (size_t j = 0; j < DIM; j++)
+		assert_true(a[j] == 0);
+	/* At 256 dimensions or fewer: the vector itself, normalised. */
+	float w[4] = {3, 0, -4, 0}, o[4];
+	pwb__llama_project(w, 4, o, 4);
+	assert_true(fabs(o[0] - 0.6) < 1e-6 && o[1] == 0);
+	assert_true(fabs(o[2] + 0.8) < 1e-6 && o[3] == 0);
 }
 
 /* ---- model files ---- */
@@ -932,9 +1193,13 @@ int main(void)
 	    cmocka_unit_test(test_stop_strings_in_one_token),
 	    cmocka_unit_test(test_streaming_every_byte_in_order),
 	    cmocka_unit_test(test_streaming_cancel_one),
+	    cmocka_unit_test(test_candidates_decoded_in_one_batch),
+	    cmocka_unit_test(test_timeout_stops_generation),
 	    cmocka_unit_test(test_context_limit),
 	    cmocka_unit_test(test_bad_params),
 	    cmocka_unit_test(test_embeddings),
+	    cmocka_unit_test(test_embedding_is_mean_pooled),
+	    cmocka_unit_test(test_projection_above_256),
 	    cmocka_unit_test(test_model_file_errors),
 	    cmocka_unit_test(test_threads_share_a_pool),
 	    cmocka_unit_test(test_plain_prompt_format),

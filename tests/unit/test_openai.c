@@ -3,18 +3,19 @@
  * a local OpenAI-compatible server on a real socket: N candidates by `n`
  * and by parallel requests when the endpoint ignores `n`, streaming
  * (every byte to on_text in order, cancelling one candidate), stop
- * strings (applied by the server, and by pwb when the server does not),
- * retries on 500 and their count, none on 400, 429 with Retry-After,
- * timeouts, a dead endpoint, malformed JSON, broken event streams, the
- * answer cap, the API key (a missing variable, sent as bearer, never in a
- * message or a log), the guard detector on this engine (also through
- * pwb_bounds, failing closed), threads sharing one engine, and an
- * allocation-failure sweep; and the event stream parser (sse.h) on
- * cases of the format, fed whole, in two pieces split anywhere and byte by
- * byte.
+ * strings (applied by the server, and by pwb when the server does not;
+ * only the first 4 sent), `n` sent only when above 1, retries on 500 and
+ * their count, none on 400, 429 with Retry-After, timeouts, a dead
+ * endpoint, malformed JSON, broken event streams, the answer cap, the API
+ * key (a missing variable, sent as bearer, never in a message or a log),
+ * the guard detector on this engine (also through pwb_bounds, failing
+ * closed), threads sharing one engine, and an allocation-failure sweep;
+ * and the event stream parser (sse.h) on cases of the format, fed whole,
+ * in two pieces split anywhere and byte by byte.
  *
  * The mock's model name chooses how it misbehaves (its header says how);
  * each test adds a tag of its own so that its request count is its own.
+ * GET /last on the mock shows what a request sent.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -27,19 +28,18 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "engine/sse.h"
+#include "mock_upstream.h"
 #include "pwb/bounds.h"
 #include "pwb/engine.h"
 #include "pwb/policy.h"
@@ -47,88 +47,38 @@
 
 #define KEY "sk-test-0123456789abcdef"
 
-static pid_t mock_pid;
-static int mock_port;
 static int tag;
 
-/* ---- the mock ---- */
+/* ---- the mock (mock_upstream.h) ---- */
 
 static int start_mock(void **state)
 {
 	(void)state;
-	/* A proxy from the environment would take our 127.0.0.1. */
-	const char *proxies[] = {"http_proxy",	"HTTP_PROXY", "https_proxy",
-				 "HTTPS_PROXY", "all_proxy",  "ALL_PROXY"};
-	for (size_t i = 0; i < PWB_ARRAY_LEN(proxies); i++)
-		unsetenv(proxies[i]);
-	setenv("MOCK_OPENAI_KEY", KEY, 1);
-	int fds[2];
-	if (pipe(fds))
-		return -1;
-	mock_pid = fork();
-	if (mock_pid < 0)
-		return -1;
-	if (mock_pid == 0) {
-		/* Should this test crash, the mock must not outlive it (and
-		 * hold CTest's pipe open). */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execlp("python3", "python3", PWB_MOCK_OPENAI, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	FILE *f = fdopen(fds[0], "r");
-	char line[32];
-	bool ok = f && fgets(line, sizeof(line), f);
-	if (f)
-		fclose(f);
-	mock_port = ok ? (int)strtol(line, NULL, 10) : 0;
-	if (mock_port <= 0) {
-		fprintf(stderr, "test_openai: the mock did not start (%s)\n",
-			PWB_MOCK_OPENAI);
-		return -1;
-	}
-	return curl_global_init(CURL_GLOBAL_DEFAULT) ? -1 : 0;
+	return mock_start(KEY) < 0 ? -1 : 0;
 }
 
 static int stop_mock(void **state)
 {
 	(void)state;
-	if (mock_pid > 0) {
-		kill(mock_pid, SIGTERM);
-		waitpid(mock_pid, NULL, 0);
-	}
-	curl_global_cleanup();
+	mock_stop();
 	return 0;
-}
-
-static size_t keep(char *data, size_t size, size_t n, void *user)
-{
-	pwb__buf_add(user, data, size * n);
-	return size * n;
 }
 
 /* The number of chat requests the mock saw for a model. */
 static int count(const char *model)
 {
-	CURL *h = curl_easy_init();
-	char *m = curl_easy_escape(h, model, 0);
-	char url[512];
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/count?model=%s",
-		 mock_port, m);
-	curl_free(m);
-	pwb__buf b;
-	pwb__buf_init(&b, 0);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-	assert_int_equal(curl_easy_perform(h), CURLE_OK);
-	curl_easy_cleanup(h);
-	int n = b.s ? (int)strtol(b.s, NULL, 10) : -1;
-	pwb__buf_release(&b);
+	int n = mock_count(model);
+	assert_true(n >= 0);
 	return n;
+}
+
+/* The JSON body of the last chat request the mock saw for a model; the
+ * caller's to json_decref(). */
+static json_t *last_body(const char *model)
+{
+	json_t *j = mock_last(model);
+	assert_non_null(j);
+	return j;
 }
 
 /* ---- engines and calls ---- */
@@ -146,7 +96,7 @@ static const char *tagged(const char *flags)
 
 static pwb_openai_params params_for(const char *flags)
 {
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1", mock_port);
+	snprintf(url, sizeof(url), "%s", mock_url());
 	snprintf(endpoint, sizeof(endpoint), "%s/chat/completions", url);
 	pwb_openai_params p = pwb_openai_default_params();
 	p.url = url;
@@ -361,6 +311,52 @@ static void test_n_ignored(void **state)
 	pwb_generation_release(&want);
 }
 
+/* n is sent only when above 1: some servers refuse the field itself. */
+static void test_n_sent_only_above_1(void **state)
+{
+	(void)state;
+	pwb_openai_params op = params_for("plain");
+	pwb_engine *e = engine_with(&op);
+	pwb_gen_params p = pwb_gen_default_params();
+	p.seed = 20;
+	pwb_generation g;
+	assert_int_equal(gen(e, "hi", &p, &g, NULL), PWB_OK);
+	pwb_generation_release(&g);
+	json_t *j = last_body(op.model);
+	assert_null(json_object_get(j, "n"));
+	assert_int_equal(json_integer_value(json_object_get(j, "seed")), 20);
+	json_decref(j);
+	p.n = 3;
+	assert_int_equal(gen(e, "hi", &p, &g, NULL), PWB_OK);
+	assert_seeded(&g, 20);
+	pwb_generation_release(&g);
+	j = last_body(op.model);
+	assert_true(json_is_integer(json_object_get(j, "n")));
+	assert_int_equal(json_integer_value(json_object_get(j, "n")), 3);
+	json_decref(j);
+	/* n = 1 again, after a call that sent n. */
+	p.n = 1;
+	assert_int_equal(gen(e, "hi", &p, &g, NULL), PWB_OK);
+	pwb_generation_release(&g);
+	j = last_body(op.model);
+	assert_null(json_object_get(j, "n"));
+	json_decref(j);
+	pwb_engine_free(e);
+	/* use_n = false: N requests of n = 1, none of them with n. */
+	op = params_for("plain");
+	op.use_n = false;
+	e = engine_with(&op);
+	p.n = 3;
+	assert_int_equal(gen(e, "hi", &p, &g, NULL), PWB_OK);
+	assert_seeded(&g, 20);
+	pwb_generation_release(&g);
+	assert_int_equal(count(op.model), 3);
+	j = last_body(op.model);
+	assert_null(json_object_get(j, "n"));
+	json_decref(j);
+	pwb_engine_free(e);
+}
+
 /* ---- streaming ---- */
 
 typedef struct streamed {
@@ -478,6 +474,63 @@ static void test_stop_strings(void **state)
 	assert_int_equal(gen(e, "one two three four", &p, &g, NULL), PWB_OK);
 	assert_string_equal(g.cands[0].text, "one two ");
 	pwb_generation_release(&g);
+	pwb_engine_free(e);
+}
+
+/*
+ * Only the first 4 stop strings go to the endpoint (OpenAI refuses more);
+ * pwb applies all 8 itself. The mock here applies none (ignore-stop) and
+ * answers a fixed text, so every cut is pwb's: by the 8th string, then by
+ * the 5th, neither of which the endpoint saw.
+ */
+static void test_stop_strings_past_4(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *stops[8];
+		const char *text;
+	} cases[] = {
+	    {{"x1", "x2", "x3", "x4", "five", "x6", "x7", "two"}, "one "},
+	    {{"x1", "x2", "x3", "x4", "four", "x6", "x7", "x8"},
+	     "one two three "},
+	};
+	for (int stream = 0; stream < 2; stream++)
+		for (size_t k = 0; k < PWB_ARRAY_LEN(cases); k++) {
+			pwb_openai_params op =
+			    params_for("reply:one%20two%20three%20four%20five+"
+				       "ignore-stop");
+			op.stream = stream;
+			pwb_engine *e = engine_with(&op);
+			pwb_gen_params p = pwb_gen_default_params();
+			p.stop = cases[k].stops;
+			p.n_stop = 8;
+			pwb_generation g;
+			assert_int_equal(gen(e, "hi", &p, &g, NULL), PWB_OK);
+			assert_string_equal(g.cands[0].text, cases[k].text);
+			assert_int_equal(g.cands[0].finish, PWB_FINISH_STOP);
+			pwb_generation_release(&g);
+			json_t *j = last_body(op.model);
+			json_t *sent = json_object_get(j, "stop");
+			assert_true(json_is_array(sent));
+			assert_int_equal(json_array_size(sent), 4);
+			for (size_t i = 0; i < 4; i++)
+				assert_string_equal(
+				    json_string_value(json_array_get(sent, i)),
+				    cases[k].stops[i]);
+			json_decref(j);
+			pwb_engine_free(e);
+		}
+	/* No stop strings: no "stop" field at all. */
+	pwb_openai_params op = params_for("reply:one%20two");
+	pwb_engine *e = engine_with(&op);
+	pwb_gen_params p = pwb_gen_default_params();
+	pwb_generation g;
+	assert_int_equal(gen(e, "hi", &p, &g, NULL), PWB_OK);
+	assert_string_equal(g.cands[0].text, "one two");
+	pwb_generation_release(&g);
+	json_t *j = last_body(op.model);
+	assert_null(json_object_get(j, "stop"));
+	json_decref(j);
 	pwb_engine_free(e);
 }
 
@@ -770,7 +823,15 @@ static void test_params(void **state)
 	pwb_diag d;
 	pwb_diag_init(&d);
 	assert_int_equal(gen(e, "bad \xff byte", &p, &g, &d), PWB_EINVAL);
-	assert_has(d.entries[0].message, "message 2 is not valid UTF-8");
+	assert_has(d.entries[0].message,
+		   "message 2 (user) is not valid UTF-8 (line 1, column 5)");
+	pwb_diag_clear(&d);
+	pwb_chat_msg three[] = {
+	    {"user", "hi"}, {"assistant", "caf\xe9"}, {"user", "and?"}};
+	assert_int_equal(pwb_engine_generate(e, three, 3, &p, &g, &d),
+			 PWB_EINVAL);
+	assert_has(d.entries[0].message,
+		   "message 2 (assistant) is not valid UTF-8");
 	pwb_diag_clear(&d);
 	static const char *const stops[] = {"ok", "\xc3("};
 	p.stop = stops;
@@ -991,9 +1052,11 @@ int main(void)
 	    cmocka_unit_test(test_sse_parser),
 	    cmocka_unit_test(test_n_by_n),
 	    cmocka_unit_test(test_n_ignored),
+	    cmocka_unit_test(test_n_sent_only_above_1),
 	    cmocka_unit_test(test_streaming),
 	    cmocka_unit_test(test_streaming_cancel),
 	    cmocka_unit_test(test_stop_strings),
+	    cmocka_unit_test(test_stop_strings_past_4),
 	    cmocka_unit_test(test_retry_on_500),
 	    cmocka_unit_test(test_no_retry_on_400),
 	    cmocka_unit_test(test_retry_after),
