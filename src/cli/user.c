@@ -79,20 +79,37 @@ static void doing(char *buf, size_t size, const char *verb, const user_args *u)
 	snprintf(buf, size, "%s user '%s' of org '%s'", verb, u->user, u->org);
 }
 
+/* Parses the options, opens the store in mode and checks that it holds
+ * the org. False when the command ends here (--help, an error), with its
+ * exit status in *rc and nothing left open. */
+static bool open_for(cli_args *a, user_args *u, const char *usage, bool now,
+		     pwb_store_mode mode, pwb_store **s, int *rc)
+{
+	*s = NULL;
+	if ((*rc = parse(a, u, usage, now))) {
+		*rc = cli_parsed(*rc);
+		return false;
+	}
+	if (!(*s = cli_store_open_mode(u->db, mode, NULL))) {
+		*rc = CLI_FAIL;
+		return false;
+	}
+	if ((*rc = cli_store_org(*s, u->org))) {
+		pwb_store_free(*s);
+		*s = NULL;
+		return false;
+	}
+	return true;
+}
+
 static int cmd_export(cli_args *a)
 {
 	user_args u = {0};
-	int rc = parse(a, &u, export_usage, false);
-	if (rc)
-		return cli_parsed(rc);
+	pwb_store *s;
 	/* Only reads: a store that is not there is refused, never made. */
-	pwb_store *s = cli_store_open_mode(u.db, PWB_STORE_READ_ONLY, NULL);
-	if (!s)
-		return CLI_FAIL;
-	if ((rc = cli_store_org(s, u.org))) {
-		pwb_store_free(s);
+	int rc;
+	if (!open_for(a, &u, export_usage, false, PWB_STORE_READ_ONLY, &s, &rc))
 		return rc;
-	}
 	pwb_diag d;
 	pwb_diag_init(&d);
 	char *json = NULL, what[600];
@@ -112,18 +129,12 @@ static int cmd_export(cli_args *a)
 static int cmd_erase(cli_args *a)
 {
 	user_args u = {0};
-	int rc = parse(a, &u, erase_usage, true);
-	if (rc)
-		return cli_parsed(rc);
+	pwb_store *s;
 	/* Erasing changes only what is stored: a store that is not there
 	 * is an error, not a new one. */
-	pwb_store *s = cli_store_open_mode(u.db, PWB_STORE_EXISTING, NULL);
-	if (!s)
-		return CLI_FAIL;
-	if ((rc = cli_store_org(s, u.org))) {
-		pwb_store_free(s);
+	int rc;
+	if (!open_for(a, &u, erase_usage, true, PWB_STORE_EXISTING, &s, &rc))
 		return rc;
-	}
 	pwb_diag d;
 	pwb_diag_init(&d);
 	int64_t seq = 0;
@@ -335,16 +346,10 @@ static const char reset_usage[] =
 static int cmd_reset(cli_args *a)
 {
 	user_args u = {0};
-	int rc = parse(a, &u, reset_usage, true);
-	if (rc)
-		return cli_parsed(rc);
-	pwb_store *s = cli_store_open_mode(u.db, PWB_STORE_EXISTING, NULL);
-	if (!s)
-		return CLI_FAIL;
-	if ((rc = cli_store_org(s, u.org))) {
-		pwb_store_free(s);
+	pwb_store *s;
+	int rc;
+	if (!open_for(a, &u, reset_usage, true, PWB_STORE_EXISTING, &s, &rc))
 		return rc;
-	}
 	pwb_diag d;
 	pwb_diag_init(&d);
 	pwb_store_user row;

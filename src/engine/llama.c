@@ -795,22 +795,36 @@ void pwb__llama_project(const float *v, size_t n, float *out, size_t dim)
 		out[j] = norm > 0 ? (float)(out[j] / norm) : 0.0f;
 }
 
+/* The tokens a text is embedded by: its first context-full (engine.h);
+ * PWB_EINVAL when there are none. */
+static pwb_status embed_tokens(llama_engine *le, const char *text, size_t len,
+			       llama_token **toks, size_t *n)
+{
+	pwb_status st = tokenize(le, text, len, toks, n);
+	if (st)
+		return st;
+	if (*n > le->n_ctx)
+		*n = le->n_ctx;
+	if (!*n) {
+		free(*toks);
+		*toks = NULL;
+		return PWB_EINVAL;
+	}
+	return PWB_OK;
+}
+
 static pwb_status llama_embed(pwb_engine *e, const char *text, size_t len,
 			      float *out, pwb_diag *diag)
 {
 	llama_engine *le = (llama_engine *)e;
 	llama_token *toks = NULL;
 	size_t n = 0;
-	pwb_status st = tokenize(le, text, len, &toks, &n);
-	if (st)
+	pwb_status st = embed_tokens(le, text, len, &toks, &n);
+	if (st) {
+		if (st == PWB_EINVAL)
+			pwb_diag_add(diag, NULL, 0, 0, "%s: nothing to embed",
+				     e->name);
 		return st;
-	if (n > le->n_ctx)
-		n = le->n_ctx; /* the first context-full (engine.h) */
-	if (!n) {
-		free(toks);
-		pwb_diag_add(diag, NULL, 0, 0, "%s: nothing to embed",
-			     e->name);
-		return PWB_EINVAL;
 	}
 	pthread_mutex_lock(&le->elock);
 	struct llama_batch b = llama_batch_init((int32_t)n, 0, 1);
@@ -863,15 +877,9 @@ pwb_status pwb__llama_token_states(pwb_engine *e, const char *text, size_t len,
 	llama_engine *le = (llama_engine *)e;
 	llama_token *toks = NULL;
 	size_t n = 0;
-	pwb_status st = tokenize(le, text, len, &toks, &n);
+	pwb_status st = embed_tokens(le, text, len, &toks, &n);
 	if (st)
 		return st;
-	if (n > le->n_ctx)
-		n = le->n_ctx;
-	if (!n) {
-		free(toks);
-		return PWB_EINVAL;
-	}
 	/* Unpooled: each token's own state, whatever llama_embed pools. */
 	struct llama_context_params cp = llama_context_default_params();
 	cp.n_seq_max = 1;
