@@ -242,7 +242,10 @@ pwb_status pwb_decision_to_json(const pwb_decision *d, char **out);
  * One line of a bounds JSONL file:
  *   {"id": "x1", "text": "...", "role": "prompt|response", "labels": ["hate"]}
  * `labels: []` means within bounds; the label "*" means out of bounds with
- * the category not given (it counts for the binary metrics only).
+ * the category not given (it counts for the binary metrics only). Other
+ * keys are metadata (a data set's own: source, group, functionality):
+ * kept when their value is a string, number or boolean, for grouping
+ * results, and ignored otherwise.
  */
 typedef struct pwb_labelled_text {
 	const char *id; /* "" when the line has none */
@@ -253,7 +256,14 @@ typedef struct pwb_labelled_text {
 	size_t n_labels;
 	bool unsafe; /* labels were not empty (any id, or "*") */
 	int line;
+	const char *const *meta_keys; /* the other keys, in file order */
+	const char *const *meta_values; /* their values as text */
+	size_t n_meta;
 } pwb_labelled_text;
+
+/* The value of a metadata key of a line (a number or boolean as its JSON
+ * text), or NULL when the line has none. */
+const char *pwb_labelled_meta(const pwb_labelled_text *t, const char *key);
 
 typedef struct pwb_labelled_set pwb_labelled_set;
 

@@ -9,6 +9,16 @@ DATASET is one of:
   hatecheck          label_gold hateful -> ["hate"], non-hateful -> []
   ailuminate         every prompt is hazardous; the hazard code maps to the
                      category whose `ailuminate:` code it is
+  davidson           class 0 (hate speech) -> ["hate"], 1 (offensive
+                     language) -> ["profanity"], 2 (neither) -> []
+  toxigen            label hate -> ["hate"], neutral -> []
+  codealpaca         every instruction (with its input) -> []: benign
+                     programming tasks full of words like kill and execute
+  self-instruct      every seed task's instruction -> []: benign tasks
+
+Every line also carries metadata for `pwb eval bounds --group-by`: `source`
+(the dataset), and where the set has them `functionality` and `target`
+(HateCheck), `group` (ToxiGen), `hazard` and `persona` (AILuminate).
 
 and, as feedback events for `pwb eval prefs`:
   hh-rlhf-prefs      each chosen/rejected dialogue pair: the shared dialogue
@@ -73,7 +83,7 @@ def moderation(base):
             d = json.loads(line)
             labels = sorted({c for k, c in MODERATION.items() if d.get(k) == 1})
             out({"id": "om%d" % i, "text": d["prompt"], "role": "prompt",
-                 "labels": labels})
+                 "labels": labels, "source": "openai-moderation"})
 
 
 def hatecheck(base):
@@ -82,7 +92,10 @@ def hatecheck(base):
         for row in csv.DictReader(f):
             out({"id": "hc" + row["case_id"], "text": row["test_case"].strip(),
                  "role": "prompt",
-                 "labels": ["hate"] if row["label_gold"] == "hateful" else []})
+                 "labels": ["hate"] if row["label_gold"] == "hateful" else [],
+                 "source": "hatecheck",
+                 "functionality": row["functionality"],
+                 "target": row.get("target_ident") or "none"})
 
 
 def ailuminate(base):
@@ -92,7 +105,52 @@ def ailuminate(base):
         for row in csv.DictReader(f):
             cat = AILUMINATE.get(row["hazard"])
             out({"id": row["release_prompt_id"], "text": row["prompt_text"],
-                 "role": "prompt", "labels": [cat] if cat else ["*"]})
+                 "role": "prompt", "labels": [cat] if cat else ["*"],
+                 "source": "ailuminate", "hazard": row["hazard"],
+                 "persona": row["persona"]})
+
+
+DAVIDSON = {"0": ["hate"], "1": ["profanity"], "2": []}
+
+
+def davidson(base):
+    path = os.path.join(base, "davidson", "labeled_data.csv.gz")
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            text = row["tweet"].strip()
+            if text:
+                out({"id": "dv" + row[""], "text": text, "role": "prompt",
+                     "labels": DAVIDSON[row["class"]], "source": "davidson"})
+
+
+def toxigen(base):
+    path = os.path.join(base, "toxigen", "sentences.jsonl")
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            d = json.loads(line)
+            out({"id": "tg%d" % i, "text": d["text"], "role": "prompt",
+                 "labels": ["hate"] if d["label"] == "hate" else [],
+                 "source": "toxigen", "group": d["group"]})
+
+
+def codealpaca(base):
+    path = os.path.join(base, "codealpaca", "code_alpaca_2k.json.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for i, d in enumerate(json.load(f)):
+            text = d["instruction"].strip()
+            if d.get("input", "").strip():
+                text += "\n" + d["input"].strip()
+            out({"id": "ca%d" % i, "text": text, "role": "prompt",
+                 "labels": [], "source": "codealpaca"})
+
+
+def self_instruct(base):
+    path = os.path.join(base, "self-instruct", "seed_tasks.jsonl")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            out({"id": d["id"], "text": d["instruction"].strip(),
+                 "role": "prompt", "labels": [], "source": "self-instruct"})
 
 
 ASSISTANT = "\n\nAssistant:"
@@ -141,7 +199,9 @@ def hatecheck_prefs(base):
 
 def main():
     fns = {"openai-moderation": moderation, "hatecheck": hatecheck,
-           "ailuminate": ailuminate, "hh-rlhf-prefs": hh_rlhf_prefs,
+           "ailuminate": ailuminate, "davidson": davidson,
+           "toxigen": toxigen, "codealpaca": codealpaca,
+           "self-instruct": self_instruct, "hh-rlhf-prefs": hh_rlhf_prefs,
            "hatecheck-prefs": hatecheck_prefs}
     if len(sys.argv) != 3 or sys.argv[1] not in fns:
         sys.stderr.write(__doc__)

@@ -52,6 +52,73 @@ static bool bad(reader *r, const char *what, const char *detail)
 	return false;
 }
 
+static bool is_field(const char *key)
+{
+	return !strcmp(key, "id") || !strcmp(key, "text") ||
+	       !strcmp(key, "role") || !strcmp(key, "labels");
+}
+
+/* The value of a metadata key as text: a string as it is, a number or a
+ * boolean as its JSON; NULL for anything else (not kept). */
+static char *meta_text(reader *r, json_t *v)
+{
+	if (json_is_string(v))
+		return pwb__arena_strdup(&r->s->arena, json_string_value(v),
+					 &r->oom);
+	if (!json_is_number(v) && !json_is_boolean(v))
+		return NULL;
+	char *t = json_dumps(v, JSON_ENCODE_ANY);
+	char *kept = t ? pwb__arena_strdup(&r->s->arena, t, &r->oom) : NULL;
+	r->oom |= !t;
+	free(t);
+	return kept;
+}
+
+/* The keys other than id, text, role and labels, as metadata. */
+static bool parse_meta(reader *r, json_t *j, pwb_labelled_text *row)
+{
+	size_t n = 0;
+	const char *key;
+	json_t *v;
+	json_object_foreach(j, key, v)
+	{
+		n += !is_field(key);
+	}
+	if (!n)
+		return true;
+	const char **keys = pwb__arena_alloc(&r->s->arena, n * sizeof(char *));
+	const char **vals = pwb__arena_alloc(&r->s->arena, n * sizeof(char *));
+	if (!keys || !vals) {
+		r->oom = true;
+		return false;
+	}
+	json_object_foreach(j, key, v)
+	{
+		if (is_field(key))
+			continue;
+		char *t = meta_text(r, v);
+		if (r->oom)
+			return false;
+		if (!t)
+			continue;
+		keys[row->n_meta] = pwb__arena_strdup(&r->s->arena, key, &r->oom);
+		vals[row->n_meta++] = t;
+		if (r->oom)
+			return false;
+	}
+	row->meta_keys = keys;
+	row->meta_values = vals;
+	return true;
+}
+
+const char *pwb_labelled_meta(const pwb_labelled_text *t, const char *key)
+{
+	for (size_t i = 0; i < t->n_meta; i++)
+		if (!strcmp(t->meta_keys[i], key))
+			return t->meta_values[i];
+	return NULL;
+}
+
 /* Parses one line into row; returns false after reporting a problem. */
 static bool parse_line(reader *r, const char *data, size_t len,
 		       pwb_labelled_text *row)
@@ -71,22 +138,15 @@ static bool parse_line(reader *r, const char *data, size_t len,
 		bad(r, "a line must be a JSON object", NULL);
 		goto out;
 	}
-	const char *key;
-	json_t *v;
-	json_object_foreach(j, key, v)
-	{
-		if (strcmp(key, "id") && strcmp(key, "text") &&
-		    strcmp(key, "role") && strcmp(key, "labels")) {
-			pwb_diag_add(r->diag, r->path, r->line, 1,
-				     "unknown key '%s' (expected id, text, "
-				     "role, labels)",
-				     key);
-			goto out;
-		}
-	}
+	if (!parse_meta(r, j, row))
+		goto out;
 	json_t *text = json_object_get(j, "text");
 	if (!json_is_string(text)) {
 		bad(r, "'text' must be a string", NULL);
+		goto out;
+	}
+	if (!json_string_length(text)) {
+		bad(r, "'text' is empty", NULL);
 		goto out;
 	}
 	json_t *id = json_object_get(j, "id");

@@ -30,12 +30,16 @@ static const char bounds_usage[] =
     "\"labels\": [\"hate\"]}\n"
     "Labels name registry categories; [] means within bounds, and \"*\"\n"
     "out of bounds with the category not given (binary metrics only).\n"
+    "Other keys are metadata: ignored, or grouped by with --group-by.\n"
     "\n"
     "Options:\n" CLI_RESOLVE_HELP
     "  --data FILE          the labelled texts (JSONL)\n"
     "  --lexicons DIR       lexicon files (default DIR/lexicons of "
     "--policies)\n"
     "  --model FILE         a linear model from 'pwb bounds train'\n"
+    "  --group-by KEY       also the binary metrics per value of KEY, a\n"
+    "                       key of the lines beside text and labels (e.g.\n"
+    "                       source, functionality, group)\n"
     "  --json               print the metrics as JSON\n"
     "  -h, --help           show this help\n"
     "\n" CLI_HELP_CACHE_ENV "\n"
@@ -49,6 +53,38 @@ static const char bounds_usage[] =
 typedef struct counts {
 	size_t tp, fp, fn, tn;
 } counts;
+
+/* The binary counts of one value of the --group-by key. */
+typedef struct group {
+	const char *value; /* borrowed from the labelled set */
+	counts c;
+} group;
+
+typedef struct groups {
+	group *v;
+	size_t n, cap;
+} groups;
+
+/* Counts one text under its group; false when out of memory. */
+static bool group_count(groups *g, const char *value, bool unsafe,
+			bool blocked)
+{
+	size_t i = 0;
+	while (i < g->n && strcmp(g->v[i].value, value))
+		i++;
+	if (i == g->n) {
+		if (pwb__grow((void **)&g->v, &g->cap, g->n + 1,
+			      sizeof(*g->v)))
+			return false;
+		g->v[g->n++] = (group){.value = value};
+	}
+	counts *c = &g->v[i].c;
+	if (unsafe)
+		blocked ? c->tp++ : c->fn++;
+	else
+		blocked ? c->fp++ : c->tn++;
+	return true;
+}
 
 static json_t *ratio(size_t a, size_t b)
 {
@@ -73,18 +109,36 @@ static void fmt_ratio(const json_t *v, char out[16])
 		snprintf(out, 16, "-");
 }
 
+/* The binary metrics of counts into o. */
+static void binary_json(json_t *o, const counts *c)
+{
+	size_t n_unsafe = c->tp + c->fn, n_safe = c->fp + c->tn;
+	json_object_set_new(o, "n", json_integer((json_int_t)(n_unsafe + n_safe)));
+	json_object_set_new(o, "n_safe", json_integer((json_int_t)n_safe));
+	json_object_set_new(o, "n_unsafe", json_integer((json_int_t)n_unsafe));
+	json_object_set_new(o, "blocked_unsafe", json_integer((json_int_t)c->tp));
+	json_object_set_new(o, "blocked_safe", json_integer((json_int_t)c->fp));
+	json_object_set_new(o, "block_rate_unsafe", ratio(c->tp, n_unsafe));
+	json_object_set_new(o, "false_block_rate_safe", ratio(c->fp, n_safe));
+	json_object_set_new(o, "precision", ratio(c->tp, c->tp + c->fp));
+	json_object_set_new(o, "f1", f1(c->tp, c->fp, c->fn));
+}
+
 static int cmd_bounds(cli_args *a)
 {
 	cli_resolve ra = {0};
-	const char *data = NULL, *lexicons = NULL, *model = NULL;
+	const char *data = NULL, *lexicons = NULL, *model = NULL,
+		   *group_by = NULL;
 	bool as_json = false;
 	const cli_spec spec[] = {
-	    CLI_RESOLVE_SPEC(&ra), CLI_OPT_NEED("data", data, "FILE.jsonl"),
+	    CLI_RESOLVE_SPEC(&ra),	     CLI_OPT_NEED("data", data, "FILE.jsonl"),
 	    CLI_OPT_STR("lexicons", lexicons), CLI_OPT_STR("model", model),
-	    CLI_OPT_FLAG("json", as_json)};
+	    CLI_OPT_FLAG("json", as_json),   CLI_OPT_STR("group-by", group_by)};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), bounds_usage, NULL);
 	if (r)
 		return cli_parsed(r);
+	if (group_by && !*group_by)
+		return cli_usage_error(a, "--group-by needs a key");
 	int rc = cli_resolve_run(&ra, a);
 	if (rc) {
 		cli_resolve_release(&ra);
@@ -98,6 +152,7 @@ static int cmd_bounds(cli_args *a)
 	counts *per = NULL;
 	size_t *n_pos = NULL;
 	json_t *root = NULL;
+	groups gs = {0};
 	if (pwb_labelled_load(&set, data, ra.policy, &diag)) {
 		cli_print_diag(&diag);
 		goto out;
@@ -133,6 +188,14 @@ static int cmd_bounds(cli_args *a)
 			goto out;
 		}
 		bool blocked = pwb_decision_verdict(d) == PWB_VERDICT_BLOCK;
+		const char *gv = group_by ? pwb_labelled_meta(t, group_by) : NULL;
+		if (group_by &&
+		    !group_count(&gs, gv ? gv : "(none)", t->unsafe, blocked)) {
+			pwb_decision_free(d);
+			free(labelled);
+			fprintf(stderr, "error: out of memory\n");
+			goto out;
+		}
 		if (t->unsafe) {
 			n_unsafe++;
 			blocked ? bin.tp++ : bin.fn++;
@@ -169,19 +232,7 @@ static int cmd_bounds(cli_args *a)
 	double secs = (double)(t1.tv_sec - t0.tv_sec) +
 		      (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
 	root = json_object();
-	json_object_set_new(root, "n", json_integer((json_int_t)n));
-	json_object_set_new(root, "n_safe", json_integer((json_int_t)n_safe));
-	json_object_set_new(root, "n_unsafe",
-			    json_integer((json_int_t)n_unsafe));
-	json_object_set_new(root, "blocked_unsafe",
-			    json_integer((json_int_t)bin.tp));
-	json_object_set_new(root, "blocked_safe",
-			    json_integer((json_int_t)bin.fp));
-	json_object_set_new(root, "block_rate_unsafe", ratio(bin.tp, n_unsafe));
-	json_object_set_new(root, "false_block_rate_safe",
-			    ratio(bin.fp, n_safe));
-	json_object_set_new(root, "precision", ratio(bin.tp, bin.tp + bin.fp));
-	json_object_set_new(root, "f1", f1(bin.tp, bin.fp, bin.fn));
+	binary_json(root, &bin);
 	json_object_set_new(root, "texts_per_second",
 			    json_real(secs > 0 ? (double)n / secs : 0));
 	json_t *cats = json_object();
@@ -199,6 +250,18 @@ static int cmd_bounds(cli_args *a)
 		    cats, pwb_effective_category(ra.effective, c)->id, o);
 	}
 	json_object_set_new(root, "categories", cats);
+	json_t *gj = json_object();
+	for (size_t i = 0; i < gs.n; i++) {
+		json_t *o = json_object();
+		binary_json(o, &gs.v[i].c);
+		json_object_set_new(gj, gs.v[i].value, o);
+	}
+	if (group_by) {
+		json_object_set_new(root, "group_by", json_string(group_by));
+		json_object_set_new(root, "groups", gj);
+	} else {
+		json_decref(gj);
+	}
 	if (as_json) {
 		bool printed = cli_print_json(root);
 		if (!printed)
@@ -226,10 +289,26 @@ static int cmd_bounds(cli_args *a)
 				   json_object_get(kv, "n")),
 			       pr_s, rr_s);
 		}
+		if (group_by)
+			printf("by %s:\n", group_by);
+		for (size_t i = 0; i < gs.n; i++) {
+			const counts *c = &gs.v[i].c;
+			size_t nu = c->tp + c->fn, ns = c->fp + c->tn;
+			char bu[16], bs[16];
+			json_t *x = ratio(c->tp, nu), *y = ratio(c->fp, ns);
+			fmt_ratio(x, bu);
+			fmt_ratio(y, bs);
+			json_decref(x);
+			json_decref(y);
+			printf("  %-28s out of bounds %5zu blocked %s  within "
+			       "%5zu blocked %s\n",
+			       gs.v[i].value, nu, bu, ns, bs);
+		}
 	}
 	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
 	json_decref(root);
+	free(gs.v);
 	free(per);
 	free(n_pos);
 	pwb_bounds_free(b);
