@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
-# Evaluates the bounds detectors on the shared datasets (docs/EVALUATION.md):
-# converts them to pwb's JSONL, trains the linear model on one dataset and
-# evaluates on the others, with the lexicons alone and with the model.
+# Evaluates the bounds detectors on the shared datasets (docs/EVALUATION.md)
+# as a deployer's traffic would meet them: on data the model never saw.
 #
 #   bash scripts/evaluate-bounds.sh [BUILD_DIR] [SHARED_DATA_DIR]
 #
-# Writes only under BUILD_DIR/eval and BUILD_DIR/models (the model is
-# BUILD_DIR/models/moderation.pwbm). Exits 77 (skipped) with a message when
-# the shared data is absent. As a test (CTest runs it), it fails unless the
-# model trained on one dataset finds hate on another (HateCheck) with a
-# recall above 0.3 and raises the block rate over the lexicons alone.
+# Converts every labelled set to pwb's JSONL (scripts/data/convert.py),
+# then for each set S trains the linear model on all the other sets and
+# evaluates on S, with the lexicons alone and with that model (the
+# cross-dataset matrix), for an org that forbids every category
+# (BUILD_DIR/eval/policies, made here from policies/). HateCheck is also
+# broken down by functionality, ToxiGen by group and AILuminate by hazard.
+#
+# Writes only under BUILD_DIR/eval and BUILD_DIR/models: the per-run JSON,
+# BUILD_DIR/eval/matrix.json and the matrix as a Markdown table on
+# standard output. Exits 77 (skipped) with a message when the shared data
+# is absent. As a test (CTest runs it), it fails unless a model that never
+# saw HateCheck finds hate there with a recall above 0.3 and blocks more of
+# its hateful cases than the lexicons alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -19,51 +26,98 @@ if [ ! -d "$data/openai-moderation" ]; then
 	echo "evaluate-bounds: $data/openai-moderation is absent; skipping" >&2
 	exit 77
 fi
-mkdir -p "$build/eval" "$build/models"
-for d in openai-moderation hatecheck ailuminate; do
-	python3 scripts/data/convert.py "$d" "$data" >"$build/eval/$d.jsonl"
+ev=$build/eval
+mkdir -p "$ev" "$build/models"
+sets=(openai-moderation hatecheck ailuminate davidson toxigen codealpaca
+	self-instruct)
+for s in "${sets[@]}"; do
+	python3 scripts/data/convert.py "$s" "$data" >"$ev/$s.jsonl"
 done
-model=$build/models/moderation.pwbm
-"$pwb" bounds train --data "$build/eval/openai-moderation.jsonl" \
-	--out "$model" --policies policies --seed 1
-# The model is trained on OpenAI moderation, so only the lexicons are
-# evaluated there.
-for run in hatecheck:lexicons hatecheck:model ailuminate:lexicons \
-	ailuminate:model openai-moderation:lexicons; do
-	set=${run%%:*} m=${run#*:}
-	extra=()
-	[ "$m" = model ] && extra=(--model "$model")
-	echo "== $set, $m, org acme-tutor"
-	"$pwb" eval bounds --policies policies --org acme-tutor \
-		--data "$build/eval/$set.jsonl" ${extra[@]+"${extra[@]}"} \
-		--json | tee "$build/eval/$set-$m.json"
+
+# The evaluation org forbids every category of the shipped registry, so
+# that a text counts as blocked when any detector finds any category.
+pol=$ev/policies
+rm -rf "$pol"
+mkdir -p "$pol/law" "$pol/org"
+cp policies/categories.yaml "$pol/"
+ln -s "$PWD/policies/lexicons" "$pol/lexicons"
+printf 'tier: law\nid: none\nname: No law (evaluation)\n' >"$pol/law/none.yaml"
+python3 - "$pol" <<'PY'
+import re, sys
+pol = sys.argv[1]
+cats, section = [], None
+for line in open(pol + "/categories.yaml", encoding="utf-8"):
+    top = re.match(r"^([a-z_]+):", line)
+    if top:
+        section = top.group(1)
+    m = re.match(r"^  ([a-z_.]+):", line)
+    if section == "categories" and m:
+        cats.append(m.group(1))
+with open(pol + "/org/eval-all.yaml", "w", encoding="utf-8") as f:
+    f.write("tier: org\nid: eval-all\njurisdictions: [none]\ncategories:\n")
+    for c in cats:
+        f.write('  %s: {permission: forbid, basis: "evaluation"}\n' % c)
+PY
+
+group_key() {
+	case $1 in
+	hatecheck) echo functionality ;;
+	toxigen) echo group ;;
+	ailuminate) echo hazard ;;
+	*) echo source ;;
+	esac
+}
+
+for s in "${sets[@]}"; do
+	model=$build/models/without-$s.pwbm
+	: >"$ev/train-without-$s.jsonl"
+	for t in "${sets[@]}"; do
+		[ "$t" = "$s" ] || cat "$ev/$t.jsonl" >>"$ev/train-without-$s.jsonl"
+	done
+	echo "== $s: the model trained on every other set" >&2
+	"$pwb" bounds train --data "$ev/train-without-$s.jsonl" --out "$model" \
+		--policies "$pol" --seed 1 --json >"$ev/train-without-$s.json"
+	for m in lexicons model; do
+		extra=()
+		[ "$m" = model ] && extra=(--model "$model")
+		"$pwb" eval bounds --policies "$pol" --org eval-all \
+			--data "$ev/$s.jsonl" --group-by "$(group_key "$s")" \
+			${extra[@]+"${extra[@]}"} --json >"$ev/$s-$m.json"
+	done
 done
-python3 - "$build/eval" <<'PY'
+
+python3 - "$ev" "${sets[@]}" <<'PY'
 import json, sys
-d = sys.argv[1]
-lex = json.load(open(d + "/hatecheck-lexicons.json"))
-mod = json.load(open(d + "/hatecheck-model.json"))
-recall = mod["categories"]["hate"]["recall"]
-ok = recall > 0.3 and mod["block_rate_unsafe"] > lex["block_rate_unsafe"]
-print("hatecheck: hate recall with the model %.3f (lexicons alone %.3f); "
-      "block rate %.3f vs %.3f: %s" % (recall,
-      lex["categories"]["hate"]["recall"], mod["block_rate_unsafe"],
-      lex["block_rate_unsafe"], "ok" if ok else "FAIL"))
-# As HateCheck's paper counts: hate detection alone, accuracy on the
-# hateful and on the non-hateful cases (from the category's P and R).
-for name, r in (("lexicons", lex), ("lexicons + model", mod)):
-    h = r["categories"]["hate"]
-    tp = round(h["recall"] * r["n_unsafe"])
-    fp = round(tp / h["precision"] - tp) if h["precision"] else 0
-    print("hatecheck, %s: hate detected in %.1f %% of hateful and %.1f %% "
-          "of non-hateful cases; accuracy %.1f %% / %.1f %% / %.1f %% "
-          "(hateful / non-hateful / all)" % (name, 100.0 * tp / r["n_unsafe"],
-          100.0 * fp / r["n_safe"], 100.0 * tp / r["n_unsafe"],
-          100.0 * (r["n_safe"] - fp) / r["n_safe"],
-          100.0 * (tp + r["n_safe"] - fp) / r["n"]))
-om = json.load(open(d + "/openai-moderation-lexicons.json"))
-print("openai-moderation, lexicons: F1 %.3f, false block rate %.3f, "
-      "precision %.3f, recall %.3f" % (om["f1"], om["false_block_rate_safe"],
-      om["precision"], om["block_rate_unsafe"]))
+ev, sets = sys.argv[1], sys.argv[2:]
+def pct(x):
+    return "–" if x is None else "%.1f %%" % (100 * x)
+def num(x):
+    return "–" if x is None else "%.3f" % x
+matrix = {}
+print("| held-out set | texts (unsafe / safe) | detectors | blocked unsafe "
+      "| blocked safe | precision | F1 |")
+print("|---|---|---|---|---|---|---|")
+for s in sets:
+    matrix[s] = {}
+    for m in ("lexicons", "model"):
+        r = json.load(open("%s/%s-%s.json" % (ev, s, m)))
+        r.pop("texts_per_second", None)
+        matrix[s][m] = r
+        # Precision and F1 mean nothing on a set of one class.
+        both = r["n_unsafe"] and r["n_safe"]
+        print("| %s | %d / %d | %s | %s | %s | %s | %s |" % (
+            s, r["n_unsafe"], r["n_safe"],
+            "lexicons" if m == "lexicons" else "lexicons + model",
+            pct(r["block_rate_unsafe"]), pct(r["false_block_rate_safe"]),
+            num(r["precision"] if both else None),
+            num(r["f1"] if both else None)))
+json.dump(matrix, open(ev + "/matrix.json", "w"), indent=1)
+hc_l, hc_m = matrix["hatecheck"]["lexicons"], matrix["hatecheck"]["model"]
+recall = hc_m["categories"]["hate"]["recall"]
+ok = recall > 0.3 and hc_m["block_rate_unsafe"] > hc_l["block_rate_unsafe"]
+sys.stderr.write("hatecheck, never seen by the model: hate recall %.3f; "
+                 "blocked hateful %.3f with the model, %.3f lexicons alone: "
+                 "%s\n" % (recall, hc_m["block_rate_unsafe"],
+                           hc_l["block_rate_unsafe"], "ok" if ok else "FAIL"))
 sys.exit(0 if ok else 1)
 PY
