@@ -14,7 +14,8 @@
 # Writes only under BUILD_DIR/eval and BUILD_DIR/models: the per-run JSON,
 # BUILD_DIR/eval/matrix.json and the matrix as a Markdown table on
 # standard output. Exits 77 (skipped) with a message when the shared data
-# is absent. As a test (CTest runs it), it fails unless a model that never
+# is absent. PWB_TRAIN_FLAGS, when set, adds options to every
+# `pwb bounds train` (for comparing settings). As a test (CTest runs it), it fails unless a model that never
 # saw HateCheck finds hate there with a recall above 0.3 and blocks more of
 # its hateful cases than the lexicons alone.
 set -euo pipefail
@@ -75,8 +76,10 @@ for s in "${sets[@]}"; do
 		[ "$t" = "$s" ] || cat "$ev/$t.jsonl" >>"$ev/train-without-$s.jsonl"
 	done
 	echo "== $s: the model trained on every other set" >&2
+	# shellcheck disable=SC2086 # PWB_TRAIN_FLAGS: options, split
 	"$pwb" bounds train --data "$ev/train-without-$s.jsonl" --out "$model" \
-		--policies "$pol" --seed 1 --json >"$ev/train-without-$s.json"
+		--policies "$pol" --seed 1 ${PWB_TRAIN_FLAGS:-} --json \
+		>"$ev/train-without-$s.json"
 	for m in lexicons model; do
 		extra=()
 		[ "$m" = model ] && extra=(--model "$model")

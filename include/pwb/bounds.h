@@ -289,6 +289,10 @@ typedef struct pwb_bounds_train_params {
 	double valid_fraction; /* held out for validation, [0, 1); 0.2 */
 	uint64_t seed;	       /* shuffling and the split; 1 */
 	bool class_weights;    /* weight positives by neg/pos; true */
+	/* Each category's threshold is set on the validation split so that
+	 * at most this share of its texts without the category reach it
+	 * (docs/bounds.md); 0 keeps the trained 0.5. [0, 1); 0 */
+	double max_false_positives;
 	/* Called now and then with the fraction done, for a progress bar;
 	 * NULL: none. */
 	void (*progress)(void *user, double done);
@@ -301,7 +305,8 @@ pwb_bounds_train_params pwb_bounds_train_default_params(void);
 typedef struct pwb_bounds_train_label {
 	const char *category;
 	size_t n_valid_pos; /* positives in the validation split */
-	double precision, recall;
+	double precision, recall; /* at the threshold below */
+	double threshold; /* the trained probability that now scores 0.5 */
 } pwb_bounds_train_label;
 
 /* What training measured; embedded in the caller's struct and released

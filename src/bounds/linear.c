@@ -421,6 +421,7 @@ pwb__linear_params pwb__linear_default_params(void)
 	p.valid_fraction = 0.2;
 	p.seed = 1;
 	p.class_weights = true;
+	p.max_fpr = 0;
 	return p;
 }
 
@@ -609,7 +610,8 @@ static bool params_ok(const pwb__linear_params *p)
 	return sizes_ok(p->hash_bits, 1) && isfinite(p->l2) && p->l2 >= 0 &&
 	       isfinite(p->learning_rate) && p->learning_rate > 0 &&
 	       p->epochs >= 1 && p->epochs <= 100000 &&
-	       p->valid_fraction >= 0 && p->valid_fraction < 1;
+	       p->valid_fraction >= 0 && p->valid_fraction < 1 &&
+	       p->max_fpr >= 0 && p->max_fpr < 1;
 }
 
 static bool data_ok(const char *const *texts, const size_t *lens,
@@ -646,6 +648,65 @@ static void evaluate(const pwb__linear *m, const char *const *texts,
 			fn[l] += !pred && y;
 		}
 	}
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x < y) - (x > y);
+}
+
+/*
+ * Sets each label's threshold from the validation split: the lowest
+ * probability that at most max_fpr of the validation texts without the
+ * label reach, never below 0.5 (a threshold only rises: a text is blocked
+ * by any of the labels, so their false positives add up) nor above 0.995,
+ * then moves the label's bias so
+ * that this probability scores 0.5. Scores keep their order; the
+ * detector's threshold stays 0.5 (or the registry's).
+ */
+static pwb_status calibrate(pwb__linear *m, const char *const *texts,
+			    const size_t *lens, const uint8_t *labels,
+			    size_t n, const bool *is_valid, double max_fpr,
+			    double *thresholds)
+{
+	size_t nl = m->n_labels, n_valid = 0;
+	for (size_t i = 0; i < n; i++)
+		n_valid += is_valid[i];
+	double *scores = pwb__malloc(n_valid * nl * sizeof(*scores));
+	double *neg = pwb__malloc(n_valid * sizeof(*neg));
+	if (!scores || !neg) {
+		free(scores);
+		free(neg);
+		return PWB_ENOMEM;
+	}
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (is_valid[i])
+			pwb__linear_score(m, texts[i], lens[i],
+					  scores + nl * k++);
+	for (size_t l = 0; l < nl; l++) {
+		size_t n_neg = 0;
+		for (size_t i = 0, k = 0; i < n; i++) {
+			if (!is_valid[i])
+				continue;
+			if (!labels[i * nl + l])
+				neg[n_neg++] = scores[nl * k + l];
+			k++;
+		}
+		if (!n_neg)
+			continue;
+		qsort(neg, n_neg, sizeof(*neg), cmp_desc);
+		/* At most `allowed` negatives may reach the threshold: just
+		 * above the next one down. */
+		size_t allowed = (size_t)(max_fpr * (double)n_neg);
+		double t = allowed < n_neg ? neg[allowed] + 1e-6 : 0.5;
+		t = t < 0.5 ? 0.5 : t > 0.995 ? 0.995 : t;
+		thresholds[l] = t;
+		m->bias[l] -= (float)log(t / (1 - t));
+	}
+	free(scores);
+	free(neg);
+	return PWB_OK;
 }
 
 pwb_status pwb__linear_train(pwb__linear **out, const char *const *texts,
@@ -742,6 +803,17 @@ pwb_status pwb__linear_train(pwb__linear **out, const char *const *texts,
 		}
 	}
 
+	double *thresholds = pwb__malloc(n_labels * sizeof(*thresholds));
+	if (!thresholds)
+		goto out;
+	for (size_t l = 0; l < n_labels; l++)
+		thresholds[l] = 0.5;
+	if (n_valid && p.max_fpr > 0 &&
+	    calibrate(m, texts, lens, labels, n, is_valid, p.max_fpr,
+		      thresholds)) {
+		free(thresholds);
+		goto out;
+	}
 	size_t *tp = counts + 2 * n_labels, *fp = counts + 3 * n_labels,
 	       *fn = counts + 4 * n_labels;
 	if (report && n_valid)
@@ -757,13 +829,14 @@ pwb_status pwb__linear_train(pwb__linear **out, const char *const *texts,
 			    tp[l] + fp[l] ? (double)tp[l] / (tp[l] + fp[l]) : 0;
 			lr[l].recall =
 			    lr[l].n_pos ? (double)tp[l] / lr[l].n_pos : 0;
-			lr[l].threshold = 0.5;
+			lr[l].threshold = thresholds[l];
 		}
 		report->n_train = n_train;
 		report->n_valid = n_valid;
 		report->labels = lr;
 		lr = NULL;
 	}
+	free(thresholds);
 	*out = m;
 	m = NULL;
 	rc = PWB_OK;

@@ -20,6 +20,11 @@ typedef struct pwb__linear_params {
 	double valid_fraction; /* held out for validation; default 0.2 */
 	uint64_t seed;	       /* shuffling and the split; default 1 */
 	bool class_weights;    /* weight positives by neg/pos; default true */
+	/* With a validation split: each label's decision threshold is set
+	 * so that at most this share of the validation texts without the
+	 * label reach it (then folded into the label's bias, so that 0.5
+	 * stays the threshold); 0 (the default): 0.5 as trained. */
+	double max_fpr;
 	/* Called now and then with the fraction done, for a progress bar. */
 	void (*progress)(void *user, double done);
 	void *progress_user;
@@ -31,7 +36,7 @@ pwb__linear_params pwb__linear_default_params(void);
 typedef struct pwb__linear_label_report {
 	size_t n_pos; /* positives in the validation split */
 	double precision, recall;
-	double threshold; /* the decision threshold used (0.5) */
+	double threshold; /* the probability, as trained, that became 0.5 */
 } pwb__linear_label_report;
 
 typedef struct pwb__linear_report {

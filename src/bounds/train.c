@@ -18,6 +18,7 @@ pwb_bounds_train_params pwb_bounds_train_default_params(void)
 	    .valid_fraction = lp.valid_fraction,
 	    .seed = lp.seed,
 	    .class_weights = lp.class_weights,
+	    .max_false_positives = lp.max_fpr,
 	};
 }
 
@@ -124,6 +125,7 @@ static pwb_status copy_report(pwb_bounds_train_report *out,
 		l->n_valid_pos = rep->labels[j].n_pos;
 		l->precision = rep->labels[j].precision;
 		l->recall = rep->labels[j].recall;
+		l->threshold = rep->labels[j].threshold;
 	}
 	return PWB_OK;
 }
@@ -150,6 +152,7 @@ pwb_status pwb_bounds_train(const pwb_labelled_set *set, const char *name,
 	lp.valid_fraction = bp.valid_fraction;
 	lp.seed = bp.seed;
 	lp.class_weights = bp.class_weights;
+	lp.max_fpr = bp.max_false_positives;
 	lp.progress = bp.progress;
 	lp.progress_user = bp.progress_user;
 	train_data td = {0};

@@ -207,6 +207,11 @@ static const char train_usage[] =
     "  --epochs N           passes over the data (default 5)\n"
     "  --valid FRACTION     held out for validation (default 0.2)\n"
     "  --seed N             shuffling and the split (default 1)\n"
+    "  --max-false-positives RATE\n"
+    "                       set each category's threshold so that at most\n"
+    "                       RATE of the validation texts without it reach\n"
+    "                       it, never below 0.5 (default 0: 0.5)\n"
+    "  --no-class-weights   weigh positives and negatives alike\n"
     "  --json               print the validation report as JSON\n"
     "  -h, --help           show this help\n"
     "\n"
@@ -225,7 +230,7 @@ static void train_progress(void *user, double done)
 static int cmd_train(cli_args *a)
 {
 	const char *data = NULL, *outp = NULL, *policies = NULL;
-	bool as_json = false;
+	bool as_json = false, no_weights = false;
 	pwb_bounds_train_params tp = pwb_bounds_train_default_params();
 	const cli_spec spec[] = {
 	    CLI_OPT_NEED("data", data, "FILE"),
@@ -235,10 +240,13 @@ static int cmd_train(cli_args *a)
 	    CLI_OPT_UINT("epochs", tp.epochs, 1, 1000),
 	    CLI_OPT_NUM("valid", tp.valid_fraction, 0, 0.9),
 	    CLI_OPT_UINT("seed", tp.seed, 0, INT64_MAX),
+	    CLI_OPT_NUM("max-false-positives", tp.max_false_positives, 0, 0.5),
+	    CLI_OPT_FLAG("no-class-weights", no_weights),
 	    CLI_OPT_FLAG("json", as_json)};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), train_usage, NULL);
 	if (r)
 		return cli_parsed(r);
+	tp.class_weights = !no_weights;
 	int rc = CLI_FAIL;
 	pwb_diag diag;
 	pwb_diag_init(&diag);
@@ -272,22 +280,23 @@ static int cmd_train(cli_args *a)
 		for (size_t j = 0; j < rep.n_labels; j++)
 			printf(
 			    "%s\"%s\": {\"n_valid_pos\": %zu, \"precision\": "
-			    "%.4f, \"recall\": %.4f}",
+			    "%.4f, \"recall\": %.4f, \"threshold\": %.4f}",
 			    j ? ", " : "", rep.labels[j].category,
 			    rep.labels[j].n_valid_pos, rep.labels[j].precision,
-			    rep.labels[j].recall);
+			    rep.labels[j].recall, rep.labels[j].threshold);
 		printf("}}\n");
 	} else {
 		printf("model: %s (%zu labels, trained on %zu texts, validated "
 		       "on %zu)\n",
 		       outp, rep.n_labels, rep.n_train, rep.n_valid);
-		printf("  %-28s %9s %9s %9s\n", "category", "positives",
-		       "precision", "recall");
+		printf("  %-28s %9s %9s %9s %9s\n", "category", "positives",
+		       "precision", "recall", "threshold");
 		for (size_t j = 0; j < rep.n_labels; j++)
-			printf("  %-28s %9zu %9.3f %9.3f\n",
+			printf("  %-28s %9zu %9.3f %9.3f %9.3f\n",
 			       rep.labels[j].category,
 			       rep.labels[j].n_valid_pos,
-			       rep.labels[j].precision, rep.labels[j].recall);
+			       rep.labels[j].precision, rep.labels[j].recall,
+			       rep.labels[j].threshold);
 	}
 	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
