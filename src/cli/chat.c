@@ -376,8 +376,16 @@ static void turn(chat *c, const char *text)
 	pwb_response *r = mine ? ask_turn(c, mine, &d) : NULL;
 	if (r) {
 		const char *kept = show_answer(c, r);
+		/* The history holds the turn as the model saw it: personal
+		 * data redacted, never in clear on a later turn. */
+		const char *seen =
+		    r->prompt_check &&
+			    pwb_decision_verdict(r->prompt_check) ==
+				PWB_VERDICT_REDACT
+			? pwb_decision_redacted(r->prompt_check)
+			: mine;
 		if (!r->blocked)
-			remember(c, mine, kept);
+			remember(c, seen, kept);
 		pwb_response_free(c->last);
 		c->last = r;
 	}

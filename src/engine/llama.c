@@ -452,21 +452,28 @@ static pwb_status neutralise(const llama_engine *le, const char *text,
 			? -1
 			: llama_tokenize(le->vocab, text, (int32_t)len, t.t,
 					 (int32_t)t.cap, false, true);
-	char pieces[MAX_CONTROL][64];
+	char pieces[MAX_CONTROL + 1][64];
 	size_t n_pieces = 0;
-	for (int32_t i = 0; i < n && n_pieces < MAX_CONTROL; i++) {
+	bool too_many = false; /* fail closed rather than pass one through */
+	for (int32_t i = 0; i < n && !too_many; i++) {
 		if (!(llama_vocab_get_attr(le->vocab, t.t[i]) &
 		      LLAMA_TOKEN_ATTR_CONTROL))
 			continue;
 		int32_t k = llama_token_to_piece(le->vocab, t.t[i],
 						 pieces[n_pieces], 63, 0, true);
-		if (k > 1) {
-			pieces[n_pieces][k] = '\0';
+		if (k <= 1)
+			continue;
+		pieces[n_pieces][k] = '\0';
+		bool seen = false; /* each distinct spelling once */
+		for (size_t p = 0; p < n_pieces && !seen; p++)
+			seen = !strcmp(pieces[p], pieces[n_pieces]);
+		if (!seen && n_pieces == MAX_CONTROL)
+			too_many = true;
+		else if (!seen)
 			n_pieces++;
-		}
 	}
 	free(t.t);
-	if (n < 0)
+	if (n < 0 || too_many)
 		return PWB_EINVAL;
 	if (!n_pieces)
 		return PWB_OK;

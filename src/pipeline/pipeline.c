@@ -256,6 +256,7 @@ typedef struct req_run {
 	char *redacted_prompt; /* the last user turn, redacted, or NULL */
 	pwb_generation gen;
 	pwb_prefs_features *feats; /* per alternative */
+	bool stream_cancelled;	   /* the stream's caller asked to stop */
 	double t0;
 } req_run;
 
@@ -441,7 +442,8 @@ static pwb_status generate(req_run *rr, pwb_diag *diag)
 	if (rr->req->on_text)
 		return pwb__stream_generate(rr->pl, rr->req, rr->r->effective,
 					    rr->msgs, rr->n_msgs, &gp, rr->r,
-					    &rr->gen, diag);
+					    &rr->gen, &rr->stream_cancelled,
+					    diag);
 	return pwb_engine_generate(rr->pl->p.engine, rr->msgs, rr->n_msgs, &gp,
 				   &rr->gen, diag);
 }
@@ -562,7 +564,8 @@ static pwb_status stream_obligations(req_run *rr)
 		pwb__buf_release(&o);
 		return PWB_ENOMEM;
 	}
-	if (o.len > from)
+	/* Not to a caller that cancelled (pipeline.h). */
+	if (o.len > from && !rr->stream_cancelled)
 		rr->req->on_text(rr->req->on_text_user, o.s + from,
 				 o.len - from, false);
 	free(r->content);

@@ -55,6 +55,7 @@ pwb_status pwb__stream_generate(pwb_pipeline *pl, const pwb_request *req,
 				const pwb_effective *e,
 				const pwb_chat_msg *msgs, size_t n_msgs,
 				const pwb_gen_params *gp, pwb_response *r,
-				pwb_generation *gen, pwb_diag *diag);
+				pwb_generation *gen, bool *cancelled,
+				pwb_diag *diag);
 
 #endif

@@ -137,7 +137,8 @@ pwb_status pwb__stream_generate(pwb_pipeline *pl, const pwb_request *req,
 				const pwb_effective *e,
 				const pwb_chat_msg *msgs, size_t n_msgs,
 				const pwb_gen_params *gp, pwb_response *r,
-				pwb_generation *gen, pwb_diag *diag)
+				pwb_generation *gen, bool *cancelled,
+				pwb_diag *diag)
 {
 	stream_run s = {.pl = pl, .req = req, .e = e, .diag = diag};
 	pwb__buf_init(&s.text, 0);
@@ -151,6 +152,7 @@ pwb_status pwb__stream_generate(pwb_pipeline *pl, const pwb_request *req,
 		check_and_release(&s, s.text.len, true);
 	if (!st)
 		st = s.err;
+	*cancelled = s.cancelled;
 	if (!st) {
 		r->content = pwb__buf_detach(&s.out);
 		if (!r->content)
