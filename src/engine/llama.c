@@ -177,6 +177,21 @@ static void engine_destroy(pwb_engine *e);
 static pwb_status llama_generate(pwb_engine *e, const pwb_chat_msg *msgs,
 				 size_t n_msgs, const pwb_gen_params *p,
 				 pwb_generation *out, pwb_diag *diag);
+/* The text's tokens as sequence 0, every position's output kept (for
+ * pooling, or for each token's own state). */
+static void fill_one_sequence(struct llama_batch *b, const llama_token *toks,
+			      size_t n)
+{
+	b->n_tokens = (int32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		b->token[i] = toks[i];
+		b->pos[i] = (llama_pos)i;
+		b->n_seq_id[i] = 1;
+		b->seq_id[i][0] = 0;
+		b->logits[i] = 1;
+	}
+}
+
 static pwb_status llama_embed(pwb_engine *e, const char *text, size_t len,
 			      float *out, pwb_diag *diag);
 
@@ -835,14 +850,7 @@ static pwb_status llama_embed(pwb_engine *e, const char *text, size_t len,
 	}
 	pthread_mutex_lock(&le->elock);
 	struct llama_batch b = llama_batch_init((int32_t)n, 0, 1);
-	b.n_tokens = (int32_t)n;
-	for (size_t i = 0; i < n; i++) {
-		b.token[i] = toks[i];
-		b.pos[i] = (llama_pos)i;
-		b.n_seq_id[i] = 1;
-		b.seq_id[i][0] = 0;
-		b.logits[i] = 1;
-	}
+	fill_one_sequence(&b, toks, n);
 	const float *v = NULL;
 	if (!llama_decode(le->ectx, b))
 		v = llama_get_embeddings_seq(le->ectx, 0);
@@ -899,14 +907,7 @@ pwb_status pwb__llama_token_states(pwb_engine *e, const char *text, size_t len,
 	float *states = pwb__calloc(n * le->n_embd, sizeof(float));
 	struct llama_batch b = llama_batch_init((int32_t)n, 0, 1);
 	st = ctx && states ? PWB_OK : PWB_ENOMEM;
-	b.n_tokens = (int32_t)n;
-	for (size_t i = 0; i < n; i++) {
-		b.token[i] = toks[i];
-		b.pos[i] = (llama_pos)i;
-		b.n_seq_id[i] = 1;
-		b.seq_id[i][0] = 0;
-		b.logits[i] = 1;
-	}
+	fill_one_sequence(&b, toks, n);
 	if (!st && llama_decode(ctx, b))
 		st = PWB_EIO;
 	for (size_t i = 0; !st && i < n; i++) {
