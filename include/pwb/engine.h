@@ -42,6 +42,12 @@ typedef struct pwb_chat_msg {
 #define PWB_ENGINE_MAX_STOP 8	  /* stop strings */
 #define PWB_ENGINE_MAX_TOKENS 8192 /* max_tokens */
 #define PWB_ENGINE_MAX_EMBED 256   /* dimensions pwb_engine_embed() gives */
+#define PWB_ENGINE_MAX_MSGS 256	  /* messages of one chat */
+#define PWB_ENGINE_MAX_MSG_BYTES (4u * 1024 * 1024) /* text of one message */
+
+/* Whether role is one a chat message may have: "system", "user" or
+ * "assistant". */
+bool pwb_chat_role_known(const char *role);
 
 /*
  * Called with each piece of text as it is generated: candidate `cand`,

@@ -8,9 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes of one message (the context decides the rest). */
-#define PWB__MAX_MSG (4u * 1024 * 1024)
-#define PWB__MAX_MSGS 256
+/* Bytes of one stop string. */
 #define PWB__MAX_STOP_LEN 64
 
 pwb_gen_params pwb_gen_default_params(void)
@@ -47,7 +45,7 @@ void pwb_generation_release(pwb_generation *g)
 	memset(g, 0, sizeof(*g));
 }
 
-static bool known_role(const char *r)
+bool pwb_chat_role_known(const char *r)
 {
 	return r && (!strcmp(r, "system") || !strcmp(r, "user") ||
 		     !strcmp(r, "assistant"));
@@ -58,14 +56,14 @@ pwb_status pwb__gen_check(const pwb_engine *e, const pwb_chat_msg *msgs,
 			  pwb_diag *diag)
 {
 	const char *who = e->name;
-	if (!n_msgs || !msgs || n_msgs > PWB__MAX_MSGS) {
+	if (!n_msgs || !msgs || n_msgs > PWB_ENGINE_MAX_MSGS) {
 		pwb_diag_add(diag, NULL, 0, 0,
 			     "%s: a chat needs 1 to %d messages", who,
-			     PWB__MAX_MSGS);
+			     PWB_ENGINE_MAX_MSGS);
 		return PWB_EINVAL;
 	}
 	for (size_t i = 0; i < n_msgs; i++) {
-		if (!known_role(msgs[i].role)) {
+		if (!pwb_chat_role_known(msgs[i].role)) {
 			pwb_diag_add(diag, NULL, 0, 0,
 				     "%s: message %zu has role '%s' where "
 				     "system, user or assistant was expected",
@@ -74,7 +72,7 @@ pwb_status pwb__gen_check(const pwb_engine *e, const pwb_chat_msg *msgs,
 			return PWB_EINVAL;
 		}
 		if (!msgs[i].content ||
-		    strlen(msgs[i].content) > PWB__MAX_MSG) {
+		    strlen(msgs[i].content) > PWB_ENGINE_MAX_MSG_BYTES) {
 			pwb_diag_add(diag, NULL, 0, 0,
 				     "%s: message %zu has %s", who, i + 1,
 				     msgs[i].content

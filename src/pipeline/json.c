@@ -61,12 +61,24 @@ static json_t *obligations_json(const pwb_response *r)
 	return arr;
 }
 
+/* What the input rails did: to the prompt (the last user turn), and to
+ * the earlier user turns the request carried. */
+static json_t *input_json(const pwb_response *r)
+{
+	if (!r->prompt_check)
+		return NULL;
+	return json_pack("{s:s, s:I, s:I}", "prompt",
+			 pwb_verdict_str(pwb_decision_verdict(r->prompt_check)),
+			 "history_redacted", (json_int_t)r->history_redacted,
+			 "history_withheld", (json_int_t)r->history_withheld);
+}
+
 pwb_status pwb_response_to_json(const pwb_response *r, char **out)
 {
 	*out = NULL;
 	json_t *root = json_pack(
 	    "{s:s, s:s, s:s, s:s?, s:o?, s:o?, s:s?, s:s?, s:s, s:s, "
-	    "s:b, s:b, s:o?, s:{s:I, s:I}, s:f}",
+	    "s:b, s:b, s:o?, s:o?, s:{s:I, s:I}, s:f}",
 	    "decision_id", r->decision_id, "verdict",
 	    pwb_verdict_str(r->verdict), "content", r->content, "chosen",
 	    r->chosen != SIZE_MAX ? r->alts[r->chosen].id : NULL,
@@ -74,7 +86,8 @@ pwb_status pwb_response_to_json(const pwb_response *r, char **out)
 	    blocked_by_json(r), "refusal", r->refusal, "system_prompt",
 	    r->system_prompt, "policy_hash", pwb_effective_hash(r->effective),
 	    "org", pwb_effective_org(r->effective), "personal", r->personal,
-	    "learns", r->learns, "obligations", obligations_json(r), "usage",
+	    "learns", r->learns, "obligations", obligations_json(r), "input",
+	    input_json(r), "usage",
 	    "prompt_tokens", (json_int_t)r->prompt_tokens,
 	    "completion_tokens", (json_int_t)r->completion_tokens, "seconds",
 	    r->seconds);

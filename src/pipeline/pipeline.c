@@ -254,36 +254,55 @@ typedef struct req_run {
 	pwb_chat_msg *msgs; /* pwb's system message, then the request's */
 	size_t n_msgs;
 	char *redacted_prompt; /* the last user turn, redacted, or NULL */
+	char **history;	       /* per message: an earlier user turn as the
+				* rails left it, or NULL (unchanged) */
 	pwb_generation gen;
 	pwb_prefs_features *feats; /* per alternative */
 	bool stream_cancelled;	   /* the stream's caller asked to stop */
 	double t0;
 } req_run;
 
-/* Every message is UTF-8; the last user turn says something. */
+/* Every message has a known role and at most 4 MiB of UTF-8; the last
+ * user turn says something. */
 static pwb_status check_texts(const pwb_request *req, pwb_diag *diag)
 {
 	for (size_t i = 0; i < req->n_msgs; i++) {
+		const char *role = req->msgs[i].role;
 		const char *t = req->msgs[i].content;
 		int line, col;
 		bool nul;
-		if (!t) {
+		if (!pwb_chat_role_known(role)) {
 			pwb_diag_add(diag, NULL, 0, 0,
-				     "message %zu has no content", i + 1);
+				     "message %zu has role '%s' where system, "
+				     "user or assistant was expected",
+				     i + 1, role ? role : "(none)");
 			return PWB_EINVAL;
 		}
-		if (!pwb__utf8_valid(t, strlen(t), &line, &col, &nul)) {
-			const char *role = req->msgs[i].role;
+		if (!t) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "message %zu (%s) has no content", i + 1,
+				     role);
+			return PWB_EINVAL;
+		}
+		size_t len = strlen(t);
+		if (len > PWB_ENGINE_MAX_MSG_BYTES) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "message %zu (%s) has more than 4 MiB of "
+				     "text",
+				     i + 1, role);
+			return PWB_ETOOLARGE;
+		}
+		if (!pwb__utf8_valid(t, len, &line, &col, &nul)) {
 			pwb_diag_add(diag, NULL, 0, 0,
 				     "message %zu (%s) is not valid UTF-8 "
 				     "(line %d, column %d)",
-				     i + 1, role ? role : "no role", line, col);
+				     i + 1, role, line, col);
 			return PWB_EINVAL;
 		}
 	}
 	const char *last = NULL;
 	for (size_t i = 0; i < req->n_msgs; i++)
-		if (req->msgs[i].role && !strcmp(req->msgs[i].role, "user"))
+		if (!strcmp(req->msgs[i].role, "user"))
 			last = req->msgs[i].content;
 	while (last && (*last == ' ' || *last == '\t' || *last == '\n' ||
 			*last == '\r'))
@@ -304,6 +323,9 @@ static pwb_status check_request(const pwb_request *req, pwb_diag *diag)
 		bad = "a request needs a user";
 	else if (!req->msgs || !req->n_msgs)
 		bad = "a request needs at least one message";
+	else if (req->n_msgs >= PWB_ENGINE_MAX_MSGS)
+		bad = "a request has at most 255 messages (pwb adds its "
+		      "system prompt)";
 	else if (req->n > PWB_ENGINE_MAX_N)
 		bad = "n must be at most 16";
 	else if (req->max_tokens > PWB_ENGINE_MAX_TOKENS)
@@ -329,7 +351,7 @@ static size_t last_user_turn(const pwb_request *req)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < req->n_msgs; i++)
-		if (req->msgs[i].role && !strcmp(req->msgs[i].role, "user"))
+		if (!strcmp(req->msgs[i].role, "user"))
 			k = i;
 	return k;
 }
@@ -378,9 +400,53 @@ static pwb_status refuse(req_run *rr, const pwb_decision *d, const char *on)
 	return PWB_OK;
 }
 
+/* What stands in the model's view for an earlier turn the rails block. */
+#define PWB__WITHHELD "[an earlier message was withheld: it lies outside the bounds]"
+
+/*
+ * Earlier user turns: a client sends the whole conversation with every
+ * request, raw, so each earlier user turn passes the input rails again.
+ * A turn they redact reaches the model redacted; a turn they block is
+ * replaced by a note (the conversation goes on; the model never sees the
+ * turn). Only the last turn can block the request.
+ */
+static pwb_status check_history(req_run *rr, size_t last, pwb_diag *diag)
+{
+	const pwb_request *req = rr->req;
+	for (size_t i = 0; i < last; i++) {
+		const pwb_chat_msg *m = &req->msgs[i];
+		if (strcmp(m->role, "user"))
+			continue;
+		pwb_decision *d = NULL;
+		pwb_status st = pwb_bounds_check(
+		    &d, rr->pl->p.bounds, rr->r->effective, PWB_ROLE_PROMPT,
+		    m->content, strlen(m->content), diag);
+		if (st)
+			return st;
+		pwb_verdict v = pwb_decision_verdict(d);
+		const char *t = v == PWB_VERDICT_BLOCK	  ? PWB__WITHHELD
+				: v == PWB_VERDICT_REDACT ? pwb_decision_redacted(d)
+							  : NULL;
+		if (t && !rr->history &&
+		    !(rr->history = pwb__calloc(req->n_msgs, sizeof(char *))))
+			st = PWB_ENOMEM;
+		if (!st && t && !(rr->history[i] = pwb__strdup(t)))
+			st = PWB_ENOMEM;
+		if (!st && v == PWB_VERDICT_BLOCK)
+			rr->r->history_withheld++;
+		else if (!st && v == PWB_VERDICT_REDACT)
+			rr->r->history_redacted++;
+		pwb_decision_free(d);
+		if (st)
+			return st;
+	}
+	return PWB_OK;
+}
+
 static pwb_status check_prompt(req_run *rr, bool *blocked, pwb_diag *diag)
 {
-	const pwb_chat_msg *m = &rr->req->msgs[last_user_turn(rr->req)];
+	size_t last = last_user_turn(rr->req);
+	const pwb_chat_msg *m = &rr->req->msgs[last];
 	pwb_status st = pwb_bounds_check(&rr->r->prompt_check, rr->pl->p.bounds,
 					 rr->r->effective, PWB_ROLE_PROMPT,
 					 m->content, strlen(m->content), diag);
@@ -394,11 +460,11 @@ static pwb_status check_prompt(req_run *rr, bool *blocked, pwb_diag *diag)
 	    !(rr->redacted_prompt =
 		  pwb__strdup(pwb_decision_redacted(rr->r->prompt_check))))
 		return PWB_ENOMEM;
-	return PWB_OK;
+	return check_history(rr, last, diag);
 }
 
-/* pwb's system prompt first, then the request's turns (the last user
- * turn redacted when the input rails redacted it). */
+/* pwb's system prompt first, then the request's turns as the input
+ * rails left them. */
 static pwb_status build_messages(req_run *rr)
 {
 	pwb_status st = pwb_pipeline_system_prompt(rr->r->effective,
@@ -414,6 +480,8 @@ static pwb_status build_messages(req_run *rr)
 		rr->msgs[i + 1] = rr->req->msgs[i];
 		if (i == last && rr->redacted_prompt)
 			rr->msgs[i + 1].content = rr->redacted_prompt;
+		else if (rr->history && rr->history[i])
+			rr->msgs[i + 1].content = rr->history[i];
 	}
 	rr->n_msgs = n;
 	return PWB_OK;
@@ -699,6 +767,10 @@ static void run_release(req_run *rr)
 	pwb_generation_release(&rr->gen);
 	free(rr->msgs);
 	free(rr->redacted_prompt);
+	if (rr->history)
+		for (size_t i = 0; i < rr->req->n_msgs; i++)
+			free(rr->history[i]);
+	free(rr->history);
 	free(rr->feats);
 }
 

@@ -17,12 +17,14 @@
  * What each test guards: the system prompt's sentences for unknown
  * dimensions and the disclosure, and its place before the application's
  * own; a redacted prompt is what reaches the model; the last user turn
- * is what is checked; a disclaimer comes before the answer (after it in a
+ * is what is checked, and earlier user turns reach the model redacted
+ * or withheld as the input rails say; a disclaimer comes before the answer (after it in a
  * stream); a stream redacted at its end releases the rest from the right
  * place, also when the personal data straddles a release; weights on a
  * category that is not on stay <= 0; a rating of 3 teaches nothing; a
  * user without consent is scored by the population model; a message
- * that is not UTF-8 refused, naming it; invalid UTF-8 made valid.
+ * that is not UTF-8, of an unknown role or too long, or too many
+ * messages, refused, naming the message; invalid UTF-8 made valid.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -376,14 +378,44 @@ static void test_last_user_turn_checked(void **state)
 {
 	(void)state;
 	rig *g = rig_new("echo", 0);
-	/* A forbidden word in an earlier turn: that turn was checked when
-	 * it was sent; the last one is what is checked now. */
+	/* A forbidden word and personal data in earlier turns (a client
+	 * resends them raw): the request goes on, the model sees neither. */
 	pwb_chat_msg early[] = {{"user", "I grumble about the weather."},
 				{"assistant", "Fine."},
+				{"user", "My IBAN is " IBAN "."},
+				{"assistant", "Noted."},
 				{"user", "Tell me a story."}};
-	pwb_response *r = ask_turns(g, "turn-u", early, 3, 1, 1, NULL);
+	pwb_response *r = ask_turns(g, "turn-u", early, 5, 1, 1, NULL);
 	assert_false(r->blocked);
+	assert_int_equal(pwb_decision_verdict(r->prompt_check),
+			 PWB_VERDICT_ALLOW);
+	assert_int_equal(r->history_withheld, 1);
+	assert_int_equal(r->history_redacted, 1);
+	json_t *m = last_messages(g);
+	assert_int_equal(json_array_size(m), 6);
+	assert_string_equal(msg_field(m, 1, "content"),
+			    "[an earlier message was withheld: it lies "
+			    "outside the bounds]");
+	assert_string_equal(msg_field(m, 2, "content"), "Fine.");
+	assert_has(msg_field(m, 3, "content"), "[iban]");
+	assert_lacks(msg_field(m, 3, "content"), "3704");
+	assert_string_equal(msg_field(m, 5, "content"), "Tell me a story.");
+	json_decref(m);
+	char *js = NULL;
+	assert_int_equal(pwb_response_to_json(r, &js), PWB_OK);
+	json_t *j = json_loads(js, 0, NULL);
+	assert_non_null(j);
+	json_t *in = json_object_get(j, "input");
+	assert_string_equal(json_string_value(json_object_get(in, "prompt")),
+			    "allow");
+	assert_int_equal(
+	    json_integer_value(json_object_get(in, "history_withheld")), 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(in, "history_redacted")), 1);
+	json_decref(j);
+	free(js);
 	pwb_response_free(r);
+	/* The same word in the last turn blocks the request. */
 	pwb_chat_msg late[] = {{"user", "Tell me a story."},
 			       {"assistant", "Fine."},
 			       {"user", "I grumble about the weather."}};
@@ -609,6 +641,23 @@ static void test_no_consent_population_scores(void **state)
 
 /* ---- UTF-8 ---- */
 
+/* A request the pipeline refuses before anything reaches the model. */
+static void refused(rig *g, const pwb_chat_msg *msgs, size_t n,
+		    pwb_status want, const char *message)
+{
+	pwb_request req = {.org = ORG, .user = "u8-u", .msgs = msgs,
+			   .n_msgs = n};
+	pwb_response *r = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_pipeline_chat(g->pl, &req, &r, &d), want);
+	assert_null(r);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.entries[0].message, message);
+	pwb_diag_release(&d);
+	assert_int_equal(mock_count(g->model), 0);
+}
+
 static void test_message_not_utf8(void **state)
 {
 	(void)state;
@@ -616,19 +665,35 @@ static void test_message_not_utf8(void **state)
 	pwb_chat_msg msgs[] = {{"user", "Hello."},
 			       {"assistant", "Hi \xff there."},
 			       {"user", "Go on."}};
-	pwb_request req = {.org = ORG, .user = "u8-u", .msgs = msgs,
-			   .n_msgs = 3};
-	pwb_response *r = NULL;
-	pwb_diag d;
-	pwb_diag_init(&d);
-	assert_int_equal(pwb_pipeline_chat(g->pl, &req, &r, &d), PWB_EINVAL);
-	assert_null(r);
-	assert_int_equal(d.n, 1);
-	assert_string_equal(d.entries[0].message,
-			    "message 2 (assistant) is not valid UTF-8 (line 1, "
-			    "column 4)");
-	pwb_diag_release(&d);
-	assert_int_equal(mock_count(g->model), 0);
+	refused(g, msgs, 3, PWB_EINVAL,
+		"message 2 (assistant) is not valid UTF-8 (line 1, column 4)");
+	/* Roles, sizes and counts are the request's, numbered as sent. */
+	msgs[1] = (pwb_chat_msg){"tool", "{}"};
+	refused(g, msgs, 3, PWB_EINVAL,
+		"message 2 has role 'tool' where system, user or assistant "
+		"was expected");
+	size_t big = PWB_ENGINE_MAX_MSG_BYTES + 1;
+	char *text = malloc(big + 1);
+	assert_non_null(text);
+	memset(text, 'a', big);
+	text[big] = 0;
+	msgs[1] = (pwb_chat_msg){"assistant", text};
+	refused(g, msgs, 3, PWB_ETOOLARGE,
+		"message 2 (assistant) has more than 4 MiB of text");
+	free(text);
+	pwb_chat_msg *many = calloc(PWB_ENGINE_MAX_MSGS, sizeof(*many));
+	assert_non_null(many);
+	for (size_t i = 0; i < PWB_ENGINE_MAX_MSGS; i++)
+		many[i] = (pwb_chat_msg){"user", "Hi."};
+	refused(g, many, PWB_ENGINE_MAX_MSGS, PWB_EINVAL,
+		"a request has at most 255 messages (pwb adds its system "
+		"prompt)");
+	/* 255 are served. */
+	pwb_response *r = ask_turns(g, "u8-u", many, PWB_ENGINE_MAX_MSGS - 1,
+				    1, 1, NULL);
+	assert_false(r->blocked);
+	pwb_response_free(r);
+	free(many);
 	rig_free(g);
 }
 
