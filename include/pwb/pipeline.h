@@ -135,6 +135,14 @@ typedef struct pwb_response {
 void pwb_response_free(pwb_response *r);
 
 /*
+ * An allowed alternative as the user would see it were it chosen: its
+ * content with the texts of its obligations before and after it (as
+ * `content` holds the chosen one's). PWB_EINVAL for a blocked one. *out
+ * is freed with free().
+ */
+pwb_status pwb_alternative_shown(const pwb_alternative *a, char **out);
+
+/*
  * Serves one request. Out-of-bounds prompts and answers are not errors:
  * the response is then a refusal (blocked, with blocked_by). Fails with
  * PWB_ENOTFOUND (unknown org or jurisdiction), PWB_EINVAL (bad request),

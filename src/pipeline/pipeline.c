@@ -641,13 +641,11 @@ static pwb_status stream_obligations(req_run *rr)
 	return r->content ? PWB_OK : PWB_ENOMEM;
 }
 
-/* The chosen answer with its obligations' texts before and after it. */
-static pwb_status apply_obligations(req_run *rr)
+pwb_status pwb_alternative_shown(const pwb_alternative *a, char **out)
 {
-	pwb_response *r = rr->r;
-	const pwb_alternative *a = &r->alts[r->chosen];
-	if (rr->req->on_text)
-		return stream_obligations(rr);
+	*out = NULL;
+	if (!a->content)
+		return PWB_EINVAL;
 	pwb__buf o;
 	pwb__buf_init(&o, 0);
 	size_t n = pwb_decision_n_obligations(a->check);
@@ -668,8 +666,17 @@ static pwb_status apply_obligations(req_run *rr)
 		pwb__buf_release(&o);
 		return PWB_ENOMEM;
 	}
-	r->content = pwb__buf_detach(&o);
-	return r->content ? PWB_OK : PWB_ENOMEM;
+	*out = pwb__buf_detach(&o);
+	return *out ? PWB_OK : PWB_ENOMEM;
+}
+
+/* The chosen answer with its obligations' texts before and after it. */
+static pwb_status apply_obligations(req_run *rr)
+{
+	pwb_response *r = rr->r;
+	if (rr->req->on_text)
+		return stream_obligations(rr);
+	return pwb_alternative_shown(&r->alts[r->chosen], &r->content);
 }
 
 static pwb_status new_decision_id(pwb_response *r)
