@@ -1166,8 +1166,12 @@ static pwb_status oa_generate(pwb_engine *pe, const pwb_chat_msg *msgs,
 	if ((st = pwb__cands_to_generation(c.cand, p->n, p, out)))
 		goto out;
 	out->prompt_tokens = c.prompt_tokens;
+	/* An endpoint's count is its word: more than was asked for is not
+	 * believed (a meter downstream bills it). */
 	if (c.usage)
-		out->completion_tokens = c.completion_tokens;
+		out->completion_tokens = c.completion_tokens < p->n * p->max_tokens
+					     ? c.completion_tokens
+					     : p->n * p->max_tokens;
 out:
 	call_release(&c);
 	return st;

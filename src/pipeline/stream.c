@@ -52,10 +52,21 @@ static size_t release_point(const stream_run *s)
 	for (size_t i = len; i > from; i--)
 		if (is_space(t[i - 1]))
 			return i;
-	size_t i = len; /* no space: cut before a UTF-8 continuation byte */
+	/* No space: release all but a character still being generated
+	 * (a lead byte whose continuation bytes have not all come). */
+	size_t i = len;
 	while (i > from && ((unsigned char)t[i - 1] & 0xC0) == 0x80)
 		i--;
-	return i > from + 1 ? i - 1 : len;
+	if (i > from) {
+		unsigned char c = (unsigned char)t[i - 1];
+		size_t need = (c & 0xE0) == 0xC0   ? 2
+			      : (c & 0xF0) == 0xE0 ? 3
+			      : (c & 0xF8) == 0xF0 ? 4
+						   : 0;
+		if (need > len - (i - 1))
+			return i - 1;
+	}
+	return len;
 }
 
 /* Released pieces end at character boundaries; a model's stray bytes
