@@ -106,6 +106,10 @@ void pwb__lexicon_free_re(pwb_bounds *b);
  * memory): words and phrases literal, lowercased, with any run of
  * whitespace between the words of a phrase. */
 char *pwb__lexicon_regex(const pwb__lex_entry *e);
+/* A compound entry "MODIFIERS+HEADS" as its regex (malloc'ed): closed,
+ * hyphenated or open, with a German linking element between. NULL with
+ * *bad set when it is not one; NULL alone when out of memory. */
+char *pwb__lexicon_compound(const char *entry, bool *bad);
 
 /* Reads every <lang>.tsv of dir into b->entries (errors to diag). */
 pwb_status pwb__lexicon_load(pwb_bounds *b, const char *dir, pwb_diag *diag);

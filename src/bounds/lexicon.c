@@ -38,6 +38,80 @@ static bool lower_ascii_ok(const char *s)
 	return true;
 }
 
+/* Appends one literal part of a word, phrase or compound: any run of
+ * whitespace between its words, ASCII punctuation escaped. */
+static void add_literal(pwb__buf *b, const char *s, size_t n)
+{
+	bool space = false;
+	size_t at = b->len;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == ' ') {
+			space = true;
+			continue;
+		}
+		if (space && b->len > at)
+			pwb__buf_adds(b, "\\s+");
+		space = false;
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (unsigned char)(ch - 'A' + 'a');
+		if (ch < 0x80 &&
+		    !((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
+			pwb__buf_addf(b, "\\x%02x", ch);
+		else
+			pwb__buf_addc(b, (char)ch);
+	}
+}
+
+/* "a|b" as "(a|b)", each alternative literal; false when one is empty. */
+static bool add_alternatives(pwb__buf *b, const char *s, size_t n)
+{
+	pwb__buf_addc(b, '(');
+	for (size_t i = 0, from = 0; i <= n; i++) {
+		if (i < n && s[i] != '|')
+			continue;
+		size_t k = from;
+		while (k < i && s[k] == ' ')
+			k++;
+		if (k == i)
+			return false;
+		if (from)
+			pwb__buf_addc(b, '|');
+		add_literal(b, s + from, i - from);
+		from = i + 1;
+	}
+	pwb__buf_addc(b, ')');
+	return true;
+}
+
+/*
+ * A compound "MODIFIERS+HEADS" (policies/lexicons/README.md) as the
+ * regex that matches it closed, hyphenated or open, with a German
+ * linking element between: "nervengas+bombe" matches Nervengasbombe,
+ * Nervengas-Bombe and Nervengas Bombe. NULL (and *bad set) when it is
+ * not one '+' between two lists of words.
+ */
+char *pwb__lexicon_compound(const char *entry, bool *bad)
+{
+	*bad = false;
+	const char *plus = strchr(entry, '+');
+	if (!plus || strchr(plus + 1, '+')) {
+		*bad = true;
+		return NULL;
+	}
+	pwb__buf b;
+	pwb__buf_init(&b, 0);
+	bool ok = add_alternatives(&b, entry, (size_t)(plus - entry));
+	pwb__buf_adds(&b, "(s|n|es|en|e)?(-|\\s+)?");
+	ok = ok && add_alternatives(&b, plus + 1, strlen(plus + 1));
+	if (!ok) {
+		pwb__buf_release(&b);
+		*bad = true;
+		return NULL;
+	}
+	return pwb__buf_detach(&b);
+}
+
 static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 {
 	char *data;
@@ -104,12 +178,12 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 			e.kind = PWB__LEX_WORD;
 		else if (!strcmp(f[1], "phrase"))
 			e.kind = PWB__LEX_PHRASE;
-		else if (!strcmp(f[1], "regex"))
+		else if (!strcmp(f[1], "regex") || !strcmp(f[1], "compound"))
 			e.kind = PWB__LEX_REGEX;
 		else {
 			pwb_diag_add(diag, path, line, col,
-				     "kind must be word, phrase or regex, not "
-				     "'%s'",
+				     "kind must be word, phrase, compound or "
+				     "regex, not '%s'",
 				     f[1]);
 			bad = PWB_EPARSE;
 			continue;
@@ -139,7 +213,20 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 			bad = PWB_EPARSE;
 			break;
 		}
-		e.entry = pwb__strdup(f[3]);
+		bool bad_compound = false;
+		if (!strcmp(f[1], "compound"))
+			e.entry = pwb__lexicon_compound(f[3], &bad_compound);
+		else
+			e.entry = pwb__strdup(f[3]);
+		if (bad_compound) {
+			pwb_diag_add(diag, path, line, (int)(f[3] - s) + 1,
+				     "a compound is MODIFIERS+HEADS: one '+' "
+				     "between two lists of words separated by "
+				     "'|', not '%s'",
+				     f[3]);
+			bad = PWB_EPARSE;
+			continue;
+		}
 		e.note = pwb__strdup(f[4]);
 		if (!e.entry || !e.note ||
 		    pwb__grow((void **)&b->entries, &b->cap_entries,
@@ -209,25 +296,7 @@ char *pwb__lexicon_regex(const pwb__lex_entry *e)
 		return pwb__strdup(e->entry);
 	pwb__buf b;
 	pwb__buf_init(&b, 0);
-	bool space = false;
-	for (const unsigned char *c = (const unsigned char *)e->entry; *c;
-	     c++) {
-		if (*c == ' ') {
-			space = true;
-			continue;
-		}
-		if (space && b.len)
-			pwb__buf_adds(&b, "\\s+");
-		space = false;
-		unsigned char ch = *c;
-		if (ch >= 'A' && ch <= 'Z')
-			ch = (unsigned char)(ch - 'A' + 'a');
-		if (ch < 0x80 &&
-		    !((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
-			pwb__buf_addf(&b, "\\x%02x", ch);
-		else
-			pwb__buf_addc(&b, (char)ch);
-	}
+	add_literal(&b, e->entry, strlen(e->entry));
 	return pwb__buf_detach(&b);
 }
 

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bounds/bounds_int.h"
 #include "pwb/pwb.h"
 #include "util/util.h"
 
@@ -70,10 +71,14 @@ static int setup(void **state)
 	      "# test lexicon\n"
 	      "hate\tphrase\t0.9\tvile people\tdehumanising phrase\n"
 	      "profanity\tword\t0.9\tass\texpletive\n"
-	      "profanity\tword\t0.9\tscheiße\tGerman expletive\n");
+	      "profanity\tword\t0.9\tscheiße\tGerman expletive\n"
+	      "hate\tcompound\t0.6\tstink|rot gut+bomb|bombs\tcompound\n");
 	WRITE("badlex/x.tsv", "hate\tword\t1.5\tfoo\tbad weight\n"
 			      "nosuch\tword\t0.5\tbar\tunknown category\n"
-			      "hate\tword\t0.5\n");
+			      "hate\tword\t0.5\n"
+			      "hate\tcompound\t0.5\tfoo+\tno heads\n"
+			      "hate\tcompound\t0.5\ta+b+c\ttwo pluses\n"
+			      "hate\tcompound\t0.5\ta||b+c\tempty word\n");
 	/* ob/: names, help, obligations and blocks from three tiers; the
 	 * law chain eu <- de, and the org speaks German by default. */
 	WRITE("ob/categories.yaml",
@@ -160,7 +165,7 @@ static void open_fixture(fixture *fx, const pwb_settings *s, size_t cap)
 		bp.max_text_bytes = cap;
 	bp.guard = fixture_guard;
 	assert_int_equal(pwb_bounds_new(&fx->b, fx->p, &bp, &d), PWB_OK);
-	assert_int_equal(pwb_bounds_n_lexicon_entries(fx->b), 3);
+	assert_int_equal(pwb_bounds_n_lexicon_entries(fx->b), 4);
 	pwb_resolve_params rp = {"o", NULL, 0, s, NULL};
 	assert_int_equal(pwb_policy_resolve(&fx->e, fx->p, &rp, &d), PWB_OK);
 	pwb_diag_release(&d);
@@ -312,6 +317,40 @@ static void test_bytes(void **state)
 	close_fixture(&fx);
 }
 
+/* A compound matches its parts closed, hyphenated or open, with a
+ * linking element, as a whole word only. */
+static void test_compound(void **state)
+{
+	(void)state;
+	fixture fx;
+	open_fixture(&fx, NULL, 1024 * 1024);
+	static const struct {
+		const char *text;
+		bool hit;
+	} cases[] = {
+	    {"a stinkbomb", true},     {"two Stink-Bombs", true},
+	    {"the stink bomb", true},  {"stinksbomb", true},
+	    {"rot gut-bomb", true},    {"rot  gut bombs", true},
+	    {"xstinkbomb", false},     {"stinkbombe", false},
+	    {"stink", false},	       {"bomb", false},
+	    {"stinkenbomb", true},     {"stink--bomb", false},
+	};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(cases); i++) {
+		pwb_decision *d =
+		    check(&fx, cases[i].text, strlen(cases[i].text));
+		if ((cat(d, "hate")->score > 0) != cases[i].hit)
+			fail_msg("'%s': score %g", cases[i].text,
+				 cat(d, "hate")->score);
+		pwb_decision_free(d);
+	}
+	close_fixture(&fx);
+	bool bad;
+	char *re = pwb__lexicon_compound("a b|c.d+e", &bad);
+	assert_false(bad);
+	assert_string_equal(re, "(a\\s+b|c\\x2ed)(s|n|es|en|e)?(-|\\s+)?(e)");
+	free(re);
+}
+
 static void test_lexicon_errors(void **state)
 {
 	(void)state;
@@ -326,7 +365,13 @@ static void test_lexicon_errors(void **state)
 	pwb_bounds *b = (pwb_bounds *)1;
 	assert_int_equal(pwb_bounds_new(&b, p, &bp, &d), PWB_EPARSE);
 	assert_null(b);
-	assert_int_equal(d.n, 3);
+	assert_int_equal(d.n, 6);
+	for (size_t i = 3; i < 6; i++) {
+		assert_int_equal(d.entries[i].line, (int)i + 1);
+		assert_int_equal(d.entries[i].col, 19);
+		assert_non_null(strstr(d.entries[i].message,
+				       "a compound is MODIFIERS+HEADS"));
+	}
 	assert_int_equal(d.entries[0].line, 1);
 	assert_non_null(strstr(d.entries[0].message, "weight"));
 	assert_int_equal(d.entries[1].line, 2);
@@ -810,6 +855,7 @@ int main(void)
 	    cmocka_unit_test(test_tiers_and_refusal),
 	    cmocka_unit_test(test_guard),
 	    cmocka_unit_test(test_bytes),
+	    cmocka_unit_test(test_compound),
 	    cmocka_unit_test(test_lexicon_errors),
 	    cmocka_unit_test(test_blocking_names_help),
 	    cmocka_unit_test(test_obligations),
