@@ -1,6 +1,7 @@
 /* eval.c - `pwb eval bounds`: detection and blocking quality on labelled
  * texts. */
 #include "cli/cli.h"
+#include "cli/sweep.h"
 #include "util/util.h"
 
 #include <jansson.h>
@@ -40,6 +41,11 @@ static const char bounds_usage[] =
     "  --group-by KEY       also the binary metrics per value of KEY, a\n"
     "                       key of the lines beside text and labels (e.g.\n"
     "                       source, functionality, group)\n"
+    "  --sweep              also the threshold sweep: every threshold\n"
+    "                       scaled by 0.10 ... 2.00, precision, recall\n"
+    "                       and false blocks at each (docs/EVALUATION.md)\n"
+    "  --svg FILE           with --sweep: the precision-recall curve as\n"
+    "                       an SVG file\n"
     "  --json               print the metrics as JSON\n"
     "  -h, --help           show this help\n"
     "\n" CLI_HELP_CACHE_ENV "\n"
@@ -124,21 +130,45 @@ static void binary_json(json_t *o, const counts *c)
 	json_object_set_new(o, "f1", f1(c->tp, c->fp, c->fn));
 }
 
+/* The sweep as a table: one row per scale. */
+static void print_sweep(const json_t *curve)
+{
+	printf("thresholds scaled by:  precision  recall  false blocks  "
+	       "F1\n");
+	size_t i;
+	const json_t *p;
+	json_array_foreach(curve, i, p)
+	{
+		char pr[16], rr[16], fb[16], f[16];
+		fmt_ratio(json_object_get(p, "precision"), pr);
+		fmt_ratio(json_object_get(p, "recall"), rr);
+		fmt_ratio(json_object_get(p, "false_block_rate"), fb);
+		fmt_ratio(json_object_get(p, "f1"), f);
+		printf("  %4.2f%s  %9s  %6s  %12s  %6s\n",
+		       json_real_value(json_object_get(p, "scale")),
+		       i == 18 ? " (as set)" : "         ", pr, rr, fb, f);
+	}
+}
+
 static int cmd_bounds(cli_args *a)
 {
 	cli_resolve ra = {0};
 	const char *data = NULL, *lexicons = NULL, *model = NULL,
-		   *group_by = NULL;
-	bool as_json = false;
+		   *group_by = NULL, *svg = NULL;
+	bool as_json = false, sweep = false;
 	const cli_spec spec[] = {
 	    CLI_RESOLVE_SPEC(&ra),	     CLI_OPT_NEED("data", data, "FILE.jsonl"),
 	    CLI_OPT_STR("lexicons", lexicons), CLI_OPT_STR("model", model),
-	    CLI_OPT_FLAG("json", as_json),   CLI_OPT_STR("group-by", group_by)};
+	    CLI_OPT_FLAG("json", as_json),   CLI_OPT_STR("group-by", group_by),
+	    CLI_OPT_FLAG("sweep", sweep),    CLI_OPT_STR("svg", svg)};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), bounds_usage, NULL);
 	if (r)
 		return cli_parsed(r);
 	if (group_by && !*group_by)
 		return cli_usage_error(a, "--group-by needs a key");
+	if (svg && (!*svg || !sweep))
+		return cli_usage_error(a, *svg ? "--svg needs --sweep"
+					       : "--svg needs a file");
 	int rc = cli_resolve_run(&ra, a);
 	if (rc) {
 		cli_resolve_release(&ra);
@@ -153,6 +183,7 @@ static int cmd_bounds(cli_args *a)
 	size_t *n_pos = NULL;
 	json_t *root = NULL;
 	groups gs = {0};
+	cli_sweep sw = {0};
 	if (pwb_labelled_load(&set, data, ra.policy, &diag)) {
 		cli_print_diag(&diag);
 		goto out;
@@ -189,8 +220,9 @@ static int cmd_bounds(cli_args *a)
 		}
 		bool blocked = pwb_decision_verdict(d) == PWB_VERDICT_BLOCK;
 		const char *gv = group_by ? pwb_labelled_meta(t, group_by) : NULL;
-		if (group_by &&
-		    !group_count(&gs, gv ? gv : "(none)", t->unsafe, blocked)) {
+		if ((group_by && !group_count(&gs, gv ? gv : "(none)",
+					      t->unsafe, blocked)) ||
+		    (sweep && !cli_sweep_add(&sw, d, t->unsafe))) {
 			pwb_decision_free(d);
 			free(labelled);
 			fprintf(stderr, "error: out of memory\n");
@@ -262,6 +294,15 @@ static int cmd_bounds(cli_args *a)
 	} else {
 		json_decref(gj);
 	}
+	json_t *curve = sweep ? cli_sweep_json(&sw) : NULL;
+	if (sweep && !curve) {
+		fprintf(stderr, "error: out of memory\n");
+		goto out;
+	}
+	if (curve)
+		json_object_set_new(root, "sweep", curve);
+	if (svg && !cli_sweep_svg(curve, svg, data))
+		goto out;
 	if (as_json) {
 		bool printed = cli_print_json(root);
 		if (!printed)
@@ -304,10 +345,13 @@ static int cmd_bounds(cli_args *a)
 			       "%5zu blocked %s\n",
 			       gs.v[i].value, nu, bu, ns, bs);
 		}
+		if (curve)
+			print_sweep(curve);
 	}
 	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:
 	json_decref(root);
+	cli_sweep_release(&sw);
 	free(gs.v);
 	free(per);
 	free(n_pos);

@@ -3,7 +3,8 @@
 # bounds.jsonl, ten texts with metadata keys of every JSON type), with the
 # exact numbers it must give for acme-tutor: the binary metrics, the
 # per-category ones, and per source with --group-by (a number as a group's
-# name, a line without the key as "(none)"); then bad input: a missing
+# name, a line without the key as "(none)"), the threshold sweep and its
+# SVG; then bad input: a missing
 # label list, an empty text, an unknown category, a file of one class.
 #
 #   bash eval.sh PATH/TO/pwb PATH/TO/policies PATH/TO/fixtures
@@ -61,6 +62,34 @@ run "${ev[@]}" --data "$fx/bounds.jsonl"
 if [ "$rc" -eq 0 ] && ! grep -q "^by " "$tmp/out"; then ok "no group table without --group-by"; else fail "no group table without --group-by" "$(cat "$tmp/out")"; fi
 run "${ev[@]}" --data "$fx/bounds.jsonl" --group-by ""
 [ "$rc" -eq 2 ] && ok "--group-by needs a key (usage error)" || fail "--group-by needs a key (usage error)" "exit $rc"
+
+# The threshold sweep: 39 scales; at 1.00 the metrics as set; lower
+# scales block more (a0.25: the Python process too), higher fewer.
+run "${ev[@]}" --data "$fx/bounds.jsonl" --sweep --svg "$tmp/pr.svg" --json
+json_is "the sweep has 39 scales from 0.10 to 2.00" \
+	'[p["scale"] for p in j["sweep"]] == [round(0.1 + 0.05 * k, 2) for k in range(39)]'
+json_is "at scale 1.00 the sweep gives the metrics as set" \
+	'[(p["precision"], p["recall"], p["false_block_rate"], p["f1"]) for p in j["sweep"] if p["scale"] == 1.0] == [(0.75, 0.75, 0.1667, 0.75)]'
+json_is "at 0.25 one more safe text is blocked" \
+	'[(p["precision"], p["false_block_rate"]) for p in j["sweep"] if p["scale"] == 0.25] == [(0.6, 0.3333)]'
+json_is "at 2.00 no safe text is blocked" \
+	'[(p["recall"], p["false_block_rate"]) for p in j["sweep"] if p["scale"] == 2.0] == [(0.75, 0.0)]'
+if python3 -c '
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+pts = r.find(ns + "polyline").get("points").split()
+sys.exit(0 if len(pts) == 39 and r.find(ns + "circle") is not None else 1)' "$tmp/pr.svg"; then
+	ok "--svg writes the curve (39 points, the point as set marked)"
+else
+	fail "--svg writes the curve (39 points, the point as set marked)" "$(head -c 300 "$tmp/pr.svg")"
+fi
+run "${ev[@]}" --data "$fx/bounds.jsonl" --svg "$tmp/x.svg"
+[ "$rc" -eq 2 ] && ok "--svg without --sweep is a usage error" || fail "--svg without --sweep is a usage error" "exit $rc"
+run "${ev[@]}" --data "$fx/bounds.jsonl" --sweep --svg "$tmp/no/such/dir/pr.svg"
+if [ "$rc" -eq 1 ] && grep -q "no/such/dir/pr.svg" "$tmp/err"; then ok "an SVG that cannot be written is named"; else fail "an SVG that cannot be written is named" "exit $rc: $(shown)"; fi
+run "${ev[@]}" --data "$fx/bounds.jsonl" --sweep
+if [ "$rc" -eq 0 ] && grep -q "^  1.00 (as set)" "$tmp/out"; then ok "the sweep as a table"; else fail "the sweep as a table" "$(shown)"; fi
 
 # Bad input: every bad line named, nothing on stdout.
 printf '{"text": "a"}\n' >"$tmp/nolabels.jsonl"
