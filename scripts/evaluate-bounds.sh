@@ -11,11 +11,14 @@
 # (BUILD_DIR/eval/policies, made here from policies/). HateCheck is also
 # broken down by functionality, ToxiGen by group and AILuminate by hazard.
 #
-# Writes only under BUILD_DIR/eval and BUILD_DIR/models: the per-run JSON,
+# Writes only under BUILD_DIR/eval and BUILD_DIR/models: the per-run JSON
+# (with the threshold sweep) and its precision-recall curve as SVG,
 # BUILD_DIR/eval/matrix.json and the matrix as a Markdown table on
 # standard output. Exits 77 (skipped) with a message when the shared data
-# is absent. PWB_TRAIN_FLAGS, when set, adds options to every
-# `pwb bounds train` (for comparing settings). As a test (CTest runs it), it fails unless a model that never
+# is absent. Training uses the shipped model's options (scripts/data/
+# sets.sh); PWB_TRAIN_FLAGS, when set, replaces them (for comparing
+# settings). Last, scripts/train-model.sh trains the shipped model on
+# every set (BUILD_DIR/models/default.pwbm). As a test (CTest runs it), it fails unless a model that never
 # saw HateCheck finds hate there with a recall above 0.3 and blocks more of
 # its hateful cases than the lexicons alone.
 set -euo pipefail
@@ -29,11 +32,10 @@ if [ ! -d "$data/openai-moderation" ]; then
 fi
 ev=$build/eval
 mkdir -p "$ev" "$build/models"
-sets=(openai-moderation hatecheck ailuminate davidson toxigen codealpaca
-	self-instruct)
-for s in "${sets[@]}"; do
-	python3 scripts/data/convert.py "$s" "$data" >"$ev/$s.jsonl"
-done
+# shellcheck source=data/sets.sh
+source scripts/data/sets.sh
+sets=("${bounds_sets[@]}")
+convert_sets "$ev" "$data"
 
 # The evaluation org forbids every category of the shipped registry, so
 # that a text counts as blocked when any detector finds any category.
@@ -78,13 +80,14 @@ for s in "${sets[@]}"; do
 	echo "== $s: the model trained on every other set" >&2
 	# shellcheck disable=SC2086 # PWB_TRAIN_FLAGS: options, split
 	"$pwb" bounds train --data "$ev/train-without-$s.jsonl" --out "$model" \
-		--policies "$pol" --seed 1 ${PWB_TRAIN_FLAGS:-} --json \
+		--policies "$pol" --seed 1 ${PWB_TRAIN_FLAGS-$default_train_flags} --json \
 		>"$ev/train-without-$s.json"
 	for m in lexicons model; do
 		extra=()
 		[ "$m" = model ] && extra=(--model "$model")
 		"$pwb" eval bounds --policies "$pol" --org eval-all \
 			--data "$ev/$s.jsonl" --group-by "$(group_key "$s")" \
+			--sweep --svg "$ev/$s-$m.svg" \
 			${extra[@]+"${extra[@]}"} --json >"$ev/$s-$m.json"
 	done
 done
@@ -124,3 +127,4 @@ sys.stderr.write("hatecheck, never seen by the model: hate recall %.3f; "
                            hc_l["block_rate_unsafe"], "ok" if ok else "FAIL"))
 sys.exit(0 if ok else 1)
 PY
+bash scripts/train-model.sh "$build" "$data" >"$ev/train-default.txt"

@@ -15,6 +15,9 @@ DATASET is one of:
   codealpaca         every instruction (with its input) -> []: benign
                      programming tasks full of words like kill and execute
   self-instruct      every seed task's instruction -> []: benign tasks
+  hh-rlhf-chosen     the last assistant turn of each chosen dialogue, as a
+                     response -> []: the less harmful answer raters picked,
+                     often a refusal or a careful answer on a risky topic
 
 Every line also carries metadata for `pwb eval bounds --group-by`: `source`
 (the dataset), and where the set has them `functionality` and `target`
@@ -177,6 +180,19 @@ def hh_rlhf_prefs(base):
                  "chosen": chosen, "rejected": rejected, "ts": i})
 
 
+def hh_rlhf_chosen(base):
+    path = os.path.join(base, "hh-rlhf", "harmless-base_test.jsonl.gz")
+    seen = set()
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            _, chosen = last_turn(json.loads(line)["chosen"])
+            if not chosen or chosen in seen:
+                continue
+            seen.add(chosen)
+            out({"id": "hhc%d" % i, "text": chosen, "role": "response",
+                 "labels": [], "source": "hh-rlhf-chosen"})
+
+
 def hatecheck_prefs(base):
     path = os.path.join(base, "hatecheck", "test_suite_annotations.csv")
     with open(path, newline="", encoding="utf-8") as f:
@@ -201,7 +217,8 @@ def main():
     fns = {"openai-moderation": moderation, "hatecheck": hatecheck,
            "ailuminate": ailuminate, "davidson": davidson,
            "toxigen": toxigen, "codealpaca": codealpaca,
-           "self-instruct": self_instruct, "hh-rlhf-prefs": hh_rlhf_prefs,
+           "self-instruct": self_instruct, "hh-rlhf-chosen": hh_rlhf_chosen,
+           "hh-rlhf-prefs": hh_rlhf_prefs,
            "hatecheck-prefs": hatecheck_prefs}
     if len(sys.argv) != 3 or sys.argv[1] not in fns:
         sys.stderr.write(__doc__)
