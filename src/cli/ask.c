@@ -28,8 +28,12 @@ static const char ask_usage[] =
     "  pwb ask --policies policies --org acme-tutor --user u1 "
     "--model stories260K.gguf --n 2 --seed 1 \"Tell me a story\"\n"
     "\n"
+    "Without --seed each request samples with a new random seed; give\n"
+    "one to get the same alternatives again.\n"
+    "\n"
     "Exit status: 0 when answered or refused (a refusal is an answer),\n"
-    "1 on an error (engine down, bad input), 2 on a usage error.\n";
+    "1 on an error (engine down, bad input, stored settings out of\n"
+    "bounds), 2 on a usage error (an empty PROMPT too).\n";
 
 /* What `ask` prints without --json: the answer, then where it stands. */
 static void print_response(const pwb_response *r, bool recorded)
@@ -43,6 +47,10 @@ static void print_response(const pwb_response *r, bool recorded)
 			fprintf(stderr, "pwb: %s\n", o->text);
 	}
 	printf("%s\n", r->content);
+	if (r->prompt_check &&
+	    pwb_decision_verdict(r->prompt_check) == PWB_VERDICT_REDACT)
+		fprintf(stderr, "pwb: your prompt was redacted before the "
+				"model saw it (personal data)\n");
 	if (r->blocked) {
 		const pwb_blocked_by *b = &r->blocked_by;
 		fprintf(stderr,
@@ -82,7 +90,7 @@ static int ask(cli_gen_opts *o, pwb_pipeline *pl, const char *prompt,
 	int rc = CLI_FAIL;
 	char *json = NULL;
 	if (st) {
-		cli_report(NULL, st, &d);
+		cli_report_request(o, st, &d);
 	} else if (json_out) {
 		if (!pwb_response_to_json(r, &json)) {
 			printf("%s\n", json);
@@ -110,8 +118,8 @@ int cli_ask(int argc, char **argv)
 	int rc = cli_parse(&a, spec, PWB_ARRAY_LEN(spec), ask_usage, &pos);
 	if (rc)
 		return cli_parsed(rc);
-	if (!o.user)
-		return cli_usage_error(&a, "--user ID is required");
+	if ((rc = cli_gen_check(&a, &o)))
+		return rc;
 	if (pos.n != 1)
 		return cli_usage_error(&a, "give one PROMPT (quote it) or '-' "
 					   "to read it from standard input");
@@ -127,15 +135,23 @@ int cli_ask(int argc, char **argv)
 			   ? strdup(pos.v[0])
 			   : cli_read_file("-", PWB_BOUNDS_MAX_TEXT, &len);
 	const char *nul = prompt && len ? memchr(prompt, '\0', len) : NULL;
+	rc = prompt ? CLI_OK : CLI_FAIL;
 	if (nul) {
 		fprintf(stderr,
 			"<stdin>: error: the prompt has a NUL byte at offset "
 			"%zu\n",
 			(size_t)(nul - prompt));
+		rc = CLI_FAIL;
+	} else if (prompt && !prompt[strspn(prompt, " \t\r\n")]) {
+		/* The same usage error as an empty PROMPT argument. */
+		rc = cli_usage_error(&a, "the PROMPT is empty");
+	}
+	if (rc) {
 		free(prompt);
 		prompt = NULL;
 	}
-	rc = prompt ? cli_gen_open(&a, &o, &g) : CLI_FAIL;
+	if (!rc)
+		rc = cli_gen_open(&a, &o, &g);
 	if (!rc)
 		rc = ask(&o, g.pipeline, prompt, json);
 	if (prompt)

@@ -120,7 +120,14 @@ static int cmd_check(cli_args *a)
 	const cli_spec spec[] = {
 	    CLI_RESOLVE_SPEC(&ra), CLI_OPT_STR("role", role_s),
 	    CLI_OPT_STR("lexicons", lexicons), CLI_OPT_STR("model", model),
-	    CLI_OPT_FLAG("json", json)};
+	    CLI_OPT_FLAG("json", json),
+	    /* 'pwb ask' and 'pwb chat' call the linear model --detector. */
+	    CLI_OPT_REFUSE(
+		"detector",
+		"bounds check has no --detector: the detectors (lexicon, pii, "
+		"linear, guard) are named for each category in the registry, "
+		"DIR/categories.yaml; give the linear detector's model (from "
+		"'pwb bounds train') with --model FILE")};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), check_usage, &pos);
 	if (r)
 		return cli_parsed(r);

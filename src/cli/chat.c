@@ -3,7 +3,8 @@
  * (docs/pipeline.md). Each turn goes through the pipeline; with two or
  * more answers, the best two are shown side by side and the user's pick
  * is recorded as feedback. /why shows the last decision's bounds and
- * provenance, /reset forgets what was learnt.
+ * provenance, /reset forgets what was learnt. Ctrl-C while an answer is
+ * streamed cancels it; at the prompt it ends the chat.
  */
 #include "cli/cli.h"
 #include "util/util.h"
@@ -24,11 +25,15 @@ static const char chat_usage[] =
     "\n"
     "A chat in the terminal, for trying pwb out: each message goes through\n"
     "the pipeline (docs/pipeline.md). With two or more answers, the best\n"
-    "two are shown side by side; type the letter of the one you prefer\n"
-    "(it is recorded as feedback, and pwb learns from it), or Enter to go\n"
-    "on with pwb's pick and record nothing. Without --db the feedback is kept in a temporary\n"
+    "two are shown side by side, each as you would see it; type the\n"
+    "letter of the one you prefer (it is recorded as feedback, and pwb\n"
+    "learns from it), or Enter to go on with pwb's pick and record\n"
+    "nothing. The commands below work there too, and the question comes\n"
+    "back after them. Without --db the feedback is kept in a temporary\n"
     "store for this chat only, removed when the chat ends (also on\n"
-    "Ctrl-C).\n"
+    "Ctrl-C). With one candidate (--n 1) the answer is shown as it is\n"
+    "made, and Ctrl-C cancels it and goes back to the prompt; Ctrl-C at\n"
+    "the prompt ends the chat.\n"
     "\n"
     "Commands in the chat:\n"
     "  /why                 the last answer's bounds and provenance\n"
@@ -46,14 +51,16 @@ static const char chat_usage[] =
     "--model stories260K.gguf --n 2\n"
     "\n"
     "Exit status: 0 at the end of the chat, 1 when it cannot start (an\n"
-    "engine or store error), 2 on a usage error.\n";
+    "engine or store error, an erased user), 2 on a usage error.\n";
 
 static const char chat_help[] =
     "/why    the last answer's bounds and provenance\n"
     "/reset  forget what pwb learnt about you\n"
     "/consent  consent to pwb learning from your choices\n"
     "/help   these commands\n"
-    "/quit   end the chat\n";
+    "/quit   end the chat\n"
+    "At the choice between two answers: the letter of the better one, or\n"
+    "Enter for pwb's pick; the commands work there too.\n";
 
 typedef struct chat {
 	cli_gen_opts *o;
@@ -68,19 +75,24 @@ typedef struct chat {
 	bool told_ai;
 	char *line;
 	size_t line_cap;
-	char *pending; /* a line typed at the a/b question: the next input */
+	bool quit;	 /* /quit, also at the a/b question */
+	bool seed_given; /* --seed: every turn samples with it */
+	bool streamed;	 /* this turn's answer is on the screen */
 } chat;
 
 /* ---- reading ---- */
 
 /* Set by SIGINT, SIGTERM and SIGHUP: the chat ends (and removes its
- * temporary store) at the next read or after the turn in progress. */
-static volatile sig_atomic_t stop_asked;
+ * temporary store) at the next read or after the turn in progress. A
+ * SIGINT while a turn is generating only cancels that turn. */
+static volatile sig_atomic_t stop_asked, cancel_asked, generating;
 
 static void on_signal(int sig)
 {
-	(void)sig;
-	stop_asked = 1;
+	if (generating)
+		cancel_asked = 1;
+	if (sig != SIGINT || !generating)
+		stop_asked = 1;
 }
 
 /* Without SA_RESTART, so that a read waiting for input returns. */
@@ -182,18 +194,25 @@ static bool best_two(const pwb_response *r, size_t *x, size_t *y)
 	return *x != SIZE_MAX && *y != SIZE_MAX;
 }
 
+/* Each alternative as the user would see it: with its obligations'
+ * texts (a disclaimer before or after it). */
 static void show_pair(chat *c, const pwb_alternative *a,
 		      const pwb_alternative *b)
 {
-	char ha[64], hb[64];
+	char ha[64], hb[64], *sa = NULL, *sb = NULL;
 	snprintf(ha, sizeof(ha), "[%s] (pwb's pick)", a->id);
 	snprintf(hb, sizeof(hb), "[%s]", b->id);
+	/* Out of memory: the bare contents rather than nothing. */
+	const char *ta = pwb_alternative_shown(a, &sa) ? a->content : sa;
+	const char *tb = pwb_alternative_shown(b, &sb) ? b->content : sb;
 	if (c->tty && c->width >= 40) {
 		side_by_side(ha, hb, c->width);
-		side_by_side(a->content, b->content, c->width);
+		side_by_side(ta, tb, c->width);
 	} else {
-		printf("%s\n%s\n\n%s\n%s\n", ha, a->content, hb, b->content);
+		printf("%s\n%s\n\n%s\n%s\n", ha, ta, hb, tb);
 	}
+	free(sa);
+	free(sb);
 }
 
 static void show_why(const pwb_response *r)
@@ -256,6 +275,19 @@ static void forget_history(chat *c)
 	c->n_history = 0;
 }
 
+/* Streaming: prints what the output rails passed as it comes; a
+ * Ctrl-C cancels the rest. */
+static int stream_text(void *user, const char *text, size_t len,
+		       bool refusal)
+{
+	chat *c = user;
+	(void)refusal;
+	fwrite(text, 1, len, stdout);
+	fflush(stdout);
+	c->streamed = true;
+	return cancel_asked || stop_asked;
+}
+
 static pwb_response *ask_turn(chat *c, const char *text, pwb_diag *d)
 {
 	pwb_chat_msg msgs[2 * HISTORY_TURNS + 1];
@@ -273,10 +305,20 @@ static pwb_response *ask_turn(chat *c, const char *text, pwb_diag *d)
 	    .msgs = msgs,
 	    .n_msgs = n,
 	    .n = c->o->n,
-	    .seed = c->o->seed,
+	    /* Without --seed, each turn samples afresh. */
+	    .seed = c->seed_given ? c->o->seed : cli_random_seed(),
 	};
+	/* One candidate can be streamed, and so cancelled by Ctrl-C. */
+	int org_n = pwb_effective_candidates(c->o->ra.effective);
+	if ((c->o->n ? c->o->n : (size_t)(org_n > 0 ? org_n : 1)) == 1) {
+		req.on_text = stream_text;
+		req.on_text_user = c;
+	}
+	c->streamed = false;
 	pwb_response *r = NULL;
+	generating = 1;
 	pwb_status st = pwb_pipeline_chat(c->g.pipeline, &req, &r, d);
+	generating = 0;
 	if (st == PWB_ETOOLARGE && c->n_history) {
 		/* The history no longer fits: start afresh, once. */
 		printf("(the conversation no longer fits the model's context: "
@@ -286,7 +328,7 @@ static pwb_response *ask_turn(chat *c, const char *text, pwb_diag *d)
 		return ask_turn(c, text, d);
 	}
 	if (st)
-		cli_report(NULL, st, d);
+		cli_report_request(c->o, st, d);
 	return r;
 }
 
@@ -340,31 +382,54 @@ static void show_system_obligations(chat *c, const pwb_response *r)
 	}
 }
 
+static bool command(chat *c, const char *line, const pwb_response *r);
+
 /* Shows the answer, asks which of two is better; returns the text kept
- * in the history. Any other reply than an alternative's letter or Enter
- * is kept as the next line of the chat. */
+ * in the history. At the question, a command is run and the question
+ * asked again; so is it after a reply that is neither a letter nor
+ * Enter. */
 static const char *show_answer(chat *c, const pwb_response *r)
 {
 	size_t x, y;
+	if (c->streamed) { /* already on the screen, obligations too */
+		putchar('\n');
+		show_system_obligations(c, r);
+		return r->chosen != SIZE_MAX ? r->alts[r->chosen].content
+					     : r->content;
+	}
 	show_system_obligations(c, r);
 	if (r->blocked || !best_two(r, &x, &y)) {
 		printf("%s\n", r->content);
-		return r->content;
+		return r->chosen != SIZE_MAX ? r->alts[r->chosen].content
+					     : r->content;
 	}
 	show_pair(c, &r->alts[x], &r->alts[y]);
 	char question[64];
 	snprintf(question, sizeof(question),
 		 "Which is better? %s or %s (Enter: no choice) ",
 		 r->alts[x].id, r->alts[y].id);
-	const char *pick = read_line(c, question);
-	if (pick && names_alt(pick, &r->alts[y])) {
-		give_choice(c, r, r->alts[y].id);
-		return r->alts[y].content;
+	for (;;) {
+		const char *pick = read_line(c, question);
+		if (!pick || !*pick)
+			break; /* pwb's pick, nothing recorded */
+		if (names_alt(pick, &r->alts[y])) {
+			give_choice(c, r, r->alts[y].id);
+			return r->alts[y].content;
+		}
+		if (names_alt(pick, &r->alts[x])) {
+			give_choice(c, r, r->alts[x].id);
+			break;
+		}
+		if (pick[0] == '/' && command(c, pick, r)) {
+			if (c->quit)
+				break;
+		} else {
+			printf("Type %s or %s for the better answer, Enter for "
+			       "no choice, or a command (/help).\n",
+			       r->alts[x].id, r->alts[y].id);
+		}
+		fflush(stdout);
 	}
-	if (pick && names_alt(pick, &r->alts[x]))
-		give_choice(c, r, r->alts[x].id);
-	else if (pick && *pick)
-		c->pending = strdup(pick);
 	return r->alts[x].content;
 }
 
@@ -374,7 +439,20 @@ static void turn(chat *c, const char *text)
 	pwb_diag_init(&d);
 	char *mine = strdup(text);
 	pwb_response *r = mine ? ask_turn(c, mine, &d) : NULL;
-	if (r) {
+	if (r && cancel_asked) {
+		/* Ctrl-C: what was streamed stays on the screen; nothing of
+		 * this turn goes into the history. */
+		printf("%s\n", c->streamed ? "\n(cancelled)"
+					     : "(cancelled: the answers are "
+					       "not shown)");
+		cancel_asked = 0;
+		pwb_response_free(c->last);
+		c->last = r;
+	} else if (r) {
+		if (r->prompt_check &&
+		    pwb_decision_verdict(r->prompt_check) == PWB_VERDICT_REDACT)
+			printf("(your message was redacted before the model "
+			       "saw it: personal data)\n");
 		const char *kept = show_answer(c, r);
 		/* The history holds the turn as the model saw it: personal
 		 * data redacted, never in clear on a later turn. */
@@ -389,20 +467,50 @@ static void turn(chat *c, const char *text)
 		pwb_response_free(c->last);
 		c->last = r;
 	}
+	cancel_asked = 0; /* a Ctrl-C after the answer was made */
 	free(mine);
 	pwb_diag_release(&d);
 }
 
+/* The user's stored model: whether there is one, and its version. */
+static pwb_status stored_model(chat *c, bool *learnt, int64_t *version,
+			       pwb_diag *d)
+{
+	pwb_store_user row;
+	*learnt = false;
+	*version = 0;
+	size_t keep = d->n;
+	pwb_status st =
+	    pwb_store_user_get(c->g.store, c->o->ra.org, c->o->user, &row, d);
+	if (st == PWB_ENOTFOUND) {
+		pwb__diag_rewind(d, keep);
+		return PWB_OK;
+	}
+	if (st)
+		return st;
+	*learnt = row.model_len > 0;
+	*version = row.model_version;
+	pwb_store_user_release(&row);
+	return PWB_OK;
+}
+
+/* Says what `pwb user reset` says for the same reset. */
 static void reset(chat *c)
 {
 	pwb_diag d;
 	pwb_diag_init(&d);
-	pwb_status st = pwb_pipeline_reset(c->g.pipeline, c->o->ra.org,
-					   c->o->user, &d);
-	if (st == PWB_ENOTFOUND || !st)
-		puts("pwb has forgotten what it learnt about you.");
-	else
+	bool learnt, after;
+	int64_t version;
+	pwb_status st = stored_model(c, &learnt, &version, &d);
+	if (!st)
+		st = pwb_pipeline_reset(c->g.pipeline, c->o->ra.org,
+					c->o->user, &d);
+	if (!st)
+		st = stored_model(c, &after, &version, &d);
+	if (st)
 		cli_report(NULL, st, &d);
+	else
+		cli_say_reset(c->o->ra.org, c->o->user, learnt, version);
 	pwb_diag_release(&d);
 }
 
@@ -425,39 +533,66 @@ static void consent(chat *c)
 
 /* ---- the chat ---- */
 
+/* Runs a chat command; false when line is not one. /why shows r. */
+static bool command(chat *c, const char *line, const pwb_response *r)
+{
+	if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
+		c->quit = true;
+	else if (!strcmp(line, "/why"))
+		show_why(r);
+	else if (!strcmp(line, "/reset"))
+		reset(c);
+	else if (!strcmp(line, "/consent"))
+		consent(c);
+	else if (!strcmp(line, "/help"))
+		fputs(chat_help, stdout);
+	else
+		return false;
+	return true;
+}
+
 static void chat_loop(chat *c)
 {
 	if (c->tty)
 		printf("Chat as %s with %s. /help for commands, /quit to end.\n",
 		       c->o->user, pwb_engine_name(c->g.engine));
-	char *next = NULL; /* a line kept from the a/b question */
-	for (;;) {
-		free(next);
-		next = c->pending;
-		c->pending = NULL;
-		const char *line = next ? next : read_line(c, "you> ");
+	while (!c->quit) {
+		const char *line = read_line(c, "you> ");
 		if (!line)
 			break;
-		if (!*line)
+		/* A blank line is no message (pwb ask refuses an empty
+		 * PROMPT): nothing is sent. */
+		if (!line[strspn(line, " \t")])
 			continue;
-		if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
-			break;
-		if (!strcmp(line, "/why"))
-			show_why(c->last);
-		else if (!strcmp(line, "/reset"))
-			reset(c);
-		else if (!strcmp(line, "/consent"))
-			consent(c);
-		else if (!strcmp(line, "/help"))
-			fputs(chat_help, stdout);
-		else if (line[0] == '/')
+		if (line[0] == '/' && !command(c, line, c->last))
 			printf("unknown command '%s'; /help lists them\n",
 			       line);
-		else
+		else if (line[0] != '/')
 			turn(c, line);
 		fflush(stdout);
 	}
-	free(next);
+}
+
+/* An erased user is not served: the chat does not start. */
+static int check_user(chat *c)
+{
+	pwb_store_user row;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st =
+	    pwb_store_user_get(c->g.store, c->o->ra.org, c->o->user, &row, &d);
+	bool erased = !st && row.erased;
+	if (!st)
+		pwb_store_user_release(&row);
+	if (st && st != PWB_ENOTFOUND)
+		cli_store_report(c->g.store, "read the user", st, &d);
+	else if (erased)
+		fprintf(stderr,
+			"pwb chat: user '%s' of org '%s' was erased: pwb "
+			"answers and stores nothing more for them\n",
+			c->o->user, c->o->ra.org);
+	pwb_diag_release(&d);
+	return (st && st != PWB_ENOTFOUND) || erased ? CLI_FAIL : CLI_OK;
 }
 
 /* Without --db: a store in a temporary folder, removed at the end. */
@@ -503,19 +638,25 @@ int cli_chat(int argc, char **argv)
 	int rc = cli_parse(&a, spec, PWB_ARRAY_LEN(spec), chat_usage, NULL);
 	if (rc)
 		return cli_parsed(rc);
-	if (!o.user)
-		return cli_usage_error(&a, "--user ID is required");
+	bool seed_given = o.seed != 0;
+	if ((rc = cli_gen_check(&a, &o)))
+		return rc;
 	if ((rc = cli_resolve_run(&o.ra, &a))) {
 		cli_resolve_release(&o.ra);
 		return rc;
 	}
-	chat c = {.o = &o, .tty = isatty(0) && isatty(1), .width = 80};
+	chat c = {.o = &o,
+		  .tty = isatty(0) && isatty(1),
+		  .width = 80,
+		  .seed_given = seed_given};
 	struct winsize ws;
 	if (c.tty && !ioctl(1, TIOCGWINSZ, &ws) && ws.ws_col)
 		c.width = ws.ws_col;
 	rc = o.db ? CLI_OK : temp_store(&c);
 	if (!rc)
 		rc = cli_gen_open(&a, &o, &c.g);
+	if (!rc)
+		rc = check_user(&c);
 	if (!rc) {
 		catch_signals();
 		chat_loop(&c);

@@ -6,6 +6,7 @@
 #define PWB_CLI_H
 
 #include "pwb/pwb.h"
+#include "util/util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -136,6 +137,10 @@ static inline int cli_parsed(int rc)
 {
 	return rc == CLI_HELP ? CLI_OK : rc;
 }
+
+/* The did-you-mean hint for a misspelt name among cands: pwb__hint_for,
+ * and also two neighbouring letters swapped ("aks" for "ask"). */
+pwb__hint cli_hint_for(const char *name, const char *const *cands, size_t n);
 
 /* Prints "pwb policy resolve: msg" and a hint to --help; returns 2. */
 int cli_usage_error(const cli_args *a, const char *fmt, ...)
@@ -295,6 +300,19 @@ typedef struct cli_gen_opts {
 	double temperature;
 } cli_gen_opts;
 
+/* --seed S into the uint64_t x: 1..2^64-1 (0 is refused: the pipeline
+ * reads it as "no seed given"). */
+#define CLI_SEED_WHAT                                                          \
+	"a whole number in 1..18446744073709551615 (leave --seed out for a "   \
+	"random one)"
+#define CLI_OPT_SEED(x)                                                        \
+	{                                                                      \
+		.name = "seed", .kind = CLI_UINT,                              \
+		.target = CLI__AT(uint64_t, x), .lo = 1,                       \
+		.hi = 18446744073709551615.0, .size = CLI__UINT_SIZE(x),       \
+		.what = CLI_SEED_WHAT                                          \
+	}
+
 #define CLI_GEN_SPEC(o)                                                        \
 	CLI_RESOLVE_SPEC_NO_SETTINGS(&(o)->ra), CLI_ENGINE_SPEC(&(o)->eo),     \
 	    CLI_OPT_STR("user", (o)->user), CLI_OPT_STR("db", (o)->db),        \
@@ -302,7 +320,7 @@ typedef struct cli_gen_opts {
 	    CLI_OPT_STR("lexicons", (o)->lexicons),                            \
 	    CLI_OPT_STR("detector", (o)->detector),                            \
 	    CLI_OPT_UINT("n", (o)->n, 1, PWB_ENGINE_MAX_N),                    \
-	    CLI_OPT_UINT("seed", (o)->seed, 0, 1e18),                          \
+	    CLI_OPT_SEED((o)->seed),                                           \
 	    CLI_OPT_UINT("max-tokens", (o)->max_tokens, 1,                     \
 			 PWB_ENGINE_MAX_TOKENS),                               \
 	    CLI_OPT_NUM("temperature", (o)->temperature, 0, 10)
@@ -315,11 +333,47 @@ typedef struct cli_gen_opts {
 	"  --prefs MODEL        the population preference model\n"            \
 	"                       (from 'pwb prefs train'); default: zeros\n"    \
 	"  --n N                candidates (1..16; default: the org's)\n"      \
-	"  --seed S             sampling seed (default: the clock)\n"          \
+	"  --seed S             sampling seed, 1..2^64-1; candidate i samples\n" \
+	"                       with S+i (default: a random seed from the\n"   \
+	"                       system for each request)\n"                    \
 	"  --max-tokens N       per candidate (default 256)\n"                 \
 	"  --temperature T      0 for greedy (default 0.8)\n"                  \
 	"  --lexicons DIR       lexicons (default DIR/lexicons)\n"             \
 	"  --detector FILE      a linear detector from 'pwb bounds train'\n"
+
+/*
+ * The checks of a generating command's options before anything is opened
+ * (usage errors): --user is a usable id, --upstream-model goes with
+ * --upstream only, and the files named by --model, --prefs, --detector
+ * and --guard-model can be opened (else "--prefs: cannot open FILE: why",
+ * CLI_FAIL). Without --seed, o->seed gets a random one (cli_random_seed).
+ */
+int cli_gen_check(cli_args *a, cli_gen_opts *o);
+
+/* A seed from the system's random source (getrandom), never 0. */
+uint64_t cli_random_seed(void);
+
+/*
+ * A usage error unless id (the value of --opt) is a usable identifier:
+ * not empty, without control characters (newlines, tabs, escapes).
+ */
+int cli_check_id(cli_args *a, const char *opt, const char *id);
+
+/* CLI_OK when the file given by --opt can be opened for reading, else
+ * prints "CMD: --opt: cannot open PATH: why" and returns CLI_FAIL. */
+int cli_check_readable(cli_args *a, const char *opt, const char *path);
+
+/*
+ * Prints a failed request of `pwb ask` or `pwb chat` (cli_report); for
+ * PWB_EBOUNDS, names the user and org whose stored settings lie outside
+ * the bounds and how to replace them.
+ */
+void cli_report_request(const cli_gen_opts *o, pwb_status st, pwb_diag *d);
+
+/* What `pwb user reset` and the chat's /reset print: the user's learnt
+ * preferences forgotten (and the model's version), or nothing to do. */
+void cli_say_reset(const char *org, const char *user, bool learnt,
+		   int64_t version);
 
 /* What a generating command has open; each NULL until opened. */
 typedef struct cli_gen {

@@ -762,8 +762,17 @@ static int give_run(cli_args *a, const give_opts *o, pwb_feedback_give *fb)
 		pp.policy = pol;
 		pp.store = s;
 		pp.prefs = cli_prefs_open(o->prefs, &failed);
-		if (!failed && !(st = pwb_pipeline_new(&pl, &pp, &d)))
-			st = pwb_pipeline_feedback(pl, fb, &res, &d);
+		if (!failed && !(st = pwb_pipeline_new(&pl, &pp, &d)) &&
+		    (st = pwb_pipeline_feedback(pl, fb, &res, &d)) &&
+		    d.n > 1) {
+			/* One feedback fails for one reason: the last message
+			 * says it for the decision (a model of another layout
+			 * also leaves the reader's own words before it). */
+			pwb_diag_entry last = d.entries[d.n - 1];
+			d.entries[d.n - 1] = d.entries[0];
+			d.entries[0] = last;
+			pwb__diag_rewind(&d, 1);
+		}
 		if (st)
 			cli_report(NULL, st, &d);
 	}
@@ -808,6 +817,10 @@ static int cmd_give(cli_args *a)
 	if (!o.db || !o.org || !o.user || !o.decision)
 		return cli_usage_error(a, "--db, --org, --user and --decision "
 					  "are required");
+	if ((rc = cli_check_id(a, "--user", o.user)))
+		return rc;
+	if (o.prefs && (rc = cli_check_readable(a, "prefs", o.prefs)))
+		return rc;
 	pwb_feedback_give fb;
 	if ((rc = give_kind(a, &o, &fb)))
 		return rc;

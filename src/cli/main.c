@@ -107,7 +107,7 @@ int main(int argc, char **argv)
 			return commands[i].run(argc - 1, argv + 1);
 		names[i] = commands[i].name;
 	}
-	pwb__hint h = pwb__hint_for(cmd, names, PWB_ARRAY_LEN(commands));
+	pwb__hint h = cli_hint_for(cmd, names, PWB_ARRAY_LEN(commands));
 	fprintf(stderr, "pwb: unknown command '%s'%s\nTry 'pwb --help'.\n", cmd,
 		h.text);
 	return CLI_USAGE;

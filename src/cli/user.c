@@ -70,7 +70,10 @@ static int parse(cli_args *a, user_args *u, const char *usage, bool now)
 	    CLI_OPT_NEED("db", u->db, "URL"), CLI_OPT_NEED("org", u->org, "ID"),
 	    CLI_OPT_NEED("user", u->user, "ID"), CLI_OPT_NOW(u->now)};
 	/* --now only where the command writes. */
-	return cli_parse(a, spec, PWB_ARRAY_LEN(spec) - !now, usage, NULL);
+	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec) - !now, usage, NULL);
+	if (!rc)
+		rc = cli_check_id(a, "--user", u->user);
+	return rc;
 }
 
 /* What the two commands do about a user, for messages. */
@@ -189,20 +192,33 @@ static const char consent_usage[] =
  * Opens the store and checks org against the policies (given, or the
  * folder the store recorded), resolving with the settings file when one
  * is given: a setting out of bounds is refused here, naming the tier,
- * source, rule and basis. *settings_json gets the file's text.
+ * source, rule and basis. *settings_json gets the file's text. Nothing
+ * is created before the arguments are known good: with --policies the
+ * resolve comes first; without, only a store that exists is opened.
  */
 static int open_checked(cli_args *a, const user_args *u, const char *policies,
 			const char *settings, pwb_store **s,
 			char **settings_json)
 {
 	*settings_json = NULL;
-	if (!(*s = cli_store_open(u->db)))
-		return CLI_FAIL;
+	*s = NULL;
 	char *dir = NULL;
-	int rc = cli_store_policies_for(a, *s, policies, &dir);
-	cli_resolve r = {.policies = dir, .org = u->org, .settings = settings};
+	cli_resolve r = {.org = u->org, .settings = settings};
+	int rc = CLI_OK;
+	if (!policies) {
+		bool missing = false;
+		*s = cli_store_open_mode(u->db, PWB_STORE_EXISTING, &missing);
+		if (!*s && !missing)
+			return CLI_FAIL;
+		rc = cli_store_policies_for(a, *s, NULL, &dir);
+		r.policies = dir;
+	} else {
+		r.policies = policies;
+	}
 	if (!rc)
 		rc = cli_resolve_run(&r, a);
+	if (!rc && !*s && !(*s = cli_store_open(u->db)))
+		rc = CLI_FAIL;
 	if (!rc && policies)
 		rc = cli_store_record_policies(*s, policies);
 	if (!rc && settings) {
@@ -229,6 +245,8 @@ static int cmd_consent(cli_args *a)
 		return cli_parsed(rc);
 	if (grant == withdraw)
 		return cli_usage_error(a, "give one of --grant and --withdraw");
+	if ((rc = cli_check_id(a, "--user", u.user)))
+		return rc;
 	pwb_store *s = NULL;
 	char *unused = NULL;
 	if ((rc = open_checked(a, &u, policies, NULL, &s, &unused))) {
@@ -297,6 +315,8 @@ static int cmd_settings(cli_args *a)
 		return cli_parsed(rc);
 	if (pos.n != 1)
 		return cli_usage_error(a, "give one settings FILE, or '-'");
+	if ((rc = cli_check_id(a, "--user", u.user)))
+		return rc;
 	pwb_store *s = NULL;
 	char *json = NULL;
 	rc = open_checked(a, &u, policies, pos.v[0], &s, &json);
@@ -369,13 +389,8 @@ static int cmd_reset(cli_args *a)
 		doing(what, sizeof(what), "reset", &u);
 		cli_store_report(s, what, st, &d);
 		rc = CLI_FAIL;
-	} else if (learnt)
-		printf("user %s of org %s: learnt preferences forgotten (model "
-		       "version %lld); the population model serves them\n",
-		       u.user, u.org, (long long)version);
-	else
-		printf("user %s of org %s: nothing learnt, nothing to reset\n",
-		       u.user, u.org);
+	} else
+		cli_say_reset(u.org, u.user, learnt, version);
 	if (got)
 		pwb_store_user_release(&row);
 	pwb_store_free(s);

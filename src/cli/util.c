@@ -3,9 +3,11 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +31,27 @@ void cli_report(const char *where, pwb_status st, pwb_diag *d)
 		fprintf(stderr, "%s%serror: %s\n", where ? where : "",
 			where ? ": " : "", pwb_status_str(st));
 	cli_print_diag(d);
+}
+
+/* Whether a is b with two neighbouring characters swapped. */
+static bool transposed(const char *a, const char *b)
+{
+	size_t n = strlen(a), i = 0;
+	if (n != strlen(b) || n < 2)
+		return false;
+	while (i < n && a[i] == b[i])
+		i++;
+	return i + 1 < n && a[i] == b[i + 1] && a[i + 1] == b[i] &&
+	       !strcmp(a + i + 2, b + i + 2);
+}
+
+pwb__hint cli_hint_for(const char *name, const char *const *cands, size_t n)
+{
+	pwb__hint h = pwb__hint_for(name, cands, n);
+	for (size_t i = 0; !h.text[0] && i < n; i++)
+		if (transposed(name, cands[i]))
+			h = pwb__hint_text(cands[i]);
+	return h;
 }
 
 int cli_usage_error(const cli_args *a, const char *fmt, ...)
@@ -58,6 +81,9 @@ static int unknown_option(cli_args *a, const cli_spec *spec, size_t n,
 	char want[256];
 	snprintf(want, sizeof(want), "%.*s", (int)len, body);
 	const char *s = pwb__suggest(want, names, k);
+	for (size_t i = 0; !s && i < k; i++)
+		if (transposed(want, names[i]))
+			s = names[i];
 	if (s)
 		return cli_usage_error(
 		    a, "unknown option '--%s' (did you mean '--%s'?)", want, s);
@@ -365,7 +391,7 @@ int cli_dispatch(int argc, char **argv, const char *group, const char *usage,
 		if (k < PWB_ARRAY_LEN(names))
 			names[k++] = subs[i].name;
 	}
-	pwb__hint h = pwb__hint_for(argv[1], names, k);
+	pwb__hint h = cli_hint_for(argv[1], names, k);
 	fprintf(stderr,
 		"pwb %s: unknown subcommand '%s'%s\nTry 'pwb %s --help'.\n",
 		group, argv[1], h.text, group);
@@ -382,4 +408,128 @@ bool cli_print_json(const json_t *j)
 	puts(s);
 	free(s);
 	return true;
+}
+
+/* ---- the options of the generating commands ---- */
+
+uint64_t cli_random_seed(void)
+{
+	uint64_t seed = 0;
+	unsigned char *p = (unsigned char *)&seed;
+	size_t got = 0;
+	while (got < sizeof(seed)) {
+		ssize_t n = getrandom(p + got, sizeof(seed) - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < sizeof(seed)) {
+		/* No getrandom (an old kernel): the clock's nanoseconds and
+		 * the process id, spread over all 64 bits. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		seed = pwb__mix64((uint64_t)ts.tv_sec * 1000000000u +
+				  (uint64_t)ts.tv_nsec) ^
+		       pwb__mix64((uint64_t)getpid());
+	}
+	return seed ? seed : 1;
+}
+
+int cli_check_id(cli_args *a, const char *opt, const char *id)
+{
+	if (!*id)
+		return cli_usage_error(a, "%s is empty", opt);
+	for (const unsigned char *c = (const unsigned char *)id; *c; c++)
+		if (*c < 0x20 || *c == 0x7f)
+			return cli_usage_error(
+			    a,
+			    "%s must not contain control characters (a "
+			    "newline, tab or escape); byte %zu is 0x%02x",
+			    opt, (size_t)(c - (const unsigned char *)id), *c);
+	return CLI_OK;
+}
+
+int cli_check_readable(cli_args *a, const char *opt, const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK);
+	struct stat st;
+	const char *why = NULL;
+	if (fd < 0)
+		why = strerror(errno);
+	else if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+		why = "it is a folder";
+	if (fd >= 0)
+		close(fd);
+	if (!why)
+		return CLI_OK;
+	fprintf(stderr, "%s: --%s: cannot open %s: %s\n", a->cmd, opt, path,
+		why);
+	return CLI_FAIL;
+}
+
+int cli_gen_check(cli_args *a, cli_gen_opts *o)
+{
+	if (!o->user)
+		return cli_usage_error(a, "--user ID is required");
+	int rc = cli_check_id(a, "--user", o->user);
+	if (!rc && o->ra.org)
+		rc = cli_check_id(a, "--org", o->ra.org);
+	if (rc)
+		return rc;
+	if (o->eo.upstream_model && !o->eo.upstream)
+		return cli_usage_error(a, "--upstream-model names the model "
+					  "sent to --upstream URL; it does not "
+					  "go with --model FILE.gguf");
+	if (o->eo.guard_upstream_model && !o->eo.guard_upstream)
+		return cli_usage_error(a, "--guard-upstream-model goes with "
+					  "--guard-upstream URL only");
+	const struct {
+		const char *opt, *path;
+	} files[] = {{"model", o->eo.model},
+		     {"guard-model", o->eo.guard_model},
+		     {"prefs", o->prefs},
+		     {"detector", o->detector}};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(files); i++)
+		if (files[i].path &&
+		    (rc = cli_check_readable(a, files[i].opt, files[i].path)))
+			return rc;
+	if (!o->seed)
+		o->seed = cli_random_seed();
+	return CLI_OK;
+}
+
+void cli_report_request(const cli_gen_opts *o, pwb_status st, pwb_diag *d)
+{
+	if (st != PWB_EBOUNDS || !d->n) {
+		cli_report(NULL, st, d);
+		return;
+	}
+	/* One line per setting: whose it is, why, and how to replace it. */
+	pwb_diag_sort(d);
+	char line[4096];
+	for (size_t i = 0; i < d->n; i++) {
+		pwb_diag_format(&d->entries[i], line, sizeof(line));
+		fprintf(stderr,
+			"%s (the stored settings of user '%s' of org '%s'; "
+			"replace them with 'pwb user settings --db URL --org "
+			"%s --user %s FILE')\n",
+			line, o->user, o->ra.org, o->ra.org, o->user);
+	}
+	if (d->dropped)
+		fprintf(stderr, "error: %zu more errors not shown\n",
+			d->dropped);
+}
+
+void cli_say_reset(const char *org, const char *user, bool learnt,
+		   int64_t version)
+{
+	if (learnt)
+		printf("user %s of org %s: learnt preferences forgotten (model "
+		       "version %lld); the population model serves them\n",
+		       user, org, (long long)version);
+	else
+		printf("user %s of org %s: nothing learnt, nothing to reset\n",
+		       user, org);
 }

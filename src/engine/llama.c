@@ -6,7 +6,8 @@
  * context, decodes the prompt once on sequence 0, copies its cache to
  * sequences 1..N-1 (each has a cache of its own) and then decodes the N
  * candidates together: one batch per step, one token per sequence still
- * running, each sampled by its own sampler chain seeded seed + i.
+ * running, each sampled by its own sampler chain seeded seed + i (all
+ * 64 bits folded into llama.cpp's 32, sampler_seed).
  */
 #include "engine/engine_int.h"
 
@@ -48,7 +49,10 @@ typedef struct llama_engine {
 	pthread_cond_t freed;
 	/* What the pool decoded, for tests (pwb__llama_get_stats). */
 	_Atomic uint64_t decodes, decoded;
-	/* Embeddings: one context of its own, used by one call at a time. */
+	/* Embeddings: one context of its own, used by one call at a time,
+	 * made by the first call (under elock): a pipeline whose preference
+	 * model has no embeddings never pays for it. */
+	bool embeddings;
 	struct llama_context *ectx;
 	size_t n_embd;
 	pthread_mutex_t elock;
@@ -218,6 +222,15 @@ static pwb_status load_model(llama_engine *le, const pwb_llama_params *p,
 	if (t && !(le->tmpl = pwb__strdup(t)))
 		return PWB_ENOMEM;
 	size_t train = (size_t)llama_model_n_ctx_train(le->model);
+	if (p->n_ctx && train && p->n_ctx > train) {
+		/* Past its training context a model's text falls apart:
+		 * refused, not clamped silently. */
+		pwb_diag_add(diag, p->model_path, 0, 0,
+			     "a context of %zu tokens (--ctx) is more than "
+			     "the %zu tokens the model was trained with",
+			     p->n_ctx, train);
+		return PWB_EINVAL;
+	}
 	le->n_ctx = p->n_ctx ? p->n_ctx
 			     : (train && train < PWB__LLAMA_CTX_MAX
 				    ? train
@@ -242,18 +255,11 @@ static pwb_status make_contexts(llama_engine *le, const pwb_llama_params *p,
 				     last_error);
 			return PWB_ENOMEM;
 		}
-	if (p->embeddings) {
-		if (!(le->ectx = new_context(le, true))) {
-			pwb_diag_add(diag, p->model_path, 0, 0,
-				     "llama.cpp cannot make an embedding "
-				     "context%s%s",
-				     *last_error ? ": " : "", last_error);
-			return PWB_ENOMEM;
-		}
+	le->embeddings = p->embeddings;
+	if (p->embeddings)
 		le->head.embed_dim = le->n_embd < PWB_ENGINE_MAX_EMBED
 					 ? le->n_embd
 					 : PWB_ENGINE_MAX_EMBED;
-	}
 	return PWB_OK;
 }
 
@@ -592,6 +598,22 @@ static int decode_prompt(llama_engine *le, struct llama_context *ctx,
 	return rc;
 }
 
+/*
+ * The 32-bit seed of llama.cpp's sampler for the 64-bit seed s: a
+ * splitmix64 step, its halves folded, so that seeds differing in any bit
+ * (above bit 31 too) sample differently. LLAMA_DEFAULT_SEED would mean
+ * "random" to llama.cpp: the same s must always give the same text.
+ */
+static uint32_t sampler_seed(uint64_t s)
+{
+	s += 0x9e3779b97f4a7c15u;
+	s = (s ^ (s >> 30)) * 0xbf58476d1ce4e5b9u;
+	s = (s ^ (s >> 27)) * 0x94d049bb133111ebu;
+	s ^= s >> 31;
+	uint32_t v = (uint32_t)(s ^ (s >> 32));
+	return v == LLAMA_DEFAULT_SEED ? v - 1 : v;
+}
+
 static struct llama_sampler *new_sampler(const pwb_gen_params *p, size_t i)
 {
 	struct llama_sampler *s =
@@ -605,7 +627,7 @@ static struct llama_sampler *new_sampler(const pwb_gen_params *p, size_t i)
 	llama_sampler_chain_add(s, llama_sampler_init_top_p((float)p->top_p, 1));
 	llama_sampler_chain_add(s, llama_sampler_init_temp((float)p->temperature));
 	llama_sampler_chain_add(
-	    s, llama_sampler_init_dist((uint32_t)(p->seed + i)));
+	    s, llama_sampler_init_dist(sampler_seed(p->seed + i)));
 	return s;
 }
 
@@ -849,6 +871,19 @@ static pwb_status llama_embed(pwb_engine *e, const char *text, size_t len,
 		return st;
 	}
 	pthread_mutex_lock(&le->elock);
+	if (!le->ectx && le->embeddings) {
+		last_error[0] = '\0';
+		le->ectx = new_context(le, true);
+	}
+	if (!le->ectx) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "%s: llama.cpp cannot make an embedding "
+			     "context%s%s",
+			     e->name, *last_error ? ": " : "", last_error);
+		pthread_mutex_unlock(&le->elock);
+		free(toks);
+		return PWB_ENOMEM;
+	}
 	struct llama_batch b = llama_batch_init((int32_t)n, 0, 1);
 	fill_one_sequence(&b, toks, n);
 	const float *v = NULL;

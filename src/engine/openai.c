@@ -42,6 +42,9 @@
 /* With no deadline, a Retry-After longer than this fails the call rather
  * than hold it for the endpoint's convenience. */
 #define MAX_RETRY_AFTER_S 60
+/* After every candidate of a stream has its finish reason, how long the
+ * usage event and "[DONE]" may take before pwb hangs up. */
+#define END_GRACE_S 0.5
 #define CHAT_PATH "/chat/completions"
 #define BEARER "Authorization: Bearer "
 
@@ -111,7 +114,9 @@ static void oa_log(const oa_engine *e, pwb_log_level level, const char *fmt,
 static void quote(const oa_engine *e, char *out, const char *s)
 {
 	size_t kl = e->key ? strlen(e->key) : 0;
-	size_t take = strnlen(s, MAX_QUOTE + kl);
+	/* A few bytes past the cap, to see whether the cap falls inside a
+	 * character. */
+	size_t take = strnlen(s, MAX_QUOTE + kl + 4);
 	char *t = pwb__strndup(s, take);
 	if (!t) {
 		memcpy(out, "(not shown)", 12);
@@ -341,6 +346,8 @@ typedef struct oa_req {
 	bool kind_known;
 	bool sse;	    /* an event stream, else one JSON document */
 	bool sse_done;	    /* "data: [DONE]" arrived */
+	bool usage_seen;    /* a stream's usage event arrived */
+	double all_done_at; /* when every candidate had finished, or 0 */
 	bool stopped_early; /* every candidate was done: we hung up */
 	bool too_large;
 	bool added; /* text went to a candidate: no retry from here on */
@@ -612,8 +619,10 @@ static pwb_status take_answer(oa_req *r, json_t *j, bool delta)
 			       r->call->e->endpoint, q);
 	}
 	json_t *u = json_object_get(j, "usage");
-	if (json_is_object(u))
+	if (json_is_object(u)) {
 		take_usage(r, u);
+		r->usage_seen |= delta;
+	}
 	json_t *ch = json_object_get(j, "choices");
 	if (!ch || json_is_null(ch))
 		return PWB_OK; /* a stream's usage event; checked at the end */
@@ -649,21 +658,27 @@ static pwb_status on_event(void *user, const char *type, const char *data,
 }
 
 /*
- * True when a stream need not be read to its end: every candidate is done
- * and at least one was ended here (a stop string the endpoint was not
- * sent or did not apply, or the caller's on_text), so that the endpoint
- * may still be generating. Otherwise the stream's own end (with its
- * usage) is near.
+ * True when a stream need not be read to its end: "[DONE]" came (nothing
+ * after it counts, and an endpoint may keep the connection open), or
+ * every candidate is done and either one was ended here (a stop string
+ * the endpoint was not sent or did not apply, or the caller's on_text),
+ * so that the endpoint may still be generating, or the usage event, the
+ * last before "[DONE]", has come too. Otherwise the stream's own end is
+ * near.
  */
-static bool req_needs_no_more(const oa_req *r)
+static bool req_needs_no_more(oa_req *r)
 {
+	if (r->sse_done)
+		return true;
 	bool ended_here = false;
 	for (size_t k = r->first; k < r->first + r->n; k++) {
 		if (!r->call->cand[k].done)
 			return false;
 		ended_here |= !r->call->finished[k];
 	}
-	return ended_here;
+	if (!r->all_done_at)
+		r->all_done_at = pwb__now();
+	return ended_here || r->usage_seen;
 }
 
 /* Decided at the first bytes of the body, once status and type are known:
@@ -770,7 +785,8 @@ static void req_clear_answer(oa_req *r)
 	pwb__sse_release(&r->parser);
 	pwb__sse_init(&r->parser, 0, 0);
 	pwb__buf_release(&r->raw);
-	r->kind_known = r->sse = r->sse_done = false;
+	r->kind_known = r->sse = r->sse_done = r->usage_seen = false;
+	r->all_done_at = 0;
 	r->stopped_early = r->too_large = false;
 	r->received = r->prompt_tokens = r->completion_tokens = 0;
 	r->st = PWB_OK;
@@ -1069,14 +1085,36 @@ static void collect_finished(oa_call *c)
 	}
 }
 
-/* How long the loop may sleep: until the next waiting request or the
- * deadline, and never long (curl's own timers are shorter anyway). */
+/* Streams whose every candidate finished END_GRACE_S ago and that sent
+ * neither usage nor "[DONE]" nor closed: pwb hangs up, the answers are
+ * complete. */
+static void hang_up_ended(oa_call *c)
+{
+	double now = pwb__now();
+	for (size_t i = 0; i < c->n_req && !c->err; i++) {
+		oa_req *r = &c->req[i];
+		if (r->state == REQ_RUNNING && r->all_done_at &&
+		    now >= r->all_done_at + END_GRACE_S) {
+			r->stopped_early = true;
+			req_finished(c, r, CURLE_WRITE_ERROR);
+		}
+	}
+}
+
+/* How long the loop may sleep: until the next waiting request, a stream's
+ * grace or the deadline, and never long (curl's own timers are shorter
+ * anyway). */
 static int poll_ms(const oa_call *c)
 {
 	double now = pwb__now(), wake = now + 1.0;
-	for (size_t i = 0; i < c->n_req; i++)
-		if (c->req[i].state == REQ_WAITING && c->req[i].start_at < wake)
-			wake = c->req[i].start_at;
+	for (size_t i = 0; i < c->n_req; i++) {
+		const oa_req *r = &c->req[i];
+		if (r->state == REQ_WAITING && r->start_at < wake)
+			wake = r->start_at;
+		if (r->state == REQ_RUNNING && r->all_done_at &&
+		    r->all_done_at + END_GRACE_S < wake)
+			wake = r->all_done_at + END_GRACE_S;
+	}
 	if (c->deadline && c->deadline < wake)
 		wake = c->deadline;
 	return wake <= now ? 0 : (int)((wake - now) * 1000) + 1;
@@ -1102,6 +1140,7 @@ static pwb_status call_run(oa_call *c)
 					 c->e->endpoint,
 					 curl_multi_strerror(mc));
 		collect_finished(c);
+		hang_up_ended(c);
 		if (c->err || !call_busy(c))
 			break;
 		if (c->deadline && pwb__now() >= c->deadline)

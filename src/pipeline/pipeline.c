@@ -632,8 +632,13 @@ static pwb_status stream_obligations(req_run *rr)
 		pwb__buf_release(&o);
 		return PWB_ENOMEM;
 	}
-	/* Not to a caller that cancelled (pipeline.h). */
-	if (o.len > from && !rr->stream_cancelled)
+	/* Not to a caller that cancelled, and then not in the content
+	 * either: the content is what the caller got (pipeline.h). */
+	if (rr->stream_cancelled) {
+		o.len = from;
+		if (o.s)
+			o.s[from] = '\0';
+	} else if (o.len > from)
 		rr->req->on_text(rr->req->on_text_user, o.s + from,
 				 o.len - from, false);
 	free(r->content);

@@ -109,6 +109,32 @@ static void add_numeric(pwb__buf *o, const pwb_eff_dimension *d)
 		      d->value);
 }
 
+/* Bytes of a setting's own value quoted in a sentence. */
+#define PWB__QUOTE_MAX 64
+
+/* A value a user set, quoted: on one line (control characters become
+ * spaces), at most PWB__QUOTE_MAX bytes cut at a character boundary, so
+ * that a setting can neither add sentences of its own to pwb's system
+ * message nor crowd it out. */
+static void add_value(pwb__buf *o, const char *v)
+{
+	size_t n = strlen(v), at = 0;
+	pwb__buf_addc(o, '\'');
+	while (at < n && at < PWB__QUOTE_MAX) {
+		size_t k = pwb__utf8_seq((const unsigned char *)v + at, n - at);
+		if (!k || at + k > PWB__QUOTE_MAX)
+			break;
+		if ((unsigned char)v[at] < 0x20 || v[at] == 0x7f)
+			pwb__buf_addc(o, ' ');
+		else
+			pwb__buf_add(o, v + at, k);
+		at += k;
+	}
+	if (at < n)
+		pwb__buf_adds(o, "…");
+	pwb__buf_addc(o, '\'');
+}
+
 static void add_language(pwb__buf *o, const char *code)
 {
 	for (size_t i = 0; i < PWB_ARRAY_LEN(languages); i++)
@@ -116,7 +142,9 @@ static void add_language(pwb__buf *o, const char *code)
 			pwb__buf_addf(o, "Answer in %s.\n", languages[i][1]);
 			return;
 		}
-	pwb__buf_addf(o, "Answer in the language with the code '%s'.\n", code);
+	pwb__buf_adds(o, "Answer in the language with the code ");
+	add_value(o, code);
+	pwb__buf_adds(o, ".\n");
 }
 
 static void add_enum(pwb__buf *o, const pwb_eff_dimension *d)
@@ -133,7 +161,9 @@ static void add_enum(pwb__buf *o, const pwb_eff_dimension *d)
 			pwb__buf_addf(o, "%s\n", enums[i].text);
 			return;
 		}
-	pwb__buf_addf(o, "Keep '%s' as '%s'.\n", d->id, v);
+	pwb__buf_addf(o, "Keep '%s' as ", d->id);
+	add_value(o, v);
+	pwb__buf_adds(o, ".\n");
 }
 
 /* Obligations the model itself must follow (the others are applied to

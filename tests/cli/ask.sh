@@ -271,4 +271,169 @@ after=$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'pwb-chat.*' 2>/dev/null | wc -
 if [ "$after" -le "$before" ]; then ok "chat: the temporary store is removed"; else
 	fail "chat: the temporary store is removed" "$after folders left, $before before"; fi
 
+# out_has NAME PATTERN: stdout matches PATTERN (grep -E).
+out_has() {
+	if grep -Eq -- "$2" "$tmp/out"; then ok "$1"; else
+		fail "$1" "stdout does not say '$2': $(head -c 300 "$tmp/out" | tr '\n' '|') $(shown)"; fi
+}
+
+# The choice waits through commands: /why shows the answer in question
+# and the question comes back; a reply that is no letter asks again; a
+# blank line is no message (nothing sent, no error).
+chat_in 'Tell me a story\n/why\nB\n'
+out_has "chat: /why at the choice, then the choice is still taken" "^decision dec_.*"
+out_has "chat: the letter after /why records the choice" "^\((noted|not learnt)"
+chat_in 'Tell me a story\nmaybe\nA\n'
+out_has "chat: an unknown reply at the choice asks again" "^Type A or B"
+out_has "chat: the letter after it records the choice" "^\((noted|not learnt)"
+chat_in '   \n\t\n'
+if [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ]; then ok "chat: a blank line sends nothing"; else
+	fail "chat: a blank line sends nothing" "exit $rc: $(shown)"; fi
+
+# Each alternative of the pair is shown as the user would see it, with
+# its obligations: here every text is health advice (a lexicon of our
+# own), so clinic-info's disclaimer comes with both.
+mkdir -p "$tmp/lex"
+printf 'specialized_advice.health\tregex\t0.9\t[a-z]{2}\tany word\n' >"$tmp/lex/en.tsv"
+printf 'Tell me a story\n' | timeout 120 "$pwb" chat --policies "$pol" --org clinic-info \
+	--user chat-u --model "$model" --n 2 --seed 1 --max-tokens 12 --threads 1 \
+	--lexicons "$tmp/lex" >"$tmp/out" 2>"$tmp/err"
+n_disc=$(grep -c "not medical advice" "$tmp/out")
+if [ "$n_disc" -eq 2 ]; then ok "chat: both alternatives shown with their disclaimer"; else
+	fail "chat: both alternatives shown with their disclaimer" "$n_disc disclaimers: $(head -c 300 "$tmp/out" | tr '\n' '|')"; fi
+
+# ---- seeds ----
+run "${ask[@]}" --user u1 --seed 0 "Hi"
+expect_error "usage: --seed 0 is refused, naming the range" 2 "--seed must be a whole number in 1\.\.18446744073709551615"
+run ask --help
+if grep -q "random seed" "$tmp/out"; then ok "ask --help: the default seed is random"; else
+	fail "ask --help: the default seed is random"; fi
+# Two asks at once, without --seed (in the same second, mostly).
+noseed=(ask --policies "$pol" --org acme-tutor "${eng[@]}" --n 2 --max-tokens 24 --json)
+timeout "$run_timeout" "$pwb" "${noseed[@]}" --user u1 "Tell me a story." >"$tmp/rand1.json" 2>/dev/null &
+timeout "$run_timeout" "$pwb" "${noseed[@]}" --user u1 "Tell me a story." >"$tmp/rand2.json" 2>/dev/null &
+wait
+if python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(0 if [x["content"] for x in a["alternatives"]] != [x["content"] for x in b["alternatives"]] else 1)' "$tmp/rand1.json" "$tmp/rand2.json"; then
+	ok "without --seed, two asks at once sample differently"; else
+	fail "without --seed, two asks at once sample differently"; fi
+run "${ask[@]}" --user u1 --seed 7 --json "Tell me a story."
+cp "$tmp/out" "$tmp/lo.json"
+run "${ask[@]}" --user u1 --seed $((7 + (1 << 32))) --json "Tell me a story."
+if python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(0 if [x["content"] for x in a["alternatives"]] != [x["content"] for x in b["alternatives"]] else 1)' "$tmp/lo.json" "$tmp/out"; then
+	ok "seeds that differ only above bit 31 sample differently"; else
+	fail "seeds that differ only above bit 31 sample differently"; fi
+
+# ---- the context, files and options ----
+run "${ask[@]}" --user u1 --ctx 100000 "Hi"
+expect_error "--ctx past the model's training context" 1 "100000 tokens.*more than the [0-9]+ tokens the model was trained with"
+run "${ask[@]}" --user u1 --prefs "$tmp/no-such.pwbp" "Hi"
+expect_error "a missing --prefs file names the option" 1 "^pwb ask: --prefs: cannot open .*no-such\.pwbp"
+run "${ask[@]}" --user u1 --upstream-model some-model "Hi"
+expect_error "usage: --upstream-model with --model" 2 "--upstream-model.*--model"
+run "${ask[@]}" --user "$(printf 'u1\nx')" "Hi"
+expect_error "usage: a --user with a newline" 2 "--user must not contain control characters"
+printf '  \n' | timeout "$run_timeout" "$pwb" "${ask[@]}" --user u1 - >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect_error "usage: an empty prompt on standard input" 2 "PROMPT is empty"
+run "${ask[@]}" --user u1 "My email is ana.schmidt@example.com. Tell me a story."
+expect "a redacted prompt is said so in text" 0 "your prompt was redacted before the model saw it"
+
+# ---- stored settings and users ----
+db2="sqlite:$tmp/more.db"
+printf '{"dimensions": {"humour": 0.5}}' >"$tmp/mid.json"
+run user settings --db "$db2" --policies "$pol" --org acme-tutor --user wide-u "$tmp/mid.json"
+expect "settings stored for the bounds case" 0 ""
+python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("UPDATE users SET settings = '"'"'{\"dimensions\": {\"humour\": 0.9}}'"'"' WHERE id = '"'"'wide-u'"'"'")
+c.commit()' "$tmp/more.db"
+run "${ask[@]}" --db "$db2" --user wide-u "Hi"
+expect_error "stored settings out of bounds name the user, org and the fix" 1 "humour.*user 'wide-u' of org 'acme-tutor'.*pwb user settings"
+
+run user erase --db "$db2" --org acme-tutor --user wide-u
+printf 'Hi\n' | timeout 120 "$pwb" chat --db "$db2" --policies "$pol" --org acme-tutor \
+	--user wide-u "${eng[@]}" --n 2 --max-tokens 8 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+expect "chat for an erased user exits 1" 1 "user 'wide-u' of org 'acme-tutor' was erased"
+
+# /reset in the chat says what pwb user reset says.
+run user consent --db "$db2" --org acme-tutor --user reset-u --withdraw
+printf '/reset\n' | timeout 120 "$pwb" chat --db "$db2" --policies "$pol" --org acme-tutor \
+	--user reset-u "${eng[@]}" --n 2 --max-tokens 8 >"$tmp/out" 2>"$tmp/err"
+cp "$tmp/out" "$tmp/chat-reset"
+run user reset --db "$db2" --org acme-tutor --user reset-u
+if [ -s "$tmp/out" ] && diff -q "$tmp/out" "$tmp/chat-reset" >/dev/null; then
+	ok "/reset and pwb user reset say the same"; else
+	fail "/reset and pwb user reset say the same" "$(cat "$tmp/chat-reset") vs $(cat "$tmp/out")"; fi
+
+# Usage errors of user settings and consent write no store.
+run user settings --db "sqlite:$tmp/none1.db" --org acme-tutor --user u1 "$tmp/mid.json"
+expect_error "usage: settings for a new store without --policies" 2 "--policies"
+run user settings --db "sqlite:$tmp/none2.db" --policies "$pol" --org acme-tutor --user u1 "$tmp/no-such.json"
+expect "settings from a missing file" 1 "no-such\.json"
+run user consent --db "sqlite:$tmp/none3.db" --org acme-tutor --user u1 --grant
+expect_error "usage: consent for a new store without --policies" 2 "--policies"
+run user consent --db "sqlite:$tmp/none4.db" --org acme-tutor --user "$(printf 'u\t1')" --grant --policies "$pol"
+expect_error "usage: consent for a --user with a tab" 2 "control characters"
+if ls "$tmp"/none*.db >/dev/null 2>&1; then
+	fail "failed user settings and consent create no store" "$(ls "$tmp"/none*.db | tr '\n' ' ')"; else
+	ok "failed user settings and consent create no store"; fi
+
+# Feedback with a preference model of another layout: one line.
+if "$pwb" simulate prefs --users 3 --events 10 --out "$tmp/sim.jsonl" >/dev/null 2>&1 &&
+	"$pwb" prefs train --data "$tmp/sim.jsonl" --out "$tmp/small.pwbp" --hash-bits 10 >/dev/null 2>&1; then
+	decide fb-u "Tell me a story."
+	run "${give[@]}" --user fb-u --decision "$dec" --choose B --prefs "$tmp/small.pwbp"
+	expect_error "feedback with a --prefs model of another layout: one error" 1 "another preference model"
+fi
+
+# Ctrl-C while an answer streams cancels it and the chat goes on; a
+# slow upstream of our own streams a word every 50 ms for 30 s.
+cat >"$tmp/slow.py" <<'PYEOF'
+import http.server, json, sys, time
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        try:
+            for i in range(600):
+                d = {"choices": [{"index": 0, "delta": {"content": "word "}}]}
+                self.wfile.write(b"data: " + json.dumps(d).encode() + b"\n\n")
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.wfile.write(b"data: [DONE]\n\n")
+        except OSError:
+            pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+s.serve_forever()
+PYEOF
+python3 "$tmp/slow.py" "$tmp/port" &
+srv=$!
+for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+mkfifo "$tmp/chat.in"
+"$pwb" chat --policies "$pol" --org open-studio --user sig-u --n 1 \
+	--upstream "http://127.0.0.1:$(cat "$tmp/port")/v1" <"$tmp/chat.in" >"$tmp/out" 2>"$tmp/err" &
+chat_pid=$!
+( sleep 90; kill "$chat_pid" 2>/dev/null ) &
+dog=$!
+exec 3>"$tmp/chat.in"
+printf 'Tell me a story\n' >&3
+sleep 2
+kill -INT "$chat_pid"
+sleep 1
+printf '/why\n' >&3
+exec 3>&-
+wait "$chat_pid"
+rc=$?
+kill "$dog" "$srv" 2>/dev/null
+wait "$srv" 2>/dev/null
+if [ "$rc" -eq 0 ] && grep -q "(cancelled)" "$tmp/out" && grep -q "^decision dec_" "$tmp/out"; then
+	ok "chat: Ctrl-C cancels the answer being streamed, and the chat goes on"; else
+	fail "chat: Ctrl-C cancels the answer being streamed, and the chat goes on" "exit $rc: $(tail -c 200 "$tmp/out" | tr '\n' '|') $(shown)"; fi
+
 finish

@@ -252,6 +252,32 @@ for cmd in "${commands[@]}"; do
 		fail "pwb $g $t: did you mean '$s'" "exit status $rc: $(shown)"
 	fi
 done
+# Two neighbouring letters swapped is a typo too ("aks" for "ask").
+# swapped WORD: WORD with its first two letters after the first swapped.
+swapped() {
+	local w=$1
+	printf '%s\n' "${w:0:1}${w:2:1}${w:1:1}${w:3}"
+}
+for w in ask chat user; do
+	t=$(swapped "$w")
+	run "$t"
+	if [ "$rc" -eq 2 ] && grep -q "unknown command '$t' (did you mean '$w'?)" "$tmp/err"; then
+		ok "pwb $t: did you mean '$w'"
+	else
+		fail "pwb $t: did you mean '$w'" "exit status $rc: $(shown)"
+	fi
+done
+run user ersae
+if [ "$rc" -eq 2 ] && grep -q "did you mean 'erase'?" "$tmp/err"; then
+	ok "pwb user ersae: did you mean 'erase'"; else
+	fail "pwb user ersae: did you mean 'erase'" "exit status $rc: $(shown)"; fi
+
+# bounds check names its detectors where ask and chat take --detector.
+run bounds check --policies . --org x --detector lexicon hi
+if [ "$rc" -eq 2 ] && grep -q "lexicon, pii, linear, guard" "$tmp/err" &&
+	grep -q -- "--model FILE" "$tmp/err"; then
+	ok "bounds check --detector: the detectors' names and --model"; else
+	fail "bounds check --detector: the detectors' names and --model" "exit status $rc: $(shown)"; fi
 
 # ---- output that a help shows as it is ----
 

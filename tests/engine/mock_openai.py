@@ -41,6 +41,15 @@ unique, e.g. "echo+crlf/t7". Flags:
   huge             an answer of 17 MiB
   key              requires "Authorization: Bearer $MOCK_OPENAI_KEY"; else
                    401 with a message that quotes the header it got
+  replies:T0,T1,.. choice k's text is Tk (k modulo their number), each
+                   URL-decoded (a comma inside a text as %2C)
+  errmsg:TEXT      the error message of status:S, URL-decoded
+  errfill:N:TEXT   and then TEXT (URL-decoded) N times more
+  drop:K           the first K requests are closed without any answer
+  no-done          a stream ends after the finish reasons: no usage event,
+                   no [DONE]
+  hold:MS          a stream stays open MS milliseconds after its last event
+                   before it ends
 
 python3's standard library only.
 """
@@ -112,9 +121,12 @@ def candidates(req, flags):
         stops = [stops]
     out = []
     for k in range(n):
-        if "echo" in flags or "reply" in flags:
+        if "echo" in flags or "reply" in flags or "replies" in flags:
             if "reply" in flags:
                 text = urllib.parse.unquote(flags["reply"])
+            elif "replies" in flags:
+                texts = flags["replies"].split(",")
+                text = urllib.parse.unquote(texts[k % len(texts)])
             else:
                 users = [m for m in req["messages"] if m["role"] == "user"]
                 text = users[-1]["content"] if users else ""
@@ -214,6 +226,9 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self, req, flags, nth):
         if "slow" in flags:
             time.sleep(int(flags["slow"]) / 1000)
+        if "drop" in flags and nth <= int(flags["drop"]):
+            self.close_connection = True  # not a byte: an empty reply
+            return
         if "fail500" in flags and nth <= int(flags["fail500"]):
             # Quotes the header, as careless servers do: pwb must not
             # repeat the key in its messages or logs.
@@ -229,8 +244,13 @@ class Handler(BaseHTTPRequestHandler):
                     "message": "Incorrect API key provided: " + got}})
                 return
         if "status" in flags:
-            self.send_json(int(flags["status"]),
-                           {"error": {"message": "the mock refuses this"}})
+            msg = "the mock refuses this"
+            if "errmsg" in flags:
+                msg = urllib.parse.unquote(flags["errmsg"])
+            if "errfill" in flags:
+                times, _, fill = flags["errfill"].partition(":")
+                msg += urllib.parse.unquote(fill) * int(times)
+            self.send_json(int(flags["status"]), {"error": {"message": msg}})
             return
         if "retry-after" in flags and nth == 1:
             self.send_json(429, {"error": {"message": "slow down"}},
@@ -296,10 +316,13 @@ class Handler(BaseHTTPRequestHandler):
                             "message": "the model fell over"}}, flags)
         for k, (_, finish) in enumerate(cands):
             self.event(delta(k, {}, finish), flags)
-        if (req.get("stream_options") or {}).get("include_usage"):
-            self.event({"id": "chatcmpl-mock", "choices": [],
-                        "usage": usage(req, cands)}, flags)
-        self.event("[DONE]", flags)
+        if "no-done" not in flags:
+            if (req.get("stream_options") or {}).get("include_usage"):
+                self.event({"id": "chatcmpl-mock", "choices": [],
+                            "usage": usage(req, cands)}, flags)
+            self.event("[DONE]", flags)
+        if "hold" in flags:
+            time.sleep(int(flags["hold"]) / 1000)
         self.chunk(b"")
 
     def cut(self, flags):

@@ -15,7 +15,7 @@
  *     only in their categories, so that one seed gives them the same
  *     candidates), with a lexicon of the test's own: every common story
  *     word is "profanity" (t-all forbids it: every candidate is blocked)
- *     and the word "king" is "harassment" (t-some forbids it: the
+ *     and the word "little" is "harassment" (t-some forbids it: the
  *     candidates that say it are dropped, and a stream that reaches it is
  *     cut before its sentence).
  *
@@ -53,7 +53,7 @@
 #include "pwb/pwb.h"
 
 #define MAX_TOKENS 48
-#define BLOCK_WORD "king" /* the tiny lexicon's harassment word */
+#define BLOCK_WORD "little" /* the tiny lexicon's harassment word */
 
 static char src_dir[900];
 static char model_path[1024];
@@ -137,7 +137,7 @@ static void write_tiny_policies(void)
 	write_org("t-some",
 		  "  profanity: {permission: allow, basis: \"test\"}\n"
 		  "  harassment: {permission: forbid, basis: \"Test: no "
-		  "kings\"}\n");
+		  "that word\"}\n");
 	write_file("tiny/lexicons/en.tsv",
 		   "# The test's lexicon: common story words, and one word.\n"
 		   "profanity\tword\t0.9\tthe\tcommon\n"
