@@ -129,6 +129,7 @@ typedef struct pwb_response {
 	bool personal;	/* scored with the user's own model */
 	bool learns;	/* feedback on it will be learnt from */
 	size_t prompt_tokens, completion_tokens;
+	uint64_t seed;	/* candidate i sampled with seed + i */
 	double seconds; /* the whole request */
 } pwb_response;
 

@@ -68,7 +68,7 @@ static void print_response(const pwb_response *r, bool recorded)
 	fprintf(stderr, "\n");
 }
 
-static int ask(cli_gen_opts *o, pwb_pipeline *pl, const char *prompt,
+static int ask(cli_gen_opts *o, cli_gen *g, const char *prompt,
 	       bool json_out)
 {
 	pwb_chat_msg m = {"user", prompt};
@@ -86,11 +86,13 @@ static int ask(cli_gen_opts *o, pwb_pipeline *pl, const char *prompt,
 	pwb_response *r = NULL;
 	pwb_diag d;
 	pwb_diag_init(&d);
-	pwb_status st = pwb_pipeline_chat(pl, &req, &r, &d);
+	pwb_status st = pwb_pipeline_chat(g->pipeline, &req, &r, &d);
 	int rc = CLI_FAIL;
 	char *json = NULL;
 	if (st) {
 		cli_report_request(o, st, &d);
+	} else if (cli_gen_served(g)) {
+		/* printed */
 	} else if (json_out) {
 		if (!pwb_response_to_json(r, &json)) {
 			printf("%s\n", json);
@@ -153,7 +155,7 @@ int cli_ask(int argc, char **argv)
 	if (!rc)
 		rc = cli_gen_open(&a, &o, &g);
 	if (!rc)
-		rc = ask(&o, g.pipeline, prompt, json);
+		rc = ask(&o, &g, prompt, json);
 	if (prompt)
 		cli_gen_close(&g);
 	free(prompt);

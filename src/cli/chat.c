@@ -327,8 +327,12 @@ static pwb_response *ask_turn(chat *c, const char *text, pwb_diag *d)
 		pwb_diag_clear(d);
 		return ask_turn(c, text, d);
 	}
-	if (st)
+	if (st) {
 		cli_report_request(c->o, st, d);
+	} else if (cli_gen_served(&c->g)) {
+		pwb_response_free(r);
+		r = NULL;
+	}
 	return r;
 }
 

@@ -383,6 +383,8 @@ typedef struct cli_gen {
 	pwb_engine_guard guard;
 	pwb_store *store;
 	pwb_pipeline *pipeline;
+	const char *policies; /* recorded in the store by cli_gen_served() */
+	bool recorded;
 } cli_gen;
 
 /* Opens engine, bounds, store and pipeline for options whose policy is
@@ -390,6 +392,10 @@ typedef struct cli_gen {
  * usage error; cli_gen_close() in every case. */
 int cli_gen_open(cli_args *a, cli_gen_opts *o, cli_gen *g);
 void cli_gen_close(cli_gen *g);
+/* After the first request served: the store records the policy folder
+ * for the commands that come after (feedback give, user ...), so that a
+ * failed request records nothing. CLI_OK or CLI_FAIL (printed). */
+int cli_gen_served(cli_gen *g);
 
 /* A subcommand: its name and the function that runs it. */
 typedef struct cli_sub {

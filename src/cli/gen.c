@@ -90,6 +90,14 @@ void cli_gen_close(cli_gen *g)
 	memset(g, 0, sizeof(*g));
 }
 
+int cli_gen_served(cli_gen *g)
+{
+	if (!g->store || g->recorded || !g->policies)
+		return CLI_OK;
+	g->recorded = true;
+	return cli_store_record_policies(g->store, g->policies);
+}
+
 int cli_gen_open(cli_args *a, cli_gen_opts *o, cli_gen *g)
 {
 	memset(g, 0, sizeof(*g));
@@ -118,11 +126,9 @@ int cli_gen_open(cli_args *a, cli_gen_opts *o, cli_gen *g)
 	if (!(g->bounds = cli_bounds_open(&o->ra, o->lexicons, o->detector,
 					  &g->guard)))
 		return CLI_FAIL;
-	/* The org is checked against the policies (resolved before); the
-	 * store records their folder for the commands that come after. */
-	if (o->db && (!(g->store = cli_store_open(o->db)) ||
-		      cli_store_record_policies(g->store, o->ra.policies)))
+	if (o->db && !(g->store = cli_store_open(o->db)))
 		return CLI_FAIL;
+	g->policies = o->ra.policies;
 	bool failed;
 	pwb_pipeline_params pp = pwb_pipeline_default_params();
 	pp.policy = o->ra.policy;

@@ -5,6 +5,7 @@
 #include "pipeline/pipeline_int.h"
 
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 static json_t *blocked_by_json(const pwb_response *r)
@@ -73,12 +74,23 @@ static json_t *input_json(const pwb_response *r)
 			 "history_withheld", (json_int_t)r->history_withheld);
 }
 
+/* The seed as a string of digits (64 bits do not fit JSON's doubles);
+ * none when nothing was generated. */
+static json_t *seed_json(const pwb_response *r)
+{
+	if (!r->n_alts)
+		return NULL;
+	char s[24];
+	snprintf(s, sizeof(s), "%llu", (unsigned long long)r->seed);
+	return json_string(s);
+}
+
 pwb_status pwb_response_to_json(const pwb_response *r, char **out)
 {
 	*out = NULL;
 	json_t *root = json_pack(
 	    "{s:s, s:s, s:s, s:s?, s:o?, s:o?, s:s?, s:s?, s:s, s:s, "
-	    "s:b, s:b, s:o?, s:o?, s:{s:I, s:I}, s:f}",
+	    "s:b, s:b, s:o?, s:o?, s:{s:I, s:I}, s:o?, s:f}",
 	    "decision_id", r->decision_id, "verdict",
 	    pwb_verdict_str(r->verdict), "content", r->content, "chosen",
 	    r->chosen != SIZE_MAX ? r->alts[r->chosen].id : NULL,
@@ -89,8 +101,8 @@ pwb_status pwb_response_to_json(const pwb_response *r, char **out)
 	    "learns", r->learns, "obligations", obligations_json(r), "input",
 	    input_json(r), "usage",
 	    "prompt_tokens", (json_int_t)r->prompt_tokens,
-	    "completion_tokens", (json_int_t)r->completion_tokens, "seconds",
-	    r->seconds);
+	    "completion_tokens", (json_int_t)r->completion_tokens, "seed",
+	    seed_json(r), "seconds", r->seconds);
 	if (!root)
 		return PWB_ENOMEM;
 	*out = json_dumps(root, JSON_INDENT(2));

@@ -507,6 +507,7 @@ static pwb_gen_params gen_params(const req_run *rr)
 static pwb_status generate(req_run *rr, pwb_diag *diag)
 {
 	pwb_gen_params gp = gen_params(rr);
+	rr->r->seed = gp.seed;
 	if (rr->req->on_text)
 		return pwb__stream_generate(rr->pl, rr->req, rr->r->effective,
 					    rr->msgs, rr->n_msgs, &gp, rr->r,

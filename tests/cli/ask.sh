@@ -136,6 +136,13 @@ run ask --policies "$pol" --org acme-tutor --user u1 --model "$model" --upstream
 expect_error "usage: both --model and --upstream" 2 "one of --model"
 run ask --policies "$pol" --org acme-tutor --user u1 "Hi"
 expect_error "usage: neither --model nor --upstream" 2 "one of --model"
+# A request that fails records nothing in a new store, not even its
+# policy folder (it is recorded after the first answer).
+run ask --db "sqlite:$tmp/failed.db" --policies "$pol" --org acme-tutor --user u1 \
+	--upstream http://127.0.0.1:9/v1 --upstream-model m "Hi"
+expect "a request to a dead endpoint fails" 1 "cannot connect"
+run user consent --db "sqlite:$tmp/failed.db" --org acme-tutor --user u1 --grant
+expect_error "a failed ask recorded no policy folder" 2 "records no policy folder"
 run "${ask[@]}" --user u1 --n 17 "Hi"
 expect_error "usage: --n 17" 2 "--n"
 run "${ask[@]}" --user u1
@@ -316,6 +323,12 @@ wait
 if python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(0 if [x["content"] for x in a["alternatives"]] != [x["content"] for x in b["alternatives"]] else 1)' "$tmp/rand1.json" "$tmp/rand2.json"; then
 	ok "without --seed, two asks at once sample differently"; else
 	fail "without --seed, two asks at once sample differently"; fi
+# The seed drawn is in --json, and sampling with it again gives the same.
+seed=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["seed"])' "$tmp/rand1.json" 2>/dev/null)
+run "${noseed[@]}" --user u1 --seed "${seed:-1}" "Tell me a story."
+if [ -n "$seed" ] && python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); b=json.load(open(sys.argv[2])); sys.exit(0 if a["seed"] == b["seed"] and [x["content"] for x in a["alternatives"]] == [x["content"] for x in b["alternatives"]] else 1)' "$tmp/rand1.json" "$tmp/out"; then
+	ok "--json gives the seed drawn; --seed with it samples the same"; else
+	fail "--json gives the seed drawn; --seed with it samples the same" "seed '$seed': $(shown)"; fi
 run "${ask[@]}" --user u1 --seed 7 --json "Tell me a story."
 cp "$tmp/out" "$tmp/lo.json"
 run "${ask[@]}" --user u1 --seed $((7 + (1 << 32))) --json "Tell me a story."
