@@ -9,9 +9,12 @@
 # Writes only under BUILD_DIR/eval (prefs-*.json). Exits 77 (skipped) with
 # a message when the shared data is absent. As a test (CTest runs it), it
 # fails unless the population model beats chance on held-out hh-rlhf pairs
-# and HateCheck labels (the lower end of the 95 % interval above 0.5), and
-# the personalised model beats the population model on simulated users who
-# differ (the intervals apart).
+# and HateCheck labels (the lower end of the 95 % interval above 0.5),
+# personalising never loses to the population on average where users agree
+# (HateCheck annotators, simulated users alike: personal >= population),
+# and it gains at least 15 points where they differ (simulated, spread 1).
+# It prints, per data set, the shrinkage k that cross-validation chose and
+# how many users personalising helped, left equal and hurt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -50,10 +53,14 @@ s0 = json.load(open(d + "/prefs-sim-spread0.json"))["accuracy"]
 checks = [
     ("hh-rlhf population above chance", hh["ci95"][0] > 0.5),
     ("hatecheck population above chance", hc["population"]["ci95"][0] > 0.5),
-    ("simulated: personal above population",
+    ("hatecheck: personal not below population",
+     hc["personal"]["mean"] >= hc["population"]["mean"]),
+    ("simulated: personal at least 15 points above population",
+     s1["personal"]["mean"] >= s1["population"]["mean"] + 0.15),
+    ("simulated: personal above population (intervals apart)",
      s1["personal"]["ci95"][0] > s1["population"]["ci95"][1]),
-    ("simulated, alike: personal within the population's interval",
-     s0["population"]["ci95"][0] <= s0["personal"]["mean"] <= s0["population"]["ci95"][1]),
+    ("simulated, alike: personal not below population",
+     s0["personal"]["mean"] >= s0["population"]["mean"]),
 ]
 print("hh-rlhf population %.3f; hatecheck population %.3f personal %.3f; "
       "simulated population %.3f personal %.3f explicit %.3f; alike %.3f / %.3f"
@@ -61,6 +68,16 @@ print("hh-rlhf population %.3f; hatecheck population %.3f personal %.3f; "
          s1["population"]["mean"], s1["personal"]["mean"],
          s1["explicit_only"]["mean"], s0["population"]["mean"],
          s0["personal"]["mean"]))
+for name in ("hatecheck-prefs", "sim-spread1", "sim-spread0"):
+    r = json.load(open(d + "/prefs-" + name + ".json"))
+    pu, sh = r["per_user"], r["shrinkage"]
+    print("%s: k = %s (%s); per user %d better, %d equal, %d worse "
+          "(hurt %.3f [%.3f, %.3f]); gain %+.3f [%+.3f, %+.3f]"
+          % (name, sh["k"], sh["chosen_by"], pu["wins"], pu["ties"],
+             pu["losses"], pu["hurt_share"]["mean"],
+             pu["hurt_share"]["ci95"][0], pu["hurt_share"]["ci95"][1],
+             pu["gain"]["mean"], pu["gain"]["ci95"][0],
+             pu["gain"]["ci95"][1]))
 bad = [n for n, ok in checks if not ok]
 for n in bad:
     print("FAIL", n)

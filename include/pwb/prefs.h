@@ -20,9 +20,10 @@
  * module keeps no global state: different objects may be used from
  * different threads at once. A pwb_prefs_model may be read (scored,
  * measured against, explained, saved, packed) from several threads at once
- * while nothing changes it; pwb_prefs_update_pair(), pwb_prefs_reset() and
- * pwb_prefs_user_load_mem() change it (they add users, grow its user table
- * and use a scratch buffer in it), so the caller locks: one of them at a
+ * while nothing changes it; the pwb_prefs_update_*() calls,
+ * pwb_prefs_reset(), pwb_prefs_set_shrink() and pwb_prefs_user_load_mem()
+ * change it (they add users or cohorts, grow their tables and use a scratch
+ * buffer in the model), so the caller locks: one of them at a
  * time, and no other call on that model meanwhile. A pwb_feedback_set may be
  * read from several threads while nothing appends to it; a
  * pwb_feedback_reader is used by one thread at a time.
@@ -146,7 +147,14 @@ pwb_status pwb_feedback_parse(pwb_feedback_set *into, const char *json,
  * with t_k the user's explicit targets. Updates (pairwise choices) use
  * FTRL-Proximal; weights on the scores of categories not on for the
  * user are clamped at <= 0 when scoring and never pushed above 0 when
- * learning.
+ * learning. When scoring, Δ_u counts by the evidence the user has given:
+ * it is weighted by s_u = n_u / (n_u + k), n_u the pairs learnt from the
+ * user and k the model's shrink_k (chosen by cross-validation across
+ * users when a model is trained from a file), so that a user without
+ * events scores exactly as the population. A cohort (a group named by a
+ * consented attribute, e.g. "age_band=18-24") may hold a deviation of its
+ * own, learnt from its members: a member then scores with
+ * w0 + s_u Δ_u + (1 − s_u) s_c Δ_c, starting from the cohort's model.
  */
 
 /* The measured dimensions, each on [0, 1] (formulas in docs/prefs.md).
@@ -208,6 +216,10 @@ typedef struct pwb_prefs_params {
 	double user_lr, user_l1, user_l2;
 	double pop_lr, pop_l1, pop_l2;
 	double beta;
+	/* Shrinkage strength k of the user's deviation when scoring:
+	 * Δ_u counts n/(n + k) after n pairs; 0 counts it fully from the
+	 * first pair, INFINITY never (population only). Default 8. */
+	double shrink_k;
 } pwb_prefs_params;
 
 pwb_prefs_params pwb_prefs_default_params(void);
@@ -281,9 +293,20 @@ pwb_status pwb_prefs_update_user_pair(pwb_prefs_model *m, const char *user,
 				      const pwb_prefs_features *rejected,
 				      const pwb_prefs_bounds *b);
 
+/* As pwb_prefs_update_user_pair(), for a cohort's deviation Δ_c: a choice
+ * by one of its members (cohort: an id of 1 to 256 bytes that the caller
+ * builds from a consented attribute, e.g. "age_band=18-24"). Neither w0
+ * nor any user's deviation changes. PWB_EINVAL without a cohort id,
+ * PWB_EBOUNDS without needed consent, PWB_ETOOLARGE for a new cohort
+ * past 4096, PWB_ENOMEM. */
+pwb_status pwb_prefs_update_cohort_pair(pwb_prefs_model *m, const char *cohort,
+					const pwb_prefs_features *chosen,
+					const pwb_prefs_features *rejected,
+					const pwb_prefs_bounds *b);
+
 /* Which parts of the score to use. */
 typedef enum pwb_prefs_scorer {
-	PWB_PREFS_PERSONAL,   /* (w0 + Δ_u)·φ − target penalty */
+	PWB_PREFS_PERSONAL,   /* (w0 + s_u Δ_u)·φ − target penalty */
 	PWB_PREFS_POPULATION, /* w0·φ */
 	PWB_PREFS_EXPLICIT    /* − target penalty only */
 } pwb_prefs_scorer;
@@ -294,6 +317,23 @@ void pwb_prefs_score(const pwb_prefs_model *m, const char *user,
 		     const pwb_prefs_features *cands, size_t n,
 		     const pwb_prefs_bounds *b, pwb_prefs_scorer how,
 		     double *scores);
+/* As pwb_prefs_score(), for a member of a cohort: PWB_PREFS_PERSONAL
+ * scores (w0 + s_u Δ_u + (1 − s_u) s_c Δ_c)·φ − target penalty, with s_c
+ * the cohort's own n/(n + k); a user without events starts from the
+ * cohort's model. cohort NULL or unknown: exactly pwb_prefs_score(). */
+void pwb_prefs_score_cohort(const pwb_prefs_model *m, const char *user,
+			    const char *cohort, const pwb_prefs_features *cands,
+			    size_t n, const pwb_prefs_bounds *b,
+			    pwb_prefs_scorer how, double *scores);
+/* The weight s_u = n/(n + k) the user's deviation has in their score
+ * (0 for an unknown user or one without events). */
+double pwb_prefs_user_weight(const pwb_prefs_model *m, const char *user);
+/* Sets the model's shrinkage strength (k >= 0, or INFINITY); PWB_EINVAL
+ * otherwise. */
+pwb_status pwb_prefs_set_shrink(pwb_prefs_model *m, double k);
+/* Cohorts with a deviation. */
+size_t pwb_prefs_n_cohorts(const pwb_prefs_model *m);
+bool pwb_prefs_has_cohort(const pwb_prefs_model *m, const char *cohort);
 
 /* Users with a deviation, and per-user state. */
 size_t pwb_prefs_n_users(const pwb_prefs_model *m);
@@ -324,10 +364,12 @@ pwb_status pwb_prefs_reset(pwb_prefs_model *m, const char *user,
 
 /* ---- model files and blobs ----
  *
- * A model file holds the population model and every user; a user blob
- * one user's deviation (for a database row). Both carry a magic, a
- * version and a BLAKE2b-256 checksum; loading refuses anything else
- * with PWB_EPARSE and a reason in diag, and loads nothing on failure.
+ * A model file holds the population model, its shrinkage strength, the
+ * cohorts and every user; a user blob one user's deviation (for a
+ * database row). Both carry a magic, a version and a BLAKE2b-256
+ * checksum; loading refuses anything else with PWB_EPARSE and a reason in
+ * diag, and loads nothing on failure. Model files of version 1 (before
+ * shrinkage and cohorts) load with the default shrink_k and no cohorts.
  * Saving writes a temporary file and renames it: a crash never leaves a
  * half-written model.
  */
@@ -342,8 +384,8 @@ pwb_status pwb_prefs_save_mem(const pwb_prefs_model *m, void **data,
 pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			      size_t len, const char *name, pwb_diag *diag);
 /* The population blob: the model without its users (a model file with
- * no users, which pwb_prefs_load_mem reads); with the users' blobs it
- * rebuilds the whole model. *data freed with free(); fails only with
+ * no users, cohorts kept, which pwb_prefs_load_mem reads); with the users'
+ * blobs it rebuilds the whole model. *data freed with free(); fails only with
  * PWB_ENOMEM. */
 pwb_status pwb_prefs_population_save_mem(const pwb_prefs_model *m, void **data,
 					 size_t *len);
@@ -390,6 +432,13 @@ typedef struct pwb_prefs_sim_params {
 	double spread;		/* how much users differ; default 1 */
 	double gain;		/* how consistently they choose; default 4 */
 	double rating_fraction; /* events that are 1-5 ratings; 0.2 */
+	/* Cohorts: 0 (default) none; else user u is in cohort u mod cohorts,
+	 * its events carry "rater": {"role": "end_user", "attributes":
+	 * {"cohort": "cN"}}, and theta_k gains the cohort's own offset,
+	 * cohort_spread · N(0, 1). With 0 the events are those of a run
+	 * without this field. */
+	size_t cohorts;
+	double cohort_spread; /* default 1 */
 } pwb_prefs_sim_params;
 
 pwb_prefs_sim_params pwb_prefs_sim_default_params(void);
@@ -422,7 +471,21 @@ pwb_status pwb_prefs_sim_settings(const pwb_prefs_sim_params *p, size_t u,
  * population model and the explicit targets alone. Accuracies are
  * averaged per user, then over users, with a 95 % percentile bootstrap
  * over users (seeded: the same data give the same numbers).
+ *
+ * The shrinkage strength k is chosen before testing, by cross-validation
+ * across users: each evaluated user's last test_fraction of their
+ * training events is held back, a model learns from the rest, and each
+ * k of pwb_prefs_shrink_grid scores the held-back pairs. Personalising
+ * must earn its place: unless the k with the best mean per-user
+ * log-likelihood beats the population alone (k infinite) by more than
+ * two standard errors of the per-user differences, k is infinite; else
+ * the largest k within one standard error of the best. The test events
+ * are never seen. pwb_prefs_train() chooses k the same way before it
+ * learns from every event.
  */
+#define PWB_PREFS_SHRINK_GRID_N 19
+/* The values of k tried: 0, 1, 2, 4, ..., 65536, INFINITY. */
+extern const double pwb_prefs_shrink_grid[PWB_PREFS_SHRINK_GRID_N];
 #define PWB_PREFS_CURVE_N 7
 /* Training events per user of the learning curve: 0, 1, 2, 5, 10, 20, 50. */
 extern const size_t pwb_prefs_curve_points[PWB_PREFS_CURVE_N];
@@ -434,6 +497,15 @@ typedef struct pwb_prefs_eval_params {
 	size_t bootstrap;	/* resamples; default 1000 */
 	uint64_t seed;		/* default 1 */
 	size_t rating_pairs;	/* pairs per rating in training; 8 */
+	/* k of the model's shrinkage: below 0 (default −1), chosen by
+	 * cross-validation across users; else this k (model.shrink_k is
+	 * ignored either way). */
+	double shrink_k;
+	/* A rater attribute (a key of "attributes") the raters consented to
+	 * be grouped by: each value is a cohort with its own deviation, and
+	 * a member starts from it. NULL (default): attributes are never
+	 * read. */
+	const char *cohort_attr;
 	/* A user's bounds and explicit targets; NULL, or false: none. */
 	bool (*user_bounds)(void *ctx, const char *user, pwb_prefs_bounds *b);
 	/* Now and then, the work done of a total, for a progress bar. */
@@ -460,6 +532,30 @@ typedef struct pwb_prefs_eval_result {
 	pwb_prefs_ci personal, population, explicit_only;
 	size_t curve_k[PWB_PREFS_CURVE_N];
 	pwb_prefs_ci curve[PWB_PREFS_CURVE_N];
+	/* The population model on the same users at each point. */
+	pwb_prefs_ci curve_population[PWB_PREFS_CURVE_N];
+	/* Per user tested: personal minus population accuracy (its mean
+	 * and interval), and whether personal was above (win), equal (tie)
+	 * or below (loss, personalisation hurt): counts, and the shares
+	 * with their bootstrap intervals over users. */
+	pwb_prefs_ci gain;
+	size_t wins, ties, losses;
+	pwb_prefs_ci win_share, tie_share, loss_share;
+	/* The shrinkage: k used, and whether cross-validation chose it,
+	 * over how many users; the mean per-user accuracy of each k of the
+	 * grid on the held-back events (cv_n 0: no cross-validation). */
+	double shrink_k;
+	bool shrink_by_cv;
+	size_t cv_n;
+	double cv_accuracy[PWB_PREFS_SHRINK_GRID_N];
+	double cv_log_likelihood[PWB_PREFS_SHRINK_GRID_N]; /* the criterion */
+	/* Cohorts (cohort_attr set): cohorts found, users tested who are in
+	 * one, and the learning curve of those users with their cohort's
+	 * prior (cohort_curve) against without it (cohort_base), on the
+	 * same users at each point. */
+	size_t n_cohorts, n_users_in_cohorts;
+	pwb_prefs_ci cohort_curve[PWB_PREFS_CURVE_N];
+	pwb_prefs_ci cohort_base[PWB_PREFS_CURVE_N];
 	/* Without any evaluated user: the last test_fraction of the
 	 * anonymous pairs, scored by the population model. */
 	size_t n_anonymous_test_pairs;

@@ -27,7 +27,9 @@ static const char train_usage[] =
     "\n"
     "Learns the population model and every user's deviation from\n"
     "feedback events (pairs and ratings, docs/prefs.md), in time order,\n"
-    "and writes the model file atomically.\n"
+    "and writes the model file atomically. The shrinkage strength k of\n"
+    "the deviations is first chosen by cross-validation across the users\n"
+    "with 5 events or more, and stored in the model.\n"
     "\n"
     "Options:\n"
     "  --data FILE          feedback events (JSONL; '-' for stdin)\n"
@@ -109,6 +111,26 @@ static void on_progress(void *ctx, size_t done, size_t total)
 	cli_progress_update(&p->bar, done);
 }
 
+/* k as JSON: a number, or the string "infinity" (population only). */
+static json_t *k_json(double k)
+{
+	if (isinf(k))
+		return json_string("infinity");
+	/* The grid's values are whole numbers: printed whole, not rounded
+	 * to the four digits of the other reals. */
+	if (k == floor(k) && k < 9e15)
+		return json_integer((json_int_t)k);
+	return json_real(k);
+}
+
+static const char *k_text(double k, char *buf, size_t len)
+{
+	if (isinf(k))
+		return "infinity (population only)";
+	snprintf(buf, len, "%g", k);
+	return buf;
+}
+
 /* Trains from a feedback file; prints errors. */
 static pwb_prefs_model *train_file(const char *data,
 				   const pwb_prefs_eval_params *ep,
@@ -166,6 +188,9 @@ static int cmd_train(cli_args *a)
 			      (json_int_t)pwb_prefs_n_users(m), "train_pairs",
 			      (json_int_t)res.n_train_pairs, "ties_dropped",
 			      (json_int_t)res.n_ties_dropped, "model", outp);
+		if (o)
+			json_object_set_new(o, "shrink_k",
+					    k_json(res.shrink_k));
 		char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
 		json_decref(o);
 		if (!js) {
@@ -177,10 +202,14 @@ static int cmd_train(cli_args *a)
 			free(js);
 		}
 	} else {
+		char kb[32];
 		printf("trained on %zu events (%zu pairs, %zu ties dropped) "
-		       "from %zu users; wrote %s\n",
+		       "from %zu users; shrinkage k = %s (%s); wrote %s\n",
 		       res.n_events, res.n_train_pairs, res.n_ties_dropped,
-		       pwb_prefs_n_users(m), outp);
+		       pwb_prefs_n_users(m),
+		       k_text(res.shrink_k, kb, sizeof(kb)),
+		       res.shrink_by_cv ? "by cross-validation" : "the default",
+		       outp);
 	}
 	pwb_diag_release(&diag);
 	pwb_prefs_model_free(m);
@@ -244,6 +273,9 @@ static int cmd_explain(cli_args *a)
 		    o, "updates",
 		    json_integer((json_int_t)pwb_prefs_user_events(m, user)));
 		json_object_set_new(o, "explanation", json_string(text));
+		/* How much the deviation counts in their scores, n/(n + k). */
+		json_object_set_new(o, "weight",
+				    json_real(pwb_prefs_user_weight(m, user)));
 		for (int k = 0; k < PWB_PREFS_N_DIMS; k++)
 			json_object_set_new(
 			    d, pwb_prefs_dim_name(k),
@@ -320,9 +352,12 @@ static const char eval_usage[] =
     "pairs within a user, ties dropped. Reports the population model, the\n"
     "personalised model and, with --settings-dir, explicit settings alone,\n"
     "each as a mean over users with a 95 % bootstrap interval (1000\n"
-    "resamples of users, seed 1), and a learning curve. Without any user\n"
-    "of 5 events, the last 30 % of the anonymous pairs test the population\n"
-    "model.\n"
+    "resamples of users, seed 1); how many users personalising helped,\n"
+    "left equal and hurt; and a learning curve, personal and population.\n"
+    "The shrinkage k of the personal deviations is first chosen by\n"
+    "cross-validation across users on their training events. Without any\n"
+    "user of 5 events, the last 30 % of the anonymous pairs test the\n"
+    "population model.\n"
     "\n"
     "Options:\n"
     "  --data FILE          feedback events (JSONL; '-' for stdin)\n"
@@ -334,6 +369,14 @@ static const char eval_usage[] =
     "  --test-fraction F    held-out share of each user's events (0.3)\n"
     "  --min-events N       events for a user to be evaluated (5)\n"
     "  --seed S             bootstrap seed (1)\n"
+    "  --shrink K           the shrinkage strength k of the personal\n"
+    "                       deviations (default: chosen by cross-\n"
+    "                       validation across users)\n"
+    "  --cohort-attr KEY    group raters by this attribute (one they\n"
+    "                       consented to): each value is a cohort whose\n"
+    "                       model a member starts from; with --policies\n"
+    "                       and --org, an attribute their learning\n"
+    "                       restrictions forbid is refused\n"
     "  --json               print the results as JSON\n"
     "  -h, --help           show this help\n"
     "\n"
@@ -342,7 +385,9 @@ static const char eval_usage[] =
     "      --policies policies --org acme-tutor\n"
     "\n"
     "Exit status: 0 on success, 1 on an error (a bad line of FILE or a\n"
-    "bad settings file, naming it), 2 on a usage error.\n";
+    "bad settings file, naming it; or nothing to evaluate: an empty FILE,\n"
+    "no user with enough events, every held-out rating tied), 2 on a\n"
+    "usage error.\n";
 
 typedef struct settings_ctx {
 	cli_resolve *ra;
@@ -425,6 +470,81 @@ static json_t *ci_json(const pwb_prefs_ci *c)
 	return o;
 }
 
+/* The choice of the shrinkage, the per-user comparison and the cohorts,
+ * added to the results' JSON. */
+static void add_json_extras(json_t *root, const pwb_prefs_eval_result *res,
+			    const char *cohort_attr, bool given)
+{
+	json_t *sh = json_object(), *cv = json_object();
+	json_object_set_new(sh, "k", k_json(res->shrink_k));
+	json_object_set_new(sh, "chosen_by",
+			    json_string(res->shrink_by_cv ? "cross-validation"
+					: given		  ? "given"
+							  : "default"));
+	json_object_set_new(sh, "cv_users",
+			    json_integer((json_int_t)res->cv_n));
+	for (int g = 0; res->cv_n && g < PWB_PREFS_SHRINK_GRID_N; g++) {
+		char key[32];
+		double k = pwb_prefs_shrink_grid[g];
+		if (isinf(k))
+			snprintf(key, sizeof(key), "infinity");
+		else
+			snprintf(key, sizeof(key), "%g", k);
+		json_object_set_new(cv, key, json_real(res->cv_accuracy[g]));
+	}
+	json_object_set_new(sh, "cv_accuracy", cv);
+	json_t *cl = json_object();
+	for (int g = 0; res->cv_n && g < PWB_PREFS_SHRINK_GRID_N; g++) {
+		char key[32];
+		double k = pwb_prefs_shrink_grid[g];
+		if (isinf(k))
+			snprintf(key, sizeof(key), "infinity");
+		else
+			snprintf(key, sizeof(key), "%g", k);
+		json_object_set_new(cl, key,
+				    json_real(res->cv_log_likelihood[g]));
+	}
+	json_object_set_new(sh, "cv_log_likelihood", cl);
+	json_object_set_new(root, "shrinkage", sh);
+	json_t *pu = json_object();
+	json_object_set_new(pu, "wins", json_integer((json_int_t)res->wins));
+	json_object_set_new(pu, "ties", json_integer((json_int_t)res->ties));
+	json_object_set_new(pu, "losses",
+			    json_integer((json_int_t)res->losses));
+	json_object_set_new(pu, "win_share", ci_json(&res->win_share));
+	json_object_set_new(pu, "tie_share", ci_json(&res->tie_share));
+	json_object_set_new(pu, "hurt_share", ci_json(&res->loss_share));
+	json_object_set_new(pu, "gain", ci_json(&res->gain));
+	json_object_set_new(root, "per_user", pu);
+	json_t *cp = json_object();
+	for (int q = 0; q < PWB_PREFS_CURVE_N; q++) {
+		char key[24];
+		snprintf(key, sizeof(key), "%zu", res->curve_k[q]);
+		json_object_set_new(cp, key,
+				    ci_json(&res->curve_population[q]));
+	}
+	json_object_set_new(root, "learning_curve_population", cp);
+	if (!cohort_attr)
+		return;
+	json_t *co = json_object(), *with = json_object(),
+	       *without = json_object();
+	json_object_set_new(co, "attribute", json_string(cohort_attr));
+	json_object_set_new(co, "n_cohorts",
+			    json_integer((json_int_t)res->n_cohorts));
+	json_object_set_new(co, "n_users",
+			    json_integer((json_int_t)res->n_users_in_cohorts));
+	for (int q = 0; q < PWB_PREFS_CURVE_N; q++) {
+		char key[24];
+		snprintf(key, sizeof(key), "%zu", res->curve_k[q]);
+		json_object_set_new(with, key, ci_json(&res->cohort_curve[q]));
+		json_object_set_new(without, key,
+				    ci_json(&res->cohort_base[q]));
+	}
+	json_object_set_new(co, "learning_curve_with_cohort", with);
+	json_object_set_new(co, "learning_curve_without_cohort", without);
+	json_object_set_new(root, "cohorts", co);
+}
+
 static void print_ci(const char *label, const pwb_prefs_ci *c)
 {
 	if (!c->n)
@@ -432,6 +552,78 @@ static void print_ci(const char *label, const pwb_prefs_ci *c)
 	else
 		printf("  %-14s %.3f  [%.3f, %.3f]  (%zu)\n", label, c->mean,
 		       c->lo, c->hi, c->n);
+}
+
+/* Whether the org's learning restrictions allow grouping raters by the
+ * attribute (a forbidden one is an error naming the rule's file and
+ * line). Without --policies, the caller vouches for the raters' consent. */
+static bool cohort_allowed(const cli_resolve *ra, const char *attr)
+{
+	if (!attr)
+		return true;
+	const pwb_eff_learning *l = pwb_effective_learning(ra->effective);
+	for (size_t i = 0; i < l->n_forbid_attributes; i++) {
+		if (strcmp(l->forbid_attributes[i], attr))
+			continue;
+		const pwb_provenance *p = &l->set_by;
+		if (p->file)
+			fprintf(stderr, "%s:%d: ", p->file, p->line);
+		fprintf(stderr,
+			"error: --cohort-attr %s: the learning restrictions "
+			"(%s) forbid learning from the attribute '%s'\n",
+			attr, p->source ? p->source : "policy", attr);
+		return false;
+	}
+	return true;
+}
+
+/* The per-user comparison, the shrinkage, the learning curve and the
+ * cohorts, as text. */
+static void print_text_extras(const pwb_prefs_eval_result *res,
+			      const char *cohort_attr, bool given)
+{
+	char kb[32];
+	if (res->n_users_tested == 1)
+		printf("note: one user tested: each interval is that user's "
+		       "number (there is nothing to resample)\n");
+	if (res->n_users_tested) {
+		printf("per user, personal against population: %zu better, "
+		       "%zu equal, %zu worse\n",
+		       res->wins, res->ties, res->losses);
+		print_ci("gain", &res->gain);
+		print_ci("better", &res->win_share);
+		print_ci("hurt", &res->loss_share);
+	}
+	if (res->shrink_by_cv)
+		printf("shrinkage: k = %s, chosen by cross-validation over %zu "
+		       "users' held-back training events\n",
+		       k_text(res->shrink_k, kb, sizeof(kb)), res->cv_n);
+	else if (given)
+		printf("shrinkage: k = %s, as given by --shrink\n",
+		       k_text(res->shrink_k, kb, sizeof(kb)));
+	else
+		printf("shrinkage: k = %s, the default: cross-validation "
+		       "needs 2 users with held-back pairs, and %zu had\n",
+		       k_text(res->shrink_k, kb, sizeof(kb)), res->cv_n);
+	printf("learning curve, by the user's training events (personal; "
+	       "population on the same users):\n");
+	for (int q = 0; q < PWB_PREFS_CURVE_N; q++) {
+		char label[32];
+		snprintf(label, sizeof(label), "%zu events", res->curve_k[q]);
+		print_ci(label, &res->curve[q]);
+		print_ci("  population", &res->curve_population[q]);
+	}
+	if (!cohort_attr)
+		return;
+	printf("cohorts by '%s': %zu, %zu tested users in one; their "
+	       "learning curve with the cohort's prior, and without:\n",
+	       cohort_attr, res->n_cohorts, res->n_users_in_cohorts);
+	for (int q = 0; q < PWB_PREFS_CURVE_N; q++) {
+		char label[32];
+		snprintf(label, sizeof(label), "%zu events", res->curve_k[q]);
+		print_ci(label, &res->cohort_curve[q]);
+		print_ci("  without", &res->cohort_base[q]);
+	}
 }
 
 int cli_eval_prefs(cli_args *a)
@@ -449,6 +641,8 @@ int cli_eval_prefs(cli_args *a)
 	    CLI_OPT_NUM("test-fraction", ep.test_fraction, 0.01, 0.99),
 	    CLI_OPT_UINT("min-events", ep.min_user_events, 2, 1e9),
 	    CLI_OPT_UINT("seed", ep.seed, 0, INT64_MAX),
+	    CLI_OPT_NUM("shrink", ep.shrink_k, 0, 1e12),
+	    CLI_OPT_STR("cohort-attr", ep.cohort_attr),
 	    CLI_OPT_FLAG("json", as_json)};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), eval_usage, NULL);
 	if (r)
@@ -456,9 +650,14 @@ int cli_eval_prefs(cli_args *a)
 	if (sdir && (!ra.policies || !ra.org))
 		return cli_usage_error(a, "--settings-dir needs --policies DIR "
 					  "and --org ID");
-	if (!sdir && (ra.policies || ra.org))
-		return cli_usage_error(a, "--policies and --org are used with "
-					  "--settings-dir only");
+	if (!sdir && !ep.cohort_attr && (ra.policies || ra.org))
+		return cli_usage_error(a,
+				       "--policies and --org are used with "
+				       "--settings-dir or --cohort-attr only");
+	if (ep.cohort_attr && !*ep.cohort_attr)
+		return cli_usage_error(a, "--cohort-attr needs an attribute");
+	if (!sdir && (!ra.policies != !ra.org))
+		return cli_usage_error(a, "--policies and --org go together");
 	settings_ctx sc = {&ra, sdir, false};
 	if (sdir) {
 		DIR *d = opendir(sdir);
@@ -468,7 +667,11 @@ int cli_eval_prefs(cli_args *a)
 			return CLI_FAIL;
 		}
 		closedir(d);
+	}
+	if (ra.policies) {
 		int rc = cli_resolve_run(&ra, a);
+		if (!rc && !cohort_allowed(&ra, ep.cohort_attr))
+			rc = CLI_FAIL;
 		if (rc) {
 			cli_resolve_release(&ra);
 			return rc;
@@ -542,6 +745,7 @@ int cli_eval_prefs(cli_args *a)
 			    json_pack("{s:I, s:I}", "resamples",
 				      (json_int_t)ep.bootstrap, "seed",
 				      (json_int_t)ep.seed));
+	add_json_extras(root, &res, ep.cohort_attr, ep.shrink_k >= 0);
 	if (as_json) {
 		bool printed = cli_print_json(root);
 		if (!printed)
@@ -565,14 +769,7 @@ int cli_eval_prefs(cli_args *a)
 			       res.n_anonymous_test_pairs);
 			print_ci("population", &res.anonymous_population);
 		}
-		printf("learning curve (personal, by the user's training "
-		       "events):\n");
-		for (int q = 0; q < PWB_PREFS_CURVE_N; q++) {
-			char label[32];
-			snprintf(label, sizeof(label), "%zu events",
-				 res.curve_k[q]);
-			print_ci(label, &res.curve[q]);
-		}
+		print_text_extras(&res, ep.cohort_attr, ep.shrink_k >= 0);
 	}
 	rc = fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 out:

@@ -2,22 +2,31 @@
  * evaluate.c - `pwb eval prefs`: a chronological split per user, the
  * learner trained online on the past, pairwise accuracy on the future of
  * (a) the population model, (b) the personalised model and (c) explicit
- * settings alone, with bootstrap confidence intervals over users and a
- * learning curve (docs/prefs.md).
+ * settings alone, with bootstrap confidence intervals over users, the
+ * users for whom personalising won, tied or lost, and a learning curve
+ * (docs/prefs.md). The shrinkage strength of the personal deviations is
+ * chosen first, by cross-validation across users on their training
+ * events alone.
  *
  * The file reads in the order data flows: duplicate checks, features of
- * every text, grouping and ordering by user, training and testing pairs,
- * the bootstrap, then the whole evaluation step by step (run() at the
- * end): the split, training, testing, the learning curve.
+ * every text, grouping and ordering by user (and their cohorts), training
+ * and testing pairs, the bootstrap, then the whole evaluation step by
+ * step (run() at the end): the split, the choice of the shrinkage,
+ * training, testing, the learning curve.
  */
 #include "prefs/prefs_int.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 const size_t pwb_prefs_curve_points[PWB_PREFS_CURVE_N] = {0,  1,  2, 5,
 							  10, 20, 50};
+
+const double pwb_prefs_shrink_grid[PWB_PREFS_SHRINK_GRID_N] = {
+    0,	 1,    2,    4,	   8,	 16,	32,    64,    128,     256,
+    512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, INFINITY};
 
 pwb_prefs_eval_params pwb_prefs_eval_default_params(void)
 {
@@ -28,6 +37,7 @@ pwb_prefs_eval_params pwb_prefs_eval_default_params(void)
 	p.bootstrap = 1000;
 	p.seed = 1;
 	p.rating_pairs = 8;
+	p.shrink_k = -1; /* chosen by cross-validation */
 	return p;
 }
 
@@ -184,6 +194,7 @@ typedef struct ev {
 	int64_t key;   /* ts, carried forward where missing */
 	int32_t user;  /* index of the user, -1 for none */
 	bool test;     /* held out */
+	bool val;      /* held back to choose the shrinkage */
 	uint32_t text; /* first text: chosen or response */
 	uint32_t ord;  /* position among the user's training events */
 } ev;
@@ -193,6 +204,8 @@ typedef struct euser {
 	size_t n;	/* events */
 	size_t n_train; /* training events */
 	bool evaluated; /* n >= min_user_events */
+	bool in_cv;	/* some training events held back for the choice */
+	char *cohort;	/* "attribute=value", or NULL */
 	size_t first;	/* index of its first event in the sorted order */
 	pwb_prefs_bounds bounds;
 	bool has_bounds;
@@ -228,6 +241,9 @@ typedef struct evalctx {
 	size_t n_anon; /* anonymous events, sorted first in evs */
 	bool any_eval; /* some user is evaluated */
 	double *vals;  /* per-user accuracies, for the bootstrap */
+	bool cv;       /* training for the choice of the shrinkage */
+	size_t cv_min; /* events for a user to take part in that choice */
+	bool cohorts;  /* score members with their cohort's prior */
 } evalctx;
 
 static int cmp_ev(const void *x, const void *y)
@@ -339,6 +355,56 @@ static pwb_status group(evalctx *c, pwb_diag *diag, const char *name)
 	return PWB_OK;
 }
 
+/* The value of the consented attribute in an event's rater attributes,
+ * as "attribute=value" (a string as it is, a number or true/false as
+ * JSON writes it), or NULL: absent, another kind of value, too long or
+ * out of memory (*oom). */
+static char *cohort_of(const char *attrs, const char *key, bool *oom)
+{
+	json_t *o = json_loads(attrs, 0, NULL);
+	json_t *v = json_is_object(o) ? json_object_get(o, key) : NULL;
+	char *out = NULL, *num = NULL;
+	const char *text = NULL;
+	if (json_is_string(v))
+		text = json_string_value(v);
+	else if (json_is_number(v) || json_is_boolean(v))
+		text = num = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	if (text && *text) {
+		size_t len = strlen(key) + 1 + strlen(text);
+		if (len <= PWB__PREFS_MAX_USER_ID) {
+			out = pwb__malloc(len + 1);
+			if (out)
+				snprintf(out, len + 1, "%s=%s", key, text);
+			else
+				*oom = true;
+		}
+	}
+	free(num);
+	json_decref(o);
+	return out;
+}
+
+/* Each user's cohort: the first of their events whose rater carries the
+ * consented attribute names it. */
+static pwb_status find_cohorts(evalctx *c)
+{
+	const char *key = c->p->cohort_attr;
+	if (!key || !*key)
+		return PWB_OK;
+	for (size_t k = 0; k < c->n; k++) {
+		const ev *v = &c->evs[k];
+		const pwb_feedback *e = fb(c, v);
+		if (v->user < 0 || c->users[v->user].cohort || !e->rater_attrs)
+			continue;
+		bool oom = false;
+		c->users[v->user].cohort = cohort_of(e->rater_attrs, key, &oom);
+		if (oom)
+			return PWB_ENOMEM;
+	}
+	c->cohorts = true;
+	return PWB_OK;
+}
+
 static pwb_status compute_features(evalctx *c, pwb_diag *diag, const char *name)
 {
 	c->texts = pwb__malloc((2 * c->n + 1) * sizeof(*c->texts));
@@ -399,10 +465,15 @@ static pwb_status train_pair(evalctx *c, int32_t u, uint32_t ord, uint32_t a,
 	const char *id = u >= 0 && c->users[u].evaluated ? c->users[u].id : "";
 	pwb_status st =
 	    pwb_prefs_update_pair(c->m, id, &c->fa, &c->fb, ubounds(c, u));
+	/* A member's choice also teaches their cohort (from a few events
+	 * on: a user who trains the population alone counts too). */
+	if (!st && u >= 0 && c->users[u].cohort)
+		st = pwb_prefs_update_cohort_pair(
+		    c->m, c->users[u].cohort, &c->fa, &c->fb, ubounds(c, u));
 	if (st)
 		return st;
 	res->n_train_pairs++;
-	if (u >= 0 && c->users[u].evaluated && !c->train_only)
+	if (u >= 0 && c->users[u].evaluated && !c->train_only && !c->cv)
 		return keep_pair(c, u, ord, a, b);
 	return PWB_OK;
 }
@@ -475,12 +546,13 @@ static void score_pair(evalctx *c, int32_t u, uint32_t a, uint32_t b, tally *t,
 	static const pwb_prefs_scorer how[3] = {
 	    PWB_PREFS_PERSONAL, PWB_PREFS_POPULATION, PWB_PREFS_EXPLICIT};
 	const char *id = u >= 0 ? c->users[u].id : NULL;
+	const char *co = u >= 0 && c->cohorts ? c->users[u].cohort : NULL;
 	for (int k = 0; k < (personal_only ? 1 : 3); k++) {
 		double sa, sb;
-		pwb_prefs_score(c->m, id, &c->fa, 1, ubounds(c, u), how[k],
-				&sa);
-		pwb_prefs_score(c->m, id, &c->fb, 1, ubounds(c, u), how[k],
-				&sb);
+		pwb_prefs_score_cohort(c->m, id, co, &c->fa, 1, ubounds(c, u),
+				       how[k], &sa);
+		pwb_prefs_score_cohort(c->m, id, co, &c->fb, 1, ubounds(c, u),
+				       how[k], &sb);
 		t->right[k] += sa > sb ? 1 : sa == sb ? 0.5 : 0;
 	}
 	t->n++;
@@ -663,7 +735,7 @@ static pwb_status train_all(evalctx *c, pwb_prefs_eval_result *res)
 		return PWB_ENOMEM;
 	size_t n_train = 0;
 	for (size_t j = 0; j < c->n; j++)
-		if (!c->evs[j].test)
+		if (!c->evs[j].test && !(c->cv && c->evs[j].val))
 			order[n_train++] = &c->evs[j];
 	qsort(order, n_train, sizeof(*order), cmp_time);
 	pwb_status st = PWB_OK;
@@ -690,12 +762,235 @@ static pwb_status train_all(evalctx *c, pwb_prefs_eval_result *res)
 	return st;
 }
 
-/* Testing, user by user: each evaluated user's accuracy per scorer goes to
- * c->vals (one row of n_users + 1 per scorer), then to the bootstrap. */
+/* Rows of c->vals, each n_users + 1 long: per tested user, the accuracy
+ * of each scorer, personal minus population, and whether that is a win,
+ * a tie or a loss (1 or 0). The learning curve reuses the first rows. */
+enum {
+	ROW_PERSONAL,
+	ROW_POPULATION,
+	ROW_EXPLICIT,
+	ROW_GAIN,
+	ROW_WIN,
+	ROW_TIE,
+	ROW_LOSS,
+	N_ROWS
+};
+
+/* ---- the choice of the shrinkage, by cross-validation across users ---- */
+
+/* Two accuracies closer than this are a tie: they are sums of halves
+ * over the same counts. */
+#define TIE_EPS 1e-9
+
+/* Correct orders of one user's held-back pairs, for each k of the grid. */
+typedef struct cv_tally {
+	double right[PWB_PREFS_SHRINK_GRID_N];
+	double loglik[PWB_PREFS_SHRINK_GRID_N];
+	size_t n;
+} cv_tally;
+
+static pwb_status cv_cb(evalctx *c, int32_t u, uint32_t ord, uint32_t a,
+			uint32_t b, void *arg)
+{
+	(void)ord;
+	cv_tally *t = arg;
+	unpack(&c->pl, &c->texts[a], &c->fa);
+	unpack(&c->pl, &c->texts[b], &c->fb);
+	const char *id = c->users[u].id;
+	const char *co = c->cohorts ? c->users[u].cohort : NULL;
+	for (int g = 0; g < PWB_PREFS_SHRINK_GRID_N; g++) {
+		double sa, sb;
+		c->m->p.shrink_k = pwb_prefs_shrink_grid[g];
+		pwb_prefs_score_cohort(c->m, id, co, &c->fa, 1, ubounds(c, u),
+				       PWB_PREFS_PERSONAL, &sa);
+		pwb_prefs_score_cohort(c->m, id, co, &c->fb, 1, ubounds(c, u),
+				       PWB_PREFS_PERSONAL, &sb);
+		t->right[g] += sa > sb ? 1 : sa == sb ? 0.5 : 0;
+		/* log σ(sa − sb), computed without overflow */
+		double d = sa - sb;
+		t->loglik[g] += d > 0 ? -log1p(exp(-d)) : d - log1p(exp(d));
+	}
+	t->n++;
+	return PWB_OK;
+}
+
+/* Scores one user's held-back events list[0..n) for every k. */
+static pwb_status cv_user(evalctx *c, const ev *list, size_t n, cv_tally *t)
+{
+	size_t ties = 0;
+	for (size_t k = 0; k < n; k++) {
+		pwb_status st;
+		if (fb(c, &list[k])->kind == PWB_FEEDBACK_PAIR)
+			st = cv_cb(c, list[k].user, list[k].ord, list[k].text,
+				   list[k].text + 1, t);
+		else
+			st = rating_pairs(c, list, n, k, false,
+					  2 * c->p->rating_pairs, cv_cb, t,
+					  &ties);
+		if (st)
+			return st;
+	}
+	return PWB_OK;
+}
+
+/* Holds back the last test_fraction (at least one) of the training
+ * events of each user who has cv_min of them or more; returns the number
+ * of such users. */
+static size_t hold_back(evalctx *c)
+{
+	size_t n_cv = 0;
+	for (size_t u = 0; u < c->n_users; u++) {
+		euser *eu = &c->users[u];
+		if (!eu->evaluated || eu->n_train < c->cv_min)
+			continue;
+		size_t n_val =
+		    (size_t)floor((double)eu->n_train * c->p->test_fraction);
+		if (!n_val)
+			n_val = 1;
+		for (size_t j = eu->n_train - n_val; j < eu->n_train; j++)
+			c->evs[eu->first + j].val = true;
+		eu->in_cv = true;
+		n_cv++;
+	}
+	return n_cv;
+}
+
+/* How many standard errors a personalised k must beat the population
+ * by, on the held-back events, to be used at all. */
+#define CV_Z 2.0
+
+/* The mean over n users of acc[u * G + a] − acc[u * G + b], and the
+ * standard error of that mean. */
+static double paired(const double *acc, size_t n, int a, int b, double *se)
+{
+	enum { G = PWB_PREFS_SHRINK_GRID_N };
+	double m = 0, ss = 0;
+	for (size_t u = 0; u < n; u++)
+		m += acc[u * G + (size_t)a] - acc[u * G + (size_t)b];
+	m /= (double)n;
+	for (size_t u = 0; u < n; u++) {
+		double x = acc[u * G + (size_t)a] - acc[u * G + (size_t)b] - m;
+		ss += x * x;
+	}
+	*se = n > 1 ? sqrt(ss / (double)(n - 1) / (double)n) : 0;
+	return m;
+}
+
+/*
+ * The k of the grid to use, from the per-user mean log-likelihoods
+ * acc[u * G + g] of n users' held-back pairs, log σ(score(preferred) −
+ * score(other)) (their means over users go to mean[g]). The
+ * log-likelihood, not the accuracy, because it counts how confidently
+ * each order is given, not only which: far less noisy on a few events
+ * per user, where most orders do not change with k. Personalising must earn its
+ * place: unless the best k beats the population alone (k infinite) by
+ * more than CV_Z standard errors of the per-user differences, the
+ * population it is. Otherwise the largest k whose mean is within one
+ * standard error of the best (the "one standard error" rule of model
+ * selection): a smaller k moves users further from the population, and
+ * is taken only where the held-back events show it is better by more
+ * than their noise.
+ */
+static int pick_k(const double *acc, size_t n, double *mean)
+{
+	enum { G = PWB_PREFS_SHRINK_GRID_N };
+	int best = G - 1;
+	for (int g = G - 1; g >= 0; g--) {
+		double m = 0;
+		for (size_t u = 0; u < n; u++)
+			m += acc[u * G + (size_t)g];
+		mean[g] = m / (double)n;
+		if (mean[g] > mean[best] + TIE_EPS)
+			best = g;
+	}
+	double se;
+	double gain = paired(acc, n, best, G - 1, &se);
+	if (!(gain > CV_Z * se + TIE_EPS))
+		return G - 1;
+	for (int g = G - 1; g > best; g--)
+		if (paired(acc, n, g, best, &se) >= -se - TIE_EPS)
+			return g;
+	return best;
+}
+
+/*
+ * The shrinkage strength: the given one, or the k of the grid chosen by
+ * pick_k() from the users' held-back training events (two users or
+ * more with a held-back pair; with fewer, the model's default stands),
+ * scored by a model of its own learnt from everything else before them.
+ * The test events are never seen. Without any user to hold events back
+ * from, the model's default stands.
+ */
+static pwb_status choose_shrink(evalctx *c, pwb_prefs_eval_result *res,
+				pwb_diag *diag)
+{
+	const pwb_prefs_eval_params *p = c->p;
+	res->shrink_k = p->shrink_k >= 0 ? p->shrink_k : p->model.shrink_k;
+	if (p->shrink_k >= 0)
+		return PWB_OK;
+	size_t n_cv = hold_back(c);
+	if (!n_cv)
+		return PWB_OK;
+	pwb_prefs_model *full = c->m;
+	pwb_prefs_eval_result scratch = {0};
+	pwb_status st = pwb_prefs_model_new(&c->m, &p->model, diag);
+	double *ll = pwb__calloc(n_cv * PWB_PREFS_SHRINK_GRID_N, sizeof(*ll));
+	if (st || !ll) {
+		free(ll);
+		pwb_prefs_model_free(c->m);
+		c->m = full;
+		return st ? st : PWB_ENOMEM;
+	}
+	c->cv = true;
+	st = train_all(c, &scratch);
+	size_t n_users = 0;
+	for (size_t u = 0; u < c->n_users && !st; u++) {
+		euser *eu = &c->users[u];
+		if (!eu->in_cv)
+			continue;
+		size_t n_val = 0;
+		while (n_val < eu->n_train &&
+		       c->evs[eu->first + eu->n_train - 1 - n_val].val)
+			n_val++;
+		cv_tally t = {{0}, {0}, 0};
+		st = cv_user(c, &c->evs[eu->first + eu->n_train - n_val], n_val,
+			     &t);
+		if (st || !t.n)
+			continue;
+		for (int g = 0; g < PWB_PREFS_SHRINK_GRID_N; g++) {
+			ll[n_users * PWB_PREFS_SHRINK_GRID_N + (size_t)g] =
+			    t.loglik[g] / (double)t.n;
+			res->cv_accuracy[g] += t.right[g] / (double)t.n;
+		}
+		n_users++;
+	}
+	c->cv = false;
+	for (size_t k = 0; k < c->n; k++)
+		c->evs[k].val = false;
+	pwb_prefs_model_free(c->m);
+	c->m = full;
+	res->cv_n = n_users;
+	if (!st && n_users) {
+		for (int g = 0; g < PWB_PREFS_SHRINK_GRID_N; g++)
+			res->cv_accuracy[g] /= (double)n_users;
+		int best = pick_k(ll, n_users, res->cv_log_likelihood);
+		/* A standard error over users needs two of them: with one,
+		 * the default stands. */
+		if (n_users >= 2) {
+			res->shrink_k = pwb_prefs_shrink_grid[best];
+			res->shrink_by_cv = true;
+		}
+	}
+	free(ll);
+	return st;
+}
+
+/* Testing, user by user: each evaluated user's numbers go to c->vals,
+ * then to the bootstrap. */
 static pwb_status test_users(evalctx *c, pwb_prefs_eval_result *res)
 {
 	size_t row = c->n_users + 1;
-	c->vals = pwb__calloc(row, 3 * sizeof(*c->vals));
+	c->vals = pwb__calloc(row, N_ROWS * sizeof(*c->vals));
 	if (!c->vals)
 		return PWB_ENOMEM;
 	pwb_status st;
@@ -717,14 +1012,28 @@ static pwb_status test_users(evalctx *c, pwb_prefs_eval_result *res)
 			continue;
 		for (int s = 0; s < 3; s++)
 			c->vals[s * row + n_eval] = t.right[s] / (double)t.n;
+		double gain = (t.right[0] - t.right[1]) / (double)t.n;
+		int out = gain > TIE_EPS    ? ROW_WIN
+			  : gain < -TIE_EPS ? ROW_LOSS
+					    : ROW_TIE;
+		c->vals[ROW_GAIN * row + n_eval] = gain;
+		c->vals[(size_t)out * row + n_eval] = 1;
+		res->wins += out == ROW_WIN;
+		res->ties += out == ROW_TIE;
+		res->losses += out == ROW_LOSS;
+		res->n_users_in_cohorts += eu->cohort != NULL;
 		n_eval++;
 	}
 	res->n_users_tested = n_eval;
-	pwb_prefs_ci *ci[3] = {&res->personal, &res->population,
-			       &res->explicit_only};
-	for (int s = 0; s < 3; s++)
-		if ((st = bootstrap(c->vals + s * row, n_eval, c->p->bootstrap,
-				    c->p->seed + (uint64_t)s, ci[s])))
+	pwb_prefs_ci *ci[N_ROWS] = {
+	    &res->personal,  &res->population, &res->explicit_only, &res->gain,
+	    &res->win_share, &res->tie_share,  &res->loss_share};
+	/* The same seed for every row: each resample draws the same users,
+	 * so the intervals of the shares and the gain agree. */
+	for (int s = 0; s < N_ROWS; s++)
+		if ((st = bootstrap(
+			 c->vals + (size_t)s * row, n_eval, c->p->bootstrap,
+			 c->p->seed + (uint64_t)(s < 3 ? s : 3), ci[s])))
 			return st;
 	return PWB_OK;
 }
@@ -794,13 +1103,18 @@ static pwb_status index_pairs(const evalctx *c, size_t **by_start_out,
 /* Point q of the learning curve: each evaluated user with k training
  * events or more gets their deviation relearnt from their first k only,
  * against the final population model, and is tested on the same held-out
- * events (c->vals is reused for their accuracies). */
+ * events, by the personalised and by the population model (rows of
+ * c->vals reused); with cohorts, a member is also tested with their
+ * cohort's prior and without it. */
 static pwb_status curve_point(evalctx *c, int q, const size_t *by_start,
 			      const size_t *by_user, pwb_prefs_eval_result *res)
 {
-	size_t kk = pwb_prefs_curve_points[q], nu = 0;
+	size_t kk = pwb_prefs_curve_points[q], nu = 0, nc = 0;
+	size_t row = c->n_users + 1;
+	double *v = c->vals;
 	res->curve_k[q] = kk;
 	pwb_status st;
+	bool with_cohorts = c->cohorts;
 	for (size_t u = 0; u < c->n_users; u++) {
 		euser *eu = &c->users[u];
 		if (!eu->evaluated || !eu->n_test || eu->n_train < kk)
@@ -817,17 +1131,39 @@ static pwb_status curve_point(evalctx *c, int q, const size_t *by_start,
 				 ubounds(c, tp->user), false)))
 				return st;
 		}
-		size_t nt = eu->n - eu->n_train;
-		tally t = {0};
-		size_t ties = 0;
-		if ((st = test_user(c, &c->evs[eu->first + eu->n_train], nt,
-				    true, &t, &ties)))
+		const ev *list = &c->evs[eu->first + eu->n_train];
+		size_t nt = eu->n - eu->n_train, ties = 0;
+		tally t = {0}, tb = {0};
+		st = test_user(c, list, nt, false, &t, &ties);
+		if (!st && with_cohorts && eu->cohort) {
+			c->cohorts = false; /* the same user, without it */
+			st = test_user(c, list, nt, true, &tb, &ties);
+			c->cohorts = true;
+		}
+		if (st)
 			return st;
-		if (t.n)
-			c->vals[nu++] = t.right[0] / (double)t.n;
+		if (!t.n)
+			continue;
+		v[ROW_PERSONAL * row + nu] = t.right[0] / (double)t.n;
+		v[ROW_POPULATION * row + nu] = t.right[1] / (double)t.n;
+		nu++;
+		if (with_cohorts && eu->cohort) {
+			v[ROW_GAIN * row + nc] = t.right[0] / (double)t.n;
+			v[ROW_WIN * row + nc] = tb.right[0] / (double)tb.n;
+			nc++;
+		}
 	}
-	return bootstrap(c->vals, nu, c->p->bootstrap,
-			 c->p->seed + 11 + (uint64_t)q, &res->curve[q]);
+	uint64_t seed = c->p->seed + 11 + (uint64_t)q;
+	size_t reps = c->p->bootstrap;
+	if ((st = bootstrap(v + ROW_PERSONAL * row, nu, reps, seed,
+			    &res->curve[q])) ||
+	    (st = bootstrap(v + ROW_POPULATION * row, nu, reps, seed,
+			    &res->curve_population[q])) ||
+	    (st = bootstrap(v + ROW_GAIN * row, nc, reps, seed,
+			    &res->cohort_curve[q])))
+		return st;
+	return bootstrap(v + ROW_WIN * row, nc, reps, seed,
+			 &res->cohort_base[q]);
 }
 
 /* The learning curve, point by point. */
@@ -842,11 +1178,51 @@ static pwb_status learning_curve(evalctx *c, pwb_prefs_eval_result *res)
 	return st;
 }
 
+/* Why nothing could be tested, in words, as an error naming the file:
+ * an evaluation never ends in a silent zero. */
+static pwb_status nothing_tested(const evalctx *c,
+				 const pwb_prefs_eval_result *res,
+				 size_t test_ties, const char *name,
+				 pwb_diag *diag)
+{
+	size_t most = 0;
+	for (size_t u = 0; u < c->n_users; u++)
+		if (c->users[u].n > most)
+			most = c->users[u].n;
+	if (!c->n)
+		pwb_diag_add(diag, name, 0, 0,
+			     "nothing to evaluate: the file holds no feedback "
+			     "events");
+	else if (res->n_users && test_ties)
+		pwb_diag_add(diag, name, 0, 0,
+			     "nothing to evaluate: every held-out rating ties "
+			     "with the same user's other held-out ones (%zu "
+			     "ties dropped), so no held-out pair is left",
+			     test_ties);
+	else if (res->n_users)
+		pwb_diag_add(diag, name, 0, 0,
+			     "nothing to evaluate: the held-out events make no "
+			     "pair (a held-out rating pairs only with the same "
+			     "user's other held-out ratings)");
+	else
+		pwb_diag_add(
+		    diag, name, 0, 0,
+		    "nothing to evaluate: no user has the %zu events a user "
+		    "needs to be evaluated (the most is %zu), and %zu "
+		    "anonymous events are too few for a population test "
+		    "(%zu needed)",
+		    c->p->min_user_events, most, c->n_anon,
+		    c->p->min_user_events);
+	return PWB_ENOTFOUND;
+}
+
 /* Frees what an evaluation holds, and its model unless handed out. */
 static void evalctx_release(evalctx *c)
 {
 	free(c->vals);
 	free(c->evs);
+	for (size_t u = 0; c->users && u < c->n_users; u++)
+		free(c->users[u].cohort);
 	free(c->users);
 	free(c->texts);
 	free(c->pairs);
@@ -869,6 +1245,10 @@ static pwb_status run(pwb_prefs_eval_result *res, const pwb_feedback_set *set,
 	memset(res, 0, sizeof(*res));
 	pwb_prefs_eval_params p =
 	    params ? *params : pwb_prefs_eval_default_params();
+	/* Training holds nothing out and personalises everyone: the choice
+	 * of the shrinkage takes the users an evaluation would test. */
+	size_t cv_min =
+	    !train_only || p.min_user_events < 2 ? 2 : p.min_user_events;
 	pwb_status st = check_params(&p, train_only, diag);
 	if (!st)
 		st = pwb_prefs_check_duplicates(set, name, diag);
@@ -878,24 +1258,38 @@ static pwb_status run(pwb_prefs_eval_result *res, const pwb_feedback_set *set,
 	c.set = set;
 	c.p = &p;
 	c.train_only = train_only;
+	c.cv_min = cv_min;
 	c.n = pwb_feedback_n(set);
-	c.total = 3 * c.n; /* features of each event, training, testing */
+	/* Features of each event, training for the choice of the shrinkage
+	 * and for the model, testing. */
+	c.total = 4 * c.n;
 	size_t mark = pwb__diag_mark(diag);
 	if ((st = pwb_prefs_model_new(&c.m, &p.model, diag)) ||
-	    (st = group(&c, diag, name)) ||
+	    (st = group(&c, diag, name)) || (st = find_cohorts(&c)) ||
 	    (st = compute_features(&c, diag, name)))
 		goto out;
 	split(&c, res);
+	if ((st = choose_shrink(&c, res, diag)))
+		goto out;
+	c.m->p.shrink_k = res->shrink_k;
 	if ((st = train_all(&c, res)))
 		goto out;
+	res->n_cohorts = pwb_prefs_n_cohorts(c.m);
 	if (train_only) {
 		res->n_users = c.n_users;
 		*model = c.m;
 		c.m = NULL;
 		goto out;
 	}
-	if ((st = test_users(&c, res)) || (st = test_anonymous(&c, res)) ||
-	    (st = learning_curve(&c, res)))
+	size_t train_ties = res->n_ties_dropped;
+	if ((st = test_users(&c, res)) || (st = test_anonymous(&c, res)))
+		goto out;
+	if (!res->n_users_tested && !res->n_anonymous_test_pairs) {
+		st = nothing_tested(&c, res, res->n_ties_dropped - train_ties,
+				    name, diag);
+		goto out;
+	}
+	if ((st = learning_curve(&c, res)))
 		goto out;
 	if (p.progress)
 		p.progress(p.ctx, c.total, c.total);

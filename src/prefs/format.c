@@ -3,27 +3,34 @@
  * memory or atomically to a file) and reading, with a magic, a version
  * and a BLAKE2b-256 checksum.
  *
- * Version 1, all integers and floats little-endian:
+ * All integers and floats little-endian:
  *
  *   "PWBPREF\0"                          8 bytes
- *   version, kind                        uint32 (kind 1 model, 2 user)
+ *   version, kind                        uint32 (kind 1 model, 2 user,
+ *                                        3 an event's features)
  *   hash_bits, n_categories, n_embed     uint32 each
- *   kind 1:
+ *   kind 1 (version 2):
  *     max_user_weights                   uint32
  *     alpha, user_lr, user_l1, user_l2,
- *     pop_lr, pop_l1, pop_l2, beta       float64 each
+ *     pop_lr, pop_l1, pop_l2, beta,
+ *     shrink_k                           float64 each (shrink_k may be
+ *                                        +infinity)
  *     n_categories ids                   uint32 length (1-128) + bytes
  *     population: count                  uint32, then entries
  *     users: count                       uint64, then user records
- *   kind 2: one user record
+ *     cohorts: count                     uint64, then user records
+ *   kind 1 (version 1, still read): the same without shrink_k (the
+ *     default is taken) and without cohorts
+ *   kind 2 (version 1): one user record
  *   BLAKE2b-256 of all the above         32 bytes
  *
  * An entry is uint32 index + float32 w, z, n; entries are in strictly
  * increasing index order. A user record is uint32 id length (1-256) +
  * the id, uint64 updates, uint32 count, then entries; users are in
  * increasing bytewise order of id, so that a model has exactly one byte
- * form. The population stores only coordinates that have seen a gradient
- * (n > 0).
+ * form; cohorts likewise. The population stores only coordinates that
+ * have seen a gradient (n > 0). User blobs and event features keep
+ * version 1: their layout has not changed.
  */
 #include "prefs/prefs_int.h"
 #include "util/sealed.h"
@@ -35,7 +42,7 @@
 
 #define PREF_MAGIC "PWBPREF\0"
 #define PREF_MAGIC_LEN 8
-#define PREF_VERSION 1u
+#define PREF_VERSION 2u /* of model files; blobs and features: 1 */
 #define PREF_KIND_MODEL 1u
 #define PREF_KIND_USER 2u
 #define PREF_KIND_FEATURES 3u
@@ -48,7 +55,7 @@
 static void w_header(pwb__sealw *w, const pwb_prefs_model *m, uint32_t kind)
 {
 	pwb__sealw_put(w, PREF_MAGIC, PREF_MAGIC_LEN);
-	pwb__sealw_u32(w, PREF_VERSION);
+	pwb__sealw_u32(w, kind == PREF_KIND_MODEL ? PREF_VERSION : 1u);
 	pwb__sealw_u32(w, kind);
 	pwb__sealw_u32(w, m->p.hash_bits);
 	pwb__sealw_u32(w, (uint32_t)m->p.n_categories);
@@ -136,9 +143,10 @@ static void serialise(pwb__sealw *w, const void *ctx)
 	const pwb_prefs_params *p = &m->p;
 	w_header(w, m, PREF_KIND_MODEL);
 	pwb__sealw_u32(w, (uint32_t)p->max_user_weights);
-	const double d[8] = {p->alpha,	p->user_lr, p->user_l1, p->user_l2,
-			     p->pop_lr, p->pop_l1,  p->pop_l2,	p->beta};
-	for (int k = 0; k < 8; k++)
+	const double d[9] = {p->alpha,	 p->user_lr, p->user_l1,
+			     p->user_l2, p->pop_lr,  p->pop_l1,
+			     p->pop_l2,	 p->beta,    p->shrink_k};
+	for (int k = 0; k < 9; k++)
 		pwb__sealw_f64(w, d[k]);
 	for (size_t k = 0; k < p->n_categories; k++) {
 		size_t len = strlen(p->categories[k]);
@@ -162,6 +170,9 @@ static void serialise(pwb__sealw *w, const void *ctx)
 	pwb__sealw_u64(w, nu);
 	for (size_t i = 0; i < nu; i++)
 		w_user(w, b->users[i]);
+	pwb__sealw_u64(w, m->n_cohorts); /* kept sorted by id */
+	for (size_t i = 0; i < m->n_cohorts; i++)
+		w_user(w, m->cohorts[i]);
 }
 
 /* For calls without a model, or without what to read or write. */
@@ -292,7 +303,7 @@ static bool entry_ok(float w, float z, float n)
 /* Reads the header up to the shape; checks magic, version, kind, the
  * checksum (over the whole input) and the shape's limits. */
 static bool r_header(reader *r, uint32_t want_kind, uint32_t *bits,
-		     uint32_t *nc, uint32_t *ne)
+		     uint32_t *nc, uint32_t *ne, uint32_t *version_out)
 {
 	if (r->len < PREF_MAGIC_LEN ||
 	    memcmp(r->d, PREF_MAGIC, PREF_MAGIC_LEN) != 0) {
@@ -306,16 +317,21 @@ static bool r_header(reader *r, uint32_t want_kind, uint32_t *bits,
 	 * file from a newer pwb. */
 	r->bad_sum = !pwb__sealed_ok(r->d, r->len);
 	uint32_t version = r_u32(r), kind = r_u32(r);
-	if ((version != PREF_VERSION || kind != want_kind) && !r_sum_ok(r))
+	/* Model files of versions 1 and 2 are read; blobs and features
+	 * are still version 1. */
+	uint32_t newest = kind == PREF_KIND_MODEL ? PREF_VERSION : 1u;
+	bool known = version >= 1 && version <= newest;
+	if ((!known || kind != want_kind) && !r_sum_ok(r))
 		return false;
-	if (version != PREF_VERSION) {
+	if (!known) {
 		snprintf(r->why, sizeof(r->why),
-			 "%s version %u; this pwb reads version %u",
-			 version > PREF_VERSION ? "written by a newer pwb:"
-						: "unknown",
-			 (unsigned)version, PREF_VERSION);
+			 "%s version %u; this pwb reads version%s %u",
+			 version > newest ? "written by a newer pwb:"
+					  : "unknown",
+			 (unsigned)version, newest > 1 ? "s 1 to" : "", newest);
 		return false;
 	}
+	*version_out = version;
 	if (kind != want_kind) {
 		static const char *const kinds[] = {
 		    "", "a whole model", "a user blob", "an event's features"};
@@ -406,6 +422,49 @@ static bool r_user(reader *r, const pwb_prefs_model *m, pwb__prefs_user **out,
 	return true;
 }
 
+/* Reads the cohorts of a version 2 model into m: PWB_OK, PWB_EPARSE with
+ * the reason in r, or PWB_ENOMEM. */
+static pwb_status r_cohorts(reader *r, pwb_prefs_model *m)
+{
+	if (!r_need(r, 8, "the cohort count"))
+		return PWB_EPARSE;
+	uint64_t nc = r_u64(r);
+	if (nc > PWB__PREFS_MAX_COHORTS || nc > (r->len - r->off) / 16) {
+		snprintf(r->why, sizeof(r->why),
+			 "%llu cohorts: over the limit of %u or more than "
+			 "the data holds",
+			 (unsigned long long)nc, PWB__PREFS_MAX_COHORTS);
+		return PWB_EPARSE;
+	}
+	for (uint64_t k = 0; k < nc; k++) {
+		pwb__prefs_user *u = NULL;
+		bool oom = false;
+		if (!r_user(r, m, &u, &oom))
+			return oom ? PWB_ENOMEM : PWB_EPARSE;
+		if (m->n_cohorts &&
+		    strcmp(m->cohorts[m->n_cohorts - 1]->id, u->id) >= 0) {
+			snprintf(r->why, sizeof(r->why),
+				 "cohort %llu is out of order or repeated "
+				 "(cohorts are sorted by id)",
+				 (unsigned long long)k + 1);
+			pwb__prefs_user_free(u);
+			return PWB_EPARSE;
+		}
+		pwb__prefs_user *slot = pwb__prefs_cohort_add(m, u->id);
+		if (!slot) {
+			pwb__prefs_user_free(u);
+			return PWB_ENOMEM;
+		}
+		slot->events = u->events;
+		slot->n = u->n;
+		slot->cap = u->cap;
+		slot->e = u->e;
+		u->e = NULL;
+		pwb__prefs_user_free(u);
+	}
+	return PWB_OK;
+}
+
 static pwb_status fail(reader *r, const char *name, pwb_diag *diag,
 		       pwb_status st)
 {
@@ -429,19 +488,22 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 			       "no place for the model, or no data");
 	*out = NULL;
 	reader r = {.d = data, .len = len};
-	uint32_t bits, nc, ne;
-	if (!r_header(&r, PREF_KIND_MODEL, &bits, &nc, &ne))
+	uint32_t bits, nc, ne, version;
+	if (!r_header(&r, PREF_KIND_MODEL, &bits, &nc, &ne, &version))
 		return fail(&r, name, diag, PWB_EPARSE);
 	pwb_prefs_params p = pwb_prefs_default_params();
 	p.hash_bits = bits;
 	p.n_embed = ne;
 	p.n_categories = nc;
-	if (!r_need(&r, 4 + 8 * 8, "the parameters"))
+	/* Version 1 has no shrink_k: the default stands. */
+	int nd = version >= 2 ? 9 : 8;
+	if (!r_need(&r, 4 + 8 * (size_t)nd, "the parameters"))
 		return fail(&r, name, diag, PWB_EPARSE);
 	p.max_user_weights = r_u32(&r);
-	double *d[8] = {&p.alpha,  &p.user_lr, &p.user_l1, &p.user_l2,
-			&p.pop_lr, &p.pop_l1,  &p.pop_l2,  &p.beta};
-	for (int k = 0; k < 8; k++)
+	double *d[9] = {&p.alpha,   &p.user_lr, &p.user_l1,
+			&p.user_l2, &p.pop_lr,	&p.pop_l1,
+			&p.pop_l2,  &p.beta,	&p.shrink_k};
+	for (int k = 0; k < nd; k++)
 		*d[k] = r_f64(&r);
 	char *cats[PWB_PREFS_MAX_CATEGORIES];
 	size_t ncats = 0;
@@ -550,10 +612,13 @@ pwb_status pwb_prefs_load_mem(pwb_prefs_model **out, const void *data,
 		free(u);
 		prev_id = slot->id;
 	}
+	if (version >= 2 && (st = r_cohorts(&r, m)))
+		goto out;
+	st = PWB_EPARSE;
 	if (r.off != r.len) {
 		snprintf(r.why, sizeof(r.why),
-			 "%zu bytes after the last user before the checksum",
-			 r.len - r.off);
+			 "%zu bytes after the last %s before the checksum",
+			 r.len - r.off, version >= 2 ? "cohort" : "user");
 		goto out;
 	}
 	if (!r_sum_ok(&r))
@@ -592,8 +657,8 @@ pwb_status pwb_prefs_user_load_mem(pwb_prefs_model *m, const void *data,
 	if (!m || (!data && len))
 		return missing(NULL, diag, "no model, or no blob");
 	reader r = {.d = data, .len = len};
-	uint32_t bits, nc, ne;
-	if (!r_header(&r, PREF_KIND_USER, &bits, &nc, &ne))
+	uint32_t bits, nc, ne, version;
+	if (!r_header(&r, PREF_KIND_USER, &bits, &nc, &ne, &version))
 		return fail(&r, NULL, diag, PWB_EPARSE);
 	if (bits != m->p.hash_bits || nc != m->p.n_categories ||
 	    ne != m->p.n_embed) {
@@ -695,8 +760,8 @@ pwb_status pwb_prefs_features_unpack(const pwb_prefs_model *m, const void *data,
 	if (!m || (!data && len))
 		return missing(NULL, diag, "no model, or no features");
 	reader r = {.d = data, .len = len};
-	uint32_t bits, nc, ne;
-	if (!r_header(&r, PREF_KIND_FEATURES, &bits, &nc, &ne))
+	uint32_t bits, nc, ne, version;
+	if (!r_header(&r, PREF_KIND_FEATURES, &bits, &nc, &ne, &version))
 		return fail(&r, NULL, diag, PWB_EPARSE);
 	if (bits != m->p.hash_bits || nc != m->p.n_categories ||
 	    ne != m->p.n_embed) {

@@ -28,6 +28,7 @@ pwb_prefs_params pwb_prefs_default_params(void)
 	p.pop_l1 = 0.0;
 	p.pop_l2 = 0.1;
 	p.beta = 1.0;
+	p.shrink_k = PWB__PREFS_DEFAULT_SHRINK;
 	return p;
 }
 
@@ -56,6 +57,12 @@ static const char *bad_rate(const pwb_prefs_params *p)
 }
 
 #define PARAMS_ERR "preference model parameters: "
+
+/* Whether k is a shrinkage strength: not below 0, INFINITY allowed. */
+static bool shrink_ok(double k)
+{
+	return k >= 0; /* false for NaN */
+}
 
 bool pwb__prefs_params_ok(const pwb_prefs_params *p, pwb_diag *diag)
 {
@@ -90,6 +97,12 @@ bool pwb__prefs_params_ok(const pwb_prefs_params *p, pwb_diag *diag)
 			     PARAMS_ERR
 			     "max_user_weights %zu is not between 1 and %u",
 			     p->max_user_weights, PWB__PREFS_MAX_USER_WEIGHTS);
+		return false;
+	}
+	if (!shrink_ok(p->shrink_k)) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     PARAMS_ERR "shrink_k must be 0 or more (or "
+					"infinite)");
 		return false;
 	}
 	if ((rate = bad_rate(p))) {
@@ -168,7 +181,7 @@ fail:
 	return PWB_ENOMEM;
 }
 
-static void user_free(pwb__prefs_user *u)
+void pwb__prefs_user_free(pwb__prefs_user *u)
 {
 	if (!u)
 		return;
@@ -182,8 +195,11 @@ void pwb_prefs_model_free(pwb_prefs_model *m)
 	if (!m)
 		return;
 	for (size_t i = 0; m->slots && i < m->n_slots; i++)
-		user_free(m->slots[i]);
+		pwb__prefs_user_free(m->slots[i]);
 	free(m->slots);
+	for (size_t i = 0; i < m->n_cohorts; i++)
+		pwb__prefs_user_free(m->cohorts[i]);
+	free(m->cohorts);
 	if (m->cat_ids)
 		for (size_t k = 0; k < m->p.n_categories; k++)
 			free(m->cat_ids[k]);
@@ -261,6 +277,78 @@ size_t pwb_prefs_n_users(const pwb_prefs_model *m)
 	return m->n_users;
 }
 
+/* ---- cohorts: a small sorted array ---- */
+
+/* The position of id in the cohorts, or where it would go (*found
+ * false). */
+static size_t cohort_pos(const pwb_prefs_model *m, const char *id, bool *found)
+{
+	size_t lo = 0, hi = m->n_cohorts;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(m->cohorts[mid]->id, id);
+		if (!c) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return lo;
+}
+
+pwb__prefs_user *pwb__prefs_cohort_find(const pwb_prefs_model *m,
+					const char *id)
+{
+	if (!id || !*id || !m->n_cohorts)
+		return NULL;
+	bool found;
+	size_t i = cohort_pos(m, id, &found);
+	return found ? m->cohorts[i] : NULL;
+}
+
+pwb__prefs_user *pwb__prefs_cohort_add(pwb_prefs_model *m, const char *id)
+{
+	if (!id || !*id || strlen(id) > PWB__PREFS_MAX_USER_ID)
+		return NULL;
+	bool found;
+	size_t i = cohort_pos(m, id, &found);
+	if (found)
+		return m->cohorts[i];
+	if (m->n_cohorts >= PWB__PREFS_MAX_COHORTS)
+		return NULL;
+	if (m->n_cohorts == m->cap_cohorts) {
+		void *arr = m->cohorts;
+		if (pwb__grow(&arr, &m->cap_cohorts, m->n_cohorts + 1,
+			      sizeof(*m->cohorts)))
+			return NULL;
+		m->cohorts = arr;
+	}
+	pwb__prefs_user *u = pwb__calloc(1, sizeof(*u));
+	if (!u || !(u->id = pwb__strdup(id))) {
+		free(u);
+		return NULL;
+	}
+	memmove(m->cohorts + i + 1, m->cohorts + i,
+		(m->n_cohorts - i) * sizeof(*m->cohorts));
+	m->cohorts[i] = u;
+	m->n_cohorts++;
+	return u;
+}
+
+size_t pwb_prefs_n_cohorts(const pwb_prefs_model *m)
+{
+	return m->n_cohorts;
+}
+
+bool pwb_prefs_has_cohort(const pwb_prefs_model *m, const char *cohort)
+{
+	return pwb__prefs_cohort_find(m, cohort) != NULL;
+}
+
 bool pwb_prefs_has_user(const pwb_prefs_model *m, const char *user)
 {
 	return pwb__prefs_find(m, user) != NULL;
@@ -300,6 +388,12 @@ size_t pwb_prefs_model_bytes(const pwb_prefs_model *m)
 		if (u)
 			n += sizeof(*u) + strlen(u->id) + 1 +
 			     (size_t)u->cap * sizeof(*u->e);
+	}
+	n += m->cap_cohorts * sizeof(*m->cohorts);
+	for (size_t i = 0; i < m->n_cohorts; i++) {
+		const pwb__prefs_user *u = m->cohorts[i];
+		n += sizeof(*u) + strlen(u->id) + 1 +
+		     (size_t)u->cap * sizeof(*u->e);
 	}
 	return n;
 }
@@ -362,11 +456,34 @@ static double penalty(const pwb_prefs_model *m, const pwb_prefs_bounds *b,
 	return m->p.alpha * s;
 }
 
-/* (w0 + Δ)·x over a sparse x sorted by index, with the clamp; Δ may be
- * NULL (population). */
-static double dot(const pwb_prefs_model *m, const pwb__prefs_user *u,
-		  const pwb_prefs_bounds *b, const uint32_t *idx,
-		  const float *val, uint32_t n)
+/* How much a deviation counts when scoring: n/(n + k) after n pairs,
+ * 0 without any (or with k infinite), 1 with k = 0. */
+static double evidence(const pwb_prefs_model *m, const pwb__prefs_user *u)
+{
+	if (!u || !u->events || isinf(m->p.shrink_k))
+		return 0;
+	double n = (double)u->events;
+	return n / (n + m->p.shrink_k);
+}
+
+double pwb_prefs_user_weight(const pwb_prefs_model *m, const char *user)
+{
+	return evidence(m, pwb__prefs_find(m, user));
+}
+
+pwb_status pwb_prefs_set_shrink(pwb_prefs_model *m, double k)
+{
+	if (!m || !shrink_ok(k))
+		return PWB_EINVAL;
+	m->p.shrink_k = k;
+	return PWB_OK;
+}
+
+/* (w0 + s Δ)·x over a sparse x sorted by index, with the clamp; Δ may
+ * be NULL (population). The loop of every score and update. */
+static double dot1(const pwb_prefs_model *m, const pwb__prefs_user *u,
+		   double su, const pwb_prefs_bounds *b, const uint32_t *idx,
+		   const float *val, uint32_t n)
 {
 	double s = 0;
 	uint32_t j = 0, un = u ? u->n : 0;
@@ -378,7 +495,7 @@ static double dot(const pwb_prefs_model *m, const pwb__prefs_user *u,
 		while (j < un && u->e[j].idx < i)
 			j++;
 		if (j < un && u->e[j].idx == i)
-			w += u->e[j].w;
+			w += su * u->e[j].w;
 		if (clamped(m, b, i) && w > 0)
 			w = 0;
 		s += w * val[k];
@@ -386,15 +503,74 @@ static double dot(const pwb_prefs_model *m, const pwb__prefs_user *u,
 	return s;
 }
 
+/* (w0 + s_u Δ_u + s_c Δ_c)·x: as dot1(), with a cohort's deviation too. */
+static double dot2(const pwb_prefs_model *m, const pwb__prefs_user *u,
+		   double su, const pwb__prefs_user *c, double sc,
+		   const pwb_prefs_bounds *b, const uint32_t *idx,
+		   const float *val, uint32_t n)
+{
+	double s = 0;
+	uint32_t j = 0, h = 0;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = idx[k];
+		if (targeted(b, i) || PWB_NEVER(i >= m->dim))
+			continue;
+		double w = m->pop[i].w;
+		while (j < u->n && u->e[j].idx < i)
+			j++;
+		if (j < u->n && u->e[j].idx == i)
+			w += su * u->e[j].w;
+		while (h < c->n && c->e[h].idx < i)
+			h++;
+		if (h < c->n && c->e[h].idx == i)
+			w += sc * c->e[h].w;
+		if (clamped(m, b, i) && w > 0)
+			w = 0;
+		s += w * val[k];
+	}
+	return s;
+}
+
+/* The score's linear part; a deviation with share 0 is not read, so that
+ * a user without evidence scores exactly as the population. */
+static double dot(const pwb_prefs_model *m, const pwb__prefs_user *u, double su,
+		  const pwb__prefs_user *c, double sc,
+		  const pwb_prefs_bounds *b, const uint32_t *idx,
+		  const float *val, uint32_t n)
+{
+	if (su == 0)
+		u = NULL;
+	if (sc == 0)
+		c = NULL;
+	if (u && c)
+		return dot2(m, u, su, c, sc, b, idx, val, n);
+	return u ? dot1(m, u, su, b, idx, val, n)
+		 : dot1(m, c, sc, b, idx, val, n);
+}
+
 void pwb_prefs_score(const pwb_prefs_model *m, const char *user,
 		     const pwb_prefs_features *cands, size_t n,
 		     const pwb_prefs_bounds *b, pwb_prefs_scorer how,
 		     double *scores)
 {
+	pwb_prefs_score_cohort(m, user, NULL, cands, n, b, how, scores);
+}
+
+void pwb_prefs_score_cohort(const pwb_prefs_model *m, const char *user,
+			    const char *cohort, const pwb_prefs_features *cands,
+			    size_t n, const pwb_prefs_bounds *b,
+			    pwb_prefs_scorer how, double *scores)
+{
 	if (!b)
 		b = &no_bounds;
-	const pwb__prefs_user *u =
-	    how == PWB_PREFS_PERSONAL ? pwb__prefs_find(m, user) : NULL;
+	const pwb__prefs_user *u = NULL, *co = NULL;
+	double su = 0, sc = 0;
+	if (how == PWB_PREFS_PERSONAL) {
+		u = pwb__prefs_find(m, user);
+		co = pwb__prefs_cohort_find(m, cohort);
+		su = evidence(m, u);
+		sc = (1 - su) * evidence(m, co);
+	}
 	pwb_prefs_bounds pop_b;
 	if (how == PWB_PREFS_POPULATION) {
 		/* The population model alone: no targets, same clamp. */
@@ -410,7 +586,7 @@ void pwb_prefs_score(const pwb_prefs_model *m, const char *user,
 		}
 		double s = 0;
 		if (how != PWB_PREFS_EXPLICIT)
-			s += dot(m, u, b, f->idx, f->val, f->n);
+			s += dot(m, u, su, co, sc, b, f->idx, f->val, f->n);
 		if (how != PWB_PREFS_POPULATION)
 			s -= penalty(m, b, f);
 		scores[c] = s;
@@ -560,6 +736,11 @@ static uint32_t evict(const pwb_prefs_model *m, pwb__prefs_entry *e, uint32_t n,
 	return out;
 }
 
+static pwb_status update(pwb_prefs_model *m, const char *id, bool is_cohort,
+			 const pwb_prefs_features *chosen,
+			 const pwb_prefs_features *rejected,
+			 const pwb_prefs_bounds *b, bool update_pop);
+
 pwb_status pwb_prefs_update_pair(pwb_prefs_model *m, const char *user,
 				 const pwb_prefs_features *chosen,
 				 const pwb_prefs_features *rejected,
@@ -578,10 +759,30 @@ pwb_status pwb_prefs_update_user_pair(pwb_prefs_model *m, const char *user,
 	return pwb__prefs_update(m, user, chosen, rejected, b, false);
 }
 
+pwb_status pwb_prefs_update_cohort_pair(pwb_prefs_model *m, const char *cohort,
+					const pwb_prefs_features *chosen,
+					const pwb_prefs_features *rejected,
+					const pwb_prefs_bounds *b)
+{
+	if (!cohort || !*cohort)
+		return PWB_EINVAL;
+	return update(m, cohort, true, chosen, rejected, b, false);
+}
+
 pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 			     const pwb_prefs_features *chosen,
 			     const pwb_prefs_features *rejected,
 			     const pwb_prefs_bounds *b, bool update_pop)
+{
+	return update(m, user, false, chosen, rejected, b, update_pop);
+}
+
+/* One choice learnt by w0 (update_pop) and by the deviation of the user
+ * (or, with is_cohort, of the cohort) named id, if any. */
+static pwb_status update(pwb_prefs_model *m, const char *id, bool is_cohort,
+			 const pwb_prefs_features *chosen,
+			 const pwb_prefs_features *rejected,
+			 const pwb_prefs_bounds *b, bool update_pop)
 {
 	if (!m || !chosen || !rejected || !pwb__prefs_features_ok(m, chosen) ||
 	    !pwb__prefs_features_ok(m, rejected))
@@ -597,10 +798,15 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 		if (PWB_NEVER(xi[k] >= m->dim))
 			return PWB_EINVAL;
 	pwb__prefs_user *u = NULL;
-	if (user && *user) {
-		if (strlen(user) > PWB__PREFS_MAX_USER_ID)
+	if (id && *id) {
+		if (strlen(id) > PWB__PREFS_MAX_USER_ID)
 			return PWB_EINVAL;
-		if (!(u = pwb__prefs_add(m, user)))
+		if (is_cohort && !pwb__prefs_cohort_find(m, id) &&
+		    m->n_cohorts >= PWB__PREFS_MAX_COHORTS)
+			return PWB_ETOOLARGE;
+		u = is_cohort ? pwb__prefs_cohort_add(m, id)
+			      : pwb__prefs_add(m, id);
+		if (!u)
 			return PWB_ENOMEM;
 	}
 	/* Room for the merged entries before anything changes, so that a
@@ -639,8 +845,9 @@ pwb_status pwb__prefs_update(pwb_prefs_model *m, const char *user,
 	}
 
 	/* P(chosen ≻ rejected) under the current model, and the gradient of
-	 * the log loss: g_i = (p − 1) x_i. */
-	double s = dot(m, u, b, xi, xv, nx) -
+	 * the log loss: g_i = (p − 1) x_i. Learning uses the deviation in
+	 * full (the shrinkage is for scoring only). */
+	double s = dot(m, u, 1, NULL, 0, b, xi, xv, nx) -
 		   (penalty(m, b, chosen) - penalty(m, b, rejected));
 	double p = 1 / (1 + exp(-s));
 	double gs = p - 1;

@@ -14,6 +14,11 @@
 #define PWB__PREFS_MAX_BITS 24u
 #define PWB__PREFS_MAX_USER_WEIGHTS 4096u
 #define PWB__PREFS_MAX_USER_ID 256u
+/* The shrinkage strength k of a model made without cross-validation
+ * (docs/prefs.md, "Shrinkage", says how it was chosen). */
+#define PWB__PREFS_DEFAULT_SHRINK 8.0
+/* Cohorts a model holds, at most (each is one attribute value). */
+#define PWB__PREFS_MAX_COHORTS 4096u
 
 /* One coordinate of an FTRL-Proximal model: the weight w, the state z,
  * and n, the square root of the sum of the squared gradients (kept as
@@ -46,6 +51,10 @@ struct pwb_prefs_model {
 	 * reset (their entries emptied), never removed. */
 	pwb__prefs_user **slots;
 	size_t n_slots, n_users;
+	/* Cohorts: few, sorted by id (bytewise), found by binary search;
+	 * each a deviation like a user's. */
+	pwb__prefs_user **cohorts;
+	size_t n_cohorts, cap_cohorts;
 	/* Room for one update's merged entries (a model is updated by one
 	 * thread at a time): max_user_weights + 2 PWB__PREFS_MAXF. */
 	pwb__prefs_entry *scratch;
@@ -75,6 +84,13 @@ static inline uint32_t pwb__prefs_embed0(const pwb_prefs_model *m)
 pwb__prefs_user *pwb__prefs_find(const pwb_prefs_model *m, const char *id);
 /* Finds or adds the user; NULL when out of memory or the id is too long. */
 pwb__prefs_user *pwb__prefs_add(pwb_prefs_model *m, const char *id);
+pwb__prefs_user *pwb__prefs_cohort_find(const pwb_prefs_model *m,
+					const char *id);
+/* Finds or adds the cohort; NULL when out of memory, the id is empty or
+ * too long, or the model holds PWB__PREFS_MAX_COHORTS already. */
+pwb__prefs_user *pwb__prefs_cohort_add(pwb_prefs_model *m, const char *id);
+/* Frees a user (or cohort) record. */
+void pwb__prefs_user_free(pwb__prefs_user *u);
 /* Whether p is in range (limits in prefs.h); if not, diag (may be NULL)
  * gets the reason. */
 bool pwb__prefs_params_ok(const pwb_prefs_params *p, pwb_diag *diag);

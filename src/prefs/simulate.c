@@ -21,6 +21,7 @@ pwb_prefs_sim_params pwb_prefs_sim_default_params(void)
 	p.spread = 1.0;
 	p.gain = 4.0;
 	p.rating_fraction = 0.2;
+	p.cohort_spread = 1.0;
 	return p;
 }
 
@@ -71,6 +72,18 @@ void pwb_prefs_sim_user(const pwb_prefs_sim_params *p, size_t u,
 		theta[k] = k == PWB_PREFS_READING_LEVEL
 			       ? 0
 			       : pop_mean[k] + p->spread * g;
+	}
+	if (!p->cohorts)
+		return;
+	/* The cohort's own offset, from a stream of its own, so that the
+	 * users' draws are those of a run without cohorts. */
+	uint64_t c = (uint64_t)(u % p->cohorts);
+	uint64_t sc =
+	    p->seed * 0x9fb21c651e98df25ULL + (c + 1) * 0xc2b2ae3d27d4eb4fULL;
+	for (int k = 0; k < PWB_PREFS_N_DIMS; k++) {
+		double g = gauss(&sc);
+		if (k != PWB_PREFS_READING_LEVEL)
+			theta[k] += p->cohort_spread * g;
 	}
 }
 
@@ -211,7 +224,9 @@ pwb_status pwb_prefs_simulate(const pwb_prefs_sim_params *params,
 	if (!emit || p.users < 1 || p.users > 10000000 || p.events < 1 ||
 	    p.events > 100000 || !(p.spread >= 0) || !isfinite(p.spread) ||
 	    !(p.gain > 0) || !isfinite(p.gain) ||
-	    !(p.rating_fraction >= 0 && p.rating_fraction <= 1)) {
+	    !(p.rating_fraction >= 0 && p.rating_fraction <= 1) ||
+	    p.cohorts > 1000000 || !(p.cohort_spread >= 0) ||
+	    !isfinite(p.cohort_spread)) {
 		pwb_diag_add(diag, NULL, 0, 0,
 			     "simulation parameters out of range");
 		return PWB_EINVAL;
@@ -293,6 +308,15 @@ pwb_status pwb_prefs_simulate(const pwb_prefs_sim_params *params,
 				json_object_set_new(
 				    o, "rejected",
 				    json_string(a_wins ? b.s : a.s));
+			}
+			if (p.cohorts) {
+				char cid[32];
+				snprintf(cid, sizeof(cid), "c%zu",
+					 u % p.cohorts);
+				json_t *r = json_pack("{s:s, s:{s:s}}", "role",
+						      "end_user", "attributes",
+						      "cohort", cid);
+				json_object_set_new(o, "rater", r);
 			}
 			json_object_set_new(o, "ts", json_integer(ts));
 			ts += 60;

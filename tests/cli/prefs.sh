@@ -109,6 +109,110 @@ expect "eval prefs (text)" 0 0 "" ""
 if grep -q "learning curve" "$tmp/out"; then ok "eval prefs prints a curve"
 else fail "eval prefs prints a curve"; fi
 
+# ---- shrinkage, per-user results, cohorts (tests/fixtures/prefs) ----
+#
+# two-tastes.jsonl: six users, ten choices each between a short and a
+# long answer (the same ten pairs for everyone): ana, cy, dee and eve always
+# choose the short one, ben and fay the long one; each rater carries the
+# attribute band (terse or wordy). The last 3 of each user's 10 events are
+# held out: 18 test pairs, 42 training pairs. The population learns the
+# majority's taste, so it orders the 4 short-choosers' test pairs right and
+# the 2 long-choosers' wrong: 4/6. Personalised, everyone is right: 2 users
+# better, 4 equal, none worse, a gain of 2/6.
+fx=$(dirname "${BASH_SOURCE[0]}")/../fixtures/prefs
+run eval prefs --data "$fx/two-tastes.jsonl" --json
+expect "eval prefs: two tastes" 0 0 "" ""
+json_check "two tastes: counts and accuracies" \
+	'd["n_events"] == 60 and d["n_users"] == 6 and d["n_test_pairs"] == 18
+	 and d["n_train_pairs"] == 42 and d["n_ties_dropped"] == 0
+	 and abs(d["accuracy"]["population"]["mean"] - 4/6) < 1e-4
+	 and d["accuracy"]["personal"]["mean"] == 1'
+json_check "two tastes: per user" \
+	'd["per_user"]["wins"] == 2 and d["per_user"]["ties"] == 4
+	 and d["per_user"]["losses"] == 0
+	 and d["per_user"]["hurt_share"]["mean"] == 0
+	 and d["per_user"]["hurt_share"]["ci95"] == [0, 0]
+	 and abs(d["per_user"]["gain"]["mean"] - 2/6) < 1e-4
+	 and abs(d["per_user"]["win_share"]["mean"] - 2/6) < 1e-4'
+json_check "two tastes: shrinkage chosen across users" \
+	'd["shrinkage"]["chosen_by"] == "cross-validation"
+	 and d["shrinkage"]["k"] == 0 and d["shrinkage"]["cv_users"] == 6
+	 and len(d["shrinkage"]["cv_log_likelihood"]) == 19'
+json_check "two tastes: curve with the population beside it" \
+	'sorted(d["learning_curve_population"], key=int) ==
+	 ["0","1","2","5","10","20","50"]
+	 and abs(d["learning_curve_population"]["0"]["mean"] - 4/6) < 1e-4
+	 and abs(d["learning_curve"]["0"]["mean"] - 4/6) < 1e-4
+	 and d["learning_curve"]["5"]["mean"] == 1
+	 and d["learning_curve"]["10"] is None'
+run eval prefs --data "$fx/two-tastes.jsonl"
+if grep -q "^per user, personal against population: 2 better, 4 equal, 0 worse$" \
+	"$tmp/out" && grep -q "^  hurt  *0.000  \[0.000, 0.000\]  (6)$" "$tmp/out"
+then
+	ok "two tastes: per user, as text"
+else
+	fail "two tastes: per user, as text" "$(head -n 12 "$tmp/out")"
+fi
+run eval prefs --data "$fx/two-tastes.jsonl" --shrink 1e9 --json
+json_check "--shrink: a large k is the population" \
+	'd["shrinkage"]["chosen_by"] == "given"
+	 and abs(d["accuracy"]["personal"]["mean"] - 4/6) < 1e-4'
+# With the band as a cohort, a user without events of their own starts
+# from their band's model: right on every pair from the first.
+run eval prefs --data "$fx/two-tastes.jsonl" --cohort-attr band --json
+expect "eval prefs --cohort-attr" 0 0 "" ""
+json_check "cohorts: the band's model from 0 events" \
+	'd["cohorts"]["attribute"] == "band" and d["cohorts"]["n_cohorts"] == 2
+	 and d["cohorts"]["n_users"] == 6
+	 and d["cohorts"]["learning_curve_with_cohort"]["0"]["mean"] == 1
+	 and abs(d["cohorts"]["learning_curve_without_cohort"]["0"]["mean"]
+		 - 4/6) < 1e-4'
+# An attribute the org's learning restrictions forbid is never grouped by
+# (open-studio is under California's law, which forbids religion).
+run eval prefs --data "$fx/two-tastes.jsonl" --cohort-attr religion \
+	--policies "$pol" --org open-studio
+expect "--cohort-attr of a forbidden attribute" 1 1 "$pol/law/us-ca.yaml:" \
+	"forbid learning from the attribute 'religion'"
+run eval prefs --data "$fx/two-tastes.jsonl" --cohort-attr band \
+	--policies "$pol" --org open-studio --json
+json_check "--cohort-attr of an allowed attribute, with the policy" \
+	'd["cohorts"]["n_cohorts"] == 2'
+run prefs train --data "$fx/two-tastes.jsonl" --out "$tmp/tastes.pwbp" --json
+json_check "prefs train stores the chosen k" \
+	'd["shrink_k"] == 0 and d["users"] == 6'
+
+# One user: the numbers are that user's; cross-validation needs two users,
+# so the default k stands, and the text says both.
+run eval prefs --data "$fx/single-user.jsonl" --json
+expect "eval prefs: a single user" 0 0 "" ""
+json_check "a single user: their numbers, the default k" \
+	'd["n_users"] == 1 and d["n_test_pairs"] == 3
+	 and d["accuracy"]["personal"] == {"mean": 1, "ci95": [1, 1], "n": 1}
+	 and d["accuracy"]["population"]["mean"] == 1
+	 and d["per_user"]["ties"] == 1 and d["shrinkage"]["k"] == 8
+	 and d["shrinkage"]["chosen_by"] == "default"
+	 and d["shrinkage"]["cv_users"] == 1'
+run eval prefs --data "$fx/single-user.jsonl"
+if grep -q "^note: one user tested" "$tmp/out" &&
+	grep -q "the default: cross-validation needs 2 users" "$tmp/out"; then
+	ok "a single user, as text"
+else
+	fail "a single user, as text" "$(cat "$tmp/out")"
+fi
+# Nothing to evaluate is an error naming the file, never a silent zero.
+run eval prefs --data "$fx/empty.jsonl"
+expect "an empty file" 1 1 "$fx/empty.jsonl: error:" "no feedback events"
+run eval prefs --data "$fx/one-event.jsonl" --json
+expect "a user with one event" 1 1 "$fx/one-event.jsonl: error:" \
+	"no user has the 5 events .* \(the most is 1\)"
+if [ ! -s "$tmp/out" ]; then ok "nothing on stdout when nothing is tested"
+else fail "nothing on stdout when nothing is tested" "$(head -c 200 "$tmp/out")"; fi
+run eval prefs --data "$fx/all-ties.jsonl"
+expect "all ratings tie" 1 1 "$fx/all-ties.jsonl: error:" \
+	"every held-out rating ties .* \(3 ties dropped\)"
+run eval prefs --data "$fx/two-tastes.jsonl" --shrink -1
+expect "--shrink below 0" 2 2 "" "--shrink"
+
 # ---- train, explain, reset ----
 
 run prefs train --data "$tmp/sim.jsonl" --out "$tmp/m.pwbp"
@@ -130,7 +234,8 @@ else
 fi
 run prefs explain --model "$tmp/m.pwbp" --user u00003 --json
 json_check "explain --json" \
-	'd["user"] == "u00003" and "verbosity" in d["deviation"] and d["updates"] > 0'
+	'd["user"] == "u00003" and "verbosity" in d["deviation"] and d["updates"] > 0
+	 and 0 < d["weight"] <= 1'
 run prefs reset --model "$tmp/m.pwbp" --user u00003
 expect "prefs reset" 0 0 "" ""
 run prefs explain --model "$tmp/m.pwbp" --user u00003

@@ -846,6 +846,454 @@ static void test_simulated_users(void **state)
 	pwb_feedback_set_free(s);
 }
 
+/* ---- shrinkage by evidence, and cohorts ---- */
+
+/* A population that prefers short answers: 30 users, 20 choices each. */
+static pwb_prefs_model *short_population(void)
+{
+	pwb_prefs_model *m = new_model();
+	pwb_prefs_features s, l;
+	char uid[16];
+	for (int r = 0; r < 600; r++) {
+		feats(&s, m, shorts[r % 5], NULL);
+		feats(&l, m, longs[(r + 2) % 5], NULL);
+		snprintf(uid, sizeof(uid), "p%d", r % 30);
+		assert_int_equal(pwb_prefs_update_pair(m, uid, &s, &l, NULL),
+				 PWB_OK);
+	}
+	return m;
+}
+
+static const char owl_short[] = "Owls hunt at night.";
+static const char owl_long[] =
+    "Owls are birds of prey that mostly hunt at night, using their "
+    "excellent hearing and silent flight to catch small animals in fields "
+    "and woods across nearly every continent.";
+
+/* A user without events scores exactly as the population: unknown, new
+ * with a reset, or with k infinite. */
+static void test_shrink_no_events(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = short_population();
+	pwb_prefs_features f[2];
+	feats(&f[0], m, owl_short, NULL);
+	feats(&f[1], m, owl_long, NULL);
+	double pop[2], per[2];
+	pwb_prefs_score(m, NULL, f, 2, NULL, PWB_PREFS_POPULATION, pop);
+	pwb_prefs_score(m, "nobody", f, 2, NULL, PWB_PREFS_PERSONAL, per);
+	assert_memory_equal(pop, per, sizeof(pop));
+	assert_true(pwb_prefs_user_weight(m, "nobody") == 0);
+	/* A user with a deviation, reset: no events, no weight. */
+	assert_true(pwb_prefs_user_nnz(m, "p3") > 0);
+	assert_true(pwb_prefs_user_weight(m, "p3") > 0);
+	assert_int_equal(pwb_prefs_reset(m, "p3", NULL), PWB_OK);
+	pwb_prefs_score(m, "p3", f, 2, NULL, PWB_PREFS_PERSONAL, per);
+	assert_memory_equal(pop, per, sizeof(pop));
+	/* k infinite: every user is the population. */
+	assert_int_equal(pwb_prefs_set_shrink(m, INFINITY), PWB_OK);
+	pwb_prefs_score(m, "p4", f, 2, NULL, PWB_PREFS_PERSONAL, per);
+	assert_memory_equal(pop, per, sizeof(pop));
+	/* k = 0: the deviation counts fully from the first pair. */
+	assert_int_equal(pwb_prefs_set_shrink(m, 0), PWB_OK);
+	assert_true(pwb_prefs_user_weight(m, "p4") == 1);
+	assert_int_equal(pwb_prefs_set_shrink(m, -1), PWB_EINVAL);
+	assert_int_equal(pwb_prefs_set_shrink(m, NAN), PWB_EINVAL);
+	pwb_prefs_params p = pwb_prefs_default_params();
+	p.shrink_k = -2;
+	pwb_prefs_model *bad = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_prefs_model_new(&bad, &p, &d), PWB_EINVAL);
+	assert_non_null(strstr(d.entries[0].message, "shrink_k"));
+	pwb_diag_release(&d);
+	pwb_prefs_model_free(m);
+}
+
+/* Choices in a fixed pattern: the short answer 7 times in every 10. */
+static bool picks_short(uint64_t *count)
+{
+	static const bool pattern[10] = {1, 1, 0, 1, 1, 1, 0, 1, 0, 1};
+	return pattern[(*count)++ % 10];
+}
+
+/* A population of 30 users, 200 choices each, who choose the short
+ * answer 7 times in 10: enough for w0 to have learnt that taste. */
+static pwb_prefs_model *noisy_population(uint64_t *rng)
+{
+	pwb_prefs_model *m = new_model();
+	pwb_prefs_features s, l;
+	char uid[16];
+	for (int r = 0; r < 6000; r++) {
+		feats(&s, m, shorts[r % 5], NULL);
+		feats(&l, m, longs[(r + 2) % 5], NULL);
+		snprintf(uid, sizeof(uid), "p%d", r % 30);
+		bool sh = picks_short(rng);
+		assert_int_equal(pwb_prefs_update_pair(m, uid, sh ? &s : &l,
+						       sh ? &l : &s, NULL),
+				 PWB_OK);
+	}
+	return m;
+}
+
+/* A user whose feedback is the population's (the same pairs, the short
+ * answer 7 times in 10, as everyone) gains nothing: once w0 has learnt
+ * that taste, their personal margin stays within 5 % of the
+ * population's over 200 events (their order never changes), while a
+ * user who differs moves by more than half of it with as many. */
+static void test_shrink_agreeing_user(void **state)
+{
+	(void)state;
+	uint64_t rng = 0;
+	pwb_prefs_model *m = noisy_population(&rng);
+	rng = 0;
+	pwb_prefs_features s, l, f[2];
+	feats(&f[0], m, owl_short, NULL);
+	feats(&f[1], m, owl_long, NULL);
+	double pop[2], per[2], other[2];
+	pwb_prefs_score(m, NULL, f, 2, NULL, PWB_PREFS_POPULATION, pop);
+	double gap = pop[0] - pop[1];
+	assert_true(gap > 0.1);
+	for (int r = 0; r < 200; r++) {
+		/* The population's pairs, chosen in the same pattern. */
+		feats(&s, m, shorts[r % 5], NULL);
+		feats(&l, m, longs[(r + 2) % 5], NULL);
+		bool sh = picks_short(&rng);
+		assert_int_equal(pwb_prefs_update_user_pair(m, "same",
+							    sh ? &s : &l,
+							    sh ? &l : &s, NULL),
+				 PWB_OK);
+		assert_int_equal(
+		    pwb_prefs_update_user_pair(m, "other", &l, &s, NULL),
+		    PWB_OK);
+		if (r % 20 != 19)
+			continue;
+		pwb_prefs_score(m, "same", f, 2, NULL, PWB_PREFS_PERSONAL, per);
+		pwb_prefs_score(m, "other", f, 2, NULL, PWB_PREFS_PERSONAL,
+				other);
+		assert_true(per[0] > per[1]);
+		if (!(fabs((per[0] - per[1]) - gap) < 0.05 * gap))
+			fail_msg("after %d events: personal margin %g, "
+				 "population %g",
+				 r + 1, per[0] - per[1], gap);
+		if (r >= 99)
+			assert_true(other[1] - other[0] > 0.5 * gap);
+	}
+	pwb_prefs_model_free(m);
+}
+
+/* A user who consistently prefers the long answers the population
+ * dislikes moves towards them as their events grow: the weight of their
+ * deviation and their own margin rise with the evidence, and their order
+ * flips. */
+static void test_shrink_moves_with_evidence(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = short_population();
+	pwb_prefs_features s, l, f[2];
+	feats(&f[0], m, owl_short, NULL);
+	feats(&f[1], m, owl_long, NULL);
+	double per[2], prev_margin = -INFINITY, prev_weight = -1;
+	pwb_prefs_score(m, "rita", f, 2, NULL, PWB_PREFS_PERSONAL, per);
+	assert_true(per[1] < per[0]); /* she starts at the population */
+	static const int at[] = {2, 5, 10, 20, 50, 100};
+	int r = 0;
+	for (size_t q = 0; q < PWB_ARRAY_LEN(at); q++) {
+		for (; r < at[q]; r++) {
+			feats(&s, m, shorts[r % 5], NULL);
+			feats(&l, m, longs[(r + 1) % 5], NULL);
+			assert_int_equal(
+			    pwb_prefs_update_user_pair(m, "rita", &l, &s, NULL),
+			    PWB_OK);
+		}
+		pwb_prefs_score(m, "rita", f, 2, NULL, PWB_PREFS_PERSONAL, per);
+		double margin = per[1] - per[0];
+		double w = pwb_prefs_user_weight(m, "rita");
+		if (!(margin > prev_margin && w > prev_weight))
+			fail_msg("after %d events: margin %g (was %g), "
+				 "weight %g (was %g)",
+				 at[q], margin, prev_margin, w, prev_weight);
+		assert_true(fabs(w - (double)at[q] / (at[q] + 8.0)) < 1e-12);
+		prev_margin = margin;
+		prev_weight = w;
+	}
+	assert_true(per[1] > per[0]); /* her own order, in the end */
+	pwb_prefs_model_free(m);
+}
+
+/* The shrinkage and the cohorts are kept in a model file; a file of
+ * version 1 (without them) loads with the default k. */
+static void test_shrink_saved(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = short_population();
+	pwb_prefs_features s, l, f[2];
+	feats(&s, m, shorts[0], NULL);
+	feats(&l, m, longs[0], NULL);
+	assert_int_equal(
+	    pwb_prefs_update_cohort_pair(m, "age=30s", &l, &s, NULL), PWB_OK);
+	assert_int_equal(pwb_prefs_set_shrink(m, INFINITY), PWB_OK);
+	void *b1, *b2;
+	size_t l1, l2;
+	assert_int_equal(pwb_prefs_save_mem(m, &b1, &l1), PWB_OK);
+	pwb_prefs_model *back = NULL;
+	assert_int_equal(pwb_prefs_load_mem(&back, b1, l1, "m", NULL), PWB_OK);
+	assert_true(isinf(pwb_prefs_model_params(back)->shrink_k));
+	assert_true(pwb_prefs_has_cohort(back, "age=30s"));
+	assert_int_equal(pwb_prefs_n_cohorts(back), 1);
+	assert_int_equal(pwb_prefs_save_mem(back, &b2, &l2), PWB_OK);
+	assert_int_equal(l1, l2);
+	assert_memory_equal(b1, b2, l1);
+	free(b2);
+	pwb_prefs_model_free(back);
+	/* The population blob keeps the cohorts (no user's own data). */
+	assert_int_equal(pwb_prefs_population_save_mem(m, &b2, &l2), PWB_OK);
+	assert_int_equal(pwb_prefs_load_mem(&back, b2, l2, "pop", NULL),
+			 PWB_OK);
+	assert_true(pwb_prefs_has_cohort(back, "age=30s"));
+	assert_int_equal(pwb_prefs_n_users(back), 0);
+	free(b2);
+	pwb_prefs_model_free(back);
+
+	/* Version 1: the same bytes without shrink_k (after the eight
+	 * parameters) and without the cohort count (before the checksum). */
+	pwb_prefs_model *plain = short_population();
+	assert_int_equal(pwb_prefs_save_mem(plain, &b2, &l2), PWB_OK);
+	unsigned char *v1 = malloc(l2), *src = b2;
+	size_t off = 8 + 5 * 4 + 4 + 8 * 8, n = 0;
+	memcpy(v1, src, off);
+	n = off;
+	memcpy(v1 + n, src + off + 8, l2 - off - 8 - 8 - 32);
+	n += l2 - off - 8 - 8 - 32;
+	v1[8] = 1;
+	crypto_generichash(v1 + n, 32, v1, n, NULL, 0);
+	n += 32;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_prefs_load_mem(&back, v1, n, "old", &d), PWB_OK);
+	assert_true(pwb_prefs_model_params(back)->shrink_k == 8.0);
+	assert_int_equal(pwb_prefs_n_users(back), 30);
+	feats(&f[0], back, owl_short, NULL);
+	feats(&f[1], back, owl_long, NULL);
+	double a[2], b[2];
+	pwb_prefs_score(plain, "p1", f, 2, NULL, PWB_PREFS_PERSONAL, a);
+	pwb_prefs_score(back, "p1", f, 2, NULL, PWB_PREFS_PERSONAL, b);
+	assert_memory_equal(a, b, sizeof(a));
+	pwb_prefs_model_free(back);
+	/* A version past the newest is named as such. */
+	v1[8] = 3;
+	crypto_generichash(v1 + n - 32, 32, v1, n - 32, NULL, 0);
+	assert_int_equal(pwb_prefs_load_mem(&back, v1, n, "new", &d),
+			 PWB_EPARSE);
+	assert_non_null(strstr(d.entries[d.n - 1].message, "newer pwb"));
+	pwb_diag_release(&d);
+	free(v1);
+	free(b1);
+	free(b2);
+	pwb_prefs_model_free(plain);
+	pwb_prefs_model_free(m);
+}
+
+/* A new member of a cohort starts from the cohort's model, not the
+ * population's; without a cohort, or in an unknown one, scoring is
+ * pwb_prefs_score's; as the member's own evidence grows, the cohort
+ * counts less. */
+static void test_cohort_prior(void **state)
+{
+	(void)state;
+	pwb_prefs_model *m = short_population();
+	pwb_prefs_features s, l, f[2];
+	feats(&f[0], m, owl_short, NULL);
+	feats(&f[1], m, owl_long, NULL);
+	/* The cohort prefers long answers. */
+	for (int r = 0; r < 100; r++) {
+		feats(&s, m, shorts[r % 5], NULL);
+		feats(&l, m, longs[(r + 4) % 5], NULL);
+		assert_int_equal(
+		    pwb_prefs_update_cohort_pair(m, "band=b", &l, &s, NULL),
+		    PWB_OK);
+	}
+	assert_int_equal(pwb_prefs_update_cohort_pair(m, "", &l, &s, NULL),
+			 PWB_EINVAL);
+	assert_false(pwb_prefs_has_user(m, "band=b")); /* not a user */
+	double pop[2], co[2], none[2];
+	pwb_prefs_score(m, "newbie", f, 2, NULL, PWB_PREFS_PERSONAL, pop);
+	pwb_prefs_score_cohort(m, "newbie", "band=b", f, 2, NULL,
+			       PWB_PREFS_PERSONAL, co);
+	assert_true(pop[0] > pop[1]);
+	assert_true(co[1] > co[0]); /* the cohort's order from the start */
+	pwb_prefs_score_cohort(m, "newbie", "band=zz", f, 2, NULL,
+			       PWB_PREFS_PERSONAL, none);
+	assert_memory_equal(pop, none, sizeof(pop));
+	/* The population scorer ignores the cohort. */
+	pwb_prefs_score_cohort(m, "newbie", "band=b", f, 2, NULL,
+			       PWB_PREFS_POPULATION, none);
+	pwb_prefs_score(m, NULL, f, 2, NULL, PWB_PREFS_POPULATION, pop);
+	assert_memory_equal(pop, none, sizeof(pop));
+	/* A member who likes short answers after all: with enough events
+	 * of their own, their order wins over the cohort's. */
+	for (int r = 0; r < 200; r++) {
+		feats(&s, m, shorts[r % 5], NULL);
+		feats(&l, m, longs[(r + 1) % 5], NULL);
+		assert_int_equal(
+		    pwb_prefs_update_user_pair(m, "newbie", &s, &l, NULL),
+		    PWB_OK);
+	}
+	pwb_prefs_score_cohort(m, "newbie", "band=b", f, 2, NULL,
+			       PWB_PREFS_PERSONAL, co);
+	assert_true(co[0] > co[1]);
+	pwb_prefs_model_free(m);
+}
+
+/* Events of simulated users, with (cohorts) or without attributes;
+ * flip_from: pairs of event rounds from it on have chosen and rejected
+ * swapped (0: none). */
+typedef struct flip_ctx {
+	pwb_feedback_set *s;
+	size_t users, flip_from, n;
+} flip_ctx;
+
+static int collect_flip(void *ctx, const char *line, size_t len)
+{
+	flip_ctx *c = ctx;
+	size_t round = c->n++ / c->users;
+	char buf[8192];
+	if (!c->flip_from || round < c->flip_from || len >= sizeof(buf))
+		return pwb_feedback_parse(c->s, line, len, "sim", (int)c->n,
+					  NULL)
+			   ? -1
+			   : 0;
+	/* Rename the keys: "chosen" and "rejected" trade places. */
+	const char *a = strstr(line, "\"chosen\":");
+	const char *b = strstr(line, "\"rejected\":");
+	if (!a || !b || a > b)
+		return -1;
+	size_t n = 0;
+	memcpy(buf, line, (size_t)(a - line));
+	n = (size_t)(a - line);
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\"rejected\":");
+	const char *mid = a + strlen("\"chosen\":");
+	memcpy(buf + n, mid, (size_t)(b - mid));
+	n += (size_t)(b - mid);
+	n += (size_t)snprintf(buf + n, sizeof(buf) - n, "\"chosen\":");
+	const char *rest = b + strlen("\"rejected\":");
+	memcpy(buf + n, rest, len - (size_t)(rest - line));
+	n += len - (size_t)(rest - line);
+	return pwb_feedback_parse(c->s, buf, n, "sim", (int)c->n, NULL) ? -1
+									: 0;
+}
+
+static pwb_feedback_set *simulate_with(const pwb_prefs_sim_params *p,
+				       size_t flip_from)
+{
+	flip_ctx c = {NULL, p->users, flip_from, 0};
+	assert_int_equal(pwb_feedback_set_new(&c.s), PWB_OK);
+	assert_int_equal(pwb_prefs_simulate(p, collect_flip, &c, NULL), PWB_OK);
+	return c.s;
+}
+
+/* The evaluation: the shrinkage is chosen without the test events (the
+ * same k and the same cross-validation when every held-out choice is
+ * reversed); per-user wins, ties and losses add up, and their shares are
+ * theirs; users alike get exactly the population. */
+static void test_eval_shrink_and_per_user(void **state)
+{
+	(void)state;
+	pwb_prefs_sim_params p = pwb_prefs_sim_default_params();
+	p.users = 60;
+	p.events = 40;
+	p.rating_fraction = 0;
+	pwb_feedback_set *a = simulate_with(&p, 0);
+	/* Held out: the last floor(40 × 0.3) = 12 rounds of each user. */
+	pwb_feedback_set *b = simulate_with(&p, 28);
+	pwb_prefs_eval_result ra, rb;
+	assert_int_equal(pwb_prefs_evaluate(&ra, a, "a", NULL, NULL), PWB_OK);
+	assert_int_equal(pwb_prefs_evaluate(&rb, b, "b", NULL, NULL), PWB_OK);
+	assert_true(ra.shrink_by_cv && rb.shrink_by_cv);
+	assert_int_equal(ra.cv_n, 60);
+	assert_true(ra.shrink_k == rb.shrink_k);
+	assert_memory_equal(ra.cv_log_likelihood, rb.cv_log_likelihood,
+			    sizeof(ra.cv_log_likelihood));
+	assert_true(ra.personal.mean > rb.personal.mean + 0.2);
+	/* Users who differ: personalised from the start. */
+	assert_true(ra.shrink_k <= 4);
+	assert_int_equal(ra.wins + ra.ties + ra.losses, ra.n_users_tested);
+	assert_true(fabs(ra.loss_share.mean -
+			 (double)ra.losses / (double)ra.n_users_tested) <
+		    1e-12);
+	assert_true(fabs(ra.gain.mean -
+			 (ra.personal.mean - ra.population.mean)) < 1e-9);
+	assert_true(ra.loss_share.lo <= ra.loss_share.mean &&
+		    ra.loss_share.mean <= ra.loss_share.hi);
+	assert_true(ra.wins > ra.losses);
+	/* The curve carries the population on the same users. */
+	assert_true(fabs(ra.curve_population[0].mean - ra.population.mean) <
+		    1e-9);
+	pwb_feedback_set_free(a);
+	pwb_feedback_set_free(b);
+
+	/* Users alike: k infinite, personal is the population exactly. */
+	p.spread = 0;
+	a = simulate_with(&p, 0);
+	assert_int_equal(pwb_prefs_evaluate(&ra, a, "a", NULL, NULL), PWB_OK);
+	assert_true(isinf(ra.shrink_k));
+	assert_true(ra.personal.mean == ra.population.mean);
+	assert_int_equal(ra.ties, ra.n_users_tested);
+	assert_int_equal(ra.losses, 0);
+	/* A given k is used as given. */
+	pwb_prefs_eval_params ep = pwb_prefs_eval_default_params();
+	ep.shrink_k = 0;
+	assert_int_equal(pwb_prefs_evaluate(&ra, a, "a", &ep, NULL), PWB_OK);
+	assert_false(ra.shrink_by_cv);
+	assert_true(ra.shrink_k == 0);
+	/* Training chooses k the same way and stores it. */
+	pwb_prefs_model *m = NULL;
+	assert_int_equal(pwb_prefs_train(&m, &rb, a, "a", NULL, NULL), PWB_OK);
+	assert_true(isinf(pwb_prefs_model_params(m)->shrink_k));
+	pwb_prefs_model_free(m);
+	pwb_feedback_set_free(a);
+}
+
+/* Cohorts from a consented attribute: users with few events of their
+ * own gain from their cohort's model; without the attribute named, the
+ * attributes are never read. */
+static void test_eval_cohorts(void **state)
+{
+	(void)state;
+	pwb_prefs_sim_params p = pwb_prefs_sim_default_params();
+	p.users = 120;
+	p.events = 30;
+	p.spread = 0.3;
+	p.cohorts = 4;
+	p.cohort_spread = 1.5;
+	pwb_feedback_set *s = simulate_with(&p, 0);
+	assert_non_null(pwb_feedback_get(s, 0)->rater_attrs);
+	pwb_prefs_eval_params ep = pwb_prefs_eval_default_params();
+	ep.cohort_attr = "cohort";
+	pwb_prefs_eval_result with, without;
+	assert_int_equal(pwb_prefs_evaluate(&with, s, "c", &ep, NULL), PWB_OK);
+	assert_int_equal(pwb_prefs_evaluate(&without, s, "c", NULL, NULL),
+			 PWB_OK);
+	assert_int_equal(with.n_cohorts, 4);
+	assert_int_equal(with.n_users_in_cohorts, 120);
+	assert_int_equal(without.n_cohorts, 0);
+	/* No events of their own: the cohort's model beats the
+	 * population's, by its intervals. */
+	if (!(with.cohort_curve[0].lo > with.cohort_base[0].hi))
+		fail_msg("0 events: with the cohort %.3f [%.3f, %.3f], without "
+			 "%.3f [%.3f, %.3f]",
+			 with.cohort_curve[0].mean, with.cohort_curve[0].lo,
+			 with.cohort_curve[0].hi, with.cohort_base[0].mean,
+			 with.cohort_base[0].lo, with.cohort_base[0].hi);
+	assert_true(with.cohort_curve[2].mean > with.cohort_base[2].mean);
+	/* The same users without cohorts: the base is their curve. */
+	assert_true(fabs(with.cohort_base[0].mean - without.curve[0].mean) <
+		    1e-9);
+	/* Overall, the cohort prior helps too. */
+	assert_true(with.personal.mean > without.personal.mean);
+	pwb_feedback_set_free(s);
+}
+
 /* The explanation tells the truth: on simulated users, each user's learnt
  * deviation on a dimension goes with how far their hidden taste is from
  * the others' (correlation over users and dimensions). */
@@ -1293,6 +1741,13 @@ int main(void)
 	    cmocka_unit_test(test_overflow_refused),
 	    cmocka_unit_test(test_clamp_never_crossed),
 	    cmocka_unit_test(test_simulated_users),
+	    cmocka_unit_test(test_shrink_no_events),
+	    cmocka_unit_test(test_shrink_agreeing_user),
+	    cmocka_unit_test(test_shrink_moves_with_evidence),
+	    cmocka_unit_test(test_shrink_saved),
+	    cmocka_unit_test(test_cohort_prior),
+	    cmocka_unit_test(test_eval_shrink_and_per_user),
+	    cmocka_unit_test(test_eval_cohorts),
 	    cmocka_unit_test(test_explain_matches_hidden_taste),
 	    cmocka_unit_test(test_eval_split_and_duplicates),
 	    cmocka_unit_test(test_attributes_never_read),
