@@ -24,7 +24,7 @@ static const char check_usage[] =
     "  --role prompt|response  what the text is (default prompt)\n"
     "  --lexicons DIR       lexicon files (default DIR/lexicons of "
     "--policies)\n"
-    "  --model FILE         a linear model from 'pwb bounds train'\n"
+    "  --model FILE         a linear model from 'pwb bounds train'\n" CLI_HELP_GUARD
     "  --json               print the decision as JSON (docs/bounds.md)\n"
     "  -h, --help           show this help\n"
     "\n"
@@ -35,7 +35,8 @@ static const char check_usage[] =
     "\"Tell me a joke\"\n"
     "\n"
     "Exit status: 0 when the text was checked (whatever the verdict), 1 on\n"
-    "an error, 2 on a usage error.\n";
+    "an error (also a guard judge that fails or answers neither safe nor\n"
+    "unsafe: nothing passes unjudged), 2 on a usage error.\n";
 
 /* One block: who (tier, source, rule, basis) and which category. */
 static void print_block(const char *label, const pwb_cat_decision *c)
@@ -117,10 +118,11 @@ static int cmd_check(cli_args *a)
 	pwb_role role = PWB_ROLE_PROMPT;
 	bool json = false;
 	cli_list pos = {0};
+	cli_engine_opts eo = {0};
 	const cli_spec spec[] = {
 	    CLI_RESOLVE_SPEC(&ra), CLI_OPT_STR("role", role_s),
 	    CLI_OPT_STR("lexicons", lexicons), CLI_OPT_STR("model", model),
-	    CLI_OPT_FLAG("json", json),
+	    CLI_OPT_FLAG("json", json), CLI_GUARD_SPEC(&eo),
 	    /* 'pwb ask' and 'pwb chat' call the linear model --detector. */
 	    CLI_OPT_REFUSE(
 		"detector",
@@ -145,6 +147,11 @@ static int cmd_check(cli_args *a)
 		cli_resolve_release(&ra);
 		return rc;
 	}
+	pwb_engine_guard guard = {0};
+	if ((rc = cli_guard_open(a, &eo, &guard.engine))) {
+		cli_resolve_release(&ra);
+		return rc;
+	}
 	rc = CLI_FAIL;
 	char *text = NULL, *out = NULL;
 	size_t len = 0;
@@ -160,7 +167,7 @@ static int cmd_check(cli_args *a)
 		if (!(text = strdup(text_arg)))
 			goto out;
 	}
-	if (!(b = cli_bounds_open(&ra, lexicons, model, NULL)))
+	if (!(b = cli_bounds_open(&ra, lexicons, model, &guard)))
 		goto out;
 	pwb_status st =
 	    pwb_bounds_check(&d, b, ra.effective, role, text, len, &diag);
@@ -182,6 +189,7 @@ out:
 	free(out);
 	pwb_decision_free(d);
 	pwb_bounds_free(b);
+	pwb_engine_free(guard.engine);
 	free(text);
 	pwb_diag_release(&diag);
 	cli_resolve_release(&ra);

@@ -253,16 +253,30 @@ typedef struct cli_engine_opts {
 	const char *guard_model, *guard_upstream, *guard_upstream_model;
 } cli_engine_opts;
 
+/* The guard's options alone (bounds check, eval bounds). */
+#define CLI_GUARD_SPEC(e)                                                      \
+	CLI_OPT_STR("api-key-env", (e)->api_key_env),                          \
+	    CLI_OPT_UINT("threads", (e)->threads, 0, 256),                     \
+	    CLI_OPT_STR("guard-model", (e)->guard_model),                      \
+	    CLI_OPT_STR("guard-upstream", (e)->guard_upstream),                \
+	    CLI_OPT_STR("guard-upstream-model", (e)->guard_upstream_model)
 #define CLI_ENGINE_SPEC(e)                                                     \
 	CLI_OPT_STR("model", (e)->model),                                      \
 	    CLI_OPT_STR("upstream", (e)->upstream),                            \
 	    CLI_OPT_STR("upstream-model", (e)->upstream_model),                \
-	    CLI_OPT_STR("api-key-env", (e)->api_key_env),                      \
-	    CLI_OPT_UINT("threads", (e)->threads, 0, 256),                     \
-	    CLI_OPT_UINT("ctx", (e)->ctx, 0, 1 << 20),                         \
-	    CLI_OPT_STR("guard-model", (e)->guard_model),                      \
-	    CLI_OPT_STR("guard-upstream", (e)->guard_upstream),                \
-	    CLI_OPT_STR("guard-upstream-model", (e)->guard_upstream_model)
+	    CLI_OPT_UINT("ctx", (e)->ctx, 0, 1 << 20), CLI_GUARD_SPEC(e)
+#define CLI_HELP_GUARD_JUDGE                                                   \
+	"  --guard-model FILE.gguf  a Llama Guard model for the guard\n"       \
+	"                       detector (docs/bounds.md), embedded\n"         \
+	"  --guard-upstream URL  or at an OpenAI-compatible endpoint\n"        \
+	"  --guard-upstream-model NAME  the model name sent to it\n"
+/* The help of CLI_GUARD_SPEC. */
+#define CLI_HELP_GUARD                                                         \
+	CLI_HELP_GUARD_JUDGE                                                   \
+	"  --api-key-env VAR    the environment variable holding the\n"        \
+	"                       guard endpoint's API key (never logged)\n"     \
+	"  --threads N          embedded guard: CPU threads (default: all\n"   \
+	"                       cores)\n"
 #define CLI_HELP_ENGINE                                                        \
 	"  --model FILE.gguf    generate with this model, embedded "           \
 	"(llama.cpp)\n"                                                        \
@@ -274,10 +288,7 @@ typedef struct cli_engine_opts {
 	"  --threads N          embedded: CPU threads (default: all cores)\n"  \
 	"  --ctx N              embedded: context tokens (default: the\n"      \
 	"                       model's, at most 4096)\n"                      \
-	"  --guard-model FILE.gguf  a Llama Guard model for the guard\n"       \
-	"                       detector (docs/bounds.md), embedded\n"         \
-	"  --guard-upstream URL  or at an OpenAI-compatible endpoint\n"        \
-	"  --guard-upstream-model NAME  the model name sent to it\n"
+	CLI_HELP_GUARD_JUDGE
 #define CLI_HELP_ENGINE_ENV                                                    \
 	"  PWB_LLAMA_BACKENDS   the folder of llama.cpp's CPU backends\n"      \
 	"                       (libggml-cpu-*.so; default: the build's)\n"
@@ -285,6 +296,9 @@ typedef struct cli_engine_opts {
  * CLI_FAIL or a usage error. */
 int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out,
 		    pwb_engine **guard);
+/* The guard's judge alone, or *guard NULL when no guard option is given;
+ * CLI_OK, CLI_FAIL (printed) or a usage error. */
+int cli_guard_open(cli_args *a, const cli_engine_opts *o, pwb_engine **guard);
 /* A preference model file, or NULL when path is NULL (then *failed is
  * false); prints why it cannot be read. */
 pwb_prefs_model *cli_prefs_open(const char *path, bool *failed);

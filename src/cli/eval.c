@@ -37,7 +37,7 @@ static const char bounds_usage[] =
     "  --data FILE          the labelled texts (JSONL)\n"
     "  --lexicons DIR       lexicon files (default DIR/lexicons of "
     "--policies)\n"
-    "  --model FILE         a linear model from 'pwb bounds train'\n"
+    "  --model FILE         a linear model from 'pwb bounds train'\n" CLI_HELP_GUARD
     "  --group-by KEY       also the binary metrics per value of KEY, a\n"
     "                       key of the lines beside text and labels (e.g.\n"
     "                       source, functionality, group)\n"
@@ -156,11 +156,13 @@ static int cmd_bounds(cli_args *a)
 	const char *data = NULL, *lexicons = NULL, *model = NULL,
 		   *group_by = NULL, *svg = NULL;
 	bool as_json = false, sweep = false;
+	cli_engine_opts eo = {0};
 	const cli_spec spec[] = {
 	    CLI_RESOLVE_SPEC(&ra),	     CLI_OPT_NEED("data", data, "FILE.jsonl"),
 	    CLI_OPT_STR("lexicons", lexicons), CLI_OPT_STR("model", model),
 	    CLI_OPT_FLAG("json", as_json),   CLI_OPT_STR("group-by", group_by),
-	    CLI_OPT_FLAG("sweep", sweep),    CLI_OPT_STR("svg", svg)};
+	    CLI_OPT_FLAG("sweep", sweep),    CLI_OPT_STR("svg", svg),
+	    CLI_GUARD_SPEC(&eo)};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), bounds_usage, NULL);
 	if (r)
 		return cli_parsed(r);
@@ -171,6 +173,11 @@ static int cmd_bounds(cli_args *a)
 					       : "--svg needs a file");
 	int rc = cli_resolve_run(&ra, a);
 	if (rc) {
+		cli_resolve_release(&ra);
+		return rc;
+	}
+	pwb_engine_guard guard = {0};
+	if ((rc = cli_guard_open(a, &eo, &guard.engine))) {
 		cli_resolve_release(&ra);
 		return rc;
 	}
@@ -188,7 +195,7 @@ static int cmd_bounds(cli_args *a)
 		cli_print_diag(&diag);
 		goto out;
 	}
-	if (!(b = cli_bounds_open(&ra, lexicons, model, NULL)))
+	if (!(b = cli_bounds_open(&ra, lexicons, model, &guard)))
 		goto out;
 	size_t n = pwb_labelled_n(set),
 	       n_cats = pwb_effective_n_categories(ra.effective);
@@ -356,6 +363,7 @@ out:
 	free(per);
 	free(n_pos);
 	pwb_bounds_free(b);
+	pwb_engine_free(guard.engine);
 	pwb_labelled_free(set);
 	pwb_diag_release(&diag);
 	cli_resolve_release(&ra);

@@ -39,6 +39,40 @@ static pwb_status open_one(const cli_engine_opts *o, const char *model,
 	return pwb_engine_openai_new(out, &op, d);
 }
 
+/* Usage errors of the guard's options, before anything is opened. */
+static int guard_usage(cli_args *a, const cli_engine_opts *o)
+{
+	if (o->guard_model && o->guard_upstream)
+		return cli_usage_error(a, "give at most one of --guard-model "
+					  "and --guard-upstream");
+	if (o->guard_upstream_model && !o->guard_upstream)
+		return cli_usage_error(a, "--guard-upstream-model needs "
+					  "--guard-upstream URL");
+	return CLI_OK;
+}
+
+/* The guard's judge when the options name one (usage checked). */
+static int open_guard(const cli_engine_opts *o, pwb_engine **guard)
+{
+	if (!o->guard_model && !o->guard_upstream)
+		return CLI_OK;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_status st = open_one(o, o->guard_model, o->guard_upstream,
+				 o->guard_upstream_model, true, guard, &d);
+	if (st)
+		cli_report(NULL, st, &d);
+	pwb_diag_release(&d);
+	return st ? CLI_FAIL : CLI_OK;
+}
+
+int cli_guard_open(cli_args *a, const cli_engine_opts *o, pwb_engine **guard)
+{
+	*guard = NULL;
+	int rc = guard_usage(a, o);
+	return rc ? rc : open_guard(o, guard);
+}
+
 int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out,
 		    pwb_engine **guard)
 {
@@ -47,20 +81,17 @@ int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out,
 	if (!!o->model == !!o->upstream)
 		return cli_usage_error(a, "give one of --model FILE.gguf and "
 					  "--upstream URL");
-	if (o->guard_model && o->guard_upstream)
-		return cli_usage_error(a, "give at most one of --guard-model "
-					  "and --guard-upstream");
+	int rc = guard_usage(a, o);
+	if (rc)
+		return rc;
 	pwb_diag d;
 	pwb_diag_init(&d);
 	pwb_status st = open_one(o, o->model, o->upstream, o->upstream_model,
 				 false, out, &d);
-	if (!st && (o->guard_model || o->guard_upstream))
-		st = open_one(o, o->guard_model, o->guard_upstream,
-			      o->guard_upstream_model, true, guard, &d);
 	if (st)
 		cli_report(NULL, st, &d);
 	pwb_diag_release(&d);
-	return st ? CLI_FAIL : CLI_OK;
+	return st ? CLI_FAIL : open_guard(o, guard);
 }
 
 pwb_prefs_model *cli_prefs_open(const char *path, bool *failed)

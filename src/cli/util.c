@@ -482,9 +482,6 @@ int cli_gen_check(cli_args *a, cli_gen_opts *o)
 		return cli_usage_error(a, "--upstream-model names the model "
 					  "sent to --upstream URL; it does not "
 					  "go with --model FILE.gguf");
-	if (o->eo.guard_upstream_model && !o->eo.guard_upstream)
-		return cli_usage_error(a, "--guard-upstream-model goes with "
-					  "--guard-upstream URL only");
 	const struct {
 		const char *opt, *path;
 	} files[] = {{"model", o->eo.model},

@@ -50,6 +50,10 @@ unique, e.g. "echo+crlf/t7". Flags:
                    no [DONE]
   hold:MS          a stream stays open MS milliseconds after its last event
                    before it ends
+  llama-guard      a judge that answers as Llama Guard 3 does: "unsafe" and
+                   the codes of the words it finds in the conversation of
+                   the guard prompt (frobnicate S9, grault S10, plugh S1),
+                   else "safe"; "I cannot tell." to any other prompt
 
 python3's standard library only.
 """
@@ -111,6 +115,24 @@ def apply_stop(tokens, finish, stops):
     return out, "stop"
 
 
+# What the llama-guard flag's judge finds, by word: the Llama Guard 3 code.
+JUDGE_WORDS = (("frobnicate", "S9"), ("grault", "S10"), ("plugh", "S1"))
+
+
+def judge(req):
+    """Answers as Llama Guard 3 does: "safe", or "unsafe" and a line of
+    codes, for the conversation in the prompt of the last user message."""
+    users = [m for m in req["messages"] if m["role"] == "user"]
+    prompt = users[-1]["content"] if users else ""
+    begin = prompt.find("<BEGIN CONVERSATION>")
+    end = prompt.find("<END CONVERSATION>")
+    if begin < 0 or end < begin:
+        return "I cannot tell."
+    conversation = prompt[begin:end].lower()
+    codes = [c for w, c in JUDGE_WORDS if w in conversation]
+    return "unsafe\n" + ",".join(codes) if codes else "safe"
+
+
 def candidates(req, flags):
     """[(tokens, finish_reason)] for each choice of the request."""
     n = 1 if "ignore-n" in flags else int(req.get("n") or 1)
@@ -121,8 +143,11 @@ def candidates(req, flags):
         stops = [stops]
     out = []
     for k in range(n):
-        if "echo" in flags or "reply" in flags or "replies" in flags:
-            if "reply" in flags:
+        if ("echo" in flags or "reply" in flags or "replies" in flags or
+                "llama-guard" in flags):
+            if "llama-guard" in flags:
+                text = judge(req)
+            elif "reply" in flags:
                 text = urllib.parse.unquote(flags["reply"])
             elif "replies" in flags:
                 texts = flags["replies"].split(",")
