@@ -18,22 +18,20 @@
 # is absent. Training uses the shipped model's options (scripts/data/
 # sets.sh); PWB_TRAIN_FLAGS, when set, replaces them (for comparing
 # settings). Last, scripts/train-model.sh trains the shipped model on
-# every set (BUILD_DIR/models/default.pwbm). As a test (CTest runs it), it fails unless a model that never
-# saw HateCheck finds hate there with a recall above 0.3 and blocks more of
-# its hateful cases than the lexicons alone.
+# every set (BUILD_DIR/models/default.pwbm). As a test (CTest runs it),
+# it fails unless a model that never saw HateCheck finds hate there with
+# a recall above 0.3 and blocks more of its hateful cases than the
+# lexicons alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 data=${2:-../shared/data}
 pwb=$build/pwb
-if [ ! -d "$data/openai-moderation" ]; then
-	echo "evaluate-bounds: $data/openai-moderation is absent; skipping" >&2
-	exit 77
-fi
-ev=$build/eval
-mkdir -p "$ev" "$build/models"
 # shellcheck source=data/sets.sh
 source scripts/data/sets.sh
+need_sets evaluate-bounds "$data" "$build"
+ev=$build/eval
+mkdir -p "$ev" "$build/models"
 sets=("${bounds_sets[@]}")
 convert_sets "$ev" "$data"
 

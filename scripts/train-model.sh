@@ -17,16 +17,9 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 data=${2:-../shared/data}
 pwb=$build/pwb
-if [ ! -d "$data/openai-moderation" ]; then
-	echo "train-model: $data/openai-moderation is absent; skipping" >&2
-	exit 77
-fi
-if [ ! -x "$pwb" ]; then
-	echo "train-model: $pwb is not built (cmake --build $build)" >&2
-	exit 1
-fi
 # shellcheck source=data/sets.sh
 source scripts/data/sets.sh
+need_sets train-model "$data" "$build"
 work=$build/models/data
 convert_sets "$work" "$data"
 for s in "${bounds_sets[@]}"; do cat "$work/$s.jsonl"; done >"$work/all.jsonl.tmp"

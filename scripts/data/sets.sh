@@ -4,7 +4,9 @@
 # scripts/evaluate-bounds.sh so that both use the same list.
 #
 #   source scripts/data/sets.sh
-#   convert_sets OUT_DIR SHARED_DATA_DIR   # writes OUT_DIR/<set>.jsonl
+#   need_sets NAME SHARED_DATA_DIR BUILD_DIR # exits 77 without the data,
+#                                            # 1 without BUILD_DIR/pwb
+#   convert_sets OUT_DIR SHARED_DATA_DIR     # writes OUT_DIR/<set>.jsonl
 
 # shellcheck disable=SC2034 # used by the scripts that source this file
 bounds_sets=(openai-moderation hatecheck ailuminate davidson toxigen
@@ -16,6 +18,17 @@ bounds_sets=(openai-moderation hatecheck ailuminate davidson toxigen
 # compared are in docs/EVALUATION.md).
 # shellcheck disable=SC2034
 default_train_flags="--max-false-positives 0.02 --no-class-weights"
+
+need_sets() { # name data-dir build-dir
+	if [ ! -d "$2/openai-moderation" ]; then
+		echo "$1: $2/openai-moderation is absent; skipping" >&2
+		exit 77
+	fi
+	if [ ! -x "$3/pwb" ]; then
+		echo "$1: $3/pwb is not built (cmake --build $3)" >&2
+		exit 1
+	fi
+}
 
 convert_sets() { # out-dir data-dir
 	local s

@@ -483,16 +483,6 @@ static void add_json_extras(json_t *root, const pwb_prefs_eval_result *res,
 							  : "default"));
 	json_object_set_new(sh, "cv_users",
 			    json_integer((json_int_t)res->cv_n));
-	for (int g = 0; res->cv_n && g < PWB_PREFS_SHRINK_GRID_N; g++) {
-		char key[32];
-		double k = pwb_prefs_shrink_grid[g];
-		if (isinf(k))
-			snprintf(key, sizeof(key), "infinity");
-		else
-			snprintf(key, sizeof(key), "%g", k);
-		json_object_set_new(cv, key, json_real(res->cv_accuracy[g]));
-	}
-	json_object_set_new(sh, "cv_accuracy", cv);
 	json_t *cl = json_object();
 	for (int g = 0; res->cv_n && g < PWB_PREFS_SHRINK_GRID_N; g++) {
 		char key[32];
@@ -501,9 +491,11 @@ static void add_json_extras(json_t *root, const pwb_prefs_eval_result *res,
 			snprintf(key, sizeof(key), "infinity");
 		else
 			snprintf(key, sizeof(key), "%g", k);
+		json_object_set_new(cv, key, json_real(res->cv_accuracy[g]));
 		json_object_set_new(cl, key,
 				    json_real(res->cv_log_likelihood[g]));
 	}
+	json_object_set_new(sh, "cv_accuracy", cv);
 	json_object_set_new(sh, "cv_log_likelihood", cl);
 	json_object_set_new(root, "shrinkage", sh);
 	json_t *pu = json_object();
