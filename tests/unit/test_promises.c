@@ -24,11 +24,12 @@
  *     (two pipelines on one database: both events learnt), and the
  *     population model learns once an event is stored.
  *
- * The pipeline runs over tests/engine/mock_openai.py (mock_upstream.h),
- * whose model name chooses the words: `reply:TEXT`, `replies:T0,T1,..`
- * (candidate k says Tk), or words drawn from the seed. A policy folder
- * the test writes has the shipped registry, a law `tl` that asks for the
- * AI disclosure, and the orgs `q-main` (3 candidates; profanity allowed
+ * The pipeline runs over tests/engine/mock_openai.py (mock_upstream.h;
+ * rig.h makes the folder, the store and the pipelines on it), whose model
+ * name chooses the words: `reply:TEXT`, `replies:T0,T1,..` (candidate k
+ * says Tk), or words drawn from the seed. A policy folder the test
+ * writes has the shipped registry, a law `tl` that asks for the AI
+ * disclosure, and the orgs `q-main` (3 candidates; profanity allowed
  * with a disclaimer, harassment and graphic violence forbidden, the
  * language free for the user) and `q-one` (no `candidates`).
  *
@@ -45,7 +46,6 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -56,237 +56,67 @@
 #include <time.h>
 
 #include "engine/engine_int.h"
-#include "mock_upstream.h"
 #include "pwb/pwb.h"
+#include "rig.h"
 #include "util/util.h"
 
 #define ORG "q-main"
 #define DISCLAIMER "NOTE: zebras ahead."
 
-static char tmpdir[] = "/tmp/pwb-test-promises-XXXXXX";
-static pwb_policy *pol;
-static pwb_bounds *bounds;
-static pwb_store *store;
-static char db_url[1200];
-static int tag;
+/* ---- the policy folder (after rig.h's registry) ---- */
 
-/* ---- the policy folder ---- */
+static const rig_file files[] = {
+    {"p/law/tl.yaml",
+     "tier: law\nid: tl\nname: Test law\n"
+     "obligations:\n"
+     "  disclose_ai:\n    basis: \"test: say so\"\n",
+     "w"},
+    {"p/org/q-main.yaml",
+     "tier: org\nid: q-main\njurisdictions: [tl]\ncandidates: 3\n"
+     "categories:\n"
+     "  profanity: {permission: allow, basis: \"test\"}\n"
+     "  harassment: {permission: forbid, basis: \"Test: no "
+     "grumbling\"}\n"
+     "  graphic_violence: {permission: forbid, basis: \"Test: "
+     "no splatter\"}\n"
+     "dimensions:\n"
+     "  verbosity: {range: [0.0, 1.0], default: 0.5, "
+     "user_adjustable: true}\n"
+     "  language: {default: en, user_adjustable: true}\n"
+     "obligations:\n"
+     "  zebra_note:\n    kind: disclaimer\n"
+     "    category: profanity\n"
+     "    text: \"" DISCLAIMER "\"\n    basis: \"test\"\n"
+     "system_prompt: \"Tell stories about animals.\"\n",
+     "w"},
+    {"p/org/q-one.yaml", "tier: org\nid: q-one\njurisdictions: [tl]\n", "w"},
+    {"p/lexicons/en.tsv",
+     "profanity\tword\t0.9\tzebra\tthe disclaimer's word\n"
+     "harassment\tword\t0.9\tgrumble\tthe first blocked word\n"
+     "graphic_violence\tword\t0.9\tsplatter\tthe second "
+     "blocked word\n",
+     "w"},
+};
 
-static void write_file(const char *rel, const char *text, const char *mode)
-{
-	char path[1200];
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
-	FILE *f = fopen(path, mode);
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
+/* ---- setup (rig.h) ---- */
 
-static void write_policies(void)
-{
-	static const char *const dirs[] = {"p", "p/law", "p/org", "p/lexicons"};
-	for (size_t i = 0; i < PWB_ARRAY_LEN(dirs); i++) {
-		char p[1200];
-		snprintf(p, sizeof(p), "%s/%s", tmpdir, dirs[i]);
-		assert_int_equal(mkdir(p, 0755), 0);
-	}
-	const char *src = getenv("PWB_SOURCE_DIR");
-	char reg[1200];
-	snprintf(reg, sizeof(reg), "%s/policies/categories.yaml",
-		 src && *src ? src : ".");
-	char *text = NULL;
-	size_t len = 0;
-	assert_int_equal(pwb__read_file(reg, 1 << 20, &text, &len, NULL), 0);
-	write_file("p/categories.yaml", text, "w");
-	free(text);
-	write_file("p/law/tl.yaml",
-		   "tier: law\nid: tl\nname: Test law\n"
-		   "obligations:\n"
-		   "  disclose_ai:\n    basis: \"test: say so\"\n",
-		   "w");
-	write_file("p/org/q-main.yaml",
-		   "tier: org\nid: q-main\njurisdictions: [tl]\ncandidates: 3\n"
-		   "categories:\n"
-		   "  profanity: {permission: allow, basis: \"test\"}\n"
-		   "  harassment: {permission: forbid, basis: \"Test: no "
-		   "grumbling\"}\n"
-		   "  graphic_violence: {permission: forbid, basis: \"Test: "
-		   "no splatter\"}\n"
-		   "dimensions:\n"
-		   "  verbosity: {range: [0.0, 1.0], default: 0.5, "
-		   "user_adjustable: true}\n"
-		   "  language: {default: en, user_adjustable: true}\n"
-		   "obligations:\n"
-		   "  zebra_note:\n    kind: disclaimer\n"
-		   "    category: profanity\n"
-		   "    text: \"" DISCLAIMER "\"\n    basis: \"test\"\n"
-		   "system_prompt: \"Tell stories about animals.\"\n",
-		   "w");
-	write_file("p/org/q-one.yaml",
-		   "tier: org\nid: q-one\njurisdictions: [tl]\n", "w");
-	write_file("p/lexicons/en.tsv",
-		   "profanity\tword\t0.9\tzebra\tthe disclaimer's word\n"
-		   "harassment\tword\t0.9\tgrumble\tthe first blocked word\n"
-		   "graphic_violence\tword\t0.9\tsplatter\tthe second "
-		   "blocked word\n",
-		   "w");
-}
-
-/* ---- setup ---- */
-
-static const char *first_msg(const pwb_diag *d)
-{
-	return d && d->n ? d->entries[0].message : "";
-}
-
-static void ok(pwb_status st, const pwb_diag *d, const char *what)
-{
-	if (st)
-		fail_msg("%s: %s: %s", what, pwb_status_str(st), first_msg(d));
-}
+static const rig_params params = {
+    .dir_template = "/tmp/pwb-test-promises-XXXXXX",
+    .tag_prefix = "q",
+    .files = files,
+    .n_files = PWB_ARRAY_LEN(files),
+    .backoff_ms = 1,
+};
 
 static int setup(void **state)
 {
 	(void)state;
-	if (!mkdtemp(tmpdir) || mock_start(NULL) < 0)
-		return -1;
-	write_policies();
-	pwb_diag d;
-	pwb_diag_init(&d);
-	char path[1200];
-	snprintf(path, sizeof(path), "%s/p", tmpdir);
-	ok(pwb_policy_load(&pol, path, NULL, &d), &d, path);
-	pwb_bounds_params bp = pwb_bounds_default_params();
-	snprintf(path, sizeof(path), "%s/p/lexicons", tmpdir);
-	bp.lexicon_dir = path;
-	ok(pwb_bounds_new(&bounds, pol, &bp, &d), &d, "bounds");
-	snprintf(db_url, sizeof(db_url), "sqlite:%s/pwb.db", tmpdir);
-	ok(pwb_store_open(&store, db_url, NULL, &d), &d, db_url);
-	pwb_diag_release(&d);
-	return 0;
+	return rig_setup(&params);
 }
 
-static int teardown(void **state)
-{
-	(void)state;
-	pwb_store_free(store);
-	pwb_bounds_free(bounds);
-	pwb_policy_free(pol);
-	mock_stop();
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+/* ---- requests ---- */
 
-/* ---- a pipeline over the mock ---- */
-
-typedef struct rig {
-	char model[1024];
-	pwb_engine *engine;
-	pwb_pipeline *pl;
-} rig;
-
-static rig *rig_on(const char *flags, size_t hold, pwb_store *st)
-{
-	rig *r = calloc(1, sizeof(*r));
-	assert_non_null(r);
-	snprintf(r->model, sizeof(r->model), "%s/q%d", flags, ++tag);
-	pwb_openai_params op = pwb_openai_default_params();
-	op.url = mock_url();
-	op.model = r->model;
-	op.backoff_ms = 1;
-	pwb_diag d;
-	pwb_diag_init(&d);
-	ok(pwb_engine_openai_new(&r->engine, &op, &d), &d, "engine");
-	pwb_pipeline_params pp = pwb_pipeline_default_params();
-	pp.policy = pol;
-	pp.bounds = bounds;
-	pp.engine = r->engine;
-	pp.store = st;
-	pp.max_tokens = 64;
-	if (hold)
-		pp.stream_hold_bytes = hold;
-	ok(pwb_pipeline_new(&r->pl, &pp, &d), &d, "pipeline");
-	pwb_diag_release(&d);
-	return r;
-}
-
-static rig *rig_new(const char *flags, size_t hold)
-{
-	return rig_on(flags, hold, store);
-}
-
-static void rig_free(rig *r)
-{
-	pwb_pipeline_free(r->pl);
-	pwb_engine_free(r->engine);
-	free(r);
-}
-
-/* The flag `name:` with each text URL-encoded, joined by commas. */
-static void flag_texts(char *out, size_t size, const char *name,
-		       const char *const *texts, size_t n)
-{
-	CURL *h = curl_easy_init();
-	assert_non_null(h);
-	size_t used = (size_t)snprintf(out, size, "%s:", name);
-	for (size_t i = 0; i < n; i++) {
-		char *enc = curl_easy_escape(h, texts[i], 0);
-		assert_non_null(enc);
-		used += (size_t)snprintf(out + used, size - used, "%s%s",
-					 i ? "," : "", enc);
-		curl_free(enc);
-		assert_true(used < size);
-	}
-	curl_easy_cleanup(h);
-}
-
-static rig *rig_reply(const char *text, size_t hold)
-{
-	char flags[1024];
-	flag_texts(flags, sizeof(flags), "reply", &text, 1);
-	return rig_new(flags, hold);
-}
-
-/* What a stream's caller got: each piece on its own. */
-#define MAX_PIECES 512
-
-typedef struct streamed {
-	pwb__buf text;
-	size_t starts[MAX_PIECES +
-		      1]; /* piece i is text[starts[i], starts[i+1]) */
-	bool refusal[MAX_PIECES];
-	size_t n;
-	size_t cancel_at;    /* non-zero: cancel on this call */
-	size_t after_cancel; /* calls after the cancel */
-	bool cancelled;
-} streamed;
-
-static void streamed_init(streamed *s)
-{
-	memset(s, 0, sizeof(*s));
-	pwb__buf_init(&s->text, 0);
-}
-
-static int on_text(void *user, const char *text, size_t len, bool refusal)
-{
-	streamed *s = user;
-	if (s->cancelled) {
-		s->after_cancel++;
-		return 1;
-	}
-	assert_true(s->n < MAX_PIECES);
-	s->starts[s->n] = s->text.len;
-	s->refusal[s->n] = refusal;
-	pwb__buf_add(&s->text, text, len);
-	s->starts[++s->n] = s->text.len;
-	if (s->cancel_at && s->n == s->cancel_at) {
-		s->cancelled = true;
-		return 1;
-	}
-	return 0;
-}
-
+/* Piece i of what a stream's caller got. */
 static const char *piece(const streamed *s, size_t i, size_t *len)
 {
 	*len = s->starts[i + 1] - s->starts[i];
@@ -298,39 +128,13 @@ static pwb_response *ask_in(pwb_pipeline *pl, const char *org, const char *user,
 			    streamed *s)
 {
 	pwb_chat_msg m = {"user", prompt};
-	pwb_request req = {.org = org,
-			   .user = user,
-			   .msgs = &m,
-			   .n_msgs = 1,
-			   .n = n,
-			   .seed = seed,
-			   .on_text = s ? on_text : NULL,
-			   .on_text_user = s};
-	pwb_response *r = NULL;
-	pwb_diag d;
-	pwb_diag_init(&d);
-	ok(pwb_pipeline_chat(pl, &req, &r, &d), &d, "chat");
-	pwb_diag_release(&d);
-	assert_non_null(r);
-	return r;
+	return rig_chat(pl, org, user, &m, 1, n, seed, s);
 }
 
 static pwb_response *ask(rig *g, const char *user, size_t n, uint64_t seed,
 			 streamed *s)
 {
 	return ask_in(g->pl, ORG, user, "Tell me a story.", n, seed, s);
-}
-
-static void assert_has(const char *text, const char *part)
-{
-	if (!strstr(text, part))
-		fail_msg("'%s' is not in '%s'", part, text);
-}
-
-static void assert_lacks(const char *text, const char *part)
-{
-	if (strstr(text, part))
-		fail_msg("'%s' is in '%s'", part, text);
 }
 
 /* ==== candidates and decisions ==== */
@@ -420,7 +224,7 @@ static void test_all_blocked_first_refusal(void **state)
 					    "Blood and splatter everywhere.",
 					    "More splatter on the walls."};
 	char flags[1024];
-	flag_texts(flags, sizeof(flags), "replies", texts, 3);
+	rig_flag_texts(flags, sizeof(flags), "replies", texts, 3);
 	rig *g = rig_new(flags, 0);
 	pwb_response *r = ask(g, "block-u", 3, 1, NULL);
 	assert_int_equal(r->n_alts, 3);
@@ -643,12 +447,12 @@ static void test_stream_bytes_at_char_boundary(void **state)
 		e->head.name = (char *)"bytes";
 		e->text = WIDE;
 		pwb_pipeline_params pp = pwb_pipeline_default_params();
-		pp.policy = pol;
-		pp.bounds = bounds;
+		pp.policy = rig_policy;
+		pp.bounds = rig_bounds;
 		pp.engine = &e->head;
 		pp.stream_hold_bytes = holds[h];
 		pwb_pipeline *pl = NULL;
-		ok(pwb_pipeline_new(&pl, &pp, NULL), NULL, "pipeline");
+		rig_ok(pwb_pipeline_new(&pl, &pp, NULL), NULL, "pipeline");
 		streamed s;
 		streamed_init(&s);
 		pwb_response *r =
@@ -686,7 +490,7 @@ static void test_stream_refusal_after_blank_line(void **state)
 	assert_false(s.refusal[0]);
 	for (size_t i = 1; i < s.n; i++)
 		assert_true(s.refusal[i]); /* the blank line is the refusal's */
-	assert_lacks(s.text.s, "grumble");
+	rig_assert_lacks(s.text.s, "grumble");
 	assert_stream_is_content(&s, r);
 	pwb__buf_release(&s.text);
 	pwb_response_free(r);
@@ -713,7 +517,7 @@ static void test_stream_cancel_no_obligation(void **state)
 	/* Not cancelled: the disclaimer follows the answer. */
 	streamed s;
 	pwb_response *r = stream(g, &s);
-	assert_has(s.text.s, DISCLAIMER);
+	rig_assert_has(s.text.s, DISCLAIMER);
 	pwb__buf_release(&s.text);
 	pwb_response_free(r);
 	/* Cancelled on the first piece: nothing more. */
@@ -752,7 +556,7 @@ static char ep_model[1024];
 
 static pwb_openai_params engine_params(const char *flags)
 {
-	snprintf(ep_model, sizeof(ep_model), "%s/q%d", flags, ++tag);
+	rig_model_name(ep_model, sizeof(ep_model), flags);
 	pwb_openai_params op = pwb_openai_default_params();
 	op.url = mock_url();
 	op.model = ep_model;
@@ -765,7 +569,7 @@ static pwb_engine *engine_with(const pwb_openai_params *op)
 	pwb_engine *e = NULL;
 	pwb_diag d;
 	pwb_diag_init(&d);
-	ok(pwb_engine_openai_new(&e, op, &d), &d, "engine");
+	rig_ok(pwb_engine_openai_new(&e, op, &d), &d, "engine");
 	pwb_diag_release(&d);
 	return e;
 }
@@ -778,7 +582,7 @@ static pwb_status gen(pwb_engine *e, const pwb_gen_params *p, pwb_generation *g,
 	pwb_diag_init(&d);
 	pwb_status st = pwb_engine_generate(e, &m, 1, p, g, &d);
 	if (msg)
-		snprintf(msg, size, "%s", first_msg(&d));
+		snprintf(msg, size, "%s", rig_first_msg(&d));
 	pwb_diag_release(&d);
 	return st;
 }
@@ -840,8 +644,8 @@ static void test_retry_after_capped(void **state)
 			 "honoured with no deadline");
 	pthread_join(th, NULL);
 	assert_int_equal(c->st, PWB_EIO);
-	assert_has(c->msg, "answered HTTP 429: slow down");
-	assert_has(c->msg, "(it asked to retry after 3600 s)");
+	rig_assert_has(c->msg, "answered HTTP 429: slow down");
+	rig_assert_has(c->msg, "(it asked to retry after 3600 s)");
 	assert_int_equal(mock_count(ep_model), 1);
 	pwb_engine_free(c->e);
 	pthread_cond_destroy(&c->cv);
@@ -856,9 +660,9 @@ static void test_retry_after_capped(void **state)
 	char msg[1024];
 	pwb_generation g;
 	assert_int_equal(gen(e, &p, &g, msg, sizeof(msg)), PWB_EIO);
-	assert_has(msg, "(it asked to retry after 3600 s, past the 3000 ms "
-			"timeout)");
-	assert_lacks(msg, "timed out");
+	rig_assert_has(msg, "(it asked to retry after 3600 s, past the 3000 ms "
+			    "timeout)");
+	rig_assert_lacks(msg, "timed out");
 	assert_int_equal(mock_count(ep_model), 1);
 	pwb_engine_free(e);
 }
@@ -909,8 +713,8 @@ static void quoted_error(const char *head, const char *fill, size_t times,
 			 const char *want)
 {
 	char a[256], b[256], flags[600];
-	flag_texts(a, sizeof(a), "errmsg", &head, 1);
-	flag_texts(b, sizeof(b), "errfill", &fill, 1);
+	rig_flag_texts(a, sizeof(a), "errmsg", &head, 1);
+	rig_flag_texts(b, sizeof(b), "errfill", &fill, 1);
 	/* errfill:N:TEXT */
 	snprintf(flags, sizeof(flags), "status:400+%s+errfill:%zu:%s", a, times,
 		 b + strlen("errfill:"));
@@ -1055,9 +859,9 @@ static void test_system_prompt_user_value_quoted(void **state)
 	json_decref(js);
 	pwb_diag d;
 	pwb_diag_init(&d);
-	ok(pwb_store_user_set_settings(store, ORG, "lang-u", settings,
-				       (int64_t)time(NULL), &d),
-	   &d, "settings");
+	rig_ok(pwb_store_user_set_settings(rig_store, ORG, "lang-u", settings,
+					   (int64_t)time(NULL), &d),
+	       &d, "settings");
 	pwb_diag_release(&d);
 	free(settings);
 	rig *g = rig_new("echo", 0);
@@ -1261,7 +1065,7 @@ static void test_control_token_spellings(void **state)
 		print_message("skipped: no model at %s\n", src);
 		skip();
 	}
-	snprintf(dst, sizeof(dst), "%s/marked.gguf", tmpdir);
+	snprintf(dst, sizeof(dst), "%s/marked.gguf", rig_dir);
 	char marked[N_MARKED][8];
 	mark_control_tokens(src, dst, marked);
 	pwb_llama_params lp = pwb_llama_default_params();
@@ -1272,7 +1076,7 @@ static void test_control_token_spellings(void **state)
 	pwb_engine *e = NULL;
 	pwb_diag d;
 	pwb_diag_init(&d);
-	ok(pwb_engine_llama_new(&e, &lp, &d), &d, dst);
+	rig_ok(pwb_engine_llama_new(&e, &lp, &d), &d, dst);
 	pwb_diag_release(&d);
 	/* Repeats of one spelling, and 16 distinct ones twice: taken. */
 	assert_int_equal(generate_spelling(e, marked, 1, 40), PWB_OK);
@@ -1312,7 +1116,7 @@ static void *fb_thread(void *arg)
 	pwb_diag d;
 	pwb_diag_init(&d);
 	j->st = pwb_pipeline_feedback(j->pl, &fb, &res, &d);
-	snprintf(j->msg, sizeof(j->msg), "%s", first_msg(&d));
+	snprintf(j->msg, sizeof(j->msg), "%s", rig_first_msg(&d));
 	j->pairs = res.pairs_learnt;
 	pwb_diag_release(&d);
 	return NULL;
@@ -1322,22 +1126,23 @@ static void *fb_thread(void *arg)
 static void stored_model(const char *user, int64_t *version, uint64_t *events)
 {
 	pwb_store_user u;
-	ok(pwb_store_user_get(store, ORG, user, &u, NULL), NULL, "user");
+	rig_ok(pwb_store_user_get(rig_store, ORG, user, &u, NULL), NULL,
+	       "user");
 	*version = u.model_version;
-	size_t n = pwb_policy_n_categories(pol);
+	size_t n = pwb_policy_n_categories(rig_policy);
 	const char **ids = calloc(n, sizeof(*ids));
 	assert_non_null(ids);
 	for (size_t i = 0; i < n; i++)
-		ids[i] = pwb_policy_category(pol, i)->id;
+		ids[i] = pwb_policy_category(rig_policy, i)->id;
 	pwb_prefs_params pp = pwb_prefs_default_params();
 	pp.categories = ids;
 	pp.n_categories = n;
 	pwb_prefs_model *m = NULL;
-	ok(pwb_prefs_model_new(&m, &pp, NULL), NULL, "model");
+	rig_ok(pwb_prefs_model_new(&m, &pp, NULL), NULL, "model");
 	free(ids);
 	assert_true(u.model_len > 0);
-	ok(pwb_prefs_user_load_mem(m, u.model, u.model_len, NULL), NULL,
-	   "load");
+	rig_ok(pwb_prefs_user_load_mem(m, u.model, u.model_len, NULL), NULL,
+	       "load");
 	pwb_store_user_release(&u);
 	*events = pwb_prefs_user_events(m, user);
 	pwb_prefs_model_free(m);
@@ -1347,8 +1152,8 @@ static void test_feedback_cas_retried(void **state)
 {
 	(void)state;
 	pwb_store *s1 = NULL, *s2 = NULL;
-	ok(pwb_store_open(&s1, db_url, NULL, NULL), NULL, "store 1");
-	ok(pwb_store_open(&s2, db_url, NULL, NULL), NULL, "store 2");
+	rig_ok(pwb_store_open(&s1, rig_db_url, NULL, NULL), NULL, "store 1");
+	rig_ok(pwb_store_open(&s2, rig_db_url, NULL, NULL), NULL, "store 2");
 	rig *g1 = rig_on("plain", 0, s1), *g2 = rig_on("plain", 0, s2);
 	char *dec[3];
 	for (size_t k = 0; k < 3; k++) {
@@ -1371,10 +1176,10 @@ static void test_feedback_cas_retried(void **state)
 	 * that both read version v0 and then wait to write. */
 	pwb_diag d;
 	pwb_diag_init(&d);
-	ok(pwb_store_begin(store, &d), &d, "begin");
-	ok(pwb_store_user_set_settings(store, ORG, "cas-lock", "{}",
-				       (int64_t)time(NULL), &d),
-	   &d, "a write");
+	rig_ok(pwb_store_begin(rig_store, &d), &d, "begin");
+	rig_ok(pwb_store_user_set_settings(rig_store, ORG, "cas-lock", "{}",
+					   (int64_t)time(NULL), &d),
+	       &d, "a write");
 	fb_job jobs[2] = {{.pl = g1->pl, .decision = dec[0]},
 			  {.pl = g2->pl, .decision = dec[1]}};
 	pthread_t th[2];
@@ -1383,7 +1188,7 @@ static void test_feedback_cas_retried(void **state)
 		    pthread_create(&th[k], NULL, fb_thread, &jobs[k]), 0);
 	struct timespec pause = {0, 400 * 1000 * 1000};
 	nanosleep(&pause, NULL);
-	ok(pwb_store_commit(store, &d), &d, "commit");
+	rig_ok(pwb_store_commit(rig_store, &d), &d, "commit");
 	pwb_diag_release(&d);
 	for (size_t k = 0; k < 2; k++)
 		assert_int_equal(pthread_join(th[k], NULL), 0);
@@ -1430,11 +1235,7 @@ static void test_population_learns_in_memory(void **state)
 				.decision_id = r->decision_id,
 				.kind = PWB_FB_CHOOSE,
 				.alt = r->alts[low].id};
-	pwb_feedback_result res;
-	pwb_diag d;
-	pwb_diag_init(&d);
-	ok(pwb_pipeline_feedback(g->pl, &fb, &res, &d), &d, "feedback");
-	pwb_diag_release(&d);
+	pwb_feedback_result res = rig_feedback(g, &fb);
 	assert_int_equal(res.pairs_learnt, 2);
 	pwb_response *after = ask(g, "probe-u", 3, 900, NULL);
 	assert_false(after->personal);
@@ -1478,5 +1279,5 @@ int main(void)
 	    cmocka_unit_test(test_feedback_cas_retried),
 	    cmocka_unit_test(test_population_learns_in_memory),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, rig_teardown);
 }

@@ -6,10 +6,11 @@
  * otherwise candidate k is words drawn from its seed. The mock's
  * GET /last shows what reached the model.
  *
- * A policy folder the test writes: the shipped registry with two
- * dimensions of its own (a number `sparkle` and an enum `tone` that no
- * sentence template knows), a law `tl` that asks for the AI disclosure and
- * for consent to learn, and the org `r-open`: profanity allowed with a
+ * A policy folder the test writes (rig.h makes the folder, the store and
+ * the pipelines on the mock): the shipped registry with two dimensions
+ * of its own (a number `sparkle` and an enum `tone` that no sentence
+ * template knows), a law `tl` that asks for the AI disclosure and for
+ * consent to learn, and the org `r-open`: profanity allowed with a
  * disclaimer, harassment forbidden (the word "grumble"), personal data
  * forbidden (so redacted), hate forbidden (its lexicon word "kilo" scores
  * below the threshold: allowed, but not on for the user).
@@ -18,13 +19,14 @@
  * dimensions and the disclosure, and its place before the application's
  * own; a redacted prompt is what reaches the model; the last user turn
  * is what is checked, and earlier user turns reach the model redacted
- * or withheld as the input rails say; a disclaimer comes before the answer (after it in a
- * stream); a stream redacted at its end releases the rest from the right
- * place, also when the personal data straddles a release; weights on a
- * category that is not on stay <= 0; a rating of 3 teaches nothing; a
- * user without consent is scored by the population model; a message
- * that is not UTF-8, of an unknown role or too long, or too many
- * messages, refused, naming the message; invalid UTF-8 made valid.
+ * or withheld as the input rails say; a disclaimer comes before the
+ * answer (after it in a stream); a stream redacted at its end releases
+ * the rest from the right place, also when the personal data straddles a
+ * release; weights on a category that is not on stay <= 0; a rating of 3
+ * teaches nothing; a user without consent is scored by the population
+ * model; a message that is not UTF-8, of an unknown role or too long, or
+ * too many messages, refused, naming the message; invalid UTF-8 made
+ * valid.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -35,206 +37,80 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include <curl/curl.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
-#include "mock_upstream.h"
 #include "pwb/pwb.h"
+#include "rig.h"
 #include "util/util.h"
 
 #define ORG "r-open"
 #define DISCLAIMER "NOTE: zebras ahead."
 #define IBAN "DE89 3704 0044 0532 0130 00"
 
-static char tmpdir[] = "/tmp/pwb-test-rails-XXXXXX";
-static pwb_policy *pol;
-static pwb_bounds *bounds;
-static pwb_store *store;
-static int tag;
+/* ---- the policy folder (after rig.h's registry) ---- */
 
-/* ---- the policy folder ---- */
+static const rig_file files[] = {
+    /* Two dimensions more, after the registry's own. */
+    {"p/categories.yaml",
+     "  sparkle: {type: number, default: 0.3, description: "
+     "\"test\"}\n"
+     "  tone: {type: enum, values: [crisp, mellow], default: "
+     "mellow, description: \"test\"}\n",
+     "a"},
+    {"p/law/tl.yaml",
+     "tier: law\nid: tl\nname: Test law\n"
+     "obligations:\n"
+     "  disclose_ai:\n    basis: \"test: say so\"\n"
+     "learning:\n  requires_consent: true\n"
+     "  basis: \"test: ask first\"\n",
+     "w"},
+    {"p/org/r-open.yaml",
+     "tier: org\nid: r-open\njurisdictions: [tl]\ncandidates: 2\n"
+     "categories:\n"
+     "  profanity: {permission: allow, basis: \"test\"}\n"
+     "  harassment: {permission: forbid, basis: \"Test: no "
+     "grumbling\"}\n"
+     "  privacy: {permission: forbid, basis: \"Test: no "
+     "personal data\"}\n"
+     "  hate: {permission: forbid, basis: \"Test: not on\"}\n"
+     "dimensions:\n"
+     "  verbosity: {range: [0.0, 1.0], default: 0.5, "
+     "user_adjustable: true}\n"
+     "  sparkle: {range: [0.0, 1.0], default: 0.3, "
+     "user_adjustable: true}\n"
+     "  tone: {allowed: [crisp, mellow], default: mellow, "
+     "user_adjustable: true}\n"
+     "obligations:\n"
+     "  zebra_note:\n    kind: disclaimer\n"
+     "    category: profanity\n"
+     "    text: \"" DISCLAIMER "\"\n    basis: \"test\"\n"
+     "system_prompt: \"Tell stories about animals.\"\n",
+     "w"},
+    {"p/lexicons/en.tsv",
+     "profanity\tword\t0.9\tzebra\tthe disclaimer's word\n"
+     "harassment\tword\t0.9\tgrumble\tthe blocked word\n"
+     "hate\tword\t0.3\tkilo\tbelow the threshold\n",
+     "w"},
+};
 
-static void write_file(const char *rel, const char *text, const char *mode)
-{
-	char path[1200];
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, rel);
-	FILE *f = fopen(path, mode);
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
+/* ---- setup (rig.h) ---- */
 
-static void write_policies(void)
-{
-	static const char *const dirs[] = {"p", "p/law", "p/org",
-					   "p/lexicons"};
-	for (size_t i = 0; i < PWB_ARRAY_LEN(dirs); i++) {
-		char p[1200];
-		snprintf(p, sizeof(p), "%s/%s", tmpdir, dirs[i]);
-		assert_int_equal(mkdir(p, 0755), 0);
-	}
-	/* The shipped registry, whose dimensions come last, and two more. */
-	const char *src = getenv("PWB_SOURCE_DIR");
-	char reg[1200];
-	snprintf(reg, sizeof(reg), "%s/policies/categories.yaml",
-		 src && *src ? src : ".");
-	char *text = NULL;
-	size_t len = 0;
-	assert_int_equal(pwb__read_file(reg, 1 << 20, &text, &len, NULL), 0);
-	write_file("p/categories.yaml", text, "w");
-	free(text);
-	write_file("p/categories.yaml",
-		   "  sparkle: {type: number, default: 0.3, description: "
-		   "\"test\"}\n"
-		   "  tone: {type: enum, values: [crisp, mellow], default: "
-		   "mellow, description: \"test\"}\n",
-		   "a");
-	write_file("p/law/tl.yaml",
-		   "tier: law\nid: tl\nname: Test law\n"
-		   "obligations:\n"
-		   "  disclose_ai:\n    basis: \"test: say so\"\n"
-		   "learning:\n  requires_consent: true\n"
-		   "  basis: \"test: ask first\"\n",
-		   "w");
-	write_file("p/org/r-open.yaml",
-		   "tier: org\nid: r-open\njurisdictions: [tl]\ncandidates: 2\n"
-		   "categories:\n"
-		   "  profanity: {permission: allow, basis: \"test\"}\n"
-		   "  harassment: {permission: forbid, basis: \"Test: no "
-		   "grumbling\"}\n"
-		   "  privacy: {permission: forbid, basis: \"Test: no "
-		   "personal data\"}\n"
-		   "  hate: {permission: forbid, basis: \"Test: not on\"}\n"
-		   "dimensions:\n"
-		   "  verbosity: {range: [0.0, 1.0], default: 0.5, "
-		   "user_adjustable: true}\n"
-		   "  sparkle: {range: [0.0, 1.0], default: 0.3, "
-		   "user_adjustable: true}\n"
-		   "  tone: {allowed: [crisp, mellow], default: mellow, "
-		   "user_adjustable: true}\n"
-		   "obligations:\n"
-		   "  zebra_note:\n    kind: disclaimer\n"
-		   "    category: profanity\n"
-		   "    text: \"" DISCLAIMER "\"\n    basis: \"test\"\n"
-		   "system_prompt: \"Tell stories about animals.\"\n",
-		   "w");
-	write_file("p/lexicons/en.tsv",
-		   "profanity\tword\t0.9\tzebra\tthe disclaimer's word\n"
-		   "harassment\tword\t0.9\tgrumble\tthe blocked word\n"
-		   "hate\tword\t0.3\tkilo\tbelow the threshold\n",
-		   "w");
-}
-
-/* ---- setup ---- */
-
-static void ok(pwb_status st, const pwb_diag *d, const char *what)
-{
-	if (st)
-		fail_msg("%s: %s: %s", what, pwb_status_str(st),
-			 d && d->n ? d->entries[0].message : "");
-}
+static const rig_params params = {
+    .dir_template = "/tmp/pwb-test-rails-XXXXXX",
+    .tag_prefix = "r",
+    .files = files,
+    .n_files = PWB_ARRAY_LEN(files),
+};
 
 static int setup(void **state)
 {
 	(void)state;
-	if (!mkdtemp(tmpdir) || mock_start(NULL) < 0)
-		return -1;
-	write_policies();
-	pwb_diag d;
-	pwb_diag_init(&d);
-	char path[1200];
-	snprintf(path, sizeof(path), "%s/p", tmpdir);
-	ok(pwb_policy_load(&pol, path, NULL, &d), &d, path);
-	pwb_bounds_params bp = pwb_bounds_default_params();
-	snprintf(path, sizeof(path), "%s/p/lexicons", tmpdir);
-	bp.lexicon_dir = path;
-	ok(pwb_bounds_new(&bounds, pol, &bp, &d), &d, "bounds");
-	snprintf(path, sizeof(path), "sqlite:%s/pwb.db", tmpdir);
-	ok(pwb_store_open(&store, path, NULL, &d), &d, path);
-	pwb_diag_release(&d);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	pwb_store_free(store);
-	pwb_bounds_free(bounds);
-	pwb_policy_free(pol);
-	mock_stop();
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-/* A pipeline on an upstream engine whose model name carries the mock's
- * flags, with a tag of its own. */
-typedef struct rig {
-	char model[512];
-	pwb_engine *engine;
-	pwb_pipeline *pl;
-} rig;
-
-static rig *rig_new(const char *flags, size_t hold_bytes)
-{
-	rig *r = calloc(1, sizeof(*r));
-	assert_non_null(r);
-	snprintf(r->model, sizeof(r->model), "%s/r%d", flags, ++tag);
-	pwb_openai_params op = pwb_openai_default_params();
-	op.url = mock_url();
-	op.model = r->model;
-	pwb_diag d;
-	pwb_diag_init(&d);
-	ok(pwb_engine_openai_new(&r->engine, &op, &d), &d, "engine");
-	pwb_pipeline_params pp = pwb_pipeline_default_params();
-	pp.policy = pol;
-	pp.bounds = bounds;
-	pp.engine = r->engine;
-	pp.store = store;
-	pp.max_tokens = 64;
-	if (hold_bytes)
-		pp.stream_hold_bytes = hold_bytes;
-	ok(pwb_pipeline_new(&r->pl, &pp, &d), &d, "pipeline");
-	pwb_diag_release(&d);
-	return r;
-}
-
-static void rig_free(rig *r)
-{
-	pwb_pipeline_free(r->pl);
-	pwb_engine_free(r->engine);
-	free(r);
-}
-
-/* A reply:TEXT flag, TEXT URL-encoded. */
-static rig *rig_reply(const char *text, size_t hold_bytes)
-{
-	CURL *h = curl_easy_init();
-	char *enc = curl_easy_escape(h, text, 0);
-	char flags[1024];
-	snprintf(flags, sizeof(flags), "reply:%s", enc);
-	curl_free(enc);
-	curl_easy_cleanup(h);
-	return rig_new(flags, hold_bytes);
-}
-
-typedef struct streamed {
-	pwb__buf text;
-	bool refusal;
-} streamed;
-
-static int on_text(void *user, const char *text, size_t len, bool refusal)
-{
-	streamed *s = user;
-	pwb__buf_add(&s->text, text, len);
-	s->refusal |= refusal;
-	return 0;
+	return rig_setup(&params);
 }
 
 /* One request of these turns; s non-NULL: streamed into it. */
@@ -242,81 +118,26 @@ static pwb_response *ask_turns(rig *g, const char *user,
 			       const pwb_chat_msg *msgs, size_t n_msgs,
 			       size_t n, uint64_t seed, streamed *s)
 {
-	pwb_request req = {.org = ORG,
-			   .user = user,
-			   .msgs = msgs,
-			   .n_msgs = n_msgs,
-			   .n = n,
-			   .seed = seed,
-			   .on_text = s ? on_text : NULL,
-			   .on_text_user = s};
-	pwb_response *r = NULL;
-	pwb_diag d;
-	pwb_diag_init(&d);
-	ok(pwb_pipeline_chat(g->pl, &req, &r, &d), &d, "chat");
-	pwb_diag_release(&d);
-	assert_non_null(r);
-	return r;
+	return rig_chat(g->pl, ORG, user, msgs, n_msgs, n, seed, s);
 }
 
-static pwb_response *ask(rig *g, const char *user, const char *prompt,
-			 size_t n, uint64_t seed)
+static pwb_response *ask(rig *g, const char *user, const char *prompt, size_t n,
+			 uint64_t seed)
 {
 	pwb_chat_msg m = {"user", prompt};
 	return ask_turns(g, user, &m, 1, n, seed, NULL);
-}
-
-/* The messages of the last request the mock saw for this rig. */
-static json_t *last_messages(const rig *g)
-{
-	json_t *j = mock_last(g->model);
-	assert_non_null(j);
-	json_t *m = json_incref(json_object_get(j, "messages"));
-	json_decref(j);
-	assert_true(json_is_array(m));
-	return m;
-}
-
-static const char *msg_field(json_t *msgs, size_t i, const char *key)
-{
-	const char *s =
-	    json_string_value(json_object_get(json_array_get(msgs, i), key));
-	assert_non_null(s);
-	return s;
 }
 
 static void consent(const char *user, bool yes)
 {
 	pwb_diag d;
 	pwb_diag_init(&d);
-	ok(pwb_store_user_set_consent(store, ORG, user,
-				      yes ? "{\"learning\": true}"
-					  : "{\"learning\": false}",
-				      (int64_t)time(NULL), &d),
-	   &d, "consent");
+	rig_ok(pwb_store_user_set_consent(rig_store, ORG, user,
+					  yes ? "{\"learning\": true}"
+					      : "{\"learning\": false}",
+					  (int64_t)time(NULL), &d),
+	       &d, "consent");
 	pwb_diag_release(&d);
-}
-
-static pwb_feedback_result feedback(rig *g, const pwb_feedback_give *fb)
-{
-	pwb_feedback_result res;
-	pwb_diag d;
-	pwb_diag_init(&d);
-	ok(pwb_pipeline_feedback(g->pl, fb, &res, &d), &d, "feedback");
-	pwb_diag_release(&d);
-	return res;
-}
-
-static void assert_has(const char *text, const char *part)
-{
-	if (!strstr(text, part))
-		fail_msg("'%s' is not in '%s'", part, text);
-}
-
-static void assert_lacks(const char *text, const char *part)
-{
-	if (strstr(text, part))
-		fail_msg("'%s' is in '%s'", part, text);
 }
 
 /* ---- the system prompt ---- */
@@ -330,24 +151,25 @@ static void test_system_prompt(void **state)
 	pwb_response *r = ask_turns(g, "sp-u", msgs, 2, 1, 1, NULL);
 	const char *sp = r->system_prompt;
 	/* Dimensions no template knows still reach the model. */
-	assert_has(sp, "Keep 'sparkle' at 0.30 on a scale from 0 to 1.");
-	assert_has(sp, "Keep 'tone' as 'mellow'.");
-	assert_has(sp, "Give answers of moderate length.");
+	rig_assert_has(sp, "Keep 'sparkle' at 0.30 on a scale from 0 to 1.");
+	rig_assert_has(sp, "Keep 'tone' as 'mellow'.");
+	rig_assert_has(sp, "Give answers of moderate length.");
 	/* The law's disclose_ai obligation speaks to the model. */
-	assert_has(sp, "You are an AI system. Never claim or imply that you "
+	rig_assert_has(sp,
+		       "You are an AI system. Never claim or imply that you "
 		       "are a human.");
 	/* The org's own text last. */
 	size_t len = strlen(sp), tail = strlen("Tell stories about animals.");
 	assert_true(len > tail);
 	assert_string_equal(sp + len - tail, "Tell stories about animals.");
 	/* pwb's system message first, then the app's, then the turn. */
-	json_t *m = last_messages(g);
+	json_t *m = rig_last_messages(g);
 	assert_int_equal(json_array_size(m), 3);
-	assert_string_equal(msg_field(m, 0, "role"), "system");
-	assert_string_equal(msg_field(m, 0, "content"), sp);
-	assert_string_equal(msg_field(m, 1, "content"),
+	assert_string_equal(rig_msg_field(m, 0, "role"), "system");
+	assert_string_equal(rig_msg_field(m, 0, "content"), sp);
+	assert_string_equal(rig_msg_field(m, 1, "content"),
 			    "You are the app's helper.");
-	assert_string_equal(msg_field(m, 2, "content"), "Tell me a story.");
+	assert_string_equal(rig_msg_field(m, 2, "content"), "Tell me a story.");
 	json_decref(m);
 	pwb_response_free(r);
 	rig_free(g);
@@ -364,11 +186,11 @@ static void test_redacted_prompt_reaches_model(void **state)
 	assert_false(r->blocked);
 	assert_int_equal(pwb_decision_verdict(r->prompt_check),
 			 PWB_VERDICT_REDACT);
-	json_t *m = last_messages(g);
-	const char *sent = msg_field(m, json_array_size(m) - 1, "content");
-	assert_has(sent, "[iban]");
-	assert_lacks(sent, "3704");
-	assert_lacks(r->content, "3704");
+	json_t *m = rig_last_messages(g);
+	const char *sent = rig_msg_field(m, json_array_size(m) - 1, "content");
+	rig_assert_has(sent, "[iban]");
+	rig_assert_lacks(sent, "3704");
+	rig_assert_lacks(r->content, "3704");
 	json_decref(m);
 	pwb_response_free(r);
 	rig_free(g);
@@ -391,15 +213,15 @@ static void test_last_user_turn_checked(void **state)
 			 PWB_VERDICT_ALLOW);
 	assert_int_equal(r->history_withheld, 1);
 	assert_int_equal(r->history_redacted, 1);
-	json_t *m = last_messages(g);
+	json_t *m = rig_last_messages(g);
 	assert_int_equal(json_array_size(m), 6);
-	assert_string_equal(msg_field(m, 1, "content"),
+	assert_string_equal(rig_msg_field(m, 1, "content"),
 			    "[an earlier message was withheld: it lies "
 			    "outside the bounds]");
-	assert_string_equal(msg_field(m, 2, "content"), "Fine.");
-	assert_has(msg_field(m, 3, "content"), "[iban]");
-	assert_lacks(msg_field(m, 3, "content"), "3704");
-	assert_string_equal(msg_field(m, 5, "content"), "Tell me a story.");
+	assert_string_equal(rig_msg_field(m, 2, "content"), "Fine.");
+	rig_assert_has(rig_msg_field(m, 3, "content"), "[iban]");
+	rig_assert_lacks(rig_msg_field(m, 3, "content"), "3704");
+	assert_string_equal(rig_msg_field(m, 5, "content"), "Tell me a story.");
 	json_decref(m);
 	char *js = NULL;
 	assert_int_equal(pwb_response_to_json(r, &js), PWB_OK);
@@ -442,8 +264,8 @@ static void test_disclaimer_before_answer(void **state)
 	assert_string_equal(r->content, DISCLAIMER "\n\nA zebra ran home.");
 	pwb_response_free(r);
 	/* A stream cannot take back what it sent: the text comes after. */
-	streamed s = {0};
-	pwb__buf_init(&s.text, 0);
+	streamed s;
+	streamed_init(&s);
 	pwb_chat_msg m = {"user", "Tell me about zebras."};
 	r = ask_turns(g, "obl-u", &m, 1, 1, 1, &s);
 	assert_string_equal(r->content, "A zebra ran home.\n\n" DISCLAIMER);
@@ -458,17 +280,17 @@ static void test_disclaimer_before_answer(void **state)
 static void stream_redacted(const char *reply, size_t hold)
 {
 	rig *g = rig_reply(reply, hold);
-	streamed s = {0};
-	pwb__buf_init(&s.text, 0);
+	streamed s;
+	streamed_init(&s);
 	pwb_chat_msg m = {"user", "Tell me a story."};
 	pwb_response *r = ask_turns(g, "stream-u", &m, 1, 1, 1, &s);
 	print_message("streamed: %s\n", s.text.s);
 	assert_int_equal(r->verdict, PWB_VERDICT_REDACT);
-	assert_false(s.refusal);
+	assert_false(s.any_refusal);
 	assert_string_equal(s.text.s, r->content);
 	/* Every word outside the personal data arrives, once, in order. */
-	assert_has(s.text.s, "[iban] and more text here. Done.");
-	assert_lacks(s.text.s, "0130");
+	rig_assert_has(s.text.s, "[iban] and more text here. Done.");
+	rig_assert_lacks(s.text.s, "0130");
 	const char *x = strstr(s.text.s, "xxxxxxxxxx");
 	assert_non_null(x);
 	assert_true(x == s.text.s);
@@ -487,9 +309,10 @@ static void test_stream_redacted_rest(void **state)
 			" and more text here. Done.",
 			64);
 	/* Wholly after a sentence that was released. */
-	stream_redacted("xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx. My IBAN is " IBAN
-			" and more text here. Done.",
-			256);
+	stream_redacted(
+	    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx. My IBAN is " IBAN
+	    " and more text here. Done.",
+	    256);
 }
 
 /* ---- learning within bounds ---- */
@@ -508,12 +331,11 @@ static void test_not_on_category_stays_below_zero(void **state)
 	consent(user, true);
 	size_t learnt = 0;
 	for (uint64_t round = 0; round < 40; round++) {
-		pwb_response *r = ask(g, user, "Words, please.", 4,
-				      1000 + 10 * round);
+		pwb_response *r =
+		    ask(g, user, "Words, please.", 4, 1000 + 10 * round);
 		size_t with = SIZE_MAX, without = 0;
 		for (size_t i = 0; i < r->n_alts; i++) {
-			assert_int_equal(r->alts[i].verdict,
-					 PWB_VERDICT_ALLOW);
+			assert_int_equal(r->alts[i].verdict, PWB_VERDICT_ALLOW);
 			if (has_kilo(r->alts[i].content))
 				with = with == SIZE_MAX ? i : with;
 			else
@@ -525,7 +347,7 @@ static void test_not_on_category_stays_below_zero(void **state)
 						.decision_id = r->decision_id,
 						.kind = PWB_FB_CHOOSE,
 						.alt = r->alts[with].id};
-			learnt += feedback(g, &fb).pairs_learnt;
+			learnt += rig_feedback(g, &fb).pairs_learnt;
 		}
 		pwb_response_free(r);
 	}
@@ -533,12 +355,12 @@ static void test_not_on_category_stays_below_zero(void **state)
 	assert_true(learnt >= 20);
 	/* The user's stored model in a model of the same layout: a text
 	 * that scores 0.9 on hate against the same text without it. */
-	size_t n = pwb_policy_n_categories(pol);
+	size_t n = pwb_policy_n_categories(rig_policy);
 	const char **ids = calloc(n, sizeof(*ids));
 	assert_non_null(ids);
 	size_t hate = n;
 	for (size_t i = 0; i < n; i++) {
-		ids[i] = pwb_policy_category(pol, i)->id;
+		ids[i] = pwb_policy_category(rig_policy, i)->id;
 		if (!strcmp(ids[i], "hate"))
 			hate = i;
 	}
@@ -547,23 +369,24 @@ static void test_not_on_category_stays_below_zero(void **state)
 	pp.categories = ids;
 	pp.n_categories = n;
 	pwb_prefs_model *m = NULL;
-	ok(pwb_prefs_model_new(&m, &pp, NULL), NULL, "model");
+	rig_ok(pwb_prefs_model_new(&m, &pp, NULL), NULL, "model");
 	free(ids);
 	pwb_store_user u;
-	ok(pwb_store_user_get(store, ORG, user, &u, NULL), NULL, "user");
+	rig_ok(pwb_store_user_get(rig_store, ORG, user, &u, NULL), NULL,
+	       "user");
 	assert_true(u.model_len > 0);
-	ok(pwb_prefs_user_load_mem(m, u.model, u.model_len, NULL), NULL,
-	   "load");
+	rig_ok(pwb_prefs_user_load_mem(m, u.model, u.model_len, NULL), NULL,
+	       "load");
 	pwb_store_user_release(&u);
 	double scores[PWB_PREFS_MAX_CATEGORIES] = {0};
 	pwb_prefs_features f[2];
-	ok(pwb_prefs_features_compute(&f[1], m, "same words", 10, scores,
-				      NULL, NULL),
-	   NULL, "features");
+	rig_ok(pwb_prefs_features_compute(&f[1], m, "same words", 10, scores,
+					  NULL, NULL),
+	       NULL, "features");
 	scores[hate] = 0.9;
-	ok(pwb_prefs_features_compute(&f[0], m, "same words", 10, scores,
-				      NULL, NULL),
-	   NULL, "features");
+	rig_ok(pwb_prefs_features_compute(&f[0], m, "same words", 10, scores,
+					  NULL, NULL),
+	       NULL, "features");
 	pwb_prefs_bounds b;
 	pwb_prefs_bounds_init(&b);
 	for (size_t i = 0; i < n; i++) /* no clamp when scoring here */
@@ -584,23 +407,23 @@ static void test_rating_three_teaches_nothing(void **state)
 	consent(user, true);
 	pwb_response *r = ask(g, user, "Words, please.", 3, 5);
 	uint64_t before = 0, after = 0;
-	ok(pwb_store_feedback_count(store, ORG, NULL, &before, NULL), NULL,
-	   "count");
+	rig_ok(pwb_store_feedback_count(rig_store, ORG, NULL, &before, NULL),
+	       NULL, "count");
 	pwb_feedback_give fb = {.org = ORG,
 				.user = user,
 				.decision_id = r->decision_id,
 				.kind = PWB_FB_RATING,
 				.rating = 3};
-	pwb_feedback_result res = feedback(g, &fb);
+	pwb_feedback_result res = rig_feedback(g, &fb);
 	assert_int_equal(res.pairs_learnt, 0);
 	assert_int_equal(res.model_version, 0);
-	ok(pwb_store_feedback_count(store, ORG, NULL, &after, NULL), NULL,
-	   "count");
+	rig_ok(pwb_store_feedback_count(rig_store, ORG, NULL, &after, NULL),
+	       NULL, "count");
 	assert_int_equal(after, before + 1); /* stored, all the same */
 	fb.rating = 4; /* above the middle: preferred over the other two */
-	assert_int_equal(feedback(g, &fb).pairs_learnt, 2);
+	assert_int_equal(rig_feedback(g, &fb).pairs_learnt, 2);
 	fb.rating = 1; /* below: the others preferred over it */
-	assert_int_equal(feedback(g, &fb).pairs_learnt, 2);
+	assert_int_equal(rig_feedback(g, &fb).pairs_learnt, 2);
 	pwb_response_free(r);
 	rig_free(g);
 }
@@ -617,7 +440,7 @@ static void test_no_consent_population_scores(void **state)
 				.decision_id = r->decision_id,
 				.kind = PWB_FB_CHOOSE,
 				.alt = "C"};
-	assert_true(feedback(g, &fb).pairs_learnt > 0);
+	assert_true(rig_feedback(g, &fb).pairs_learnt > 0);
 	pwb_response_free(r);
 	r = ask(g, user, "Words, please.", 4, 88);
 	assert_true(r->personal);
@@ -642,11 +465,11 @@ static void test_no_consent_population_scores(void **state)
 /* ---- UTF-8 ---- */
 
 /* A request the pipeline refuses before anything reaches the model. */
-static void refused(rig *g, const pwb_chat_msg *msgs, size_t n,
-		    pwb_status want, const char *message)
+static void refused(rig *g, const pwb_chat_msg *msgs, size_t n, pwb_status want,
+		    const char *message)
 {
-	pwb_request req = {.org = ORG, .user = "u8-u", .msgs = msgs,
-			   .n_msgs = n};
+	pwb_request req = {
+	    .org = ORG, .user = "u8-u", .msgs = msgs, .n_msgs = n};
 	pwb_response *r = NULL;
 	pwb_diag d;
 	pwb_diag_init(&d);
@@ -689,8 +512,8 @@ static void test_message_not_utf8(void **state)
 		"a request has at most 255 messages (pwb adds its system "
 		"prompt)");
 	/* 255 are served. */
-	pwb_response *r = ask_turns(g, "u8-u", many, PWB_ENGINE_MAX_MSGS - 1,
-				    1, 1, NULL);
+	pwb_response *r =
+	    ask_turns(g, "u8-u", many, PWB_ENGINE_MAX_MSGS - 1, 1, 1, NULL);
 	assert_false(r->blocked);
 	pwb_response_free(r);
 	free(many);
@@ -709,8 +532,9 @@ static void test_utf8_fix(void **state)
 	    {"caf\xc3\xa9", 5, "caf\xc3\xa9"},
 	    {"a\xff"
 	     "b",
-	     3, "a\xef\xbf\xbd"
-		"b"},
+	     3,
+	     "a\xef\xbf\xbd"
+	     "b"},
 	    {"cut \xe2\x82", 6, "cut \xef\xbf\xbd\xef\xbf\xbd"},
 	    {"nul\0x", 5, "nul\xef\xbf\xbdx"},
 	    {"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
@@ -743,5 +567,5 @@ int main(void)
 	    cmocka_unit_test(test_message_not_utf8),
 	    cmocka_unit_test(test_utf8_fix),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, rig_teardown);
 }
