@@ -69,6 +69,12 @@ typedef struct pwb_gen_params {
 	int timeout_ms; /* for the whole call; 0: none */
 	pwb_engine_text_fn on_text; /* NULL: no streaming */
 	void *on_text_user;
+	/* Polled while the call runs (between decoding steps; at least every
+	 * 100 ms while an endpoint is silent): non-zero ends every candidate
+	 * where it stands, finish "cancelled", and the call returns what was
+	 * generated. NULL: never. Called on the calling thread. */
+	int (*cancel)(void *user);
+	void *cancel_user;
 } pwb_gen_params;
 
 pwb_gen_params pwb_gen_default_params(void);
@@ -77,7 +83,7 @@ pwb_gen_params pwb_gen_default_params(void);
 typedef enum pwb_finish {
 	PWB_FINISH_STOP,      /* end of turn or a stop string */
 	PWB_FINISH_LENGTH,    /* max_tokens reached */
-	PWB_FINISH_CANCELLED, /* on_text returned non-zero */
+	PWB_FINISH_CANCELLED, /* on_text or cancel returned non-zero */
 } pwb_finish;
 
 /* "stop", "length", "cancelled". */

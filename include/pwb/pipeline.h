@@ -86,6 +86,11 @@ typedef struct pwb_request {
 	size_t max_tokens;  /* 0: the pipeline's */
 	pwb_pipeline_text_fn on_text; /* non-NULL: stream (one candidate) */
 	void *on_text_user;
+	/* Polled while the candidates are generated (pwb_gen_params.cancel):
+	 * non-zero ends them where they stand (finish "cancelled"); a stream
+	 * then releases nothing more. NULL: never. */
+	int (*cancel)(void *user);
+	void *cancel_user;
 } pwb_request;
 
 /* One candidate of a response. */

@@ -282,9 +282,17 @@ static int stream_text(void *user, const char *text, size_t len,
 {
 	chat *c = user;
 	(void)refusal;
+	if (cancel_asked || stop_asked)
+		return 1; /* nothing more of this answer is shown */
 	fwrite(text, 1, len, stdout);
 	fflush(stdout);
 	c->streamed = true;
+	return cancel_asked || stop_asked;
+}
+
+static int cancel_polled(void *user)
+{
+	(void)user;
 	return cancel_asked || stop_asked;
 }
 
@@ -308,7 +316,9 @@ static pwb_response *ask_turn(chat *c, const char *text, pwb_diag *d)
 	    /* Without --seed, each turn samples afresh. */
 	    .seed = c->seed_given ? c->o->seed : cli_random_seed(),
 	};
-	/* One candidate can be streamed, and so cancelled by Ctrl-C. */
+	/* Ctrl-C cancels the generation (also while an endpoint is silent);
+	 * one candidate is streamed as it passes the rails. */
+	req.cancel = cancel_polled;
 	int org_n = pwb_effective_candidates(c->o->ra.effective);
 	if ((c->o->n ? c->o->n : (size_t)(org_n > 0 ? org_n : 1)) == 1) {
 		req.on_text = stream_text;
@@ -437,6 +447,12 @@ static const char *show_answer(chat *c, const pwb_response *r)
 	return r->alts[x].content;
 }
 
+static void say_redacted(void)
+{
+	printf("(your message was redacted before the model saw it: "
+	       "personal data)\n");
+}
+
 static void turn(chat *c, const char *text)
 {
 	pwb_diag d;
@@ -446,18 +462,24 @@ static void turn(chat *c, const char *text)
 	if (r && cancel_asked) {
 		/* Ctrl-C: what was streamed stays on the screen; nothing of
 		 * this turn goes into the history. */
-		printf("%s\n", c->streamed ? "\n(cancelled)"
-					     : "(cancelled: the answers are "
-					       "not shown)");
+		printf("%s\n", c->streamed	   ? "\n(cancelled)"
+			       : r->n_alts > 1 ? "(cancelled: the answers are "
+						 "not shown)"
+					       : "(cancelled)");
 		cancel_asked = 0;
 		pwb_response_free(c->last);
 		c->last = r;
 	} else if (r) {
-		if (r->prompt_check &&
-		    pwb_decision_verdict(r->prompt_check) == PWB_VERDICT_REDACT)
-			printf("(your message was redacted before the model "
-			       "saw it: personal data)\n");
+		/* Said before the answer, or right after a streamed one (on
+		 * its own line: the verdict is known at the end). */
+		bool redacted =
+		    r->prompt_check &&
+		    pwb_decision_verdict(r->prompt_check) == PWB_VERDICT_REDACT;
+		if (redacted && !c->streamed)
+			say_redacted();
 		const char *kept = show_answer(c, r);
+		if (redacted && c->streamed)
+			say_redacted();
 		/* The history holds the turn as the model saw it: personal
 		 * data redacted, never in clear on a later turn. */
 		const char *seen =
@@ -555,11 +577,34 @@ static bool command(chat *c, const char *line, const pwb_response *r)
 	return true;
 }
 
+/* The disclosure a law asks for (disclose_ai), before any answer: the
+ * obligations of a check of nothing are the policy's own. */
+static void tell_ai_first(chat *c)
+{
+	pwb_decision *d = NULL;
+	pwb_diag dg;
+	pwb_diag_init(&dg);
+	if (!pwb_bounds_check(&d, c->g.bounds, c->o->ra.effective,
+			      PWB_ROLE_PROMPT, "", 0, &dg)) {
+		for (size_t i = 0; i < pwb_decision_n_obligations(d); i++) {
+			const pwb_dec_obligation *o =
+			    pwb_decision_obligation(d, i);
+			if (o->placement == PWB_PLACE_SYSTEM && o->text) {
+				printf("(%s)\n", o->text);
+				c->told_ai = true;
+			}
+		}
+	}
+	pwb_decision_free(d);
+	pwb_diag_release(&dg);
+}
+
 static void chat_loop(chat *c)
 {
 	if (c->tty)
 		printf("Chat as %s with %s. /help for commands, /quit to end.\n",
 		       c->o->user, pwb_engine_name(c->g.engine));
+	tell_ai_first(c);
 	while (!c->quit) {
 		const char *line = read_line(c, "you> ");
 		if (!line)

@@ -236,6 +236,18 @@ void pwb__cand_flush(pwb__cand *c, const pwb_gen_params *p, size_t index)
 	c->sent = upto;
 }
 
+bool pwb__cands_cancel(pwb__cand *c, size_t n, const pwb_gen_params *p)
+{
+	if (!p->cancel || !p->cancel(p->cancel_user))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!c[i].done) {
+			c[i].finish = PWB_FINISH_CANCELLED;
+			c[i].done = true;
+		}
+	return true;
+}
+
 pwb_status pwb__cands_to_generation(pwb__cand *c, size_t n,
 				    const pwb_gen_params *p,
 				    pwb_generation *out)

@@ -50,6 +50,10 @@ bool pwb__cand_add(pwb__cand *c, const pwb_gen_params *p, const char *s,
  */
 void pwb__cand_flush(pwb__cand *c, const pwb_gen_params *p, size_t index);
 
+/* When p->cancel asks: every candidate not done yet ends, cancelled;
+ * true then. */
+bool pwb__cands_cancel(pwb__cand *c, size_t n, const pwb_gen_params *p);
+
 /* Moves n candidates into out (seed + i each); PWB_ENOMEM on failure. */
 pwb_status pwb__cands_to_generation(pwb__cand *c, size_t n,
 				    const pwb_gen_params *p,

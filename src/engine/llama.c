@@ -753,7 +753,7 @@ static pwb_status run_candidates(gen_run *r, pwb_diag *diag)
 				     r->le->head.name);
 			st = PWB_EIO;
 		}
-		if (running <= 0)
+		if (running <= 0 || pwb__cands_cancel(r->cands, r->p->n, r->p))
 			break;
 		if (r->deadline && pwb__now() > r->deadline) {
 			pwb_diag_add(diag, NULL, 0, 0,

@@ -1101,6 +1101,18 @@ static void hang_up_ended(oa_call *c)
 	}
 }
 
+/* The caller cancelled: every request ends where it stands. */
+static void hang_up_all(oa_call *c)
+{
+	for (size_t i = 0; i < c->n_req; i++) {
+		oa_req *r = &c->req[i];
+		if (r->state == REQ_RUNNING)
+			curl_multi_remove_handle(c->multi, r->easy);
+		if (r->state == REQ_RUNNING || r->state == REQ_WAITING)
+			r->state = REQ_DONE;
+	}
+}
+
 /* How long the loop may sleep: until the next waiting request, a stream's
  * grace or the deadline, and never long (curl's own timers are shorter
  * anyway). */
@@ -1117,6 +1129,8 @@ static int poll_ms(const oa_call *c)
 	}
 	if (c->deadline && c->deadline < wake)
 		wake = c->deadline;
+	if (c->p->cancel && now + 0.1 < wake)
+		wake = now + 0.1; /* the caller may cancel */
 	return wake <= now ? 0 : (int)((wake - now) * 1000) + 1;
 }
 
@@ -1141,6 +1155,10 @@ static pwb_status call_run(oa_call *c)
 					 curl_multi_strerror(mc));
 		collect_finished(c);
 		hang_up_ended(c);
+		if (!c->err && pwb__cands_cancel(c->cand, c->p->n, c->p)) {
+			hang_up_all(c);
+			break;
+		}
 		if (c->err || !call_busy(c))
 			break;
 		if (c->deadline && pwb__now() >= c->deadline)

@@ -501,6 +501,8 @@ static pwb_gen_params gen_params(const req_run *rr)
 	gp.max_tokens =
 	    rr->req->max_tokens ? rr->req->max_tokens : pl->p.max_tokens;
 	gp.timeout_ms = pl->p.timeout_ms;
+	gp.cancel = rr->req->cancel;
+	gp.cancel_user = rr->req->cancel_user;
 	return gp;
 }
 

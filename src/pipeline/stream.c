@@ -159,6 +159,9 @@ pwb_status pwb__stream_generate(pwb_pipeline *pl, const pwb_request *req,
 	p.on_text_user = &s;
 	pwb_status st =
 	    pwb_engine_generate(pl->p.engine, msgs, n_msgs, &p, gen, diag);
+	/* Cancelled by the request's cancel too: the rest is not released. */
+	if (!st && gen->n && gen->cands[0].finish == PWB_FINISH_CANCELLED)
+		s.cancelled = true;
 	if (!st && !s.err && !s.blocked && !s.cancelled)
 		check_and_release(&s, s.text.len, true);
 	if (!st)

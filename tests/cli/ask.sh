@@ -373,7 +373,7 @@ expect "chat for an erased user exits 1" 1 "user 'wide-u' of org 'acme-tutor' wa
 run user consent --db "$db2" --org acme-tutor --user reset-u --withdraw
 printf '/reset\n' | timeout 120 "$pwb" chat --db "$db2" --policies "$pol" --org acme-tutor \
 	--user reset-u "${eng[@]}" --n 2 --max-tokens 8 >"$tmp/out" 2>"$tmp/err"
-cp "$tmp/out" "$tmp/chat-reset"
+grep -v '^(' "$tmp/out" >"$tmp/chat-reset" # not the AI disclosure
 run user reset --db "$db2" --org acme-tutor --user reset-u
 if [ -s "$tmp/out" ] && diff -q "$tmp/out" "$tmp/chat-reset" >/dev/null; then
 	ok "/reset and pwb user reset say the same"; else
@@ -408,7 +408,9 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        if body.get("model") == "silent":  # says nothing for a minute
+            time.sleep(60)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
@@ -448,5 +450,36 @@ wait "$srv" 2>/dev/null
 if [ "$rc" -eq 0 ] && grep -q "(cancelled)" "$tmp/out" && grep -q "^decision dec_" "$tmp/out"; then
 	ok "chat: Ctrl-C cancels the answer being streamed, and the chat goes on"; else
 	fail "chat: Ctrl-C cancels the answer being streamed, and the chat goes on" "exit $rc: $(tail -c 200 "$tmp/out" | tr '\n' '|') $(shown)"; fi
+
+# An endpoint that says nothing for a minute: Ctrl-C still cancels at
+# once, streamed (one candidate) or not (two); the watchdog gives 20 s.
+python3 "$tmp/slow.py" "$tmp/port2" &
+srv=$!
+for _ in $(seq 50); do [ -s "$tmp/port2" ] && break; sleep 0.1; done
+for n in 1 2; do
+	rm -f "$tmp/chat.in"
+	mkfifo "$tmp/chat.in"
+	"$pwb" chat --policies "$pol" --org open-studio --user sig-u --n "$n" \
+		--upstream "http://127.0.0.1:$(cat "$tmp/port2")/v1" --upstream-model silent \
+		<"$tmp/chat.in" >"$tmp/out" 2>"$tmp/err" &
+	chat_pid=$!
+	( sleep 20; kill "$chat_pid" 2>/dev/null ) &
+	dog=$!
+	exec 3>"$tmp/chat.in"
+	printf 'Tell me a story\n' >&3
+	sleep 2
+	kill -INT "$chat_pid"
+	sleep 1
+	printf '/quit\n' >&3
+	exec 3>&-
+	wait "$chat_pid"
+	rc=$?
+	kill "$dog" 2>/dev/null
+	if [ "$rc" -eq 0 ] && grep -q "(cancelled" "$tmp/out"; then
+		ok "chat --n $n: Ctrl-C cancels while the endpoint is silent"; else
+		fail "chat --n $n: Ctrl-C cancels while the endpoint is silent" "exit $rc: $(tail -c 200 "$tmp/out" | tr '\n' '|') $(shown)"; fi
+done
+kill "$srv" 2>/dev/null
+wait "$srv" 2>/dev/null
 
 finish
