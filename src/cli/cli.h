@@ -282,11 +282,13 @@ typedef struct cli_engine_opts {
 	"(llama.cpp)\n"                                                        \
 	"  --upstream URL       or with an OpenAI-compatible endpoint, e.g.\n" \
 	"                       http://127.0.0.1:8080/v1\n"                    \
-	"  --upstream-model NAME  the model name sent upstream\n"              \
+	"  --upstream-model NAME  the model name sent upstream (default:\n"   \
+	"                       \"default\")\n"                                \
 	"  --api-key-env VAR    the environment variable holding the\n"        \
 	"                       upstream's API key (never logged)\n"           \
-	"  --threads N          embedded: CPU threads (default: all cores)\n"  \
-	"  --ctx N              embedded: context tokens (default: the\n"      \
+	"  --threads N          embedded: CPU threads (default or 0: all\n"   \
+	"                       cores; on a busy machine, fewer is faster)\n" \
+	"  --ctx N              embedded: context tokens (default or 0: the\n" \
 	"                       model's, at most 4096)\n"                      \
 	CLI_HELP_GUARD_JUDGE
 #define CLI_HELP_ENGINE_ENV                                                    \

@@ -667,11 +667,10 @@ static int cmd_import(cli_args *a)
 }
 
 static const char give_usage[] =
-    "Usage: pwb feedback give --db URL --policies DIR --org ID --user ID "
-    "--decision ID\n"
+    "Usage: pwb feedback give --db URL --org ID --user ID --decision ID\n"
     "           (--choose ALT | --rating R [--alt ALT] | --prefer ALT "
     "--over ALT)\n"
-    "           [--prefs MODEL] [--json]\n"
+    "           [--policies DIR] [--prefs MODEL] [--json]\n"
     "\n"
     "Feedback on one decision of 'pwb ask' (docs/pipeline.md): the user\n"
     "prefers an alternative over the others (--choose), over one other\n"
@@ -786,7 +785,9 @@ static int give_run(cli_args *a, const give_opts *o, pwb_feedback_give *fb)
 		       res.consent_needed ? "true" : "false");
 	else if (!rc && res.consent_needed)
 		printf("not stored: learning from user '%s' needs their "
-		       "consent\n", o->user);
+		       "consent (pwb user consent --grant, when they give "
+		       "it)\n",
+		       o->user);
 	else if (!rc)
 		printf("stored: %zu pair%s learnt, model version %lld\n",
 		       res.pairs_learnt, res.pairs_learnt == 1 ? "" : "s",

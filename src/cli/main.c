@@ -80,9 +80,22 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = argv[1];
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") ||
-	    !strcmp(cmd, "help")) {
+	    (!strcmp(cmd, "help") && argc == 2)) {
 		fputs(usage, stdout);
 		return CLI_OK;
+	}
+	/* "pwb help ask", "pwb help user consent": that command's help. */
+	char *help_argv[8];
+	if (!strcmp(cmd, "help") && argc <= 6) {
+		int k = 0;
+		help_argv[k++] = argv[0];
+		for (int i = 2; i < argc; i++)
+			help_argv[k++] = argv[i];
+		help_argv[k++] = (char *)"--help";
+		help_argv[k] = NULL;
+		argc = k;
+		argv = help_argv;
+		cmd = argv[1];
 	}
 	if (!strcmp(cmd, "--version")) {
 		printf("pwb %s\n", PWB_VERSION);

@@ -13,10 +13,13 @@ static json_t *blocked_by_json(const pwb_response *r)
 	if (!r->blocked)
 		return json_null();
 	const pwb_blocked_by *b = &r->blocked_by;
-	return json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:i, s:s?}", "tier",
+	/* A user's own setting has no file, and so no line. */
+	return json_pack("{s:s, s:s?, s:s?, s:s?, s:s?, s:o, s:s?}", "tier",
 			 pwb_tier_str(b->tier), "source", b->source,
 			 "category", b->category, "basis", b->basis, "file",
-			 b->file, "line", b->line, "on", b->on);
+			 b->file, "line",
+			 b->file ? json_integer(b->line) : json_null(), "on",
+			 b->on);
 }
 
 static json_t *alternatives_json(const pwb_response *r)

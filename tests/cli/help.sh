@@ -252,6 +252,15 @@ for cmd in "${commands[@]}"; do
 		fail "pwb $g $t: did you mean '$s'" "exit status $rc: $(shown)"
 	fi
 done
+# "pwb help COMMAND [SUBCOMMAND]" is that command's --help.
+run help user consent
+if [ "$rc" -eq 0 ] && head -n 1 "$tmp/out" | grep -q "^Usage: pwb user consent"; then
+	ok "pwb help user consent: its help"; else
+	fail "pwb help user consent: its help" "exit $rc: $(head -n 1 "$tmp/out")"; fi
+run help ask
+if [ "$rc" -eq 0 ] && head -n 1 "$tmp/out" | grep -q "^Usage: pwb ask"; then
+	ok "pwb help ask: its help"; else
+	fail "pwb help ask: its help" "exit $rc: $(head -n 1 "$tmp/out")"; fi
 # Two neighbouring letters swapped is a typo too ("aks" for "ask").
 # swapped WORD: WORD with its first two letters after the first swapped.
 swapped() {
