@@ -179,6 +179,13 @@ bool pwb__cand_add(pwb__cand *c, const pwb_gen_params *p, const char *s,
 {
 	if (c->done)
 		return true;
+	/* An answer starts at its first visible character: the space or
+	 * line break a model writes after "Assistant:" is no part of it. */
+	while (!c->text.len && n &&
+	       (*s == ' ' || *s == '\n' || *s == '\r' || *s == '\t')) {
+		s++;
+		n--;
+	}
 	size_t before = c->text.len;
 	pwb__buf_add(&c->text, s, n);
 	if (c->text.err)

@@ -294,6 +294,24 @@ static void test_stream_sentences(void **state)
 	rig_free(g);
 }
 
+/* docs/engine.md, "Leading white space": an answer starts at its first
+ * visible character, streamed or not. */
+static void test_leading_white_space_dropped(void **state)
+{
+	(void)state;
+	rig *g = rig_reply(" \n\t Hi there. Bye.", 0);
+	pwb_response *r = ask(g, "lead-u", 1, 1, NULL);
+	assert_string_equal(r->alts[0].content, "Hi there. Bye.");
+	pwb_response_free(r);
+	streamed s;
+	r = stream(g, &s);
+	assert_string_equal(r->content, "Hi there. Bye.");
+	assert_stream_is_content(&s, r);
+	pwb__buf_release(&s.text);
+	pwb_response_free(r);
+	rig_free(g);
+}
+
 /* A sentence longer than stream_hold_bytes is cut at its last white
  * space. */
 static void test_stream_cut_at_white_space(void **state)
@@ -1261,6 +1279,7 @@ int main(void)
 	    cmocka_unit_test(test_decision_ids),
 	    cmocka_unit_test(test_all_blocked_first_refusal),
 	    cmocka_unit_test(test_stream_sentences),
+	    cmocka_unit_test(test_leading_white_space_dropped),
 	    cmocka_unit_test(test_stream_cut_at_white_space),
 	    cmocka_unit_test(test_stream_cut_at_char_boundary),
 	    cmocka_unit_test(test_stream_bytes_at_char_boundary),
