@@ -96,7 +96,8 @@ typedef struct pwb_request {
 /* One candidate of a response. */
 typedef struct pwb_alternative {
 	char id[2];	     /* "A", "B", ... */
-	char *content;	     /* as generated (redacted when redact) */
+	char *content;	     /* as generated (redacted when redact);
+			      * NULL when blocked: never kept */
 	pwb_verdict verdict; /* the output rails' */
 	double score;	     /* the preference score; 0 when blocked */
 	pwb_decision *check; /* the output rails' decision */

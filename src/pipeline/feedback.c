@@ -29,12 +29,19 @@ typedef struct stored_alt {
 	bool has_features;
 } stored_alt;
 
+#define PWB__FB_MAX_JUR 32 /* a request's jurisdictions, as recorded */
+
 typedef struct fb_run {
 	pwb_pipeline *pl;
 	const pwb_feedback_give *fb;
 	stored_alt alts[MAX_ALTS];
 	size_t n_alts;
 	char chosen[8]; /* the alternative the user was served */
+	/* The decision's request's own jurisdictions (its detail owns
+	 * them) */
+	json_t *detail;
+	const char *jur[PWB__FB_MAX_JUR];
+	size_t n_jur;
 	size_t pair_a[MAX_ALTS], pair_b[MAX_ALTS]; /* a preferred over b */
 	size_t n_pairs;
 	bool conflict; /* another writer bumped the model's version */
@@ -98,7 +105,19 @@ static pwb_status read_detail(fb_run *fr, const char *detail)
 	}
 	if (!st && chosen && strlen(chosen) < sizeof(fr->chosen))
 		memcpy(fr->chosen, chosen, strlen(chosen) + 1);
-	json_decref(root);
+	json_t *jur = json_object_get(root, "jurisdictions");
+	if (!st && jur && (!json_is_array(jur) ||
+			   json_array_size(jur) > PWB__FB_MAX_JUR))
+		st = bad(fr->diag, "decision '%s' has a damaged record%s",
+			 fr->fb->decision_id, "");
+	for (size_t i = 0; !st && i < json_array_size(jur); i++) {
+		if (!(fr->jur[i] = json_string_value(json_array_get(jur, i))))
+			st = bad(fr->diag,
+				 "decision '%s' has a damaged record%s",
+				 fr->fb->decision_id, "");
+		fr->n_jur = i + 1;
+	}
+	fr->detail = root; /* freed with the run: jur points into it */
 	return st;
 }
 
@@ -298,7 +317,10 @@ static pwb_status try_learn(fb_run *fr, pwb_feedback_result *res)
 	const pwb_feedback_give *fb = fr->fb;
 	pwb__user u;
 	pwb_effective *e = NULL;
-	pwb_request req = {.org = fb->org, .user = fb->user};
+	pwb_request req = {.org = fb->org,
+			   .user = fb->user,
+			   .jurisdictions = fr->jur,
+			   .n_jurisdictions = fr->n_jur};
 	pwb_status st = pwb__user_load(pl, fb->org, fb->user, &u, fr->diag);
 	if (!st)
 		st = pwb__resolve(pl, &req, &u, &e, fr->diag);
@@ -350,6 +372,7 @@ pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 		pwb__diag_rewind(diag, keep);
 		st = PWB_OK;
 	}
+	json_decref(fr->detail);
 	free(fr);
 	return st;
 }

@@ -544,13 +544,17 @@ static pwb_status check_candidates(req_run *rr, pwb_diag *diag)
 							 PWB_ROLE_RESPONSE,
 							 t.s ? t.s : "", t.len,
 							 diag);
+		/* A blocked candidate's text is never kept: nothing can show
+		 * it (its decision keeps the spans that blocked it). */
 		if (!st) {
 			a->verdict = pwb_decision_verdict(a->check);
-			a->content = a->verdict == PWB_VERDICT_REDACT
-					 ? pwb__strdup(
-					       pwb_decision_redacted(a->check))
-					 : pwb__buf_detach(&t);
-			if (!a->content)
+			if (a->verdict == PWB_VERDICT_BLOCK)
+				a->content = NULL;
+			else if (!(a->content =
+				       a->verdict == PWB_VERDICT_REDACT
+					   ? pwb__strdup(pwb_decision_redacted(
+						 a->check))
+					   : pwb__buf_detach(&t)))
 				st = PWB_ENOMEM;
 		}
 		pwb__buf_release(&t);
@@ -735,18 +739,30 @@ static pwb_status decision_detail(req_run *rr, char **out)
 		free(b64);
 		bad |= !j || json_array_append_new(alts, j);
 	}
+	/* The request's own jurisdictions: feedback on the decision is
+	 * learnt within the bounds it was made in (consent included). */
+	json_t *jur = NULL;
+	if (!bad && rr->req->n_jurisdictions) {
+		bad = !(jur = json_array());
+		for (size_t i = 0; !bad && i < rr->req->n_jurisdictions; i++)
+			bad = json_array_append_new(
+			    jur, json_string(rr->req->jurisdictions[i]));
+	}
 	json_t *root = bad ? NULL
-			   : json_pack("{s:o, s:s*, s:b, s:s*}", "alternatives",
-				       alts, "chosen",
+			   : json_pack("{s:o, s:s*, s:b, s:s*, s:o*}",
+				       "alternatives", alts, "chosen",
 				       r->chosen == SIZE_MAX
 					   ? NULL
 					   : r->alts[r->chosen].id,
 				       "learns", r->learns, "blocked_on",
-				       r->blocked ? r->blocked_by.on : NULL);
+				       r->blocked ? r->blocked_by.on : NULL,
+				       "jurisdictions", jur);
 	if (!root && !bad)
-		alts = NULL; /* json_pack took it even on failure */
-	else if (bad)
+		alts = NULL; /* json_pack took them even on failure */
+	else if (bad) {
 		json_decref(alts);
+		json_decref(jur);
+	}
 	*out = root ? json_dumps(root, JSON_COMPACT) : NULL;
 	json_decref(root);
 	return *out ? PWB_OK : PWB_ENOMEM;

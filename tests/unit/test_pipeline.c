@@ -480,8 +480,13 @@ static void test_every_candidate_blocked(void **state)
 	assert_string_equal(r->content, r->refusal);
 	assert_int_equal(r->n_alts, 4);
 	for (size_t i = 0; i < 4; i++) {
-		/* The same candidates as t-open's, each blocked. */
-		assert_string_equal(r->alts[i].content, open->alts[i].content);
+		/* The same candidates as t-open's, each blocked: their
+		 * text is not kept. */
+		assert_null(r->alts[i].content);
+		char *shown = (char *)1;
+		assert_int_equal(pwb_alternative_shown(&r->alts[i], &shown),
+				 PWB_EINVAL);
+		assert_null(shown);
 		assert_int_equal(r->alts[i].verdict, PWB_VERDICT_BLOCK);
 		assert_true(r->alts[i].score == 0);
 		assert_non_null(r->alts[i].check);
@@ -543,7 +548,11 @@ static void test_some_candidates_blocked(void **state)
 	assert_null(r->refusal);
 	assert_int_equal(r->n_alts, 4);
 	for (size_t i = 0; i < 4; i++) {
-		assert_string_equal(r->alts[i].content, open->alts[i].content);
+		if (says[i])
+			assert_null(r->alts[i].content);
+		else
+			assert_string_equal(r->alts[i].content,
+					    open->alts[i].content);
 		assert_int_equal(r->alts[i].verdict == PWB_VERDICT_BLOCK,
 				 says[i]);
 		if (says[i]) {

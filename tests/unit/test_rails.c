@@ -91,6 +91,11 @@ static const rig_file files[] = {
      "    text: \"" DISCLAIMER "\"\n    basis: \"test\"\n"
      "system_prompt: \"Tell stories about animals.\"\n",
      "w"},
+    /* An org whose own law asks for nothing: consent comes only with a
+     * request's jurisdiction tl. */
+    {"p/law/tn.yaml", "tier: law\nid: tn\nname: No consent needed\n", "w"},
+    {"p/org/r-free.yaml",
+     "tier: org\nid: r-free\njurisdictions: [tn]\ncandidates: 2\n", "w"},
     {"p/lexicons/en.tsv",
      "profanity\tword\t0.9\tzebra\tthe disclaimer's word\n"
      "harassment\tword\t0.9\tgrumble\tthe blocked word\n"
@@ -462,6 +467,50 @@ static void test_no_consent_population_scores(void **state)
 	rig_free(g);
 }
 
+/* Feedback is learnt within the bounds its decision was made in: a
+ * jurisdiction the request added, which asks for consent, still does. */
+static void test_feedback_keeps_request_jurisdictions(void **state)
+{
+	(void)state;
+	rig *g = rig_new("plain", 0);
+	static const char *const jur[] = {"tl"};
+	pwb_chat_msg m = {"user", "Words, please."};
+	pwb_request req = {.org = "r-free",
+			   .user = "jur-u",
+			   .jurisdictions = jur,
+			   .n_jurisdictions = 1,
+			   .msgs = &m,
+			   .n_msgs = 1,
+			   .n = 2,
+			   .seed = 5};
+	pwb_response *r = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	rig_ok(pwb_pipeline_chat(g->pl, &req, &r, &d), &d, "chat");
+	assert_false(r->learns);
+	pwb_feedback_give fb = {.org = "r-free",
+				.user = "jur-u",
+				.decision_id = r->decision_id,
+				.kind = PWB_FB_CHOOSE,
+				.alt = "B"};
+	pwb_feedback_result res;
+	rig_ok(pwb_pipeline_feedback(g->pl, &fb, &res, &d), &d, "feedback");
+	assert_true(res.consent_needed);
+	assert_int_equal(res.pairs_learnt, 0);
+	pwb_response_free(r);
+	/* Without the jurisdiction, the org's own law lets it learn. */
+	req.n_jurisdictions = 0;
+	rig_ok(pwb_pipeline_chat(g->pl, &req, &r, &d), &d, "chat");
+	assert_true(r->learns);
+	fb.decision_id = r->decision_id;
+	rig_ok(pwb_pipeline_feedback(g->pl, &fb, &res, &d), &d, "feedback");
+	assert_false(res.consent_needed);
+	assert_true(res.pairs_learnt > 0);
+	pwb_response_free(r);
+	pwb_diag_release(&d);
+	rig_free(g);
+}
+
 /* ---- UTF-8 ---- */
 
 /* A request the pipeline refuses before anything reaches the model. */
@@ -564,6 +613,7 @@ int main(void)
 	    cmocka_unit_test(test_not_on_category_stays_below_zero),
 	    cmocka_unit_test(test_rating_three_teaches_nothing),
 	    cmocka_unit_test(test_no_consent_population_scores),
+	    cmocka_unit_test(test_feedback_keeps_request_jurisdictions),
 	    cmocka_unit_test(test_message_not_utf8),
 	    cmocka_unit_test(test_utf8_fix),
 	};
