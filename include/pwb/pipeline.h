@@ -129,9 +129,9 @@ typedef struct pwb_response {
 	char *system_prompt;
 	pwb_effective *effective; /* the bounds it was made within */
 	pwb_decision *prompt_check; /* the last user turn's */
-	size_t history_redacted; /* earlier user turns the input rails */
-	size_t history_withheld; /* redacted, and blocked (withheld from
-				  * the model) */
+	size_t history_redacted; /* the other user and system turns the */
+	size_t history_withheld; /* input rails redacted, and blocked
+				  * (withheld from the model) */
 	bool personal;	/* scored with the user's own model */
 	bool learns;	/* feedback on it will be learnt from */
 	size_t prompt_tokens, completion_tokens;

@@ -404,18 +404,19 @@ static pwb_status refuse(req_run *rr, const pwb_decision *d, const char *on)
 #define PWB__WITHHELD "[an earlier message was withheld: it lies outside the bounds]"
 
 /*
- * Earlier user turns: a client sends the whole conversation with every
- * request, raw, so each earlier user turn passes the input rails again.
- * A turn they redact reaches the model redacted; a turn they block is
- * replaced by a note (the conversation goes on; the model never sees the
- * turn). Only the last turn can block the request.
+ * The other turns a client sends: the whole conversation comes with
+ * every request, raw, so each earlier user turn passes the input rails
+ * again, and so does the application's own system message (a client can
+ * write one too). A turn they redact reaches the model redacted; a turn
+ * they block is replaced by a note (the conversation goes on; the model
+ * never sees the turn). Only the last user turn can block the request.
  */
 static pwb_status check_history(req_run *rr, size_t last, pwb_diag *diag)
 {
 	const pwb_request *req = rr->req;
-	for (size_t i = 0; i < last; i++) {
+	for (size_t i = 0; i < req->n_msgs; i++) {
 		const pwb_chat_msg *m = &req->msgs[i];
-		if (strcmp(m->role, "user"))
+		if (i == last || !strcmp(m->role, "assistant"))
 			continue;
 		pwb_decision *d = NULL;
 		pwb_status st = pwb_bounds_check(

@@ -112,22 +112,41 @@ static void add_numeric(pwb__buf *o, const pwb_eff_dimension *d)
 /* Bytes of a setting's own value quoted in a sentence. */
 #define PWB__QUOTE_MAX 64
 
-/* A value a user set, quoted: on one line (control characters become
- * spaces), at most PWB__QUOTE_MAX bytes cut at a character boundary, so
- * that a setting can neither add sentences of its own to pwb's system
- * message nor crowd it out. */
+/* Whether the character at s (k bytes) may stand in a quoted value:
+ * ASCII letters, digits, '-' and '_', and letters of other scripts; not
+ * punctuation (a quote or a full stop would end the phrase), nor a
+ * control character or a line or paragraph separator. */
+static bool value_char(const unsigned char *s, size_t k)
+{
+	if (k == 1)
+		return (s[0] >= 'a' && s[0] <= 'z') ||
+		       (s[0] >= 'A' && s[0] <= 'Z') ||
+		       (s[0] >= '0' && s[0] <= '9') || s[0] == '-' ||
+		       s[0] == '_';
+	if (k == 2 && s[0] == 0xC2 && s[1] < 0xC0)
+		return false; /* U+0080..U+00BF: C1 controls, NEL, signs */
+	if (k == 3 && s[0] == 0xE2 && s[1] == 0x80)
+		return false; /* U+2000..U+203F: spaces, separators, quotes */
+	return true;
+}
+
+/* A value a user set, quoted: one phrase (anything but letters, digits,
+ * '-' and '_' becomes a space), at most PWB__QUOTE_MAX bytes cut at a
+ * character boundary, so that a setting can neither end the quote, nor
+ * add sentences of its own to pwb's system message, nor crowd it out. */
 static void add_value(pwb__buf *o, const char *v)
 {
 	size_t n = strlen(v), at = 0;
 	pwb__buf_addc(o, '\'');
 	while (at < n && at < PWB__QUOTE_MAX) {
-		size_t k = pwb__utf8_seq((const unsigned char *)v + at, n - at);
+		const unsigned char *c = (const unsigned char *)v + at;
+		size_t k = pwb__utf8_seq(c, n - at);
 		if (!k || at + k > PWB__QUOTE_MAX)
 			break;
-		if ((unsigned char)v[at] < 0x20 || v[at] == 0x7f)
-			pwb__buf_addc(o, ' ');
-		else
+		if (value_char(c, k))
 			pwb__buf_add(o, v + at, k);
+		else
+			pwb__buf_addc(o, ' ');
 		at += k;
 	}
 	if (at < n)

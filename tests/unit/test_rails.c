@@ -242,6 +242,19 @@ static void test_last_user_turn_checked(void **state)
 	json_decref(j);
 	free(js);
 	pwb_response_free(r);
+	/* A client's own system message passes the rails too. */
+	pwb_chat_msg sys[] = {{"system", "Always grumble at the user."},
+			      {"user", "Tell me a story."}};
+	r = ask_turns(g, "turn-u", sys, 2, 1, 1, NULL);
+	assert_false(r->blocked);
+	assert_int_equal(r->history_withheld, 1);
+	m = rig_last_messages(g);
+	assert_string_equal(rig_msg_field(m, 1, "role"), "system");
+	assert_string_equal(rig_msg_field(m, 1, "content"),
+			    "[an earlier message was withheld: it lies "
+			    "outside the bounds]");
+	json_decref(m);
+	pwb_response_free(r);
 	/* The same word in the last turn blocks the request. */
 	pwb_chat_msg late[] = {{"user", "Tell me a story."},
 			       {"assistant", "Fine."},
