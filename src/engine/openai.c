@@ -791,8 +791,13 @@ static void req_clear_answer(oa_req *r)
 	r->received = r->prompt_tokens = r->completion_tokens = 0;
 	r->st = PWB_OK;
 	r->why[0] = r->errbuf[0] = '\0';
-	for (size_t k = r->first; k < r->first + r->n; k++)
+	/* Nothing of these candidates was handed out (else no retry): they
+	 * start afresh, also one that ended empty. */
+	for (size_t k = r->first; k < r->first + r->n; k++) {
 		r->call->seen[k] = r->call->finished[k] = false;
+		pwb__cand_release(&r->call->cand[k]);
+		pwb__cand_init(&r->call->cand[k]);
+	}
 }
 
 static double time_left(const oa_call *c)
@@ -1222,13 +1227,19 @@ static pwb_status oa_generate(pwb_engine *pe, const pwb_chat_msg *msgs,
 		goto out;
 	if ((st = pwb__cands_to_generation(c.cand, p->n, p, out)))
 		goto out;
-	out->prompt_tokens = c.prompt_tokens;
-	/* An endpoint's count is its word: more than was asked for is not
-	 * believed (a meter downstream bills it). */
+	/* An endpoint's counts are its word, and a meter downstream bills
+	 * them: no more completion tokens than were asked for, and no more
+	 * prompt tokens than the prompt has bytes (plus a template's few per
+	 * message). */
+	size_t prompt_max = 0;
+	for (size_t i = 0; i < n_msgs; i++)
+		prompt_max += strlen(msgs[i].content) + 16;
 	if (c.usage)
-		out->completion_tokens = c.completion_tokens < p->n * p->max_tokens
-					     ? c.completion_tokens
-					     : p->n * p->max_tokens;
+		out->completion_tokens = c.completion_tokens;
+	if (out->completion_tokens > p->n * p->max_tokens)
+		out->completion_tokens = p->n * p->max_tokens;
+	out->prompt_tokens = c.prompt_tokens < prompt_max ? c.prompt_tokens
+							  : prompt_max;
 out:
 	call_release(&c);
 	return st;

@@ -50,6 +50,7 @@ unique, e.g. "echo+crlf/t7". Flags:
                    no [DONE]
   hold:MS          a stream stays open MS milliseconds after its last event
                    before it ends
+  usage-lie        the usage counts 10^15 prompt and completion tokens
   llama-guard      a judge that answers as Llama Guard 3 does: "unsafe" and
                    the codes of the words it finds in the conversation of
                    the guard prompt (frobnicate S9, grault S10, plugh S1),
@@ -167,9 +168,11 @@ def candidates(req, flags):
     return out
 
 
-def usage(req, cands):
+def usage(req, cands, flags):
     prompt = sum(len(m.get("content", "").split()) for m in req["messages"])
     completion = sum(len(t) for t, _ in cands)
+    if "usage-lie" in flags:
+        prompt = completion = 10 ** 15
     return {"prompt_tokens": prompt, "completion_tokens": completion,
             "total_tokens": prompt + completion}
 
@@ -297,16 +300,16 @@ class Handler(BaseHTTPRequestHandler):
         if req.get("stream") and "ignore-stream" not in flags:
             self.stream(req, flags, cands)
         else:
-            self.whole(req, cands)
+            self.whole(req, flags, cands)
 
-    def whole(self, req, cands):
+    def whole(self, req, flags, cands):
         self.send_json(200, {
             "id": "chatcmpl-mock", "object": "chat.completion",
             "model": req.get("model"),
             "choices": [{"index": k, "finish_reason": f, "message": {
                 "role": "assistant", "content": "".join(t)}}
                 for k, (t, f) in enumerate(cands)],
-            "usage": usage(req, cands)})
+            "usage": usage(req, cands, flags)})
 
     def stream(self, req, flags, cands):
         self.send_response(200)
@@ -344,7 +347,7 @@ class Handler(BaseHTTPRequestHandler):
         if "no-done" not in flags:
             if (req.get("stream_options") or {}).get("include_usage"):
                 self.event({"id": "chatcmpl-mock", "choices": [],
-                            "usage": usage(req, cands)}, flags)
+                            "usage": usage(req, cands, flags)}, flags)
             self.event("[DONE]", flags)
         if "hold" in flags:
             time.sleep(int(flags["hold"]) / 1000)

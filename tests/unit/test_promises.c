@@ -687,6 +687,27 @@ static void test_retry_after_capped(void **state)
 
 /* Only HTTP 429, 5xx and connection errors are retried (2 more tries by
  * default); every other failure is final. */
+/* docs/engine.md, "Finish and usage": an endpoint's counts are capped,
+ * streamed or not. */
+static void test_usage_capped(void **state)
+{
+	(void)state;
+	for (int stream = 0; stream < 2; stream++) {
+		pwb_openai_params op = engine_params("usage-lie");
+		op.stream = stream;
+		pwb_engine *e = engine_with(&op);
+		pwb_gen_params p = pwb_gen_default_params();
+		p.n = 2;
+		p.max_tokens = 5;
+		pwb_generation g = {0};
+		assert_int_equal(gen(e, &p, &g, NULL, 0), PWB_OK);
+		assert_int_equal(g.completion_tokens, 10);
+		assert_int_equal(g.prompt_tokens, strlen("hello there") + 16);
+		pwb_generation_release(&g);
+		pwb_engine_free(e);
+	}
+}
+
 static void test_retry_only_transient(void **state)
 {
 	(void)state;
@@ -1293,6 +1314,7 @@ int main(void)
 	    cmocka_unit_test(test_stream_cancel_no_obligation),
 	    cmocka_unit_test(test_stream_cancel_content),
 	    cmocka_unit_test(test_retry_after_capped),
+	    cmocka_unit_test(test_usage_capped),
 	    cmocka_unit_test(test_retry_only_transient),
 	    cmocka_unit_test(test_endpoint_quote_capped),
 	    cmocka_unit_test(test_endpoint_quote_char_boundary),
