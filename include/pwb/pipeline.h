@@ -154,8 +154,10 @@ pwb_status pwb_alternative_shown(const pwb_alternative *a, char **out);
  * the response is then a refusal (blocked, with blocked_by). Fails with
  * PWB_ENOTFOUND (unknown org or jurisdiction), PWB_EINVAL (bad request),
  * PWB_EBOUNDS (the user's stored settings lie outside the bounds),
- * PWB_ETOOLARGE (the prompt does not fit the context), PWB_EIO (the
- * engine or the guard failed: nothing is answered unchecked) or
+ * PWB_ETOOLARGE (the request does not fit: a message over 4 MiB, or the
+ * prompt past the context), PWB_EIO (the engine failed or gave an answer
+ * too large to check, or the guard failed: nothing is answered
+ * unchecked) or
  * PWB_ENOMEM; diag says why. *out is NULL on failure.
  */
 pwb_status pwb_pipeline_chat(pwb_pipeline *pl, const pwb_request *req,

@@ -134,6 +134,11 @@ static const char *read_line(chat *c, const char *prompt)
 	}
 	while (len && (c->line[len - 1] == '\n' || c->line[len - 1] == '\r'))
 		c->line[--len] = '\0';
+	if (memchr(c->line, '\0', len)) {
+		fprintf(stderr, "pwb: that line holds a NUL byte; it was "
+				"skipped\n");
+		return "";
+	}
 	return c->line;
 }
 

@@ -559,6 +559,16 @@ static pwb_status check_candidates(req_run *rr, pwb_diag *diag)
 				st = PWB_ENOMEM;
 		}
 		pwb__buf_release(&t);
+		/* Too large for the rails is the engine's fault, not the
+		 * prompt's: no "the prompt does not fit" for it. */
+		if (st == PWB_ETOOLARGE) {
+			pwb_diag_add(diag, NULL, 0, 0,
+				     "%s: candidate %s is too large to check "
+				     "(%zu bytes)",
+				     pwb_engine_name(rr->pl->p.engine), a->id,
+				     c->len);
+			st = PWB_EIO;
+		}
 		if (st)
 			return st;
 	}

@@ -296,6 +296,10 @@ out_has "chat: the letter after it records the choice" "^\((noted|not learnt)"
 chat_in '   \n\t\n'
 if [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ]; then ok "chat: a blank line sends nothing"; else
 	fail "chat: a blank line sends nothing" "exit $rc: $(shown)"; fi
+chat_in 'ab\0cd\n'
+if [ "$rc" -eq 0 ] && grep -q "NUL byte" "$tmp/err" && ! grep -q "^Type A or B\|^\[A\]" "$tmp/out"; then
+	ok "chat: a line with a NUL byte is skipped, not cut"; else
+	fail "chat: a line with a NUL byte is skipped, not cut" "exit $rc: $(shown)"; fi
 
 # Each alternative of the pair is shown as the user would see it, with
 # its obligations: here every text is health advice (a lexicon of our
