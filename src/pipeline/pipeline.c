@@ -170,7 +170,16 @@ pwb_status pwb__resolve(pwb_pipeline *pl, const pwb_request *req,
 	    .settings = u->settings,
 	    .attrs = req->attrs,
 	};
-	return pwb_policy_resolve(e, pl->p.policy, &rp, diag);
+	pwb_status st = pwb_policy_resolve(e, pl->p.policy, &rp, diag);
+	/* Stored settings that cannot be read (out of bounds is said by
+	 * the caller, who knows how to fix it): whose they are. */
+	if (st && u->settings && st != PWB_EBOUNDS && st != PWB_ENOTFOUND &&
+	    st != PWB_ENOMEM)
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "in the stored settings of user '%s' (org '%s'); "
+			     "replace them with pwb user settings",
+			     req->user, req->org);
+	return st;
 }
 
 pwb_status pwb__user_model_sync(pwb_pipeline *pl, const char *user,

@@ -366,6 +366,12 @@ c.execute("UPDATE users SET settings = '"'"'{\"dimensions\": {\"humour\": 0.9}}'
 c.commit()' "$tmp/more.db"
 run "${ask[@]}" --db "$db2" --user wide-u "Hi"
 expect_error "stored settings out of bounds name the user, org and the fix" 1 "humour.*user 'wide-u' of org 'acme-tutor'.*pwb user settings"
+python3 -c 'import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("UPDATE users SET settings = '"'"'{\"dimensions\": {\"nosuchdim\": 1}}'"'"' WHERE id = '"'"'wide-u'"'"'")
+c.commit()' "$tmp/more.db"
+run "${ask[@]}" --db "$db2" --user wide-u "Hi"
+expect "stored settings that cannot be read name the user, org and the fix" 1 "stored settings of user 'wide-u' \(org 'acme-tutor'\).*pwb user settings"
 
 run user erase --db "$db2" --org acme-tutor --user wide-u
 printf 'Hi\n' | timeout 120 "$pwb" chat --db "$db2" --policies "$pol" --org acme-tutor \
