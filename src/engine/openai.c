@@ -893,7 +893,9 @@ static void transfer_error(oa_call *c, oa_req *r, CURLcode rc, bool *retry)
 static void http_error(oa_call *c, oa_req *r, long status, bool *retry)
 {
 	*retry = status == 429 || status >= 500;
-	json_t *j = json_loadb(r->raw.s ? r->raw.s : "", r->raw.len, 0, NULL);
+	/* A message with a NUL in it is still quoted, up to the NUL. */
+	json_t *j = json_loadb(r->raw.s ? r->raw.s : "", r->raw.len,
+			       JSON_ALLOW_NUL, NULL);
 	const char *t = error_text(j);
 	char q[MAX_QUOTE + 4];
 	if (t)
@@ -935,6 +937,16 @@ static void check_stream_end(oa_call *c, oa_req *r)
 		req_malformed(r, "%s", cut);
 }
 
+/* Every candidate of a stream has its finish reason: the answer is
+ * complete, whatever happens to the connection after it. */
+static bool req_all_finished(const oa_req *r)
+{
+	for (size_t k = r->first; k < r->first + r->n; k++)
+		if (!r->call->cand[k].done)
+			return false;
+	return true;
+}
+
 /* Reads what the request brought; r->st is then set if it cannot be used,
  * and *retry when asking again may help. */
 static void req_judge(oa_call *c, oa_req *r, CURLcode rc, bool *retry)
@@ -957,7 +969,8 @@ static void req_judge(oa_call *c, oa_req *r, CURLcode rc, bool *retry)
 			      "more than %zu",
 			      r->parser.max_line, r->parser.max_event);
 	} else if (rc != CURLE_OK &&
-		   !(rc == CURLE_WRITE_ERROR && r->stopped_early)) {
+		   !(rc == CURLE_WRITE_ERROR && r->stopped_early) &&
+		   !(r->sse && req_all_finished(r))) {
 		transfer_error(c, r, rc, retry);
 	} else if (status / 100 != 2) {
 		http_error(c, r, status, retry);
