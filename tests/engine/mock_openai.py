@@ -50,6 +50,8 @@ unique, e.g. "echo+crlf/t7". Flags:
                    no [DONE]
   hold:MS          a stream stays open MS milliseconds after its last event
                    before it ends
+  fin-drop         a stream's connection drops right after the last
+                   finish reason (the chunked body never ends)
   usage-lie        the usage counts 10^15 prompt and completion tokens
   llama-guard      a judge that answers as Llama Guard 3 does: "unsafe" and
                    the codes of the words it finds in the conversation of
@@ -61,6 +63,7 @@ python3's standard library only.
 import json
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -344,6 +347,13 @@ class Handler(BaseHTTPRequestHandler):
                             "message": "the model fell over"}}, flags)
         for k, (_, finish) in enumerate(cands):
             self.event(delta(k, {}, finish), flags)
+        if "fin-drop" in flags:
+            # The connection drops right after the last finish reason,
+            # before the chunked body's end.
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if "no-done" not in flags:
             if (req.get("stream_options") or {}).get("include_usage"):
                 self.event({"id": "chatcmpl-mock", "choices": [],

@@ -708,6 +708,26 @@ static void test_usage_capped(void **state)
 	}
 }
 
+/* docs/engine.md: a stream whose every candidate has its finish reason
+ * is complete, also when the connection then drops. */
+static void test_stream_complete_then_dropped(void **state)
+{
+	(void)state;
+	pwb_openai_params op = engine_params("fin-drop");
+	pwb_engine *e = engine_with(&op);
+	pwb_gen_params p = pwb_gen_default_params();
+	p.n = 2;
+	pwb_generation g = {0};
+	char msg[512];
+	pwb_status st = gen(e, &p, &g, msg, sizeof(msg));
+	if (st)
+		fail_msg("%s", msg);
+	assert_int_equal(g.n, 2);
+	assert_true(g.cands[0].len > 0 && g.cands[1].len > 0);
+	pwb_generation_release(&g);
+	pwb_engine_free(e);
+}
+
 static void test_retry_only_transient(void **state)
 {
 	(void)state;
@@ -1315,6 +1335,7 @@ int main(void)
 	    cmocka_unit_test(test_stream_cancel_content),
 	    cmocka_unit_test(test_retry_after_capped),
 	    cmocka_unit_test(test_usage_capped),
+	    cmocka_unit_test(test_stream_complete_then_dropped),
 	    cmocka_unit_test(test_retry_only_transient),
 	    cmocka_unit_test(test_endpoint_quote_capped),
 	    cmocka_unit_test(test_endpoint_quote_char_boundary),
