@@ -576,11 +576,16 @@ static pwb_status take_choice(oa_req *r, json_t *o, size_t pos, bool delta)
 		    r, "choice %zu has content that is not a string",
 		    (size_t)k);
 	if (json_is_string(text) && json_string_length(text)) {
-		r->added = true;
-		cand_text(c, ci, json_string_value(text),
-			  json_string_length(text));
-		if (delta)
-			c->cand[ci].tokens++; /* a delta is about a token */
+		/* A delta is about a token; an endpoint that streams past
+		 * max_tokens is cut there, finish "length". */
+		if (delta && c->cand[ci].tokens >= c->p->max_tokens) {
+			cand_end(c, ci, PWB_FINISH_LENGTH);
+		} else {
+			r->added = true;
+			cand_text(c, ci, json_string_value(text),
+				  json_string_length(text));
+			c->cand[ci].tokens += delta;
+		}
 	}
 	json_t *fr = json_object_get(o, "finish_reason");
 	if (json_is_string(fr)) {

@@ -50,6 +50,7 @@ unique, e.g. "echo+crlf/t7". Flags:
                    no [DONE]
   hold:MS          a stream stays open MS milliseconds after its last event
                    before it ends
+  ignore-max       max_tokens is not honoured
   fin-drop         a stream's connection drops right after the last
                    finish reason (the chunked body never ends)
   usage-lie        the usage counts 10^15 prompt and completion tokens
@@ -142,6 +143,8 @@ def candidates(req, flags):
     n = 1 if "ignore-n" in flags else int(req.get("n") or 1)
     seed = int(req.get("seed") or 0)
     max_tokens = int(req.get("max_tokens") or 16)
+    if "ignore-max" in flags:
+        max_tokens = 1000
     stops = req.get("stop") or []
     if isinstance(stops, str):
         stops = [stops]

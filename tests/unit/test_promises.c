@@ -728,6 +728,23 @@ static void test_stream_complete_then_dropped(void **state)
 	pwb_engine_free(e);
 }
 
+/* docs/engine.md: an endpoint that streams past max_tokens is cut there,
+ * finish "length". */
+static void test_stream_cut_at_max_tokens(void **state)
+{
+	(void)state;
+	pwb_openai_params op = engine_params("ignore-max");
+	pwb_engine *e = engine_with(&op);
+	pwb_gen_params p = pwb_gen_default_params();
+	p.max_tokens = 3;
+	pwb_generation g = {0};
+	assert_int_equal(gen(e, &p, &g, NULL, 0), PWB_OK);
+	assert_int_equal(g.cands[0].tokens, 3);
+	assert_int_equal(g.cands[0].finish, PWB_FINISH_LENGTH);
+	pwb_generation_release(&g);
+	pwb_engine_free(e);
+}
+
 static void test_retry_only_transient(void **state)
 {
 	(void)state;
@@ -1335,6 +1352,7 @@ int main(void)
 	    cmocka_unit_test(test_stream_cancel_content),
 	    cmocka_unit_test(test_retry_after_capped),
 	    cmocka_unit_test(test_usage_capped),
+	    cmocka_unit_test(test_stream_cut_at_max_tokens),
 	    cmocka_unit_test(test_stream_complete_then_dropped),
 	    cmocka_unit_test(test_retry_only_transient),
 	    cmocka_unit_test(test_endpoint_quote_capped),
