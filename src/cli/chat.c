@@ -3,8 +3,8 @@
  * (docs/pipeline.md). Each turn goes through the pipeline; with two or
  * more answers, the best two are shown side by side and the user's pick
  * is recorded as feedback. /why shows the last decision's bounds and
- * provenance, /reset forgets what was learnt. Ctrl-C while an answer is
- * streamed cancels it; at the prompt it ends the chat.
+ * provenance, /reset forgets what was learnt. Ctrl-C while answers are
+ * made cancels them; at the prompt it ends the chat.
  */
 #include "cli/cli.h"
 #include "util/util.h"
@@ -32,8 +32,8 @@ static const char chat_usage[] =
     "back after them. Without --db the feedback is kept in a temporary\n"
     "store for this chat only, removed when the chat ends (also on\n"
     "Ctrl-C). With one candidate (--n 1) the answer is shown as it is\n"
-    "made, and Ctrl-C cancels it and goes back to the prompt; Ctrl-C at\n"
-    "the prompt ends the chat.\n"
+    "made. Ctrl-C while answers are made cancels them and goes back to\n"
+    "the prompt; Ctrl-C at the prompt ends the chat.\n"
     "\n"
     "Commands in the chat:\n"
     "  /why                 the last answer's bounds and provenance\n"
