@@ -440,51 +440,42 @@ PYEOF
 python3 "$tmp/slow.py" "$tmp/port" &
 srv=$!
 for _ in $(seq 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-mkfifo "$tmp/chat.in"
-"$pwb" chat --policies "$pol" --org open-studio --user sig-u --n 1 \
-	--upstream "http://127.0.0.1:$(cat "$tmp/port")/v1" <"$tmp/chat.in" >"$tmp/out" 2>"$tmp/err" &
-chat_pid=$!
-( sleep 90; kill "$chat_pid" 2>/dev/null ) &
-dog=$!
-exec 3>"$tmp/chat.in"
-printf 'Tell me a story\n' >&3
-sleep 2
-kill -INT "$chat_pid"
-sleep 1
-printf '/why\n' >&3
-exec 3>&-
-wait "$chat_pid"
-rc=$?
-kill "$dog" "$srv" 2>/dev/null
-wait "$srv" 2>/dev/null
-if [ "$rc" -eq 0 ] && grep -q "(cancelled)" "$tmp/out" && grep -q "^decision dec_" "$tmp/out"; then
-	ok "chat: Ctrl-C cancels the answer being streamed, and the chat goes on"; else
-	fail "chat: Ctrl-C cancels the answer being streamed, and the chat goes on" "exit $rc: $(tail -c 200 "$tmp/out" | tr '\n' '|') $(shown)"; fi
 
-# An endpoint that says nothing for a minute: Ctrl-C still cancels at
-# once, streamed (one candidate) or not (two); the watchdog gives 20 s.
-python3 "$tmp/slow.py" "$tmp/port2" &
-srv=$!
-for _ in $(seq 50); do [ -s "$tmp/port2" ] && break; sleep 0.1; done
-for n in 1 2; do
+# chat_interrupted N WATCHDOG LAST [ARGS...]: a chat of N candidates at the
+# slow endpoint gets "Tell me a story", Ctrl-C 2 s later, then the line
+# LAST; a watchdog ends it after WATCHDOG seconds. Exit status in $rc.
+chat_interrupted() {
+	local n=$1 dog_s=$2 last=$3 chat_pid dog
+	shift 3
 	rm -f "$tmp/chat.in"
 	mkfifo "$tmp/chat.in"
 	"$pwb" chat --policies "$pol" --org open-studio --user sig-u --n "$n" \
-		--upstream "http://127.0.0.1:$(cat "$tmp/port2")/v1" --upstream-model silent \
+		--upstream "http://127.0.0.1:$(cat "$tmp/port")/v1" "$@" \
 		<"$tmp/chat.in" >"$tmp/out" 2>"$tmp/err" &
 	chat_pid=$!
-	( sleep 20; kill "$chat_pid" 2>/dev/null ) &
+	( sleep "$dog_s"; kill "$chat_pid" 2>/dev/null ) &
 	dog=$!
 	exec 3>"$tmp/chat.in"
 	printf 'Tell me a story\n' >&3
 	sleep 2
 	kill -INT "$chat_pid"
 	sleep 1
-	printf '/quit\n' >&3
+	printf '%s\n' "$last" >&3
 	exec 3>&-
 	wait "$chat_pid"
 	rc=$?
 	kill "$dog" 2>/dev/null
+}
+
+chat_interrupted 1 90 /why
+if [ "$rc" -eq 0 ] && grep -q "(cancelled)" "$tmp/out" && grep -q "^decision dec_" "$tmp/out"; then
+	ok "chat: Ctrl-C cancels the answer being streamed, and the chat goes on"; else
+	fail "chat: Ctrl-C cancels the answer being streamed, and the chat goes on" "exit $rc: $(tail -c 200 "$tmp/out" | tr '\n' '|') $(shown)"; fi
+
+# An endpoint that says nothing for a minute: Ctrl-C still cancels at
+# once, streamed (one candidate) or not (two); the watchdog gives 20 s.
+for n in 1 2; do
+	chat_interrupted "$n" 20 /quit --upstream-model silent
 	if [ "$rc" -eq 0 ] && grep -q "(cancelled" "$tmp/out"; then
 		ok "chat --n $n: Ctrl-C cancels while the endpoint is silent"; else
 		fail "chat --n $n: Ctrl-C cancels while the endpoint is silent" "exit $rc: $(tail -c 200 "$tmp/out" | tr '\n' '|') $(shown)"; fi
