@@ -15,6 +15,7 @@ packages=(
   libsqlite3-dev sqlite3                 # the embedded store (and its CLI, for tests)
   libpq-dev postgresql                   # the PostgreSQL store; a server for its tests
   libcurl4-openssl-dev                   # the upstream engine (OpenAI-compatible endpoints)
+  libmicrohttpd-dev                      # the HTTP server (pwb serve)
   clang libclang-rt-14-dev               # libFuzzer and sanitizer runtimes
   python3                                # test runners compare JSON
 )

@@ -476,5 +476,6 @@ int cli_feedback(int argc, char **argv);
 /* Commands without subcommands. */
 int cli_ask(int argc, char **argv);
 int cli_chat(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const char usage[] =
     "Commands:\n"
     "  ask ... PROMPT           answer a prompt: personalised, in bounds\n"
     "  chat ...                 a terminal chat with A/B choices\n"
+    "  serve ...                the OpenAI-compatible gateway (HTTP)\n"
     "  policy check PATH...     check policy files and folders\n"
     "  policy resolve ...       the effective policy for an org and user\n"
     "  policy explain ...       the same, as readable text with provenance\n"
@@ -70,6 +71,7 @@ static const struct {
     {"audit", cli_audit, false},       {"user", cli_user, false},
     {"keys", cli_keys, false},	       {"store", cli_store, false},
     {"ask", cli_ask, true},	       {"chat", cli_chat, true},
+    {"serve", cli_serve, true},
 };
 
 int main(int argc, char **argv)
