@@ -10,11 +10,18 @@
 # cross-dataset matrix), for an org that forbids every category
 # (BUILD_DIR/eval/policies, made here from policies/). HateCheck is also
 # broken down by functionality, ToxiGen by group and AILuminate by hazard.
+# Last, pwb's own contrast set (tests/fixtures/eval/contrast.jsonl: safe
+# prompts that look unsafe, each beside an unsafe counterpart; a dev set
+# written for pwb and used while writing the context rules, so its
+# numbers are optimistic) is checked with the lexicons alone and with the
+# model trained on every shared set, broken down by kind, as its own line
+# of the table; it is never trained on.
 #
 # Writes only under BUILD_DIR/eval and BUILD_DIR/models: the per-run JSON
 # (with the threshold sweep) and its precision-recall curve as SVG,
 # BUILD_DIR/eval/matrix.json and the matrix as a Markdown table on
-# standard output. Exits 77 (skipped) with a message when the shared data
+# standard output (BUILD_DIR/eval/contrast-*.json for the contrast
+# set). Exits 77 (skipped) with a message when the shared data
 # is absent. Training uses the shipped model's options (scripts/data/
 # sets.sh); PWB_TRAIN_FLAGS, when set, replaces them (for comparing
 # settings). Last, scripts/train-model.sh trains the shipped model on
@@ -90,6 +97,16 @@ for s in "${sets[@]}"; do
 	done
 done
 
+# The shipped model (every shared set), then the contrast set with it.
+bash scripts/train-model.sh "$build" "$data" >"$ev/train-default.txt"
+for m in lexicons model; do
+	extra=()
+	[ "$m" = model ] && extra=(--model "$build/models/default.pwbm")
+	"$pwb" eval bounds --policies "$pol" --org eval-all \
+		--data tests/fixtures/eval/contrast.jsonl --group-by kind \
+		${extra[@]+"${extra[@]}"} --json >"$ev/contrast-$m.json"
+done
+
 python3 - "$ev" "${sets[@]}" <<'PY'
 import json, sys
 ev, sets = sys.argv[1], sys.argv[2:]
@@ -115,6 +132,16 @@ for s in sets:
             pct(r["block_rate_unsafe"]), pct(r["false_block_rate_safe"]),
             num(r["precision"] if both else None),
             num(r["f1"] if both else None)))
+# pwb's own contrast set: a dev set, not held out (see above).
+for m in ("lexicons", "model"):
+    r = json.load(open("%s/contrast-%s.json" % (ev, m)))
+    r.pop("texts_per_second", None)
+    matrix.setdefault("contrast", {})[m] = r
+    print("| contrast (pwb's dev set) | %d / %d | %s | %s | %s | %s | %s |" % (
+        r["n_unsafe"], r["n_safe"],
+        "lexicons" if m == "lexicons" else "lexicons + model (every set)",
+        pct(r["block_rate_unsafe"]), pct(r["false_block_rate_safe"]),
+        num(r["precision"]), num(r["f1"])))
 json.dump(matrix, open(ev + "/matrix.json", "w"), indent=1)
 hc_l, hc_m = matrix["hatecheck"]["lexicons"], matrix["hatecheck"]["model"]
 recall = hc_m["categories"]["hate"]["recall"]
@@ -125,4 +152,3 @@ sys.stderr.write("hatecheck, never seen by the model: hate recall %.3f; "
                            hc_l["block_rate_unsafe"], "ok" if ok else "FAIL"))
 sys.exit(0 if ok else 1)
 PY
-bash scripts/train-model.sh "$build" "$data" >"$ev/train-default.txt"

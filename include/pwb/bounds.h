@@ -120,8 +120,10 @@ size_t pwb_bounds_n_lexicon_entries(const pwb_bounds *b);
 /* One match in the text: bytes [start, end). */
 typedef struct pwb_span {
 	size_t start, end;
-	const char *detector; /* "lexicon" or "pii" */
-	const char *what;     /* the lexicon entry's note, or the PII kind */
+	const char *detector; /* "lexicon", "pii" or "context" */
+	/* the lexicon entry's note, the PII kind, or the context entry's
+	 * note (what lowered the category's score) */
+	const char *what;
 } pwb_span;
 
 typedef struct pwb_cat_decision {
@@ -134,6 +136,15 @@ typedef struct pwb_cat_decision {
 	bool active;
 	pwb_verdict verdict;
 	pwb_provenance set_by; /* the rule behind permission */
+	/*
+	 * Context (docs/bounds.md "Context"): the factor that the context
+	 * entries found for this category lowered its topic-word lexicon
+	 * score and its model score by, 1 when none did; and the score the
+	 * category would have had without it. Context never lowers an
+	 * entry that reaches the threshold alone.
+	 */
+	double context_factor;
+	double score_without_context;
 	const pwb_span *spans; /* in order of start, at most 64 */
 	size_t n_spans;
 	size_t n_spans_omitted; /* spans found past the 64 listed */

@@ -92,6 +92,7 @@ void pwb_bounds_free(pwb_bounds *b)
 	for (size_t i = 0; i < b->n_entries; i++) {
 		free(b->entries[i].entry);
 		free(b->entries[i].note);
+		free(b->entries[i].lowers);
 	}
 	free(b->entries);
 	for (size_t i = 0; i < b->n_lex_files; i++)
@@ -786,8 +787,11 @@ typedef struct check_ctx {
 	size_t n_cats;
 	scan_ctx sc;
 	unsigned char *norm;
-	double *lex;   /* per category: the lexicon's noisy-or score */
-	double *lin;   /* per category: the linear model's score */
+	double *lex; /* per category: the lexicon's noisy-or score */
+	double *lin; /* per category: the linear model's score */
+	/* per category: the context factor (1: none), and the lexicon and
+	 * model scores before context lowered them */
+	double *ctx, *lex_plain, *lin_plain;
 	double *guard; /* per category: the judge's score; NULL unless asked */
 	pwb_decision *d;
 } check_ctx;
@@ -821,15 +825,44 @@ static pwb_status scan(check_ctx *cc)
 	/* Vectorscan reports in order of match end; spans read by start. */
 	if (sc->n_lex)
 		qsort(sc->lex, sc->n_lex, sizeof(*sc->lex), cmp_lex);
-	/* Lexicon: a noisy-or of the weights of the entries seen. */
+	/* Context: per category, the lowest factor of the context entries
+	 * seen that concern it. */
 	for (size_t c = 0; c < cc->n_cats; c++)
-		cc->lex[c] = 1.0;
-	for (size_t i = 0; i < b->n_entries; i++)
-		if (sc->entry_seen[i])
-			cc->lex[b->entries[i].cat] *=
-			    1.0 - b->entries[i].weight;
+		cc->ctx[c] = 1.0;
+	for (size_t i = 0; i < b->n_entries; i++) {
+		const pwb__lex_entry *le = &b->entries[i];
+		if (!sc->entry_seen[i] || le->cat >= 0)
+			continue;
+		for (size_t c = 0; c < cc->n_cats; c++)
+			if (le->lowers[c] && le->weight < cc->ctx[c])
+				cc->ctx[c] = le->weight;
+	}
+	/* Lexicon: a noisy-or of the weights of the entries seen, the
+	 * strong ones (each reaches the threshold alone: a request, a
+	 * plan) apart from the topic words, which context lowers:
+	 * 1 - (1 - strong)(1 - factor * topic). */
+	double *strong = cc->lex, *topic = cc->lex_plain;
 	for (size_t c = 0; c < cc->n_cats; c++)
-		cc->lex[c] = 1.0 - cc->lex[c];
+		strong[c] = topic[c] = 1.0;
+	for (size_t i = 0; i < b->n_entries; i++) {
+		const pwb__lex_entry *le = &b->entries[i];
+		if (!sc->entry_seen[i] || le->cat < 0)
+			continue;
+		const pwb_category_def *def =
+		    pwb_policy_category(b->policy, (size_t)le->cat);
+		double th = def->has_detector[PWB_DET_LEXICON]
+				? def->threshold[PWB_DET_LEXICON]
+				: 0.5;
+		if (le->weight >= th)
+			strong[le->cat] *= 1.0 - le->weight;
+		else
+			topic[le->cat] *= 1.0 - le->weight;
+	}
+	for (size_t c = 0; c < cc->n_cats; c++) {
+		double s = strong[c], t = topic[c];
+		cc->lex_plain[c] = 1.0 - s * t;
+		cc->lex[c] = 1.0 - s * (1.0 - cc->ctx[c] * (1.0 - t));
+	}
 	return PWB_OK;
 }
 
@@ -850,6 +883,15 @@ static pwb_status score_model(check_ctx *cc)
 		if (b->model_cat[i] >= 0 && ms[i] > cc->lin[b->model_cat[i]])
 			cc->lin[b->model_cat[i]] = ms[i];
 	free(ms);
+	/* Context lowers the model's score by the category's factor, in
+	 * texts up to one window: a longer text scores by its most harmful
+	 * window, which a frame elsewhere in the text need not explain. */
+	bool short_text = cc->len <= b->params.linear_window;
+	for (size_t c = 0; c < cc->n_cats; c++) {
+		cc->lin_plain[c] = cc->lin[c];
+		if (short_text)
+			cc->lin[c] *= cc->ctx[c];
+	}
 	return PWB_OK;
 }
 
@@ -891,6 +933,18 @@ static pwb_status score_guard(check_ctx *cc)
 	return rc;
 }
 
+/* Whether context lowered a score of category c enough to report: its
+ * lexicon score or its model score by PWB__CONTEXT_SHOWN or more (a
+ * model scores every text a little; a lowering too small to matter is
+ * not listed). */
+#define PWB__CONTEXT_SHOWN 0.05
+static bool context_lowered(const check_ctx *cc, size_t c)
+{
+	return cc->ctx[c] < 1.0 &&
+	       (cc->lex_plain[c] - cc->lex[c] >= PWB__CONTEXT_SHOWN ||
+		cc->lin_plain[c] - cc->lin[c] >= PWB__CONTEXT_SHOWN);
+}
+
 /* Category c's score, threshold, detector and verdict from the scores of
  * every detector it uses; fired[] tells which reached their threshold. */
 static void decide_category(const check_ctx *cc, size_t c, pwb_cat_decision *cd)
@@ -928,6 +982,20 @@ static void decide_category(const check_ctx *cc, size_t c, pwb_cat_decision *cd)
 		}
 		cd->detected |= fired[k];
 	}
+	cd->context_factor = 1.0;
+	cd->score_without_context = cd->score;
+	if (context_lowered(cc, c)) {
+		cd->context_factor = cc->ctx[c];
+		/* The reported detector's score before context; the
+		 * detector that would have fired without it may be
+		 * another one, so report the higher of the two. */
+		double was = cd->score;
+		if (cc->lex_plain[c] > was)
+			was = cc->lex_plain[c];
+		if (cc->lin_plain[c] > was)
+			was = cc->lin_plain[c];
+		cd->score_without_context = was;
+	}
 	cd->verdict = PWB_VERDICT_ALLOW;
 	if (!cd->detected)
 		return;
@@ -940,8 +1008,10 @@ static void decide_category(const check_ctx *cc, size_t c, pwb_cat_decision *cd)
 }
 
 /* The spans of category c, at most PWB__MAX_SPANS_PER_CAT: its lexicon
- * matches, then the PII found when it has a pii detector; n counts
- * them all, and those past the cap are counted as omitted. */
+ * matches and, when context lowered its score, the context matches that
+ * concern it, in order of start; then the PII found when it has a pii
+ * detector; n counts them all, and those past the cap are counted as
+ * omitted. */
 static bool category_spans(check_ctx *cc, size_t c, size_t n,
 			   pwb_cat_decision *cd)
 {
@@ -955,11 +1025,14 @@ static bool category_spans(check_ctx *cc, size_t c, size_t n,
 		return false;
 	bool oom = false;
 	size_t k = 0;
+	bool ctx = context_lowered(cc, c);
 	for (size_t i = 0; i < sc->n_lex && k < ns; i++) {
 		const pwb__lex_entry *le = &b->entries[sc->lex[i].entry];
-		if (le->cat == (int)c)
+		bool mine = le->cat == (int)c;
+		if (mine || (ctx && le->cat < 0 && le->lowers[c]))
 			sp[k++] = (pwb_span){
-			    sc->lex[i].start, sc->lex[i].end, "lexicon",
+			    sc->lex[i].start, sc->lex[i].end,
+			    mine ? "lexicon" : "context",
 			    pwb__arena_strdup(&d->arena, le->note, &oom)};
 	}
 	for (size_t i = 0; pii && i < sc->n_pii && k < ns; i++)
@@ -999,8 +1072,13 @@ static pwb_status decide(check_ctx *cc)
 		free(n_spans);
 		return PWB_ENOMEM;
 	}
-	for (size_t i = 0; i < cc->sc.n_lex; i++)
-		n_spans[cc->b->entries[cc->sc.lex[i].entry].cat]++;
+	for (size_t i = 0; i < cc->sc.n_lex; i++) {
+		const pwb__lex_entry *le = &cc->b->entries[cc->sc.lex[i].entry];
+		if (le->cat >= 0)
+			n_spans[le->cat]++;
+		for (size_t c = 0; le->cat < 0 && c < n; c++)
+			n_spans[c] += le->lowers[c] && context_lowered(cc, c);
+	}
 	for (size_t c = 0; c < n; c++)
 		if (pwb_policy_category(cc->b->policy, c)
 			->has_detector[PWB_DET_PII])
@@ -1096,8 +1174,12 @@ static pwb_status check_init(check_ctx *cc)
 	    pwb__calloc(cc->b->n_entries ? cc->b->n_entries : 1, 1);
 	cc->lex = pwb__calloc(n, sizeof(double));
 	cc->lin = pwb__calloc(n, sizeof(double));
+	cc->ctx = pwb__calloc(n, sizeof(double));
+	cc->lex_plain = pwb__calloc(n, sizeof(double));
+	cc->lin_plain = pwb__calloc(n, sizeof(double));
 	cc->d = pwb__calloc(1, sizeof(*cc->d));
-	if (!cc->norm || !cc->sc.entry_seen || !cc->lex || !cc->lin || !cc->d)
+	if (!cc->norm || !cc->sc.entry_seen || !cc->lex || !cc->lin ||
+	    !cc->ctx || !cc->lex_plain || !cc->lin_plain || !cc->d)
 		return PWB_ENOMEM;
 	pwb__arena_init(&cc->d->arena);
 	cc->d->effective = pwb_effective_ref(cc->e);
@@ -1117,6 +1199,9 @@ static void check_release(check_ctx *cc)
 	pwb__start_release(&cc->sc.starts);
 	free(cc->lex);
 	free(cc->lin);
+	free(cc->ctx);
+	free(cc->lex_plain);
+	free(cc->lin_plain);
 	free(cc->guard);
 }
 
@@ -1309,6 +1394,15 @@ pwb_status pwb_decision_to_json(const pwb_decision *d, char **out)
 		json_object_set_new(o, "verdict",
 				    json_string(pwb_verdict_str(c->verdict)));
 		json_object_set_new(o, "set_by", prov(&c->set_by));
+		if (c->context_factor < 1.0) {
+			json_t *cx = json_object();
+			json_object_set_new(cx, "factor",
+					    json_real(c->context_factor));
+			json_object_set_new(
+			    cx, "score_without",
+			    json_real(c->score_without_context));
+			json_object_set_new(o, "context", cx);
+		}
 		json_t *spans = json_array();
 		for (size_t k = 0; k < c->n_spans; k++) {
 			json_t *s = json_object();

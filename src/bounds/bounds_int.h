@@ -28,10 +28,16 @@ typedef enum pwb__lex_kind {
 	PWB__LEX_REGEX
 } pwb__lex_kind;
 
+/*
+ * An entry of a category lexicon (cat >= 0, weight) or of the context
+ * lexicon (context.tsv: cat is -1, weight is the factor, and lowers[c]
+ * says which registry categories it lowers; docs/bounds.md "Context").
+ */
 typedef struct pwb__lex_entry {
-	int cat; /* registry index */
+	int cat; /* registry index; -1 for a context entry */
 	pwb__lex_kind kind;
 	float weight;
+	unsigned char *lowers; /* context only: one byte per category */
 	char *entry;
 	char *note;
 	int file; /* index in pwb_bounds.lex_files, for messages */
@@ -111,7 +117,11 @@ char *pwb__lexicon_regex(const pwb__lex_entry *e);
  * *bad set when it is not one; NULL alone when out of memory. */
 char *pwb__lexicon_compound(const char *entry, bool *bad);
 
-/* Reads every <lang>.tsv of dir into b->entries (errors to diag). */
+/* The context lexicon's file name in the lexicon folder. */
+#define PWB__CONTEXT_FILE "context.tsv"
+
+/* Reads every <lang>.tsv of dir, and the context lexicon, into
+ * b->entries (errors to diag). */
 pwb_status pwb__lexicon_load(pwb_bounds *b, const char *dir, pwb_diag *diag);
 /* Compiles the lexicon entries and the PII patterns into b->db. */
 pwb_status pwb__lexicon_compile(pwb_bounds *b, pwb_diag *diag);

@@ -112,7 +112,67 @@ char *pwb__lexicon_compound(const char *entry, bool *bad)
 	return pwb__buf_detach(&b);
 }
 
-static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
+/*
+ * The categories field of a context entry, "hate,harassment", as one byte
+ * per registry category in *out (malloc'ed). A parent id lowers its
+ * children too. False with a message in diag on an unknown id.
+ */
+static pwb_status context_categories(const pwb_policy *p, const char *field,
+				     unsigned char **out, const char *path,
+				     int line, int col, pwb_diag *diag)
+{
+	size_t n = pwb_policy_n_categories(p);
+	unsigned char *set = pwb__calloc(n ? n : 1, 1);
+	if (!set)
+		return PWB_ENOMEM;
+	bool any = false;
+	for (const char *s = field; s;) {
+		const char *comma = strchr(s, ',');
+		size_t l = comma ? (size_t)(comma - s) : strlen(s);
+		char id[128];
+		if (!l || l >= sizeof(id)) {
+			pwb_diag_add(diag, path, line, col,
+				     "categories must be category ids "
+				     "separated by ',', not '%s'",
+				     field);
+			free(set);
+			return PWB_EPARSE;
+		}
+		memcpy(id, s, l);
+		id[l] = '\0';
+		if (pwb_policy_find_category(p, id) < 0) {
+			pwb__hint h =
+			    pwb__hint_text(pwb_policy_suggest_category(p, id));
+			pwb_diag_add(diag, path, line, col,
+				     "unknown category '%s'%s", id, h.text);
+			free(set);
+			return PWB_EPARSE;
+		}
+		/* The id itself and every category under it ("a.b" under
+		 * "a"). */
+		for (size_t c = 0; c < n; c++) {
+			const char *cid = pwb_policy_category(p, c)->id;
+			if (!strncmp(cid, id, l) &&
+			    (cid[l] == '\0' || cid[l] == '.')) {
+				set[c] = 1;
+				any = true;
+			}
+		}
+		s = comma ? comma + 1 : NULL;
+	}
+	if (!any) {
+		pwb_diag_add(diag, path, line, col, "no category to lower");
+		free(set);
+		return PWB_EPARSE;
+	}
+	*out = set;
+	return PWB_OK;
+}
+
+/* Reads one lexicon file; context says it is the context lexicon, whose
+ * first field lists categories and whose weight is a factor below 1. */
+static pwb_status load_file(pwb_bounds *b, const char *path, bool context,
+			    pwb_diag *diag)
 {
 	char *data;
 	size_t len;
@@ -156,16 +216,28 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 		if (nf != 5) {
 			pwb_diag_add(diag, path, line, 1,
 				     "expected 5 TAB-separated fields "
-				     "(category, kind, weight, entry, note), "
-				     "found %zu",
-				     nf);
+				     "(%s, kind, %s, entry, note), found %zu",
+				     context ? "categories" : "category",
+				     context ? "factor" : "weight", nf);
 			bad = PWB_EPARSE;
 			continue;
 		}
-		pwb__lex_entry e = {.cat = pwb_policy_find_category(p, f[0]),
-				    .file = (int)b->n_lex_files - 1,
-				    .line = line};
-		if (e.cat < 0) {
+		pwb__lex_entry e = {
+		    .cat = context ? -1 : pwb_policy_find_category(p, f[0]),
+		    .file = (int)b->n_lex_files - 1,
+		    .line = line};
+		if (context) {
+			pwb_status r = context_categories(p, f[0], &e.lowers,
+							  path, line, 1, diag);
+			if (r == PWB_ENOMEM) {
+				free(data);
+				return r;
+			}
+			if (r) {
+				bad = r;
+				continue;
+			}
+		} else if (e.cat < 0) {
 			pwb__hint h = pwb__hint_text(
 			    pwb_policy_suggest_category(p, f[0]));
 			pwb_diag_add(diag, path, line, 1,
@@ -185,17 +257,21 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 				     "kind must be word, phrase, compound or "
 				     "regex, not '%s'",
 				     f[1]);
+			free(e.lowers);
 			bad = PWB_EPARSE;
 			continue;
 		}
 		char *end;
 		errno = 0;
 		double w = strtod(f[2], &end);
-		if (*end || errno || !(w > 0 && w <= 1)) {
+		if (*end || errno || !(w > 0 && (context ? w < 1 : w <= 1))) {
 			pwb_diag_add(diag, path, line, (int)(f[2] - s) + 1,
-				     "weight must be a number in (0, 1], not "
-				     "'%s'",
+				     context ? "factor must be a number in "
+					       "(0, 1), not '%s'"
+					     : "weight must be a number in "
+					       "(0, 1], not '%s'",
 				     f[2]);
+			free(e.lowers);
 			bad = PWB_EPARSE;
 			continue;
 		}
@@ -203,6 +279,7 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 		if (!*f[3] || !lower_ascii_ok(f[3])) {
 			pwb_diag_add(diag, path, line, (int)(f[3] - s) + 1,
 				     "empty entry");
+			free(e.lowers);
 			bad = PWB_EPARSE;
 			continue;
 		}
@@ -210,6 +287,7 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 			pwb_diag_add(diag, path, line, 1,
 				     "more than %d lexicon entries",
 				     PWB__LEX_MAX_ENTRIES);
+			free(e.lowers);
 			bad = PWB_EPARSE;
 			break;
 		}
@@ -224,6 +302,7 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 				     "between two lists of words separated by "
 				     "'|', not '%s'",
 				     f[3]);
+			free(e.lowers);
 			bad = PWB_EPARSE;
 			continue;
 		}
@@ -233,6 +312,7 @@ static pwb_status load_file(pwb_bounds *b, const char *path, pwb_diag *diag)
 			      b->n_entries + 1, sizeof(*b->entries))) {
 			free(e.entry);
 			free(e.note);
+			free(e.lowers);
 			free(data);
 			return PWB_ENOMEM;
 		}
@@ -275,7 +355,11 @@ pwb_status pwb__lexicon_load(pwb_bounds *b, const char *dir, pwb_diag *diag)
 		pwb__buf path;
 		pwb__buf_init(&path, 0);
 		pwb__buf_addf(&path, "%s/%s", dir, names[i]);
-		pwb_status r = path.err ? path.err : load_file(b, path.s, diag);
+		pwb_status r =
+		    path.err
+			? path.err
+			: load_file(b, path.s,
+				    !strcmp(names[i], PWB__CONTEXT_FILE), diag);
 		pwb__buf_release(&path);
 		if (r == PWB_ENOMEM)
 			rc = r;

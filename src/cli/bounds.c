@@ -55,6 +55,28 @@ static void print_block(const char *label, const pwb_cat_decision *c)
 	printf(", category %s\n", c->category);
 }
 
+/* A category's spans, the text they cover cut at 60 bytes. */
+static void print_spans(const pwb_cat_decision *c, const char *text)
+{
+	for (size_t k = 0; k < c->n_spans; k++) {
+		const pwb_span *s = &c->spans[k];
+		int n = (int)(s->end - s->start);
+		printf("    [%zu, %zu) \"%.*s\" %s: %s\n", s->start, s->end,
+		       n > 60 ? 60 : n, text + s->start, s->detector, s->what);
+	}
+	if (c->n_spans_omitted)
+		printf("    ... and %zu more spans, not listed\n",
+		       c->n_spans_omitted);
+}
+
+/* How much context lowered a category's score, when it did. */
+static void print_context(const pwb_cat_decision *c)
+{
+	if (c->context_factor < 1.0)
+		printf("    lowered by context: x%.2f (%.2f without it)\n",
+		       c->context_factor, c->score_without_context);
+}
+
 static void print_decision(const pwb_decision *d, const char *text)
 {
 	printf("verdict: %s\n", pwb_verdict_str(pwb_decision_verdict(d)));
@@ -96,19 +118,27 @@ static void print_decision(const pwb_decision *d, const char *text)
 		       c->category, c->score, c->threshold, c->detector,
 		       pwb_permission_str(c->permission),
 		       c->active ? "on" : "off", pwb_verdict_str(c->verdict));
-		for (size_t k = 0; k < c->n_spans; k++) {
-			const pwb_span *s = &c->spans[k];
-			int n = (int)(s->end - s->start);
-			printf("    [%zu, %zu) \"%.*s\" %s: %s\n", s->start,
-			       s->end, n > 60 ? 60 : n, text + s->start,
-			       s->detector, s->what);
-		}
-		if (c->n_spans_omitted)
-			printf("    ... and %zu more spans, not listed\n",
-			       c->n_spans_omitted);
+		print_context(c);
+		print_spans(c, text);
 	}
 	if (!any)
 		printf("detected: nothing\n");
+	/* Categories that context kept below their threshold, with the
+	 * frame that lowered them (docs/bounds.md, "Context"). */
+	any = false;
+	for (size_t i = 0; i < pwb_decision_n_categories(d); i++) {
+		const pwb_cat_decision *c = pwb_decision_category(d, i);
+		if (c->detected || c->context_factor >= 1.0)
+			continue;
+		if (!any)
+			printf("lowered by context, not detected:\n");
+		any = true;
+		printf("  %-28s score %.2f < %.2f (%s)\n", c->category,
+		       c->score, c->threshold,
+		       c->detector ? c->detector : "none");
+		print_context(c);
+		print_spans(c, text);
+	}
 }
 
 static int cmd_check(cli_args *a)

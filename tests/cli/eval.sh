@@ -6,6 +6,7 @@
 # name, a line without the key as "(none)"), the threshold sweep and its
 # SVG; then bad input: a missing
 # label list, an empty text, an unknown category, a file of one class.
+# It also loads pwb's contrast set (contrast.jsonl).
 #
 #   bash eval.sh PATH/TO/pwb PATH/TO/policies PATH/TO/fixtures
 set -u
@@ -54,6 +55,15 @@ json_is "set-b: one false block of 3 safe" \
 	'(j["groups"]["set-b"]["blocked_safe"], j["groups"]["set-b"]["false_block_rate_safe"], j["groups"]["set-b"]["precision"]) == (1, 0.3333, 0.5)'
 json_is "a group without unsafe texts has no recall or F1" \
 	'j["groups"]["7"]["block_rate_unsafe"] is None and j["groups"]["7"]["f1"] is None'
+
+# pwb's contrast set (docs/bounds.md, "Context"): it loads with the
+# shipped registry, pairs each safe prompt with an unsafe one, and no
+# definition, fiction, game or history prompt of it is blocked.
+run "${ev[@]}" --data "$fx/contrast.jsonl" --group-by kind --json
+json_is "the contrast set: 122 safe beside 122 unsafe, in 11 kinds" \
+	'(j["n"], j["n_safe"], j["n_unsafe"], len(j["groups"])) == (244, 122, 122, 11)'
+json_is "the contrast set: framed safe prompts are not blocked" \
+	'all(j["groups"][k]["blocked_safe"] == 0 for k in ("definition", "fiction_game", "history"))'
 
 run "${ev[@]}" --data "$fx/bounds.jsonl" --group-by group --json
 json_is "lines without the key are (none)" \

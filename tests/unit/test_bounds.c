@@ -3,7 +3,8 @@
  * by the test: verdicts per tier, word boundaries, offsets through invalid
  * UTF-8 and NUL bytes, the size cap, lexicon errors, org refusal templates;
  * every block in order, display names and help in refusals, obligations,
- * redaction of any bytes, the span cap, registry names and help checked.
+ * redaction of any bytes, the span cap, registry names and help checked;
+ * context lowering topic words and the model, never a request.
  */
 /* cmocka needs these first, in this order. */
 /* clang-format off */
@@ -43,9 +44,9 @@ static int setup(void **state)
 	if (!mkdtemp(dir))
 		return -1;
 	char sub[512];
-	const char *subs[] = {"law",	"org",	     "lexicons", "badlex",
-			      "ob",	"ob/law",    "ob/org",	 "ob/lexicons",
-			      "badreg", "badreg/law"};
+	const char *subs[] = {"law",	"org",	      "lexicons", "badlex",
+			      "ob",	"ob/law",     "ob/org",	  "ob/lexicons",
+			      "badreg", "badreg/law", "ctx",	  "badctx"};
 	for (size_t i = 0; i < PWB_ARRAY_LEN(subs); i++) {
 		snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
 		mkdir(sub, 0755);
@@ -121,6 +122,23 @@ static int setup(void **state)
 	      "weapons\tword\t0.9\tgrenade\tweapon\n"
 	      "profanity\tword\t0.9\tass\texpletive\n"
 	      "advice.health\tphrase\t0.9\tmy medication\tmedicine\n");
+	/* ctx/: a lexicon with one request (at the threshold alone) and
+	 * topic words for hate, and a context lexicon that lowers hate
+	 * only. */
+	WRITE("ctx/en.tsv",
+	      "hate\tphrase\t0.9\tvile people\tdehumanising phrase\n"
+	      "hate\tword\t0.3\tvermin\ttopic word\n"
+	      "hate\tword\t0.3\tscum\ttopic word\n"
+	      "profanity\tword\t0.3\tdamn\tmild expletive\n");
+	WRITE("ctx/context.tsv",
+	      "# categories, kind, factor, entry, note\n"
+	      "hate\tphrase\t0.5\tstop calling\tcounter-speech\n"
+	      "hate,profanity\tphrase\t0.4\twould never say\tnegation\n");
+	WRITE("badctx/context.tsv",
+	      "hate\tphrase\t1\tstop calling\tfactor 1 lowers nothing\n"
+	      "nosuch\tphrase\t0.5\tstop calling\tunknown category\n"
+	      "hate,\tphrase\t0.5\tstop calling\tempty id\n"
+	      "hate\tphrase\t0.5\tstop calling\n");
 	/* badreg/: a registry with bad languages, jurisdictions, URLs. */
 	WRITE("badreg/categories.yaml",
 	      "registry: test\n"
@@ -381,6 +399,185 @@ static void test_lexicon_errors(void **state)
 	assert_non_null(strstr(d.entries[0].file, "badlex/x.tsv"));
 	pwb_diag_release(&d);
 	pwb_policy_free(p);
+}
+
+/* Opens the detectors on the lexicon folder sub (with a model when
+ * model is not NULL) for org o. */
+static void open_sub(fixture *fx, const char *sub, const char *model)
+{
+	pwb_diag d;
+	pwb_diag_init(&d);
+	assert_int_equal(pwb_policy_load(&fx->p, dir, NULL, &d), PWB_OK);
+	char lex[600];
+	snprintf(lex, sizeof(lex), "%s/%s", dir, sub);
+	pwb_bounds_params bp = pwb_bounds_default_params();
+	bp.lexicon_dir = lex;
+	bp.model = model;
+	assert_int_equal(pwb_bounds_new(&fx->b, fx->p, &bp, &d), PWB_OK);
+	pwb_resolve_params rp = {"o", NULL, 0, NULL, NULL};
+	assert_int_equal(pwb_policy_resolve(&fx->e, fx->p, &rp, &d), PWB_OK);
+	pwb_diag_release(&d);
+}
+
+/* The span of category c with detector det, or NULL. */
+static const pwb_span *span_of(const pwb_cat_decision *c, const char *det)
+{
+	for (size_t k = 0; k < c->n_spans; k++)
+		if (!strcmp(c->spans[k].detector, det))
+			return &c->spans[k];
+	return NULL;
+}
+
+/*
+ * Context (docs/bounds.md): a context entry lowers the topic words of
+ * the categories it lists by its factor, 1 - (1 - strong)(1 - f * topic),
+ * the lowest factor when several match; an entry that reaches the
+ * threshold alone is never lowered, nor a category it does not list;
+ * the decision shows the factor, the score without it and the span.
+ */
+static void test_context_lexicon(void **state)
+{
+	(void)state;
+	fixture fx;
+	open_sub(&fx, "ctx", NULL);
+	/* Two topic words: 1 - 0.7 * 0.7 = 0.51, detected. */
+	const char *t = "they are vermin and scum";
+	pwb_decision *d = check(&fx, t, strlen(t));
+	assert_float_equal(cat(d, "hate")->score, 0.51, 1e-6);
+	assert_true(cat(d, "hate")->detected);
+	assert_float_equal(cat(d, "hate")->context_factor, 1.0, 0);
+	assert_null(span_of(cat(d, "hate"), "context"));
+	pwb_decision_free(d);
+	/* The same words as counter-speech: 0.5 * 0.51, allowed, and the
+	 * decision says why. */
+	t = "stop calling them vermin and scum";
+	d = check(&fx, t, strlen(t));
+	const pwb_cat_decision *h = cat(d, "hate");
+	assert_float_equal(h->score, 0.255, 1e-6);
+	assert_false(h->detected);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_ALLOW);
+	assert_float_equal(h->context_factor, 0.5, 1e-6);
+	assert_float_equal(h->score_without_context, 0.51, 1e-6);
+	const pwb_span *sp = span_of(h, "context");
+	assert_non_null(sp);
+	assert_int_equal(sp->start, 0);
+	assert_int_equal(sp->end, 12);
+	assert_string_equal(sp->what, "counter-speech");
+	char *json = NULL;
+	assert_int_equal(pwb_decision_to_json(d, &json), PWB_OK);
+	assert_non_null(strstr(json, "\"factor\": 0.5"));
+	assert_non_null(strstr(json, "\"detector\": \"context\""));
+	free(json);
+	pwb_decision_free(d);
+	/* A request, at the threshold alone, stays: 1 - 0.1 * (1 - 0.5 *
+	 * 0.3) = 0.915, blocked. */
+	t = "stop calling them vile people, vermin";
+	d = check(&fx, t, strlen(t));
+	assert_float_equal(cat(d, "hate")->score, 0.915, 1e-6);
+	assert_true(cat(d, "hate")->detected);
+	assert_int_equal(pwb_decision_verdict(d), PWB_VERDICT_BLOCK);
+	pwb_decision_free(d);
+	/* A category the entry does not list keeps its score. */
+	t = "stop calling it damn";
+	d = check(&fx, t, strlen(t));
+	assert_float_equal(cat(d, "profanity")->score, 0.3, 1e-6);
+	assert_float_equal(cat(d, "profanity")->context_factor, 1.0, 0);
+	pwb_decision_free(d);
+	/* Two context entries: the lowest factor counts, not their
+	 * product; and a listed category is lowered too. */
+	t = "stop calling, I would never say vermin and scum, damn";
+	d = check(&fx, t, strlen(t));
+	assert_float_equal(cat(d, "hate")->context_factor, 0.4, 1e-6);
+	assert_float_equal(cat(d, "hate")->score, 0.204, 1e-6);
+	assert_float_equal(cat(d, "profanity")->score, 0.12, 1e-6);
+	pwb_decision_free(d);
+	/* Context alone scores nothing. */
+	t = "stop calling";
+	d = check(&fx, t, strlen(t));
+	assert_float_equal(cat(d, "hate")->score, 0, 0);
+	assert_int_equal(cat(d, "hate")->n_spans, 0);
+	pwb_decision_free(d);
+	close_fixture(&fx);
+
+	/* Bad context lines: a factor of 1, an unknown category, an empty
+	 * id, a missing field. */
+	pwb_policy *p = NULL;
+	pwb_diag dg;
+	pwb_diag_init(&dg);
+	assert_int_equal(pwb_policy_load(&p, dir, NULL, &dg), PWB_OK);
+	char lex[600];
+	snprintf(lex, sizeof(lex), "%s/badctx", dir);
+	pwb_bounds_params bp = pwb_bounds_default_params();
+	bp.lexicon_dir = lex;
+	pwb_bounds *b = NULL;
+	assert_int_equal(pwb_bounds_new(&b, p, &bp, &dg), PWB_EPARSE);
+	assert_int_equal(dg.n, 4);
+	assert_non_null(strstr(dg.entries[0].message, "factor"));
+	assert_non_null(strstr(dg.entries[1].message, "unknown category"));
+	assert_non_null(strstr(dg.entries[2].message, "category ids"));
+	assert_non_null(strstr(dg.entries[3].message, "categories, kind"));
+	pwb_diag_release(&dg);
+	pwb_policy_free(p);
+}
+
+/* Context lowers the linear model's score by its factor, per category. */
+static void test_context_model(void **state)
+{
+	(void)state;
+	char data[600], model[600];
+	snprintf(data, sizeof(data), "%s/ctx-train.jsonl", dir);
+	snprintf(model, sizeof(model), "%s/ctx.pwbm", dir);
+	FILE *f = fopen(data, "w");
+	assert_non_null(f);
+	for (int i = 0; i < 300; i++)
+		fprintf(f,
+			i % 2 ? "{\"text\": \"the zorblax %d are here\", "
+				"\"labels\": [\"hate\"]}\n"
+			      : "{\"text\": \"the river %d is calm\", "
+				"\"labels\": []}\n",
+			i);
+	fclose(f);
+	pwb_policy *p = NULL;
+	pwb_labelled_set *set = NULL;
+	assert_int_equal(pwb_policy_load(&p, dir, NULL, NULL), PWB_OK);
+	assert_int_equal(pwb_labelled_load(&set, data, p, NULL), PWB_OK);
+	pwb_bounds_train_params tp = pwb_bounds_train_default_params();
+	tp.hash_bits = 14;
+	assert_int_equal(pwb_bounds_train(set, "ctx", model, &tp, NULL, NULL),
+			 PWB_OK);
+	pwb_labelled_free(set);
+	pwb_policy_free(p);
+
+	fixture fx;
+	open_sub(&fx, "ctx", model);
+	const char *t = "stop calling the zorblax here";
+	pwb_decision *d = check(&fx, t, strlen(t));
+	const pwb_cat_decision *h = cat(d, "hate");
+	assert_string_equal(h->detector, "linear");
+	assert_true(h->score_without_context >= 0.5);
+	assert_float_equal(h->score, 0.5 * h->score_without_context, 1e-9);
+	assert_false(h->detected);
+	assert_non_null(span_of(h, "context"));
+	pwb_decision_free(d);
+	/* Without the context the model blocks. */
+	t = "call the zorblax here";
+	d = check(&fx, t, strlen(t));
+	assert_true(cat(d, "hate")->detected);
+	assert_float_equal(cat(d, "hate")->context_factor, 1.0, 0);
+	pwb_decision_free(d);
+	/* In a text longer than the model's window (1,024 bytes), the model
+	 * scores the most harmful window, which a frame elsewhere need not
+	 * explain: its score is not lowered. */
+	char long_text[1600];
+	int n = snprintf(long_text, sizeof(long_text), "stop calling");
+	while (n < 1500)
+		n += snprintf(long_text + n, sizeof(long_text) - (size_t)n,
+			      " the zorblax are here");
+	d = check(&fx, long_text, strlen(long_text));
+	assert_true(cat(d, "hate")->detected);
+	assert_float_equal(cat(d, "hate")->context_factor, 1.0, 0);
+	pwb_decision_free(d);
+	close_fixture(&fx);
 }
 
 /* A judge that keeps the prompt it was given and answers guard_answer. */
@@ -857,6 +1054,8 @@ int main(void)
 	    cmocka_unit_test(test_bytes),
 	    cmocka_unit_test(test_compound),
 	    cmocka_unit_test(test_lexicon_errors),
+	    cmocka_unit_test(test_context_lexicon),
+	    cmocka_unit_test(test_context_model),
 	    cmocka_unit_test(test_blocking_names_help),
 	    cmocka_unit_test(test_obligations),
 	    cmocka_unit_test(test_registry_names_help_errors),
