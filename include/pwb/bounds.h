@@ -292,6 +292,12 @@ const pwb_labelled_text *pwb_labelled_get(const pwb_labelled_set *s, size_t i);
 
 /* ---- training the linear detector ---- */
 
+/* Context features of the linear detector (docs/bounds.md): words after a
+ * negation, and words inside quotation marks, hash to features of their
+ * own. */
+#define PWB_BOUNDS_FEATURE_NEGATION 0x1u
+#define PWB_BOUNDS_FEATURE_QUOTES 0x2u
+
 typedef struct pwb_bounds_train_params {
 	unsigned hash_bits;    /* feature space 2^hash_bits, 10..24; 18 */
 	double l2;	       /* L2 regularisation; 1e-6 */
@@ -304,6 +310,8 @@ typedef struct pwb_bounds_train_params {
 	 * at most this share of its texts without the category reach it
 	 * (docs/bounds.md); 0 keeps the trained 0.5. [0, 1); 0 */
 	double max_false_positives;
+	/* PWB_BOUNDS_FEATURE_* bits; 0: the plain n-grams alone. */
+	unsigned features;
 	/* Called now and then with the fraction done, for a progress bar;
 	 * NULL: none. */
 	void (*progress)(void *user, double done);

@@ -19,11 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- limits of the file format (version 1) ---- */
+/* ---- limits of the file format (versions 1 and 2) ---- */
 
 #define LIN_MAGIC "PWBLIN\0\0"
 #define LIN_MAGIC_LEN 8
-#define LIN_VERSION 1u
+#define LIN_VERSION 2u
 #define LIN_MIN_BITS 10u
 #define LIN_MAX_BITS 24u
 #define LIN_MAX_LABELS 256u
@@ -31,7 +31,10 @@
 #define LIN_SUM_LEN PWB__SEAL_LEN
 /* At most 2^28 float32 weights (1 GiB) in a model, trained or loaded. */
 #define LIN_MAX_WEIGHTS ((size_t)1 << 28)
-#define LIN_HEADER_LEN (LIN_MAGIC_LEN + 3 * 4)
+/* Version 1's header: magic, version, hash_bits, n_labels; version 2
+ * adds the feature set. */
+#define LIN_HEADER1_LEN (LIN_MAGIC_LEN + 3 * 4)
+#define LIN_HEADER_LEN (LIN_MAGIC_LEN + 4 * 4)
 #define LIN_MAX_FILE                                                           \
 	(LIN_HEADER_LEN + LIN_MAX_LABELS * (4 + LIN_MAX_NAME) +                \
 	 LIN_MAX_WEIGHTS * 4 + LIN_SUM_LEN)
@@ -40,7 +43,8 @@
  *
  * The feature function is part of the file format: a model's weights mean
  * something only under the exact hashing that trained them, so any change
- * here needs a new format version.
+ * here needs a new format version, or a new bit of the feature set that
+ * version 2 records (PWB__LIN_NEGATION, PWB__LIN_QUOTES).
  *
  * A word is a maximal run of ASCII letters and digits and bytes >= 0x80
  * (so UTF-8 sequences stay inside words), lowercased in ASCII. Each word
@@ -51,6 +55,23 @@
  * packed into an integer; both then through a 64-bit finaliser) into a
  * bucket, the top hash_bits bits, and a sign, the lowest bit: signed
  * hashing makes collisions cancel on average instead of piling up.
+ *
+ * Contexts (version 2, by the model's feature set): a word in a context
+ * hashes its unigram and its character grams with the context's key mixed
+ * in, so that "hate" in "I don't hate them" or in 'if you say "I hate
+ * them"' is another feature than "hate" said plainly; bigrams stay as they
+ * are (the bigram "not hate" is already its own feature). A word's feature
+ * count does not depend on its context.
+ *  - negation: the NEG_SCOPE words after a negation (not, never, no, n't,
+ *    nicht, kein..., nie, ne, pas, jamais, aucun, ...: is_negation), up
+ *    to the end of the clause (. , ; : ! ? or a line break);
+ *  - quotes: the words inside quotation marks: "...", “...”, „...“,
+ *    «...», »...«, '...' and ‘...’ (an apostrophe between letters, as in
+ *    don't, opens nothing). The typographic marks also end words then,
+ *    like ASCII punctuation. A line break closes every quotation, so that
+ *    a stray mark does not reach past its paragraph.
+ * Without a feature set (version 1 files, and pwb__hashed_features) every
+ * word is plain and the hashes are exactly those of version 1.
  *
  * Scaling: every occurrence weighs 1/sqrt(N), N the number of occurrences
  * in the text. A text whose features are all distinct thus has an
@@ -67,6 +88,11 @@
 #define KEY_GRAM3 0x3a7d1c0000000000ULL
 #define KEY_GRAM4 0x6b2e4f0000000000ULL
 #define KEY_GRAM5 0xc45a1f0000000000ULL
+/* Context keys, XORed into a word's unigram and gram keys. On bit 40 and
+ * up, and chosen so that the twelve (gram key ^ context key) values
+ * differ: grams of different lengths and contexts never meet. */
+#define CTX_NEG 0x0000010000000000ULL
+#define CTX_QUOTE 0x0000020000000000ULL
 #define KEY_UNI 0x51ed27ab3c9f6e05ULL
 #define KEY_BI 0x9e3779b97f4a7c15ULL
 #define FNV_PRIME 0x100000001b3ULL
@@ -175,7 +201,7 @@ static inline uint64_t load40(const unsigned char *b)
  * small buffer, GRAM_CHUNK start positions at a time.
  */
 LIN_INLINE void char_grams(feat_fn fn, void *user, unsigned shift, float w,
-			   const unsigned char *word, size_t wlen)
+			   const unsigned char *word, size_t wlen, uint64_t ctx)
 {
 	size_t p = wlen + 2;
 	unsigned char buf[GRAM_CHUNK + 16];
@@ -193,65 +219,277 @@ LIN_INLINE void char_grams(feat_fn fn, void *user, unsigned shift, float w,
 			uint64_t v = load40(buf + (i - base));
 			size_t left = p - i;
 			emit(fn, user, shift, w,
-			     pwb__mix64((v & 0xffffffu) ^ KEY_GRAM3));
+			     pwb__mix64((v & 0xffffffu) ^ KEY_GRAM3 ^ ctx));
 			if (left >= 4)
 				emit(fn, user, shift, w,
-				     pwb__mix64((v & 0xffffffffu) ^ KEY_GRAM4));
+				     pwb__mix64((v & 0xffffffffu) ^ KEY_GRAM4 ^
+						ctx));
 			if (left >= 5)
 				emit(fn, user, shift, w,
-				     pwb__mix64(v ^ KEY_GRAM5));
+				     pwb__mix64(v ^ KEY_GRAM5 ^ ctx));
 		}
 	}
 }
 
+/* ---- contexts (version 2) ---- */
+
+/* Words after a negation that are in its scope. */
+#define NEG_SCOPE 3
+
+/* Negations, lowercased, shortest first: English (with the spellings without
+ * an apostrophe common in informal text), German, French, Spanish and
+ * Italian. "n't" and French "n'" are found by their apostrophe
+ * (is_negation). */
+static const char *const negations[] = {
+    "ne",      "ni",	  "no",	     "nie",	"non",	    "nor",
+    "not",     "pas",	  "aint",    "cant",	"dont",	    "isnt",
+    "kein",    "none",	  "rien",    "wont",	"aucun",    "didnt",
+    "hadnt",   "hasnt",	  "keine",   "never",	"nunca",    "weder",
+    "arent",   "nicht",	  "wasnt",   "aucune",	"cannot",   "doesnt",
+    "havent",  "jamais",  "keinem",  "keinen",	"keiner",   "keines",
+    "nichts",  "nobody",  "werent",  "couldnt", "neither",  "niemals",
+    "niemand", "nothing", "nowhere", "wouldnt", "shouldnt",
+};
+
+/* The length of the apostrophe (' or U+2019) that ends at s[end - 1]
+ * (end > 0), or 0. */
+static inline size_t apostrophe_before(const unsigned char *s, size_t end)
+{
+	if (s[end - 1] == '\'')
+		return 1;
+	if (end >= 3 && s[end - 3] == 0xe2 && s[end - 2] == 0x80 &&
+	    s[end - 1] == 0x99)
+		return 3;
+	return 0;
+}
+
 /*
- * Calls fn for every feature of text with weight +-w; returns how many
- * (always count_features() of the text).
+ * Whether the word s[start, start + wlen) is a negation: one of
+ * negations[] ("n" and "t" only as the n' of French n'est and the n't of
+ * don't: a lone "t" after "n'", a lone "n" before an apostrophe), or a
+ * word that ends in "n't" with a typographic apostrophe (don’t stays one
+ * word without the quotes context).
+ */
+static bool is_negation(const unsigned char *s, size_t len, size_t start,
+			size_t wlen)
+{
+	const unsigned char *w = s + start;
+	if (wlen == 1) {
+		if (lower(w[0]) == 't' && start >= 2) {
+			size_t a = apostrophe_before(s, start);
+			return a && start > a && lower(s[start - a - 1]) == 'n';
+		}
+		if (lower(w[0]) == 'n' && start + 1 < len)
+			return s[start + 1] == '\'' ||
+			       (start + 3 < len && s[start + 1] == 0xe2 &&
+				s[start + 2] == 0x80 && s[start + 3] == 0x99);
+		return false;
+	}
+	if (wlen >= 5 && lower(w[wlen - 1]) == 't' && w[wlen - 2] == 0x99 &&
+	    w[wlen - 3] == 0x80 && w[wlen - 4] == 0xe2 &&
+	    lower(w[wlen - 5]) == 'n')
+		return true;
+	if (wlen > 8)
+		return false;
+	for (size_t k = 0; k < PWB_ARRAY_LEN(negations); k++) {
+		const char *c = negations[k];
+		size_t j = 0;
+		while (j < wlen && c[j] && lower(w[j]) == (unsigned char)c[j])
+			j++;
+		if (j == wlen && !c[j])
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The length of the typographic quotation mark at s[i] (U+2018 to U+201F,
+ * « and »), or 0. With the quotes context these end words.
+ */
+static inline size_t quote_mark(const unsigned char *s, size_t len, size_t i)
+{
+	if (s[i] == 0xe2)
+		return i + 2 < len && s[i + 1] == 0x80 && s[i + 2] >= 0x98 &&
+			       s[i + 2] <= 0x9f
+			   ? 3
+			   : 0;
+	if (s[i] == 0xc2)
+		return i + 1 < len && (s[i + 1] == 0xab || s[i + 1] == 0xbb)
+			   ? 2
+			   : 0;
+	return 0;
+}
+
+typedef struct context {
+	unsigned features; /* PWB__LIN_NEGATION | PWB__LIN_QUOTES */
+	unsigned neg_left; /* words still in a negation's scope */
+	bool dq, sq;	   /* inside double, single quotation marks */
+} context;
+
+/* Whether s[i] starts a word under the context's feature set. */
+static inline bool word_at(const context *c, const unsigned char *s, size_t len,
+			   size_t i)
+{
+	return is_word_byte(s[i]) &&
+	       !((c->features & PWB__LIN_QUOTES) && quote_mark(s, len, i));
+}
+
+/*
+ * A single quotation mark at s[i, i + n) (' or ’ or ‘): opens when it
+ * starts a word, closes an open quotation when it ends one, and is an
+ * apostrophe (nothing) between two words' letters.
+ */
+static inline void single_quote(context *c, const unsigned char *s, size_t len,
+				size_t i, size_t n, bool opening)
+{
+	bool before = i > 0 && is_word_byte(s[i - 1]);
+	bool after = i + n < len && word_at(c, s, len, i + n);
+	if (before && after)
+		return;
+	if (c->sq && before)
+		c->sq = false;
+	else if (!before && after && (opening || !c->sq))
+		c->sq = true;
+}
+
+/*
+ * Skips the bytes between two words from s[i], following quotation marks
+ * and clause ends; returns where the next word starts (or len).
+ */
+static size_t gap(context *c, const unsigned char *s, size_t len, size_t i)
+{
+	bool quotes = c->features & PWB__LIN_QUOTES;
+	while (i < len && !word_at(c, s, len, i)) {
+		unsigned char b = s[i];
+		size_t q = quotes ? quote_mark(s, len, i) : 0;
+		if (b == '.' || b == ',' || b == ';' || b == ':' || b == '!' ||
+		    b == '?' || b == '\n')
+			c->neg_left = 0;
+		if (!quotes) {
+			i++;
+			continue;
+		}
+		if (b == '\n') {
+			c->dq = c->sq = false;
+		} else if (b == '"') {
+			c->dq = !c->dq;
+		} else if (b == '\'') {
+			single_quote(c, s, len, i, 1, false);
+		} else if (q == 3) {
+			unsigned char k = s[i + 2];
+			if (k == 0x9e) /* „ opens */
+				c->dq = true;
+			else if (k >= 0x9c) /* “ ” ‟ open or close */
+				c->dq = !c->dq;
+			else if (k == 0x9a) /* ‚ opens */
+				c->sq = true;
+			else
+				single_quote(c, s, len, i, 3, k == 0x98);
+		} else if (q == 2) { /* « » open or close */
+			c->dq = !c->dq;
+		}
+		i += q ? q : 1;
+	}
+	return i;
+}
+
+/* The key of the context the next word is in. */
+static inline uint64_t context_key(const context *c)
+{
+	return (c->neg_left ? CTX_NEG : 0) | (c->dq || c->sq ? CTX_QUOTE : 0);
+}
+
+/*
+ * Calls fn for every feature of text with weight +-w under a feature set
+ * (0: version 1's features); returns how many (with features 0, always
+ * count_features() of the text).
  */
 LIN_INLINE size_t walk(const unsigned char *s, size_t len, unsigned bits,
-		       float w, feat_fn fn, void *user)
+		       unsigned features, float w, feat_fn fn, void *user)
 {
 	unsigned shift = 64 - bits;
 	uint64_t prev = 0;
 	bool has_prev = false;
 	size_t n = 0, i = 0;
+	context c = {.features = features};
 	while (i < len) {
-		while (i < len && !is_word_byte(s[i]))
-			i++;
+		if (features)
+			i = gap(&c, s, len, i);
+		else
+			while (i < len && !is_word_byte(s[i]))
+				i++;
 		if (i == len)
 			break;
 		size_t start = i;
 		uint64_t h = SEED_WORD;
-		while (i < len && is_word_byte(s[i]))
-			h = fnv_step(h, lower(s[i++]));
+		if (features & PWB__LIN_QUOTES)
+			while (i < len && word_at(&c, s, len, i))
+				h = fnv_step(h, lower(s[i++]));
+		else
+			while (i < len && is_word_byte(s[i]))
+				h = fnv_step(h, lower(s[i++]));
 		size_t wlen = i - start;
-		emit(fn, user, shift, w, pwb__mix64(h ^ KEY_UNI));
+		uint64_t ctx = features ? context_key(&c) : 0;
+		emit(fn, user, shift, w, pwb__mix64(h ^ KEY_UNI ^ ctx));
 		if (has_prev)
 			emit(fn, user, shift, w, pwb__mix64(prev * KEY_BI + h));
 		n += word_n_features(wlen, has_prev);
 		prev = h;
 		has_prev = true;
-		char_grams(fn, user, shift, w, s + start, wlen);
+		char_grams(fn, user, shift, w, s + start, wlen, ctx);
+		if (features & PWB__LIN_NEGATION) {
+			if (is_negation(s, len, start, wlen))
+				c.neg_left = NEG_SCOPE;
+			else if (c.neg_left)
+				c.neg_left--;
+		}
 	}
 	return n;
 }
 
-void pwb__hashed_features(const char *text, size_t len, unsigned hash_bits,
+void pwb__linear_features(const char *text, size_t len, unsigned hash_bits,
+			  unsigned features,
 			  void (*fn)(void *user, uint32_t bucket, float w),
 			  void *user)
 {
 	if (!PWB_ALWAYS(hash_bits >= 1 && hash_bits <= 32) || !text || !len)
 		return;
 	const unsigned char *s = (const unsigned char *)text;
+	/* The contexts change no word's count of features. */
 	size_t n = count_features(s, len);
+	if (features & PWB__LIN_QUOTES) {
+		/* ... but the typographic quotation marks end words. */
+		context c = {.features = features};
+		bool has_prev = false;
+		size_t i = 0;
+		n = 0;
+		while ((i = gap(&c, s, len, i)) < len) {
+			size_t start = i;
+			while (i < len && word_at(&c, s, len, i))
+				i++;
+			n += word_n_features(i - start, has_prev);
+			has_prev = true;
+		}
+	}
 	if (n)
-		walk(s, len, hash_bits, (float)(1.0 / sqrt((double)n)), fn,
-		     user);
+		walk(s, len, hash_bits, features,
+		     (float)(1.0 / sqrt((double)n)), fn, user);
+}
+
+void pwb__hashed_features(const char *text, size_t len, unsigned hash_bits,
+			  void (*fn)(void *user, uint32_t bucket, float w),
+			  void *user)
+{
+	pwb__linear_features(text, len, hash_bits, 0, fn, user);
 }
 
 /* ---- the model and its scores ---- */
 
 struct pwb__linear {
+	/* The format version it was read from, or is written in. */
+	unsigned version;
+	/* PWB__LIN_NEGATION | PWB__LIN_QUOTES; 0 in version 1. */
+	unsigned features;
 	unsigned hash_bits;
 	size_t n_labels;
 	char **names;
@@ -279,13 +517,16 @@ static size_t n_buckets(const pwb__linear *m)
 	return (size_t)1 << m->hash_bits;
 }
 
-static pwb_status model_new(pwb__linear **out, unsigned hash_bits,
+static pwb_status model_new(pwb__linear **out, unsigned version,
+			    unsigned features, unsigned hash_bits,
 			    size_t n_labels)
 {
 	*out = NULL;
 	pwb__linear *m = pwb__calloc(1, sizeof(*m));
 	if (!m)
 		return PWB_ENOMEM;
+	m->version = version;
+	m->features = features;
 	m->hash_bits = hash_bits;
 	m->n_labels = n_labels;
 	m->names = pwb__calloc(n_labels, sizeof(*m->names));
@@ -336,7 +577,7 @@ static size_t logits(const pwb__linear *m, const char *text, size_t len,
 		z[l] = 0;
 	dot_ctx c = {m->w, m->n_labels, z};
 	size_t n = text ? walk((const unsigned char *)text, len, m->hash_bits,
-			       1.0f, dot_fn, &c)
+			       m->features, 1.0f, dot_fn, &c)
 			: 0;
 	double scale = n ? 1.0 / sqrt((double)n) : 0;
 	for (size_t l = 0; l < m->n_labels; l++)
@@ -422,6 +663,7 @@ pwb__linear_params pwb__linear_default_params(void)
 	p.seed = 1;
 	p.class_weights = true;
 	p.max_fpr = 0;
+	p.features = PWB__LIN_DEFAULT_FEATURES;
 	return p;
 }
 
@@ -593,7 +835,7 @@ static void train_one(trainer *t, const char *text, size_t len,
 	}
 	if (n)
 		walk((const unsigned char *)text, len, m->hash_bits,
-		     (float)(1.0 / sqrt((double)n)), update_fn, t);
+		     m->features, (float)(1.0 / sqrt((double)n)), update_fn, t);
 }
 
 static void trainer_release(trainer *t)
@@ -611,7 +853,8 @@ static bool params_ok(const pwb__linear_params *p)
 	       isfinite(p->learning_rate) && p->learning_rate > 0 &&
 	       p->epochs >= 1 && p->epochs <= 100000 &&
 	       p->valid_fraction >= 0 && p->valid_fraction < 1 &&
-	       p->max_fpr >= 0 && p->max_fpr < 1;
+	       p->max_fpr >= 0 && p->max_fpr < 1 &&
+	       !(p->features & ~PWB__LIN_FEATURES_KNOWN);
 }
 
 static bool data_ok(const char *const *texts, const size_t *lens,
@@ -733,7 +976,7 @@ pwb_status pwb__linear_train(pwb__linear **out, const char *const *texts,
 	size_t *counts = NULL; /* per label: pos, neg, tp, fp, fn */
 	pwb__linear_label_report *lr = NULL;
 
-	if (model_new(&m, p.hash_bits, n_labels))
+	if (model_new(&m, LIN_VERSION, p.features, p.hash_bits, n_labels))
 		goto out;
 	for (size_t l = 0; l < n_labels; l++)
 		if (!(m->names[l] = pwb__strdup(label_names[l])))
@@ -852,18 +1095,31 @@ out:
 
 /* ---- the file format ----
  *
- * Version 1, all integers and floats little-endian:
+ * Version 2, all integers and floats little-endian:
  *
  *   "PWBLIN\0\0"                      8 bytes
  *   version, hash_bits, n_labels      uint32 each
+ *   features                          uint32: the feature set, a sum of
+ *                                     PWB__LIN_NEGATION (1) and
+ *                                     PWB__LIN_QUOTES (2)
  *   n_labels names                    uint32 length (1-128) + the bytes
  *   n_labels rows of float32          2^hash_bits weights, then the bias
  *   BLAKE2b-256 of all the above      32 bytes
+ *
+ * Version 1 is the same without the features field: its models have
+ * version 1's features (none of the contexts) and score as they always
+ * did. A model is written back in the version it was read from, so that
+ * a file's bytes round-trip; trained models are written in version 2.
  */
+
+static size_t header_len(unsigned version)
+{
+	return version == 1 ? LIN_HEADER1_LEN : LIN_HEADER_LEN;
+}
 
 static size_t file_size(const pwb__linear *m)
 {
-	size_t n = LIN_HEADER_LEN;
+	size_t n = header_len(m->version);
 	for (size_t l = 0; l < m->n_labels; l++)
 		n += 4 + strlen(m->names[l]);
 	return n + m->n_labels * (n_buckets(m) + 1) * 4 + LIN_SUM_LEN;
@@ -873,9 +1129,11 @@ static void serialise(pwb__sealw *w, const void *ctx)
 {
 	const pwb__linear *m = ctx;
 	pwb__sealw_put(w, LIN_MAGIC, LIN_MAGIC_LEN);
-	pwb__sealw_u32(w, LIN_VERSION);
+	pwb__sealw_u32(w, m->version);
 	pwb__sealw_u32(w, m->hash_bits);
 	pwb__sealw_u32(w, (uint32_t)m->n_labels);
+	if (m->version >= 2)
+		pwb__sealw_u32(w, m->features);
 	for (size_t l = 0; l < m->n_labels; l++) {
 		size_t len = strlen(m->names[l]);
 		pwb__sealw_u32(w, (uint32_t)len);
@@ -931,16 +1189,17 @@ static pwb_status load_mem(pwb__linear **out, const void *data, size_t len,
 		pwb_diag_add(diag, file, 0, 0, "not a pwb linear model");
 		return PWB_EPARSE;
 	}
-	if (len < LIN_HEADER_LEN) {
+	if (len < LIN_HEADER1_LEN) {
 		pwb_diag_add(diag, file, 0, 0,
 			     "truncated: %zu bytes, shorter than the header",
 			     len);
 		return PWB_EPARSE;
 	}
 	uint32_t version = rd32(d + 8);
+	bool known = version == 1 || version == LIN_VERSION;
 	/* A version field that does not match is first checked against the
 	 * checksum: damage is not a file from a newer pwb. */
-	if (version != LIN_VERSION && !pwb__sealed_ok(d, len)) {
+	if (!known && !pwb__sealed_ok(d, len)) {
 		pwb_diag_add(diag, file, 0, 0,
 			     "checksum mismatch: the file is corrupt");
 		return PWB_EPARSE;
@@ -949,17 +1208,24 @@ static pwb_status load_mem(pwb__linear **out, const void *data, size_t len,
 		pwb_diag_add(
 		    diag, file, 0, 0,
 		    "written by a newer pwb (version %u); this pwb reads "
-		    "version %u",
+		    "versions 1 and %u",
 		    (unsigned)version, LIN_VERSION);
 		return PWB_EPARSE;
 	}
-	if (version != LIN_VERSION) {
+	if (!known) {
 		pwb_diag_add(diag, file, 0, 0,
 			     "unknown version %u; this pwb reads "
-			     "version %u",
+			     "versions 1 and %u",
 			     (unsigned)version, LIN_VERSION);
 		return PWB_EPARSE;
 	}
+	if (len < header_len(version)) {
+		pwb_diag_add(diag, file, 0, 0,
+			     "truncated: %zu bytes, shorter than the header",
+			     len);
+		return PWB_EPARSE;
+	}
+	uint32_t features = version == 1 ? 0 : rd32(d + 20);
 	uint32_t bits = rd32(d + 12), nl = rd32(d + 16);
 	if (bits < LIN_MIN_BITS || bits > LIN_MAX_BITS) {
 		pwb_diag_add(diag, file, 0, 0,
@@ -981,7 +1247,7 @@ static pwb_status load_mem(pwb__linear **out, const void *data, size_t len,
 		    (unsigned)nl, (unsigned)bits, LIN_MAX_WEIGHTS);
 		return PWB_EPARSE;
 	}
-	size_t off = LIN_HEADER_LEN;
+	size_t off = header_len(version);
 	size_t name_off[LIN_MAX_LABELS], name_len[LIN_MAX_LABELS];
 	for (uint32_t l = 0; l < nl; l++) {
 		if (len - off < 4) {
@@ -1024,6 +1290,15 @@ static pwb_status load_mem(pwb__linear **out, const void *data, size_t len,
 			     "checksum mismatch: the file is corrupt");
 		return PWB_EPARSE;
 	}
+	if (features & ~PWB__LIN_FEATURES_KNOWN) {
+		pwb_diag_add(diag, file, 0, 0,
+			     "uses features this pwb does not know (feature "
+			     "set %#x, this pwb knows %#x): train the model "
+			     "again with this pwb, or use the pwb that "
+			     "trained it",
+			     (unsigned)features, PWB__LIN_FEATURES_KNOWN);
+		return PWB_EPARSE;
+	}
 	/* Past the checksum, a bad value was written so on purpose (or by a
 	 * bug): the messages name it without echoing raw bytes. */
 	for (uint32_t l = 0; l < nl; l++) {
@@ -1058,7 +1333,7 @@ static pwb_status load_mem(pwb__linear **out, const void *data, size_t len,
 	}
 
 	pwb__linear *m = NULL;
-	if (model_new(&m, bits, nl)) {
+	if (model_new(&m, version, features, bits, nl)) {
 		pwb_diag_add(diag, file, 0, 0, "out of memory");
 		return PWB_ENOMEM;
 	}

@@ -1,6 +1,7 @@
 /*
  * linear.h - the `linear` detector: a multi-label logistic model over
- * hashed word 1-2-grams and character 3-5-grams, its trainer, and its
+ * hashed word 1-2-grams and character 3-5-grams (with words in quotation
+ * marks or after a negation as features of their own), its trainer, and its
  * versioned binary file format (magic, version, BLAKE2b checksum).
  */
 #ifndef PWB_BOUNDS_LINEAR_H
@@ -11,6 +12,16 @@
 #include <stdint.h>
 
 typedef struct pwb__linear pwb__linear;
+
+/*
+ * Feature sets (linear.c, "features"; recorded in the model file from
+ * version 2 on): words in a negation's scope and words inside quotation
+ * marks hash to features of their own. 0 is version 1's features.
+ */
+#define PWB__LIN_NEGATION 0x1u
+#define PWB__LIN_QUOTES 0x2u
+#define PWB__LIN_FEATURES_KNOWN (PWB__LIN_NEGATION | PWB__LIN_QUOTES)
+#define PWB__LIN_DEFAULT_FEATURES 0u
 
 typedef struct pwb__linear_params {
 	unsigned hash_bits;    /* feature space is 2^hash_bits; default 18 */
@@ -25,6 +36,9 @@ typedef struct pwb__linear_params {
 	 * label reach it (then folded into the label's bias, so that 0.5
 	 * stays the threshold); 0 (the default): 0.5 as trained. */
 	double max_fpr;
+	/* The feature set, PWB__LIN_* bits; default PWB__LIN_DEFAULT_FEATURES.
+	 * The model is written in the current format version whatever it is. */
+	unsigned features;
 	/* Called now and then with the fraction done, for a progress bar. */
 	void (*progress)(void *user, double done);
 	void *progress_user;
@@ -108,6 +122,13 @@ pwb_status pwb__linear_load_mem(pwb__linear **out, const void *data, size_t len,
  * on non-alphanumeric bytes (UTF-8 sequences count as alphanumeric).
  */
 void pwb__hashed_features(const char *text, size_t len, unsigned hash_bits,
+			  void (*fn)(void *user, uint32_t bucket, float w),
+			  void *user);
+
+/* The same under a feature set (PWB__LIN_*): the features a model with
+ * that set scores (pwb__hashed_features is the feature set 0). */
+void pwb__linear_features(const char *text, size_t len, unsigned hash_bits,
+			  unsigned features,
 			  void (*fn)(void *user, uint32_t bucket, float w),
 			  void *user);
 

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+_Static_assert(PWB_BOUNDS_FEATURE_NEGATION == PWB__LIN_NEGATION &&
+		   PWB_BOUNDS_FEATURE_QUOTES == PWB__LIN_QUOTES,
+	       "the public feature bits are the model file's");
+
 pwb_bounds_train_params pwb_bounds_train_default_params(void)
 {
 	pwb__linear_params lp = pwb__linear_default_params();
@@ -19,6 +23,7 @@ pwb_bounds_train_params pwb_bounds_train_default_params(void)
 	    .seed = lp.seed,
 	    .class_weights = lp.class_weights,
 	    .max_false_positives = lp.max_fpr,
+	    .features = lp.features,
 	};
 }
 
@@ -153,6 +158,7 @@ pwb_status pwb_bounds_train(const pwb_labelled_set *set, const char *name,
 	lp.seed = bp.seed;
 	lp.class_weights = bp.class_weights;
 	lp.max_fpr = bp.max_false_positives;
+	lp.features = bp.features;
 	lp.progress = bp.progress;
 	lp.progress_user = bp.progress_user;
 	train_data td = {0};

@@ -250,6 +250,8 @@ static const char train_usage[] =
     "                       labels are checked against\n"
     "  --hash-bits N        feature space 2^N, 10..24 (default 18)\n"
     "  --epochs N           passes over the data (default 5)\n"
+    "  --l2 X               L2 regularisation (default 1e-6)\n"
+    "  --learning-rate X    AdaGrad's initial step (default 0.5)\n"
     "  --valid FRACTION     held out for validation (default 0.2)\n"
     "  --seed N             shuffling and the split (default 1)\n"
     "  --max-false-positives RATE\n"
@@ -257,6 +259,10 @@ static const char train_usage[] =
     "                       RATE of the validation texts without it reach\n"
     "                       it, never below 0.5 (default 0: 0.5)\n"
     "  --no-class-weights   weigh positives and negatives alike\n"
+    "  --features LIST      context features, comma-separated: negation\n"
+    "                       (words after not, nicht, ne ... pas), quotes\n"
+    "                       (words inside quotation marks), or none\n"
+    "                       (default: none)\n"
     "  --json               print the validation report as JSON\n"
     "  -h, --help           show this help\n"
     "\n"
@@ -272,9 +278,38 @@ static void train_progress(void *user, double done)
 	cli_progress_update(user, (size_t)(done * 1000));
 }
 
+/* --features LIST into bits; false on a name that is not one. */
+static bool parse_features(const char *list, unsigned *out)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} names[] = {{"none", 0},
+		     {"negation", PWB_BOUNDS_FEATURE_NEGATION},
+		     {"quotes", PWB_BOUNDS_FEATURE_QUOTES}};
+	unsigned bits = 0;
+	for (const char *p = list;;) {
+		size_t n = strcspn(p, ",");
+		size_t k = 0;
+		while (k < PWB_ARRAY_LEN(names) &&
+		       !(strlen(names[k].name) == n &&
+			 !strncmp(names[k].name, p, n)))
+			k++;
+		if (k == PWB_ARRAY_LEN(names))
+			return false;
+		bits |= names[k].bit;
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	*out = bits;
+	return true;
+}
+
 static int cmd_train(cli_args *a)
 {
 	const char *data = NULL, *outp = NULL, *policies = NULL;
+	const char *features = NULL;
 	bool as_json = false, no_weights = false;
 	pwb_bounds_train_params tp = pwb_bounds_train_default_params();
 	const cli_spec spec[] = {
@@ -283,15 +318,23 @@ static int cmd_train(cli_args *a)
 	    CLI_OPT_NEED("policies", policies, "DIR"),
 	    CLI_OPT_UINT("hash-bits", tp.hash_bits, 10, 24),
 	    CLI_OPT_UINT("epochs", tp.epochs, 1, 1000),
+	    CLI_OPT_NUM("l2", tp.l2, 0, 1),
+	    CLI_OPT_NUM("learning-rate", tp.learning_rate, 1e-6, 100),
 	    CLI_OPT_NUM("valid", tp.valid_fraction, 0, 0.9),
 	    CLI_OPT_UINT("seed", tp.seed, 0, INT64_MAX),
 	    CLI_OPT_NUM("max-false-positives", tp.max_false_positives, 0, 0.5),
 	    CLI_OPT_FLAG("no-class-weights", no_weights),
+	    CLI_OPT_STR("features", features),
 	    CLI_OPT_FLAG("json", as_json)};
 	int r = cli_parse(a, spec, PWB_ARRAY_LEN(spec), train_usage, NULL);
 	if (r)
 		return cli_parsed(r);
 	tp.class_weights = !no_weights;
+	if (features && !parse_features(features, &tp.features))
+		return cli_usage_error(a,
+				       "--features '%s': give negation, quotes "
+				       "or none, comma-separated",
+				       features);
 	int rc = CLI_FAIL;
 	pwb_diag diag;
 	pwb_diag_init(&diag);

@@ -329,6 +329,10 @@ expect "whole number with a fraction (usage error)" 2 2 "" "--epochs must be"
 run bounds train --out m
 expect "required option (usage error)" 2 2 "" "--data FILE is required"
 
+run bounds train --data x.jsonl --out m --policies p --features negation,qoutes
+expect "bounds train: an unknown feature set (usage error)" 2 2 "" \
+	"--features 'negation,qoutes': give negation, quotes or none"
+
 printf '{"text": "a", "labels": ["haet"]}\n' >"$tmp/label.jsonl"
 run bounds train --data "$tmp/label.jsonl" --out "$tmp/m.pwbm"
 expect "bounds train: --policies is required (usage error)" 2 2 "" "--policies DIR is required"

@@ -15,7 +15,9 @@
  * format is canonical).
  *
  * Seeds (tests/fuzz/corpus/linear) are small models at hash_bits 10,
- * written by the unit test: PWB_LINEAR_FUZZ_SEEDS=DIR test_linear.
+ * written by the unit test: PWB_LINEAR_FUZZ_SEEDS=DIR test_linear; models
+ * of format version 2 with each feature set, and one of version 1 (which
+ * must write back as version 1).
  * Run with -max_len=20000 so that mutations can keep a whole model.
  */
 #include "bounds/linear.h"
@@ -36,6 +38,10 @@ static const char *const texts[] = {
     "",
     "Hello, World! the quick brown fox",
     "caf\xc3\xa9 \xff\xfe zorblax-quintessa 12345",
+    /* The contexts of version 2: negations, quotation marks of every
+     * kind, one left open, and a typographic mark cut short. */
+    "I don't \"hate\" them; n'est pas \xe2\x80\x9equote\xe2\x80\x9c "
+    "\xc2\xab never 'x' \xe2\x80\x99t \xe2\x80",
 };
 
 static void check_model(const pwb__linear *m, const uint8_t *data, size_t size)

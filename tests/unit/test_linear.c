@@ -182,6 +182,168 @@ static void test_features_bounded(void **state)
 	free(s);
 }
 
+/* ---- contexts: negation and quotation ---- */
+
+/* The features of s under a feature set, at 32 bits: distinct features get
+ * distinct buckets (but for a chance of about 2^-32 a pair). */
+static void ctx_features(feats *f, const char *s, unsigned features)
+{
+	memset(f, 0, sizeof(*f));
+	pwb__linear_features(s, strlen(s), 32, features, collect, f);
+	assert_int_equal(f->n_over, 0);
+}
+
+static bool has_bucket(const feats *f, uint32_t b)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (f->bucket[i] == b)
+			return true;
+	return false;
+}
+
+/* How many of word's own features (the lone word: its unigram and
+ * character grams) text has, under a feature set. The other words of the
+ * texts below share no character gram with "hate". */
+static size_t plain_of(const char *text, const char *word, unsigned features)
+{
+	static feats t, w;
+	ctx_features(&t, text, features);
+	ctx_features(&w, word, 0);
+	size_t k = 0;
+	for (size_t i = 0; i < w.n; i++)
+		k += has_bucket(&t, w.bucket[i]);
+	return k;
+}
+
+/* "hate": its unigram and 4 + 3 + 2 character grams. */
+#define HATE_FEATURES 10
+
+static void test_features_negation(void **state)
+{
+	(void)state;
+	const unsigned neg = PWB__LIN_NEGATION;
+	/* Plain "hate" without the feature set, and after a negation with
+	 * it: none of its features, in any of the languages' forms. */
+	assert_int_equal(plain_of("i do not hate them", "hate", 0),
+			 HATE_FEATURES);
+	static const char *const negated[] = {
+	    "i do not hate them",
+	    "I don't hate them",
+	    "I don\xe2\x80\x99t hate them", /* don’t, one word */
+	    "I dont hate them",
+	    "never hate",
+	    "No hate here",
+	    "they cannot hate",
+	    "not really hate",
+	    "ich will nicht hate",
+	    "keine hate",
+	    "il ne hate pas",
+	    "il n'hate jamais",
+	    "jamais hate",
+	    "aucun hate",
+	};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(negated); i++)
+		if (plain_of(negated[i], "hate", neg) != 0)
+			fail_msg("'hate' is plain in \"%s\"", negated[i]);
+	/* The scope: three words, and the clause. */
+	assert_int_equal(plain_of("not a b hate", "hate", neg), 0);
+	assert_int_equal(plain_of("not a b c hate", "hate", neg),
+			 HATE_FEATURES);
+	static const char *const plain[] = {
+	    "not bread, hate",
+	    "not bread. hate",
+	    "not bread; hate",
+	    "not bread! hate",
+	    "not bread\nhate",
+	    "notes hate",
+	    "knot hate",
+	    "don t hate",
+	    "piano hate",
+	    "the tea's hot hate",
+	    "hate",
+	};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(plain); i++)
+		if (plain_of(plain[i], "hate", neg) != HATE_FEATURES)
+			fail_msg("'hate' is not plain in \"%s\"", plain[i]);
+	/* The context takes nothing away: as many features, weighed the
+	 * same, and the words outside the scope unchanged. */
+	static feats a, b;
+	ctx_features(&a, "Let me be clear: I don't hate women.", 0);
+	ctx_features(&b, "Let me be clear: I don't hate women.", neg);
+	assert_int_equal(a.n, b.n);
+	assert_float_equal(a.sum_sq, b.sum_sq, 1e-6);
+	assert_memory_equal(a.bucket, b.bucket, 40 * sizeof(a.bucket[0]));
+	assert_memory_not_equal(a.bucket, b.bucket, a.n * sizeof(a.bucket[0]));
+	/* A model without the feature set hashes as version 1 did. */
+	ctx_features(&b, "Let me be clear: I don't hate women.", 0);
+	memset(&a, 0, sizeof(a));
+	pwb__hashed_features("Let me be clear: I don't hate women.", 36, 32,
+			     collect, &a);
+	assert_int_equal(a.n, b.n);
+	assert_memory_equal(a.bucket, b.bucket, a.n * sizeof(a.bucket[0]));
+}
+
+static void test_features_quotes(void **state)
+{
+	(void)state;
+	const unsigned quo = PWB__LIN_QUOTES;
+	assert_int_equal(plain_of("he said hate today", "hate", quo),
+			 HATE_FEATURES);
+	static const char *const quoted[] = {
+	    "he said \"hate\" today",
+	    "he said \"I hate women\", then",
+	    "he said 'hate' today",
+	    "he said \xe2\x80\x9chate\xe2\x80\x9d today",  /* “…” */
+	    "er sagt \xe2\x80\x9ehate\xe2\x80\x9c dir",	   /* „…“ */
+	    "il a dit \xc2\xab hate \xc2\xbb aujourd'hui", /* « … » */
+	    "er sagt \xc2\xbbhate\xc2\xab dir",		   /* »…« */
+	    "he said \xe2\x80\x98hate\xe2\x80\x99 today",  /* ‘…’ */
+	    "er sagt \xe2\x80\x9ahate\xe2\x80\x98 dir",	   /* ‚…‘ */
+	    "\"unclosed, hate",
+	};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(quoted); i++)
+		if (plain_of(quoted[i], "hate", quo) != 0)
+			fail_msg("'hate' is plain in \"%s\"", quoted[i]);
+	static const char *const plain[] = {
+	    "I don't hate them",
+	    "I don\xe2\x80\x99t hate them",
+	    "the students' hate",
+	    "\"a\" hate \"b\"",
+	    "'a' hate",
+	    "\xe2\x80\x9c"
+	    "a\xe2\x80\x9d hate",
+	    "\"unclosed\nhate",
+	    "rock 'n' roll hate",
+	};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(plain); i++)
+		if (plain_of(plain[i], "hate", quo) != HATE_FEATURES)
+			fail_msg("'hate' is not plain in \"%s\"", plain[i]);
+	/* Typographic marks end words, like ASCII ones: “hate” is the
+	 * word hate, and its features are those of "hate". */
+	static feats a, b;
+	ctx_features(&a, "say \xe2\x80\x9chate\xe2\x80\x9d now", quo);
+	ctx_features(&b, "say \"hate\" now", quo);
+	assert_int_equal(a.n, b.n);
+	assert_memory_equal(a.bucket, b.bucket, a.n * sizeof(a.bucket[0]));
+	assert_float_equal(a.sum_sq, 1.0, 1e-6);
+	ctx_features(&a, "say \xe2\x80\x9chate\xe2\x80\x9d now", 0);
+	assert_int_not_equal(a.n, b.n); /* one word "“hate”" */
+
+	/* Negated and quoted is a third context: "hate" in not "hate" has
+	 * features that neither not hate nor "hate" has (its unigram and
+	 * grams; the bigram with "not" is the same). */
+	const unsigned both = PWB__LIN_NEGATION | PWB__LIN_QUOTES;
+	static feats c;
+	ctx_features(&a, "not hate", both);
+	ctx_features(&b, "\"hate\"", both);
+	ctx_features(&c, "not \"hate\"", both);
+	size_t own = 0;
+	for (size_t i = 0; i < c.n; i++)
+		own += !has_bucket(&a, c.bucket[i]) &&
+		       !has_bucket(&b, c.bucket[i]);
+	assert_int_equal(own, HATE_FEATURES);
+}
+
 /* ---- a synthetic separable set ---- */
 
 static const char *const filler[] = {
@@ -462,6 +624,11 @@ static void test_train_bad_args(void **state)
 					   ab_names, 2, &q, NULL),
 			 PWB_EINVAL);
 	q = p;
+	q.features = PWB__LIN_FEATURES_KNOWN + 1;
+	assert_int_equal(pwb__linear_train(&m, t, d.lens, d.labels, d.n,
+					   ab_names, 2, &q, NULL),
+			 PWB_EINVAL);
+	q = p;
 	q.epochs = 0;
 	assert_int_equal(pwb__linear_train(&m, t, d.lens, d.labels, d.n,
 					   ab_names, 2, &q, NULL),
@@ -537,8 +704,10 @@ static void test_save_load(void **state)
 	assert_int_equal(pwb__linear_save_mem(m2, &mem, &mem_len), PWB_OK);
 	assert_int_equal(file_len, mem_len);
 	assert_memory_equal(file, mem, mem_len);
-	assert_int_equal(file_len, 20 + 2 * (4 + 7) + 2 * 4097 * 4 + 32);
-	assert_memory_equal(file, "PWBLIN\0\0\1\0\0\0\14\0\0\0\2\0\0\0", 20);
+	assert_int_equal(file_len, 24 + 2 * (4 + 7) + 2 * 4097 * 4 + 32);
+	assert_memory_equal(file, "PWBLIN\0\0\2\0\0\0\14\0\0\0\2\0\0\0", 20);
+	unsigned char want_features[4] = {PWB__LIN_DEFAULT_FEATURES, 0, 0, 0};
+	assert_memory_equal(file + 20, want_features, 4);
 
 	/* Saving over an existing model replaces it. */
 	pwb__linear *m3 = train_ab(&d, 10, NULL);
@@ -581,6 +750,160 @@ static void test_save_load(void **state)
 	pwb__linear_free(m2);
 	pwb__linear_free(m3);
 	free_dataset(&d);
+}
+
+/* A model with a feature set keeps it through its file, and scores the
+ * same after loading. */
+static void test_save_load_features(void **state)
+{
+	(void)state;
+	dataset d;
+	make_synthetic(&d, 200, 29);
+	static const char *const probes[] = {
+	    "zorblax", "not zorblax", "\"zorblax\" he said",
+	    "nicht \xe2\x80\x9equintessa\xe2\x80\x9c", "quintessa"};
+	double plain_scores[PWB_ARRAY_LEN(probes)][2];
+	for (unsigned f = 0; f <= PWB__LIN_FEATURES_KNOWN; f++) {
+		pwb__linear_params p = pwb__linear_default_params();
+		p.hash_bits = 12;
+		p.features = f;
+		pwb__linear *m = NULL, *m2 = NULL;
+		assert_int_equal(
+		    pwb__linear_train(&m, (const char *const *)d.texts, d.lens,
+				      d.labels, d.n, ab_names, 2, &p, NULL),
+		    PWB_OK);
+		void *mem;
+		size_t len;
+		assert_int_equal(pwb__linear_save_mem(m, &mem, &len), PWB_OK);
+		unsigned char *b = mem;
+		assert_int_equal(b[8], 2);
+		assert_int_equal(b[20], f);
+		pwb_diag dg;
+		pwb_diag_init(&dg);
+		assert_int_equal(pwb__linear_load_mem(&m2, mem, len, &dg),
+				 PWB_OK);
+		bool differs = false;
+		for (size_t i = 0; i < PWB_ARRAY_LEN(probes); i++) {
+			double a[2], c[2];
+			pwb__linear_score(m, probes[i], strlen(probes[i]), a);
+			pwb__linear_score(m2, probes[i], strlen(probes[i]), c);
+			assert_memory_equal(a, c, sizeof(a));
+			if (f == 0)
+				memcpy(plain_scores[i], a, sizeof(a));
+			else
+				differs |=
+				    memcmp(plain_scores[i], a, sizeof(a)) != 0;
+		}
+		/* The contexts change what a model learns and scores. */
+		assert_true(f == 0 || differs);
+		pwb_diag_release(&dg);
+		free(mem);
+		pwb__linear_free(m);
+		pwb__linear_free(m2);
+	}
+	free_dataset(&d);
+}
+
+/* ---- files of version 1 ---- */
+
+static void put32(unsigned char *b, uint32_t v)
+{
+	b[0] = (unsigned char)v;
+	b[1] = (unsigned char)(v >> 8);
+	b[2] = (unsigned char)(v >> 16);
+	b[3] = (unsigned char)(v >> 24);
+}
+
+/* A version-1 file as pwb wrote them: one label "hate" at hash_bits 10,
+ * its weights from a formula, and the bias -0.25. */
+static size_t v1_bytes(unsigned char *b)
+{
+	memcpy(b, "PWBLIN\0\0", 8);
+	put32(b + 8, 1);
+	put32(b + 12, 10);
+	put32(b + 16, 1);
+	put32(b + 20, 4);
+	memcpy(b + 24, "hate", 4);
+	size_t o = 28;
+	for (uint32_t k = 0; k <= 1024; k++) {
+		float f = k == 1024
+			      ? -0.25f
+			      : (float)((int)((k * 37u) % 101u) - 50) / 25.0f;
+		uint32_t v;
+		memcpy(&v, &f, 4);
+		put32(b + o, v);
+		o += 4;
+	}
+	crypto_generichash(b + o, 32, b, o, NULL, 0);
+	return o + 32;
+}
+
+typedef struct dot {
+	const unsigned char *w; /* the file's float32 weights */
+	double z;
+} dot;
+
+static void dot_add(void *user, uint32_t bucket, float x)
+{
+	dot *t = user;
+	float f;
+	uint32_t v = (uint32_t)t->w[4 * bucket] |
+		     (uint32_t)t->w[4 * bucket + 1] << 8 |
+		     (uint32_t)t->w[4 * bucket + 2] << 16 |
+		     (uint32_t)t->w[4 * bucket + 3] << 24;
+	memcpy(&f, &v, 4);
+	t->z += (double)x * f;
+}
+
+/*
+ * A version-1 file loads and scores exactly as before version 2: the
+ * scores pwb gave it then (printed with %.17g by the pwb of version 1),
+ * and the version-1 features (pwb__hashed_features) dotted with its
+ * weights. It writes back to the same bytes.
+ */
+static void test_load_version1(void **state)
+{
+	(void)state;
+	static unsigned char b[8192];
+	size_t len = v1_bytes(b);
+	pwb__linear *m = NULL;
+	pwb_diag dg;
+	pwb_diag_init(&dg);
+	assert_int_equal(pwb__linear_load_mem(&m, b, len, &dg), PWB_OK);
+	assert_int_equal(dg.n, 0);
+	static const struct {
+		const char *text;
+		double score;
+	} cases[] = {
+	    {"I don't hate them", 0.21794069494750951},
+	    {"If you say \"I hate women\", then you are a bigot!",
+	     0.34951865380840136},
+	    {"nicht \xe2\x80\x9eHass\xe2\x80\x9c \xe2\x80\x94 kein Hass",
+	     0.20768369994880539},
+	    {"the quick brown fox", 0.44534421252911716},
+	};
+	for (size_t i = 0; i < PWB_ARRAY_LEN(cases); i++) {
+		const char *t = cases[i].text;
+		double sc;
+		pwb__linear_score(m, t, strlen(t), &sc);
+		assert_float_equal(sc, cases[i].score, 1e-15);
+		dot dt = {b + 28, -0.25};
+		pwb__hashed_features(t, strlen(t), 10, dot_add, &dt);
+		assert_float_equal(sc, 1 / (1 + exp(-dt.z)), 1e-9);
+	}
+	void *mem;
+	size_t mem_len;
+	assert_int_equal(pwb__linear_save_mem(m, &mem, &mem_len), PWB_OK);
+	assert_int_equal(mem_len, len);
+	assert_memory_equal(mem, b, len);
+	free(mem);
+	pwb__linear_free(m);
+	/* Cut inside its 20-byte header: truncated. */
+	pwb__linear *m2 = (pwb__linear *)&m2;
+	assert_int_equal(pwb__linear_load_mem(&m2, b, 19, &dg), PWB_EPARSE);
+	assert_null(m2);
+	assert_non_null(strstr(dg.entries[0].message, "truncated"));
+	pwb_diag_release(&dg);
 }
 
 /* Scores of a very long text: O(len), in [0, 1], no allocation. */
@@ -711,11 +1034,11 @@ static void test_bad_headers(void **state)
 
 	/* A newer version, even with a valid checksum. */
 	memcpy(b, good, len);
-	b[8] = 2;
+	b[8] = 3;
 	reseal(b, len);
-	load_bad(
-	    b, len,
-	    "written by a newer pwb (version 2); this pwb reads version 1");
+	load_bad(b, len,
+		 "written by a newer pwb (version 3); this pwb reads versions "
+		 "1 and 2");
 	/* A version field damaged (checksum not rewritten) is damage, not
 	 * a file from a newer pwb. */
 	memcpy(b, good, len);
@@ -724,7 +1047,7 @@ static void test_bad_headers(void **state)
 	memcpy(b, good, len);
 	b[11] = 0x80;
 	reseal(b, len);
-	load_bad(b, len, "newer pwb (version 2147483649)");
+	load_bad(b, len, "newer pwb (version 2147483650)");
 	memcpy(b, good, len);
 	b[8] = 0;
 	reseal(b, len);
@@ -757,26 +1080,41 @@ static void test_bad_headers(void **state)
 	load_bad(b, len, "exceed the limit");
 	/* A label length of 0 and of 2^32 - 1. */
 	memcpy(b, good, len);
-	memset(b + 20, 0, 4);
+	memset(b + 24, 0, 4);
 	load_bad(b, len, "label 1 has 0 bytes");
 	memcpy(b, good, len);
-	memset(b + 20, 0xff, 4);
+	memset(b + 24, 0xff, 4);
 	load_bad(b, len, "label 1 has 4294967295 bytes");
+
+	/* A feature set this pwb does not know, and a damaged one. */
+	memcpy(b, good, len);
+	b[20] = 0x04;
+	reseal(b, len);
+	load_bad(b, len,
+		 "uses features this pwb does not know (feature set 0x4, this "
+		 "pwb knows 0x3): train the model again with this pwb");
+	memcpy(b, good, len);
+	b[23] = 0x80;
+	reseal(b, len);
+	load_bad(b, len, "feature set 0x80000000");
+	memcpy(b, good, len);
+	b[20] ^= 0x01;
+	load_bad(b, len, "checksum mismatch: the file is corrupt");
 
 	/* Past a valid checksum: a bad label id, a duplicate, a NaN. */
 	memcpy(b, good, len);
-	b[24] = 'L';
+	b[28] = 'L';
 	reseal(b, len);
 	load_bad(b, len, "label 1 is not a valid category id");
 	memcpy(b, good, len);
-	b[24 + 6] = '\n';
+	b[28 + 6] = '\n';
 	reseal(b, len);
 	load_bad(b, len, "label 1 is not a valid category id");
 	memcpy(b, good, len);
-	b[24 + 6] = 'b'; /* label_b twice */
+	b[28 + 6] = 'b'; /* label_b twice */
 	reseal(b, len);
 	load_bad(b, len, "labels 1 and 2 are the same");
-	size_t w0 = 20 + 2 * (4 + 7);
+	size_t w0 = 24 + 2 * (4 + 7);
 	float bad_floats[] = {NAN, INFINITY, -INFINITY};
 	for (size_t i = 0; i < PWB_ARRAY_LEN(bad_floats); i++) {
 		memcpy(b, good, len);
@@ -1244,7 +1582,7 @@ static void test_moderation_data(void **state)
 
 static void write_seed(const char *sdir, const char *name,
 		       const char *const *names, size_t n_labels,
-		       const uint8_t *cols, const dataset *d)
+		       const uint8_t *cols, unsigned features, const dataset *d)
 {
 	uint8_t *y = calloc(d->n * n_labels, 1);
 	assert_non_null(y);
@@ -1254,6 +1592,7 @@ static void write_seed(const char *sdir, const char *name,
 	pwb__linear_params p = pwb__linear_default_params();
 	p.hash_bits = 10;
 	p.epochs = 2;
+	p.features = features;
 	pwb__linear *m = NULL;
 	assert_int_equal(pwb__linear_train(&m, (const char *const *)d->texts,
 					   d->lens, y, d->n, names, n_labels,
@@ -1280,10 +1619,21 @@ static void test_write_fuzz_seeds(void **state)
 	static const char *const three[] = {"specialized_advice.health",
 					    "x-y_9", "b"};
 	static const uint8_t c1[] = {0}, c2[] = {0, 1}, c3[] = {1, 0, 1};
-	write_seed(sdir, "one_label.pwblin", one, 1, c1, &d);
-	write_seed(sdir, "two_labels.pwblin", two, 2, c2, &d);
-	write_seed(sdir, "three_labels.pwblin", three, 3, c3, &d);
+	write_seed(sdir, "one_label.pwblin", one, 1, c1, 0, &d);
+	write_seed(sdir, "two_labels.pwblin", two, 2, c2,
+		   PWB__LIN_NEGATION | PWB__LIN_QUOTES, &d);
+	write_seed(sdir, "three_labels.pwblin", three, 3, c3, PWB__LIN_QUOTES,
+		   &d);
 	free_dataset(&d);
+	/* And a file of version 1. */
+	static unsigned char v1[8192];
+	size_t len = v1_bytes(v1);
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/version1.pwblin", sdir);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(v1, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
 }
 
 int main(void)
@@ -1291,10 +1641,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_features),
 	    cmocka_unit_test(test_features_bounded),
+	    cmocka_unit_test(test_features_negation),
+	    cmocka_unit_test(test_features_quotes),
 	    cmocka_unit_test(test_train_synthetic),
 	    cmocka_unit_test(test_train_deterministic),
 	    cmocka_unit_test(test_train_bad_args),
 	    cmocka_unit_test(test_save_load),
+	    cmocka_unit_test(test_save_load_features),
+	    cmocka_unit_test(test_load_version1),
 	    cmocka_unit_test(test_score_huge),
 	    cmocka_unit_test(test_corrupt_bytes),
 	    cmocka_unit_test(test_truncated),
