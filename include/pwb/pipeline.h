@@ -76,7 +76,11 @@ typedef struct pwb_request {
 	const char *user; /* required: the end user */
 	const char *const *jurisdictions; /* added to the org's own */
 	size_t n_jurisdictions;
-	const pwb_attrs *attrs; /* request attributes; NULL: none */
+	/* Request attributes; NULL: none. With the user's consent, the
+	 * one the org groups users by (learning.cohort_attribute) names
+	 * their cohort: its value must be 1 to 128 bytes of UTF-8 without
+	 * control characters (else PWB_EINVAL). */
+	const pwb_attrs *attrs;
 	/* The conversation: user and assistant turns, and the app's own
 	 * system message if it has one (kept after pwb's). */
 	const pwb_chat_msg *msgs;
@@ -134,6 +138,14 @@ typedef struct pwb_response {
 				  * (withheld from the model) */
 	bool personal;	/* scored with the user's own model */
 	bool learns;	/* feedback on it will be learnt from */
+	/* The user's cohort (docs/prefs.md, "Cohort priors"):
+	 * "ATTRIBUTE=VALUE" when the org groups users by an attribute the
+	 * request carries and the user consented to it, else NULL; and
+	 * whether that cohort's model counted in the scores (false while
+	 * the cohort has learnt nothing, or the user's own evidence is
+	 * counted in full). */
+	char *cohort;
+	bool cohort_prior;
 	size_t prompt_tokens, completion_tokens;
 	uint64_t seed;	/* candidate i sampled with seed + i */
 	double seconds; /* the whole request */
@@ -166,8 +178,9 @@ pwb_status pwb_pipeline_chat(pwb_pipeline *pl, const pwb_request *req,
 /*
  * The response as the JSON of `pwb ask --json` (docs/pipeline.md):
  * decision_id, verdict, content, chosen, alternatives [{id, content,
- * verdict, score}], blocked_by, refusal, system_prompt, policy_hash, and
- * more. *out is freed with free().
+ * verdict, score}], blocked_by, refusal, system_prompt, policy_hash,
+ * cohort ({id, attribute, value, prior} or null), and more. *out is freed
+ * with free().
  */
 pwb_status pwb_response_to_json(const pwb_response *r, char **out);
 
@@ -202,13 +215,16 @@ typedef struct pwb_feedback_result {
 	int64_t model_version;	 /* the user's, after the update */
 	bool consent_needed;	 /* learning needs consent the user has not
 				  * given: nothing stored, nothing learnt */
+	bool cohort_learnt;	 /* the pairs also taught the user's cohort */
 } pwb_feedback_result;
 
 /*
  * Checks that the decision exists, belongs to this user, was not blocked
  * and has the alternatives named; stores the event with rater provenance
- * (end_user); updates the user's model online (and the population model)
- * within their bounds, and bumps the model version. Fails with
+ * (end_user; and the cohort attribute and value the decision was scored
+ * with, while the policy still groups by it and the user still consents);
+ * updates the user's model online (and the population model, and that
+ * cohort's) within their bounds, and bumps the model version. Fails with
  * PWB_ENOTFOUND (no such decision for this org), PWB_EINVAL (another
  * user's decision, a blocked decision, an unknown alternative, a rating
  * out of range) with the reason in diag; nothing is written then.
@@ -216,6 +232,18 @@ typedef struct pwb_feedback_result {
 pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 				 const pwb_feedback_give *fb,
 				 pwb_feedback_result *res, pwb_diag *diag);
+
+/*
+ * The consent JSON the pipeline reads (pwb_store_user_set_consent(),
+ * docs/pipeline.md): `old` (NULL, or anything but a JSON object: none)
+ * with "learning" set to true or false when learning is 1 or 0 (-1:
+ * unchanged), "cohort" set to the attribute named when cohort is
+ * non-NULL ("" withdraws it: false), and "ts" to now; its other keys are
+ * kept. PWB_EINVAL for a cohort attribute that is not 1 to 64 letters,
+ * digits and '_'. *out is freed with free().
+ */
+pwb_status pwb_consent_update(const char *old, int learning,
+			      const char *cohort, int64_t now, char **out);
 
 /* The user's learned preferences in words (pwb_prefs_explain), and a
  * reset of them (stored). */

@@ -105,6 +105,14 @@ pwb_status pwb_attrs_set_string(pwb_attrs *a, const char *key, const char *v);
  * otherwise.
  */
 pwb_status pwb_attrs_set_text(pwb_attrs *a, const char *key, const char *text);
+/*
+ * The value of key as text: a string as it is, a number as %.15g, true
+ * or false. PWB_ENOTFOUND when key is unset, null or a list;
+ * PWB_ETOOLARGE when it does not fit in size bytes with its NUL (buf is
+ * then ""). a may be NULL (nothing is set).
+ */
+pwb_status pwb_attrs_text(const pwb_attrs *a, const char *key, char *buf,
+			  size_t size);
 
 /* ---- user settings (tier 3) ---- */
 
@@ -341,6 +349,22 @@ typedef struct pwb_eff_learning {
 	pwb_provenance requires_consent_set_by; /* each field's own rule */
 	pwb_provenance store_texts_set_by;
 	pwb_provenance retention_set_by;
+	/*
+	 * Cohort priors (docs/prefs.md): the user attribute, without
+	 * "user.", whose value groups consenting users into cohorts (the
+	 * org's learning.cohort_attribute, nearest org file first), set by
+	 * cohort_set_by. NULL: no cohorts, either because no org names one,
+	 * or because a tier of this resolve forbids it and does not allow it
+	 * with consent: cohort_refused then names it. When a tier forbids it
+	 * but requires consent, cohort_named_consent is true: only a
+	 * user's consent that names the attribute counts. cohort_limited_by
+	 * is that forbidding rule (the registry when none).
+	 */
+	const char *cohort_attribute;
+	const char *cohort_refused;
+	bool cohort_named_consent;
+	pwb_provenance cohort_set_by;
+	pwb_provenance cohort_limited_by;
 } pwb_eff_learning;
 
 const char *pwb_effective_org(const pwb_effective *e);

@@ -18,6 +18,13 @@ static const char ask_usage[] =
     "basis that bound it. With --db the decision is recorded, so that\n"
     "'pwb feedback give' can name one of its alternatives.\n"
     "\n"
+    "Where the org groups users by an attribute (learning.cohort_attribute,\n"
+    "e.g. age_band) and the user consented to it ('pwb user consent\n"
+    "--grant-cohort'), --attr user.age_band=18-24 puts them in that cohort:\n"
+    "they start from its model, and the decision records it\n"
+    "(docs/prefs.md, \"Cohort priors\"). Its value must be 1 to 128 bytes\n"
+    "without control characters.\n"
+    "\n"
     "Options:\n" CLI_HELP_GEN
     "  --json               print the whole decision as JSON\n"
     "  -h, --help           show this help\n"
@@ -65,6 +72,9 @@ static void print_response(const pwb_response *r, bool recorded)
 		fprintf(stderr, ", alternative %s of %zu (%s model)",
 			r->alts[r->chosen].id, r->n_alts,
 			r->personal ? "your" : "population");
+	if (r->chosen != SIZE_MAX && r->cohort_prior)
+		fprintf(stderr, ", starting from the model of users with %s",
+			r->cohort);
 	fprintf(stderr, "\n");
 }
 

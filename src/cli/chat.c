@@ -252,6 +252,13 @@ static void show_why(const pwb_response *r)
 	       r->personal ? "your own" : "the population",
 	       r->learns ? "your feedback is learnt"
 			 : "nothing is learnt from you");
+	if (r->cohort && r->cohort_prior)
+		printf("you started from the model of users with %s\n",
+		       r->cohort);
+	else if (r->cohort)
+		printf("your cohort %s has learnt nothing yet: it did not "
+		       "count\n",
+		       r->cohort);
 	printf("system prompt:\n%s\n", r->system_prompt ? r->system_prompt
 							: "(none: refused)");
 }
@@ -550,11 +557,22 @@ static void consent(chat *c)
 	pwb_diag d;
 	pwb_diag_init(&d);
 	int64_t now = cli_time_now();
-	char json[64];
-	snprintf(json, sizeof(json), "{\"learning\": true, \"ts\": %lld}",
-		 (long long)now);
-	pwb_status st = pwb_store_user_set_consent(
-	    c->g.store, c->o->ra.org, c->o->user, json, now, &d);
+	/* Consent to learning; a consent to being grouped stays. */
+	pwb_store_user row = {0};
+	char *json = NULL;
+	pwb_status st =
+	    pwb_store_user_get(c->g.store, c->o->ra.org, c->o->user, &row, &d);
+	if (st == PWB_ENOTFOUND) {
+		pwb_diag_clear(&d);
+		st = PWB_OK;
+	}
+	if (!st)
+		st = pwb_consent_update(row.consent, 1, NULL, now, &json);
+	pwb_store_user_release(&row);
+	if (!st)
+		st = pwb_store_user_set_consent(c->g.store, c->o->ra.org,
+						c->o->user, json, now, &d);
+	free(json);
 	if (st)
 		cli_report(NULL, st, &d);
 	else

@@ -450,6 +450,26 @@ static void explain(const pwb_effective *e, bool brief)
 	} else {
 		printf("\n  keeps feedback:   no limit set\n");
 	}
+	if (l->cohort_attribute) {
+		printf("  groups users by:  %s, with their consent (",
+		       l->cohort_attribute);
+		print_prov(&l->cohort_set_by);
+		printf(")\n");
+		if (l->cohort_named_consent) {
+			printf("  %-18s only a consent that names '%s' counts "
+			       "(",
+			       "", l->cohort_attribute);
+			print_prov(&l->cohort_limited_by);
+			printf(")\n");
+		}
+	} else if (l->cohort_refused) {
+		printf("  groups users by:  nothing: '%s' is refused (",
+		       l->cohort_refused);
+		print_prov(&l->cohort_limited_by);
+		printf(")\n");
+	} else {
+		printf("  groups users by:  nothing (no cohort_attribute)\n");
+	}
 }
 
 static int cmd_resolve(cli_args *a, bool is_explain)

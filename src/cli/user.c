@@ -159,8 +159,9 @@ static int cmd_erase(cli_args *a)
 }
 
 static const char consent_usage[] =
-    "Usage: pwb user consent --db URL --org ID --user ID "
-    "(--grant | --withdraw)\n"
+    "Usage: pwb user consent --db URL --org ID --user ID\n"
+    "           [--grant | --withdraw] [--grant-cohort ATTR | "
+    "--withdraw-cohort]\n"
     "           [--policies DIR] [--now SECONDS]\n"
     "\n"
     "Records whether a user consents to pwb learning from their feedback\n"
@@ -170,23 +171,61 @@ static const char consent_usage[] =
     "stops learning from then on; 'pwb user erase' removes what was\n"
     "learnt.\n"
     "\n"
+    "Consent to be grouped is separate: where the org groups users by a\n"
+    "request attribute (learning.cohort_attribute, e.g. age_band), a user\n"
+    "who consents to it starts from the model of the users who share its\n"
+    "value, and their feedback is stored with it and teaches that group\n"
+    "(docs/prefs.md, \"Cohort priors\"). Each option changes only its own\n"
+    "consent; the other stays as recorded.\n"
+    "\n"
     "Options:\n"
     "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
     "  --org ID             the user's organisation\n"
     "  --user ID            the user\n"
     "  --policies DIR       the policy folder the org must be in\n"
     "                       (default: the folder the store recorded)\n"
-    "  --grant              the user consents\n"
-    "  --withdraw           the user withdraws their consent\n"
+    "  --grant              the user consents to learning\n"
+    "  --withdraw           the user withdraws their consent to learning\n"
+    "  --grant-cohort ATTR  the user consents to being grouped by ATTR,\n"
+    "                       the attribute the org groups users by\n"
+    "  --withdraw-cohort    the user withdraws their consent to grouping\n"
     "  --now SECONDS        the time recorded (default: now)\n"
     "  -h, --help           show this help\n"
     "\n"
     "Example:\n"
-    "  pwb user consent --db sqlite:pwb.db --org acme-tutor --user u1 "
-    "--grant\n"
+    "  pwb user consent --db sqlite:pwb.db --org open-studio --user u1 "
+    "--grant \\\n"
+    "      --grant-cohort age_band\n"
     "\n"
     "Exit status: 0 on success, 1 when the store refuses (an erased\n"
-    "user), 2 on a usage error.\n";
+    "user) or the org groups users by another attribute than ATTR (or\n"
+    "none), 2 on a usage error.\n";
+
+/* Consent to be grouped names the attribute the org groups users by:
+ * any other (or one for an org that groups nobody) is refused. */
+static int cohort_checked(const cli_resolve *r, const char *attr)
+{
+	const pwb_eff_learning *l = pwb_effective_learning(r->effective);
+	if (l->cohort_attribute && !strcmp(l->cohort_attribute, attr))
+		return CLI_OK;
+	if (l->cohort_attribute)
+		fprintf(stderr,
+			"error: --grant-cohort %s: org %s groups users by "
+			"'%s', not '%s'\n",
+			attr, r->org, l->cohort_attribute, attr);
+	else if (l->cohort_refused)
+		fprintf(stderr,
+			"error: --grant-cohort %s: org %s groups nobody: its "
+			"learning restrictions (%s) forbid '%s'\n",
+			attr, r->org, l->cohort_limited_by.source,
+			l->cohort_refused);
+	else
+		fprintf(stderr,
+			"error: --grant-cohort %s: org %s groups nobody (its "
+			"policy sets no learning.cohort_attribute)\n",
+			attr, r->org);
+	return CLI_FAIL;
+}
 
 /*
  * Opens the store and checks org against the policies (given, or the
@@ -198,7 +237,7 @@ static const char consent_usage[] =
  */
 static int open_checked(cli_args *a, const user_args *u, const char *policies,
 			const char *settings, pwb_store **s,
-			char **settings_json)
+			char **settings_json, const char *cohort)
 {
 	*settings_json = NULL;
 	*s = NULL;
@@ -217,6 +256,8 @@ static int open_checked(cli_args *a, const user_args *u, const char *policies,
 	}
 	if (!rc)
 		rc = cli_resolve_run(&r, a);
+	if (!rc && cohort)
+		rc = cohort_checked(&r, cohort);
 	if (!rc && !*s && !(*s = cli_store_open(u->db)))
 		rc = CLI_FAIL;
 	if (!rc && policies)
@@ -234,39 +275,87 @@ static int cmd_consent(cli_args *a)
 {
 	user_args u = {.now = cli_time_now()};
 	const char *policies = NULL;
-	bool grant = false, withdraw = false;
+	bool grant = false, withdraw = false, no_cohort = false;
+	const char *cohort = NULL;
 	const cli_spec spec[] = {
-	    CLI_OPT_NEED("db", u.db, "URL"),	 CLI_OPT_NEED("org", u.org, "ID"),
-	    CLI_OPT_NEED("user", u.user, "ID"), CLI_OPT_FLAG("grant", grant),
-	    CLI_OPT_FLAG("withdraw", withdraw), CLI_OPT_NOW(u.now),
+	    CLI_OPT_NEED("db", u.db, "URL"),
+	    CLI_OPT_NEED("org", u.org, "ID"),
+	    CLI_OPT_NEED("user", u.user, "ID"),
+	    CLI_OPT_FLAG("grant", grant),
+	    CLI_OPT_FLAG("withdraw", withdraw),
+	    CLI_OPT_STR("grant-cohort", cohort),
+	    CLI_OPT_FLAG("withdraw-cohort", no_cohort),
+	    CLI_OPT_NOW(u.now),
 	    CLI_OPT_STR("policies", policies)};
 	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), consent_usage, NULL);
 	if (rc)
 		return cli_parsed(rc);
-	if (grant == withdraw)
+	if (grant && withdraw)
 		return cli_usage_error(a, "give one of --grant and --withdraw");
+	if (cohort && no_cohort)
+		return cli_usage_error(
+		    a, "give one of --grant-cohort and --withdraw-cohort");
+	if (!grant && !withdraw && !cohort && !no_cohort)
+		return cli_usage_error(a, "give --grant, --withdraw, "
+					  "--grant-cohort or --withdraw-cohort");
+	char *json = NULL;
+	if (cohort && pwb_consent_update(NULL, -1, cohort, 0, &json) ==
+			  PWB_EINVAL)
+		return cli_usage_error(a, "--grant-cohort takes an attribute "
+					  "name: 1 to 64 letters, digits and "
+					  "'_'");
+	free(json);
+	json = NULL;
 	if ((rc = cli_check_id(a, "--user", u.user)))
 		return rc;
 	pwb_store *s = NULL;
 	char *unused = NULL;
-	if ((rc = open_checked(a, &u, policies, NULL, &s, &unused))) {
+	if ((rc = open_checked(a, &u, policies, NULL, &s, &unused, cohort))) {
 		pwb_store_free(s);
 		return rc;
 	}
 	pwb_diag d;
 	pwb_diag_init(&d);
-	char json[64], what[600];
-	snprintf(json, sizeof(json), "{\"learning\": %s, \"ts\": %lld}",
-		 grant ? "true" : "false", (long long)u.now);
-	pwb_status st =
-	    pwb_store_user_set_consent(s, u.org, u.user, json, u.now, &d);
+	char what[600];
+	/* Each option changes its own consent and keeps the other. */
+	pwb_store_user row = {0};
+	pwb_status st = pwb_store_user_get(s, u.org, u.user, &row, &d);
+	if (st == PWB_ENOTFOUND) { /* a new user; an erased one is refused
+				    * by the write below */
+		pwb_diag_clear(&d);
+		st = PWB_OK;
+	}
+	if (!st)
+		st = pwb_consent_update(row.consent,
+					grant	   ? 1
+					: withdraw ? 0
+						   : -1,
+					cohort	    ? cohort
+					: no_cohort ? ""
+						    : NULL,
+					u.now, &json);
+	pwb_store_user_release(&row);
+	if (!st)
+		st = pwb_store_user_set_consent(s, u.org, u.user, json, u.now,
+						&d);
+	free(json);
 	if (st) {
 		doing(what, sizeof(what), "record the consent of", &u);
 		cli_store_report(s, what, st, &d);
 		rc = CLI_FAIL;
-	} else
-		printf("user %s of org %s: consent to learning %s\n", u.user,
-		       u.org, grant ? "granted" : "withdrawn");
+	} else {
+		if (grant || withdraw)
+			printf("user %s of org %s: consent to learning %s\n",
+			       u.user, u.org, grant ? "granted" : "withdrawn");
+		if (cohort)
+			printf("user %s of org %s: consent to being grouped by "
+			       "%s granted\n",
+			       u.user, u.org, cohort);
+		else if (no_cohort)
+			printf("user %s of org %s: consent to being grouped "
+			       "withdrawn\n",
+			       u.user, u.org);
+	}
 	pwb_store_free(s);
 	pwb_diag_release(&d);
 	return rc;
@@ -319,7 +408,7 @@ static int cmd_settings(cli_args *a)
 		return rc;
 	pwb_store *s = NULL;
 	char *json = NULL;
-	rc = open_checked(a, &u, policies, pos.v[0], &s, &json);
+	rc = open_checked(a, &u, policies, pos.v[0], &s, &json, NULL);
 	pwb_diag d;
 	pwb_diag_init(&d);
 	char what[600];

@@ -42,6 +42,11 @@ typedef struct fb_run {
 	json_t *detail;
 	const char *jur[PWB__FB_MAX_JUR];
 	size_t n_jur;
+	/* The cohort the decision was scored in ("ATTRIBUTE=VALUE", its
+	 * detail owns it), or NULL; and the rater attributes stored with
+	 * the event ({"ATTRIBUTE": "VALUE"}) when it still applies. */
+	const char *cohort;
+	char *rater_attrs;
 	size_t pair_a[MAX_ALTS], pair_b[MAX_ALTS]; /* a preferred over b */
 	size_t n_pairs;
 	bool conflict; /* another writer bumped the model's version */
@@ -116,6 +121,18 @@ static pwb_status read_detail(fb_run *fr, const char *detail)
 				 "decision '%s' has a damaged record%s",
 				 fr->fb->decision_id, "");
 		fr->n_jur = i + 1;
+	}
+	json_t *co = json_object_get(root, "cohort");
+	if (!st && co && !json_is_null(co)) {
+		const char *c = json_string_value(co);
+		const char *eq = c ? strchr(c, '=') : NULL;
+		if (!eq || eq == c || !eq[1] ||
+		    strlen(c) > PWB__COHORT_ID_MAX)
+			st = bad(fr->diag,
+				 "decision '%s' has a damaged record%s",
+				 fr->fb->decision_id, "");
+		else
+			fr->cohort = c;
 	}
 	fr->detail = root; /* freed with the run: jur points into it */
 	return st;
@@ -233,6 +250,7 @@ static pwb_status store_events(fb_run *fr, int64_t now)
 	    .scale_lo = 1,
 	    .scale_hi = 5,
 	    .rater_role = "end_user",
+	    .rater_attrs = fr->rater_attrs,
 	    .decision_id = fb->decision_id,
 	};
 	if (fb->kind == PWB_FB_RATING || !fr->n_pairs)
@@ -304,9 +322,42 @@ static pwb_status learn(fb_run *fr, const pwb__user *u,
 		pwb_prefs_update_pair(pl->prefs, NULL,
 				      &fr->alts[fr->pair_a[k]].f,
 				      &fr->alts[fr->pair_b[k]].f, b);
+	/* The cohort learns like the population: once the event is
+	 * stored, in memory (docs/pipeline.md). */
+	for (size_t k = 0; !st && fr->rater_attrs && k < fr->n_pairs; k++)
+		if (!pwb_prefs_update_cohort_pair(pl->prefs, fr->cohort,
+						  &fr->alts[fr->pair_a[k]].f,
+						  &fr->alts[fr->pair_b[k]].f,
+						  b))
+			res->cohort_learnt = true;
 	if (!st)
 		res->pairs_learnt = fr->n_pairs;
 	return st;
+}
+
+/*
+ * The rater attributes of the event: the decision's cohort attribute and
+ * value, only while the policy (as resolved now) still groups users by
+ * that attribute and the user still consents to it. Otherwise none: an
+ * attribute not consented to, or forbidden, is never stored.
+ */
+static pwb_status cohort_now(fb_run *fr, const pwb_effective *e,
+			     const pwb__user *u)
+{
+	free(fr->rater_attrs);
+	fr->rater_attrs = NULL;
+	if (!fr->cohort)
+		return PWB_OK;
+	const char *eq = strchr(fr->cohort, '=');
+	char attr[PWB__COHORT_ID_MAX + 1];
+	memcpy(attr, fr->cohort, (size_t)(eq - fr->cohort));
+	attr[eq - fr->cohort] = '\0';
+	if (!pwb__cohort_consented(e, u, attr))
+		return PWB_OK;
+	json_t *j = json_pack("{s:s}", attr, eq + 1);
+	fr->rater_attrs = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return fr->rater_attrs ? PWB_OK : PWB_ENOMEM;
 }
 
 /* One try, under the lock: the user as stored now, their bounds and
@@ -329,6 +380,8 @@ static pwb_status try_learn(fb_run *fr, pwb_feedback_result *res)
 		pwb__prefs_bounds(pl, e, u.consented, &b);
 		res->consent_needed = b.needs_consent && !b.consented;
 		if (!res->consent_needed)
+			st = cohort_now(fr, e, &u);
+		if (!st && !res->consent_needed)
 			st = learn(fr, &u, &b, res);
 	}
 	pwb_effective_free(e);
@@ -373,6 +426,7 @@ pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 		st = PWB_OK;
 	}
 	json_decref(fr->detail);
+	free(fr->rater_attrs);
 	free(fr);
 	return st;
 }

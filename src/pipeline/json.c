@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static json_t *blocked_by_json(const pwb_response *r)
 {
@@ -88,6 +89,20 @@ static json_t *seed_json(const pwb_response *r)
 	return json_string(s);
 }
 
+/* The cohort the user was scored in: its attribute, value and whether
+ * its model counted; null when none. */
+static json_t *cohort_json(const pwb_response *r)
+{
+	if (!r->cohort)
+		return json_null();
+	const char *eq = strchr(r->cohort, '=');
+	if (!eq)
+		return json_null();
+	return json_pack("{s:s, s:s%, s:s, s:b}", "id", r->cohort,
+			 "attribute", r->cohort, (size_t)(eq - r->cohort),
+			 "value", eq + 1, "prior", r->cohort_prior);
+}
+
 pwb_status pwb_response_to_json(const pwb_response *r, char **out)
 {
 	*out = NULL;
@@ -106,8 +121,10 @@ pwb_status pwb_response_to_json(const pwb_response *r, char **out)
 	    "prompt_tokens", (json_int_t)r->prompt_tokens,
 	    "completion_tokens", (json_int_t)r->completion_tokens, "seed",
 	    seed_json(r), "seconds", r->seconds);
-	if (!root)
+	if (!root || json_object_set_new(root, "cohort", cohort_json(r))) {
+		json_decref(root);
 		return PWB_ENOMEM;
+	}
 	*out = json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	return *out ? PWB_OK : PWB_ENOMEM;

@@ -106,6 +106,7 @@ void pwb_response_free(pwb_response *r)
 	free(r->content);
 	free(r->refusal);
 	free(r->system_prompt);
+	free(r->cohort);
 	pwb_decision_free(r->prompt_check);
 	pwb_effective_free(r->effective);
 	free(r);
@@ -113,14 +114,57 @@ void pwb_response_free(pwb_response *r)
 
 /* ---- the user ---- */
 
-static bool consent_given(const char *json)
+/* The consent JSON (`pwb user consent`): {"learning": true} to learning
+ * from the user; "cohort": true, or an attribute's name, to being
+ * grouped. Anything else (or JSON that does not parse) consents to
+ * nothing. */
+static pwb_status read_consent(pwb__user *u, const char *json)
 {
 	if (!json)
-		return false;
+		return PWB_OK;
 	json_t *j = json_loads(json, 0, NULL);
-	bool yes = json_is_true(json_object_get(j, "learning"));
+	u->consented = json_is_true(json_object_get(j, "learning"));
+	json_t *c = json_object_get(j, "cohort");
+	u->cohort_any = json_is_true(c);
+	pwb_status st = PWB_OK;
+	if (json_is_string(c) && json_string_length(c) &&
+	    !(u->cohort_named = pwb__strdup(json_string_value(c))))
+		st = PWB_ENOMEM;
 	json_decref(j);
-	return yes;
+	return st;
+}
+
+pwb_status pwb_consent_update(const char *old, int learning,
+			      const char *cohort, int64_t now, char **out)
+{
+	*out = NULL;
+	size_t n = cohort ? strlen(cohort) : 0;
+	if (n > 64)
+		return PWB_EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = cohort[i];
+		if (!(c == '_' || (c >= 'a' && c <= 'z') ||
+		      (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			return PWB_EINVAL;
+	}
+	json_t *j = old ? json_loads(old, 0, NULL) : NULL;
+	if (!json_is_object(j)) {
+		json_decref(j);
+		j = json_object();
+	}
+	bool bad = !j;
+	if (!bad && learning >= 0)
+		bad = json_object_set_new(j, "learning",
+					  json_boolean(learning == 1));
+	if (!bad && cohort)
+		bad = json_object_set_new(j, "cohort",
+					  n ? json_string(cohort)
+					    : json_false());
+	if (!bad)
+		bad = json_object_set_new(j, "ts", json_integer(now));
+	*out = bad ? NULL : json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return *out ? PWB_OK : PWB_ENOMEM;
 }
 
 pwb_status pwb__user_load(pwb_pipeline *pl, const char *org, const char *user,
@@ -144,7 +188,8 @@ pwb_status pwb__user_load(pwb_pipeline *pl, const char *org, const char *user,
 		pwb_diag_add(diag, NULL, 0, 0, "user '%s' was erased", user);
 		return PWB_EINVAL;
 	}
-	u->consented = consent_given(u->row.consent);
+	if ((st = read_consent(u, u->row.consent)))
+		return st;
 	if (u->row.settings)
 		st = pwb_settings_parse(&u->settings, u->row.settings,
 					strlen(u->row.settings),
@@ -157,7 +202,86 @@ void pwb__user_release(pwb__user *u)
 	if (u->found)
 		pwb_store_user_release(&u->row);
 	pwb_settings_free(u->settings);
+	free(u->cohort_named);
 	memset(u, 0, sizeof(*u));
+}
+
+/* ---- the user's cohort (docs/prefs.md, "Cohort priors") ---- */
+
+bool pwb__cohort_consented(const pwb_effective *e, const pwb__user *u,
+			   const char *attr)
+{
+	const pwb_eff_learning *l = pwb_effective_learning(e);
+	if (!attr || !l->cohort_attribute || strcmp(attr, l->cohort_attribute))
+		return false;
+	/* An attribute a learning restriction names (a special category)
+	 * needs consent that names it: "cohort": true does not do. */
+	if (u->cohort_named && !strcmp(u->cohort_named, attr))
+		return true;
+	return u->cohort_any && !l->cohort_named_consent;
+}
+
+/* A value names a cohort when it is printable UTF-8: no C0 or C1
+ * control character, no DEL. */
+static bool cohort_value_ok(const char *v, size_t len)
+{
+	int line, col;
+	bool nul;
+	if (!len || !pwb__utf8_valid(v, len, &line, &col, &nul))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)v[i];
+		if (c < 0x20 || c == 0x7f)
+			return false;
+		if (c == 0xc2 && i + 1 < len &&
+		    (unsigned char)v[i + 1] >= 0x80 &&
+		    (unsigned char)v[i + 1] <= 0x9f)
+			return false;
+	}
+	return true;
+}
+
+pwb_status pwb__cohort_of(const pwb_effective *e, const pwb__user *u,
+			  const pwb_attrs *attrs,
+			  char id[PWB__COHORT_ID_MAX + 1], pwb_diag *diag)
+{
+	id[0] = '\0';
+	const char *attr = pwb_effective_learning(e)->cohort_attribute;
+	if (!attrs || !pwb__cohort_consented(e, u, attr))
+		return PWB_OK;
+	char key[PWB__COHORT_ID_MAX + 8];
+	if ((size_t)snprintf(key, sizeof(key), "user.%s", attr) >=
+	    sizeof(key))
+		return PWB_OK; /* no such attribute can be set */
+	char v[PWB__COHORT_VALUE_MAX + 1];
+	pwb_status st = pwb_attrs_text(attrs, key, v, sizeof(v));
+	if (st == PWB_ENOTFOUND)
+		return PWB_OK;
+	if (st == PWB_ETOOLARGE) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "attribute '%s' names the user's cohort: its value "
+			     "must be at most %d bytes",
+			     key, PWB__COHORT_VALUE_MAX);
+		return PWB_EINVAL;
+	}
+	if (!cohort_value_ok(v, strlen(v))) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "attribute '%s' names the user's cohort: its value "
+			     "must be UTF-8 text without control characters, "
+			     "not empty",
+			     key);
+		return PWB_EINVAL;
+	}
+	if ((size_t)snprintf(id, PWB__COHORT_ID_MAX + 1, "%s=%s", attr, v) >
+	    PWB__COHORT_ID_MAX) {
+		id[0] = '\0';
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "attribute '%s' names the user's cohort: the name "
+			     "and value together must be at most %d bytes",
+			     key, PWB__COHORT_ID_MAX - 1);
+		return PWB_EINVAL;
+	}
+	return PWB_OK;
 }
 
 pwb_status pwb__resolve(pwb_pipeline *pl, const pwb_request *req,
@@ -267,6 +391,7 @@ typedef struct req_run {
 				* rails left it, or NULL (unchanged) */
 	pwb_generation gen;
 	pwb_prefs_features *feats; /* per alternative */
+	char cohort[PWB__COHORT_ID_MAX + 1]; /* "" when none */
 	bool stream_cancelled;	   /* the stream's caller asked to stop */
 	double t0;
 } req_run;
@@ -613,9 +738,16 @@ static pwb_status score_candidates(req_run *rr, pwb_diag *diag)
 	const char *who = r->learns ? rr->req->user : NULL;
 	/* A user reset to the population keeps an entry without weights. */
 	r->personal = !st && who && pwb_prefs_user_nnz(pl->prefs, who) > 0;
+	/* A member starts from their cohort's model; their own evidence
+	 * takes over as it grows (pwb_prefs_score_cohort). */
+	const char *cohort = rr->cohort[0] ? rr->cohort : NULL;
+	r->cohort_prior = !st && cohort &&
+			  pwb_prefs_has_cohort(pl->prefs, cohort) &&
+			  pwb_prefs_user_weight(pl->prefs, who) < 1;
 	if (!st)
-		pwb_prefs_score(pl->prefs, who, rr->feats, r->n_alts, &b,
-				PWB_PREFS_PERSONAL, scores);
+		pwb_prefs_score_cohort(pl->prefs, who, cohort, rr->feats,
+				       r->n_alts, &b, PWB_PREFS_PERSONAL,
+				       scores);
 	pthread_mutex_unlock(&pl->lock);
 	for (size_t i = 0; !st && i < r->n_alts; i++)
 		r->alts[i].score =
@@ -768,15 +900,19 @@ static pwb_status decision_detail(req_run *rr, char **out)
 			bad = json_array_append_new(
 			    jur, json_string(rr->req->jurisdictions[i]));
 	}
-	json_t *root = bad ? NULL
-			   : json_pack("{s:o, s:s*, s:b, s:s*, s:o*}",
-				       "alternatives", alts, "chosen",
-				       r->chosen == SIZE_MAX
-					   ? NULL
-					   : r->alts[r->chosen].id,
-				       "learns", r->learns, "blocked_on",
-				       r->blocked ? r->blocked_by.on : NULL,
-				       "jurisdictions", jur);
+	/* The cohort it was scored in: feedback on it teaches that cohort
+	 * (while the policy and the user's consent still allow it), and the
+	 * user can see which model they started from. */
+	json_t *root =
+	    bad ? NULL
+		: json_pack("{s:o, s:s*, s:b, s:s*, s:o*, s:s*, s:b}",
+			    "alternatives", alts, "chosen",
+			    r->chosen == SIZE_MAX ? NULL
+						  : r->alts[r->chosen].id,
+			    "learns", r->learns, "blocked_on",
+			    r->blocked ? r->blocked_by.on : NULL,
+			    "jurisdictions", jur, "cohort", r->cohort,
+			    "cohort_prior", r->cohort_prior);
 	if (!root && !bad)
 		alts = NULL; /* json_pack took them even on failure */
 	else if (bad) {
@@ -866,6 +1002,11 @@ pwb_status pwb_pipeline_chat(pwb_pipeline *pl, const pwb_request *req,
 	st = pwb__user_load(pl, req->org, req->user, &rr.user, diag);
 	if (!st)
 		st = pwb__resolve(pl, req, &rr.user, &rr.r->effective, diag);
+	if (!st)
+		st = pwb__cohort_of(rr.r->effective, &rr.user, req->attrs,
+				    rr.cohort, diag);
+	if (!st && rr.cohort[0] && !(rr.r->cohort = pwb__strdup(rr.cohort)))
+		st = PWB_ENOMEM;
 	if (!st)
 		st = check_prompt(&rr, &blocked, diag);
 	if (!st && !blocked)

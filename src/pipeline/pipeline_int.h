@@ -23,7 +23,30 @@ typedef struct pwb__user {
 	bool found;
 	pwb_settings *settings; /* parsed; NULL when none */
 	bool consented;		/* consent JSON says "learning": true */
+	/* Consent to be grouped: "cohort": true (any attribute no
+	 * learning restriction names), or the attribute's name (that one
+	 * only); NULL when not given. */
+	bool cohort_any;
+	char *cohort_named;
 } pwb__user;
+
+/* The longest cohort value, and id ("ATTRIBUTE=VALUE"), in bytes. */
+#define PWB__COHORT_VALUE_MAX 128
+#define PWB__COHORT_ID_MAX 256
+
+/*
+ * The user's cohort for a request (docs/prefs.md, "Cohort priors"):
+ * "ATTRIBUTE=VALUE" into id when e groups users by ATTRIBUTE, the user
+ * consented to it and attrs carry user.ATTRIBUTE; else id is "". A value
+ * that cannot name a cohort (over 128 bytes, empty, not UTF-8, with
+ * control characters) fails with PWB_EINVAL, naming the attribute.
+ */
+pwb_status pwb__cohort_of(const pwb_effective *e, const pwb__user *u,
+			  const pwb_attrs *attrs,
+			  char id[PWB__COHORT_ID_MAX + 1], pwb_diag *diag);
+/* Whether the user consented to be grouped by attr under e. */
+bool pwb__cohort_consented(const pwb_effective *e, const pwb__user *u,
+			   const char *attr);
 
 pwb_status pwb__user_load(pwb_pipeline *pl, const char *org, const char *user,
 			  pwb__user *u, pwb_diag *diag);

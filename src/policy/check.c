@@ -488,6 +488,12 @@ static void check_learning(pwb_policy *p, int fi, const int *above,
 	char where[1024];
 	if (!l->present)
 		return;
+	if (l->cohort && l->requires_consent != 1 &&
+	    list_has(l->forbid, l->n_forbid, l->cohort))
+		pwb__ferr(p, fi, l->cohort_line, l->cohort_col,
+			  "%s groups users by '%s' (cohort_attribute), but its "
+			  "own forbid_attributes forbid learning from it",
+			  f->source, l->cohort);
 	for (size_t i = 0; i < n_above; i++) {
 		const pwb__file *g = &p->files[above[i]];
 		const pwb__learning *s = &g->learning;
@@ -508,6 +514,15 @@ static void check_learning(pwb_policy *p, int fi, const int *above,
 				  "%s loosens learning: store_texts: true, but "
 				  "%s allows feature vectors only",
 				  f->source, where);
+		}
+		if (l->cohort && s->requires_consent != 1 &&
+		    list_has(s->forbid, s->n_forbid, l->cohort)) {
+			describe(where, sizeof(where), g, s->line, s->basis);
+			pwb__ferr(p, fi, l->cohort_line, l->cohort_col,
+				  "%s groups users by '%s' (cohort_attribute), "
+				  "but %s forbids learning from it and does "
+				  "not allow it with consent",
+				  f->source, l->cohort, where);
 		}
 		if (l->retention_days && s->retention_days &&
 		    l->retention_days > s->retention_days) {

@@ -1038,6 +1038,29 @@ pwb_status pwb__value_from_text(pwb__value *out, const char *text)
 	return out->str ? PWB_OK : PWB_ENOMEM;
 }
 
+pwb_status pwb_attrs_text(const pwb_attrs *a, const char *key, char *buf,
+			  size_t size)
+{
+	const pwb__value *v = a && key ? pwb__attrs_get(a, key) : NULL;
+	if (size)
+		buf[0] = '\0';
+	if (!v || v->type == PWB_VAL_NULL || v->type == PWB_VAL_LIST)
+		return PWB_ENOTFOUND;
+	int n = 0;
+	if (v->type == PWB_VAL_STRING)
+		n = snprintf(buf, size, "%s", v->str);
+	else if (v->type == PWB_VAL_NUMBER)
+		n = snprintf(buf, size, "%.15g", v->num);
+	else
+		n = snprintf(buf, size, "%s", v->b ? "true" : "false");
+	if (n < 0 || (size_t)n >= size) {
+		if (size)
+			buf[0] = '\0';
+		return PWB_ETOOLARGE;
+	}
+	return PWB_OK;
+}
+
 pwb_status pwb_attrs_new(pwb_attrs **out)
 {
 	*out = pwb__calloc(1, sizeof(**out));

@@ -169,6 +169,17 @@ static json_t *effective_json(const pwb_effective *e)
 		       prov_json(&l->store_texts_set_by));
 	bad |=
 	    set_new(learn, "retention_set_by", prov_json(&l->retention_set_by));
+	bad |= set_new(learn, "cohort_attribute",
+		       l->cohort_attribute ? json_string(l->cohort_attribute)
+					   : json_null());
+	bad |= set_new(learn, "cohort_refused",
+		       l->cohort_refused ? json_string(l->cohort_refused)
+					 : json_null());
+	bad |= set_new(learn, "cohort_named_consent",
+		       json_boolean(l->cohort_named_consent));
+	bad |= set_new(learn, "cohort_set_by", prov_json(&l->cohort_set_by));
+	bad |= set_new(learn, "cohort_limited_by",
+		       prov_json(&l->cohort_limited_by));
 	bad |= set_new(root, "categories", cats);
 	cats = NULL;
 	bad |= set_new(root, "dimensions", dims);

@@ -931,6 +931,7 @@ void pwb__file_release(pwb__file *f)
 	free(f->obligations);
 	free_strings(f->learning.forbid, f->learning.n_forbid);
 	free(f->learning.basis);
+	free(f->learning.cohort);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -1422,6 +1423,54 @@ static pwb_status file_obligations(loader *ld, const pwb__ynode *map)
 	return PWB_OK;
 }
 
+/*
+ * learning.cohort_attribute (org files): the user attribute whose value
+ * groups users into cohorts (docs/prefs.md, "Cohort priors"). It must be
+ * a registry attribute user.NAME that holds one value (a string, number
+ * or boolean); whether a higher tier forbids it is checked across files
+ * (check.c, check_learning).
+ */
+static pwb_status file_cohort(loader *ld, const pwb__ynode *n)
+{
+	pwb__file *f = file_of(ld);
+	pwb__learning *l = &f->learning;
+	const char *s;
+	if (!get_string(ld, n, "cohort_attribute", &s))
+		return PWB_OK;
+	if (f->tier != PWB_TIER_ORG) {
+		err_at(ld, n,
+		       "cohort_attribute belongs in an org file: the org "
+		       "decides how its users are grouped");
+		return PWB_OK;
+	}
+	char full[256];
+	int a = -1;
+	if (strlen(s) < sizeof(full) - 5) {
+		snprintf(full, sizeof(full), "user.%s", s);
+		a = pwb__find_attr(ld->p, full);
+	}
+	if (a < 0) {
+		pwb__hint sg = pwb__hint_in(ld->p, s, PWB__NAMES_USER);
+		err_at(ld, n,
+		       "unknown user attribute '%.64s' for cohort_attribute "
+		       "(the registry has no 'user.%.64s')%s",
+		       s, s, sg.text);
+		return PWB_OK;
+	}
+	if (ld->p->attrs[a].type == PWB_VAL_LIST) {
+		err_at(ld, n,
+		       "cohort_attribute '%s' is a list: a cohort is named by "
+		       "one value (a string, number or boolean attribute)",
+		       s);
+		return PWB_OK;
+	}
+	if (!(l->cohort = pwb__strdup(s)))
+		return PWB_ENOMEM;
+	l->cohort_line = n->line;
+	l->cohort_col = n->col;
+	return PWB_OK;
+}
+
 static pwb_status file_learning(loader *ld, const pwb__ynode *map)
 {
 	pwb_policy *p = ld->p;
@@ -1429,9 +1478,9 @@ static pwb_status file_learning(loader *ld, const pwb__ynode *map)
 	pwb__learning *l = &f->learning;
 	if (!is_map(ld, map, "learning"))
 		return PWB_OK;
-	static const char *const keys[] = {"forbid_attributes",
-					   "requires_consent", "store_texts",
-					   "retention_days", "basis"};
+	static const char *const keys[] = {
+	    "forbid_attributes", "requires_consent", "store_texts",
+	    "retention_days",	 "cohort_attribute", "basis"};
 	check_keys(ld, map, "learning", keys, PWB_ARRAY_LEN(keys));
 	l->present = true;
 	l->line = map->line;
@@ -1487,6 +1536,8 @@ static pwb_status file_learning(loader *ld, const pwb__ynode *map)
 	if ((n = pwb__ymap_get(map, "basis")) &&
 	    get_string(ld, n, "basis", &s) && !(l->basis = pwb__strdup(s)))
 		return PWB_ENOMEM;
+	if ((n = pwb__ymap_get(map, "cohort_attribute")))
+		return file_cohort(ld, n);
 	return PWB_OK;
 }
 

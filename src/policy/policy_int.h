@@ -108,6 +108,10 @@ typedef struct pwb__learning {
 	int consent_line, consent_col; /* where each field was set */
 	int store_line, store_col;
 	int retention_line, retention_col;
+	/* org files: the user attribute (without "user.") that groups users
+	 * into cohorts for cohort priors, or NULL */
+	char *cohort;
+	int cohort_line, cohort_col;
 } pwb__learning;
 
 typedef struct pwb__file {

@@ -556,6 +556,51 @@ static pwb_status resolve_dims(rstate *st)
 
 /* ---- obligations, learning, the rest ---- */
 
+/*
+ * The cohort attribute: the nearest org file that names one, unless a
+ * file of this resolve forbids learning from it. A file that forbids it
+ * and requires consent allows it with the user's consent naming it; one
+ * that does not refuses it. (A static policy with such a refusal fails
+ * `pwb policy check`; a request's own jurisdictions can still bring one.)
+ */
+static void resolve_cohort(rstate *st, int org)
+{
+	pwb_policy *p = st->p;
+	pwb_eff_learning *l = &st->e->learning;
+	int from = -1;
+	for (int f = org; f >= 0 && from < 0; f = p->files[f].parent)
+		if (p->files[f].learning.cohort)
+			from = f;
+	if (from < 0)
+		return;
+	const char *name = p->files[from].learning.cohort;
+	for (size_t k = 0; k < st->n_files; k++)
+		if (st->files[k] == from)
+			l->cohort_set_by =
+			    prov_rule(st, k, p->files[from].learning.cohort_line,
+				      p->files[from].learning.basis);
+	for (size_t k = 0; k < st->n_files; k++) {
+		const pwb__learning *fl = &p->files[st->files[k]].learning;
+		if (!fl->present ||
+		    !has_str((const char **)fl->forbid, fl->n_forbid, name))
+			continue;
+		if (fl->requires_consent != 1) {
+			l->cohort_limited_by =
+			    prov_rule(st, k, fl->line, fl->basis);
+			l->cohort_refused = dup(st, name);
+			l->cohort_attribute = NULL;
+			l->cohort_named_consent = false;
+			return;
+		}
+		if (!l->cohort_named_consent) {
+			l->cohort_limited_by =
+			    prov_rule(st, k, fl->line, fl->basis);
+			l->cohort_named_consent = true;
+		}
+	}
+	l->cohort_attribute = dup(st, name);
+}
+
 static pwb_status resolve_rest(rstate *st, int org)
 {
 	pwb_policy *p = st->p;
@@ -579,7 +624,8 @@ static pwb_status resolve_rest(rstate *st, int org)
 	l->set_by =
 	    (pwb_provenance){PWB_TIER_REGISTRY, "registry", NULL, 0, NULL};
 	l->requires_consent_set_by = l->store_texts_set_by =
-	    l->retention_set_by = l->set_by;
+	    l->retention_set_by = l->cohort_set_by = l->cohort_limited_by =
+		l->set_by;
 	bool have_learning = false;
 	for (size_t k = 0; k < st->n_files; k++) {
 		const pwb__file *f = &p->files[st->files[k]];
@@ -632,6 +678,7 @@ static pwb_status resolve_rest(rstate *st, int org)
 		}
 	}
 	l->forbid_attributes = forbid;
+	resolve_cohort(st, org);
 	e->candidates = 1;
 	for (int f = org; f >= 0; f = p->files[f].parent) {
 		if (p->files[f].candidates) {

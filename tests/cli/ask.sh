@@ -398,6 +398,33 @@ run user consent --db "sqlite:$tmp/none3.db" --org acme-tutor --user u1 --grant
 expect_error "usage: consent for a new store without --policies" 2 "--policies"
 run user consent --db "sqlite:$tmp/none4.db" --org acme-tutor --user "$(printf 'u\t1')" --grant --policies "$pol"
 expect_error "usage: consent for a --user with a tab" 2 "control characters"
+
+# Consent to being grouped: only by the org's attribute; each option
+# keeps the other consent as recorded.
+cdb="sqlite:$tmp/cohort.db"
+run user consent --db "$cdb" --policies "$pol" --org open-studio --user co-u --grant
+run user consent --db "$cdb" --org open-studio --user co-u --grant-cohort age_band
+expect "consent to being grouped by the org's attribute" 0 ""
+if grep -q "grouped by age_band granted" "$tmp/out"; then
+	ok "consent to being grouped says so"; else
+	fail "consent to being grouped says so" "$(cat "$tmp/out")"; fi
+run user consent --db "$cdb" --org open-studio --user co-u --withdraw
+run user export --db "$cdb" --org open-studio --user co-u
+json_check "each consent option keeps the other" \
+	'j["profile"]["consent"]["learning"] is False and j["profile"]["consent"]["cohort"] == "age_band"'
+run user consent --db "$cdb" --org open-studio --user co-u --grant-cohort religion
+expect_error "consent to being grouped by another attribute" 1 "groups users by 'age_band'"
+run user consent --db "$cdb" --org acme-tutor --user co-u --grant-cohort age_band
+expect_error "consent to being grouped where the org groups nobody" 1 "groups nobody"
+run user consent --db "$cdb" --org open-studio --user co-u --grant-cohort 'age band'
+expect_error "usage: --grant-cohort with a bad attribute name" 2 "attribute name"
+run user consent --db "$cdb" --org open-studio --user co-u
+expect_error "usage: consent without an option" 2 "grant-cohort"
+# A cohort value that cannot name one: one error, nothing generated.
+run ask --db "$cdb" --policies "$pol" --org open-studio --user co-u "${eng[@]}" \
+	--attr "user.age_band=$(printf 'a\tb')" "Tell me a story"
+expect_error "ask with a cohort value with a control character" 1 "control characters"
+
 if ls "$tmp"/none*.db >/dev/null 2>&1; then
 	fail "failed user settings and consent create no store" "$(ls "$tmp"/none*.db | tr '\n' ' ')"; else
 	ok "failed user settings and consent create no store"; fi
