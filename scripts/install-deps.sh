@@ -33,14 +33,22 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages are installed"
-  exit 0
+else
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root (missing: ${missing[*]})" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "install-deps: run as root (missing: ${missing[*]})" >&2; exit 1; }
-  sudo="sudo"
+# The official OpenAI client for the gateway's tests (tests/client), at
+# the version its lock file pins, from the npm registry.
+client=$(dirname "$0")/../tests/client
+if ! cmp -s "$client/package-lock.json" "$client/node_modules/.pwb-installed" 2>/dev/null; then
+  echo "install-deps: npm ci in tests/client (the openai client for the tests)"
+  (cd "$client" && npm ci --no-audit --no-fund --silent &&
+    cp package-lock.json node_modules/.pwb-installed)
 fi
-echo "install-deps: installing ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -189,9 +189,20 @@ else
 	fail "a revoked key is refused at once" "revoke failed: $(head -c 200 "$tmp/revoke.err")"
 fi
 
+# The official openai npm client, unchanged (tests/client, installed by
+# scripts/install-deps.sh).
+client=$(dirname "${BASH_SOURCE[0]}")/../client
+if ! command -v node >/dev/null || [ ! -d "$client/node_modules/openai" ]; then
+	fail "the official openai client" "not installed: run bash scripts/install-deps.sh"
+elif node "$client/openai.mjs" "$base/v1" "$svc" >"$tmp/client.out" 2>&1; then
+	ok "the official openai client: $(tail -n 1 "$tmp/client.out")"
+else
+	fail "the official openai client" "$(grep -v '^ok' "$tmp/client.out" | head -c 600)"
+fi
+
 curl -s "$base/metrics" >"$tmp/metrics"
 if grep -q '^pwb_http_requests_total{route="/v1/chat/completions",method="POST",status="200"} [1-9]' "$tmp/metrics" &&
-	grep -q '^pwb_blocks_total{tier="law",category="indiscriminate_weapons"} 1' "$tmp/metrics" &&
+	grep -q '^pwb_blocks_total{tier="law",category="indiscriminate_weapons"} [1-9]' "$tmp/metrics" &&
 	grep -q '^pwb_http_request_duration_seconds_bucket{route="/healthz",method="GET",le="+Inf"} 1' "$tmp/metrics"; then
 	ok "metrics count requests, blocks and latency"
 else
