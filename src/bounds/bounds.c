@@ -46,14 +46,10 @@ pwb_bounds_params pwb_bounds_default_params(void)
 void pwb__bounds_log(const pwb_bounds *b, pwb_log_level level, const char *fmt,
 		     ...)
 {
-	if (!b->params.log)
-		return;
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	pwb__vlogf(b->params.log, b->params.log_user, level, fmt, ap);
 	va_end(ap);
-	b->params.log(b->params.log_user, level, msg);
 }
 
 /* ---- scratch spaces: one per concurrent scan ---- */

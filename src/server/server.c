@@ -50,20 +50,7 @@ int64_t pwb__srv_now(void)
 	return (int64_t)time(NULL);
 }
 
-static void srv_log(const pwb_server *s, pwb_log_level lv, const char *fmt,
-		    ...) __attribute__((format(printf, 3, 4)));
-static void srv_log(const pwb_server *s, pwb_log_level lv, const char *fmt,
-		    ...)
-{
-	if (!s->p.log)
-		return;
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	s->p.log(s->p.log_user, lv, msg);
-}
+#define srv_log(s, lv, ...) pwb__logf((s)->p.log, (s)->p.log_user, lv, __VA_ARGS__)
 
 /* ---- policy sets ---- */
 

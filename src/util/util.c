@@ -106,6 +106,25 @@ double pwb__now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void pwb__vlogf(pwb_log_fn fn, void *user, pwb_log_level level,
+		const char *fmt, va_list ap)
+{
+	if (!fn)
+		return;
+	char msg[1024];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	fn(user, level, msg);
+}
+
+void pwb__logf(pwb_log_fn fn, void *user, pwb_log_level level,
+	       const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pwb__vlogf(fn, user, level, fmt, ap);
+	va_end(ap);
+}
+
 size_t pwb__diag_mark(const pwb_diag *d)
 {
 	return d ? d->n + d->dropped : 0;

@@ -102,6 +102,14 @@ void pwb__diag_rewind(pwb_diag *d, size_t n);
 /* Seconds on the monotonic clock. */
 double pwb__now(void);
 
+/* Formats a message (at most 1 KiB) and passes it to fn; nothing when fn
+ * is NULL. */
+void pwb__logf(pwb_log_fn fn, void *user, pwb_log_level level,
+	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void pwb__vlogf(pwb_log_fn fn, void *user, pwb_log_level level,
+		const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 /*
  * One error channel: a library call that fails leaves a message in its
  * pwb_diag. pwb__diag_mark() counts the messages a diag has seen (0 for
