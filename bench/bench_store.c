@@ -8,6 +8,10 @@
  *                            libpq) batched the same way;
  *   feedback_acked_per_s     one event per transaction (the server's
  *                            path: each acknowledged event durable);
+ *   grouped_acked_per_s      the same calls from 1, 16 and 64 threads at
+ *                            once, whose events share commits (group
+ *                            commit, docs/store.md), beside the one
+ *                            commit per event above;
  *   user_load_ns             pwb_store_user_get() of random users among
  *                            --users (settings and a 2 KiB model), against
  *                            a bare prepared SELECT of the same columns.
@@ -26,6 +30,7 @@
 #include "util/util.h"
 
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,12 +42,16 @@
 #define LOADS 20000
 #define MODEL_BYTES 2048
 #define ACKED 1000
+#define N_WRITERS 3
+static const int writers[N_WRITERS] = {1, 16, 64};
 
 typedef struct result {
 	bool ran;
 	long users;
 	double populate_s;
 	double inserts, inserts_base, acked, acked_base;
+	double grouped[N_WRITERS];	   /* acknowledged events/s */
+	double grouped_commits[N_WRITERS]; /* events per commit */
 	bench_p50_p99 load, load_base;
 } result;
 
@@ -123,6 +132,51 @@ static void store_insert(pwb_store *s, const char *user, int64_t ts,
 					       (int64_t)time(NULL), NULL, d);
 	if (st)
 		die("insert", st, d);
+}
+
+/* ---- concurrent writers: events that share commits ---- */
+
+typedef struct writer {
+	pwb_store *s;
+	int t;
+	long n, users;
+} writer;
+
+static void *writer_run(void *arg)
+{
+	writer *w = arg;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	char user[32];
+	for (long i = 0; i < w->n; i++) {
+		snprintf(user, sizeof(user), "u%ld",
+			 ((long)w->t * 7919 + i * 104729) % w->users + 1);
+		store_insert(w->s, user, 4000, &d);
+	}
+	pwb_diag_release(&d);
+	return NULL;
+}
+
+/* `total` events, one call each, from n threads at once. */
+static void grouped(pwb_store *s, int n, long total, long users, double *rate,
+		    double *per_commit)
+{
+	pthread_t th[64];
+	writer w[64];
+	pwb__group_stats before, after;
+	pwb__store_group_stats(s, &before);
+	double t0 = bench_now_s();
+	for (int i = 0; i < n; i++) {
+		w[i] = (writer){s, i, total / n, users};
+		pthread_create(&th[i], NULL, writer_run, &w[i]);
+	}
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	double t = bench_now_s() - t0;
+	pwb__store_group_stats(s, &after);
+	*rate = (double)(total / n * n) / t;
+	*per_commit = (double)(after.events - before.events) /
+		      (double)(after.commits - before.commits);
 }
 
 /* ---- the bare baselines: the least the same work needs ---- */
@@ -288,6 +342,9 @@ static void measure(pwb_store *s, bare *b, long users, long events, result *r)
 	}
 	r->acked = (double)acked / t_store;
 	r->acked_base = (double)acked / t_bare;
+	for (int k = 0; k < N_WRITERS; k++)
+		grouped(s, writers[k], writers[k] == 1 ? acked : 4 * acked,
+			users, &r->grouped[k], &r->grouped_commits[k]);
 
 	double *lat = malloc(sizeof(double) * LOADS);
 	double *lat_b = malloc(sizeof(double) * LOADS);
@@ -356,12 +413,21 @@ static void print_json(const char *name, const result *r, bool last)
 	       "\"feedback_inserts_per_s\": %.0f, "
 	       "\"baseline_inserts_per_s\": %.0f, "
 	       "\"feedback_acked_per_s\": %.0f, "
-	       "\"baseline_acked_per_s\": %.0f, "
-	       "\"user_load_ns\": {\"p50\": %.0f, \"p99\": %.0f}, "
-	       "\"baseline_load_ns\": {\"p50\": %.0f, \"p99\": %.0f}}%s\n",
+	       "\"baseline_acked_per_s\": %.0f, ",
 	       name, r->users, r->populate_s, r->inserts, r->inserts_base,
-	       r->acked, r->acked_base, r->load.p50, r->load.p99,
-	       r->load_base.p50, r->load_base.p99, last ? "" : ",");
+	       r->acked, r->acked_base);
+	printf("\"grouped_acked_per_s\": {");
+	for (int k = 0; k < N_WRITERS; k++)
+		printf("%s\"%d\": %.0f", k ? ", " : "", writers[k],
+		       r->grouped[k]);
+	printf("}, \"grouped_events_per_commit\": {");
+	for (int k = 0; k < N_WRITERS; k++)
+		printf("%s\"%d\": %.1f", k ? ", " : "", writers[k],
+		       r->grouped_commits[k]);
+	printf("}, \"user_load_ns\": {\"p50\": %.0f, \"p99\": %.0f}, "
+	       "\"baseline_load_ns\": {\"p50\": %.0f, \"p99\": %.0f}}%s\n",
+	       r->load.p50, r->load.p99, r->load_base.p50, r->load_base.p99,
+	       last ? "" : ",");
 }
 
 static void print_text(const char *name, const result *r)
@@ -375,6 +441,12 @@ static void print_text(const char *name, const result *r)
 	printf("  feedback, one commit each:       %.0f/s (bare %.0f/s, "
 	       "ratio %.2f)\n",
 	       r->acked, r->acked_base, r->acked / r->acked_base);
+	for (int k = 0; k < N_WRITERS; k++)
+		printf(
+		    "  feedback, %2d writer%s at once:    %.0f/s (%.1f events "
+		    "a commit; %.1fx one commit each)\n",
+		    writers[k], writers[k] == 1 ? " " : "s", r->grouped[k],
+		    r->grouped_commits[k], r->grouped[k] / r->acked);
 	printf("  user load: p50 %.0f ns, p99 %.0f ns (bare p50 %.0f ns, p99 "
 	       "%.0f ns)\n",
 	       r->load.p50, r->load.p99, r->load_base.p50, r->load_base.p99);

@@ -238,7 +238,9 @@ void pwb_store_feedback_content_id(const pwb_store *s,
  * before anything is written. *id (may be NULL) gets the row id, or 0 when
  * an event with the same event_id was already stored. Once this returns
  * PWB_OK outside a transaction (or its transaction commits), the event is
- * durable.
+ * durable. Outside a transaction the event shares its commit with those of
+ * other threads calling at the same time (group commit, docs/store.md): a
+ * failure of the store fails them all, an error of the event only it.
  */
 pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 				  const pwb_store_feedback *fb,
@@ -279,7 +281,11 @@ typedef struct pwb_store_decision {
 	const char *detail;	      /* JSON object (no user texts), or NULL */
 } pwb_store_decision;
 
-/* Stores a decision and appends it to the audit chain, atomically. */
+/*
+ * Stores a decision and appends it to the audit chain, atomically; durable
+ * once it returns PWB_OK outside a transaction, where it shares its commit
+ * with other threads' decisions and feedback events (group commit).
+ */
 pwb_status pwb_store_decision_add(pwb_store *s, const char *org,
 				  const pwb_store_decision *d, pwb_diag *diag);
 

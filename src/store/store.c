@@ -250,6 +250,26 @@ static const stmt stmts[S_COUNT] = {
 
 /* ---- the handle and its pool ---- */
 
+/*
+ * One decision or feedback event waiting for a group commit (see "group
+ * commit" below). It lives on its caller's stack, and borrows the
+ * caller's arguments: the caller waits until `done`.
+ */
+struct gc_event {
+	const char *org;
+	const pwb_store_feedback *fb; /* a feedback event, or */
+	const pwb_store_decision *d;  /* a decision */
+	pwb_store_texts texts;
+	int64_t now;
+	const char *audit_detail; /* the decision's audit row's detail */
+	int64_t id;		  /* out: the feedback row's id */
+	pwb_status st;		  /* out, once done */
+	bool done;
+	pwb_diag *diag;	   /* the caller's; written before done is set */
+	pthread_cond_t cv; /* its caller waits here (not all on one) */
+	struct gc_event *next;
+};
+
 typedef struct slot {
 	pwb__conn *c;
 	bool busy;
@@ -271,6 +291,13 @@ struct pwb_store {
 	pthread_cond_t cv;
 	slot *slots;
 	int n_slots;
+	/* Group commit (see "group commit" below): the events waiting for
+	 * a leader, whether one is writing, and a hold for tests. */
+	pthread_mutex_t g_mu;
+	struct gc_event *g_head, *g_tail;
+	size_t g_queued;
+	bool g_leader, g_hold;
+	uint64_t g_commits, g_events;
 };
 
 pwb_store_params pwb_store_default_params(void)
@@ -305,6 +332,15 @@ static slot *own_tx(pwb_store *s)
 		    pthread_equal(s->slots[i].owner, pthread_self()))
 			return &s->slots[i];
 	return NULL;
+}
+
+/* Whether this thread has a transaction open. */
+static bool in_tx(pwb_store *s)
+{
+	pthread_mutex_lock(&s->mu);
+	bool in = own_tx(s) != NULL;
+	pthread_mutex_unlock(&s->mu);
+	return in;
 }
 
 /* A connection for this thread: its transaction's, else a free one. */
@@ -916,6 +952,7 @@ void pwb_store_free(pwb_store *s)
 	free(s->slots);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->g_mu);
 	free(s->target);
 	free(s);
 }
@@ -944,6 +981,7 @@ pwb_status pwb_store_open(pwb_store **out, const char *url,
 		s->params.busy_timeout_ms = 0;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	pthread_mutex_init(&s->g_mu, NULL);
 	s->n_slots = s->params.pool_size;
 	be->describe(target, s->name, sizeof(s->name));
 	if (!(s->target = pwb__strdup(target)) ||
@@ -1356,21 +1394,14 @@ void pwb_store_feedback_content_id(const pwb_store *s,
 	sodium_bin2hex(out + 8, 65, digest, sizeof(digest));
 }
 
-pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
-				  const pwb_store_feedback *fb,
-				  pwb_store_texts texts, int64_t now,
-				  int64_t *id, pwb_diag *diag)
+/* The rows of one checked event, in the transaction of o. */
+static pwb_status fb_write(pwb_store *s, op *o, const char *org,
+			   const pwb_store_feedback *fb, pwb_store_texts texts,
+			   int64_t now, int64_t *id, pwb_diag *diag)
 {
-	if (id)
-		*id = 0;
-	pwb_status st = pwb_store_feedback_check(org, fb, texts, diag);
-	if (st)
-		return st;
 	bool keep = texts == PWB_STORE_TEXTS,
 	     pair = fb->kind == PWB_STORE_FB_PAIR;
-	op o;
-	if ((st = op_enter(s, &o, true, diag)))
-		return st;
+	pwb_status st;
 	/* An event from the future counts from its arrival. */
 	int64_t ts = fb->ts > 0 && fb->ts <= now ? fb->ts : now;
 	pwb__val p[] = {
@@ -1394,20 +1425,51 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 	};
 	int64_t rid = 0;
 	bool found = false;
-	st = q_int(s, &o, S_FB_INSERT_FAST, p, 17, &rid, &found, diag);
+	st = q_int(s, o, S_FB_INSERT_FAST, p, 17, &rid, &found, diag);
 	/* A new or erased user, or an event stored before: the long way,
 	 * which tells them apart. */
 	if (!st && !found) {
-		st = ensure_user_as(s, &o, org, fb->user, now, true, diag);
+		st = ensure_user_as(s, o, org, fb->user, now, true, diag);
 		if (!st)
-			st = q_int(s, &o, S_FB_INSERT, p, 17, &rid, NULL, diag);
+			st = q_int(s, o, S_FB_INSERT, p, 17, &rid, NULL, diag);
 		/* Stored before: as the same user's, a replay to skip; as
 		 * another user's, a clash the caller must hear about (one
 		 * user's ids must not shadow another's events). */
 		if (!st && !rid && fb->event_id)
-			st = check_event_owner(s, &o, org, fb, diag);
+			st = check_event_owner(s, o, org, fb, diag);
 	}
-	st = op_leave(s, &o, st, diag);
+	*id = st ? 0 : rid;
+	return st;
+}
+
+static pwb_status group_commit(pwb_store *s, struct gc_event *e);
+
+pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
+				  const pwb_store_feedback *fb,
+				  pwb_store_texts texts, int64_t now,
+				  int64_t *id, pwb_diag *diag)
+{
+	if (id)
+		*id = 0;
+	pwb_status st = pwb_store_feedback_check(org, fb, texts, diag);
+	if (st)
+		return st;
+	int64_t rid = 0;
+	if (!in_tx(s)) {
+		struct gc_event e = {.org = org,
+				     .fb = fb,
+				     .texts = texts,
+				     .now = now,
+				     .diag = diag};
+		st = group_commit(s, &e);
+		rid = e.id;
+	} else {
+		op o;
+		if ((st = op_enter(s, &o, true, diag)))
+			return st;
+		st = fb_write(s, &o, org, fb, texts, now, &rid, diag);
+		st = op_leave(s, &o, st, diag);
+	}
 	if (!st && id)
 		*id = rid;
 	return st;
@@ -1502,21 +1564,22 @@ void pwb__audit_hash(const char *prev_hex, const pwb__audit_row *r,
 	sodium_bin2hex(out, 65, digest, sizeof(digest));
 }
 
-static pwb_status audit_append(pwb_store *s, op *o, const pwb__audit_row *in,
-			       int64_t *seq, pwb_diag *diag)
+/* Reads the chain's head, locked until the transaction ends. */
+static pwb_status audit_head(pwb_store *s, op *o, int64_t *last, char prev[65],
+			     pwb_diag *diag)
 {
 	pwb__rows *r;
 	pwb_status st = q(s, o, S_AUDIT_HEAD_LOCK, NULL, 0, &r, diag);
 	if (st)
 		return st;
 	bool has = false;
-	char prev[65] = ZERO_HASH;
-	int64_t last = 0;
+	snprintf(prev, 65, "%s", ZERO_HASH);
+	*last = 0;
 	st = s->be->next(r, &has, diag);
 	if (!st && has) {
-		last = s->be->col_int(r, 0);
+		*last = s->be->col_int(r, 0);
 		const char *h = s->be->col_text(r, 1);
-		snprintf(prev, sizeof(prev), "%s", h ? h : "");
+		snprintf(prev, 65, "%s", h ? h : "");
 	}
 	s->be->done(r);
 	if (!st && !has) {
@@ -1525,22 +1588,49 @@ static pwb_status audit_append(pwb_store *s, op *o, const pwb__audit_row *in,
 			     "was altered");
 		st = PWB_EIO;
 	}
-	if (st)
-		return st;
+	return st;
+}
+
+/* Writes the row after (*last, prev) and moves both on to it; the head
+ * row itself is set by audit_head_set(). */
+static pwb_status audit_insert(pwb_store *s, op *o, const pwb__audit_row *in,
+			       int64_t *last, char prev[65], pwb_diag *diag)
+{
 	pwb__audit_row row = *in;
-	row.seq = last + 1;
+	row.seq = *last + 1;
 	char hash[65];
 	pwb__audit_hash(prev, &row, hash);
 	pwb__val p[] = {
 	    V_INT(row.seq),	V_INT(row.ts),	     V_TEXT(row.org),
 	    V_TEXT(row.kind),	V_TEXT(row.subject), V_TEXT(row.user),
 	    V_TEXT(row.detail), V_STR(prev),	     V_STR(hash)};
-	st = q_exec(s, o, S_AUDIT_INSERT, p, 9, NULL, diag);
-	pwb__val ph[] = {V_INT(row.seq), V_STR(hash)};
+	pwb_status st = q_exec(s, o, S_AUDIT_INSERT, p, 9, NULL, diag);
+	if (!st) {
+		*last = row.seq;
+		memcpy(prev, hash, 65);
+	}
+	return st;
+}
+
+static pwb_status audit_head_set(pwb_store *s, op *o, int64_t last,
+				 const char *hash, pwb_diag *diag)
+{
+	pwb__val ph[] = {V_INT(last), V_STR(hash)};
+	return q_exec(s, o, S_AUDIT_HEAD_SET, ph, 2, NULL, diag);
+}
+
+static pwb_status audit_append(pwb_store *s, op *o, const pwb__audit_row *in,
+			       int64_t *seq, pwb_diag *diag)
+{
+	int64_t last = 0;
+	char prev[65];
+	pwb_status st = audit_head(s, o, &last, prev, diag);
 	if (!st)
-		st = q_exec(s, o, S_AUDIT_HEAD_SET, ph, 2, NULL, diag);
+		st = audit_insert(s, o, in, &last, prev, diag);
+	if (!st)
+		st = audit_head_set(s, o, last, prev, diag);
 	if (!st && seq)
-		*seq = row.seq;
+		*seq = last;
 	return st;
 }
 
@@ -1723,6 +1813,47 @@ pwb_status pwb_store_audit_verify(pwb_store *s, pwb_audit_report *rep,
 
 /* ---- decisions ---- */
 
+/* The decision's audit detail: what it decided, under which policy. */
+static pwb_status dec_detail(const pwb_store_decision *d, char **out)
+{
+	json_t *j =
+	    json_pack("{s:s, s:s*, s:s*, s:s*}", "verdict", d->verdict,
+		      "policy_hash", d->policy_hash, "blocked_tier",
+		      d->blocked_tier, "blocked_category", d->blocked_category);
+	*out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(j);
+	return *out ? PWB_OK : PWB_ENOMEM;
+}
+
+/* The decision's audit row (detail from dec_detail()). */
+static pwb__audit_row
+dec_audit_row(const char *org, const pwb_store_decision *d, const char *detail)
+{
+	return (pwb__audit_row){.ts = d->ts,
+				.org = org,
+				.kind = "decision",
+				.subject = d->id,
+				/* No user: the chain outlives an erase, and
+				 * must not link them to it. */
+				.user = NULL,
+				.detail = detail};
+}
+
+/* The decision's row (and its user's), without its audit row. */
+static pwb_status dec_write(pwb_store *s, op *o, const char *org,
+			    const pwb_store_decision *d, pwb_diag *diag)
+{
+	pwb_status st = ensure_user_as(s, o, org, d->user, d->ts, true, diag);
+	pwb__val p[] = {V_TEXT(d->id),		 V_TEXT(org),
+			V_TEXT(d->user),	 V_INT(d->ts),
+			V_TEXT(d->policy_hash),	 V_TEXT(d->verdict),
+			V_TEXT(d->blocked_tier), V_TEXT(d->blocked_category),
+			V_TEXT(d->detail)};
+	if (!st)
+		st = q_exec(s, o, S_DEC_INSERT, p, 9, NULL, diag);
+	return st;
+}
+
 pwb_status pwb_store_decision_add(pwb_store *s, const char *org,
 				  const pwb_store_decision *d, pwb_diag *diag)
 {
@@ -1735,42 +1866,27 @@ pwb_status pwb_store_decision_add(pwb_store *s, const char *org,
 		st = check_id("verdict", d->verdict, diag);
 	if (!st)
 		st = check_json("decision detail", d->detail, diag);
+	char *detail = NULL;
+	if (!st)
+		st = dec_detail(d, &detail);
 	if (st)
 		return st;
-	op o;
-	if ((st = op_enter(s, &o, true, diag)))
+	if (!in_tx(s)) {
+		struct gc_event e = {
+		    .org = org, .d = d, .audit_detail = detail, .diag = diag};
+		st = group_commit(s, &e);
+		free(detail);
 		return st;
-	st = ensure_user_as(s, &o, org, d->user, d->ts, true, diag);
-	pwb__val p[] = {V_TEXT(d->id),		 V_TEXT(org),
-			V_TEXT(d->user),	 V_INT(d->ts),
-			V_TEXT(d->policy_hash),	 V_TEXT(d->verdict),
-			V_TEXT(d->blocked_tier), V_TEXT(d->blocked_category),
-			V_TEXT(d->detail)};
+	}
+	op o;
+	if ((st = op_enter(s, &o, true, diag))) {
+		free(detail);
+		return st;
+	}
+	st = dec_write(s, &o, org, d, diag);
+	pwb__audit_row row = dec_audit_row(org, d, detail);
 	if (!st)
-		st = q_exec(s, &o, S_DEC_INSERT, p, 9, NULL, diag);
-	char *detail = NULL;
-	if (!st) {
-		json_t *j = json_pack("{s:s, s:s*, s:s*, s:s*}", "verdict",
-				      d->verdict, "policy_hash", d->policy_hash,
-				      "blocked_tier", d->blocked_tier,
-				      "blocked_category", d->blocked_category);
-		detail =
-		    j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		json_decref(j);
-		if (!detail)
-			st = PWB_ENOMEM;
-	}
-	if (!st) {
-		pwb__audit_row row = {.ts = d->ts,
-				      .org = org,
-				      .kind = "decision",
-				      .subject = d->id,
-				      /* No user: the chain outlives an erase,
-				       * and must not link them to it. */
-				      .user = NULL,
-				      .detail = detail};
 		st = audit_append(s, &o, &row, NULL, diag);
-	}
 	free(detail);
 	return op_leave(s, &o, st, diag);
 }
@@ -1829,6 +1945,178 @@ pwb_status pwb_store_decision_owner(pwb_store *s, const char *org,
 	d.user = NULL;
 	pwb_store_decision_row_release(&d);
 	return st;
+}
+
+/* ---- group commit ----
+ *
+ * Decisions and feedback events given outside a transaction share
+ * commits. Each caller queues its event; when no leader is writing, the
+ * caller becomes the leader: it takes what has queued (up to GROUP_MAX
+ * events, in order), writes them in one transaction, commits once, and
+ * wakes every caller of the batch, who then return. Nothing returns
+ * PWB_OK before its commit. The audit rows of the batch's decisions are
+ * written after every event's own rows, in queue order, so that the batch
+ * takes the audit head last, as an erase does (no lock cycle between them
+ * on PostgreSQL). An event that fails on its own (PWB_EINVAL: a
+ * constraint, an erased user, an event id of another user) fails alone:
+ * the batch is rolled back and written again without it. Any other
+ * failure is the store's (I/O, a lost connection, a read-only or full
+ * database, no memory) and fails every event of the batch with its
+ * message; a failed batch leaves nothing written.
+ */
+#define GROUP_MAX 256
+
+static void diag_copy(pwb_diag *to, const pwb_diag *from)
+{
+	for (size_t i = 0; to && i < from->n; i++)
+		pwb_diag_add(to, from->entries[i].file, from->entries[i].line,
+			     from->entries[i].col, "%s",
+			     from->entries[i].message);
+}
+
+/*
+ * Writes the events of batch that are still in it (!out) in one
+ * transaction and commits. Returns the number committed (0 when the
+ * batch failed). Sets each event's st (and, on failure, its diag).
+ */
+static size_t group_run(pwb_store *s, struct gc_event *batch, bool *out)
+{
+	for (;;) {
+		size_t live = 0, i = 0;
+		bool any_dec = false;
+		for (struct gc_event *e = batch; e; e = e->next, i++)
+			if (!out[i]) {
+				live++;
+				any_dec |= e->d != NULL;
+			}
+		if (!live)
+			return 0;
+		pwb_diag bd;
+		pwb_diag_init(&bd);
+		size_t bad = SIZE_MAX;
+		op o;
+		pwb_status st = op_enter(s, &o, true, &bd);
+		i = 0;
+		for (struct gc_event *e = batch; !st && e; e = e->next, i++) {
+			if (out[i])
+				continue;
+			st = e->d ? dec_write(s, &o, e->org, e->d, &bd)
+				  : fb_write(s, &o, e->org, e->fb, e->texts,
+					     e->now, &e->id, &bd);
+			if (st)
+				bad = i;
+		}
+		int64_t last = 0;
+		char prev[65];
+		if (!st && any_dec)
+			st = audit_head(s, &o, &last, prev, &bd);
+		i = 0;
+		for (struct gc_event *e = batch; !st && any_dec && e;
+		     e = e->next, i++) {
+			if (out[i] || !e->d)
+				continue;
+			pwb__audit_row row =
+			    dec_audit_row(e->org, e->d, e->audit_detail);
+			if ((st = audit_insert(s, &o, &row, &last, prev, &bd)))
+				bad = i;
+		}
+		if (!st && any_dec)
+			st = audit_head_set(s, &o, last, prev, &bd);
+		st = op_leave(s, &o, st, &bd);
+		i = 0;
+		for (struct gc_event *e = batch; e; e = e->next, i++) {
+			if (out[i])
+				continue;
+			if (st && st == PWB_EINVAL && i != bad &&
+			    bad != SIZE_MAX)
+				continue; /* written again without bad */
+			e->st = st;
+			if (st) {
+				e->id = 0;
+				diag_copy(e->diag, &bd);
+			}
+			out[i] = st != PWB_OK;
+		}
+		pwb_diag_release(&bd);
+		if (!st)
+			return live;
+		if (st != PWB_EINVAL || bad == SIZE_MAX)
+			return 0;
+	}
+}
+
+/* Wakes the first queued caller to lead, when one may. Under g_mu. */
+static void group_next(pwb_store *s)
+{
+	if (s->g_head && !s->g_leader && !s->g_hold)
+		pthread_cond_signal(&s->g_head->cv);
+}
+
+static pwb_status group_commit(pwb_store *s, struct gc_event *e)
+{
+	pthread_cond_init(&e->cv, NULL);
+	pthread_mutex_lock(&s->g_mu);
+	e->next = NULL;
+	if (s->g_tail)
+		s->g_tail->next = e;
+	else
+		s->g_head = e;
+	s->g_tail = e;
+	s->g_queued++;
+	while (!e->done) {
+		if (s->g_leader || s->g_hold || !s->g_head) {
+			pthread_cond_wait(&e->cv, &s->g_mu);
+			continue;
+		}
+		struct gc_event *batch = s->g_head, *t = batch;
+		size_t n = 1;
+		while (t->next && n < GROUP_MAX) {
+			t = t->next;
+			n++;
+		}
+		s->g_head = t->next;
+		if (!s->g_head)
+			s->g_tail = NULL;
+		t->next = NULL;
+		s->g_queued -= n;
+		s->g_leader = true;
+		pthread_mutex_unlock(&s->g_mu);
+		bool out[GROUP_MAX] = {false};
+		size_t committed = group_run(s, batch, out);
+		pthread_mutex_lock(&s->g_mu);
+		/* The callers wake once the lock is free: nothing of the
+		 * batch is touched after that. */
+		for (t = batch; t; t = t->next) {
+			t->done = true;
+			pthread_cond_signal(&t->cv);
+		}
+		if (committed) {
+			s->g_commits++;
+			s->g_events += committed;
+		}
+		s->g_leader = false;
+		group_next(s);
+	}
+	pthread_mutex_unlock(&s->g_mu);
+	pthread_cond_destroy(&e->cv);
+	return e->st;
+}
+
+void pwb__store_group_hold(pwb_store *s, bool hold)
+{
+	pthread_mutex_lock(&s->g_mu);
+	s->g_hold = hold;
+	group_next(s);
+	pthread_mutex_unlock(&s->g_mu);
+}
+
+void pwb__store_group_stats(pwb_store *s, pwb__group_stats *out)
+{
+	pthread_mutex_lock(&s->g_mu);
+	out->queued = s->g_queued;
+	out->commits = s->g_commits;
+	out->events = s->g_events;
+	pthread_mutex_unlock(&s->g_mu);
 }
 
 /* ---- API keys ---- */

@@ -105,6 +105,19 @@ extern const pwb__backend pwb__postgres_backend;
  */
 pwb_status pwb__store_exec(pwb_store *s, const char *sql, pwb_diag *diag);
 
+/*
+ * Group commit, for tests and the benchmark. hold stops leaders from
+ * starting (events queue meanwhile), so that a test can fill one batch;
+ * stats counts what is queued now, and the commits made and the events
+ * they stored since the open.
+ */
+typedef struct pwb__group_stats {
+	size_t queued;
+	uint64_t commits, events;
+} pwb__group_stats;
+void pwb__store_group_hold(pwb_store *s, bool hold);
+void pwb__store_group_stats(pwb_store *s, pwb__group_stats *out);
+
 /* The hash of one audit row (hex, 64 characters + NUL). */
 typedef struct pwb__audit_row {
 	int64_t seq, ts;

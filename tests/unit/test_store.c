@@ -1025,6 +1025,255 @@ static void test_threads_share_pool(void **state)
 	pwb_store_free(s);
 }
 
+/* ---- group commit: events of concurrent callers share commits ---- */
+
+static pwb_status open_as(pwb_store **s, const char *u, pwb_store_mode mode,
+			  pwb_diag *d);
+
+typedef struct gthr {
+	pwb_store *s;
+	int t, n;
+	const char *decision; /* one decision with this id, or */
+	const char *event_id; /* one feedback event with this id and user */
+	const char *user;
+	size_t text_len; /* > 0: the feedback's chosen text has this size */
+	pwb_status st;
+	pwb_diag d;
+	int64_t ids[16];
+} gthr;
+
+static void *group_writer(void *arg)
+{
+	gthr *g = arg;
+	pwb_diag_init(&g->d);
+	char user[16], id[32];
+	snprintf(user, sizeof(user), "g%d", g->t);
+	for (int i = 0; i < g->n && !g->st; i++) {
+		if (g->decision || (!g->event_id && !g->text_len && i % 2)) {
+			snprintf(id, sizeof(id), "d%d-%d", g->t, i);
+			pwb_store_decision dec = {
+			    .id = g->decision ? g->decision : id,
+			    .user = g->user ? g->user : user,
+			    .ts = 10,
+			    .policy_hash = "h",
+			    .verdict = "allow"};
+			g->st =
+			    pwb_store_decision_add(g->s, "acme", &dec, &g->d);
+			continue;
+		}
+		char *text = NULL;
+		if (g->text_len) {
+			text = malloc(g->text_len + 1);
+			memset(text, 'x', g->text_len);
+			text[g->text_len] = '\0';
+		}
+		pwb_store_feedback fb =
+		    pair(g->user ? g->user : user, text ? text : "grouped");
+		snprintf(id, sizeof(id), "e%d-%d", g->t, i);
+		fb.event_id = g->event_id ? g->event_id : id;
+		g->st = pwb_store_feedback_add(
+		    g->s, "acme", &fb, PWB_STORE_TEXTS, 20, &g->ids[i], &g->d);
+		free(text);
+	}
+	return NULL;
+}
+
+/* Starts n writers while leaders are held, waits until all n have queued
+ * their first event, then lets them go: their first events make one
+ * batch. */
+static void run_held(pwb_store *s, gthr *g, int n)
+{
+	pthread_t th[64];
+	assert_true(n <= 64);
+	pwb__group_stats gs;
+	pwb__store_group_hold(s, true);
+	for (int i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, group_writer, &g[i]);
+	for (int tries = 0;; tries++) {
+		pwb__store_group_stats(s, &gs);
+		if (gs.queued == (size_t)n)
+			break;
+		assert_true(tries < 10000);
+		usleep(1000);
+	}
+	pwb__store_group_hold(s, false);
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+}
+
+/* How many decisions the export of user lists. */
+static int decisions_of(pwb_store *s, const char *user)
+{
+	char *json = NULL;
+	ok(pwb_store_user_export(s, "acme", user, &json, NULL), NULL);
+	int n = 0;
+	for (const char *p = json; (p = strstr(p, "\"policy_hash\"")); p++)
+		n++;
+	free(json);
+	return n;
+}
+
+static void test_group_commit_threads(void **state)
+{
+	enum { THREADS = 64, PER = 10 };
+	pwb_store *s = open_ok(fresh());
+	static gthr g[THREADS];
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < THREADS; i++)
+		g[i] = (gthr){.s = s, .t = i, .n = PER};
+	run_held(s, g, THREADS);
+	for (int i = 0; i < THREADS; i++) {
+		ok(g[i].st, &g[i].d);
+		pwb_diag_release(&g[i].d);
+		char user[16];
+		snprintf(user, sizeof(user), "g%d", i);
+		/* Every event once: its own row id, and all of them there. */
+		for (int k = 0; k < PER; k += 2) {
+			assert_true(g[i].ids[k] > 0);
+			bool there = false;
+			ok(pwb_store_feedback_exists(s, g[i].ids[k], &there,
+						     NULL),
+			   NULL);
+			assert_true(there);
+		}
+		assert_int_equal(count(s, user), PER / 2);
+		assert_int_equal(decisions_of(s, user), PER / 2);
+	}
+	assert_int_equal(count(s, NULL), THREADS * PER / 2);
+	/* One audit row per decision, in one intact chain. */
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, NULL), NULL);
+	assert_int_equal(rep.rows, THREADS * PER / 2);
+	/* They shared commits: the held first events made one batch. */
+	pwb__group_stats gs;
+	pwb__store_group_stats(s, &gs);
+	assert_int_equal(gs.events, THREADS * PER);
+	assert_true(gs.commits <= THREADS * PER - THREADS + 1);
+	pwb_store_free(s);
+}
+
+static void test_group_commit_one_fails_alone(void **state)
+{
+	enum { THREADS = 8 };
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	pwb_store_decision dec = {.id = "dup",
+				  .user = "other",
+				  .ts = 1,
+				  .policy_hash = "h",
+				  .verdict = "allow"};
+	ok(pwb_store_decision_add(s, "acme", &dec, &d), &d);
+	pwb_store_feedback fb = pair("other", "mine");
+	fb.event_id = "taken";
+	ok(pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS, 1, NULL, &d),
+	   &d);
+	pwb__group_stats before;
+	pwb__store_group_stats(s, &before);
+	gthr g[THREADS];
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < THREADS; i++)
+		g[i] = (gthr){.s = s, .t = i, .n = 2};
+	/* In the middle of the batch: a decision id stored before, and an
+	 * event id another user's event holds. */
+	g[3].decision = "dup";
+	g[3].n = 1;
+	g[5].event_id = "taken";
+	g[5].n = 1;
+	run_held(s, g, THREADS);
+	for (int i = 0; i < THREADS; i++) {
+		if (i == 3 || i == 5) {
+			assert_int_equal(g[i].st, PWB_EINVAL);
+			assert_true(g[i].d.n > 0);
+		} else {
+			ok(g[i].st, &g[i].d);
+			assert_int_equal(g[i].d.n, 0);
+		}
+	}
+	assert_true(diag_has(&g[5].d, "another user"));
+	for (int i = 0; i < THREADS; i++)
+		pwb_diag_release(&g[i].d);
+	/* The others: stored, each once; the failed ones not at all. */
+	assert_int_equal(count(s, NULL), 1 + 6);
+	assert_int_equal(count(s, "g5"), 0);
+	assert_int_equal(decisions_of(s, "other"), 1);
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, &d), &d);
+	assert_int_equal(rep.rows, 1 + 6);
+	/* The held first events were one batch, written once without the
+	 * failed two. */
+	pwb__group_stats gs;
+	pwb__store_group_stats(s, &gs);
+	assert_int_equal(gs.events - before.events, 12);
+	assert_true(gs.commits - before.commits <= 7);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+static void test_group_commit_store_cannot_write(void **state)
+{
+	enum { THREADS = 16 };
+	const char *u = fresh();
+	char keep[1024];
+	snprintf(keep, sizeof(keep), "%s", u);
+	pwb_store *s = open_ok(keep);
+	add(s, "u1", 1);
+	pwb_store_free(s);
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(open_as(&s, keep, PWB_STORE_READ_ONLY, &d), &d);
+	gthr g[THREADS];
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < THREADS; i++)
+		g[i] = (gthr){.s = s, .t = i, .n = 1 + i % 2};
+	run_held(s, g, THREADS);
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(g[i].st, PWB_EINVAL);
+		assert_true(diag_has(&g[i].d, "read-only"));
+		pwb_diag_release(&g[i].d);
+	}
+	pwb_store_free(s);
+	s = open_ok(keep);
+	assert_int_equal(count(s, NULL), 1);
+	if (pg_base) {
+		pwb_store_free(s);
+		pwb_diag_release(&d);
+		return;
+	}
+	pwb_store_free(s);
+	/* SQLite: a write that fails halfway through the batch (the disk
+	 * full) fails every event of it, and none is kept. */
+	pwb_store_params p = pwb_store_default_params();
+	p.pool_size = 1; /* the page limit is per connection */
+	ok(pwb_store_open(&s, keep, &p, &d), &d);
+	ok(pwb__store_exec(s, "PRAGMA max_page_count = 40", &d), &d);
+	char text[2000];
+	memset(text, 'x', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	pwb_status st = PWB_OK;
+	for (int i = 0; i < 1000 && !st; i++) {
+		pwb_store_feedback fb = pair("u1", text);
+		st = pwb_store_feedback_add(s, "acme", &fb, PWB_STORE_TEXTS, 2,
+					    NULL, &d);
+	}
+	assert_int_equal(st, PWB_EIO);
+	uint64_t before = count(s, NULL);
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < THREADS; i++)
+		g[i] = (gthr){.s = s, .t = i, .n = 1, .text_len = 4000};
+	run_held(s, g, THREADS);
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(g[i].st, PWB_EIO);
+		assert_true(diag_has(&g[i].d, "the database is full"));
+		pwb_diag_release(&g[i].d);
+	}
+	assert_int_equal(count(s, NULL), before);
+	pwb_audit_report rep;
+	ok(pwb_store_audit_verify(s, &rep, &d), &d);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
 /* ---- bad input ---- */
 
 static void test_bad_urls(void **state)
@@ -1599,6 +1848,9 @@ int main(void)
 	    cmocka_unit_test(test_kill_9_keeps_acknowledged),
 	    cmocka_unit_test(test_concurrent_writers),
 	    cmocka_unit_test(test_threads_share_pool),
+	    cmocka_unit_test(test_group_commit_threads),
+	    cmocka_unit_test(test_group_commit_one_fails_alone),
+	    cmocka_unit_test(test_group_commit_store_cannot_write),
 	    cmocka_unit_test(test_newer_schema_refused),
 	    cmocka_unit_test(test_full_database),
 	    cmocka_unit_test(test_bad_arguments),
