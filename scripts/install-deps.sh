@@ -19,6 +19,7 @@ packages=(
   clang libclang-rt-14-dev               # libFuzzer and sanitizer runtimes
   python3                                # test runners compare JSON
   curl                                   # the gateway tests call pwb serve
+  nginx wrk                              # the gateway benchmark's baseline and load
 )
 
 missing=()

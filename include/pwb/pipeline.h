@@ -184,6 +184,10 @@ pwb_status pwb_pipeline_chat(pwb_pipeline *pl, const pwb_request *req,
  */
 pwb_status pwb_response_to_json(const pwb_response *r, char **out);
 
+/* The same on one line, without indentation (the server puts it inside
+ * its answers as text, so that it is never parsed back). */
+pwb_status pwb_response_to_json_compact(const pwb_response *r, char **out);
+
 /* ---- the personalised system prompt ---- */
 
 /*

@@ -103,7 +103,7 @@ static json_t *cohort_json(const pwb_response *r)
 			 "value", eq + 1, "prior", r->cohort_prior);
 }
 
-pwb_status pwb_response_to_json(const pwb_response *r, char **out)
+static pwb_status to_json(const pwb_response *r, char **out, size_t flags)
 {
 	*out = NULL;
 	json_t *root = json_pack(
@@ -125,7 +125,17 @@ pwb_status pwb_response_to_json(const pwb_response *r, char **out)
 		json_decref(root);
 		return PWB_ENOMEM;
 	}
-	*out = json_dumps(root, JSON_INDENT(2));
+	*out = json_dumps(root, flags);
 	json_decref(root);
 	return *out ? PWB_OK : PWB_ENOMEM;
+}
+
+pwb_status pwb_response_to_json(const pwb_response *r, char **out)
+{
+	return to_json(r, out, JSON_INDENT(2));
+}
+
+pwb_status pwb_response_to_json_compact(const pwb_response *r, char **out)
+{
+	return to_json(r, out, JSON_COMPACT);
 }

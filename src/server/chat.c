@@ -279,14 +279,31 @@ static const char *finish_of(const pwb_response *resp, size_t alt)
 	return f && !strcmp(f, "length") ? "length" : "stop";
 }
 
-static json_t *pwb_object(const pwb_response *resp)
+/* obj (taken) as compact JSON text with the decision as its last member,
+ * "pwb": the decision is made as text once and never parsed back. NULL
+ * when out of memory. */
+static char *with_pwb_object(json_t *obj, const pwb_response *resp)
 {
-	char *s = NULL;
-	if (pwb_response_to_json(resp, &s))
+	char *head = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	json_decref(obj);
+	char *p = NULL;
+	size_t hl = head ? strlen(head) : 0;
+	if (hl < 2 || head[hl - 1] != '}' ||
+	    pwb_response_to_json_compact(resp, &p)) {
+		free(head);
 		return NULL;
-	json_t *j = json_loads(s, 0, NULL);
-	free(s);
-	return j;
+	}
+	pwb__buf b;
+	pwb__buf_init(&b, 0);
+	pwb__buf_add(&b, head, hl - 1);
+	pwb__buf_adds(&b, hl > 2 ? ",\"pwb\":" : "\"pwb\":");
+	pwb__buf_adds(&b, p);
+	pwb__buf_addc(&b, '}');
+	free(head);
+	free(p);
+	char *out = b.err ? NULL : pwb__buf_detach(&b);
+	pwb__buf_release(&b);
+	return out;
 }
 
 static json_t *usage_of(const pwb_response *resp)
@@ -367,23 +384,23 @@ static void answer_whole(chat *c, const pwb_response *resp)
 		json_array_append_new(
 		    choices, choice_json(resp, i,
 					 order[i < n_order ? i : n_order - 1]));
-	pwb__srv_json(
+	pwb__srv_json_text(
 	    r, 200,
-	    json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s?, s:o}", "id",
-		      c->id, "object", "chat.completion", "created",
-		      (json_int_t)c->created, "model", r->srv->model_name,
-		      "choices", choices ? choices : json_array(), "usage",
-		      usage_of(resp), "system_fingerprint",
-		      pwb_effective_hash(resp->effective), "pwb",
-		      pwb_object(resp)));
+	    with_pwb_object(
+		json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s?}", "id", c->id,
+			  "object", "chat.completion", "created",
+			  (json_int_t)c->created, "model", r->srv->model_name,
+			  "choices", choices ? choices : json_array(),
+			  "usage", usage_of(resp), "system_fingerprint",
+			  pwb_effective_hash(resp->effective)),
+		resp));
 }
 
 /* ---- streaming ---- */
 
-static bool send_event(chat *c, json_t *j)
+/* One event of JSON text s (taken). */
+static bool send_text_event(chat *c, char *s)
 {
-	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
 	if (!s)
 		return false;
 	pwb__buf ev;
@@ -395,6 +412,13 @@ static bool send_event(chat *c, json_t *j)
 	if (!ok)
 		c->stream_failed = true;
 	return ok;
+}
+
+static bool send_event(chat *c, json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	return send_text_event(c, s);
 }
 
 static json_t *chunk(chat *c, json_t *delta, const char *finish)
@@ -426,9 +450,7 @@ static void stream_end(chat *c, const pwb_response *resp)
 		on_text(c, "", 0, false);
 	json_t *last = chunk(c, json_object(),
 			     finish_of(resp, resp->chosen));
-	if (last)
-		json_object_set_new(last, "pwb", pwb_object(resp));
-	if (!send_event(c, last))
+	if (!send_text_event(c, with_pwb_object(last, resp)))
 		return;
 	if (c->usage_chunk) {
 		json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id",

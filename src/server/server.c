@@ -243,6 +243,11 @@ void pwb__srv_json(srv_req *r, unsigned status, json_t *body)
 {
 	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
+	pwb__srv_json_text(r, status, s);
+}
+
+void pwb__srv_json_text(srv_req *r, unsigned status, char *s)
+{
 	if (!s) {
 		set_answer(r, 500,
 			   pwb__strdup("{\"error\":{\"type\":\"server_error\","

@@ -181,6 +181,9 @@ struct srv_req {
 
 /* Responses, from a handler on a worker. */
 void pwb__srv_json(srv_req *r, unsigned status, json_t *body);
+/* The same for a body already made as JSON text (taken over; NULL is
+ * out of memory). */
+void pwb__srv_json_text(srv_req *r, unsigned status, char *text);
 void pwb__srv_error(srv_req *r, unsigned status, const char *type,
 		    const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
