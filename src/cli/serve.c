@@ -49,6 +49,8 @@ static const char serve_usage[] =
     "  --http-threads N     event threads (default 2)\n"
     "  --workers N          requests served at once (default 32)\n"
     "  --max-body BYTES     largest request body (default 8388608)\n"
+    "  --max-header BYTES   connection memory for the request line and\n"
+    "                       headers (default 32768; past it, 431)\n"
     "  --deadline MS        per request (default 120000)\n"
     "  --key-concurrency N  requests in flight per API key (default 16)\n"
     "  --max-connections N  open connections (default 1024)\n"
@@ -77,7 +79,7 @@ typedef struct serve_opts {
 	    *detector, *model_name;
 	cli_engine_opts eo;
 	size_t contexts, max_n, max_tokens, http_threads, workers, max_body,
-	    deadline, key_conc, max_conn, idle;
+	    max_header, deadline, key_conc, max_conn, idle;
 	double temperature;
 } serve_opts;
 
@@ -97,6 +99,7 @@ typedef struct serve_opts {
 	    CLI_OPT_UINT("http-threads", (o)->http_threads, 1, 256),           \
 	    CLI_OPT_UINT("workers", (o)->workers, 1, 4096),                    \
 	    CLI_OPT_UINT("max-body", (o)->max_body, 1024, 1 << 30),            \
+	    CLI_OPT_UINT("max-header", (o)->max_header, 4096, 1 << 24),        \
 	    CLI_OPT_UINT("deadline", (o)->deadline, 100, 3600000),             \
 	    CLI_OPT_UINT("key-concurrency", (o)->key_conc, 1, 100000),         \
 	    CLI_OPT_UINT("max-connections", (o)->max_conn, 1, 1000000),        \
@@ -357,6 +360,7 @@ static int run(cli_args *a, serve_opts *o)
 	sp.threads = o->http_threads;
 	sp.workers = o->workers;
 	sp.max_body = o->max_body;
+	sp.max_header = o->max_header;
 	sp.deadline_ms = (int)o->deadline;
 	sp.key_concurrency = o->key_conc;
 	sp.max_connections = o->max_conn;
@@ -413,6 +417,7 @@ int cli_serve(int argc, char **argv)
 			.http_threads = 2,
 			.workers = 32,
 			.max_body = 8u << 20,
+			.max_header = 32u << 10,
 			.deadline = 120000,
 			.key_conc = 16,
 			.max_conn = 1024,

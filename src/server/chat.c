@@ -12,24 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One chat request, parsed, and its streaming state. */
-typedef struct chat {
-	srv_req *r;
-	pwb_request req;
-	pwb_chat_msg *msgs;
-	char **texts; /* message contents joined from parts, owned */
-	size_t n_msgs;
-	const char *jur[16];
-	pwb_attrs *attrs;
-	size_t n;	/* choices asked for */
-	bool stream, usage_chunk;
-	char id[96];
-	int64_t created;
-	bool stream_failed; /* the client is gone */
-	bool sent_role;
-} chat;
-
-static void chat_release(chat *c)
+void pwb__srv_chat_release(srv_chat *c)
 {
 	for (size_t i = 0; i < c->n_msgs; i++)
 		free(c->texts ? c->texts[i] : NULL);
@@ -97,7 +80,7 @@ static bool msg_text(srv_req *r, json_t *content, size_t i, char **out)
 	return *out || bad(r, "messages", "out of memory");
 }
 
-static bool parse_messages(chat *c, json_t *body)
+static bool parse_messages(srv_chat *c, json_t *body)
 {
 	srv_req *r = c->r;
 	json_t *msgs = json_object_get(body, "messages");
@@ -139,7 +122,7 @@ static bool parse_messages(chat *c, json_t *body)
 
 /* pwb's own request options: {"jurisdictions": [...], "attributes":
  * {"user.age": 17, ...}}. */
-static bool parse_pwb(chat *c, json_t *body)
+static bool parse_pwb(srv_chat *c, json_t *body)
 {
 	srv_req *r = c->r;
 	json_t *p = json_object_get(body, "pwb");
@@ -221,7 +204,7 @@ static bool int_field(srv_req *r, json_t *body, const char *key,
 	return true;
 }
 
-static bool parse(chat *c, json_t *body, const char *user)
+bool pwb__srv_chat_parse(srv_chat *c, json_t *body, const char *user)
 {
 	srv_req *r = c->r;
 	const char *model = json_string_value(json_object_get(body, "model"));
@@ -370,7 +353,7 @@ static json_t *choice_json(const pwb_response *resp, size_t index,
 	return j;
 }
 
-static void answer_whole(chat *c, const pwb_response *resp)
+static void answer_whole(srv_chat *c, const pwb_response *resp)
 {
 	srv_req *r = c->r;
 	json_t *choices = json_array();
@@ -399,7 +382,7 @@ static void answer_whole(chat *c, const pwb_response *resp)
 /* ---- streaming ---- */
 
 /* One event of JSON text s (taken). */
-static bool send_text_event(chat *c, char *s)
+static bool send_text_event(srv_chat *c, char *s)
 {
 	if (!s)
 		return false;
@@ -414,14 +397,14 @@ static bool send_text_event(chat *c, char *s)
 	return ok;
 }
 
-static bool send_event(chat *c, json_t *j)
+static bool send_event(srv_chat *c, json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	return send_text_event(c, s);
 }
 
-static json_t *chunk(chat *c, json_t *delta, const char *finish)
+static json_t *chunk(srv_chat *c, json_t *delta, const char *finish)
 {
 	return json_pack("{s:s, s:s, s:I, s:s, s:[{s:i, s:o, s:s?, s:n}]}",
 			 "id", c->id, "object", "chat.completion.chunk",
@@ -432,7 +415,7 @@ static json_t *chunk(chat *c, json_t *delta, const char *finish)
 
 static int on_text(void *user, const char *text, size_t len, bool refusal)
 {
-	chat *c = user;
+	srv_chat *c = user;
 	json_t *delta = json_object();
 	if (!c->sent_role) {
 		json_object_set_new(delta, "role", json_string("assistant"));
@@ -444,7 +427,7 @@ static int on_text(void *user, const char *text, size_t len, bool refusal)
 	return send_event(c, chunk(c, delta, NULL)) ? 0 : 1;
 }
 
-static void stream_end(chat *c, const pwb_response *resp)
+static void stream_end(srv_chat *c, const pwb_response *resp)
 {
 	if (!c->sent_role && !c->stream_failed)
 		on_text(c, "", 0, false);
@@ -466,7 +449,7 @@ static void stream_end(chat *c, const pwb_response *resp)
 }
 
 /* A failure after the stream began: an error event, then the end. */
-static void stream_error(chat *c, pwb_status st, const pwb_diag *d)
+static void stream_error(srv_chat *c, pwb_status st, const pwb_diag *d)
 {
 	pwb__srv_fail(c->r, st, d, "chat");
 	json_t *j = json_loadb(c->r->resp, c->r->resp_len, 0, NULL);
@@ -476,7 +459,7 @@ static void stream_error(chat *c, pwb_status st, const pwb_diag *d)
 
 static int cancel(void *user)
 {
-	chat *c = user;
+	srv_chat *c = user;
 	return pwb__srv_gone(c->r) || pwb__now() > c->r->deadline;
 }
 
@@ -485,9 +468,9 @@ void pwb__srv_chat(srv_req *r)
 	json_t *body = pwb__srv_body_json(r);
 	if (!body)
 		return;
-	chat c = {.r = r, .created = pwb__srv_now()};
+	srv_chat c = {.r = r, .created = pwb__srv_now()};
 	const char *user = pwb__srv_body_user(r, body);
-	if (!user || !parse(&c, body, user))
+	if (!user || !pwb__srv_chat_parse(&c, body, user))
 		goto out;
 	/* The completion's id, known before the first streamed byte; the
 	 * decision's own id is in the pwb object. */
@@ -529,6 +512,6 @@ void pwb__srv_chat(srv_req *r)
 	pwb_response_free(resp);
 	pwb_diag_release(&d);
 out:
-	chat_release(&c);
+	pwb__srv_chat_release(&c);
 	json_decref(body);
 }

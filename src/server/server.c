@@ -773,9 +773,14 @@ static srv_req *req_new(pwb_server *s, struct MHD_Connection *c,
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
 	if (auth && !strncasecmp(auth, "Bearer ", 7)) {
 		auth += 7;
-		while (*auth == ' ')
+		while (*auth == ' ' || *auth == '\t')
 			auth++;
-		r->auth = *auth ? pwb__strdup(auth) : NULL;
+		/* Trailing white space is not part of a header's value
+		 * (RFC 9110 §5.5). */
+		size_t n = strlen(auth);
+		while (n && (auth[n - 1] == ' ' || auth[n - 1] == '\t'))
+			n--;
+		r->auth = n ? pwb__strndup(auth, n) : NULL;
 	}
 	const char *cl =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
@@ -818,7 +823,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		if (!(r = req_new(s, c, url, method)))
 			return MHD_NO;
 		*con_cls = r;
-		return MHD_YES;
+		if (!r->too_large)
+			return MHD_YES;
+		/* A Content-Length past the cap is answered before the body
+		 * is sent: libmicrohttpd drops the rest and closes. */
+		pthread_mutex_lock(&r->mu);
+		early_answer(r);
+		enum MHD_Result ret = queue_answer(r);
+		pthread_mutex_unlock(&r->mu);
+		return ret;
 	}
 	if (*upload_size) {
 		if (!r->too_large && !r->early_status) {

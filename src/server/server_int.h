@@ -214,4 +214,29 @@ int64_t pwb__srv_now(void);
 /* Handlers (routes.c, chat.c). */
 void pwb__srv_chat(srv_req *r);
 
+/* One chat request, parsed, and its streaming state (chat.c). */
+typedef struct srv_chat {
+	srv_req *r;
+	pwb_request req;
+	pwb_chat_msg *msgs;
+	char **texts; /* message contents joined from parts, owned */
+	size_t n_msgs;
+	const char *jur[16];
+	pwb_attrs *attrs;
+	size_t n;	/* choices asked for */
+	bool stream, usage_chunk;
+	char id[96];
+	int64_t created;
+	bool stream_failed; /* the client is gone */
+	bool sent_role;
+} srv_chat;
+
+/* Reads a chat request's body (docs/server.md, "Chat completions") for
+ * user into c, whose r is set and the rest zero: c->req is then ready for
+ * the pipeline, borrowing from body and user. False after answering the
+ * error on c->r (400, 404 or 413). Either way c is released with
+ * pwb__srv_chat_release; it needs no connection (tests/fuzz/fuzz_chat.c). */
+bool pwb__srv_chat_parse(srv_chat *c, json_t *body, const char *user);
+void pwb__srv_chat_release(srv_chat *c);
+
 #endif

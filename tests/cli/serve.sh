@@ -66,7 +66,7 @@ printf 'db: %s\npolicies: %s\nlisten: 127.0.0.1:9\nmax-tokens: 24\n' "$db" "$pol
 	>"$tmp/serve.out" 2>"$tmp/serve.err" &
 srv=$!
 trap 'kill "$srv" 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 300); do
+for _ in $(seq 3000); do
 	grep -q "listening" "$tmp/serve.out" 2>/dev/null && break
 	kill -0 "$srv" 2>/dev/null || break
 	sleep 0.1

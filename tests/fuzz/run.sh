@@ -6,7 +6,7 @@
 # BUILD_DIR is a build made with -DPWB_FUZZ=ON and CC=clang (which also
 # instruments the library, so that libFuzzer sees its edges). Each fuzzer
 # found there (fuzz_policy, fuzz_cond, fuzz_linear, fuzz_feedback,
-# fuzz_prefs_model, fuzz_bounds, fuzz_sse, fuzz_guard) runs RUNS inputs (default
+# fuzz_prefs_model, fuzz_bounds, fuzz_sse, fuzz_guard, fuzz_chat) runs RUNS inputs (default
 # 20000, and at most 60 seconds) starting from a copy of its seed corpus in
 # corpus/NAME, with its dictionary NAME.dict where there is one.
 # Everything is written under a temporary folder, never into the source
@@ -49,19 +49,19 @@ trap 'rm -rf "$tmp"' EXIT
 declare -A corpus=([fuzz_policy]=policy [fuzz_cond]=cond [fuzz_linear]=linear
 	[fuzz_feedback]=feedback
 	[fuzz_bounds]=bounds [fuzz_prefs_model]=prefs [fuzz_sse]=sse
-	[fuzz_guard]=guard)
+	[fuzz_guard]=guard [fuzz_chat]=chat)
 declare -A dict=([fuzz_policy]=policy.dict [fuzz_feedback]=feedback.dict
-	[fuzz_sse]=sse.dict [fuzz_guard]=guard.dict)
+	[fuzz_sse]=sse.dict [fuzz_guard]=guard.dict [fuzz_chat]=chat.dict)
 # fuzz_cond reads up to 8 KiB; conditions are capped at 4 KiB.
 declare -A maxlen=([fuzz_policy]=16384 [fuzz_cond]=8192 [fuzz_linear]=20000
 	[fuzz_feedback]=16384
 	[fuzz_bounds]=4096 [fuzz_prefs_model]=20000 [fuzz_sse]=4096
-	[fuzz_guard]=4096)
+	[fuzz_guard]=4096 [fuzz_chat]=16384)
 
 found=0
 failed=0
 for name in fuzz_policy fuzz_cond fuzz_linear fuzz_feedback fuzz_prefs_model fuzz_bounds fuzz_sse \
-	fuzz_guard; do
+	fuzz_guard fuzz_chat; do
 	bin=
 	for cand in "$build/tests/$name" "$build/$name"; do
 		if [ -x "$cand" ]; then
