@@ -448,13 +448,19 @@ static void stream_end(srv_chat *c, const pwb_response *resp)
 	pwb__srv_stream_write(c->r, "data: [DONE]\n\n", 14);
 }
 
-/* A failure after the stream began: an error event, then the end. */
-static void stream_error(srv_chat *c, pwb_status st, const pwb_diag *d)
+/* A failure after the stream began: the error answer as an event, then
+ * the end. */
+static void stream_error_event(srv_chat *c)
 {
-	pwb__srv_fail(c->r, st, d, "chat");
 	json_t *j = json_loadb(c->r->resp, c->r->resp_len, 0, NULL);
 	if (send_event(c, j))
 		pwb__srv_stream_write(c->r, "data: [DONE]\n\n", 14);
+}
+
+static void stream_error(srv_chat *c, pwb_status st, const pwb_diag *d)
+{
+	pwb__srv_fail(c->r, st, d, "chat");
+	stream_error_event(c);
 }
 
 static int cancel(void *user)
@@ -495,15 +501,20 @@ void pwb__srv_chat(srv_req *r)
 		pwb__srv_metrics_response(&r->srv->metrics, resp);
 	}
 	bool late = pwb__now() > r->deadline;
-	if (st && c.stream && pwb__srv_stream_started(r)) {
+	bool started = c.stream && pwb__srv_stream_started(r);
+	if (st && started) {
 		stream_error(&c, st, &d);
 	} else if (st) {
 		pwb__srv_fail(r, st, &d, "chat");
-	} else if (late && !c.stream) {
+	} else if (late) {
+		/* A stream cut by the deadline is no complete answer either:
+		 * 504 before its first chunk, an error event after it. */
 		pwb__srv_error(r, 504, "server_error", "deadline_exceeded",
 			       "the answer took longer than the request "
 			       "deadline (%d ms)",
 			       r->srv->p.deadline_ms);
+		if (started)
+			stream_error_event(&c);
 	} else if (c.stream) {
 		stream_end(&c, resp);
 	} else {

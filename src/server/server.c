@@ -137,8 +137,13 @@ static pwb_status reload(pwb_server *s, bool notify, uint64_t *version,
 		/* The other replicas load the same folder when they hear. */
 		pwb_diag nd;
 		pwb_diag_init(&nd);
-		if (pwb_store_notify_policy(s->p.pipeline.store, "*", &nd))
+		/* Counted before it is sent: this replica's listener hears it
+		 * too, and must not load the folder a second time. */
+		atomic_fetch_add(&s->own_notices, 1);
+		if (pwb_store_notify_policy(s->p.pipeline.store, "*", &nd)) {
+			atomic_fetch_sub(&s->own_notices, 1);
 			atomic_fetch_add(&s->metrics.store_errors, 1);
+		}
 		pwb_diag_release(&nd);
 	}
 	return st;
@@ -167,7 +172,14 @@ static void *listen_main(void *arg)
 			atomic_fetch_add(&s->metrics.store_errors, 1);
 			struct timespec ts = {0, 250 * 1000 * 1000};
 			nanosleep(&ts, NULL);
-		} else if (got && ch.kind == PWB_CHANGE_POLICY) {
+		} else if (got && ch.kind == PWB_CHANGE_POLICY &&
+			   atomic_load(&s->own_notices) > 0) {
+			atomic_fetch_sub(&s->own_notices, 1); /* our own */
+		} else if (got && (ch.kind == PWB_CHANGE_POLICY ||
+				   ch.kind == PWB_CHANGE_RESYNC)) {
+			/* A resync: a reload's notice may have been lost. */
+			if (ch.kind == PWB_CHANGE_RESYNC)
+				atomic_store(&s->own_notices, 0);
 			pwb_diag_clear(&d);
 			reload(s, false, NULL, &d);
 		}

@@ -119,6 +119,8 @@ struct pwb_server {
 	bool stopping;
 	atomic_int open_requests; /* from the first byte to completion */
 	atomic_bool draining;
+	/* Policy notices this replica sent and has not yet heard back. */
+	atomic_int own_notices;
 	/* replicas: the store's change notices */
 	pwb_store_listener *listener;
 	pthread_t listen_thread;
