@@ -42,6 +42,28 @@ shown() {
 	head -n 3 "$tmp/err" | cut -c 1-240 | tr '\n' '|'
 }
 
+# serve_port OUT PID: waits until the `pwb serve` of PID, writing its
+# stdout to OUT, says it listens, and prints its port; prints nothing when
+# the server exits first. Up to 300 s: a cold PWB_CACHE_DIR compiles the
+# lexicons first, slow under the sanitizers on a busy machine.
+serve_port() {
+	for _ in $(seq 3000); do
+		grep -q "listening" "$1" 2>/dev/null && break
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.1
+	done
+	sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$1"
+}
+
+# key ORG ROLE [USER]: a new API key in the store $db for the policies
+# $pol, printed (`pwb keys create`); errors in $tmp/key.err.
+key() {
+	local extra=()
+	[ $# -ge 3 ] && extra=(--user "$3")
+	"$pwb" keys create --db "$db" --org "$1" --role "$2" "${extra[@]}" \
+		--policies "$pol" 2>"$tmp/key.err" | tail -n 1
+}
+
 passed=0
 failed=0
 ok() {

@@ -34,12 +34,6 @@ cp -r "$2" "$tmp/pol"
 pol=$tmp/pol
 db=sqlite:$tmp/pwb.db
 
-key() { # ORG ROLE [USER]
-	local extra=()
-	[ $# -ge 3 ] && extra=(--user "$3")
-	"$pwb" keys create --db "$db" --org "$1" --role "$2" "${extra[@]}" \
-		--policies "$pol" 2>"$tmp/key.err" | tail -n 1
-}
 svc=$(key acme-tutor service)
 svc_other=$(key open-studio service)
 u1=$(key acme-tutor user u1)
@@ -66,12 +60,7 @@ printf 'db: %s\npolicies: %s\nlisten: 127.0.0.1:9\nmax-tokens: 24\n' "$db" "$pol
 	>"$tmp/serve.out" 2>"$tmp/serve.err" &
 srv=$!
 trap 'kill "$srv" 2>/dev/null; rm -rf "$tmp"' EXIT
-for _ in $(seq 3000); do
-	grep -q "listening" "$tmp/serve.out" 2>/dev/null && break
-	kill -0 "$srv" 2>/dev/null || break
-	sleep 0.1
-done
-port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$tmp/serve.out")
+port=$(serve_port "$tmp/serve.out" "$srv")
 if [ -z "$port" ]; then
 	echo "serve.sh: the server did not start: $(head -c 600 "$tmp/serve.err")" >&2
 	exit 1

@@ -42,12 +42,6 @@ if [ -z "$mport" ]; then
 	exit 1
 fi
 
-key() { # ORG ROLE [USER]
-	local extra=()
-	[ $# -ge 3 ] && extra=(--user "$3")
-	"$pwb" keys create --db "$db" --org "$1" --role "$2" "${extra[@]}" \
-		--policies "$pol" 2>"$tmp/key.err" | tail -n 1
-}
 svc=$(key acme-tutor service)
 u1=$(key acme-tutor user u1)
 aud=$(key acme-tutor auditor)
@@ -66,14 +60,7 @@ maxconn=12
 	--key-concurrency 64 \
 	>"$tmp/serve.out" 2>"$tmp/serve.err" &
 srv=$!
-# Up to 3 minutes: a cold PWB_CACHE_DIR compiles the lexicons first,
-# slow under the sanitizers on a busy machine.
-for _ in $(seq 3000); do
-	grep -q "listening" "$tmp/serve.out" 2>/dev/null && break
-	kill -0 "$srv" 2>/dev/null || break
-	sleep 0.1
-done
-port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$tmp/serve.out")
+port=$(serve_port "$tmp/serve.out" "$srv")
 if [ -z "$port" ]; then
 	echo "serve_hostile.sh: the server did not start: $(head -c 600 "$tmp/serve.err")" >&2
 	exit 1

@@ -43,12 +43,7 @@ start() {
 		>"$tmp/$name.out" 2>"$tmp/$name.err" &
 	pid=$!
 	pids+=("$pid")
-	for _ in $(seq 300); do
-		grep -q "listening" "$tmp/$name.out" 2>/dev/null && break
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	port=$(sed -n 's/.*(port \([0-9]*\)).*/\1/p' "$tmp/$name.out")
+	port=$(serve_port "$tmp/$name.out" "$pid")
 	if [ -z "$port" ]; then
 		echo "serve_ops.sh: $name did not start: $(head -c 600 "$tmp/$name.err")" >&2
 		exit 1
