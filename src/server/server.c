@@ -1010,7 +1010,6 @@ static void server_free(pwb_server *s)
 	pthread_mutex_destroy(&s->reload_lock);
 	pthread_mutex_destroy(&s->qlock);
 	pthread_cond_destroy(&s->qcond);
-	pthread_cond_destroy(&s->idle);
 	free(s->workers);
 	free(s->queue);
 	free(s->keyuse);
@@ -1102,7 +1101,6 @@ pwb_status pwb_server_start(pwb_server **out, const pwb_server_params *p,
 	pthread_mutex_init(&s->reload_lock, NULL);
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_cond_init(&s->qcond, NULL);
-	pthread_cond_init(&s->idle, NULL);
 	pwb__srv_metrics_init(&s->metrics);
 	s->started = pwb__now();
 	s->started_unix = pwb__srv_now();

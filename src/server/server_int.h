@@ -111,7 +111,7 @@ struct pwb_server {
 	size_t n_keyuse, cap_keyuse;
 	/* workers */
 	pthread_mutex_t qlock;
-	pthread_cond_t qcond, idle;
+	pthread_cond_t qcond;
 	srv_req **queue;
 	size_t qhead, qlen, qcap;
 	pthread_t *workers;
@@ -147,7 +147,6 @@ struct srv_req {
 	const srv_route *route;
 	int route_index; /* -1: none */
 	char *arg;	 /* the {id} of the path, or NULL */
-	bool head_ok;	 /* the method and path matched a route */
 	unsigned early_status; /* set before the body: 404, 405, 413 */
 	char *auth;	       /* the bearer key, or NULL */
 	pwb__buf body;
