@@ -12,7 +12,9 @@
  * `candidates: 1`, in a folder of links to the shipped one), prompt and
  * response rails on, a service key in a temporary SQLite store. nginx runs
  * as the current user with a temporary config: `proxy_pass` to the same
- * upstream, the access log on, as pwb logs each request.
+ * upstream over kept-alive connections (an `upstream` block with
+ * `keepalive`, as pwb's upstream engine keeps its connections), the access
+ * log on, as pwb logs each request.
  *
  * Two loads, each on pwb then on nginx:
  * - max throughput: wrk, one thread, C connections, S seconds;
@@ -165,6 +167,16 @@ static void up_close(int ep, int fd, up_conn **conns)
 	conns[fd] = NULL;
 }
 
+/* Whether buf[0..len) holds needle, ignoring case (buf needs no NUL). */
+static bool has_nocase(const char *buf, size_t len, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (size_t i = 0; i + n <= len; i++)
+		if (!strncasecmp(buf + i, needle, n))
+			return true;
+	return false;
+}
+
 /* Reads what fd has; answers each whole request. */
 static void up_read(int ep, int fd, up_conn **conns)
 {
@@ -188,10 +200,14 @@ static void up_read(int ep, int fd, up_conn **conns)
 		const char *h = memmem(c->buf, end, "\r\n\r\n", 4);
 		bool stream = memmem(h, end - (size_t)(h - c->buf),
 				     "\"stream\":true", 13) != NULL;
-		/* HTTP/1.0 (nginx's default to an upstream): one request a
+		/* HTTP/1.0 (nginx's default to an upstream without
+		 * proxy_http_version) or "Connection: close": one request a
 		 * connection. */
-		bool close_after = !memmem(c->buf, 16, "HTTP/1.1", 8) &&
-				   !strcasestr(c->buf, "keep-alive");
+		const char *eol = memmem(c->buf, end, "\r\n", 2);
+		bool close_after =
+		    !memmem(c->buf, (size_t)(eol - c->buf), "HTTP/1.1", 8) ||
+		    has_nocase(c->buf, (size_t)(h - c->buf),
+			       "connection: close");
 		const char *ans = stream ? up_sse : up_json;
 		if (write(fd, ans, strlen(ans)) < 0 || close_after) {
 			up_close(ep, fd, conns);
@@ -201,8 +217,9 @@ static void up_read(int ep, int fd, up_conn **conns)
 		c->len -= end;
 		c->continued = false;
 	}
-	if (c->len && !c->continued && strcasestr(c->buf, "100-continue") &&
-	    memmem(c->buf, c->len, "\r\n\r\n", 4)) {
+	const char *h = memmem(c->buf, c->len, "\r\n\r\n", 4);
+	if (h && !c->continued &&
+	    has_nocase(c->buf, (size_t)(h - c->buf), "100-continue")) {
 		c->continued = true;
 		if (write(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
 			up_close(ep, fd, conns);
@@ -572,10 +589,14 @@ static pid_t start_nginx(const char *dir, uint16_t up, uint16_t *port)
 		"  uwsgi_temp_path %s/nginx-uwsgi;\n"
 		"  scgi_temp_path %s/nginx-scgi;\n"
 		"  keepalive_requests 1000000;\n"
+		"  upstream instant {\n    server 127.0.0.1:%u;\n"
+		"    keepalive 64;\n  }\n"
 		"  server {\n    listen 127.0.0.1:%u;\n"
-		"    location / { proxy_pass http://127.0.0.1:%u; }\n"
+		"    location / {\n      proxy_pass http://instant;\n"
+		"      proxy_http_version 1.1;\n"
+		"      proxy_set_header Connection \"\";\n    }\n"
 		"  }\n}\n",
-		dir, log, dir, dir, dir, dir, dir, dir, *port, up);
+		dir, log, dir, dir, dir, dir, dir, dir, up, *port);
 	fclose(f);
 	char *argv[] = {"nginx", "-p", (char *)dir, "-c",
 			conf,	 "-e", log,	    NULL};

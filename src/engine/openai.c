@@ -62,6 +62,12 @@ typedef struct oa_engine {
 	bool use_n;
 	pwb_log_fn log;
 	void *log_user;
+	/* Connections (and resolved names) outlive a call: the next call to
+	 * the endpoint reuses one that is idle instead of a new TCP (and TLS)
+	 * handshake. libcurl locks the share through share_lock. */
+	CURLSH *share;
+	pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+	bool share_mu_ok;
 } oa_engine;
 
 /* ---- messages: never the key, never raw control bytes ---- */
@@ -245,9 +251,47 @@ static pwb_status read_key(oa_engine *e, const char *var, pwb_diag *diag)
 	return PWB_OK;
 }
 
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a,
+		       void *user)
+{
+	(void)h;
+	(void)a;
+	oa_engine *e = user;
+	pthread_mutex_lock(&e->share_mu[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *user)
+{
+	(void)h;
+	oa_engine *e = user;
+	pthread_mutex_unlock(&e->share_mu[d]);
+}
+
+static pwb_status share_init(oa_engine *e)
+{
+	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&e->share_mu[i], NULL);
+	e->share_mu_ok = true;
+	if (!(e->share = curl_share_init()))
+		return PWB_ENOMEM;
+	CURLSH *s = e->share;
+	if (curl_share_setopt(s, CURLSHOPT_LOCKFUNC, share_lock) ||
+	    curl_share_setopt(s, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
+	    curl_share_setopt(s, CURLSHOPT_USERDATA, e) ||
+	    curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) ||
+	    curl_share_setopt(s, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS))
+		return PWB_ENOMEM;
+	return PWB_OK;
+}
+
 static void oa_destroy(pwb_engine *pe)
 {
 	oa_engine *e = (oa_engine *)pe;
+	if (e->share)
+		curl_share_cleanup(e->share);
+	if (e->share_mu_ok)
+		for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+			pthread_mutex_destroy(&e->share_mu[i]);
 	if (e->auth)
 		explicit_bzero(e->auth, strlen(e->auth));
 	free(e->auth);
@@ -310,7 +354,7 @@ pwb_status pwb_engine_openai_new(pwb_engine **out, const pwb_openai_params *p,
 	e->use_n = p->use_n;
 	e->log = p->log;
 	e->log_user = p->log_user;
-	if (!(st = set_names(e, p)))
+	if (!(st = set_names(e, p)) && !(st = share_init(e)))
 		st = read_key(e, p->api_key_env, diag);
 	if (st) {
 		oa_destroy(&e->head);
@@ -765,6 +809,7 @@ static pwb_status req_init(oa_call *c, oa_req *r, size_t first, size_t n)
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(h, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(h, CURLOPT_SHARE, e->share);
 	/* Signals are process-wide; calls run on many threads. */
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	return PWB_OK;
