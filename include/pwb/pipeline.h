@@ -249,6 +249,16 @@ pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 pwb_status pwb_consent_update(const char *old, int learning,
 			      const char *cohort, int64_t now, char **out);
 
+/*
+ * Whether a user of org whose effective policy is e may consent to being
+ * grouped by attr: only by the attribute the org groups its users by.
+ * When not, msg (size bytes) says why: the org groups by another
+ * attribute, a higher tier forbids it (naming the source), or the org
+ * groups nobody.
+ */
+bool pwb_consent_cohort_ok(const pwb_effective *e, const char *org,
+			   const char *attr, char *msg, size_t size);
+
 /* The user's learned preferences in words (pwb_prefs_explain), and a
  * reset of them (stored). */
 pwb_status pwb_pipeline_explain(pwb_pipeline *pl, const char *org,

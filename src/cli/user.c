@@ -205,25 +205,10 @@ static const char consent_usage[] =
  * any other (or one for an org that groups nobody) is refused. */
 static int cohort_checked(const cli_resolve *r, const char *attr)
 {
-	const pwb_eff_learning *l = pwb_effective_learning(r->effective);
-	if (l->cohort_attribute && !strcmp(l->cohort_attribute, attr))
+	char why[600];
+	if (pwb_consent_cohort_ok(r->effective, r->org, attr, why, sizeof(why)))
 		return CLI_OK;
-	if (l->cohort_attribute)
-		fprintf(stderr,
-			"error: --grant-cohort %s: org %s groups users by "
-			"'%s', not '%s'\n",
-			attr, r->org, l->cohort_attribute, attr);
-	else if (l->cohort_refused)
-		fprintf(stderr,
-			"error: --grant-cohort %s: org %s groups nobody: its "
-			"learning restrictions (%s) forbid '%s'\n",
-			attr, r->org, l->cohort_limited_by.source,
-			l->cohort_refused);
-	else
-		fprintf(stderr,
-			"error: --grant-cohort %s: org %s groups nobody (its "
-			"policy sets no learning.cohort_attribute)\n",
-			attr, r->org);
+	fprintf(stderr, "error: --grant-cohort %s: %s\n", attr, why);
 	return CLI_FAIL;
 }
 

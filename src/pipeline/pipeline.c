@@ -167,6 +167,28 @@ pwb_status pwb_consent_update(const char *old, int learning,
 	return *out ? PWB_OK : PWB_ENOMEM;
 }
 
+bool pwb_consent_cohort_ok(const pwb_effective *e, const char *org,
+			   const char *attr, char *msg, size_t size)
+{
+	const pwb_eff_learning *l = pwb_effective_learning(e);
+	if (l->cohort_attribute && !strcmp(l->cohort_attribute, attr))
+		return true;
+	if (l->cohort_attribute)
+		snprintf(msg, size, "org %s groups users by '%s', not '%s'",
+			 org, l->cohort_attribute, attr);
+	else if (l->cohort_refused)
+		snprintf(msg, size,
+			 "org %s groups nobody: its learning restrictions "
+			 "(%s) forbid '%s'",
+			 org, l->cohort_limited_by.source, l->cohort_refused);
+	else
+		snprintf(msg, size,
+			 "org %s groups nobody (its policy sets no "
+			 "learning.cohort_attribute)",
+			 org);
+	return false;
+}
+
 pwb_status pwb__user_load(pwb_pipeline *pl, const char *org, const char *user,
 			  pwb__user *u, pwb_diag *diag)
 {

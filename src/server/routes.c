@@ -16,6 +16,7 @@ static void h_models(srv_req *r);
 static void h_feedback(srv_req *r);
 static void h_bounds(srv_req *r);
 static void h_settings(srv_req *r);
+static void h_consent(srv_req *r);
 static void h_export(srv_req *r);
 static void h_erase(srv_req *r);
 static void h_decision(srv_req *r);
@@ -42,6 +43,8 @@ const srv_route pwb__srv_routes[] = {
      SRV_SCOPE_PATH_USER, h_bounds, "bounds"},
     {"PUT", "/v1/users/{id}/settings", SRV_SERVICE | SRV_USER,
      SRV_SCOPE_PATH_USER, h_settings, "settings"},
+    {"PUT", "/v1/users/{id}/consent", SRV_SERVICE | SRV_USER,
+     SRV_SCOPE_PATH_USER, h_consent, "consent"},
     {"GET", "/v1/users/{id}/export", SRV_SERVICE | SRV_USER,
      SRV_SCOPE_PATH_USER, h_export, "export"},
     {"DELETE", "/v1/users/{id}", SRV_SERVICE | SRV_USER, SRV_SCOPE_PATH_USER,
@@ -307,6 +310,88 @@ static void h_settings(srv_req *r)
 	pwb_effective_free(e);
 	pwb__srv_gen_release(g);
 	pwb_diag_release(&d);
+}
+
+/*
+ * The user's consent (`pwb user consent`): {"learning": BOOL} to learning
+ * from their feedback, {"cohort": ATTR} to being grouped by the attribute
+ * the org groups by ("" or null withdraws); each key changes its own
+ * consent and keeps the other. The answer is the consent recorded.
+ */
+static void h_consent(srv_req *r)
+{
+	json_t *body = pwb__srv_body_json(r);
+	if (!body)
+		return;
+	json_t *learning = json_object_get(body, "learning");
+	json_t *cohort = json_object_get(body, "cohort");
+	const char *attr = json_is_null(cohort) ? "" : json_string_value(cohort);
+	pwb_store_user row = {0};
+	pwb_effective *e = NULL;
+	char *json = NULL, why[600];
+	srv_gen *g = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	if ((learning && !json_is_boolean(learning)) || (cohort && !attr) ||
+	    (!learning && !cohort)) {
+		pwb__srv_error(r, 400, "invalid_request_error", "invalid_consent",
+			       "give \"learning\": true or false, and/or "
+			       "\"cohort\": the attribute to be grouped by "
+			       "(\"\" or null withdraws)");
+		goto out;
+	}
+	if (pwb_consent_update(NULL, -1, attr, 0, &json) == PWB_EINVAL) {
+		pwb__srv_error(r, 400, "invalid_request_error", "invalid_consent",
+			       "cohort: an attribute name is 1 to 64 letters, "
+			       "digits and '_'");
+		goto out;
+	}
+	free(json);
+	json = NULL;
+	g = pwb__srv_gen_get(r->srv);
+	pwb_status st = PWB_OK;
+	if (attr && *attr) {
+		if ((st = resolve_user(r, g, NULL, 0, &e, &d))) {
+			pwb__srv_fail(r, st, &d, "consent");
+			goto out;
+		}
+		if (!pwb_consent_cohort_ok(e, r->key.org, attr, why,
+					   sizeof(why))) {
+			pwb__srv_error(r, 422, "invalid_request_error",
+				       "cohort_not_allowed", "cohort %s: %s",
+				       attr, why);
+			goto out;
+		}
+	}
+	st = pwb_store_user_get(store_of(r), r->key.org, r->user, &row, &d);
+	if (st == PWB_ENOTFOUND) { /* a new user; an erased one is refused
+				    * by the write below */
+		pwb_diag_clear(&d);
+		st = PWB_OK;
+	}
+	if (!st)
+		st = pwb_consent_update(row.consent,
+					learning ? json_is_true(learning) : -1,
+					attr, pwb__srv_now(), &json);
+	if (!st)
+		st = pwb_store_user_set_consent(store_of(r), r->key.org,
+						r->user, json, pwb__srv_now(),
+						&d);
+	if (st) {
+		store_fail(r, st, &d);
+		goto out;
+	}
+	pwb__srv_json(r, 200,
+		      json_pack("{s:s, s:o?}", "user", r->user, "consent",
+				json_loads(json, 0, NULL)));
+out:
+	if (g)
+		pwb__srv_gen_release(g);
+	pwb_store_user_release(&row);
+	pwb_effective_free(e);
+	free(json);
+	pwb_diag_release(&d);
+	json_decref(body);
 }
 
 static void h_export(srv_req *r)

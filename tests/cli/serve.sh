@@ -134,6 +134,23 @@ call "feedback through HTTP" 200 POST /v1/feedback "$svc" \
 	"{\"user\": \"u1\", \"decision_id\": \"$dec\", \"rating\": 4}" 'j["decision_id"] == "'"$dec"'"'
 call "feedback needs one kind" 400 POST /v1/feedback "$svc" \
 	"{\"user\": \"u1\", \"decision_id\": \"$dec\"}" 'j["error"]["code"] == "invalid_feedback"'
+# Consent and learning through HTTP: feedback changes the next ranking of
+# that user (a personal model scores it) and of no other.
+call "feedback without consent learns nothing" 200 POST /v1/feedback "$svc" \
+	"{\"user\": \"u1\", \"decision_id\": \"$dec\", \"choose\": \"B\"}" 'j["consent_needed"] is True and j["pairs_learnt"] == 0'
+call "consent through HTTP" 200 PUT /v1/users/u3/consent "$svc" '{"learning": true}' \
+	'j["user"] == "u3" and j["consent"]["learning"] is True'
+call "consent of a wrong type: 400" 400 PUT /v1/users/u3/consent "$svc" '{"learning": "yes"}' 'j["error"]["code"] == "invalid_consent"'
+call "consent to nothing: 400" 400 PUT /v1/users/u3/consent "$svc" '{}' 'j["error"]["code"] == "invalid_consent"'
+call "a cohort the org does not group by: 422" 422 PUT /v1/users/u3/consent "$svc" '{"cohort": "age_band"}' \
+	'j["error"]["code"] == "cohort_not_allowed" and "acme-tutor" in j["error"]["message"]'
+call "a user key consents only for itself: 403" 403 PUT /v1/users/u3/consent "$u1" '{"learning": true}' 'j["error"]["code"] == "permission_denied"'
+call "a consented user's chat, before feedback" 200 POST /v1/chat/completions "$svc" "$(chat u3)" 'j["pwb"]["personal"] is False'
+dec3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pwb"]["decision_id"])' "$tmp/body" 2>/dev/null)
+call "feedback with consent learns" 200 POST /v1/feedback "$svc" \
+	"{\"user\": \"u3\", \"decision_id\": \"$dec3\", \"choose\": \"B\"}" 'j["pairs_learnt"] > 0 and j["model_version"] == 1'
+call "the next chat of that user is ranked by their model" 200 POST /v1/chat/completions "$svc" "$(chat u3)" 'j["pwb"]["personal"] is True'
+call "another user's next chat is not" 200 POST /v1/chat/completions "$svc" "$(chat u4)" 'j["pwb"]["personal"] is False'
 call "bounds of a user" 200 GET /v1/users/u1/bounds "$svc" "" 'j["org"] == "acme-tutor" and "categories" in j'
 call "a user key reads only its own bounds" 403 GET /v1/users/u2/bounds "$u1" "" 'True'
 call "settings out of bounds: 422 naming tier and rule" 422 PUT /v1/users/u1/settings "$u1" \
