@@ -18,7 +18,7 @@ packages=(
   libmicrohttpd-dev                      # the HTTP server (pwb serve)
   clang libclang-rt-14-dev               # libFuzzer and sanitizer runtimes
   python3                                # test runners compare JSON
-  curl                                   # the gateway tests call pwb serve
+  curl jq                                # the gateway tests and the README call pwb serve
   nginx wrk                              # the gateway benchmark's baseline and load
 )
 
