@@ -246,6 +246,34 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 				  const pwb_store_feedback *fb,
 				  pwb_store_texts texts, int64_t now,
 				  int64_t *id, pwb_diag *diag);
+/*
+ * A user's new preference model, written with the feedback it learnt
+ * (pwb_store_feedback_learn): only if the stored model_version is still
+ * expect_version; new_version gets the version written, and conflict is
+ * set when another writer moved the version on first (reload, retry).
+ */
+typedef struct pwb_store_model_write {
+	const char *user;
+	const void *blob;
+	size_t len;
+	int64_t expect_version;
+	int64_t new_version; /* out */
+	bool conflict;	     /* out */
+} pwb_store_model_write;
+
+/*
+ * One answer's feedback, learnt: its n events (as pwb_store_feedback_add
+ * takes them) and, when model is not NULL, the user's model learnt from
+ * them, all written or none. Outside a transaction it shares a commit
+ * with the decisions and feedback of other threads (docs/store.md, "Group
+ * commit") and returns PWB_OK only once committed; a model conflict is
+ * PWB_EINVAL with model->conflict set, and fails this call alone.
+ */
+pwb_status pwb_store_feedback_learn(pwb_store *s, const char *org,
+				    const pwb_store_feedback *events, size_t n,
+				    pwb_store_texts texts,
+				    pwb_store_model_write *model, int64_t now,
+				    pwb_diag *diag);
 /* The number of feedback rows of an org (user NULL: of every user). */
 pwb_status pwb_store_feedback_count(pwb_store *s, const char *org,
 				    const char *user, uint64_t *n,

@@ -1,9 +1,9 @@
 /*
  * feedback.c - one feedback event (DESIGN §3.2, docs/pipeline.md):
  *
- *   find_decision -> pairs_of -> learn (in one store transaction: the
- *   event rows, then the user's model with a compare-and-set on its
- *   version)
+ *   find_decision -> pairs_of -> learn (one unit of the store's group
+ *   commit: the event rows, then the user's model with a compare-and-set
+ *   on its version)
  *
  * A choice of alternative X prefers X over every other allowed
  * alternative of the decision; a rating above the middle of its 1-5 scale
@@ -237,54 +237,67 @@ static pwb_status pairs_of(fb_run *fr)
 
 /* The event's rows: one per pair (features only: the decision kept no
  * texts), or the rating itself. */
-static pwb_status store_events(fb_run *fr, int64_t now)
+/* The rows of the event: one per pair learnt (with the pair's features),
+ * or one without features for a rating that teaches nothing. The caller
+ * frees each row's features and the array. */
+static pwb_status event_rows(fb_run *fr, int64_t now,
+			     pwb_store_feedback **rows, size_t *n)
 {
 	const pwb_feedback_give *fb = fr->fb;
-	pwb_store *s = fr->pl->p.store;
-	pwb_store_feedback row = {
-	    .kind = fb->kind == PWB_FB_RATING ? PWB_STORE_FB_RATING
-					      : PWB_STORE_FB_PAIR,
-	    .user = fb->user,
-	    .ts = now,
-	    .rating = fb->rating,
-	    .scale_lo = 1,
-	    .scale_hi = 5,
-	    .rater_role = "end_user",
-	    .rater_attrs = fr->rater_attrs,
-	    .decision_id = fb->decision_id,
-	};
-	if (fb->kind == PWB_FB_RATING || !fr->n_pairs)
-		return pwb_store_feedback_add(s, fb->org, &row,
-					      PWB_STORE_FEATURES_ONLY, now,
-					      NULL, fr->diag);
-	for (size_t k = 0; k < fr->n_pairs; k++) {
+	size_t want = fr->n_pairs ? fr->n_pairs : 1;
+	*n = 0;
+	if (!(*rows = pwb__calloc(want, sizeof(**rows))))
+		return PWB_ENOMEM;
+	for (size_t k = 0; k < want; k++) {
+		pwb_store_feedback *row = &(*rows)[k];
+		*row = (pwb_store_feedback){
+		    .kind = fb->kind == PWB_FB_RATING ? PWB_STORE_FB_RATING
+						      : PWB_STORE_FB_PAIR,
+		    .user = fb->user,
+		    .ts = now,
+		    .rating = fb->rating,
+		    .scale_lo = 1,
+		    .scale_hi = 5,
+		    .rater_role = "end_user",
+		    .rater_attrs = fr->rater_attrs,
+		    .decision_id = fb->decision_id,
+		};
+		*n = k + 1;
+		if (fb->kind == PWB_FB_RATING || !fr->n_pairs)
+			return PWB_OK; /* one row; a rating has no pair */
 		void *data = NULL;
 		size_t len = 0;
 		pwb_status st = pwb_prefs_features_pack(
 		    fr->pl->prefs, &fr->alts[fr->pair_a[k]].f,
 		    &fr->alts[fr->pair_b[k]].f, &data, &len);
-		row.features = data;
-		row.features_len = len;
-		if (!st)
-			st = pwb_store_feedback_add(s, fb->org, &row,
-						    PWB_STORE_FEATURES_ONLY,
-						    now, NULL, fr->diag);
-		free(data);
+		row->features = data;
+		row->features_len = len;
 		if (st)
 			return st;
 	}
 	return PWB_OK;
 }
 
-/* Learns the pairs into the user's model and writes it back, with the
- * events, in one transaction. Call with pl->lock held and the user just
- * loaded from the store. The population model learns once the event is
- * stored, so that a retried try does not teach it twice. */
+static void event_rows_free(pwb_store_feedback *rows, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		free((void *)rows[k].features);
+	free(rows);
+}
+
+/*
+ * Learns the pairs into the user's model (under pl->lock, which the
+ * caller holds and which this releases before the store write and takes
+ * again after it), then writes the event rows and the model, with a
+ * compare-and-set on its version, as one unit that shares a commit with
+ * other users' feedback and decisions. The population and the cohort
+ * learn once the event is stored, so that a retried try does not teach
+ * them twice.
+ */
 static pwb_status learn(fb_run *fr, const pwb__user *u,
 			const pwb_prefs_bounds *b, pwb_feedback_result *res)
 {
 	pwb_pipeline *pl = fr->pl;
-	pwb_store *s = pl->p.store;
 	const char *user = fr->fb->user;
 	int64_t now = (int64_t)time(NULL);
 	pwb_status st = pwb__user_model_sync(pl, user, u, fr->diag);
@@ -296,28 +309,28 @@ static pwb_status learn(fb_run *fr, const pwb__user *u,
 	size_t len = 0;
 	if (!st && fr->n_pairs)
 		st = pwb_prefs_user_save_mem(pl->prefs, user, &blob, &len);
+	pwb_store_feedback *rows = NULL;
+	size_t n_rows = 0;
 	if (!st)
-		st = pwb_store_begin(s, fr->diag);
-	if (st) {
-		free(blob);
-		return st;
-	}
-	st = store_events(fr, now);
+		st = event_rows(fr, now, &rows, &n_rows);
 	res->model_version = u->row.model_version;
-	if (!st && blob) {
-		st = pwb_store_user_set_model(s, fr->fb->org, user, blob, len,
-					      u->row.model_version,
-					      &res->model_version, now,
-					      fr->diag);
-		fr->conflict = st == PWB_EINVAL;
-	}
-	free(blob);
+	pwb_store_model_write m = {.user = user,
+				   .blob = blob,
+				   .len = len,
+				   .expect_version = u->row.model_version};
+	/* The user's model in memory may now be ahead of the store: the
+	 * next sync (of a chat or a retry) reloads it from there. */
+	pthread_mutex_unlock(&pl->lock);
 	if (!st)
-		st = pwb_store_commit(s, fr->diag);
-	else
-		pwb_store_rollback(s);
-	/* A failed try leaves the user's model in memory ahead of the
-	 * store: the next sync reloads it from there. */
+		st = pwb_store_feedback_learn(pl->p.store, fr->fb->org, rows,
+					      n_rows, PWB_STORE_FEATURES_ONLY,
+					      blob ? &m : NULL, now, fr->diag);
+	fr->conflict = m.conflict;
+	if (!st && blob)
+		res->model_version = m.new_version;
+	free(blob);
+	event_rows_free(rows, n_rows);
+	pthread_mutex_lock(&pl->lock);
 	for (size_t k = 0; !st && k < fr->n_pairs; k++)
 		pwb_prefs_update_pair(pl->prefs, NULL,
 				      &fr->alts[fr->pair_a[k]].f,
@@ -389,6 +402,18 @@ static pwb_status try_learn(fb_run *fr, pwb_feedback_result *res)
 	return st;
 }
 
+/* FNV-1a of the org and the user: which stripe their feedback takes. */
+static size_t stripe_of(const pwb_feedback_give *fb)
+{
+	uint32_t h = 2166136261u;
+	for (const char *p = fb->org; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	h = (h ^ 0xff) * 16777619u;
+	for (const char *p = fb->user; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return h % PWB__FB_STRIPES;
+}
+
 pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 				 const pwb_feedback_give *fb,
 				 pwb_feedback_result *res, pwb_diag *diag)
@@ -411,15 +436,19 @@ pwb_status pwb_pipeline_feedback(pwb_pipeline *pl,
 	pwb_status st = find_decision(fr);
 	if (!st)
 		st = pairs_of(fr);
-	/* Under the lock, threads of this process take turns: each reads
+	/* The feedback of one user takes turns on their stripe: each reads
 	 * the user's model as stored and writes it back. A conflict can then
-	 * only come from another process or replica; it is retried. */
+	 * only come from another process or replica; it is retried. Other
+	 * users' feedback runs beside it and shares its commit. */
+	pthread_mutex_t *stripe = &pl->fb_stripe[stripe_of(fb)];
 	for (int tries = 0; !st; tries++) {
 		size_t keep = diag ? diag->n : 0;
 		fr->conflict = false;
+		pthread_mutex_lock(stripe);
 		pthread_mutex_lock(&pl->lock);
 		st = try_learn(fr, res);
 		pthread_mutex_unlock(&pl->lock);
+		pthread_mutex_unlock(stripe);
 		if (!fr->conflict || tries + 1 >= CAS_TRIES)
 			break;
 		pwb__diag_rewind(diag, keep);

@@ -74,6 +74,8 @@ pwb_status pwb_pipeline_new(pwb_pipeline **out, const pwb_pipeline_params *p,
 	if (!pl->p.stream_hold_bytes)
 		pl->p.stream_hold_bytes = d.stream_hold_bytes;
 	pthread_mutex_init(&pl->lock, NULL);
+	for (size_t i = 0; i < PWB__FB_STRIPES; i++)
+		pthread_mutex_init(&pl->fb_stripe[i], NULL);
 	pl->prefs = p->prefs;
 	pwb_status st = pl->prefs ? PWB_OK : default_prefs(pl, diag);
 	if (st) {
@@ -90,6 +92,8 @@ void pwb_pipeline_free(pwb_pipeline *pl)
 		return;
 	pwb_prefs_model_free(pl->prefs);
 	pthread_mutex_destroy(&pl->lock);
+	for (size_t i = 0; i < PWB__FB_STRIPES; i++)
+		pthread_mutex_destroy(&pl->fb_stripe[i]);
 	free(pl);
 }
 

@@ -11,10 +11,16 @@
 #include "pwb/pipeline.h"
 #include "util/util.h"
 
+/* Feedback of one user takes turns on one of these (by a hash of the org
+ * and user): their model is read, learnt and written back in order, while
+ * other users' feedback shares the store's commits (feedback.c). */
+#define PWB__FB_STRIPES 64
+
 struct pwb_pipeline {
 	pwb_pipeline_params p;
 	pwb_prefs_model *prefs; /* owned; behind lock */
 	pthread_mutex_t lock;
+	pthread_mutex_t fb_stripe[PWB__FB_STRIPES];
 };
 
 /* A user as the store keeps them, for one request. */

@@ -257,12 +257,14 @@ static const stmt stmts[S_COUNT] = {
  */
 struct gc_event {
 	const char *org;
-	const pwb_store_feedback *fb; /* a feedback event, or */
-	const pwb_store_decision *d;  /* a decision */
+	const pwb_store_feedback *fbs; /* n_fb feedback events */
+	size_t n_fb;
+	pwb_store_model_write *model;  /* and the model they taught, or */
+	const pwb_store_decision *d;   /* a decision */
 	pwb_store_texts texts;
 	int64_t now;
 	const char *audit_detail; /* the decision's audit row's detail */
-	int64_t id;		  /* out: the feedback row's id */
+	int64_t id;		  /* out: the first feedback row's id */
 	pwb_status st;		  /* out, once done */
 	bool done;
 	pwb_diag *diag;	   /* the caller's; written before done is set */
@@ -1218,32 +1220,20 @@ pwb_status pwb_store_user_set_consent(pwb_store *s, const char *org,
 			diag);
 }
 
-pwb_status pwb_store_user_set_model(pwb_store *s, const char *org,
-				    const char *user, const void *blob,
-				    size_t len, int64_t expect_version,
-				    int64_t *new_version, int64_t now,
-				    pwb_diag *diag)
+/* Inside o: the model written if its version is still expect_version
+ * (else PWB_EINVAL), *v the version written. */
+static pwb_status model_write(pwb_store *s, op *o, const char *org,
+			      const char *user, const void *blob, size_t len,
+			      int64_t expect_version, int64_t now, int64_t *v,
+			      pwb_diag *diag)
 {
-	pwb_status st = check_id("org", org, diag);
-	if (!st)
-		st = check_id("user", user, diag);
-	if (st)
-		return st;
-	if (len > MAX_MODEL) {
-		pwb_diag_add(diag, NULL, 0, 0,
-			     "the model is larger than %u bytes", MAX_MODEL);
-		return PWB_ETOOLARGE;
-	}
-	op o;
-	if ((st = op_enter(s, &o, true, diag)))
-		return st;
-	st = ensure_user(s, &o, org, user, now, diag);
+	pwb_status st = ensure_user(s, o, org, user, now, diag);
 	pwb__val p[] = {V_TEXT(org), V_TEXT(user), V_BLOB(blob, len),
 			V_INT(now), V_INT(expect_version)};
-	int64_t v = 0;
 	bool found = false;
+	*v = 0;
 	if (!st)
-		st = q_int(s, &o, S_USER_SET_MODEL, p, 5, &v, &found, diag);
+		st = q_int(s, o, S_USER_SET_MODEL, p, 5, v, &found, diag);
 	if (!st && !found) {
 		pwb_diag_add(diag, NULL, 0, 0,
 			     "the model of user '%s' changed since version "
@@ -1252,7 +1242,39 @@ pwb_status pwb_store_user_set_model(pwb_store *s, const char *org,
 		st = PWB_EINVAL;
 	}
 	if (!st)
-		st = notify(s, &o, PWB_CHANGE_MODEL, org, user, v, diag);
+		st = notify(s, o, PWB_CHANGE_MODEL, org, user, *v, diag);
+	return st;
+}
+
+static pwb_status model_check(const char *org, const char *user, size_t len,
+			      pwb_diag *diag)
+{
+	pwb_status st = check_id("org", org, diag);
+	if (!st)
+		st = check_id("user", user, diag);
+	if (!st && len > MAX_MODEL) {
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "the model is larger than %u bytes", MAX_MODEL);
+		st = PWB_ETOOLARGE;
+	}
+	return st;
+}
+
+pwb_status pwb_store_user_set_model(pwb_store *s, const char *org,
+				    const char *user, const void *blob,
+				    size_t len, int64_t expect_version,
+				    int64_t *new_version, int64_t now,
+				    pwb_diag *diag)
+{
+	pwb_status st = model_check(org, user, len, diag);
+	if (st)
+		return st;
+	op o;
+	if ((st = op_enter(s, &o, true, diag)))
+		return st;
+	int64_t v = 0;
+	st = model_write(s, &o, org, user, blob, len, expect_version, now, &v,
+			 diag);
 	if (!st && new_version)
 		*new_version = v;
 	return op_leave(s, &o, st, diag);
@@ -1444,6 +1466,41 @@ static pwb_status fb_write(pwb_store *s, op *o, const char *org,
 
 static pwb_status group_commit(pwb_store *s, struct gc_event *e);
 
+/* An event of the group commit that is feedback: its events in order,
+ * then the model they taught; e->id gets the first row's id. */
+static pwb_status learn_write(pwb_store *s, op *o, struct gc_event *e,
+			      pwb_diag *diag)
+{
+	pwb_status st = PWB_OK;
+	for (size_t i = 0; !st && i < e->n_fb; i++) {
+		int64_t id = 0;
+		st = fb_write(s, o, e->org, &e->fbs[i], e->texts, e->now, &id,
+			      diag);
+		if (i == 0)
+			e->id = id;
+	}
+	pwb_store_model_write *m = e->model;
+	if (!st && m) {
+		st = model_write(s, o, e->org, m->user, m->blob, m->len,
+				 m->expect_version, e->now, &m->new_version,
+				 diag);
+		m->conflict = st == PWB_EINVAL;
+	}
+	return st;
+}
+
+/* Outside a transaction, a group commit; inside, written in it. */
+static pwb_status learn_add(pwb_store *s, struct gc_event *e)
+{
+	if (!in_tx(s))
+		return group_commit(s, e);
+	op o;
+	pwb_status st = op_enter(s, &o, true, e->diag);
+	if (!st)
+		st = learn_write(s, &o, e, e->diag);
+	return op_leave(s, &o, st, e->diag);
+}
+
 pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 				  const pwb_store_feedback *fb,
 				  pwb_store_texts texts, int64_t now,
@@ -1454,25 +1511,45 @@ pwb_status pwb_store_feedback_add(pwb_store *s, const char *org,
 	pwb_status st = pwb_store_feedback_check(org, fb, texts, diag);
 	if (st)
 		return st;
-	int64_t rid = 0;
-	if (!in_tx(s)) {
-		struct gc_event e = {.org = org,
-				     .fb = fb,
-				     .texts = texts,
-				     .now = now,
-				     .diag = diag};
-		st = group_commit(s, &e);
-		rid = e.id;
-	} else {
-		op o;
-		if ((st = op_enter(s, &o, true, diag)))
-			return st;
-		st = fb_write(s, &o, org, fb, texts, now, &rid, diag);
-		st = op_leave(s, &o, st, diag);
-	}
+	struct gc_event e = {.org = org,
+			     .fbs = fb,
+			     .n_fb = 1,
+			     .texts = texts,
+			     .now = now,
+			     .diag = diag};
+	st = learn_add(s, &e);
 	if (!st && id)
-		*id = rid;
+		*id = e.id;
 	return st;
+}
+
+pwb_status pwb_store_feedback_learn(pwb_store *s, const char *org,
+				    const pwb_store_feedback *events, size_t n,
+				    pwb_store_texts texts,
+				    pwb_store_model_write *model, int64_t now,
+				    pwb_diag *diag)
+{
+	pwb_status st = PWB_OK;
+	for (size_t i = 0; !st && i < n; i++)
+		st = pwb_store_feedback_check(org, &events[i], texts, diag);
+	if (model) {
+		model->new_version = 0;
+		model->conflict = false;
+		if (!st)
+			st = model_check(org, model->user, model->len, diag);
+	}
+	if (st)
+		return st;
+	if (!n && !model)
+		return PWB_OK;
+	struct gc_event e = {.org = org,
+			     .fbs = events,
+			     .n_fb = n,
+			     .model = model,
+			     .texts = texts,
+			     .now = now,
+			     .diag = diag};
+	return learn_add(s, &e);
 }
 
 static pwb_status read_count(pwb_store *s, int id, const pwb__val *p, int n,
@@ -2001,8 +2078,7 @@ static size_t group_run(pwb_store *s, struct gc_event *batch, bool *out)
 			if (out[i])
 				continue;
 			st = e->d ? dec_write(s, &o, e->org, e->d, &bd)
-				  : fb_write(s, &o, e->org, e->fb, e->texts,
-					     e->now, &e->id, &bd);
+				  : learn_write(s, &o, e, &bd);
 			if (st)
 				bad = i;
 		}

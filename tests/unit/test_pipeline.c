@@ -51,6 +51,7 @@
 #include <time.h>
 
 #include "pwb/pwb.h"
+#include "store/store_int.h"
 
 #define MAX_TOKENS 48
 #define BLOCK_WORD "little" /* the tiny lexicon's harassment word */
@@ -1042,12 +1043,67 @@ static void concurrent_feedback(const char *user, bool first_feedback)
 	assert_int_equal(v1, v0 + FB_THREADS);
 }
 
+/* Feedback of different users at once: each learnt, and their store
+ * writes share commits (the user's model is not held under the
+ * pipeline's lock while it is written). */
+static void concurrent_users(void)
+{
+	char *decisions[FB_THREADS];
+	char users[FB_THREADS][16];
+	for (size_t k = 0; k < FB_THREADS; k++) {
+		snprintf(users[k], sizeof(users[k]), "race-u%zu", k);
+		pwb_response *r = chat_full(pl_tiny, "t-open", users[k], "Hi.",
+					    2, (uint64_t)(60000 + 10 * k), 8);
+		assert_false(r->blocked);
+		decisions[k] = strdup(r->decision_id);
+		pwb_response_free(r);
+	}
+	/* As above: the threads start while this one holds the write lock,
+	 * so that their writes queue together. */
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_store_begin(store, &d), &d, "begin");
+	ok(pwb_store_user_set_settings(store, "t-open", "race-lock", "{}",
+				       (int64_t)time(NULL), &d),
+	   &d, "a write");
+	pwb__group_stats before, after;
+	pwb__store_group_stats(store, &before);
+	fb_job jobs[FB_THREADS];
+	pthread_t th[FB_THREADS];
+	for (size_t k = 0; k < FB_THREADS; k++) {
+		jobs[k] = (fb_job){.user = users[k], .decision = decisions[k]};
+		assert_int_equal(
+		    pthread_create(&th[k], NULL, fb_thread, &jobs[k]), 0);
+	}
+	struct timespec pause = {0, 300 * 1000 * 1000};
+	nanosleep(&pause, NULL);
+	ok(pwb_store_commit(store, &d), &d, "commit");
+	pwb_diag_release(&d);
+	for (size_t k = 0; k < FB_THREADS; k++)
+		assert_int_equal(pthread_join(th[k], NULL), 0);
+	pwb__store_group_stats(store, &after);
+	for (size_t k = 0; k < FB_THREADS; k++) {
+		if (jobs[k].st)
+			fail_msg("%s: %s", users[k], jobs[k].msg);
+		assert_true(jobs[k].pairs > 0);
+		pwb_store_user u;
+		ok(pwb_store_user_get(store, "t-open", users[k], &u, NULL),
+		   NULL, "user");
+		assert_int_equal(u.model_version, 1);
+		pwb_store_user_release(&u);
+		free(decisions[k]);
+	}
+	assert_int_equal(after.events - before.events, FB_THREADS);
+	assert_true(after.commits - before.commits < FB_THREADS);
+}
+
 static void test_feedback_concurrent(void **state)
 {
 	(void)state;
 	NEED_MODEL();
 	concurrent_feedback("race-first", true);
 	concurrent_feedback("race-later", false);
+	concurrent_users();
 }
 
 /* ---- streaming ---- */

@@ -1037,6 +1037,8 @@ typedef struct gthr {
 	const char *event_id; /* one feedback event with this id and user */
 	const char *user;
 	size_t text_len; /* > 0: the feedback's chosen text has this size */
+	bool learn;	 /* two events and a model: pwb_store_feedback_learn */
+	pwb_store_model_write m;
 	pwb_status st;
 	pwb_diag d;
 	int64_t ids[16];
@@ -1048,6 +1050,14 @@ static void *group_writer(void *arg)
 	pwb_diag_init(&g->d);
 	char user[16], id[32];
 	snprintf(user, sizeof(user), "g%d", g->t);
+	if (g->learn) {
+		pwb_store_feedback ev[2] = {pair(g->user, "first"),
+					    pair(g->user, "second")};
+		g->st = pwb_store_feedback_learn(g->s, "acme", ev, 2,
+						 PWB_STORE_TEXTS, &g->m, 30,
+						 &g->d);
+		return NULL;
+	}
 	for (int i = 0; i < g->n && !g->st; i++) {
 		if (g->decision || (!g->event_id && !g->text_len && i % 2)) {
 			snprintf(id, sizeof(id), "d%d-%d", g->t, i);
@@ -1206,6 +1216,102 @@ static void test_group_commit_one_fails_alone(void **state)
 	pwb__store_group_stats(s, &gs);
 	assert_int_equal(gs.events - before.events, 12);
 	assert_true(gs.commits - before.commits <= 7);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
+/* Feedback with the model it taught: one unit of a batch, all or nothing;
+ * two writers of one user's model, both from version 1: the first queued
+ * wins, the other gets a conflict and leaves nothing, and the rest of the
+ * batch is written. */
+static void test_group_commit_learn(void **state)
+{
+	enum { THREADS = 8 };
+	pwb_store *s = open_ok(fresh());
+	pwb_diag d;
+	pwb_diag_init(&d);
+	static char users[THREADS][8], blobs[THREADS][8];
+	gthr g[THREADS];
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < THREADS; i++) {
+		snprintf(users[i], sizeof(users[i]), "l%d", i % (THREADS - 1));
+		snprintf(blobs[i], sizeof(blobs[i]), "model%d", i);
+		if (i < THREADS - 1)
+			ok(pwb_store_user_set_model(s, "acme", users[i], "v1",
+						    2, -1, NULL, 1, &d),
+			   &d);
+		g[i] = (gthr){.s = s,
+			      .t = i,
+			      .learn = true,
+			      .user = users[i],
+			      .m = {.user = users[i],
+				    .blob = blobs[i],
+				    .len = strlen(blobs[i]),
+				    .expect_version = 1}};
+	}
+	pwb__group_stats before;
+	pwb__store_group_stats(s, &before);
+	/* Queued one by one, so that writer 0 is ahead of writer 7 (both
+	 * of user l0). */
+	pthread_t th[THREADS];
+	pwb__store_group_hold(s, true);
+	for (int i = 0; i < THREADS; i++) {
+		pthread_create(&th[i], NULL, group_writer, &g[i]);
+		pwb__group_stats gs;
+		for (int tries = 0;; tries++) {
+			pwb__store_group_stats(s, &gs);
+			if (gs.queued == (size_t)i + 1)
+				break;
+			assert_true(tries < 10000);
+			usleep(1000);
+		}
+	}
+	pwb__store_group_hold(s, false);
+	for (int i = 0; i < THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < THREADS - 1; i++) {
+		ok(g[i].st, &g[i].d);
+		assert_false(g[i].m.conflict);
+		assert_int_equal(g[i].m.new_version, 2);
+		assert_int_equal(count(s, users[i]), 2);
+		pwb_store_user u;
+		ok(pwb_store_user_get(s, "acme", users[i], &u, &d), &d);
+		assert_int_equal(u.model_version, 2);
+		assert_int_equal(u.model_len, strlen(blobs[i]));
+		assert_memory_equal(u.model, blobs[i], u.model_len);
+		pwb_store_user_release(&u);
+		pwb_diag_release(&g[i].d);
+	}
+	/* The loser: a conflict, its events not stored (l0 has writer 0's
+	 * two only), the message saying to read again. */
+	assert_int_equal(g[THREADS - 1].st, PWB_EINVAL);
+	assert_true(g[THREADS - 1].m.conflict);
+	assert_true(diag_has(&g[THREADS - 1].d, "read it again"));
+	pwb_diag_release(&g[THREADS - 1].d);
+	assert_int_equal(count(s, NULL), 2 * (THREADS - 1));
+	/* One batch, written again once without the loser. */
+	pwb__group_stats gs;
+	pwb__store_group_stats(s, &gs);
+	assert_int_equal(gs.events - before.events, THREADS - 1);
+	assert_true(gs.commits - before.commits == 1);
+	/* Inside a transaction it is written there, and a conflict leaves
+	 * nothing of the unit. */
+	pwb_store_feedback ev = pair("l1", "third");
+	pwb_store_model_write m = {
+	    .user = "l1", .blob = "x", .len = 1, .expect_version = 1};
+	assert_int_equal(pwb_store_feedback_learn(s, "acme", &ev, 1,
+						  PWB_STORE_TEXTS, &m, 40, &d),
+			 PWB_EINVAL);
+	assert_true(m.conflict);
+	pwb_diag_clear(&d);
+	ok(pwb_store_begin(s, &d), &d);
+	m.expect_version = 2;
+	ok(pwb_store_feedback_learn(s, "acme", &ev, 1, PWB_STORE_TEXTS, &m, 40,
+				    &d),
+	   &d);
+	assert_int_equal(m.new_version, 3);
+	ok(pwb_store_commit(s, &d), &d);
+	assert_int_equal(count(s, "l1"), 3);
 	pwb_diag_release(&d);
 	pwb_store_free(s);
 }
@@ -1850,6 +1956,7 @@ int main(void)
 	    cmocka_unit_test(test_threads_share_pool),
 	    cmocka_unit_test(test_group_commit_threads),
 	    cmocka_unit_test(test_group_commit_one_fails_alone),
+	    cmocka_unit_test(test_group_commit_learn),
 	    cmocka_unit_test(test_group_commit_store_cannot_write),
 	    cmocka_unit_test(test_newer_schema_refused),
 	    cmocka_unit_test(test_full_database),
