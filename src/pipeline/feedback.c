@@ -147,16 +147,20 @@ static pwb_status find_decision(fb_run *fr)
 	    fr->pl->p.store, fb->org, fb->decision_id, &row, fr->diag);
 	if (st)
 		return st;
-	if (!row.user || strcmp(row.user, fb->user))
-		st = bad(fr->diag,
-			 "decision '%s' is not one of the decisions of user "
-			 "'%s'",
-			 fb->decision_id, fb->user);
-	else if (row.verdict && !strcmp(row.verdict, "block"))
+	/* Another user's decision is not found, as one that does not
+	 * exist: a user learns nothing of others' decisions from it. */
+	if (!row.user || strcmp(row.user, fb->user)) {
+		pwb_diag_add(fr->diag, NULL, 0, 0,
+			     "decision '%s' is not one of the decisions of "
+			     "user '%s'",
+			     fb->decision_id, fb->user);
+		st = PWB_ENOTFOUND;
+	} else if (row.verdict && !strcmp(row.verdict, "block")) {
 		st = bad(fr->diag,
 			 "decision '%s' was blocked: it has no answer to "
 			 "prefer%s",
 			 fb->decision_id, "");
+	}
 	if (!st)
 		st = read_detail(fr, row.detail);
 	pwb_store_decision_row_release(&row);

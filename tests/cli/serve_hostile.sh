@@ -208,9 +208,8 @@ fbcase "choose and rating" 400 "{\"user\": \"u1\", \"decision_id\": \"$dec\", \"
 fbcase "user null" 400 "{\"user\": null, \"decision_id\": \"$dec\", \"rating\": 3}" invalid_user
 fbcase "user {}" 400 "{\"user\": {}, \"decision_id\": \"$dec\", \"rating\": 3}"
 fbcase "an unknown decision" 404 '{"user": "u1", "decision_id": "dec_nope", "rating": 3}'
-# (400, not 404 as GET /v1/decisions/{id} answers: it is the pipeline's
-# refusal; the decision id is random, so it tells nothing a guess could.)
-fbcase "a decision of another user" 400 "{\"user\": \"u1\", \"decision_id\": \"$dec2\", \"rating\": 3}" invalid_request
+# As GET /v1/decisions/{id} answers: another user's decision is not found.
+fbcase "a decision of another user" 404 "{\"user\": \"u1\", \"decision_id\": \"$dec2\", \"rating\": 3}" not_found
 fbcase "an unknown alternative" 400 "{\"user\": \"u1\", \"decision_id\": \"$dec\", \"choose\": \"Z\"}"
 fbcase "malformed" 400 '{"user": "u1", "decision_id": ' invalid_json
 

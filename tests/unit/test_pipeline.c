@@ -851,7 +851,7 @@ static void test_feedback_errors(void **state)
 				.kind = PWB_FB_CHOOSE,
 				.alt = "A"};
 	/* Another user's decision. */
-	expect_fb_error(&fb, PWB_EINVAL, "not one of the decisions of user 'fbe-other'");
+	expect_fb_error(&fb, PWB_ENOTFOUND, "not one of the decisions of user 'fbe-other'");
 	/* An alternative the decision does not have. */
 	fb.user = "fbe-u";
 	fb.alt = "Z";
