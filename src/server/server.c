@@ -855,6 +855,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 				pwb__buf_add(&r->body, upload, *upload_size);
 			}
 		}
+		/* A chunked body past the cap is read and dropped so that its
+		 * 413 can be sent after it, but not without end: past twice
+		 * the cap the connection is closed. */
+		if (r->too_large && (r->dropped += *upload_size) > s->p.max_body)
+			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
 	}

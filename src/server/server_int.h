@@ -151,6 +151,7 @@ struct srv_req {
 	char *auth;	       /* the bearer key, or NULL */
 	pwb__buf body;
 	bool too_large;
+	size_t dropped; /* body bytes read past the cap */
 	double t0;	 /* pwb__now(), monotonic */
 	double wall0;	 /* unix time, for the log */
 	double deadline; /* pwb__now() seconds */
