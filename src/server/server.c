@@ -742,6 +742,15 @@ static bool enqueue(pwb_server *s, srv_req *r)
 
 /* ---- libmicrohttpd's callbacks ---- */
 
+/* Adds a header's bytes, as sent ("Key: value\r\n"), to *cls. */
+static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind,
+				    const char *key, const char *value)
+{
+	(void)kind;
+	*(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
 static srv_req *req_new(pwb_server *s, struct MHD_Connection *c,
 			const char *url, const char *method)
 {
@@ -794,6 +803,14 @@ static srv_req *req_new(pwb_server *s, struct MHD_Connection *c,
 			n--;
 		r->auth = n ? pwb__strndup(auth, n) : NULL;
 	}
+	/* The request line and headers past --max-header: 431, answered
+	 * here as JSON (libmicrohttpd answers on its own, without JSON,
+	 * only past twice the cap, its memory limit). */
+	size_t head = strlen(method) + strlen(url) + 16;
+	MHD_get_connection_values(c, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND,
+				  header_bytes, &head);
+	if (head > s->p.max_header)
+		r->early_status = 431;
 	const char *cl =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 	if (cl && strtoull(cl, NULL, 10) > s->p.max_body)
@@ -804,7 +821,13 @@ static srv_req *req_new(pwb_server *s, struct MHD_Connection *c,
 static void early_answer(srv_req *r)
 {
 	pwb_server *s = r->srv;
-	if (r->early_status == 404)
+	if (r->early_status == 431)
+		pwb__srv_error(r, 431, "invalid_request_error",
+			       "headers_too_large",
+			       "the request line and headers are larger than "
+			       "%zu bytes",
+			       s->p.max_header);
+	else if (r->early_status == 404)
 		pwb__srv_error(r, 404, "invalid_request_error", "unknown_url",
 			       "no such endpoint; docs/server.md lists them");
 	else if (r->early_status == 405)
@@ -835,10 +858,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		if (!(r = req_new(s, c, url, method)))
 			return MHD_NO;
 		*con_cls = r;
-		if (!r->too_large)
+		if (!r->too_large && r->early_status != 431)
 			return MHD_YES;
-		/* A Content-Length past the cap is answered before the body
-		 * is sent: libmicrohttpd drops the rest and closes. */
+		/* A Content-Length past the cap, or headers past theirs, are
+		 * answered before the body is sent: libmicrohttpd drops the
+		 * rest and closes. */
 		pthread_mutex_lock(&r->mu);
 		early_answer(r);
 		enum MHD_Result ret = queue_answer(r);
@@ -1076,7 +1100,7 @@ static pwb_status start_daemon(pwb_server *s, pwb_diag *diag)
 	    (unsigned)s->p.threads, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)s->p.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)s->p.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)s->p.max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+	    (size_t)s->p.max_header * 2, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
 	    s, MHD_OPTION_END);
 	if (!s->mhd) {
 		pwb_diag_add(diag, NULL, 0, 0,

@@ -4,8 +4,8 @@
 # caps (messages, parts, body with and without Content-Length, headers),
 # path tricks, Authorization variants, the role and user checks of every
 # route, slow and vanishing clients, a flood of connections. Each answer
-# must have its status and a JSON error (431 from libmicrohttpd has no
-# body), and the server must keep serving, stop with exit 0 on SIGTERM
+# must have its status and a JSON error (but a 431 for headers past
+# twice --max-header, libmicrohttpd's own), and the server must keep serving, stop with exit 0 on SIGTERM
 # (no leak) and print no sanitizer report. The engine is
 # tests/engine/mock_openai.py (each answer 300 ms late), so it never skips.
 #
@@ -248,7 +248,10 @@ call "the key with trailing white space" 200 GET /v1/models "" "" 'j["data"]' -H
 call "the key cut short: 401" 401 GET /v1/models "" "" "$(code invalid_api_key)" -H "Authorization: Bearer ${svc%?}"
 call "a key of 6000 bytes: 401" 401 GET /v1/models "" "" "$(code invalid_api_key)" -H "Authorization: Bearer pwb_$(printf 'k%.0s' $(seq 6000))"
 curl -s -o "$tmp/body" -w '%{http_code}' --max-time 10 -H "X-Big: $(printf 'h%.0s' $(seq 20000))" "$base/healthz" >"$tmp/code"
-if [ "$(cat "$tmp/code")" = 431 ]; then ok "headers past --max-header: 431"; else fail "headers past --max-header: 431" "status $(cat "$tmp/code")"; fi
+if [ "$(cat "$tmp/code")" = 431 ]; then ok "headers past twice --max-header: 431"; else fail "headers past twice --max-header: 431" "status $(cat "$tmp/code")"; fi
+call "headers past --max-header: 431, JSON" 431 GET /v1/models "$svc" "" "$(code headers_too_large)" -H "X-Big: $(printf 'h%.0s' $(seq 9000))"
+call "headers past --max-header on a POST: 431 before the body" 431 POST /v1/chat/completions "$svc" "$(chat u1)" "$(code headers_too_large)" -H "X-Big: $(printf 'h%.0s' $(seq 9000))"
+call "a request line past --max-header: 431" 431 GET "/v1/models?$(printf 'q%.0s' $(seq 9000))" "$svc" "" "$(code headers_too_large)"
 
 # ---- roles and users at every route (a promise of docs/server.md each) ----
 call "admin may not chat: 403" 403 POST /v1/chat/completions "$adm" "$(chat u1)" "$(code permission_denied)"
