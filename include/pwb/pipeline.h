@@ -250,6 +250,14 @@ pwb_status pwb_consent_update(const char *old, int learning,
 			      const char *cohort, int64_t now, char **out);
 
 /*
+ * The population preference model a pipeline uses when given none: zero
+ * weights over the policy's categories (pwb_prefs_default_params()). User
+ * models learnt by such a pipeline load into it (reports read them so).
+ */
+pwb_status pwb_pipeline_default_prefs(const pwb_policy *pol,
+				      pwb_prefs_model **out, pwb_diag *diag);
+
+/*
  * Whether a user of org whose effective policy is e may consent to being
  * grouped by attr: only by the attribute the org groups its users by.
  * When not, msg (size bytes) says why: the org groups by another

@@ -6,6 +6,7 @@
 #include "pwb/common.h"
 #include "pwb/engine.h"
 #include "pwb/pipeline.h"
+#include "pwb/report.h"
 #include "pwb/server.h"
 #include "pwb/policy.h"
 #include "pwb/prefs.h"

@@ -274,6 +274,49 @@ pwb_status pwb_store_feedback_learn(pwb_store *s, const char *org,
 				    pwb_store_texts texts,
 				    pwb_store_model_write *model, int64_t now,
 				    pwb_diag *diag);
+/*
+ * Report queries (src/report/, DESIGN §11): aggregates over one org's
+ * rows whose own time (the event's ts, the decision's ts) is in [since,
+ * until), streamed to fn one row at a time (bounded memory; fn returning
+ * non-zero stops, with PWB_OK). The cells of each row, by query:
+ *
+ *   RATERS               rater role ("" for none), distinct raters, events
+ *   RATER_ATTRS          rater attributes JSON ("" for none), raters, events
+ *   FEEDBACK_PER_RATER   events of one rater, ascending (no user ids)
+ *   VERDICTS             verdict, decisions, distinct users
+ *   BLOCKS               day (unix days), tier, category, blocked decisions
+ *   POLICIES             policy hash, first and last ts, decisions
+ *   USERS                users created before until, with a model, erased
+ *   MODELS               user, model blob, model version (users with a
+ *                        model updated in the period, not erased)
+ */
+typedef enum pwb_store_agg {
+	PWB_AGG_RATERS,
+	PWB_AGG_RATER_ATTRS,
+	PWB_AGG_FEEDBACK_PER_RATER,
+	PWB_AGG_VERDICTS,
+	PWB_AGG_BLOCKS,
+	PWB_AGG_POLICIES,
+	PWB_AGG_USERS,
+	PWB_AGG_MODELS,
+	PWB_AGG_COUNT
+} pwb_store_agg;
+
+typedef struct pwb_store_cell {
+	bool null;
+	int64_t i;	/* integers */
+	const char *s;	/* text (valid during the call) */
+	const void *b;	/* a blob, len bytes */
+	size_t len;
+} pwb_store_cell;
+
+typedef int (*pwb_store_row_fn)(void *user, const pwb_store_cell *cells,
+				size_t n);
+
+pwb_status pwb_store_aggregate(pwb_store *s, pwb_store_agg what,
+			       const char *org, int64_t since, int64_t until,
+			       pwb_store_row_fn fn, void *user, pwb_diag *diag);
+
 /* The number of feedback rows of an org (user NULL: of every user). */
 pwb_status pwb_store_feedback_count(pwb_store *s, const char *org,
 				    const char *user, uint64_t *n,

@@ -38,6 +38,7 @@ static const char usage[] =
     "  keys create ...          make an API key (stored as a keyed hash)\n"
     "  keys revoke ... KEY_ID   revoke an API key\n"
     "  store gc --db URL ...    remove feedback past its retention\n"
+    "  report datasheet ...     whose feedback the models are aligned to\n"
     "\n"
     "Run 'pwb COMMAND SUBCOMMAND --help' for the options of each.\n"
     "\n"
@@ -71,7 +72,7 @@ static const struct {
     {"audit", cli_audit, false},       {"user", cli_user, false},
     {"keys", cli_keys, false},	       {"store", cli_store, false},
     {"ask", cli_ask, true},	       {"chat", cli_chat, true},
-    {"serve", cli_serve, true},
+    {"serve", cli_serve, true},	       {"report", cli_reports, false},
 };
 
 int main(int argc, char **argv)

@@ -31,9 +31,9 @@ pwb_pipeline_params pwb_pipeline_default_params(void)
 /* A model of zeros laid out for the registry's categories, without
  * embeddings: the layout must not depend on the engine, so that feedback
  * is read back whatever engine served the request (docs/pipeline.md). */
-static pwb_status default_prefs(pwb_pipeline *pl, pwb_diag *diag)
+pwb_status pwb_pipeline_default_prefs(const pwb_policy *pol,
+				      pwb_prefs_model **out, pwb_diag *diag)
 {
-	const pwb_policy *pol = pl->p.policy;
 	size_t n = pwb_policy_n_categories(pol);
 	if (n > PWB_PREFS_MAX_CATEGORIES)
 		n = PWB_PREFS_MAX_CATEGORIES;
@@ -45,7 +45,7 @@ static pwb_status default_prefs(pwb_pipeline *pl, pwb_diag *diag)
 	pwb_prefs_params pp = pwb_prefs_default_params();
 	pp.categories = ids;
 	pp.n_categories = n;
-	pwb_status st = pwb_prefs_model_new(&pl->prefs, &pp, diag);
+	pwb_status st = pwb_prefs_model_new(out, &pp, diag);
 	free(ids);
 	return st;
 }
@@ -77,7 +77,9 @@ pwb_status pwb_pipeline_new(pwb_pipeline **out, const pwb_pipeline_params *p,
 	for (size_t i = 0; i < PWB__FB_STRIPES; i++)
 		pthread_mutex_init(&pl->fb_stripe[i], NULL);
 	pl->prefs = p->prefs;
-	pwb_status st = pl->prefs ? PWB_OK : default_prefs(pl, diag);
+	pwb_status st = pl->prefs ? PWB_OK
+				    : pwb_pipeline_default_prefs(pl->p.policy,
+								 &pl->prefs, diag);
 	if (st) {
 		pwb_pipeline_free(pl);
 		return st;

@@ -71,6 +71,8 @@ enum {
 	S_ORGS,
 	S_NOTIFY,
 	S_STORE_EXISTS,
+	S_AGG_FIRST,
+	S_AGG_LAST = S_AGG_FIRST + PWB_AGG_COUNT - 1,
 	S_COUNT
 };
 
@@ -246,6 +248,49 @@ static const stmt stmts[S_COUNT] = {
 			"WHERE type = 'table' AND name = 'meta'",
 			"SELECT CASE WHEN to_regclass('meta') IS NULL "
 			"THEN 0 ELSE 1 END"},
+    /* Reports (pwb_store_aggregate): each over one org and
+     * [since, until) of the rows' own time. */
+    [S_AGG_FIRST + PWB_AGG_RATERS] = {
+	"SELECT COALESCE(rater_role, ''), COUNT(DISTINCT user_id), COUNT(*) "
+	"FROM feedback WHERE org = $1 AND ts >= $2 AND ts < $3 "
+	"GROUP BY 1 ORDER BY 1",
+	NULL},
+    [S_AGG_FIRST + PWB_AGG_RATER_ATTRS] = {
+	"SELECT COALESCE(rater_attrs, ''), COUNT(DISTINCT user_id), COUNT(*) "
+	"FROM feedback WHERE org = $1 AND ts >= $2 AND ts < $3 "
+	"GROUP BY 1 ORDER BY 1",
+	NULL},
+    [S_AGG_FIRST + PWB_AGG_FEEDBACK_PER_RATER] = {
+	"SELECT COUNT(*) FROM feedback "
+	"WHERE org = $1 AND ts >= $2 AND ts < $3 "
+	"GROUP BY user_id ORDER BY 1",
+	NULL},
+    [S_AGG_FIRST + PWB_AGG_VERDICTS] = {
+	"SELECT verdict, COUNT(*), COUNT(DISTINCT user_id) FROM decisions "
+	"WHERE org = $1 AND ts >= $2 AND ts < $3 GROUP BY 1 ORDER BY 1",
+	NULL},
+    [S_AGG_FIRST + PWB_AGG_BLOCKS] = {
+	"SELECT ts / 86400, COALESCE(blocked_tier, ''), "
+	"COALESCE(blocked_category, ''), COUNT(*) FROM decisions "
+	"WHERE org = $1 AND ts >= $2 AND ts < $3 AND verdict = 'block' "
+	"GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+	NULL},
+    [S_AGG_FIRST + PWB_AGG_POLICIES] = {
+	"SELECT COALESCE(policy_hash, ''), MIN(ts), MAX(ts), COUNT(*) "
+	"FROM decisions WHERE org = $1 AND ts >= $2 AND ts < $3 "
+	"GROUP BY 1 ORDER BY 2, 1",
+	NULL},
+    [S_AGG_FIRST + PWB_AGG_USERS] = {
+	"SELECT COUNT(*), "
+	"SUM(CASE WHEN model IS NOT NULL THEN 1 ELSE 0 END), "
+	"SUM(CASE WHEN erased <> 0 THEN 1 ELSE 0 END) FROM users "
+	"WHERE org = $1 AND created < $3",
+	NULL},
+    [S_AGG_FIRST + PWB_AGG_MODELS] = {
+	"SELECT id, model, model_version FROM users WHERE org = $1 "
+	"AND model IS NOT NULL AND erased = 0 AND updated >= $2 "
+	"AND created < $3 ORDER BY id",
+	NULL},
 };
 
 /* ---- the handle and its pool ---- */
@@ -2010,6 +2055,60 @@ pwb_status pwb_store_decision_get(pwb_store *s, const char *org,
 	}
 	if (st)
 		pwb_store_decision_row_release(out);
+	return st;
+}
+
+/* The cells of each report query: t text, i integer, b blob. */
+static const char *const agg_cells[PWB_AGG_COUNT] = {
+    [PWB_AGG_RATERS] = "tii",	     [PWB_AGG_RATER_ATTRS] = "tii",
+    [PWB_AGG_FEEDBACK_PER_RATER] = "i", [PWB_AGG_VERDICTS] = "tii",
+    [PWB_AGG_BLOCKS] = "itti",	     [PWB_AGG_POLICIES] = "tiii",
+    [PWB_AGG_USERS] = "iii",	     [PWB_AGG_MODELS] = "tbi",
+};
+
+pwb_status pwb_store_aggregate(pwb_store *s, pwb_store_agg what,
+			       const char *org, int64_t since, int64_t until,
+			       pwb_store_row_fn fn, void *user, pwb_diag *diag)
+{
+	if ((unsigned)what >= PWB_AGG_COUNT) {
+		pwb_diag_add(diag, NULL, 0, 0, "no such report query (%d)",
+			     (int)what);
+		return PWB_EINVAL;
+	}
+	pwb_status st = check_id("org", org, diag);
+	if (st)
+		return st;
+	slot *sl;
+	if ((st = acquire(s, &sl, diag)))
+		return st;
+	op o = {sl, false};
+	pwb__val p[] = {V_TEXT(org), V_INT(since), V_INT(until)};
+	pwb__rows *r;
+	const char *types = agg_cells[what];
+	size_t n = strlen(types);
+	if (!(st = q(s, &o, S_AGG_FIRST + (int)what, p, 3, &r, diag))) {
+		bool has = false;
+		while (!(st = s->be->next(r, &has, diag)) && has) {
+			pwb_store_cell cells[4] = {{0}};
+			for (size_t c = 0; c < n; c++) {
+				pwb_store_cell *x = &cells[c];
+				x->null = s->be->col_null(r, (int)c);
+				if (x->null)
+					continue;
+				if (types[c] == 'i')
+					x->i = s->be->col_int(r, (int)c);
+				else if (types[c] == 't')
+					x->s = s->be->col_text(r, (int)c);
+				else
+					x->b = s->be->col_blob(r, (int)c,
+							       &x->len);
+			}
+			if (fn(user, cells, n))
+				break;
+		}
+		s->be->done(r);
+	}
+	release(s, sl);
 	return st;
 }
 

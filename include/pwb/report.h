@@ -1,0 +1,54 @@
+/*
+ * pwb/report.h - reports for auditors (DESIGN §11, docs/report.md): the
+ * alignment datasheet (whose feedback the models are aligned to) and,
+ * later, the risk register.
+ *
+ * Reports read the store only through pwb_store_aggregate(): aggregates
+ * streamed row by row, never user content. Every figure says which rows it
+ * counts and over which dates.
+ */
+#ifndef PWB_REPORT_H
+#define PWB_REPORT_H
+
+#include <stdint.h>
+
+#include "pwb/pipeline.h"
+#include "pwb/policy.h"
+#include "pwb/prefs.h"
+#include "pwb/store.h"
+#include "pwb/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pwb_report_params {
+	const char *org;
+	/* The period, unix seconds: rows with since <= ts < until.
+	 * until 0: now. */
+	int64_t since, until;
+	int64_t now; /* the report's time (0: the clock) */
+	/* The policy in force (its hash and version are reported, and its
+	 * categories shape the default preference model). */
+	pwb_policy *policy;
+	/* The population preference model the users' models were learnt
+	 * against (pwb serve --prefs); NULL: the pipeline's default. */
+	const pwb_prefs_model *prefs;
+} pwb_report_params;
+
+/*
+ * The alignment datasheet as JSON (docs/report.md lists every key):
+ * raters by role and by consented attribute against the users, feedback
+ * per rater (Gini, top 1 % and 10 % shares, a Lorenz curve), decisions by
+ * verdict and blocks by tier, category and day, how far users' models
+ * stray from the population model, and the policy hashes in force.
+ * *json is freed with free().
+ */
+pwb_status pwb_report_datasheet(pwb_store *s, const pwb_report_params *p,
+				char **json, pwb_diag *diag);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

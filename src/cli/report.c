@@ -1,0 +1,169 @@
+/* report.c - `pwb report datasheet`: reports for auditors (docs/report.md). */
+#include "cli/cli.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char report_usage[] =
+    "Usage: pwb report datasheet --db URL --org ID [options]\n"
+    "\n"
+    "Run 'pwb report SUBCOMMAND --help' for the options of each.\n";
+
+static const char datasheet_usage[] =
+    "Usage: pwb report datasheet --db URL --org ID [options]\n"
+    "\n"
+    "The alignment datasheet of an org (docs/report.md): whose feedback\n"
+    "its models are aligned to (raters by role and by the attributes they\n"
+    "consented to, feedback per rater with its Gini and top shares), the\n"
+    "decisions by verdict and the blocks by tier, category and day, how\n"
+    "far users' models stray from the population model, and the policy\n"
+    "hashes in force. Every figure names the rows it counts and the\n"
+    "period. It reads aggregates only: no user content, no user ids.\n"
+    "\n"
+    "Options:\n"
+    "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
+    "  --org ID             the organisation\n"
+    "  --policies DIR       the policy folder (default: the one the store\n"
+    "                       recorded)\n"
+    "  --since DATE         the period's first day, YYYY-MM-DD (UTC) or\n"
+    "                       unix seconds (default: the beginning)\n"
+    "  --until DATE         the day after its last, the same forms\n"
+    "                       (default: now)\n"
+    "  --prefs MODEL        the population preference model the users'\n"
+    "                       models were learnt against (pwb serve --prefs)\n"
+    "  --out DIR            write DIR/datasheet.json (made if missing);\n"
+    "                       without it, the JSON goes to standard output\n"
+    "  --now SECONDS        the report's time (default: now)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb report datasheet --db sqlite:pwb.db --org acme-tutor \\\n"
+    "      --since 2026-01-01 --out reports\n"
+    "\n"
+    "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
+
+/* YYYY-MM-DD (UTC midnight) or unix seconds; false when neither. */
+static bool parse_date(const char *v, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (*v && !*end && !errno && n >= 0) {
+		*out = n;
+		return true;
+	}
+	struct tm tm = {0};
+	end = strptime(v, "%Y-%m-%d", &tm);
+	if (!end || *end || tm.tm_year < 70)
+		return false;
+	/* strptime takes 2026-02-31 and timegm moves it to March: refuse
+	 * a day the month does not have. */
+	int mday = tm.tm_mday;
+	time_t t = timegm(&tm);
+	if (t < 0 || tm.tm_mday != mday)
+		return false;
+	*out = (int64_t)t;
+	return true;
+}
+
+static int write_text(void *user, int fd)
+{
+	const char *text = user;
+	return pwb__write_all(fd, text, strlen(text)) ? errno : 0;
+}
+
+static int cmd_datasheet(cli_args *a)
+{
+	const char *db = NULL, *org = NULL, *policies = NULL, *since = NULL,
+		   *until = NULL, *prefs = NULL, *out = NULL;
+	int64_t now = cli_time_now();
+	const cli_spec spec[] = {
+	    CLI_OPT_NEED("db", db, "URL"),   CLI_OPT_NEED("org", org, "ID"),
+	    CLI_OPT_STR("policies", policies), CLI_OPT_STR("since", since),
+	    CLI_OPT_STR("until", until),     CLI_OPT_STR("prefs", prefs),
+	    CLI_OPT_STR("out", out),	     CLI_OPT_NOW(now)};
+	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), datasheet_usage, NULL);
+	if (rc)
+		return cli_parsed(rc);
+	pwb_report_params p = {.org = org, .now = now};
+	if (since && !parse_date(since, &p.since))
+		return cli_usage_error(a, "--since takes YYYY-MM-DD or unix "
+					  "seconds, not '%s'",
+				       since);
+	if (until && !parse_date(until, &p.until))
+		return cli_usage_error(a, "--until takes YYYY-MM-DD or unix "
+					  "seconds, not '%s'",
+				       until);
+	if (until && p.until <= p.since)
+		return cli_usage_error(a, "--until must be after --since");
+	/* A report reads: a store that is not there is an error. */
+	pwb_store *s = cli_store_open_mode(db, PWB_STORE_EXISTING, NULL);
+	if (!s)
+		return CLI_FAIL;
+	char *dir = NULL;
+	cli_resolve r = {0};
+	pwb_prefs_model *pm = NULL;
+	char *json = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	rc = cli_store_policies_for(a, s, policies, &dir);
+	if (!rc) {
+		r.policies = dir;
+		r.org = org;
+		rc = cli_resolve_run(&r, a);
+	}
+	if (!rc)
+		rc = cli_store_org(s, org);
+	if (!rc && prefs && pwb_prefs_load(&pm, prefs, &d)) {
+		cli_print_diag(&d);
+		rc = CLI_FAIL;
+	}
+	if (!rc) {
+		p.policy = r.policy;
+		p.prefs = pm;
+		pwb_status st = pwb_report_datasheet(s, &p, &json, &d);
+		if (st) {
+			cli_store_report(s, "make the datasheet", st, &d);
+			rc = CLI_FAIL;
+		}
+	}
+	if (!rc && out) {
+		char path[4096];
+		if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+			fprintf(stderr, "%s: error: cannot make %s: %s\n",
+				a->cmd, out, strerror(errno));
+			rc = CLI_FAIL;
+		} else if ((size_t)snprintf(path, sizeof(path),
+					    "%s/datasheet.json",
+					    out) >= sizeof(path)) {
+			fprintf(stderr, "%s: error: %s: path too long\n",
+				a->cmd, out);
+			rc = CLI_FAIL;
+		} else if (pwb__replace_file(path, write_text, json, &d)) {
+			cli_print_diag(&d);
+			rc = CLI_FAIL;
+		} else {
+			printf("%s\n", path);
+		}
+	} else if (!rc) {
+		printf("%s\n", json);
+	}
+	free(json);
+	pwb_prefs_model_free(pm);
+	cli_resolve_release(&r);
+	free(dir);
+	pwb_store_free(s);
+	pwb_diag_release(&d);
+	return rc;
+}
+
+int cli_reports(int argc, char **argv)
+{
+	static const cli_sub subs[] = {{"datasheet", cmd_datasheet}};
+	return cli_dispatch(argc, argv, "report", report_usage, subs,
+			    PWB_ARRAY_LEN(subs));
+}
