@@ -47,6 +47,13 @@ typedef struct pwb_report_params {
 pwb_status pwb_report_datasheet(pwb_store *s, const pwb_report_params *p,
 				char **json, pwb_diag *diag);
 
+/*
+ * A report's JSON (as pwb_report_datasheet() makes it) as one HTML page
+ * with SVG charts, no JavaScript; *html is freed with free(). PWB_EINVAL
+ * for JSON that is no report pwb knows.
+ */
+pwb_status pwb_report_html(const char *json, char **html, pwb_diag *diag);
+
 #ifdef __cplusplus
 }
 #endif

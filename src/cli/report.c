@@ -35,7 +35,8 @@ static const char datasheet_usage[] =
     "                       (default: now)\n"
     "  --prefs MODEL        the population preference model the users'\n"
     "                       models were learnt against (pwb serve --prefs)\n"
-    "  --out DIR            write DIR/datasheet.json (made if missing);\n"
+    "  --out DIR            write DIR/datasheet.json and DIR/datasheet.html\n"
+    "                       (the page with charts; DIR made if missing);\n"
     "                       without it, the JSON goes to standard output\n"
     "  --now SECONDS        the report's time (default: now)\n"
     "  -h, --help           show this help\n"
@@ -76,27 +77,66 @@ static int write_text(void *user, int fd)
 	return pwb__write_all(fd, text, strlen(text)) ? errno : 0;
 }
 
+/* DIR/datasheet.json and DIR/datasheet.html, each written whole or not
+ * at all; their paths printed. */
+static int write_out(cli_args *a, const char *out, const char *json,
+		     pwb_diag *d)
+{
+	if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: error: cannot make %s: %s\n", a->cmd, out,
+			strerror(errno));
+		return CLI_FAIL;
+	}
+	char *html = NULL;
+	if (pwb_report_html(json, &html, d)) {
+		cli_print_diag(d);
+		return CLI_FAIL;
+	}
+	const char *ext[] = {"json", "html"};
+	const char *text[] = {json, html};
+	int rc = CLI_OK;
+	for (size_t i = 0; !rc && i < 2; i++) {
+		char path[4096];
+		if ((size_t)snprintf(path, sizeof(path), "%s/datasheet.%s", out,
+				     ext[i]) >= sizeof(path)) {
+			fprintf(stderr, "%s: error: %s: path too long\n",
+				a->cmd, out);
+			rc = CLI_FAIL;
+		} else if (pwb__replace_file(path, write_text, (void *)text[i],
+					     d)) {
+			cli_print_diag(d);
+			rc = CLI_FAIL;
+		} else {
+			printf("%s\n", path);
+		}
+	}
+	free(html);
+	return rc;
+}
+
 static int cmd_datasheet(cli_args *a)
 {
 	const char *db = NULL, *org = NULL, *policies = NULL, *since = NULL,
 		   *until = NULL, *prefs = NULL, *out = NULL;
 	int64_t now = cli_time_now();
 	const cli_spec spec[] = {
-	    CLI_OPT_NEED("db", db, "URL"),   CLI_OPT_NEED("org", org, "ID"),
+	    CLI_OPT_NEED("db", db, "URL"),     CLI_OPT_NEED("org", org, "ID"),
 	    CLI_OPT_STR("policies", policies), CLI_OPT_STR("since", since),
-	    CLI_OPT_STR("until", until),     CLI_OPT_STR("prefs", prefs),
-	    CLI_OPT_STR("out", out),	     CLI_OPT_NOW(now)};
+	    CLI_OPT_STR("until", until),       CLI_OPT_STR("prefs", prefs),
+	    CLI_OPT_STR("out", out),	       CLI_OPT_NOW(now)};
 	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), datasheet_usage, NULL);
 	if (rc)
 		return cli_parsed(rc);
 	pwb_report_params p = {.org = org, .now = now};
 	if (since && !parse_date(since, &p.since))
-		return cli_usage_error(a, "--since takes YYYY-MM-DD or unix "
-					  "seconds, not '%s'",
+		return cli_usage_error(a,
+				       "--since takes YYYY-MM-DD or unix "
+				       "seconds, not '%s'",
 				       since);
 	if (until && !parse_date(until, &p.until))
-		return cli_usage_error(a, "--until takes YYYY-MM-DD or unix "
-					  "seconds, not '%s'",
+		return cli_usage_error(a,
+				       "--until takes YYYY-MM-DD or unix "
+				       "seconds, not '%s'",
 				       until);
 	if (until && p.until <= p.since)
 		return cli_usage_error(a, "--until must be after --since");
@@ -131,27 +171,10 @@ static int cmd_datasheet(cli_args *a)
 			rc = CLI_FAIL;
 		}
 	}
-	if (!rc && out) {
-		char path[4096];
-		if (mkdir(out, 0755) != 0 && errno != EEXIST) {
-			fprintf(stderr, "%s: error: cannot make %s: %s\n",
-				a->cmd, out, strerror(errno));
-			rc = CLI_FAIL;
-		} else if ((size_t)snprintf(path, sizeof(path),
-					    "%s/datasheet.json",
-					    out) >= sizeof(path)) {
-			fprintf(stderr, "%s: error: %s: path too long\n",
-				a->cmd, out);
-			rc = CLI_FAIL;
-		} else if (pwb__replace_file(path, write_text, json, &d)) {
-			cli_print_diag(&d);
-			rc = CLI_FAIL;
-		} else {
-			printf("%s\n", path);
-		}
-	} else if (!rc) {
+	if (!rc && out)
+		rc = write_out(a, out, json, &d);
+	else if (!rc)
 		printf("%s\n", json);
-	}
 	free(json);
 	pwb_prefs_model_free(pm);
 	cli_resolve_release(&r);

@@ -22,8 +22,9 @@ static int on_role(void *user, const pwb_store_cell *c, size_t n)
 	(void)n;
 	json_t *by = user;
 	json_object_set_new(by, c[0].s && *c[0].s ? c[0].s : "unknown",
-			    json_pack("{s:I, s:I}", "raters", (json_int_t)c[1].i,
-				      "events", (json_int_t)c[2].i));
+			    json_pack("{s:I, s:I}", "raters",
+				      (json_int_t)c[1].i, "events",
+				      (json_int_t)c[2].i));
 	return 0;
 }
 
@@ -36,11 +37,10 @@ static int on_attrs(void *user, const pwb_store_cell *c, size_t n)
 		json_decref(a);
 		return 0; /* not ours: the store keeps JSON objects */
 	}
-	json_array_append_new(list,
-			      json_pack("{s:o, s:I, s:I}", "attributes",
-					a ? a : json_object(), "raters",
-					(json_int_t)c[1].i, "events",
-					(json_int_t)c[2].i));
+	json_array_append_new(list, json_pack("{s:o, s:I, s:I}", "attributes",
+					      a ? a : json_object(), "raters",
+					      (json_int_t)c[1].i, "events",
+					      (json_int_t)c[2].i));
 	return 0;
 }
 
@@ -62,9 +62,8 @@ static json_t *concentration(const pwb__counts *v)
 		weighted += (double)(i + 1) * (double)v->v[i];
 	}
 	double nn = (double)v->n;
-	double gini = v->n && total > 0
-			  ? 2 * weighted / (nn * total) - (nn + 1) / nn
-			  : 0;
+	double gini =
+	    v->n && total > 0 ? 2 * weighted / (nn * total) - (nn + 1) / nn : 0;
 	json_t *lorenz = json_array();
 	json_array_append_new(lorenz, json_pack("[f, f]", 0.0, 0.0));
 	double run = 0;
@@ -99,8 +98,8 @@ typedef struct blocks {
 static void add_to(json_t *obj, const char *key, int64_t n)
 {
 	json_t *v = json_object_get(obj, key);
-	json_object_set_new(obj, key,
-			    json_integer(json_integer_value(v) + (json_int_t)n));
+	json_object_set_new(
+	    obj, key, json_integer(json_integer_value(v) + (json_int_t)n));
 }
 
 static int on_block(void *user, const pwb_store_cell *c, size_t n)
@@ -173,11 +172,11 @@ static json_t *spread(pwb__doubles *v)
 	double mean = 0;
 	for (size_t i = 0; i < v->n; i++)
 		mean += v->v[i];
-	return json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "users",
-			 (json_int_t)v->n, "mean", v->n ? mean / (double)v->n : 0.0,
-			 "p10", pwb__quantile(v, 0.10), "p50",
-			 pwb__quantile(v, 0.50), "p90", pwb__quantile(v, 0.90),
-			 "max", v->n ? v->v[v->n - 1] : 0.0);
+	return json_pack(
+	    "{s:I, s:f, s:f, s:f, s:f, s:f}", "users", (json_int_t)v->n, "mean",
+	    v->n ? mean / (double)v->n : 0.0, "p10", pwb__quantile(v, 0.10),
+	    "p50", pwb__quantile(v, 0.50), "p90", pwb__quantile(v, 0.90), "max",
+	    v->n ? v->v[v->n - 1] : 0.0);
 }
 
 static pwb_status personalisation(pwb_store *s, const pwb_report_params *p,
@@ -190,7 +189,8 @@ static pwb_status personalisation(pwb_store *s, const pwb_report_params *p,
 		size_t len = 0;
 		rc = pwb_prefs_population_save_mem(p->prefs, &blob, &len);
 		if (!rc)
-			rc = pwb_prefs_load_mem(&st.m, blob, len, "prefs", diag);
+			rc =
+			    pwb_prefs_load_mem(&st.m, blob, len, "prefs", diag);
 		free(blob);
 	} else {
 		rc = pwb_pipeline_default_prefs(p->policy, &st.m, diag);
@@ -231,11 +231,10 @@ static int on_policy(void *user, const pwb_store_cell *c, size_t n)
 	char first[32], last[32];
 	pwb__time_str(c[1].i, first, sizeof(first));
 	pwb__time_str(c[2].i, last, sizeof(last));
-	json_array_append_new(user,
-			      json_pack("{s:s, s:s, s:s, s:I}", "hash",
-					c[0].s ? c[0].s : "", "first", first,
-					"last", last, "decisions",
-					(json_int_t)c[3].i));
+	json_array_append_new(user, json_pack("{s:s, s:s, s:s, s:I}", "hash",
+					      c[0].s ? c[0].s : "", "first",
+					      first, "last", last, "decisions",
+					      (json_int_t)c[3].i));
 	return 0;
 }
 
@@ -268,8 +267,8 @@ pwb_status pwb_report_datasheet(pwb_store *s, const pwb_report_params *p,
 		st = pwb_store_aggregate(s, PWB_AGG_USERS, org, p->since, until,
 					 on_users, users, diag);
 	if (!st)
-		st = pwb_store_aggregate(s, PWB_AGG_RATERS, org, p->since, until,
-					 on_role, roles, diag);
+		st = pwb_store_aggregate(s, PWB_AGG_RATERS, org, p->since,
+					 until, on_role, roles, diag);
 	if (!st)
 		st = pwb_store_aggregate(s, PWB_AGG_RATER_ATTRS, org, p->since,
 					 until, on_attrs, attrs, diag);
@@ -282,8 +281,8 @@ pwb_status pwb_report_datasheet(pwb_store *s, const pwb_report_params *p,
 		st = pwb_store_aggregate(s, PWB_AGG_VERDICTS, org, p->since,
 					 until, on_verdict, verdicts, diag);
 	if (!st)
-		st = pwb_store_aggregate(s, PWB_AGG_BLOCKS, org, p->since, until,
-					 on_block, &b, diag);
+		st = pwb_store_aggregate(s, PWB_AGG_BLOCKS, org, p->since,
+					 until, on_block, &b, diag);
 	if (!st)
 		st = pwb_store_aggregate(s, PWB_AGG_POLICIES, org, p->since,
 					 until, on_policy, pols, diag);

@@ -143,8 +143,9 @@ pwb_status pwb__report_policies(const pwb_report_params *p, json_t *root,
 	if (!pwb_policy_resolve(&e, p->policy, &rp, &d))
 		now = json_pack("{s:s}", "hash", pwb_effective_hash(e));
 	else
-		now = json_pack("{s:n, s:s}", "hash", "error",
-				d.n ? d.entries[0].message : "does not resolve");
+		now =
+		    json_pack("{s:n, s:s}", "hash", "error",
+			      d.n ? d.entries[0].message : "does not resolve");
 	pwb_effective_free(e);
 	pwb_diag_release(&d);
 	json_object_set_new(

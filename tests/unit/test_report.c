@@ -5,11 +5,15 @@
  * by verdict, blocks by tier, category and day, the period's bounds, the
  * policy hashes, and personalisation on users with and without a model.
  */
+/* cmocka needs these first, in this order. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
+
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -150,30 +154,34 @@ static void test_datasheet_figures(void **state)
 	assert_int_equal(num(j, "raters.by_role.expert.events"), 2);
 	/* By attributes: none (u1, u4: 2 raters, 7 events), 18-24 (u2, u3:
 	 * 2 raters, 3 events). */
-	json_t *attrs = json_object_get(json_object_get(j, "raters"),
-					"by_attributes");
+	json_t *attrs =
+	    json_object_get(json_object_get(j, "raters"), "by_attributes");
 	assert_int_equal(json_array_size(attrs), 2);
-	json_t *none = json_array_get(attrs, 0), *band = json_array_get(attrs, 1);
+	json_t *none = json_array_get(attrs, 0),
+	       *band = json_array_get(attrs, 1);
 	assert_int_equal(json_object_size(json_object_get(none, "attributes")),
 			 0);
-	assert_int_equal(json_integer_value(json_object_get(none, "events")), 7);
+	assert_int_equal(json_integer_value(json_object_get(none, "events")),
+			 7);
 	assert_string_equal(
 	    json_string_value(json_object_get(
 		json_object_get(band, "attributes"), "age_band")),
 	    "18-24");
-	assert_int_equal(json_integer_value(json_object_get(band, "raters")), 2);
+	assert_int_equal(json_integer_value(json_object_get(band, "raters")),
+			 2);
 	/* Per rater 1, 1, 2, 6: Gini = 2·(1·1 + 2·1 + 3·2 + 4·6)/(4·10) −
 	 * 5/4 = 0.4; the top 1 % and 10 % are one rater: 6/10. */
 	assert_int_equal(num(j, "feedback_per_rater.raters"), 4);
 	assert_int_equal(num(j, "feedback_per_rater.events"), 10);
 	assert_true(fabs(num(j, "feedback_per_rater.gini") - 0.4) < 1e-9);
 	assert_true(fabs(num(j, "feedback_per_rater.top1_share") - 0.6) < 1e-9);
-	assert_true(fabs(num(j, "feedback_per_rater.top10_share") - 0.6) < 1e-9);
+	assert_true(fabs(num(j, "feedback_per_rater.top10_share") - 0.6) <
+		    1e-9);
 	assert_int_equal(num(j, "feedback_per_rater.max"), 6);
 	/* The Lorenz curve: (0, 0), then each rater: .25 → .1, .5 → .2,
 	 * .75 → .4, 1 → 1. */
-	json_t *lorenz = json_object_get(
-	    json_object_get(j, "feedback_per_rater"), "lorenz");
+	json_t *lorenz =
+	    json_object_get(json_object_get(j, "feedback_per_rater"), "lorenz");
 	assert_int_equal(json_array_size(lorenz), 5);
 	json_t *p3 = json_array_get(lorenz, 3);
 	assert_true(fabs(json_real_value(json_array_get(p3, 0)) - 0.75) < 1e-9);
@@ -198,10 +206,9 @@ static void test_datasheet_figures(void **state)
 	assert_string_equal(
 	    json_string_value(json_object_get(json_array_get(seen, 1), "hash")),
 	    "h2");
-	assert_int_equal(
-	    json_integer_value(
-		json_object_get(json_array_get(seen, 1), "decisions")),
-	    3);
+	assert_int_equal(json_integer_value(json_object_get(
+			     json_array_get(seen, 1), "decisions")),
+			 3);
 	const char *in_force = json_string_value(json_object_get(
 	    json_object_get(json_object_get(j, "policies"), "in_force"),
 	    "hash"));
@@ -222,6 +229,48 @@ static void test_datasheet_figures(void **state)
 	pwb_store_free(s);
 }
 
+static size_t count_of(const char *hay, const char *needle)
+{
+	size_t n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* The page: the figures of the JSON, charts as SVG, no script, and what
+ * came from the store escaped. */
+static void test_datasheet_html(void **state)
+{
+	(void)state;
+	pwb_store *s = fill();
+	json_t *j = datasheet(s, T0, T0 + 5 * DAY);
+	json_t *cats =
+	    json_object_get(json_object_get(j, "blocks"), "by_category");
+	json_object_set_new(cats, "<script>x</script>", json_integer(1));
+	char *text = json_dumps(j, 0), *html = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_report_html(text, &html, &d), &d, "html");
+	assert_non_null(strstr(html, "<!DOCTYPE html>"));
+	assert_non_null(strstr(html, "Gini 0.400"));
+	assert_non_null(strstr(html, "60.0&#8239;% of the feedback"));
+	assert_true(count_of(html, "<svg") >= 4);
+	assert_int_equal(count_of(html, "<svg"), count_of(html, "</svg>"));
+	assert_null(strstr(html, "<script"));
+	assert_non_null(strstr(html, "&lt;script&gt;x&lt;/script&gt;"));
+	assert_non_null(strstr(html, "2024-10-04"));
+	free(html);
+	/* Not a report: refused. */
+	assert_int_equal(pwb_report_html("{\"report\": \"nope\"}", &html, &d),
+			 PWB_EINVAL);
+	assert_int_equal(pwb_report_html("[", &html, &d), PWB_EINVAL);
+	assert_null(html);
+	pwb_diag_release(&d);
+	free(text);
+	json_decref(j);
+	pwb_store_free(s);
+}
+
 /* A period with nothing in it: zeros, no division by zero. */
 static void test_datasheet_empty(void **state)
 {
@@ -235,10 +284,8 @@ static void test_datasheet_empty(void **state)
 	assert_int_equal(num(j, "personalisation.users"), 0);
 	json_decref(j);
 	/* An empty period is refused. */
-	pwb_report_params p = {.org = "acme-tutor",
-			       .since = T0,
-			       .until = T0,
-			       .policy = pol};
+	pwb_report_params p = {
+	    .org = "acme-tutor", .since = T0, .until = T0, .policy = pol};
 	char *text = NULL;
 	pwb_diag d;
 	pwb_diag_init(&d);
@@ -283,7 +330,8 @@ static void test_datasheet_personalisation(void **state)
 	for (int k = 0; k < PWB_PREFS_N_DIMS; k++)
 		want += pow(w * pwb_prefs_user_dim(m, "u2", k), 2);
 	want = sqrt(want);
-	double verb = w * fabs(pwb_prefs_user_dim(m, "u2", PWB_PREFS_VERBOSITY));
+	double verb =
+	    w * fabs(pwb_prefs_user_dim(m, "u2", PWB_PREFS_VERBOSITY));
 	assert_true(verb > 0);
 	void *blob = NULL;
 	size_t len = 0;
@@ -299,9 +347,8 @@ static void test_datasheet_personalisation(void **state)
 	assert_int_equal(num(j, "personalisation.users"), 1);
 	assert_int_equal(num(j, "personalisation.unreadable"), 1);
 	assert_true(fabs(num(j, "personalisation.max") - want) < 1e-6);
-	assert_true(
-	    fabs(num(j, "personalisation.by_dimension.verbosity.max") - verb) <
-	    1e-6);
+	assert_true(fabs(num(j, "personalisation.by_dimension.verbosity.max") -
+			 verb) < 1e-6);
 	assert_int_equal(num(j, "users.with_model"), 2);
 	json_decref(j);
 	pwb_prefs_model_free(m);
@@ -352,6 +399,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_datasheet_figures, fresh),
 	    cmocka_unit_test_setup(test_datasheet_empty, fresh),
+	    cmocka_unit_test_setup(test_datasheet_html, fresh),
 	    cmocka_unit_test_setup(test_datasheet_personalisation, fresh),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
