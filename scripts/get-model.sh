@@ -103,7 +103,9 @@ if ! curl --fail --location --retry 3 --connect-timeout 20 -C - "${progress[@]}"
 	--output "$part" "$url" &&
 	# A part that was already whole makes the server refuse the range.
 	! { [ -f "$part" ] && [ "$(sha256sum "$part" | cut -d ' ' -f 1)" = "$sha" ]; }; then
-	die "could not download $url (the part so far is kept in $part and the next run goes on from it). Without internet, copy a GGUF model to this machine and set PWB_MODEL=FILE.gguf"
+	kept=""
+	[ -s "$part" ] && kept=" (the part so far is kept in $part and the next run goes on from it)"
+	die "could not download $url$kept. Without internet, copy a GGUF model to this machine and set PWB_MODEL=FILE.gguf"
 fi
 got=$(sha256sum "$part" | cut -d ' ' -f 1)
 if [ "$got" != "$sha" ]; then

@@ -86,6 +86,8 @@ typedef struct pwb_request {
 	const pwb_chat_msg *msgs;
 	size_t n_msgs;
 	size_t n;	    /* candidates; 0: the org's `candidates` */
+	size_t min_n;	    /* with n 0: at least this many (the org's, or
+			     * more: a client asking for more choices) */
 	uint64_t seed;	    /* 0: from the clock */
 	size_t max_tokens;  /* 0: the pipeline's */
 	pwb_pipeline_text_fn on_text; /* non-NULL: stream (one candidate) */

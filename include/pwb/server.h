@@ -77,6 +77,9 @@ pwb_status pwb_server_start(pwb_server **out, const pwb_server_params *p,
 
 /* The port the server listens on. */
 uint16_t pwb_server_port(const pwb_server *s);
+/* Whether spec is an address params.listen takes ("HOST:PORT",
+ * "[V6]:PORT", ":PORT"; the host a numeric address). */
+bool pwb_server_listen_ok(const char *spec);
 
 /*
  * Loads the policy folder again. A set that fails the check is refused

@@ -64,6 +64,10 @@ typedef struct cli_spec {
 	const char *what;
 } cli_spec;
 
+/* Whether v is a value the option takes (numbers in range; any text for
+ * the others); when not, why is "--name must be WHAT, not 'v'". */
+bool cli_value_ok(const cli_spec *o, const char *v, char *why, size_t size);
+
 /* The entries of a spec table, by kind; x is the target lvalue, and
  * CLI__AT(T, x) makes the compiler check that it is a T. */
 #define CLI__AT(T, x) (1 ? &(x) : (T *)0)
@@ -286,8 +290,10 @@ typedef struct cli_engine_opts {
 	"                       \"default\")\n"                                \
 	"  --api-key-env VAR    the environment variable holding the\n"        \
 	"                       upstream's API key (never logged)\n"           \
-	"  --threads N          embedded: CPU threads (default or 0: all\n"   \
-	"                       cores; on a busy machine, fewer is faster)\n" \
+	"  --threads N          embedded: CPU threads per answer generated\n"  \
+	"                       (default or 0: the cores, shared by the\n"     \
+	"                       answers generated at once; on a busy\n"        \
+	"                       machine, fewer is faster)\n"                   \
 	"  --ctx N              embedded: context tokens (default or 0: the\n" \
 	"                       model's, at most 4096)\n"                      \
 	CLI_HELP_GUARD_JUDGE
@@ -296,6 +302,9 @@ typedef struct cli_engine_opts {
 	"                       (libggml-cpu-*.so; default: the build's)\n"
 /* Opens the engine the options name; prints why it cannot. CLI_OK,
  * CLI_FAIL or a usage error. */
+/* The engine options' usage errors alone (one of --model and --upstream,
+ * not empty; the guard's), before anything is opened. */
+int cli_engine_usage(cli_args *a, const cli_engine_opts *o);
 int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out,
 		    pwb_engine **guard);
 /* The guard's judge alone, or *guard NULL when no guard option is given;

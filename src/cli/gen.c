@@ -73,15 +73,26 @@ int cli_guard_open(cli_args *a, const cli_engine_opts *o, pwb_engine **guard)
 	return rc ? rc : open_guard(o, guard);
 }
 
+int cli_engine_usage(cli_args *a, const cli_engine_opts *o)
+{
+	if (!!o->model == !!o->upstream)
+		return cli_usage_error(a, "give one of --model FILE.gguf and "
+					  "--upstream URL");
+	if (o->model && !*o->model)
+		return cli_usage_error(
+		    a, "--model is empty: give a GGUF file (in the README's "
+		       "command, scripts/get-model.sh prints it: if it "
+		       "failed, its message is above; PWB_MODEL=FILE.gguf "
+		       "uses a file already on disk)");
+	return guard_usage(a, o);
+}
+
 int cli_engine_open(cli_args *a, const cli_engine_opts *o, pwb_engine **out,
 		    pwb_engine **guard)
 {
 	*out = NULL;
 	*guard = NULL;
-	if (!!o->model == !!o->upstream)
-		return cli_usage_error(a, "give one of --model FILE.gguf and "
-					  "--upstream URL");
-	int rc = guard_usage(a, o);
+	int rc = cli_engine_usage(a, o);
 	if (rc)
 		return rc;
 	pwb_diag d;

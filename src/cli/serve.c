@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "util/util.h"
 
+#include <errno.h>
 #include <libfyaml.h>
 #include <pthread.h>
 #include <signal.h>
@@ -175,10 +176,17 @@ static int cfg_load(const char *file, const cli_spec *spec, size_t n_spec,
 		    cfg_args *out)
 {
 	/* libfyaml prints a syntax error as FILE:LINE:COL itself. */
+	FILE *f = fopen(file, "r");
+	if (!f) {
+		fprintf(stderr, "%s: error: cannot read the config: %s\n", file,
+			strerror(errno));
+		return CLI_FAIL;
+	}
+	fclose(f);
 	struct fy_document *doc = fy_document_build_from_file(NULL, file);
 	if (!doc) {
-		fprintf(stderr, "%s: error: cannot read the config (missing, "
-				"or not valid YAML)\n",
+		fprintf(stderr, "%s: error: the config is not valid YAML (the "
+				"line above says where)\n",
 			file);
 		return CLI_FAIL;
 	}
@@ -209,7 +217,14 @@ static int cfg_load(const char *file, const cli_spec *spec, size_t n_spec,
 			break;
 		}
 		const cli_spec *sp = spec_find(spec, n_spec, key);
-		if (!sp || !strcmp(key, "config")) {
+		if (!strcmp(key, "config")) {
+			rc = cfg_error(file, k, "'config' names a config file "
+						"on the command line only, not "
+						"in one%s%s",
+				       "", "");
+			break;
+		}
+		if (!sp) {
 			pwb__hint h = cli_hint_for(key, names, nn);
 			rc = cfg_error(file, k, "unknown key '%s'%s", key,
 				       h.text);
@@ -244,6 +259,11 @@ static int cfg_load(const char *file, const cli_spec *spec, size_t n_spec,
 			rc = cfg_error(file, v, "'%s': a value of at most 4 KiB, "
 						"without NUL%s",
 				       key, "");
+			break;
+		}
+		char why[600];
+		if (!cli_value_ok(sp, val, why, sizeof(why))) {
+			rc = cfg_error(file, v, "%s%s", why, "");
 			break;
 		}
 		if (sp->kind == CLI_FLAG) {
@@ -307,6 +327,13 @@ static int run(cli_args *a, serve_opts *o)
 	if (!o->db || !o->policies)
 		return cli_usage_error(a, "--db URL and --policies DIR are "
 					  "required");
+	if ((rc = cli_engine_usage(a, &o->eo)))
+		return rc;
+	if (o->listen && !pwb_server_listen_ok(o->listen))
+		return cli_usage_error(a,
+				       "--listen '%s' is not HOST:PORT (e.g. "
+				       "127.0.0.1:8080, [::1]:8080, :8080)",
+				       o->listen);
 	if ((o->prefs && (rc = cli_check_readable(a, "prefs", o->prefs))) ||
 	    (o->detector &&
 	     (rc = cli_check_readable(a, "detector", o->detector))))
@@ -314,6 +341,13 @@ static int run(cli_args *a, serve_opts *o)
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	if (cores > 0 && o->eo.threads > (size_t)cores)
 		o->eo.threads = (size_t)cores;
+	/* The contexts generate at once: each gets its share of the cores,
+	 * for llama.cpp's threads spin and more threads than cores cost
+	 * far more than they give. */
+	if (!o->eo.threads && cores > 0)
+		o->eo.threads = (size_t)cores / o->contexts
+				    ? (size_t)cores / o->contexts
+				    : 1;
 	o->eo.seqs = o->max_n;
 	o->eo.contexts = o->contexts;
 	/* Signals go to the main thread alone: block them before any

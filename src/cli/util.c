@@ -132,6 +132,37 @@ static bool set_number(const cli_spec *o, const char *v)
 	return true;
 }
 
+/* "--name must be WHAT, not 'v'" for a number option's bad value. */
+static void number_why(const cli_spec *o, const char *v, char *why,
+		       size_t size)
+{
+	char what[128];
+	if (o->what)
+		snprintf(what, sizeof(what), "%s", o->what);
+	else if (o->kind == CLI_UINT && o->hi >= 1e15)
+		snprintf(what, sizeof(what), "a whole number >= %.0f", o->lo);
+	else if (o->kind == CLI_UINT)
+		snprintf(what, sizeof(what), "a whole number in %.0f..%.0f",
+			 o->lo, o->hi);
+	else
+		snprintf(what, sizeof(what), "a number in %g..%g", o->lo, o->hi);
+	snprintf(why, size, "--%s must be %s, not '%s'", o->name, what, v);
+}
+
+bool cli_value_ok(const cli_spec *o, const char *v, char *why, size_t size)
+{
+	if (o->kind != CLI_UINT && o->kind != CLI_NUM)
+		return true;
+	uint64_t scratch = 0;
+	double d = 0;
+	cli_spec c = *o;
+	c.target = o->kind == CLI_NUM ? (void *)&d : (void *)&scratch;
+	if (set_number(&c, v))
+		return true;
+	number_why(o, v, why, size);
+	return false;
+}
+
 static int set_value(cli_args *a, const cli_spec *o, const char *v)
 {
 	if (o->kind == CLI_STR) {
@@ -142,20 +173,9 @@ static int set_value(cli_args *a, const cli_spec *o, const char *v)
 			return cli_usage_error(a, "too many --%s", o->name);
 		l->v[l->n++] = v;
 	} else if (!set_number(o, v)) {
-		char what[128];
-		if (o->what)
-			snprintf(what, sizeof(what), "%s", o->what);
-		else if (o->kind == CLI_UINT && o->hi >= 1e15)
-			snprintf(what, sizeof(what), "a whole number >= %.0f",
-				 o->lo);
-		else if (o->kind == CLI_UINT)
-			snprintf(what, sizeof(what),
-				 "a whole number in %.0f..%.0f", o->lo, o->hi);
-		else
-			snprintf(what, sizeof(what), "a number in %g..%g",
-				 o->lo, o->hi);
-		return cli_usage_error(a, "--%s must be %s, not '%s'", o->name,
-				       what, v);
+		char why[600];
+		number_why(o, v, why, sizeof(why));
+		return cli_usage_error(a, "%s", why);
 	}
 	return CLI_OK;
 }

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static json_t *blocked_by_json(const pwb_response *r)
+json_t *pwb__blocked_by_json(const pwb_response *r)
 {
 	if (!r->blocked)
 		return json_null();
@@ -113,7 +113,7 @@ static pwb_status to_json(const pwb_response *r, char **out, size_t flags)
 	    pwb_verdict_str(r->verdict), "content", r->content, "chosen",
 	    r->chosen != SIZE_MAX ? r->alts[r->chosen].id : NULL,
 	    "alternatives", alternatives_json(r), "blocked_by",
-	    blocked_by_json(r), "refusal", r->refusal, "system_prompt",
+	    pwb__blocked_by_json(r), "refusal", r->refusal, "system_prompt",
 	    r->system_prompt, "policy_hash", pwb_effective_hash(r->effective),
 	    "org", pwb_effective_org(r->effective), "personal", r->personal,
 	    "learns", r->learns, "obligations", obligations_json(r), "input",

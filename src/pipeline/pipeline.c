@@ -488,7 +488,7 @@ static pwb_status check_request(const pwb_request *req, pwb_diag *diag)
 	else if (req->n_msgs >= PWB_ENGINE_MAX_MSGS)
 		bad = "a request has at most 255 messages (pwb adds its "
 		      "system prompt)";
-	else if (req->n > PWB_ENGINE_MAX_N)
+	else if (req->n > PWB_ENGINE_MAX_N || req->min_n > PWB_ENGINE_MAX_N)
 		bad = "n must be at most 16";
 	else if (req->max_tokens > PWB_ENGINE_MAX_TOKENS)
 		bad = "max_tokens must be at most 8192";
@@ -656,6 +656,8 @@ static pwb_gen_params gen_params(const req_run *rr)
 	pwb_gen_params gp = pwb_gen_default_params();
 	int org_n = pwb_effective_candidates(rr->r->effective);
 	gp.n = rr->req->n ? rr->req->n : (size_t)(org_n > 0 ? org_n : 1);
+	if (!rr->req->n && gp.n < rr->req->min_n)
+		gp.n = rr->req->min_n;
 	if (rr->req->on_text)
 		gp.n = 1; /* a stream serves one candidate (docs/pipeline.md) */
 	gp.seed = rr->req->seed ? rr->req->seed : (uint64_t)time(NULL);
@@ -933,12 +935,13 @@ static pwb_status decision_detail(req_run *rr, char **out)
 	 * user can see which model they started from. */
 	json_t *root =
 	    bad ? NULL
-		: json_pack("{s:o, s:s*, s:b, s:s*, s:o*, s:s*, s:b}",
+		: json_pack("{s:o, s:s*, s:b, s:s*, s:o, s:o*, s:s*, s:b}",
 			    "alternatives", alts, "chosen",
 			    r->chosen == SIZE_MAX ? NULL
 						  : r->alts[r->chosen].id,
 			    "learns", r->learns, "blocked_on",
 			    r->blocked ? r->blocked_by.on : NULL,
+			    "blocked_by", pwb__blocked_by_json(r),
 			    "jurisdictions", jur, "cohort", r->cohort,
 			    "cohort_prior", r->cohort_prior);
 	if (!root && !bad)

@@ -6,6 +6,7 @@
 #ifndef PWB_PIPELINE_INT_H
 #define PWB_PIPELINE_INT_H
 
+#include <jansson.h>
 #include <pthread.h>
 
 #include "pwb/pipeline.h"
@@ -53,6 +54,10 @@ pwb_status pwb__cohort_of(const pwb_effective *e, const pwb__user *u,
 /* Whether the user consented to be grouped by attr under e. */
 bool pwb__cohort_consented(const pwb_effective *e, const pwb__user *u,
 			   const char *attr);
+
+/* The response's blocked_by as JSON (null when allowed): tier, source,
+ * category, basis, file, line, on; no user content. */
+json_t *pwb__blocked_by_json(const pwb_response *r);
 
 pwb_status pwb__user_load(pwb_pipeline *pl, const char *org, const char *user,
 			  pwb__user *u, pwb_diag *diag);

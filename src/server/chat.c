@@ -244,8 +244,9 @@ bool pwb__srv_chat_parse(srv_chat *c, json_t *body, const char *user)
 	c->req.user = user;
 	c->req.msgs = c->msgs;
 	c->req.n_msgs = c->n_msgs;
-	/* More choices than the org's candidates: as many candidates. */
-	c->req.n = n > 1 ? (size_t)n : 0;
+	/* The org's candidates, or as many as the choices asked for when
+	 * that is more. */
+	c->req.min_n = (size_t)n;
 	c->req.seed = (uint64_t)seed;
 	c->req.max_tokens = (size_t)max_tokens;
 	return true;

@@ -140,6 +140,53 @@ static const char *str_field(json_t *body, const char *key, bool *bad)
 	return json_string_value(v);
 }
 
+pwb_status pwb__srv_feedback_parse(json_t *body, pwb_feedback_give *fb,
+				   const char **code, const char **msg)
+{
+	bool bad = false;
+	const char *decision_id = str_field(body, "decision_id", &bad);
+	const char *choose = str_field(body, "choose", &bad);
+	const char *prefer = str_field(body, "prefer", &bad);
+	const char *over = str_field(body, "over", &bad);
+	const char *alt = str_field(body, "alternative", &bad);
+	json_t *rating = json_object_get(body, "rating");
+	if (bad || (rating && !json_is_number(rating))) {
+		*code = "invalid_type";
+		*msg = "decision_id, choose, prefer, over and alternative are "
+		       "strings; rating is a number";
+		return PWB_EINVAL;
+	}
+	if (!decision_id || !pwb__srv_id_ok(decision_id)) {
+		*code = "missing_decision";
+		*msg = "give the decision_id of the answer";
+		return PWB_EINVAL;
+	}
+	int kinds = !!choose + !!rating + !!(prefer || over);
+	if (kinds != 1 || (!!prefer != !!over)) {
+		*code = "invalid_feedback";
+		*msg = "give one of: \"choose\": ALT; \"rating\": 1-5 (with "
+		       "\"alternative\": ALT, else the chosen one); "
+		       "\"prefer\": ALT with \"over\": ALT";
+		return PWB_EINVAL;
+	}
+	fb->decision_id = decision_id;
+	fb->alt = fb->other = NULL;
+	fb->rating = 0;
+	if (choose) {
+		fb->kind = PWB_FB_CHOOSE;
+		fb->alt = choose;
+	} else if (rating) {
+		fb->kind = PWB_FB_RATING;
+		fb->rating = json_number_value(rating);
+		fb->alt = alt;
+	} else {
+		fb->kind = PWB_FB_PAIR;
+		fb->alt = prefer;
+		fb->other = over;
+	}
+	return PWB_OK;
+}
+
 static void h_feedback(srv_req *r)
 {
 	json_t *body = pwb__srv_body_json(r);
@@ -148,46 +195,12 @@ static void h_feedback(srv_req *r)
 	const char *user = pwb__srv_body_user(r, body);
 	if (!user)
 		goto out;
-	bool bad = false;
 	pwb_feedback_give fb = {.org = r->key.org, .user = user};
-	fb.decision_id = str_field(body, "decision_id", &bad);
-	const char *choose = str_field(body, "choose", &bad);
-	const char *prefer = str_field(body, "prefer", &bad);
-	const char *over = str_field(body, "over", &bad);
-	const char *alt = str_field(body, "alternative", &bad);
-	json_t *rating = json_object_get(body, "rating");
-	if (bad || (rating && !json_is_number(rating))) {
-		pwb__srv_error(r, 400, "invalid_request_error", "invalid_type",
-			       "decision_id, choose, prefer, over and "
-			       "alternative are strings; rating is a number");
+	const char *code, *msg;
+	if (pwb__srv_feedback_parse(body, &fb, &code, &msg)) {
+		pwb__srv_error(r, 400, "invalid_request_error", code, "%s",
+			       msg);
 		goto out;
-	}
-	if (!fb.decision_id || !pwb__srv_id_ok(fb.decision_id)) {
-		pwb__srv_error(r, 400, "invalid_request_error",
-			       "missing_decision",
-			       "give the decision_id of the answer");
-		goto out;
-	}
-	int kinds = !!choose + !!rating + !!(prefer || over);
-	if (kinds != 1 || (!!prefer != !!over)) {
-		pwb__srv_error(r, 400, "invalid_request_error",
-			       "invalid_feedback",
-			       "give one of: \"choose\": ALT; \"rating\": 1-5 "
-			       "(with \"alternative\": ALT, else the chosen "
-			       "one); \"prefer\": ALT with \"over\": ALT");
-		goto out;
-	}
-	if (choose) {
-		fb.kind = PWB_FB_CHOOSE;
-		fb.alt = choose;
-	} else if (rating) {
-		fb.kind = PWB_FB_RATING;
-		fb.rating = json_number_value(rating);
-		fb.alt = alt;
-	} else {
-		fb.kind = PWB_FB_PAIR;
-		fb.alt = prefer;
-		fb.other = over;
 	}
 	snprintf(r->decision, sizeof(r->decision), "%s", fb.decision_id);
 	srv_gen *g = pwb__srv_gen_get(r->srv);
@@ -214,6 +227,22 @@ out:
 
 /* ---- a user's bounds and settings ---- */
 
+pwb_status pwb__srv_settings_resolve(pwb_effective **e, pwb_policy *p,
+				     const char *org, const char *settings,
+				     size_t len, pwb_diag *d)
+{
+	pwb_settings *ps = NULL;
+	pwb_status st = PWB_OK;
+	if (settings)
+		st = pwb_settings_parse(&ps, settings, len, "settings", d);
+	if (!st) {
+		pwb_resolve_params rp = {.org = org, .settings = ps};
+		st = pwb_policy_resolve(e, p, &rp, d);
+	}
+	pwb_settings_free(ps);
+	return st;
+}
+
 /* The user's effective policy, with settings (stored ones when NULL). */
 static pwb_status resolve_user(srv_req *r, srv_gen *g, const char *settings,
 			       size_t len, pwb_effective **e, pwb_diag *d)
@@ -238,14 +267,9 @@ static pwb_status resolve_user(srv_req *r, srv_gen *g, const char *settings,
 			len = settings ? strlen(settings) : 0;
 		}
 	}
-	pwb_settings *ps = NULL;
-	if (!st && settings)
-		st = pwb_settings_parse(&ps, settings, len, "settings", d);
-	if (!st) {
-		pwb_resolve_params rp = {.org = r->key.org, .settings = ps};
-		st = pwb_policy_resolve(e, g->policy, &rp, d);
-	}
-	pwb_settings_free(ps);
+	if (!st)
+		st = pwb__srv_settings_resolve(e, g->policy, r->key.org,
+					       settings, len, d);
 	if (found)
 		pwb_store_user_release(&u);
 	return st;

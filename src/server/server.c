@@ -16,6 +16,7 @@
 #include "server/server_int.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -122,16 +123,17 @@ static pwb_status reload(pwb_server *s, bool notify, uint64_t *version,
 		pwb__srv_gen_release(old);
 		if (version)
 			*version = g->version;
-		atomic_fetch_add(&s->metrics.reloads_ok, 1);
+		if (old) /* the first load is no reload */
+			atomic_fetch_add(&s->metrics.reloads_ok, 1);
 		srv_log(s, PWB_LOG_INFO, "policies: set %llu loaded from %s",
 			(unsigned long long)g->version, s->policies);
-	} else {
+	} else if (s->gen) {
 		atomic_fetch_add(&s->metrics.reloads_failed, 1);
 		srv_log(s, PWB_LOG_WARN,
 			"policies: reload of %s refused (%s); the set in "
 			"force keeps serving",
 			s->policies, pwb_status_str(st));
-	}
+	} /* else the first load: the caller reports it, and nothing starts */
 	pthread_mutex_unlock(&s->reload_lock);
 	if (!st && notify) {
 		/* The other replicas load the same folder when they hear. */
@@ -490,9 +492,27 @@ static bool authorise(srv_req *r)
 	    pwb_store_key_lookup(s->p.pipeline.store, r->auth, &r->key, &d);
 	pwb_diag_release(&d);
 	if (st == PWB_ENOTFOUND || st == PWB_EINVAL) {
-		pwb__srv_error(r, 401, "authentication_error",
-			       "invalid_api_key",
-			       "the API key is unknown or revoked");
+		/* pwb_<16 hex id>_<64 hex>: the id is no secret, and names
+		 * the key in the log and the answer. */
+		const char *k = r->auth;
+		if (strlen(k) == 85 && !strncmp(k, "pwb_", 4) && k[20] == '_')
+			snprintf(r->key_hint, sizeof(r->key_hint), "%.16s",
+				 k + 4);
+		for (char *p = r->key_hint; *p; p++)
+			if (!isxdigit((unsigned char)*p))
+				r->key_hint[0] = '\0';
+		if (r->key_hint[0])
+			pwb__srv_error(r, 401, "authentication_error",
+				       "invalid_api_key",
+				       "the API key %s is unknown or revoked "
+				       "(a key made for another database, or "
+				       "with another PWB_KEY_SECRET, is "
+				       "unknown here)",
+				       r->key_hint);
+		else
+			pwb__srv_error(r, 401, "authentication_error",
+				       "invalid_api_key",
+				       "the API key is unknown or revoked");
 		return false;
 	}
 	if (st) {
@@ -923,7 +943,8 @@ static void log_request(pwb_server *s, srv_req *r, double secs)
 	    r->wall0, "route", r->route ? r->route->pattern : "-", "method",
 	    r->route ? r->route->method : "-", "status", (int)r->status,
 	    "ms", secs * 1000.0, "org", r->org[0] ? r->org : NULL, "key",
-	    r->have_key ? r->key.id : NULL, "role",
+	    r->have_key ? r->key.id : r->key_hint[0] ? r->key_hint : NULL,
+	    "role",
 	    r->have_key ? pwb_key_role_str(r->key.role) : NULL, "decision",
 	    r->decision[0] ? r->decision : NULL, "error", r->err_code);
 	char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
@@ -1077,6 +1098,14 @@ static pwb_status check_params(const pwb_server_params *p, pwb_diag *diag)
 	return PWB_OK;
 }
 
+bool pwb_server_listen_ok(const char *spec)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	bool v6;
+	return spec && parse_listen(spec, &ss, &len, &v6);
+}
+
 static pwb_status start_daemon(pwb_server *s, pwb_diag *diag)
 {
 	struct sockaddr_storage ss;
@@ -1089,25 +1118,42 @@ static pwb_status start_daemon(pwb_server *s, pwb_diag *diag)
 			     s->listen);
 		return PWB_EINVAL;
 	}
+	/* The socket is bound here, so that a port in use is one clear
+	 * error of ours (libmicrohttpd's own names the wrong port). */
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(fd, (struct sockaddr *)&ss, slen) || listen(fd, 1024)) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		pwb_diag_add(diag, NULL, 0, 0, "cannot listen on %s: %s%s",
+			     s->listen, strerror(e),
+			     e == EADDRINUSE
+				 ? " (another process listens there: stop it, "
+				   "or give another --listen)"
+				 : "");
+		return PWB_EIO;
+	}
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (v6)
 		flags |= MHD_USE_IPv6;
 	s->mhd = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-	    on_mhd_log, s, MHD_OPTION_SOCK_ADDR,
-	    (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+	    on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
+	    MHD_OPTION_THREAD_POOL_SIZE,
 	    (unsigned)s->p.threads, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)s->p.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)s->p.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)s->p.max_header * 2, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
 	    s, MHD_OPTION_END);
 	if (!s->mhd) {
-		pwb_diag_add(diag, NULL, 0, 0,
-			     "cannot listen on %s: %s (in use, or not an "
-			     "address of this machine)",
-			     s->listen, strerror(errno ? errno : EADDRINUSE));
-		return PWB_EINVAL;
+		close(fd);
+		pwb_diag_add(diag, NULL, 0, 0, "cannot serve on %s: %s",
+			     s->listen, strerror(errno ? errno : EINVAL));
+		return PWB_EIO;
 	}
 	const union MHD_DaemonInfo *info =
 	    MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);

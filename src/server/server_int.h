@@ -158,6 +158,7 @@ struct srv_req {
 	/* the key, once checked */
 	pwb_store_key key;
 	bool have_key;
+	char key_hint[17]; /* an unknown key's id, when it has a key's shape */
 	bool counted; /* took a slot of the key's concurrency */
 	const char *user; /* the user the request acts for, or NULL */
 	/* the answer */
@@ -240,5 +241,23 @@ typedef struct srv_chat {
  * pwb__srv_chat_release; it needs no connection (tests/fuzz/fuzz_chat.c). */
 bool pwb__srv_chat_parse(srv_chat *c, json_t *body, const char *user);
 void pwb__srv_chat_release(srv_chat *c);
+
+/* ---- feedback and settings bodies (routes.c) ---- */
+
+/* Reads a feedback body (docs/server.md, "Feedback, bounds, settings,
+ * data") into fb, whose org and user the caller sets: its decision_id, one
+ * kind with its alternatives, and the rating then borrow from body. Else
+ * PWB_EINVAL with the code and message of the 400 in *code and *msg
+ * (static strings) and fb unchanged. It needs no connection
+ * (tests/fuzz/fuzz_bodies.c). */
+pwb_status pwb__srv_feedback_parse(json_t *body, pwb_feedback_give *fb,
+				   const char **code, const char **msg);
+/* org's effective policy with the settings JSON of `pwb user settings`
+ * (NULL: none), as PUT /v1/users/{id}/settings checks a body against the
+ * bounds: pwb_settings_parse, then pwb_policy_resolve. Its statuses and
+ * diag are theirs (PWB_EBOUNDS: outside the bounds). */
+pwb_status pwb__srv_settings_resolve(pwb_effective **e, pwb_policy *p,
+				     const char *org, const char *settings,
+				     size_t len, pwb_diag *d);
 
 #endif

@@ -6,8 +6,8 @@
 # BUILD_DIR is a build made with -DPWB_FUZZ=ON and CC=clang (which also
 # instruments the library, so that libFuzzer sees its edges). Each fuzzer
 # found there (fuzz_policy, fuzz_cond, fuzz_linear, fuzz_feedback,
-# fuzz_prefs_model, fuzz_bounds, fuzz_sse, fuzz_guard, fuzz_chat) runs RUNS inputs (default
-# 20000, and at most 60 seconds) starting from a copy of its seed corpus in
+# fuzz_prefs_model, fuzz_bounds, fuzz_sse, fuzz_guard, fuzz_chat,
+# fuzz_bodies) runs RUNS inputs (default 20000, and at most 60 seconds) starting from a copy of its seed corpus in
 # corpus/NAME, with its dictionary NAME.dict where there is one.
 # Everything is written under a temporary folder, never into the source
 # tree.
@@ -39,7 +39,7 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$here/../lsan.supp}"
 # full of '' escapes, tests/lsan.supp) would fail a run whenever a
 # mutation writes one (corpus/policy/leak-quoted-escapes.yaml does).
 declare -A asan=([fuzz_policy]=fast_unwind_on_malloc=0)
-# fuzz_bounds reads the shipped registry from the source tree.
+# fuzz_bounds and fuzz_bodies read the shipped policies from the source tree.
 export PWB_SOURCE_DIR="${PWB_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pwb-fuzz-run.XXXXXX") || exit 2
@@ -49,19 +49,20 @@ trap 'rm -rf "$tmp"' EXIT
 declare -A corpus=([fuzz_policy]=policy [fuzz_cond]=cond [fuzz_linear]=linear
 	[fuzz_feedback]=feedback
 	[fuzz_bounds]=bounds [fuzz_prefs_model]=prefs [fuzz_sse]=sse
-	[fuzz_guard]=guard [fuzz_chat]=chat)
+	[fuzz_guard]=guard [fuzz_chat]=chat [fuzz_bodies]=bodies)
 declare -A dict=([fuzz_policy]=policy.dict [fuzz_feedback]=feedback.dict
-	[fuzz_sse]=sse.dict [fuzz_guard]=guard.dict [fuzz_chat]=chat.dict)
+	[fuzz_sse]=sse.dict [fuzz_guard]=guard.dict [fuzz_chat]=chat.dict
+	[fuzz_bodies]=bodies.dict)
 # fuzz_cond reads up to 8 KiB; conditions are capped at 4 KiB.
 declare -A maxlen=([fuzz_policy]=16384 [fuzz_cond]=8192 [fuzz_linear]=20000
 	[fuzz_feedback]=16384
 	[fuzz_bounds]=4096 [fuzz_prefs_model]=20000 [fuzz_sse]=4096
-	[fuzz_guard]=4096 [fuzz_chat]=16384)
+	[fuzz_guard]=4096 [fuzz_chat]=16384 [fuzz_bodies]=16384)
 
 found=0
 failed=0
 for name in fuzz_policy fuzz_cond fuzz_linear fuzz_feedback fuzz_prefs_model fuzz_bounds fuzz_sse \
-	fuzz_guard fuzz_chat; do
+	fuzz_guard fuzz_chat fuzz_bodies; do
 	bin=
 	for cand in "$build/tests/$name" "$build/$name"; do
 		if [ -x "$cand" ]; then
