@@ -19,6 +19,7 @@ packages=(
   clang libclang-rt-14-dev               # libFuzzer and sanitizer runtimes
   python3                                # test runners compare JSON
   curl jq                                # the gateway tests and the README call pwb serve
+  libxml2-utils                          # xmllint: the report pages are well-formed
   nginx wrk                              # the gateway benchmark's baseline and load
 )
 

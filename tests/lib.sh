@@ -64,6 +64,21 @@ key() {
 		--policies "$pol" 2>"$tmp/key.err" | tail -n 1
 }
 
+# pg_url SCHEMA: a fresh schema SCHEMA on $PWB_TEST_POSTGRES (dropped and
+# made again), printed as a URL whose search path is it. Returns 1 (and
+# prints nothing) when PWB_TEST_POSTGRES is unset or psql is missing: skip;
+# 2 when the server refuses: fail.
+pg_url() {
+	[ -n "${PWB_TEST_POSTGRES:-}" ] && command -v psql >/dev/null || return 1
+	psql -q -X -v ON_ERROR_STOP=1 "$PWB_TEST_POSTGRES" \
+		-c "SET client_min_messages = warning" \
+		-c "DROP SCHEMA IF EXISTS $1 CASCADE" \
+		-c "CREATE SCHEMA $1" >/dev/null || return 2
+	local sep='?'
+	case $PWB_TEST_POSTGRES in *\?*) sep='&' ;; esac
+	printf '%s\n' "$PWB_TEST_POSTGRES${sep}options=-csearch_path%3D$1"
+}
+
 passed=0
 failed=0
 ok() {

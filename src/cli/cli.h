@@ -475,6 +475,8 @@ int cli_eval(int argc, char **argv);
 int cli_bounds(int argc, char **argv);
 int cli_prefs(int argc, char **argv);
 int cli_simulate(int argc, char **argv);
+/* `pwb simulate db` (simulate_db.c), dispatched from simulate.c. */
+int cli_simulate_db(cli_args *a);
 int cli_reports(int argc, char **argv);
 /* `pwb eval prefs` (prefs.c), dispatched from eval.c. */
 int cli_eval_prefs(cli_args *a);

@@ -27,6 +27,7 @@ static const char usage[] =
     "  prefs explain ...        what a model learned about a user, in words\n"
     "  prefs reset ...          forget what a model learned about a user\n"
     "  simulate prefs ...       simulated users' feedback, for trying it\n"
+    "  simulate db ...          a store with an org's simulated history\n"
     "  feedback import ...      store feedback events (JSONL)\n"
     "  feedback give ...        prefer an alternative, or rate an answer\n"
     "  audit verify --db URL    check the audit chain\n"

@@ -10,6 +10,7 @@
 
 static const char simulate_usage[] =
     "Usage: pwb simulate prefs [options]\n"
+    "       pwb simulate db --db URL --org ID [options]\n"
     "\n"
     "Run 'pwb simulate SUBCOMMAND --help' for the options of each.\n";
 
@@ -195,7 +196,8 @@ out:
 
 int cli_simulate(int argc, char **argv)
 {
-	static const cli_sub subs[] = {{"prefs", cmd_prefs}};
+	static const cli_sub subs[] = {{"prefs", cmd_prefs},
+				       {"db", cli_simulate_db}};
 	return cli_dispatch(argc, argv, "simulate", simulate_usage, subs,
 			    PWB_ARRAY_LEN(subs));
 }

@@ -76,17 +76,13 @@ mport=$(head -n 1 "$tmp/mock.out")
 upstream=http://127.0.0.1:$mport/v1
 
 # ---- 1. two replicas on PostgreSQL ----
-if [ -z "${PWB_TEST_POSTGRES:-}" ] || ! command -v psql >/dev/null; then
+schema="pwb_serve_ops_$$"
+pg=$(pg_url "$schema")
+pg_rc=$?
+[ "$pg_rc" = 2 ] && exit 2
+if [ "$pg_rc" = 1 ]; then
 	echo "SKIP replicas: PWB_TEST_POSTGRES is not set (scripts/start-postgres.sh) or psql is missing"
 else
-	schema="pwb_serve_ops_$$"
-	psql -q -X -v ON_ERROR_STOP=1 "$PWB_TEST_POSTGRES" \
-		-c "SET client_min_messages = warning" \
-		-c "DROP SCHEMA IF EXISTS $schema CASCADE" \
-		-c "CREATE SCHEMA $schema" >/dev/null || exit 2
-	sep='?'
-	case $PWB_TEST_POSTGRES in *\?*) sep='&' ;; esac
-	pg="$PWB_TEST_POSTGRES${sep}options=-csearch_path%3D$schema"
 	svc=$("$pwb" keys create --db "$pg" --org acme-tutor --role service --policies "$pol" | tail -n 1)
 	adm=$("$pwb" keys create --db "$pg" --org acme-tutor --role admin --policies "$pol" | tail -n 1)
 	"$pwb" user consent --db "$pg" --org acme-tutor --user u1 --grant --policies "$pol" >/dev/null
