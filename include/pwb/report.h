@@ -10,6 +10,7 @@
 #ifndef PWB_REPORT_H
 #define PWB_REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pwb/pipeline.h"
@@ -46,6 +47,10 @@ typedef struct pwb_report_params {
  */
 pwb_status pwb_report_datasheet(pwb_store *s, const pwb_report_params *p,
 				char **json, pwb_diag *diag);
+
+/* A date as reports take it: YYYY-MM-DD (UTC midnight) or unix seconds;
+ * false for anything else (2026-02-31 too). */
+bool pwb_report_parse_date(const char *v, int64_t *out);
 
 /*
  * A report's JSON (as pwb_report_datasheet() makes it) as one HTML page

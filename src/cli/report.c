@@ -47,30 +47,6 @@ static const char datasheet_usage[] =
     "\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
 
-/* YYYY-MM-DD (UTC midnight) or unix seconds; false when neither. */
-static bool parse_date(const char *v, int64_t *out)
-{
-	char *end;
-	errno = 0;
-	long long n = strtoll(v, &end, 10);
-	if (*v && !*end && !errno && n >= 0) {
-		*out = n;
-		return true;
-	}
-	struct tm tm = {0};
-	end = strptime(v, "%Y-%m-%d", &tm);
-	if (!end || *end || tm.tm_year < 70)
-		return false;
-	/* strptime takes 2026-02-31 and timegm moves it to March: refuse
-	 * a day the month does not have. */
-	int mday = tm.tm_mday;
-	time_t t = timegm(&tm);
-	if (t < 0 || tm.tm_mday != mday)
-		return false;
-	*out = (int64_t)t;
-	return true;
-}
-
 static int write_text(void *user, int fd)
 {
 	const char *text = user;
@@ -128,12 +104,12 @@ static int cmd_datasheet(cli_args *a)
 	if (rc)
 		return cli_parsed(rc);
 	pwb_report_params p = {.org = org, .now = now};
-	if (since && !parse_date(since, &p.since))
+	if (since && !pwb_report_parse_date(since, &p.since))
 		return cli_usage_error(a,
 				       "--since takes YYYY-MM-DD or unix "
 				       "seconds, not '%s'",
 				       since);
-	if (until && !parse_date(until, &p.until))
+	if (until && !pwb_report_parse_date(until, &p.until))
 		return cli_usage_error(a,
 				       "--until takes YYYY-MM-DD or unix "
 				       "seconds, not '%s'",

@@ -5,6 +5,7 @@
 
 #include "util/util.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,31 @@ void pwb__time_str(int64_t t, char *buf, size_t size)
 void pwb__day_str(int64_t day, char *buf, size_t size)
 {
 	format_time(day * 86400, "%Y-%m-%d", buf, size);
+}
+
+bool pwb_report_parse_date(const char *v, int64_t *out)
+{
+	if (!v || !*v)
+		return false;
+	char *end;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (!*end && !errno && n >= 0 && *v >= '0' && *v <= '9') {
+		*out = n;
+		return true;
+	}
+	struct tm tm = {0};
+	end = strptime(v, "%Y-%m-%d", &tm);
+	if (!end || *end || tm.tm_year < 70)
+		return false;
+	/* strptime takes 2026-02-31 and timegm moves it to March: refuse
+	 * a day the month does not have. */
+	int mday = tm.tm_mday;
+	time_t t = timegm(&tm);
+	if (t < 0 || tm.tm_mday != mday)
+		return false;
+	*out = (int64_t)t;
+	return true;
 }
 
 pwb_status pwb__report_begin(const pwb_report_params *p, const char *name,

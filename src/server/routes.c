@@ -6,6 +6,8 @@
  */
 #include "server/server_int.h"
 
+#include "pwb/report.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,7 @@ static void h_erase(srv_req *r);
 static void h_decision(srv_req *r);
 static void h_audit_verify(srv_req *r);
 static void h_reload(srv_req *r);
+static void h_datasheet(srv_req *r);
 
 /*
  * Who may call what (DESIGN §9). A service key acts for any user of its
@@ -55,6 +58,8 @@ const srv_route pwb__srv_routes[] = {
      h_audit_verify, "audit_verify"},
     {"POST", "/v1/admin/policies/reload", SRV_ADMIN, SRV_SCOPE_NONE,
      h_reload, "reload"},
+    {"GET", "/v1/reports/datasheet", SRV_AUDITOR | SRV_ADMIN,
+     SRV_SCOPE_NONE, h_datasheet, "datasheet"},
 };
 const size_t pwb__srv_n_routes = PWB_ARRAY_LEN(pwb__srv_routes);
 
@@ -551,5 +556,58 @@ static void h_reload(srv_req *r)
 			      json_pack("{s:s, s:I}", "status", "reloaded",
 					"policy_version", (json_int_t)version));
 	}
+	pwb_diag_release(&d);
+}
+
+/* ---- reports ---- */
+
+/* The alignment datasheet of the key's org (docs/report.md): JSON, or the
+ * page with ?format=html; ?since= and ?until= as `pwb report` takes them. */
+static void h_datasheet(srv_req *r)
+{
+	pwb_report_params p = {.org = r->key.org};
+	bool html = false;
+	if (r->q_format && !(html = !strcmp(r->q_format, "html")) &&
+	    strcmp(r->q_format, "json")) {
+		pwb__srv_error(r, 400, "invalid_request_error", "invalid_value",
+			       "format: json or html");
+		return;
+	}
+	if ((r->q_since && !pwb_report_parse_date(r->q_since, &p.since)) ||
+	    (r->q_until && !pwb_report_parse_date(r->q_until, &p.until))) {
+		pwb__srv_error(r, 400, "invalid_request_error", "invalid_value",
+			       "since and until: YYYY-MM-DD or unix seconds");
+		return;
+	}
+	if (r->q_until && p.until <= p.since) {
+		pwb__srv_error(r, 400, "invalid_request_error", "invalid_value",
+			       "until must be after since");
+		return;
+	}
+	srv_gen *g = pwb__srv_gen_get(r->srv);
+	p.policy = g->policy;
+	char *json = NULL, *page = NULL;
+	pwb_prefs_model *pm = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	/* The population model the users' models were learnt against. */
+	pwb_status st = r->srv->prefs_path
+			    ? pwb_prefs_load(&pm, r->srv->prefs_path, &d)
+			    : PWB_OK;
+	p.prefs = pm;
+	if (!st)
+		st = pwb_report_datasheet(store_of(r), &p, &json, &d);
+	pwb_prefs_model_free(pm);
+	if (!st && html)
+		st = pwb_report_html(json, &page, &d);
+	pwb__srv_gen_release(g);
+	if (st)
+		store_fail(r, st, &d);
+	else if (html)
+		pwb__srv_text(r, 200, page, "text/html; charset=utf-8");
+	else
+		pwb__srv_json_text(r, 200, json);
+	if (html)
+		free(json);
 	pwb_diag_release(&d);
 }

@@ -199,6 +199,9 @@ static void req_release(srv_req *r)
 	pthread_mutex_destroy(&r->mu);
 	free(r->arg);
 	free(r->auth);
+	free(r->q_since);
+	free(r->q_until);
+	free(r->q_format);
 	free(r->resp);
 	pwb__buf_release(&r->body);
 	pwb__buf_release(&r->out);
@@ -271,6 +274,15 @@ void pwb__srv_json_text(srv_req *r, unsigned status, char *s)
 		return;
 	}
 	set_answer(r, status, s, "application/json");
+}
+
+void pwb__srv_text(srv_req *r, unsigned status, char *text,
+		   const char *ctype)
+{
+	if (!text)
+		pwb__srv_json_text(r, status, NULL);
+	else
+		set_answer(r, status, text, ctype);
 }
 
 void pwb__srv_error(srv_req *r, unsigned status, const char *type,
@@ -822,6 +834,16 @@ static srv_req *req_new(pwb_server *s, struct MHD_Connection *c,
 		while (n && (auth[n - 1] == ' ' || auth[n - 1] == '\t'))
 			n--;
 		r->auth = n ? pwb__strndup(auth, n) : NULL;
+	}
+	/* The query arguments the reports take (read here, on the
+	 * connection's own thread). */
+	const char *q[3] = {"since", "until", "format"};
+	char **to[3] = {&r->q_since, &r->q_until, &r->q_format};
+	for (size_t i = 0; i < 3; i++) {
+		const char *v =
+		    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, q[i]);
+		if (v)
+			*to[i] = pwb__strndup(v, strnlen(v, 64));
 	}
 	/* The request line and headers past --max-header: 431, answered
 	 * here as JSON (libmicrohttpd answers on its own, without JSON,

@@ -147,6 +147,7 @@ struct srv_req {
 	const srv_route *route;
 	int route_index; /* -1: none */
 	char *arg;	 /* the {id} of the path, or NULL */
+	char *q_since, *q_until, *q_format; /* query arguments, or NULL */
 	unsigned early_status; /* set before the body: 404, 405, 413 */
 	char *auth;	       /* the bearer key, or NULL */
 	pwb__buf body;
@@ -187,6 +188,9 @@ void pwb__srv_json(srv_req *r, unsigned status, json_t *body);
 /* The same for a body already made as JSON text (taken over; NULL is
  * out of memory). */
 void pwb__srv_json_text(srv_req *r, unsigned status, char *text);
+/* An answer of another type (text, taken; NULL: out of memory). */
+void pwb__srv_text(srv_req *r, unsigned status, char *text,
+		   const char *ctype);
 void pwb__srv_error(srv_req *r, unsigned status, const char *type,
 		    const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));

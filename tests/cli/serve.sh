@@ -165,6 +165,19 @@ call "another org never sees it" 404 GET "/v1/decisions/$dec" "$svc_other" "" 'j
 call "an auditor may not chat" 403 POST /v1/chat/completions "$aud" "$(chat u1)" 'j["error"]["code"] == "permission_denied"'
 call "the audit chain holds" 200 GET /v1/audit/verify "$aud" "" 'j["intact"] is True and j["rows"] > 0'
 call "export" 200 GET /v1/users/u1/export "$u1" "" 'isinstance(j, dict)'
+call "the datasheet for an auditor: its org's, no user ids" 200 GET /v1/reports/datasheet "$aud" "" \
+	'j["report"] == "datasheet" and j["org"] == "acme-tutor" and j["decisions"]["by_verdict"]["block"]["decisions"] >= 1 and "u1" not in json.dumps(j)'
+call "the datasheet since a day: fewer or as many" 200 GET "/v1/reports/datasheet?since=2026-01-01&until=2100-01-01" "$aud" "" \
+	'j["period"]["since"] == "2026-01-01T00:00:00Z" and j["period"]["until"] == "2100-01-01T00:00:00Z"'
+call "a bad date: 400" 400 GET "/v1/reports/datasheet?since=2026-02-31" "$aud" "" 'j["error"]["code"] == "invalid_value"'
+call "a service key may not read reports: 403" 403 GET /v1/reports/datasheet "$svc" "" 'j["error"]["code"] == "permission_denied"'
+call "a user key may not read reports: 403" 403 GET /v1/reports/datasheet "$u1" "" 'j["error"]["code"] == "permission_denied"'
+curl -s -o "$tmp/page" -D "$tmp/hdr" --max-time 60 -H "Authorization: Bearer $aud" "$base/v1/reports/datasheet?format=html"
+if grep -qi '^Content-Type: text/html' "$tmp/hdr" && grep -q '<svg' "$tmp/page" && xmllint --noout "$tmp/page" 2>/dev/null; then
+	ok "the datasheet as a page"
+else
+	fail "the datasheet as a page" "$(head -c 300 "$tmp/hdr")"
+fi
 
 call "no key: 401" 401 POST /v1/chat/completions "" "$(chat u1)" 'j["error"]["code"] == "missing_api_key"'
 call "a wrong key: 401" 401 GET /v1/models "pwb_nope" "" 'j["error"]["code"] == "invalid_api_key"'
