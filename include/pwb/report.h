@@ -48,6 +48,17 @@ typedef struct pwb_report_params {
 pwb_status pwb_report_datasheet(pwb_store *s, const pwb_report_params *p,
 				char **json, pwb_diag *diag);
 
+/*
+ * The risk register as JSON (docs/RISKS.md): `entries`, each with `id`,
+ * `level` (individual | societal), `kind` (benefit | risk),
+ * `description`, `status` (the worst of its indicators), `indicators`
+ * (each `name`, `value`, `threshold` {amber, red, direction}, `status`
+ * green | amber | red, `measures`) and `mitigations`. *json is freed with
+ * free().
+ */
+pwb_status pwb_report_risks(pwb_store *s, const pwb_report_params *p,
+			    char **json, pwb_diag *diag);
+
 /* A date as reports take it: YYYY-MM-DD (UTC midnight) or unix seconds;
  * false for anything else (2026-02-31 too). */
 bool pwb_report_parse_date(const char *v, int64_t *out);

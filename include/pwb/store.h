@@ -289,6 +289,9 @@ pwb_status pwb_store_feedback_learn(pwb_store *s, const char *org,
  *   USERS                users created before until, with a model, erased
  *   MODELS               user, model blob, model version (users with a
  *                        model updated in the period, not erased)
+ *   DECISIONS_PER_USER   decisions of one user, ascending (no user ids)
+ *   LAW_BLOCKS_PER_USER  blocks by the law of one user, ascending, for
+ *                        users with any (no user ids)
  */
 typedef enum pwb_store_agg {
 	PWB_AGG_RATERS,
@@ -299,6 +302,8 @@ typedef enum pwb_store_agg {
 	PWB_AGG_POLICIES,
 	PWB_AGG_USERS,
 	PWB_AGG_MODELS,
+	PWB_AGG_DECISIONS_PER_USER,
+	PWB_AGG_LAW_BLOCKS_PER_USER,
 	PWB_AGG_COUNT
 } pwb_store_agg;
 

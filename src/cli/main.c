@@ -40,6 +40,7 @@ static const char usage[] =
     "  keys revoke ... KEY_ID   revoke an API key\n"
     "  store gc --db URL ...    remove feedback past its retention\n"
     "  report datasheet ...     whose feedback the models are aligned to\n"
+    "  report risks ...         benefits and risks, with traffic lights\n"
     "\n"
     "Run 'pwb COMMAND SUBCOMMAND --help' for the options of each.\n"
     "\n"

@@ -1,4 +1,5 @@
-/* report.c - `pwb report datasheet`: reports for auditors (docs/report.md). */
+/* report.c - `pwb report datasheet|risks`: reports for auditors
+ * (docs/report.md, docs/RISKS.md). */
 #include "cli/cli.h"
 #include "util/util.h"
 
@@ -10,6 +11,7 @@
 
 static const char report_usage[] =
     "Usage: pwb report datasheet --db URL --org ID [options]\n"
+    "       pwb report risks --db URL --org ID [options]\n"
     "\n"
     "Run 'pwb report SUBCOMMAND --help' for the options of each.\n";
 
@@ -47,16 +49,49 @@ static const char datasheet_usage[] =
     "\n"
     "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
 
+static const char risks_usage[] =
+    "Usage: pwb report risks --db URL --org ID [options]\n"
+    "\n"
+    "The risk register of an org (docs/RISKS.md): for individuals and for\n"
+    "society, the benefits and risks of personalisation (efficiency and\n"
+    "autonomy; echo chambers; over-reliance and anthropomorphism; privacy\n"
+    "and profiling; malicious use through personal settings; unequal\n"
+    "quality across groups; concentration of influence in few raters),\n"
+    "each with the indicators pwb computes from the store, a traffic light\n"
+    "against thresholds, and the policy settings that mitigate it.\n"
+    "\n"
+    "Options:\n"
+    "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
+    "  --org ID             the organisation\n"
+    "  --policies DIR       the policy folder (default: the one the store\n"
+    "                       recorded)\n"
+    "  --since DATE         the period's first day, YYYY-MM-DD (UTC) or\n"
+    "                       unix seconds (default: the beginning)\n"
+    "  --until DATE         the day after its last, the same forms\n"
+    "                       (default: now)\n"
+    "  --prefs MODEL        the population preference model the users'\n"
+    "                       models were learnt against (pwb serve --prefs)\n"
+    "  --out DIR            write DIR/risks.json and DIR/risks.html (DIR\n"
+    "                       made if missing);\n"
+    "                       without it, the JSON goes to standard output\n"
+    "  --now SECONDS        the report's time (default: now)\n"
+    "  -h, --help           show this help\n"
+    "\n"
+    "Example:\n"
+    "  pwb report risks --db sqlite:pwb.db --org acme-tutor --out reports\n"
+    "\n"
+    "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
+
 static int write_text(void *user, int fd)
 {
 	const char *text = user;
 	return pwb__write_all(fd, text, strlen(text)) ? errno : 0;
 }
 
-/* DIR/datasheet.json and DIR/datasheet.html, each written whole or not
- * at all; their paths printed. */
-static int write_out(cli_args *a, const char *out, const char *json,
-		     pwb_diag *d)
+/* DIR/NAME.json and DIR/NAME.html, each written whole or not at all;
+ * their paths printed. */
+static int write_out(cli_args *a, const char *out, const char *name,
+		     const char *json, pwb_diag *d)
 {
 	if (mkdir(out, 0755) != 0 && errno != EEXIST) {
 		fprintf(stderr, "%s: error: cannot make %s: %s\n", a->cmd, out,
@@ -73,7 +108,7 @@ static int write_out(cli_args *a, const char *out, const char *json,
 	int rc = CLI_OK;
 	for (size_t i = 0; !rc && i < 2; i++) {
 		char path[4096];
-		if ((size_t)snprintf(path, sizeof(path), "%s/datasheet.%s", out,
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s.%s", out, name,
 				     ext[i]) >= sizeof(path)) {
 			fprintf(stderr, "%s: error: %s: path too long\n",
 				a->cmd, out);
@@ -90,7 +125,12 @@ static int write_out(cli_args *a, const char *out, const char *json,
 	return rc;
 }
 
-static int cmd_datasheet(cli_args *a)
+typedef pwb_status (*report_fn)(pwb_store *s, const pwb_report_params *p,
+				char **json, pwb_diag *diag);
+
+/* A report command: its options, the store, the policy, the report. */
+static int run_report(cli_args *a, const char *usage, const char *name,
+		      report_fn make)
 {
 	const char *db = NULL, *org = NULL, *policies = NULL, *since = NULL,
 		   *until = NULL, *prefs = NULL, *out = NULL;
@@ -100,7 +140,7 @@ static int cmd_datasheet(cli_args *a)
 	    CLI_OPT_STR("policies", policies), CLI_OPT_STR("since", since),
 	    CLI_OPT_STR("until", until),       CLI_OPT_STR("prefs", prefs),
 	    CLI_OPT_STR("out", out),	       CLI_OPT_NOW(now)};
-	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), datasheet_usage, NULL);
+	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), usage, NULL);
 	if (rc)
 		return cli_parsed(rc);
 	pwb_report_params p = {.org = org, .now = now};
@@ -141,14 +181,17 @@ static int cmd_datasheet(cli_args *a)
 	if (!rc) {
 		p.policy = r.policy;
 		p.prefs = pm;
-		pwb_status st = pwb_report_datasheet(s, &p, &json, &d);
+		pwb_status st = make(s, &p, &json, &d);
 		if (st) {
-			cli_store_report(s, "make the datasheet", st, &d);
+			char what[64];
+			snprintf(what, sizeof(what), "make the %s report",
+				 name);
+			cli_store_report(s, what, st, &d);
 			rc = CLI_FAIL;
 		}
 	}
 	if (!rc && out)
-		rc = write_out(a, out, json, &d);
+		rc = write_out(a, out, name, json, &d);
 	else if (!rc)
 		printf("%s\n", json);
 	free(json);
@@ -160,9 +203,21 @@ static int cmd_datasheet(cli_args *a)
 	return rc;
 }
 
+static int cmd_datasheet(cli_args *a)
+{
+	return run_report(a, datasheet_usage, "datasheet",
+			  pwb_report_datasheet);
+}
+
+static int cmd_risks(cli_args *a)
+{
+	return run_report(a, risks_usage, "risks", pwb_report_risks);
+}
+
 int cli_reports(int argc, char **argv)
 {
-	static const cli_sub subs[] = {{"datasheet", cmd_datasheet}};
+	static const cli_sub subs[] = {{"datasheet", cmd_datasheet},
+				       {"risks", cmd_risks}};
 	return cli_dispatch(argc, argv, "report", report_usage, subs,
 			    PWB_ARRAY_LEN(subs));
 }

@@ -251,6 +251,18 @@ pwb_status pwb_report_datasheet(pwb_store *s, const pwb_report_params *p,
 				char **json, pwb_diag *diag)
 {
 	*json = NULL;
+	json_t *root = NULL;
+	pwb_status st = pwb__datasheet(s, p, &root, diag);
+	if (!st)
+		st = pwb__report_end(root, json);
+	json_decref(root);
+	return st;
+}
+
+pwb_status pwb__datasheet(pwb_store *s, const pwb_report_params *p,
+			  json_t **out, pwb_diag *diag)
+{
+	*out = NULL;
 	int64_t until;
 	json_t *root = NULL;
 	pwb_status st = pwb__report_begin(p, "datasheet", &until, &root, diag);
@@ -328,8 +340,10 @@ pwb_status pwb_report_datasheet(pwb_store *s, const pwb_report_params *p,
 		st = pwb__report_policies(p, root, pols);
 		pols = NULL;
 	}
-	if (!st)
-		st = pwb__report_end(root, json);
+	if (!st) {
+		*out = root;
+		root = NULL;
+	}
 	json_decref(root);
 	json_decref(roles);
 	json_decref(attrs);

@@ -307,6 +307,107 @@ static void datasheet_body(pwb__buf *b, json_t *j)
 	rows_note(b, pol);
 }
 
+/* ---- the risk register ---- */
+
+static void status_cell(pwb__buf *b, const char *st)
+{
+	pwb__buf_adds(b, "<td class=\"st ");
+	esc(b, st);
+	pwb__buf_adds(b, "\"><span class=\"dot\" aria-hidden=\"true\">"
+			 "&#9679;</span> ");
+	esc(b, st);
+	pwb__buf_adds(b, "</td>");
+}
+
+static void cell(pwb__buf *b, json_t *obj, const char *key)
+{
+	pwb__buf_adds(b, "<td>");
+	esc(b, json_string_value(json_object_get(obj, key)));
+	pwb__buf_adds(b, "</td>");
+}
+
+static void indicators_table(pwb__buf *b, json_t *inds)
+{
+	pwb__buf_adds(b, "<table><thead><tr><th scope=\"col\">indicator</th>"
+			 "<th scope=\"col\">value</th><th scope=\"col\">"
+			 "amber</th><th scope=\"col\">red</th><th "
+			 "scope=\"col\">status</th></tr></thead><tbody>\n");
+	size_t k;
+	json_t *ind;
+	json_array_foreach(inds, k, ind)
+	{
+		json_t *t = json_object_get(ind, "threshold");
+		pwb__buf_adds(b, "<tr><td>");
+		esc(b, json_string_value(json_object_get(ind, "name")));
+		pwb__buf_adds(b, "<br/><small>");
+		esc(b, json_string_value(json_object_get(ind, "measures")));
+		pwb__buf_adds(b, "; ");
+		esc(b, json_string_value(json_object_get(t, "direction")));
+		pwb__buf_adds(b, "</small></td><td>");
+		add_num(b, num(json_object_get(ind, "value")));
+		pwb__buf_adds(b, "</td><td>");
+		add_num(b, num(json_object_get(t, "amber")));
+		pwb__buf_adds(b, "</td><td>");
+		add_num(b, num(json_object_get(t, "red")));
+		pwb__buf_adds(b, "</td>");
+		status_cell(b,
+			    json_string_value(json_object_get(ind, "status")));
+		pwb__buf_adds(b, "</tr>\n");
+	}
+	pwb__buf_adds(b, "</tbody></table>\n");
+}
+
+static void risks_body(pwb__buf *b, json_t *j)
+{
+	json_t *entries = json_object_get(j, "entries");
+	pwb__buf_adds(b, "<h2 id=\"summary\">Summary</h2>\n<table><thead><tr>"
+			 "<th scope=\"col\">entry</th><th scope=\"col\">"
+			 "level</th><th scope=\"col\">kind</th><th "
+			 "scope=\"col\">status</th></tr></thead><tbody>\n");
+	size_t i;
+	json_t *e;
+	json_array_foreach(entries, i, e)
+	{
+		const char *id = json_string_value(json_object_get(e, "id"));
+		pwb__buf_adds(b, "<tr><td><a href=\"#");
+		esc(b, id);
+		pwb__buf_adds(b, "\">");
+		esc(b, id);
+		pwb__buf_adds(b, "</a></td>");
+		cell(b, e, "level");
+		cell(b, e, "kind");
+		status_cell(b, json_string_value(json_object_get(e, "status")));
+		pwb__buf_adds(b, "</tr>\n");
+	}
+	pwb__buf_adds(b, "</tbody></table>\n");
+	json_array_foreach(entries, i, e)
+	{
+		pwb__buf_adds(b, "<h2 id=\"");
+		esc(b, json_string_value(json_object_get(e, "id")));
+		pwb__buf_adds(b, "\">");
+		esc(b, json_string_value(json_object_get(e, "id")));
+		pwb__buf_adds(b, " <small>(");
+		esc(b, json_string_value(json_object_get(e, "kind")));
+		pwb__buf_adds(b, ", ");
+		esc(b, json_string_value(json_object_get(e, "level")));
+		pwb__buf_adds(b, ")</small></h2>\n<p>");
+		esc(b, json_string_value(json_object_get(e, "description")));
+		pwb__buf_adds(b, "</p>\n");
+		indicators_table(b, json_object_get(e, "indicators"));
+		pwb__buf_adds(b, "<p>Mitigations:</p>\n<ul>\n");
+		size_t k;
+		json_t *m;
+		json_array_foreach(json_object_get(e, "mitigations"), k, m)
+		{
+			pwb__buf_adds(b, "<li>");
+			esc(b, json_string_value(m));
+			pwb__buf_adds(b, "</li>\n");
+		}
+		pwb__buf_adds(b, "</ul>\n");
+	}
+	rows_note(b, j);
+}
+
 static const char style[] =
     "body{font-family:system-ui,sans-serif;max-width:52rem;margin:1rem "
     "auto;padding:0 1rem;color:#111;line-height:1.45}"
@@ -317,6 +418,8 @@ static const char style[] =
     "svg text{font-size:12px;fill:#111}.bar{fill:#1f5f9f}"
     ".line{fill:none;stroke:#1f5f9f;stroke-width:2}.equal{stroke:#777;"
     "stroke-dasharray:4 3}.frame{fill:none;stroke:#999}"
+    ".green .dot{color:#1a7f37}.amber .dot{color:#9a6700}"
+    ".red .dot{color:#cf222e}.st{font-weight:600}"
     "@media print{body{max-width:none}h2{break-before:auto}"
     "svg.chart,table{break-inside:avoid}}";
 
@@ -326,13 +429,16 @@ pwb_status pwb_report_html(const char *json, char **html, pwb_diag *diag)
 	json_error_t e;
 	json_t *j = json_loads(json, 0, &e);
 	const char *name = json_string_value(json_object_get(j, "report"));
-	if (!j || !name || strcmp(name, "datasheet")) {
+	bool risks = name && !strcmp(name, "risks");
+	if (!j || !name || (strcmp(name, "datasheet") && !risks)) {
 		pwb_diag_add(diag, NULL, e.line, e.column,
 			     "not a report pwb knows how to draw%s%s",
 			     j ? "" : ": ", j ? "" : e.text);
 		json_decref(j);
 		return PWB_EINVAL;
 	}
+	const char *title = risks ? "Risk register: " : "Alignment datasheet: ";
+	const char *org = json_string_value(json_object_get(j, "org"));
 	pwb__buf b;
 	pwb__buf_init(&b, 0);
 	json_t *period = json_object_get(j, "period");
@@ -340,32 +446,45 @@ pwb_status pwb_report_html(const char *json, char **html, pwb_diag *diag)
 	    &b, "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" "
 		"lang=\"en\">\n<head>\n"
 		"<meta charset=\"utf-8\"/>\n<meta name=\"viewport\" "
-		"content=\"width=device-width, initial-scale=1\"/>\n"
-		"<title>Alignment datasheet: ");
-	esc(&b, json_string_value(json_object_get(j, "org")));
+		"content=\"width=device-width, initial-scale=1\"/>\n<title>");
+	pwb__buf_adds(&b, title);
+	esc(&b, org);
 	pwb__buf_addf(&b,
 		      "</title>\n<style>%s</style>\n</head>\n<body>\n"
-		      "<main>\n<h1>Alignment datasheet: ",
+		      "<main>\n<h1>",
 		      style);
-	esc(&b, json_string_value(json_object_get(j, "org")));
+	pwb__buf_adds(&b, title);
+	esc(&b, org);
 	pwb__buf_adds(&b, "</h1>\n<p>Period ");
 	esc(&b, json_string_value(json_object_get(period, "since")));
 	pwb__buf_adds(&b, " to ");
 	esc(&b, json_string_value(json_object_get(period, "until")));
 	pwb__buf_adds(&b, " (the end excluded); made ");
 	esc(&b, json_string_value(json_object_get(j, "generated")));
-	pwb__buf_adds(&b, " by pwb. Whose feedback this org's models are "
-			  "aligned to, what its bounds blocked, and how far "
-			  "personalisation moved users from the population "
-			  "model; aggregates only, no user content.</p>\n"
-			  "<nav aria-label=\"Sections\"><ul><li><a href=\"#"
-			  "raters\">Whose feedback</a></li><li><a href=\"#"
-			  "concentration\">How concentrated</a></li><li><a "
-			  "href=\"#blocks\">What was blocked</a></li><li><a "
-			  "href=\"#personalisation\">How far models stray</a>"
-			  "</li><li><a href=\"#policies\">Policies</a></li>"
-			  "</ul></nav>\n");
-	datasheet_body(&b, j);
+	if (risks) {
+		pwb__buf_adds(&b, " by pwb. The benefits and risks of "
+				  "personalisation for individuals and for "
+				  "society, each with the indicators pwb "
+				  "computes from its store, a traffic light "
+				  "against thresholds (docs/RISKS.md defines "
+				  "each), and the policy settings that "
+				  "mitigate it.</p>\n");
+		risks_body(&b, j);
+	} else {
+		pwb__buf_adds(
+		    &b, " by pwb. Whose feedback this org's models are "
+			"aligned to, what its bounds blocked, and how far "
+			"personalisation moved users from the population "
+			"model; aggregates only, no user content.</p>\n"
+			"<nav aria-label=\"Sections\"><ul><li><a href=\"#"
+			"raters\">Whose feedback</a></li><li><a href=\"#"
+			"concentration\">How concentrated</a></li><li><a "
+			"href=\"#blocks\">What was blocked</a></li><li><a "
+			"href=\"#personalisation\">How far models stray</a>"
+			"</li><li><a href=\"#policies\">Policies</a></li>"
+			"</ul></nav>\n");
+		datasheet_body(&b, j);
+	}
 	pwb__buf_adds(&b, "</main>\n</body>\n</html>\n");
 	json_decref(j);
 	if (b.err) {

@@ -54,6 +54,10 @@ pwb_status pwb__report_begin(const pwb_report_params *p, const char *name,
  * under (seen, taken). */
 pwb_status pwb__report_policies(const pwb_report_params *p, json_t *root,
 				json_t *seen);
+/* The datasheet as JSON (pwb_report_datasheet's, before it is text). */
+pwb_status pwb__datasheet(pwb_store *s, const pwb_report_params *p,
+			  json_t **out, pwb_diag *diag);
+
 /* The report as indented JSON text; *out freed with free(). */
 pwb_status pwb__report_end(json_t *root, char **out);
 

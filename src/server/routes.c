@@ -25,6 +25,7 @@ static void h_decision(srv_req *r);
 static void h_audit_verify(srv_req *r);
 static void h_reload(srv_req *r);
 static void h_datasheet(srv_req *r);
+static void h_risks(srv_req *r);
 
 /*
  * Who may call what (DESIGN §9). A service key acts for any user of its
@@ -56,10 +57,12 @@ const srv_route pwb__srv_routes[] = {
      SRV_SCOPE_DECISION, h_decision, "decision"},
     {"GET", "/v1/audit/verify", SRV_AUDITOR | SRV_ADMIN, SRV_SCOPE_NONE,
      h_audit_verify, "audit_verify"},
-    {"POST", "/v1/admin/policies/reload", SRV_ADMIN, SRV_SCOPE_NONE,
-     h_reload, "reload"},
-    {"GET", "/v1/reports/datasheet", SRV_AUDITOR | SRV_ADMIN,
-     SRV_SCOPE_NONE, h_datasheet, "datasheet"},
+    {"POST", "/v1/admin/policies/reload", SRV_ADMIN, SRV_SCOPE_NONE, h_reload,
+     "reload"},
+    {"GET", "/v1/reports/datasheet", SRV_AUDITOR | SRV_ADMIN, SRV_SCOPE_NONE,
+     h_datasheet, "datasheet"},
+    {"GET", "/v1/reports/risks", SRV_AUDITOR | SRV_ADMIN, SRV_SCOPE_NONE,
+     h_risks, "risks"},
 };
 const size_t pwb__srv_n_routes = PWB_ARRAY_LEN(pwb__srv_routes);
 
@@ -127,12 +130,12 @@ static void h_metrics(srv_req *r)
 
 static void h_models(srv_req *r)
 {
-	pwb__srv_json(
-	    r, 200,
-	    json_pack("{s:s, s:[{s:s, s:s, s:I, s:s}]}", "object", "list",
-		      "data", "id", r->srv->model_name, "object", "model",
-		      "created", (json_int_t)r->srv->started_unix,
-		      "owned_by", "pwb"));
+	pwb__srv_json(r, 200,
+		      json_pack("{s:s, s:[{s:s, s:s, s:I, s:s}]}", "object",
+				"list", "data", "id", r->srv->model_name,
+				"object", "model", "created",
+				(json_int_t)r->srv->started_unix, "owned_by",
+				"pwb"));
 }
 
 /* ---- feedback ---- */
@@ -217,14 +220,13 @@ static void h_feedback(srv_req *r)
 	if (st)
 		store_fail(r, st, &d);
 	else
-		pwb__srv_json(r, 200,
-			      json_pack("{s:s, s:s, s:I, s:I, s:b}",
-					"decision_id", fb.decision_id, "user",
-					user, "pairs_learnt",
-					(json_int_t)res.pairs_learnt,
-					"model_version",
-					(json_int_t)res.model_version,
-					"consent_needed", res.consent_needed));
+		pwb__srv_json(
+		    r, 200,
+		    json_pack("{s:s, s:s, s:I, s:I, s:b}", "decision_id",
+			      fb.decision_id, "user", user, "pairs_learnt",
+			      (json_int_t)res.pairs_learnt, "model_version",
+			      (json_int_t)res.model_version, "consent_needed",
+			      res.consent_needed));
 	pwb_diag_release(&d);
 out:
 	json_decref(body);
@@ -256,7 +258,8 @@ static pwb_status resolve_user(srv_req *r, srv_gen *g, const char *settings,
 	bool found = false;
 	pwb_status st = PWB_OK;
 	if (!settings) {
-		st = pwb_store_user_get(store_of(r), r->key.org, r->user, &u, d);
+		st =
+		    pwb_store_user_get(store_of(r), r->key.org, r->user, &u, d);
 		if (st == PWB_ENOTFOUND) {
 			pwb_diag_clear(d);
 			st = PWB_OK;
@@ -354,7 +357,8 @@ static void h_consent(srv_req *r)
 		return;
 	json_t *learning = json_object_get(body, "learning");
 	json_t *cohort = json_object_get(body, "cohort");
-	const char *attr = json_is_null(cohort) ? "" : json_string_value(cohort);
+	const char *attr =
+	    json_is_null(cohort) ? "" : json_string_value(cohort);
 	pwb_store_user row = {0};
 	pwb_effective *e = NULL;
 	char *json = NULL, why[600];
@@ -363,14 +367,16 @@ static void h_consent(srv_req *r)
 	pwb_diag_init(&d);
 	if ((learning && !json_is_boolean(learning)) || (cohort && !attr) ||
 	    (!learning && !cohort)) {
-		pwb__srv_error(r, 400, "invalid_request_error", "invalid_consent",
+		pwb__srv_error(r, 400, "invalid_request_error",
+			       "invalid_consent",
 			       "give \"learning\": true or false, and/or "
 			       "\"cohort\": the attribute to be grouped by "
 			       "(\"\" or null withdraws)");
 		goto out;
 	}
 	if (pwb_consent_update(NULL, -1, attr, 0, &json) == PWB_EINVAL) {
-		pwb__srv_error(r, 400, "invalid_request_error", "invalid_consent",
+		pwb__srv_error(r, 400, "invalid_request_error",
+			       "invalid_consent",
 			       "cohort: an attribute name is 1 to 64 letters, "
 			       "digits and '_'");
 		goto out;
@@ -403,9 +409,8 @@ static void h_consent(srv_req *r)
 					learning ? json_is_true(learning) : -1,
 					attr, pwb__srv_now(), &json);
 	if (!st)
-		st = pwb_store_user_set_consent(store_of(r), r->key.org,
-						r->user, json, pwb__srv_now(),
-						&d);
+		st = pwb_store_user_set_consent(
+		    store_of(r), r->key.org, r->user, json, pwb__srv_now(), &d);
 	if (st) {
 		store_fail(r, st, &d);
 		goto out;
@@ -492,9 +497,8 @@ static void h_decision(srv_req *r)
 		json_t *detail =
 		    row.detail ? json_loads(row.detail, 0, NULL) : NULL;
 		json_t *j = json_pack("{s:s, s:s, s:s?, s:o}", "id", r->arg,
-				      "org", r->key.org, "verdict",
-				      row.verdict, "detail",
-				      detail ? detail : json_null());
+				      "org", r->key.org, "verdict", row.verdict,
+				      "detail", detail ? detail : json_null());
 		/* An auditor sees provenance, never whose it is. */
 		if (j && row.user && r->key.role != PWB_KEY_AUDITOR)
 			json_object_set_new(j, "user", json_string(row.user));
@@ -519,12 +523,11 @@ static void h_audit_verify(srv_req *r)
 			pwb_diag_format(&d.entries[0], msg, sizeof(msg));
 		pwb__srv_json(
 		    r, 200,
-		    json_pack("{s:b, s:I, s:o, s:s, s:s?}", "intact", !st,
-			      "rows", (json_int_t)rep.rows, "bad_seq",
-			      rep.bad_seq ? json_integer(rep.bad_seq)
-					  : json_null(),
-			      "head", rep.head_hash, "message",
-			      st ? msg : NULL));
+		    json_pack(
+			"{s:b, s:I, s:o, s:s, s:s?}", "intact", !st, "rows",
+			(json_int_t)rep.rows, "bad_seq",
+			rep.bad_seq ? json_integer(rep.bad_seq) : json_null(),
+			"head", rep.head_hash, "message", st ? msg : NULL));
 	}
 	pwb_diag_release(&d);
 }
@@ -561,9 +564,12 @@ static void h_reload(srv_req *r)
 
 /* ---- reports ---- */
 
-/* The alignment datasheet of the key's org (docs/report.md): JSON, or the
+typedef pwb_status (*report_fn)(pwb_store *s, const pwb_report_params *p,
+				char **json, pwb_diag *diag);
+
+/* A report of the key's org (docs/report.md, docs/RISKS.md): JSON, or the
  * page with ?format=html; ?since= and ?until= as `pwb report` takes them. */
-static void h_datasheet(srv_req *r)
+static void report(srv_req *r, report_fn make)
 {
 	pwb_report_params p = {.org = r->key.org};
 	bool html = false;
@@ -596,7 +602,7 @@ static void h_datasheet(srv_req *r)
 			    : PWB_OK;
 	p.prefs = pm;
 	if (!st)
-		st = pwb_report_datasheet(store_of(r), &p, &json, &d);
+		st = make(store_of(r), &p, &json, &d);
 	pwb_prefs_model_free(pm);
 	if (!st && html)
 		st = pwb_report_html(json, &page, &d);
@@ -610,4 +616,14 @@ static void h_datasheet(srv_req *r)
 	if (html)
 		free(json);
 	pwb_diag_release(&d);
+}
+
+static void h_datasheet(srv_req *r)
+{
+	report(r, pwb_report_datasheet);
+}
+
+static void h_risks(srv_req *r)
+{
+	report(r, pwb_report_risks);
 }

@@ -286,6 +286,16 @@ static const stmt stmts[S_COUNT] = {
 	"SUM(CASE WHEN erased <> 0 THEN 1 ELSE 0 END) FROM users "
 	"WHERE org = $1 AND created < $3",
 	NULL},
+    [S_AGG_FIRST + PWB_AGG_DECISIONS_PER_USER] = {
+	"SELECT COUNT(*) FROM decisions "
+	"WHERE org = $1 AND ts >= $2 AND ts < $3 "
+	"GROUP BY user_id ORDER BY 1",
+	NULL},
+    [S_AGG_FIRST + PWB_AGG_LAW_BLOCKS_PER_USER] = {
+	"SELECT COUNT(*) FROM decisions "
+	"WHERE org = $1 AND ts >= $2 AND ts < $3 AND verdict = 'block' "
+	"AND blocked_tier = 'law' GROUP BY user_id ORDER BY 1",
+	NULL},
     [S_AGG_FIRST + PWB_AGG_MODELS] = {
 	"SELECT id, model, model_version FROM users WHERE org = $1 "
 	"AND model IS NOT NULL AND erased = 0 AND updated >= $2 "
@@ -2064,6 +2074,7 @@ static const char *const agg_cells[PWB_AGG_COUNT] = {
     [PWB_AGG_FEEDBACK_PER_RATER] = "i", [PWB_AGG_VERDICTS] = "tii",
     [PWB_AGG_BLOCKS] = "itti",	     [PWB_AGG_POLICIES] = "tiii",
     [PWB_AGG_USERS] = "iii",	     [PWB_AGG_MODELS] = "tbi",
+    [PWB_AGG_DECISIONS_PER_USER] = "i", [PWB_AGG_LAW_BLOCKS_PER_USER] = "i",
 };
 
 pwb_status pwb_store_aggregate(pwb_store *s, pwb_store_agg what,

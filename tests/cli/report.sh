@@ -80,6 +80,18 @@ check "--out's JSON is the report" cmp -s "$tmp/rep/datasheet.json" <(head -c -1
 check "the page is well-formed" xmllint --noout "$tmp/rep/datasheet.html"
 check "the page has its charts, and no script" test "$(grep -c '<svg' "$tmp/rep/datasheet.html")" -ge 4 -a "$(grep -c '<script' "$tmp/rep/datasheet.html")" = 0
 
+run report risks --db "sqlite:$tmp/a.db" --org open-studio --now "$now" --out "$tmp/rep"
+check "risks --out writes the JSON and the page" test "$rc" = 0 -a -s "$tmp/rep/risks.json" -a -s "$tmp/rep/risks.html"
+check "the risks page is well-formed" xmllint --noout "$tmp/rep/risks.html"
+jcheck "the register's seven entries, as docs/RISKS.md defines them" "$tmp/rep/risks.json" \
+	'[e["id"] for e in j["entries"]] == ["efficiency_autonomy", "echo_chambers", "over_reliance_anthropomorphism", "privacy_profiling", "malicious_use_jailbreaking", "unequal_quality", "concentration_of_influence"] and all(e["level"] in ("individual", "societal") and e["kind"] in ("benefit", "risk") and e["description"] and e["mitigations"] and all(set(i) >= {"name", "value", "threshold", "status"} and i["status"] in ("green", "amber", "red") for i in e["indicators"]) for e in j["entries"])'
+jcheck "the register agrees with the datasheet" "$tmp/rep/risks.json" \
+	"[i['value'] for e in j['entries'] for i in e['indicators'] if i['name'] == 'feedback_gini'] == [$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["feedback_per_rater"]["gini"])' "$tmp/a.json")]"
+for id in $(python3 -c 'import json,sys; print(" ".join(i["name"] for e in json.load(open(sys.argv[1]))["entries"] for i in e["indicators"]))' "$tmp/rep/risks.json"); do
+	grep -q "\`$id\`" "$(dirname "$pol")/docs/RISKS.md" || fail "docs/RISKS.md defines $id" "not found"
+done
+ok "docs/RISKS.md defines every indicator"
+
 # Bad input: one clear line, nothing written.
 run report datasheet --db "sqlite:$tmp/none.db" --org open-studio
 check "a store that is not there: exit 1, naming it" test "$rc" = 1 -a ! -e "$tmp/none.db"

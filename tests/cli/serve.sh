@@ -170,6 +170,9 @@ call "the datasheet for an auditor: its org's, no user ids" 200 GET /v1/reports/
 call "the datasheet since a day: fewer or as many" 200 GET "/v1/reports/datasheet?since=2026-01-01&until=2100-01-01" "$aud" "" \
 	'j["period"]["since"] == "2026-01-01T00:00:00Z" and j["period"]["until"] == "2100-01-01T00:00:00Z"'
 call "a bad date: 400" 400 GET "/v1/reports/datasheet?since=2026-02-31" "$aud" "" 'j["error"]["code"] == "invalid_value"'
+call "the risk register for an admin" 200 GET /v1/reports/risks "$adm" "" \
+	'j["report"] == "risks" and len(j["entries"]) == 7 and all(i["status"] in ("green", "amber", "red") for e in j["entries"] for i in e["indicators"])'
+call "an unknown report: 404" 404 GET /v1/reports/nothing "$aud" "" 'j["error"]["code"] == "unknown_url"'
 call "a service key may not read reports: 403" 403 GET /v1/reports/datasheet "$svc" "" 'j["error"]["code"] == "permission_denied"'
 call "a user key may not read reports: 403" 403 GET /v1/reports/datasheet "$u1" "" 'j["error"]["code"] == "permission_denied"'
 curl -s -o "$tmp/page" -D "$tmp/hdr" --max-time 60 -H "Authorization: Bearer $aud" "$base/v1/reports/datasheet?format=html"

@@ -356,6 +356,108 @@ static void test_datasheet_personalisation(void **state)
 	pwb_store_free(s);
 }
 
+/* The indicator of an entry, by names. */
+static json_t *ind(json_t *j, const char *entry, const char *name)
+{
+	size_t i, k;
+	json_t *e, *x;
+	json_array_foreach(json_object_get(j, "entries"), i, e)
+	{
+		if (strcmp(json_string_value(json_object_get(e, "id")), entry))
+			continue;
+		json_array_foreach(json_object_get(e, "indicators"), k, x)
+		{
+			if (!strcmp(
+				json_string_value(json_object_get(x, "name")),
+				name))
+				return x;
+		}
+	}
+	fail_msg("no indicator %s of %s", name, entry);
+	return NULL;
+}
+
+static void expect(json_t *j, const char *entry, const char *name, double v,
+		   const char *status)
+{
+	json_t *x = ind(j, entry, name);
+	double got = json_number_value(json_object_get(x, "value"));
+	if (fabs(got - v) > 1e-6)
+		fail_msg("%s.%s: %g, not %g", entry, name, got, v);
+	assert_string_equal(json_string_value(json_object_get(x, "status")),
+			    status);
+}
+
+/* The register on the tiny store, each value computed by hand. */
+static void test_risks(void **state)
+{
+	(void)state;
+	pwb_store *s = fill();
+	pwb_report_params p = {.org = "acme-tutor",
+			       .since = T0,
+			       .until = T0 + 5 * DAY,
+			       .now = T0 + 30 * DAY,
+			       .policy = pol};
+	char *text = NULL;
+	pwb_diag d;
+	pwb_diag_init(&d);
+	ok(pwb_report_risks(s, &p, &text, &d), &d, "risks");
+	json_t *j = json_loads(text, 0, NULL);
+	free(text);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(j, "entries")), 7);
+	/* No user has a model of their own (0 of 5: red, a benefit
+	 * missing); 10 events from 4 raters: 2.5 (amber below 3). */
+	expect(j, "efficiency_autonomy", "share_of_users_with_own_model", 0,
+	       "red");
+	expect(j, "efficiency_autonomy", "feedback_events_per_rater", 2.5,
+	       "amber");
+	/* Gini 0.4 (green below 0.5); the top 1 %, one rater, 6 of 10. */
+	expect(j, "concentration_of_influence", "feedback_gini", 0.4, "green");
+	expect(j, "concentration_of_influence", "top1_share", 0.6, "red");
+	/* 2 law blocks of 5 decisions: 400 a thousand; nobody blocked by
+	 * the law three times. */
+	expect(j, "malicious_use_jailbreaking", "law_blocks_per_1000_decisions",
+	       400, "red");
+	expect(j, "malicious_use_jailbreaking",
+	       "users_with_3_or_more_law_blocks", 0, "green");
+	/* 3 of 10 events with attributes; acme-tutor keeps no texts and
+	 * keeps feedback 180 days. */
+	expect(j, "privacy_profiling", "share_of_feedback_with_attributes", 0.3,
+	       "green");
+	expect(j, "privacy_profiling", "feedback_texts_kept", 0, "green");
+	expect(j, "privacy_profiling", "retention_days", 180, "green");
+	/* One group of consenting raters (2 raters, under 5): no ratio. */
+	expect(j, "unequal_quality", "events_per_rater_ratio_across_groups", 1,
+	       "green");
+	/* An entry's status is its worst indicator's. */
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(j, "entries"), i, e)
+	{
+		const char *id = json_string_value(json_object_get(e, "id"));
+		const char *st =
+		    json_string_value(json_object_get(e, "status"));
+		if (!strcmp(id, "concentration_of_influence") ||
+		    !strcmp(id, "efficiency_autonomy"))
+			assert_string_equal(st, "red");
+		assert_non_null(json_object_get(e, "mitigations"));
+		assert_true(json_array_size(json_object_get(e, "mitigations")) >
+			    0);
+	}
+	/* The page. */
+	text = json_dumps(j, 0);
+	char *html = NULL;
+	ok(pwb_report_html(text, &html, &d), &d, "html");
+	assert_non_null(strstr(html, "Risk register: acme-tutor"));
+	assert_non_null(strstr(html, "concentration_of_influence"));
+	free(html);
+	free(text);
+	json_decref(j);
+	pwb_diag_release(&d);
+	pwb_store_free(s);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -401,6 +503,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_datasheet_empty, fresh),
 	    cmocka_unit_test_setup(test_datasheet_html, fresh),
 	    cmocka_unit_test_setup(test_datasheet_personalisation, fresh),
+	    cmocka_unit_test_setup(test_risks, fresh),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
