@@ -15,6 +15,7 @@ static void h_healthz(srv_req *r);
 static void h_readyz(srv_req *r);
 static void h_metrics(srv_req *r);
 static void h_models(srv_req *r);
+static void h_me(srv_req *r);
 static void h_feedback(srv_req *r);
 static void h_bounds(srv_req *r);
 static void h_settings(srv_req *r);
@@ -39,6 +40,7 @@ const srv_route pwb__srv_routes[] = {
     {"GET", "/readyz", 0, SRV_SCOPE_NONE, h_readyz, "readyz"},
     {"GET", "/metrics", 0, SRV_SCOPE_NONE, h_metrics, "metrics"},
     {"GET", "/v1/models", SRV_ANY_KEY, SRV_SCOPE_NONE, h_models, "models"},
+    {"GET", "/v1/me", SRV_ANY_KEY, SRV_SCOPE_NONE, h_me, "me"},
     {"POST", "/v1/chat/completions", SRV_SERVICE | SRV_USER,
      SRV_SCOPE_BODY_USER, pwb__srv_chat, "chat"},
     {"POST", "/v1/feedback", SRV_SERVICE | SRV_USER, SRV_SCOPE_BODY_USER,
@@ -136,6 +138,17 @@ static void h_models(srv_req *r)
 				"object", "model", "created",
 				(json_int_t)r->srv->started_unix, "owned_by",
 				"pwb"));
+}
+
+/* Who the key is: its id, org, role and (for a user key) user; what a
+ * client (the web UI) shows and asks for next. */
+static void h_me(srv_req *r)
+{
+	pwb__srv_json(r, 200,
+		      json_pack("{s:s, s:s, s:s, s:s?}", "key_id", r->key.id,
+				"org", r->key.org, "role",
+				pwb_key_role_str(r->key.role), "user",
+				r->key.user));
 }
 
 /* ---- feedback ---- */

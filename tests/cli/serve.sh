@@ -95,6 +95,9 @@ chat() { # USER [EXTRA JSON FIELDS]
 call "healthz" 200 GET /healthz "" "" 'j["status"] == "ok"'
 call "readyz names the policy set" 200 GET /readyz "" "" 'j["policy_version"] == 1'
 call "models lists the served model" 200 GET /v1/models "$svc" "" 'j["data"][0]["id"] == "pwb"'
+call "me: a service key" 200 GET /v1/me "$svc" "" 'j["org"] == "acme-tutor" and j["role"] == "service" and j["user"] is None and len(j["key_id"]) == 16'
+call "me: a user key names its user" 200 GET /v1/me "$u1" "" 'j["role"] == "user" and j["user"] == "u1"'
+call "me: no key, 401" 401 GET /v1/me "" "" 'j["error"]["code"] == "missing_api_key"'
 
 call "a chat answers, with its decision" 200 POST /v1/chat/completions "$svc" "$(chat u1)" \
 	'j["object"] == "chat.completion" and len(j["choices"]) == 1 and j["choices"][0]["message"]["role"] == "assistant" and j["choices"][0]["finish_reason"] in ("stop", "length") and j["pwb"]["decision_id"].startswith("dec_") and j["usage"]["total_tokens"] > 0'
