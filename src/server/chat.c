@@ -23,8 +23,8 @@ void pwb__srv_chat_release(srv_chat *c)
 
 static bool bad(srv_req *r, const char *param, const char *msg)
 {
-	pwb__srv_error(r, 400, "invalid_request_error", "invalid_value",
-		       "%s: %s", param, msg);
+	pwb__srv_error_at(r, 400, "invalid_request_error", "invalid_value",
+			  param, "%s: %s", param, msg);
 	return false;
 }
 
@@ -51,7 +51,8 @@ static bool msg_text(srv_req *r, json_t *content, size_t i, char **out)
 	json_t *part;
 	json_array_foreach(content, k, part)
 	{
-		const char *type = json_string_value(json_object_get(part, "type"));
+		const char *type =
+		    json_string_value(json_object_get(part, "type"));
 		json_t *text = json_object_get(part, "text");
 		if (!type || strcmp(type, "text") || !json_is_string(text)) {
 			pwb__buf_release(&b);
@@ -90,9 +91,8 @@ static bool parse_messages(srv_chat *c, json_t *body)
 	size_t n = json_array_size(msgs);
 	if (n > PWB_ENGINE_MAX_MSGS) {
 		pwb__srv_error(r, 413, "invalid_request_error",
-			       "too_many_messages",
-			       "%zu messages; at most %d", n,
-			       PWB_ENGINE_MAX_MSGS);
+			       "too_many_messages", "%zu messages; at most %d",
+			       n, PWB_ENGINE_MAX_MSGS);
 		return false;
 	}
 	c->msgs = pwb__calloc(n, sizeof(*c->msgs));
@@ -187,8 +187,8 @@ static bool parse_pwb(srv_chat *c, json_t *body)
 }
 
 /* An integer field in [lo, hi], or absent (keeps *out). */
-static bool int_field(srv_req *r, json_t *body, const char *key,
-		      json_int_t lo, json_int_t hi, json_int_t *out)
+static bool int_field(srv_req *r, json_t *body, const char *key, json_int_t lo,
+		      json_int_t hi, json_int_t *out)
 {
 	json_t *v = json_object_get(body, key);
 	if (!v || json_is_null(v))
@@ -211,11 +211,11 @@ bool pwb__srv_chat_parse(srv_chat *c, json_t *body, const char *user)
 	if (!model)
 		return bad(r, "model", "give the model's id (GET /v1/models)");
 	if (strcmp(model, r->srv->model_name)) {
-		pwb__srv_error(r, 404, "invalid_request_error",
-			       "model_not_found",
-			       "the model '%.200s' does not exist; this "
-			       "server serves '%s'",
-			       model, r->srv->model_name);
+		pwb__srv_error_at(r, 404, "invalid_request_error",
+				  "model_not_found", "model",
+				  "the model '%.200s' does not exist; this "
+				  "server serves '%s'",
+				  model, r->srv->model_name);
 		return false;
 	}
 	json_int_t n = 1, max_tokens = 0, seed = 0;
@@ -292,11 +292,11 @@ static char *with_pwb_object(json_t *obj, const pwb_response *resp)
 
 static json_t *usage_of(const pwb_response *resp)
 {
-	return json_pack("{s:I, s:I, s:I}", "prompt_tokens",
-			 (json_int_t)resp->prompt_tokens, "completion_tokens",
-			 (json_int_t)resp->completion_tokens, "total_tokens",
-			 (json_int_t)(resp->prompt_tokens +
-				      resp->completion_tokens));
+	return json_pack(
+	    "{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)resp->prompt_tokens,
+	    "completion_tokens", (json_int_t)resp->completion_tokens,
+	    "total_tokens",
+	    (json_int_t)(resp->prompt_tokens + resp->completion_tokens));
 }
 
 /* The order choices are given in: the chosen one, then the other allowed
@@ -312,9 +312,9 @@ static size_t choice_order(const pwb_response *resp, size_t *order)
 		    resp->alts[i].verdict != PWB_VERDICT_BLOCK)
 			order[n++] = i;
 	for (size_t a = first_other + 1; a < n; a++)
-		for (size_t b = a; b > first_other &&
-				   resp->alts[order[b]].score >
-				       resp->alts[order[b - 1]].score;
+		for (size_t b = a;
+		     b > first_other && resp->alts[order[b]].score >
+					    resp->alts[order[b - 1]].score;
 		     b--) {
 			size_t t = order[b];
 			order[b] = order[b - 1];
@@ -327,8 +327,7 @@ static size_t choice_order(const pwb_response *resp, size_t *order)
 	return n;
 }
 
-static json_t *choice_json(const pwb_response *resp, size_t index,
-			   size_t alt)
+static json_t *choice_json(const pwb_response *resp, size_t index, size_t alt)
 {
 	char *shown = NULL;
 	const char *content;
@@ -340,16 +339,16 @@ static json_t *choice_json(const pwb_response *resp, size_t index,
 		content = shown;
 	else
 		content = resp->alts[alt].content;
-	bool blocked = resp->blocked ||
-		       (alt != SIZE_MAX &&
-			resp->alts[alt].verdict == PWB_VERDICT_BLOCK);
+	bool blocked =
+	    resp->blocked ||
+	    (alt != SIZE_MAX && resp->alts[alt].verdict == PWB_VERDICT_BLOCK);
 	json_t *j = json_pack(
 	    "{s:I, s:{s:s, s:s?, s:s?}, s:n, s:s, s:s?}", "index",
 	    (json_int_t)index, "message", "role", "assistant", "content",
 	    content ? content : "", "refusal",
 	    blocked ? (resp->refusal ? resp->refusal : content) : NULL,
-	    "logprobs", "finish_reason", finish_of(resp, alt), "pwb_alternative",
-	    alt != SIZE_MAX ? resp->alts[alt].id : NULL);
+	    "logprobs", "finish_reason", finish_of(resp, alt),
+	    "pwb_alternative", alt != SIZE_MAX ? resp->alts[alt].id : NULL);
 	free(shown);
 	return j;
 }
@@ -366,18 +365,18 @@ static void answer_whole(srv_chat *c, const pwb_response *resp)
 	}
 	for (size_t i = 0; choices && i < c->n; i++)
 		json_array_append_new(
-		    choices, choice_json(resp, i,
-					 order[i < n_order ? i : n_order - 1]));
+		    choices,
+		    choice_json(resp, i, order[i < n_order ? i : n_order - 1]));
 	pwb__srv_json_text(
 	    r, 200,
-	    with_pwb_object(
-		json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s?}", "id", c->id,
-			  "object", "chat.completion", "created",
-			  (json_int_t)c->created, "model", r->srv->model_name,
-			  "choices", choices ? choices : json_array(),
-			  "usage", usage_of(resp), "system_fingerprint",
-			  pwb_effective_hash(resp->effective)),
-		resp));
+	    with_pwb_object(json_pack("{s:s, s:s, s:I, s:s, s:o, s:o, s:s?}",
+				      "id", c->id, "object", "chat.completion",
+				      "created", (json_int_t)c->created,
+				      "model", r->srv->model_name, "choices",
+				      choices ? choices : json_array(), "usage",
+				      usage_of(resp), "system_fingerprint",
+				      pwb_effective_hash(resp->effective)),
+			    resp));
 }
 
 /* ---- streaming ---- */
@@ -432,16 +431,14 @@ static void stream_end(srv_chat *c, const pwb_response *resp)
 {
 	if (!c->sent_role && !c->stream_failed)
 		on_text(c, "", 0, false);
-	json_t *last = chunk(c, json_object(),
-			     finish_of(resp, resp->chosen));
+	json_t *last = chunk(c, json_object(), finish_of(resp, resp->chosen));
 	if (!send_text_event(c, with_pwb_object(last, resp)))
 		return;
 	if (c->usage_chunk) {
 		json_t *u = json_pack("{s:s, s:s, s:I, s:s, s:[], s:o}", "id",
-				      c->id, "object",
-				      "chat.completion.chunk", "created",
-				      (json_int_t)c->created, "model",
-				      c->r->srv->model_name, "choices",
+				      c->id, "object", "chat.completion.chunk",
+				      "created", (json_int_t)c->created,
+				      "model", c->r->srv->model_name, "choices",
 				      "usage", usage_of(resp));
 		if (!send_event(c, u))
 			return;

@@ -51,7 +51,8 @@ int64_t pwb__srv_now(void)
 	return (int64_t)time(NULL);
 }
 
-#define srv_log(s, lv, ...) pwb__logf((s)->p.log, (s)->p.log_user, lv, __VA_ARGS__)
+#define srv_log(s, lv, ...)                                                    \
+	pwb__logf((s)->p.log, (s)->p.log_user, lv, __VA_ARGS__)
 
 /* ---- policy sets ---- */
 
@@ -151,8 +152,7 @@ static pwb_status reload(pwb_server *s, bool notify, uint64_t *version,
 	return st;
 }
 
-pwb_status pwb_server_reload(pwb_server *s, uint64_t *version,
-			     pwb_diag *diag)
+pwb_status pwb_server_reload(pwb_server *s, uint64_t *version, pwb_diag *diag)
 {
 	return reload(s, true, version, diag);
 }
@@ -168,8 +168,8 @@ static void *listen_main(void *arg)
 		bool got = false;
 		pwb_diag d;
 		pwb_diag_init(&d);
-		pwb_status st = pwb_store_listener_wait(s->listener, 250, &ch,
-							&got, &d);
+		pwb_status st =
+		    pwb_store_listener_wait(s->listener, 250, &ch, &got, &d);
 		if (st) {
 			atomic_fetch_add(&s->metrics.store_errors, 1);
 			struct timespec ts = {0, 250 * 1000 * 1000};
@@ -276,8 +276,7 @@ void pwb__srv_json_text(srv_req *r, unsigned status, char *s)
 	set_answer(r, status, s, "application/json");
 }
 
-void pwb__srv_text(srv_req *r, unsigned status, char *text,
-		   const char *ctype)
+void pwb__srv_text(srv_req *r, unsigned status, char *text, const char *ctype)
 {
 	if (!text)
 		pwb__srv_json_text(r, status, NULL);
@@ -285,24 +284,41 @@ void pwb__srv_text(srv_req *r, unsigned status, char *text,
 		set_answer(r, status, text, ctype);
 }
 
-void pwb__srv_error(srv_req *r, unsigned status, const char *type,
-		    const char *code, const char *fmt, ...)
+static void error_v(srv_req *r, unsigned status, const char *type,
+		    const char *code, const char *param, const char *fmt,
+		    va_list ap)
 {
 	char msg[2048];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	/* A message cut inside a character stays valid UTF-8. */
 	pwb__buf fixed;
 	pwb__buf_init(&fixed, 0);
 	pwb__utf8_fix(&fixed, msg, strlen(msg), false);
 	r->err_code = code;
 	pwb__srv_json(r, status,
-		      json_pack("{s:{s:s, s:s, s:s, s:n}}", "error", "type",
-				type, "message", fixed.s ? fixed.s : "",
-				"code", code, "param"));
+		      json_pack("{s:{s:s, s:s, s:s, s:s?}}", "error", "type",
+				type, "message", fixed.s ? fixed.s : "", "code",
+				code, "param", param));
 	pwb__buf_release(&fixed);
+}
+
+void pwb__srv_error(srv_req *r, unsigned status, const char *type,
+		    const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	error_v(r, status, type, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void pwb__srv_error_at(srv_req *r, unsigned status, const char *type,
+		       const char *code, const char *param, const char *fmt,
+		       ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	error_v(r, status, type, code, param, fmt, ap);
+	va_end(ap);
 }
 
 void pwb__srv_fail(srv_req *r, pwb_status st, const pwb_diag *d,
@@ -341,8 +357,8 @@ void pwb__srv_fail(srv_req *r, pwb_status st, const pwb_diag *d,
 			pwb__srv_error(r, 503, "server_error",
 				       "store_unavailable", "%s", msg);
 		else
-			pwb__srv_error(r, 502, "upstream_error",
-				       "engine_error", "%s", msg);
+			pwb__srv_error(r, 502, "upstream_error", "engine_error",
+				       "%s", msg);
 		break;
 	default:
 		pwb__srv_error(r, 503, "server_error", "unavailable", "%s",
@@ -359,8 +375,8 @@ json_t *pwb__srv_body_json(srv_req *r)
 		return NULL;
 	}
 	json_error_t je;
-	json_t *j = json_loadb(r->body.s, r->body.len, JSON_REJECT_DUPLICATES,
-			       &je);
+	json_t *j =
+	    json_loadb(r->body.s, r->body.len, JSON_REJECT_DUPLICATES, &je);
 	if (!j) {
 		pwb__srv_error(r, 400, "invalid_request_error", "invalid_json",
 			       "the body is not valid JSON: %s (line %d, "
@@ -395,8 +411,9 @@ const char *pwb__srv_body_user(srv_req *r, json_t *body)
 {
 	json_t *ju = json_object_get(body, "user");
 	if (ju && !json_is_string(ju)) {
-		pwb__srv_error(r, 400, "invalid_request_error",
-			       "invalid_user", "\"user\" must be a string");
+		pwb__srv_error_at(r, 400, "invalid_request_error",
+				  "invalid_user", "user",
+				  "\"user\" must be a string");
 		return NULL;
 	}
 	const char *u = json_string_value(ju);
@@ -411,17 +428,17 @@ const char *pwb__srv_body_user(srv_req *r, json_t *body)
 		return r->key.user;
 	}
 	if (!u) {
-		pwb__srv_error(r, 400, "invalid_request_error",
-			       "missing_user",
-			       "a service key must name the end user in "
-			       "\"user\"");
+		pwb__srv_error_at(r, 400, "invalid_request_error",
+				  "missing_user", "user",
+				  "a service key must name the end user in "
+				  "\"user\"");
 		return NULL;
 	}
 	if (!pwb__srv_id_ok(u)) {
-		pwb__srv_error(r, 400, "invalid_request_error",
-			       "invalid_user",
-			       "\"user\" must be 1 to 256 bytes of printable "
-			       "UTF-8");
+		pwb__srv_error_at(
+		    r, 400, "invalid_request_error", "invalid_user", "user",
+		    "\"user\" must be 1 to 256 bytes of printable "
+		    "UTF-8");
 		return NULL;
 	}
 	return u;
@@ -477,9 +494,9 @@ static const char *role_names(unsigned roles, char *buf, size_t n)
 	size_t len = 0;
 	for (int k = PWB_KEY_SERVICE; k <= PWB_KEY_ADMIN; k++)
 		if (roles & (1u << k))
-			len += (size_t)snprintf(buf + len, len < n ? n - len : 0,
-						"%s%s", len ? ", " : "",
-						pwb_key_role_str(k));
+			len += (size_t)snprintf(
+			    buf + len, len < n ? n - len : 0, "%s%s",
+			    len ? ", " : "", pwb_key_role_str(k));
 	return buf;
 }
 
@@ -538,8 +555,7 @@ static bool authorise(srv_req *r)
 	snprintf(r->org, sizeof(r->org), "%s", r->key.org);
 	if (!(rt->roles & (1u << r->key.role))) {
 		char names[64];
-		pwb__srv_error(r, 403, "permission_error",
-			       "permission_denied",
+		pwb__srv_error(r, 403, "permission_error", "permission_denied",
 			       "%s %s needs a key of role %s; this one is %s",
 			       rt->method, rt->pattern,
 			       role_names(rt->roles, names, sizeof(names)),
@@ -548,10 +564,10 @@ static bool authorise(srv_req *r)
 	}
 	if (rt->scope == SRV_SCOPE_PATH_USER) {
 		if (!pwb__srv_id_ok(r->arg)) {
-			pwb__srv_error(r, 400, "invalid_request_error",
-				       "invalid_user",
-				       "a user id is 1 to 256 bytes of "
-				       "printable UTF-8");
+			pwb__srv_error_at(r, 400, "invalid_request_error",
+					  "invalid_user", "user",
+					  "a user id is 1 to 256 bytes of "
+					  "printable UTF-8");
 			return false;
 		}
 		if (r->key.role == PWB_KEY_USER &&
@@ -566,8 +582,7 @@ static bool authorise(srv_req *r)
 	}
 	if (!key_slot_take(s, r)) {
 		r->retry_after = 1;
-		pwb__srv_error(r, 429, "rate_limit_error",
-			       "too_many_requests",
+		pwb__srv_error(r, 429, "rate_limit_error", "too_many_requests",
 			       "this key has %zu requests in flight, the "
 			       "most it may; retry after 1 s",
 			       s->p.key_concurrency);
@@ -875,18 +890,16 @@ static void early_answer(srv_req *r)
 	else if (r->early_status == 405)
 		pwb__srv_error(r, 405, "invalid_request_error",
 			       "method_not_allowed",
-			       "this endpoint takes %s only",
-			       r->route->method);
+			       "this endpoint takes %s only", r->route->method);
 	else if (atomic_load(&s->draining)) {
 		r->retry_after = 1;
 		pwb__srv_error(r, 503, "server_error", "shutting_down",
 			       "the server is shutting down; retry on "
 			       "another replica");
 	} else
-		pwb__srv_error(r, 413, "invalid_request_error",
-			       "body_too_large",
-			       "the request body is larger than %zu bytes",
-			       s->p.max_body);
+		pwb__srv_error(
+		    r, 413, "invalid_request_error", "body_too_large",
+		    "the request body is larger than %zu bytes", s->p.max_body);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
@@ -924,7 +937,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		/* A chunked body past the cap is read and dropped so that its
 		 * 413 can be sent after it, but not without end: past twice
 		 * the cap the connection is closed. */
-		if (r->too_large && (r->dropped += *upload_size) > s->p.max_body)
+		if (r->too_large &&
+		    (r->dropped += *upload_size) > s->p.max_body)
 			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
@@ -963,12 +977,14 @@ static void log_request(pwb_server *s, srv_req *r, double secs)
 	json_t *j = json_pack(
 	    "{s:f, s:s, s:s, s:i, s:f, s:s?, s:s?, s:s?, s:s?, s:s?}", "ts",
 	    r->wall0, "route", r->route ? r->route->pattern : "-", "method",
-	    r->route ? r->route->method : "-", "status", (int)r->status,
-	    "ms", secs * 1000.0, "org", r->org[0] ? r->org : NULL, "key",
-	    r->have_key ? r->key.id : r->key_hint[0] ? r->key_hint : NULL,
-	    "role",
-	    r->have_key ? pwb_key_role_str(r->key.role) : NULL, "decision",
-	    r->decision[0] ? r->decision : NULL, "error", r->err_code);
+	    r->route ? r->route->method : "-", "status", (int)r->status, "ms",
+	    secs * 1000.0, "org", r->org[0] ? r->org : NULL, "key",
+	    r->have_key	     ? r->key.id
+	    : r->key_hint[0] ? r->key_hint
+			     : NULL,
+	    "role", r->have_key ? pwb_key_role_str(r->key.role) : NULL,
+	    "decision", r->decision[0] ? r->decision : NULL, "error",
+	    r->err_code);
 	char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	if (line)
@@ -990,8 +1006,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		r->status = 499; /* the client left before an answer */
 	pthread_mutex_unlock(&r->mu);
 	double secs = pwb__now() - r->t0;
-	pwb__srv_metrics_request(&s->metrics, r->route_index, r->status,
-				 secs);
+	pwb__srv_metrics_request(&s->metrics, r->route_index, r->status, secs);
 	log_request(s, r, secs);
 	atomic_fetch_sub(&s->open_requests, 1);
 	req_release(r);
@@ -1021,8 +1036,8 @@ static bool parse_listen(const char *spec, struct sockaddr_storage *ss,
 	*v6 = false;
 	if (spec[0] == '[') {
 		const char *end = strchr(spec, ']');
-		if (!end || end[1] != ':' || (size_t)(end - spec - 1) >=
-						 sizeof(host))
+		if (!end || end[1] != ':' ||
+		    (size_t)(end - spec - 1) >= sizeof(host))
 			return false;
 		memcpy(host, spec + 1, (size_t)(end - spec - 1));
 		host[end - spec - 1] = 0;
@@ -1103,9 +1118,9 @@ static pwb_status check_params(const pwb_server_params *p, pwb_diag *diag)
 	}
 	if (!p->threads || p->threads > 256 || !p->workers ||
 	    p->workers > 4096 || !p->key_concurrency || !p->max_body ||
-	    !p->max_n || p->max_n > PWB_ENGINE_MAX_N ||
-	    p->max_header < 1024 || !p->max_connections ||
-	    p->deadline_ms <= 0 || p->idle_timeout_s <= 0) {
+	    !p->max_n || p->max_n > PWB_ENGINE_MAX_N || p->max_header < 1024 ||
+	    !p->max_connections || p->deadline_ms <= 0 ||
+	    p->idle_timeout_s <= 0) {
 		pwb_diag_add(diag, NULL, 0, 0,
 			     "server limits must be positive (threads 1-256, "
 			     "workers 1-4096, headers at least 1 KiB)");
@@ -1165,12 +1180,11 @@ static pwb_status start_daemon(pwb_server *s, pwb_diag *diag)
 	s->mhd = MHD_start_daemon(
 	    flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
 	    on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_THREAD_POOL_SIZE,
-	    (unsigned)s->p.threads, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)s->p.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)s->p.idle_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)s->p.max_header * 2, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-	    s, MHD_OPTION_END);
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->p.threads,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->p.max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->p.idle_timeout_s,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)s->p.max_header * 2,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
 	if (!s->mhd) {
 		close(fd);
 		pwb_diag_add(diag, NULL, 0, 0, "cannot serve on %s: %s",
@@ -1214,8 +1228,8 @@ pwb_status pwb_server_start(pwb_server **out, const pwb_server_params *p,
 	s->lexicon_dir = lex.err ? NULL : pwb__buf_detach(&lex);
 	pwb__buf_release(&lex);
 	s->p.listen = s->p.policies = s->p.model_name = s->p.prefs_path = NULL;
-	if (!s->listen || !s->policies || !s->model_name ||
-	    !s->lexicon_dir || (p->prefs_path && !s->prefs_path)) {
+	if (!s->listen || !s->policies || !s->model_name || !s->lexicon_dir ||
+	    (p->prefs_path && !s->prefs_path)) {
 		server_free(s);
 		return PWB_ENOMEM;
 	}
@@ -1235,8 +1249,8 @@ pwb_status pwb_server_start(pwb_server **out, const pwb_server_params *p,
 	if (!st && !strcmp(pwb_store_backend(p->pipeline.store), "postgres")) {
 		st = pwb_store_listen(&s->listener, p->pipeline.store, diag);
 		if (!st) {
-			if (pthread_create(&s->listen_thread, NULL,
-					   listen_main, s))
+			if (pthread_create(&s->listen_thread, NULL, listen_main,
+					   s))
 				st = PWB_ENOMEM;
 			else
 				s->listening = true;

@@ -194,6 +194,11 @@ void pwb__srv_text(srv_req *r, unsigned status, char *text,
 void pwb__srv_error(srv_req *r, unsigned status, const char *type,
 		    const char *code, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
+/* The same, naming the request's field at fault in "param" (as OpenAI's
+ * errors do; NULL elsewhere). */
+void pwb__srv_error_at(srv_req *r, unsigned status, const char *type,
+		       const char *code, const char *param, const char *fmt,
+		       ...) __attribute__((format(printf, 6, 7)));
 /* The status, type and code for a library failure, with diag's first
  * message (or what) as the message. */
 void pwb__srv_fail(srv_req *r, pwb_status st, const pwb_diag *d,
