@@ -5,14 +5,14 @@
  *   build/bench/bench_gateway [--json] [--seconds S] [--rate R]
  *                             [--connections C] [--db sqlite:PATH]
  *
- * The upstream is a responder of this file (a forked child, one epoll
- * thread): it answers every POST with one fixed short chat completion, as
- * one JSON document or, when the body asks for "stream":true, as an event
- * stream. pwb serve runs with the shipped policies (org open-studio with
- * `candidates: 1`, in a folder of links to the shipped one), prompt and
- * response rails on, a service key in a temporary SQLite store. nginx runs
- * as the current user with a temporary config: `proxy_pass` to the same
- * upstream over kept-alive connections (an `upstream` block with
+ * The upstream is the responder of gateway_harness.c (a forked child, one
+ * epoll thread), shared with bench_replicas: it answers every POST with one
+ * fixed short chat completion, as one JSON document or, when the body asks for
+ * "stream":true, as an event stream. pwb serve runs with the shipped policies
+ * (org open-studio with `candidates: 1`, in a folder of links to the shipped
+ * one), prompt and response rails on, a service key in a temporary SQLite
+ * store. nginx runs as the current user with a temporary config: `proxy_pass`
+ * to the same upstream over kept-alive connections (an `upstream` block with
  * `keepalive`, as pwb's upstream engine keeps its connections), the access
  * log on, as pwb logs each request.
  *
@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #endif
 #include "bench.h"
+#include "gateway_harness.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,333 +50,12 @@
 #define MAX_CONNS 256
 #define CONN_BUF 65536
 
-static const char chat_body[] =
-    "{\"model\":\"pwb\",\"user\":\"bench-user\",\"messages\":[{\"role\":"
-    "\"user\",\"content\":\"Write one line about a lighthouse keeper.\"}]}";
-
-static void die(const char *fmt, const char *a)
-{
-	fprintf(stderr, "bench_gateway: ");
-	fprintf(stderr, fmt, a);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static int listen_any(uint16_t *port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    listen(fd, 1024) || getsockname(fd, (struct sockaddr *)&a, &len))
-		die("cannot listen on loopback: %s", strerror(errno));
-	*port = ntohs(a.sin_port);
-	return fd;
-}
-
-static int connect_to(uint16_t port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons(port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	if (fd < 0)
-		return -1;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return fd;
-}
-
-/* Where a whole HTTP message ends in buf[0..len), or 0 while incomplete;
- * *status gets a response's status. */
-static size_t message_end(const char *buf, size_t len, int *status)
-{
-	const char *h = memmem(buf, len, "\r\n\r\n", 4);
-	if (!h)
-		return 0;
-	size_t head = (size_t)(h - buf) + 4, body = 0;
-	for (const char *p = buf; p && p < h;
-	     p = memchr(p, '\n', (size_t)(h - p))) {
-		p += *p == '\n';
-		if (!strncasecmp(p, "Content-Length:", 15))
-			body = strtoul(p + 15, NULL, 10);
-	}
-	if (status && len > 12 && !strncmp(buf, "HTTP/1.", 7))
-		*status = (int)strtol(buf + 9, NULL, 10);
-	return len >= head + body ? head + body : 0;
-}
-
-/* ---- the instant upstream ---- */
-
-static char up_json[1024], up_sse[2048];
-
-static void make_answers(void)
-{
-	static const char text[] = "The keeper climbed the stairs at dusk and "
-				   "lit the lamp for the ships at sea.";
-	char body[900];
-	int n = snprintf(
-	    body, sizeof(body),
-	    "{\"id\":\"chatcmpl-instant\",\"object\":\"chat.completion\","
-	    "\"created\":1,\"model\":\"instant\",\"choices\":[{\"index\":0,"
-	    "\"message\":{\"role\":\"assistant\",\"content\":\"%s\"},"
-	    "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":20,"
-	    "\"completion_tokens\":16,\"total_tokens\":36}}",
-	    text);
-	snprintf(up_json, sizeof(up_json),
-		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-		 "Content-Length: %d\r\n\r\n%s",
-		 n, body);
-	char ev[1500];
-	n = snprintf(
-	    ev, sizeof(ev),
-	    "data: {\"id\":\"chatcmpl-instant\",\"object\":"
-	    "\"chat.completion.chunk\",\"created\":1,\"model\":\"instant\","
-	    "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
-	    "\"content\":\"%s\"},\"finish_reason\":null}]}\n\n"
-	    "data: {\"id\":\"chatcmpl-instant\",\"object\":"
-	    "\"chat.completion.chunk\",\"created\":1,\"model\":\"instant\","
-	    "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":"
-	    "\"stop\"}],\"usage\":{\"prompt_tokens\":20,"
-	    "\"completion_tokens\":16,\"total_tokens\":36}}\n\n"
-	    "data: [DONE]\n\n",
-	    text);
-	snprintf(up_sse, sizeof(up_sse),
-		 "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-		 "Content-Length: %d\r\n\r\n%s",
-		 n, ev);
-}
-
-typedef struct up_conn {
-	size_t len;
-	bool continued;
-	char buf[CONN_BUF];
-} up_conn;
-
-static void up_close(int ep, int fd, up_conn **conns)
-{
-	epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
-	close(fd);
-	free(conns[fd]);
-	conns[fd] = NULL;
-}
-
-/* Whether buf[0..len) holds needle, ignoring case (buf needs no NUL). */
-static bool has_nocase(const char *buf, size_t len, const char *needle)
-{
-	size_t n = strlen(needle);
-	for (size_t i = 0; i + n <= len; i++)
-		if (!strncasecmp(buf + i, needle, n))
-			return true;
-	return false;
-}
-
-/* Reads what fd has; answers each whole request. */
-static void up_read(int ep, int fd, up_conn **conns)
-{
-	up_conn *c = conns[fd];
-	for (;;) {
-		if (c->len == sizeof(c->buf)) {
-			up_close(ep, fd, conns);
-			return;
-		}
-		ssize_t k = read(fd, c->buf + c->len, sizeof(c->buf) - c->len);
-		if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
-			up_close(ep, fd, conns);
-			return;
-		}
-		if (k < 0)
-			break;
-		c->len += (size_t)k;
-	}
-	size_t end;
-	while ((end = message_end(c->buf, c->len, NULL))) {
-		const char *h = memmem(c->buf, end, "\r\n\r\n", 4);
-		bool stream = memmem(h, end - (size_t)(h - c->buf),
-				     "\"stream\":true", 13) != NULL;
-		/* HTTP/1.0 (nginx's default to an upstream without
-		 * proxy_http_version) or "Connection: close": one request a
-		 * connection. */
-		const char *eol = memmem(c->buf, end, "\r\n", 2);
-		bool close_after =
-		    !memmem(c->buf, (size_t)(eol - c->buf), "HTTP/1.1", 8) ||
-		    has_nocase(c->buf, (size_t)(h - c->buf),
-			       "connection: close");
-		const char *ans = stream ? up_sse : up_json;
-		if (write(fd, ans, strlen(ans)) < 0 || close_after) {
-			up_close(ep, fd, conns);
-			return;
-		}
-		memmove(c->buf, c->buf + end, c->len - end);
-		c->len -= end;
-		c->continued = false;
-	}
-	const char *h = memmem(c->buf, c->len, "\r\n\r\n", 4);
-	if (h && !c->continued &&
-	    has_nocase(c->buf, (size_t)(h - c->buf), "100-continue")) {
-		c->continued = true;
-		if (write(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25) < 0)
-			up_close(ep, fd, conns);
-	}
-}
-
-static void upstream_main(int lfd)
-{
-	make_answers();
-	int ep = epoll_create1(0);
-	struct epoll_event ev = {.events = EPOLLIN, .data.fd = lfd};
-	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-	up_conn **conns = calloc(65536, sizeof(*conns));
-	struct epoll_event evs[64];
-	for (;;) {
-		int n = epoll_wait(ep, evs, 64, -1);
-		for (int i = 0; i < n; i++) {
-			int fd = evs[i].data.fd;
-			if (fd != lfd) {
-				up_read(ep, fd, conns);
-				continue;
-			}
-			int cfd;
-			while ((cfd = accept4(lfd, NULL, NULL,
-					      SOCK_NONBLOCK)) >= 0) {
-				if (cfd >= 65536 ||
-				    !(conns[cfd] =
-					  calloc(1, sizeof(up_conn)))) {
-					close(cfd);
-					continue;
-				}
-				int one = 1;
-				setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one,
-					   sizeof(one));
-				struct epoll_event ce = {.events = EPOLLIN,
-							 .data.fd = cfd};
-				epoll_ctl(ep, EPOLL_CTL_ADD, cfd, &ce);
-			}
-		}
-	}
-}
-
-/* ---- processes ---- */
-
-static pid_t spawn(char *const argv[], int out_fd, const char *err_path)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid)
-		return pid;
-	if (out_fd >= 0)
-		dup2(out_fd, 1);
-	int e = open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	if (e >= 0)
-		dup2(e, 2);
-	execvp(argv[0], argv);
-	fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
-}
-
-static void stop(pid_t pid)
-{
-	if (pid <= 0)
-		return;
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 500; i++) {
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return;
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-}
-
-/* Runs argv, returns its standard output (the caller frees it). */
-static char *run_capture(char *const argv[], const char *err_path)
-{
-	int p[2];
-	if (pipe(p))
-		die("pipe: %s", strerror(errno));
-	pid_t pid = spawn(argv, p[1], err_path);
-	close(p[1]);
-	size_t cap = 1 << 16, len = 0;
-	char *out = malloc(cap);
-	ssize_t k;
-	while (out && len + 1 < cap &&
-	       (k = read(p[0], out + len, cap - 1 - len)) > 0)
-		len += (size_t)k;
-	close(p[0]);
-	int wst = 0;
-	waitpid(pid, &wst, 0);
-	if (!out || !WIFEXITED(wst) || WEXITSTATUS(wst))
-		die("%s failed (see the log in the temporary folder)", argv[0]);
-	out[len] = 0;
-	return out;
-}
-
-/* One request on a new connection; the status, or -1. */
-static int one_request(uint16_t port, const char *req, char *resp, size_t cap)
-{
-	int fd = connect_to(port);
-	if (fd < 0)
-		return -1;
-	int status = -1;
-	size_t len = 0;
-	if (write(fd, req, strlen(req)) == (ssize_t)strlen(req)) {
-		ssize_t k;
-		while (len + 1 < cap &&
-		       (k = read(fd, resp + len, cap - 1 - len)) > 0) {
-			len += (size_t)k;
-			if (message_end(resp, len, &status))
-				break;
-		}
-	}
-	resp[len] = 0;
-	close(fd);
-	return status;
-}
-
-static void wait_ready(uint16_t port, const char *what)
-{
-	char req[128], resp[4096];
-	snprintf(req, sizeof(req),
-		 "GET /readyz HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n\r\n", port);
-	for (int i = 0; i < 6000; i++) {
-		if (one_request(port, req, resp, sizeof(resp)) > 0)
-			return;
-		usleep(10000);
-	}
-	die("%s did not start", what);
-}
-
-static char *chat_request(uint16_t port, const char *key)
-{
-	static char req[2048];
-	snprintf(
-	    req, sizeof(req),
-	    "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-	    "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n\r\n%s",
-	    port, key, strlen(chat_body), chat_body);
-	return req;
-}
-
 /* ---- max throughput: wrk ---- */
-
-typedef struct wrk_result {
-	double rps;
-	long non2xx, errors;
-} wrk_result;
 
 static wrk_result run_wrk(const char *dir, uint16_t port, const char *key,
 			  int conns, int secs)
 {
-	char lua[512], url[64], c[16], d[16], out_log[512];
+	char lua[512];
 	snprintf(lua, sizeof(lua), "%s/post.lua", dir);
 	FILE *f = fopen(lua, "w");
 	if (!f)
@@ -386,30 +66,7 @@ static wrk_result run_wrk(const char *dir, uint16_t port, const char *key,
 		"wrk.headers[\"Authorization\"] = \"Bearer %s\"\n",
 		chat_body, key);
 	fclose(f);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/chat/completions",
-		 port);
-	snprintf(c, sizeof(c), "%d", conns);
-	snprintf(d, sizeof(d), "%ds", secs);
-	snprintf(out_log, sizeof(out_log), "%s/wrk.log", dir);
-	char *argv[] = {"wrk", "-t1", "-c", c, "-d", d, "-s", lua, url, NULL};
-	char *out = run_capture(argv, out_log);
-	wrk_result r = {0};
-	const char *p = strstr(out, "Requests/sec:");
-	if (!p)
-		die("wrk printed no rate:\n%s", out);
-	r.rps = strtod(p + 13, NULL);
-	if ((p = strstr(out, "Non-2xx or 3xx responses:")))
-		r.non2xx = strtol(p + 26, NULL, 10);
-	if ((p = strstr(out, "Socket errors:"))) {
-		long a = 0, b = 0, e = 0, t = 0;
-		sscanf(p,
-		       "Socket errors: connect %ld, read %ld, write %ld, "
-		       "timeout %ld",
-		       &a, &b, &e, &t);
-		r.errors = a + b + e + t;
-	}
-	free(out);
-	return r;
+	return wrk_finish(wrk_start(dir, lua, port, 1, conns, secs, NULL));
 }
 
 /* ---- latency at a fixed rate: an open-loop load ---- */
@@ -529,45 +186,7 @@ static rate_result run_rate(uint16_t port, const char *req, double rate,
 	return r;
 }
 
-/* ---- the two proxies ---- */
-
-static void write_policies(const char *dir)
-{
-	static const char *const links[] = {"categories.yaml", "law",
-					    "lexicons"};
-	char path[512], src[512];
-	snprintf(path, sizeof(path), "%s/policies", dir);
-	mkdir(path, 0700);
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(src, sizeof(src), "%s/policies/%s", PWB_SOURCE_DIR,
-			 links[i]);
-		snprintf(path, sizeof(path), "%s/policies/%s", dir, links[i]);
-		if (symlink(src, path))
-			die("cannot link %s", path);
-	}
-	snprintf(path, sizeof(path), "%s/policies/org", dir);
-	mkdir(path, 0700);
-	snprintf(src, sizeof(src), "%s/policies/org/open-studio.yaml",
-		 PWB_SOURCE_DIR);
-	snprintf(path, sizeof(path), "%s/policies/org/open-studio.yaml", dir);
-	FILE *in = fopen(src, "r"), *out = fopen(path, "w");
-	if (!in || !out)
-		die("cannot copy %s", src);
-	char line[1024];
-	while (fgets(line, sizeof(line), in))
-		fputs(strncmp(line, "candidates:", 11) ? line
-						       : "candidates: 1\n",
-		      out);
-	fclose(in);
-	fclose(out);
-}
-
-static uint16_t free_port(void)
-{
-	uint16_t port;
-	close(listen_any(&port));
-	return port;
-}
+/* ---- nginx ---- */
 
 static pid_t start_nginx(const char *dir, uint16_t up, uint16_t *port)
 {
@@ -605,60 +224,6 @@ static pid_t start_nginx(const char *dir, uint16_t up, uint16_t *port)
 	return pid;
 }
 
-static pid_t start_pwb(const char *dir, const char *db, uint16_t up,
-		       uint16_t *port)
-{
-	char pol[512], upstream[64], log[512];
-	snprintf(pol, sizeof(pol), "%s/policies", dir);
-	snprintf(upstream, sizeof(upstream), "http://127.0.0.1:%u/v1", up);
-	snprintf(log, sizeof(log), "%s/pwb.log", dir);
-	char *argv[] = {PWB_BINARY_DIR "/pwb",
-			"serve",
-			"--db",
-			(char *)db,
-			"--policies",
-			pol,
-			"--upstream",
-			upstream,
-			"--listen",
-			"127.0.0.1:0",
-			"--key-concurrency",
-			"100000",
-			"--max-connections",
-			"4096",
-			NULL};
-	int p[2];
-	if (pipe(p))
-		die("pipe: %s", strerror(errno));
-	pid_t pid = spawn(argv, p[1], log);
-	close(p[1]);
-	char line[256];
-	size_t len = 0;
-	ssize_t k;
-	while (len + 1 < sizeof(line) && (k = read(p[0], line + len, 1)) > 0 &&
-	       line[len++] != '\n')
-		;
-	line[len] = 0;
-	close(p[0]);
-	const char *at = strstr(line, "(port ");
-	if (!at)
-		die("pwb serve did not start: see %s", log);
-	*port = (uint16_t)strtoul(at + 6, NULL, 10);
-	wait_ready(*port, "pwb serve");
-	return pid;
-}
-
-static void check_chat(uint16_t port, const char *key, const char *what)
-{
-	char resp[65536];
-	int st = one_request(port, chat_request(port, key), resp, sizeof(resp));
-	if (st != 200) {
-		fprintf(stderr, "bench_gateway: %s answered %d:\n%s\n", what,
-			st, resp);
-		exit(1);
-	}
-}
-
 int main(int argc, char **argv)
 {
 	bool json = false;
@@ -690,45 +255,21 @@ int main(int argc, char **argv)
 	char dir[] = "/tmp/pwb-bench-gateway-XXXXXX";
 	if (!mkdtemp(dir))
 		die("mkdtemp: %s", strerror(errno));
-	char db[600], log[600];
+	char db[600];
 	if (db_arg)
 		snprintf(db, sizeof(db), "%s", db_arg);
 	else
 		snprintf(db, sizeof(db), "sqlite:%s/pwb.db", dir);
-	snprintf(log, sizeof(log), "%s/keys.log", dir);
 	write_policies(dir);
 
 	uint16_t up_port;
-	int lfd = listen_any(&up_port);
-	pid_t up = fork();
-	if (up == 0)
-		upstream_main(lfd);
-	close(lfd);
+	pid_t up = upstream_start(&up_port);
 
-	char pol[600];
-	snprintf(pol, sizeof(pol), "%s/policies", dir);
-	char *kargv[] = {PWB_BINARY_DIR "/pwb",
-			 "keys",
-			 "create",
-			 "--db",
-			 db,
-			 "--org",
-			 "open-studio",
-			 "--role",
-			 "service",
-			 "--policies",
-			 pol,
-			 NULL};
-	char *kout = run_capture(kargv, log);
-	char *key = kout + strlen(kout);
-	while (key > kout && (key[-1] == '\n' || key[-1] == ' '))
-		*--key = 0;
-	while (key > kout && key[-1] != '\n')
-		key--;
+	char *key = create_key(dir, db);
 
 	uint16_t ng_port, pwb_port;
 	pid_t ng = start_nginx(dir, up_port, &ng_port);
-	pid_t pw = start_pwb(dir, db, up_port, &pwb_port);
+	pid_t pw = start_pwb(dir, "pwb", db, up_port, &pwb_port);
 	check_chat(ng_port, key, "nginx");
 	check_chat(pwb_port, key, "pwb serve");
 
@@ -746,7 +287,7 @@ int main(int argc, char **argv)
 	stop(pw);
 	stop(ng);
 	stop(up);
-	free(kout);
+	free(key);
 
 	printf(
 	    json ? "{\"pwb_rps\": %.0f, \"nginx_rps\": %.0f, "
