@@ -260,6 +260,17 @@ pwb_status pwb_pipeline_default_prefs(const pwb_policy *pol,
 				      pwb_prefs_model **out, pwb_diag *diag);
 
 /*
+ * Records a change of the user's consent in the store (learning 1 or 0,
+ * -1 unchanged; cohort as pwb_consent_update takes it) and keeps the
+ * other key: read, change, compare-and-set, again when another writer
+ * came between. *out gets the consent recorded (free()).
+ */
+pwb_status pwb_consent_record(pwb_store *s, const char *org,
+			      const char *user, int learning,
+			      const char *cohort, int64_t now, char **out,
+			      pwb_diag *diag);
+
+/*
  * Whether a user of org whose effective policy is e may consent to being
  * grouped by attr: only by the attribute the org groups its users by.
  * When not, msg (size bytes) says why: the org groups by another

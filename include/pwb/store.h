@@ -167,6 +167,16 @@ pwb_status pwb_store_user_set_consent(pwb_store *s, const char *org,
 				      const char *user, const char *json,
 				      int64_t now, pwb_diag *diag);
 /*
+ * The consent, set to json only if it is still old (the text read with
+ * pwb_store_user_get(), NULL for none): *swapped false when another
+ * writer changed it first (read again, retry). So that a withdrawal
+ * given at the same time as another change is never lost.
+ */
+pwb_status pwb_store_user_cas_consent(pwb_store *s, const char *org,
+				      const char *user, const char *old,
+				      const char *json, int64_t now,
+				      bool *swapped, pwb_diag *diag);
+/*
  * Writes the model blob and bumps model_version. With expect_version >= 0
  * the write happens only if the stored version is still expect_version
  * (else PWB_EINVAL: another replica wrote first; reload and retry).

@@ -262,16 +262,15 @@ static int cmd_consent(cli_args *a)
 	const char *policies = NULL;
 	bool grant = false, withdraw = false, no_cohort = false;
 	const char *cohort = NULL;
-	const cli_spec spec[] = {
-	    CLI_OPT_NEED("db", u.db, "URL"),
-	    CLI_OPT_NEED("org", u.org, "ID"),
-	    CLI_OPT_NEED("user", u.user, "ID"),
-	    CLI_OPT_FLAG("grant", grant),
-	    CLI_OPT_FLAG("withdraw", withdraw),
-	    CLI_OPT_STR("grant-cohort", cohort),
-	    CLI_OPT_FLAG("withdraw-cohort", no_cohort),
-	    CLI_OPT_NOW(u.now),
-	    CLI_OPT_STR("policies", policies)};
+	const cli_spec spec[] = {CLI_OPT_NEED("db", u.db, "URL"),
+				 CLI_OPT_NEED("org", u.org, "ID"),
+				 CLI_OPT_NEED("user", u.user, "ID"),
+				 CLI_OPT_FLAG("grant", grant),
+				 CLI_OPT_FLAG("withdraw", withdraw),
+				 CLI_OPT_STR("grant-cohort", cohort),
+				 CLI_OPT_FLAG("withdraw-cohort", no_cohort),
+				 CLI_OPT_NOW(u.now),
+				 CLI_OPT_STR("policies", policies)};
 	int rc = cli_parse(a, spec, PWB_ARRAY_LEN(spec), consent_usage, NULL);
 	if (rc)
 		return cli_parsed(rc);
@@ -281,11 +280,12 @@ static int cmd_consent(cli_args *a)
 		return cli_usage_error(
 		    a, "give one of --grant-cohort and --withdraw-cohort");
 	if (!grant && !withdraw && !cohort && !no_cohort)
-		return cli_usage_error(a, "give --grant, --withdraw, "
-					  "--grant-cohort or --withdraw-cohort");
+		return cli_usage_error(a,
+				       "give --grant, --withdraw, "
+				       "--grant-cohort or --withdraw-cohort");
 	char *json = NULL;
-	if (cohort && pwb_consent_update(NULL, -1, cohort, 0, &json) ==
-			  PWB_EINVAL)
+	if (cohort &&
+	    pwb_consent_update(NULL, -1, cohort, 0, &json) == PWB_EINVAL)
 		return cli_usage_error(a, "--grant-cohort takes an attribute "
 					  "name: 1 to 64 letters, digits and "
 					  "'_'");
@@ -303,26 +303,14 @@ static int cmd_consent(cli_args *a)
 	pwb_diag_init(&d);
 	char what[600];
 	/* Each option changes its own consent and keeps the other. */
-	pwb_store_user row = {0};
-	pwb_status st = pwb_store_user_get(s, u.org, u.user, &row, &d);
-	if (st == PWB_ENOTFOUND) { /* a new user; an erased one is refused
-				    * by the write below */
-		pwb_diag_clear(&d);
-		st = PWB_OK;
-	}
-	if (!st)
-		st = pwb_consent_update(row.consent,
-					grant	   ? 1
-					: withdraw ? 0
-						   : -1,
-					cohort	    ? cohort
-					: no_cohort ? ""
-						    : NULL,
-					u.now, &json);
-	pwb_store_user_release(&row);
-	if (!st)
-		st = pwb_store_user_set_consent(s, u.org, u.user, json, u.now,
-						&d);
+	pwb_status st = pwb_consent_record(s, u.org, u.user,
+					   grant      ? 1
+					   : withdraw ? 0
+						      : -1,
+					   cohort      ? cohort
+					   : no_cohort ? ""
+						       : NULL,
+					   u.now, &json, &d);
 	free(json);
 	if (st) {
 		doing(what, sizeof(what), "record the consent of", &u);

@@ -55,7 +55,8 @@ pwb_status pwb_pipeline_new(pwb_pipeline **out, const pwb_pipeline_params *p,
 {
 	*out = NULL;
 	if (!p || !p->policy) {
-		pwb_diag_add(diag, NULL, 0, 0, "pipeline: a policy is required");
+		pwb_diag_add(diag, NULL, 0, 0,
+			     "pipeline: a policy is required");
 		if (p)
 			pwb_prefs_model_free(p->prefs);
 		return PWB_EINVAL;
@@ -77,9 +78,10 @@ pwb_status pwb_pipeline_new(pwb_pipeline **out, const pwb_pipeline_params *p,
 	for (size_t i = 0; i < PWB__FB_STRIPES; i++)
 		pthread_mutex_init(&pl->fb_stripe[i], NULL);
 	pl->prefs = p->prefs;
-	pwb_status st = pl->prefs ? PWB_OK
-				    : pwb_pipeline_default_prefs(pl->p.policy,
-								 &pl->prefs, diag);
+	pwb_status st =
+	    pl->prefs
+		? PWB_OK
+		: pwb_pipeline_default_prefs(pl->p.policy, &pl->prefs, diag);
 	if (st) {
 		pwb_pipeline_free(pl);
 		return st;
@@ -140,8 +142,8 @@ static pwb_status read_consent(pwb__user *u, const char *json)
 	return st;
 }
 
-pwb_status pwb_consent_update(const char *old, int learning,
-			      const char *cohort, int64_t now, char **out)
+pwb_status pwb_consent_update(const char *old, int learning, const char *cohort,
+			      int64_t now, char **out)
 {
 	*out = NULL;
 	size_t n = cohort ? strlen(cohort) : 0;
@@ -163,14 +165,55 @@ pwb_status pwb_consent_update(const char *old, int learning,
 		bad = json_object_set_new(j, "learning",
 					  json_boolean(learning == 1));
 	if (!bad && cohort)
-		bad = json_object_set_new(j, "cohort",
-					  n ? json_string(cohort)
-					    : json_false());
+		bad = json_object_set_new(
+		    j, "cohort", n ? json_string(cohort) : json_false());
 	if (!bad)
 		bad = json_object_set_new(j, "ts", json_integer(now));
 	*out = bad ? NULL : json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	return *out ? PWB_OK : PWB_ENOMEM;
+}
+
+pwb_status pwb_consent_record(pwb_store *s, const char *org, const char *user,
+			      int learning, const char *cohort, int64_t now,
+			      char **out, pwb_diag *diag)
+{
+	*out = NULL;
+	/* Read, change one key, write back only if nobody wrote between:
+	 * else read again. A withdrawal is never lost to a concurrent
+	 * change of the other key. */
+	for (int tries = 0; tries < 50; tries++) {
+		pwb_store_user row = {0};
+		pwb_status st = pwb_store_user_get(s, org, user, &row, diag);
+		if (st == PWB_ENOTFOUND) { /* a new user; an erased one is
+					    * refused by the write */
+			pwb_diag_clear(diag);
+			st = PWB_OK;
+		}
+		char *json = NULL;
+		bool swapped = false;
+		if (!st)
+			st = pwb_consent_update(row.consent, learning, cohort,
+						now, &json);
+		if (!st)
+			st = pwb_store_user_cas_consent(s, org, user,
+							row.consent, json, now,
+							&swapped, diag);
+		pwb_store_user_release(&row);
+		if (st || swapped) {
+			if (st)
+				free(json);
+			else
+				*out = json;
+			return st;
+		}
+		free(json);
+	}
+	pwb_diag_add(diag, NULL, 0, 0,
+		     "the consent of user '%s' kept changing while it was "
+		     "recorded; try again",
+		     user);
+	return PWB_EIO;
 }
 
 bool pwb_consent_cohort_ok(const pwb_effective *e, const char *org,
@@ -278,26 +321,27 @@ pwb_status pwb__cohort_of(const pwb_effective *e, const pwb__user *u,
 	if (!attrs || !pwb__cohort_consented(e, u, attr))
 		return PWB_OK;
 	char key[PWB__COHORT_ID_MAX + 8];
-	if ((size_t)snprintf(key, sizeof(key), "user.%s", attr) >=
-	    sizeof(key))
+	if ((size_t)snprintf(key, sizeof(key), "user.%s", attr) >= sizeof(key))
 		return PWB_OK; /* no such attribute can be set */
 	char v[PWB__COHORT_VALUE_MAX + 1];
 	pwb_status st = pwb_attrs_text(attrs, key, v, sizeof(v));
 	if (st == PWB_ENOTFOUND)
 		return PWB_OK;
 	if (st == PWB_ETOOLARGE) {
-		pwb_diag_add(diag, NULL, 0, 0,
-			     "attribute '%s' names the user's cohort: its value "
-			     "must be at most %d bytes",
-			     key, PWB__COHORT_VALUE_MAX);
+		pwb_diag_add(
+		    diag, NULL, 0, 0,
+		    "attribute '%s' names the user's cohort: its value "
+		    "must be at most %d bytes",
+		    key, PWB__COHORT_VALUE_MAX);
 		return PWB_EINVAL;
 	}
 	if (!cohort_value_ok(v, strlen(v))) {
-		pwb_diag_add(diag, NULL, 0, 0,
-			     "attribute '%s' names the user's cohort: its value "
-			     "must be UTF-8 text without control characters, "
-			     "not empty",
-			     key);
+		pwb_diag_add(
+		    diag, NULL, 0, 0,
+		    "attribute '%s' names the user's cohort: its value "
+		    "must be UTF-8 text without control characters, "
+		    "not empty",
+		    key);
 		return PWB_EINVAL;
 	}
 	if ((size_t)snprintf(id, PWB__COHORT_ID_MAX + 1, "%s=%s", attr, v) >
@@ -339,8 +383,8 @@ pwb_status pwb__user_model_sync(pwb_pipeline *pl, const char *user,
 {
 	if (u->row.model && u->row.model_len) {
 		size_t keep = diag ? diag->n : 0;
-		pwb_status st = pwb_prefs_user_load_mem(
-		    pl->prefs, u->row.model, u->row.model_len, diag);
+		pwb_status st = pwb_prefs_user_load_mem(pl->prefs, u->row.model,
+							u->row.model_len, diag);
 		if (st == PWB_EPARSE || st == PWB_EINVAL) {
 			/* One message, naming the user, with the reason. */
 			char why[256] = "";
@@ -418,9 +462,9 @@ typedef struct req_run {
 	char **history;	       /* per message: an earlier user turn as the
 				* rails left it, or NULL (unchanged) */
 	pwb_generation gen;
-	pwb_prefs_features *feats; /* per alternative */
+	pwb_prefs_features *feats;	     /* per alternative */
 	char cohort[PWB__COHORT_ID_MAX + 1]; /* "" when none */
-	bool stream_cancelled;	   /* the stream's caller asked to stop */
+	bool stream_cancelled; /* the stream's caller asked to stop */
 	double t0;
 } req_run;
 
@@ -563,7 +607,8 @@ static pwb_status refuse(req_run *rr, const pwb_decision *d, const char *on)
 }
 
 /* What stands in the model's view for an earlier turn the rails block. */
-#define PWB__WITHHELD "[an earlier message was withheld: it lies outside the bounds]"
+#define PWB__WITHHELD                                                          \
+	"[an earlier message was withheld: it lies outside the bounds]"
 
 /*
  * The other turns a client sends: the whole conversation comes with
@@ -587,9 +632,10 @@ static pwb_status check_history(req_run *rr, size_t last, pwb_diag *diag)
 		if (st)
 			return st;
 		pwb_verdict v = pwb_decision_verdict(d);
-		const char *t = v == PWB_VERDICT_BLOCK	  ? PWB__WITHHELD
-				: v == PWB_VERDICT_REDACT ? pwb_decision_redacted(d)
-							  : NULL;
+		const char *t = v == PWB_VERDICT_BLOCK ? PWB__WITHHELD
+				: v == PWB_VERDICT_REDACT
+				    ? pwb_decision_redacted(d)
+				    : NULL;
 		if (t && !rr->history &&
 		    !(rr->history = pwb__calloc(req->n_msgs, sizeof(char *))))
 			st = PWB_ENOMEM;
@@ -630,8 +676,8 @@ static pwb_status check_prompt(req_run *rr, bool *blocked, pwb_diag *diag)
  * rails left them. */
 static pwb_status build_messages(req_run *rr)
 {
-	pwb_status st = pwb_pipeline_system_prompt(rr->r->effective,
-						   &rr->r->system_prompt);
+	pwb_status st =
+	    pwb_pipeline_system_prompt(rr->r->effective, &rr->r->system_prompt);
 	if (st)
 		return st;
 	size_t n = rr->req->n_msgs + 1;
@@ -676,10 +722,9 @@ static pwb_status generate(req_run *rr, pwb_diag *diag)
 	pwb_gen_params gp = gen_params(rr);
 	rr->r->seed = gp.seed;
 	if (rr->req->on_text)
-		return pwb__stream_generate(rr->pl, rr->req, rr->r->effective,
-					    rr->msgs, rr->n_msgs, &gp, rr->r,
-					    &rr->gen, &rr->stream_cancelled,
-					    diag);
+		return pwb__stream_generate(
+		    rr->pl, rr->req, rr->r->effective, rr->msgs, rr->n_msgs,
+		    &gp, rr->r, &rr->gen, &rr->stream_cancelled, diag);
 	return pwb_engine_generate(rr->pl->p.engine, rr->msgs, rr->n_msgs, &gp,
 				   &rr->gen, diag);
 }
@@ -702,13 +747,11 @@ static pwb_status check_candidates(req_run *rr, pwb_diag *diag)
 		pwb__buf t;
 		pwb__buf_init(&t, 0);
 		pwb__utf8_fix(&t, c->text, c->len, false);
-		pwb_status st = t.err ? t.err
-				      : pwb_bounds_check(&a->check,
-							 rr->pl->p.bounds,
-							 r->effective,
-							 PWB_ROLE_RESPONSE,
-							 t.s ? t.s : "", t.len,
-							 diag);
+		pwb_status st =
+		    t.err ? t.err
+			  : pwb_bounds_check(&a->check, rr->pl->p.bounds,
+					     r->effective, PWB_ROLE_RESPONSE,
+					     t.s ? t.s : "", t.len, diag);
 		/* A blocked candidate's text is never kept: nothing can show
 		 * it (its decision keeps the spans that blocked it). */
 		if (!st) {
@@ -751,10 +794,10 @@ static pwb_status score_candidates(req_run *rr, pwb_diag *diag)
 		if (r->alts[i].verdict == PWB_VERDICT_BLOCK)
 			continue;
 		const char *t = r->alts[i].content;
-		pwb_status st = *t ? pwb__features(pl, t, strlen(t),
-						   r->alts[i].check,
-						   &rr->feats[i], diag)
-				   : PWB_OK;
+		pwb_status st =
+		    *t ? pwb__features(pl, t, strlen(t), r->alts[i].check,
+				       &rr->feats[i], diag)
+		       : PWB_OK;
 		if (st)
 			return st;
 	}
@@ -763,7 +806,8 @@ static pwb_status score_candidates(req_run *rr, pwb_diag *diag)
 	r->learns = pl->p.store && !(b.needs_consent && !b.consented);
 	double scores[PWB_ENGINE_MAX_N];
 	pthread_mutex_lock(&pl->lock);
-	pwb_status st = pwb__user_model_sync(pl, rr->req->user, &rr->user, diag);
+	pwb_status st =
+	    pwb__user_model_sync(pl, rr->req->user, &rr->user, diag);
 	/* Without consent, the user's own model is not used either. */
 	const char *who = r->learns ? rr->req->user : NULL;
 	/* A user reset to the population keeps an entry without weights. */
@@ -792,7 +836,8 @@ static pwb_status choose(req_run *rr)
 	size_t best = SIZE_MAX;
 	for (size_t i = 0; i < r->n_alts; i++)
 		if (r->alts[i].verdict != PWB_VERDICT_BLOCK &&
-		    (best == SIZE_MAX || r->alts[i].score > r->alts[best].score))
+		    (best == SIZE_MAX ||
+		     r->alts[i].score > r->alts[best].score))
 			best = i;
 	if (best == SIZE_MAX)
 		return refuse(rr, r->alts[0].check, "response");
@@ -935,15 +980,14 @@ static pwb_status decision_detail(req_run *rr, char **out)
 	 * user can see which model they started from. */
 	json_t *root =
 	    bad ? NULL
-		: json_pack("{s:o, s:s*, s:b, s:s*, s:o, s:o*, s:s*, s:b}",
-			    "alternatives", alts, "chosen",
-			    r->chosen == SIZE_MAX ? NULL
-						  : r->alts[r->chosen].id,
-			    "learns", r->learns, "blocked_on",
-			    r->blocked ? r->blocked_by.on : NULL,
-			    "blocked_by", pwb__blocked_by_json(r),
-			    "jurisdictions", jur, "cohort", r->cohort,
-			    "cohort_prior", r->cohort_prior);
+		: json_pack(
+		      "{s:o, s:s*, s:b, s:s*, s:o, s:o*, s:s*, s:b}",
+		      "alternatives", alts, "chosen",
+		      r->chosen == SIZE_MAX ? NULL : r->alts[r->chosen].id,
+		      "learns", r->learns, "blocked_on",
+		      r->blocked ? r->blocked_by.on : NULL, "blocked_by",
+		      pwb__blocked_by_json(r), "jurisdictions", jur, "cohort",
+		      r->cohort, "cohort_prior", r->cohort_prior);
 	if (!root && !bad)
 		alts = NULL; /* json_pack took them even on failure */
 	else if (bad) {
@@ -970,7 +1014,8 @@ static pwb_status record(req_run *rr, pwb_diag *diag)
 	    .ts = (int64_t)time(NULL),
 	    .policy_hash = pwb_effective_hash(r->effective),
 	    .verdict = pwb_verdict_str(r->verdict),
-	    .blocked_tier = r->blocked ? pwb_tier_str(r->blocked_by.tier) : NULL,
+	    .blocked_tier =
+		r->blocked ? pwb_tier_str(r->blocked_by.tier) : NULL,
 	    .blocked_category = r->blocked ? r->blocked_by.category : NULL,
 	    .detail = detail,
 	};

@@ -219,11 +219,15 @@ bool pwb__srv_chat_parse(srv_chat *c, json_t *body, const char *user)
 		return false;
 	}
 	json_int_t n = 1, max_tokens = 0, seed = 0;
+	/* --max-tokens is the default and the cap: a client does not buy
+	 * more of the engine than the deployer allows. */
+	size_t cap_z = r->srv->p.pipeline.max_tokens
+			   ? r->srv->p.pipeline.max_tokens
+			   : pwb_pipeline_default_params().max_tokens;
+	json_int_t cap = (json_int_t)cap_z;
 	if (!int_field(r, body, "n", 1, (json_int_t)r->srv->p.max_n, &n) ||
-	    !int_field(r, body, "max_tokens", 1, PWB_ENGINE_MAX_TOKENS,
-		       &max_tokens) ||
-	    !int_field(r, body, "max_completion_tokens", 1,
-		       PWB_ENGINE_MAX_TOKENS, &max_tokens) ||
+	    !int_field(r, body, "max_tokens", 1, cap, &max_tokens) ||
+	    !int_field(r, body, "max_completion_tokens", 1, cap, &max_tokens) ||
 	    !int_field(r, body, "seed", 0, INT64_MAX, &seed))
 		return false;
 	json_t *stream = json_object_get(body, "stream");

@@ -411,19 +411,9 @@ static void h_consent(srv_req *r)
 			goto out;
 		}
 	}
-	st = pwb_store_user_get(store_of(r), r->key.org, r->user, &row, &d);
-	if (st == PWB_ENOTFOUND) { /* a new user; an erased one is refused
-				    * by the write below */
-		pwb_diag_clear(&d);
-		st = PWB_OK;
-	}
-	if (!st)
-		st = pwb_consent_update(row.consent,
-					learning ? json_is_true(learning) : -1,
-					attr, pwb__srv_now(), &json);
-	if (!st)
-		st = pwb_store_user_set_consent(
-		    store_of(r), r->key.org, r->user, json, pwb__srv_now(), &d);
+	st = pwb_consent_record(store_of(r), r->key.org, r->user,
+				learning ? json_is_true(learning) : -1, attr,
+				pwb__srv_now(), &json, &d);
 	if (st) {
 		store_fail(r, st, &d);
 		goto out;

@@ -789,6 +789,17 @@ static bool enqueue(pwb_server *s, srv_req *r)
 
 /* ---- libmicrohttpd's callbacks ---- */
 
+/* Counts the Content-Length headers into *cls. */
+static enum MHD_Result count_cl(void *cls, enum MHD_ValueKind kind,
+				const char *key, const char *value)
+{
+	(void)kind;
+	(void)value;
+	if (!strcasecmp(key, "Content-Length"))
+		(*(size_t *)cls)++;
+	return MHD_YES;
+}
+
 /* Adds a header's bytes, as sent ("Key: value\r\n"), to *cls. */
 static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind,
 				    const char *key, const char *value)
@@ -868,6 +879,12 @@ static srv_req *req_new(pwb_server *s, struct MHD_Connection *c,
 				  header_bytes, &head);
 	if (head > s->p.max_header)
 		r->early_status = 431;
+	/* Two Content-Length headers: refused (a proxy in front that reads
+	 * the other one would see another request). */
+	size_t n_cl = 0;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_cl, &n_cl);
+	if (n_cl > 1 && !r->early_status)
+		r->early_status = 400;
 	const char *cl =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 	if (cl && strtoull(cl, NULL, 10) > s->p.max_body)
@@ -878,7 +895,11 @@ static srv_req *req_new(pwb_server *s, struct MHD_Connection *c,
 static void early_answer(srv_req *r)
 {
 	pwb_server *s = r->srv;
-	if (r->early_status == 431)
+	if (r->early_status == 400)
+		pwb__srv_error(r, 400, "invalid_request_error",
+			       "invalid_request",
+			       "more than one Content-Length header");
+	else if (r->early_status == 431)
 		pwb__srv_error(r, 431, "invalid_request_error",
 			       "headers_too_large",
 			       "the request line and headers are larger than "
@@ -913,7 +934,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		if (!(r = req_new(s, c, url, method)))
 			return MHD_NO;
 		*con_cls = r;
-		if (!r->too_large && r->early_status != 431)
+		/* An unknown URL or method, a body or headers too large:
+		 * answered before any body is read. */
+		if (!r->too_large && !r->early_status)
 			return MHD_YES;
 		/* A Content-Length past the cap, or headers past theirs, are
 		 * answered before the body is sent: libmicrohttpd drops the

@@ -148,7 +148,7 @@ struct srv_req {
 	int route_index; /* -1: none */
 	char *arg;	 /* the {id} of the path, or NULL */
 	char *q_since, *q_until, *q_format; /* query arguments, or NULL */
-	unsigned early_status; /* set before the body: 404, 405, 413 */
+	unsigned early_status; /* set before the body: 400, 404, 405, 413, 431 */
 	char *auth;	       /* the bearer key, or NULL */
 	pwb__buf body;
 	bool too_large;

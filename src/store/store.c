@@ -40,6 +40,7 @@ enum {
 	S_USER_GET,
 	S_USER_SET_SETTINGS,
 	S_USER_SET_CONSENT,
+	S_USER_CAS_CONSENT,
 	S_USER_SET_MODEL,
 	S_FB_INSERT,
 	S_FB_INSERT_FAST,
@@ -107,6 +108,13 @@ static const stmt stmts[S_COUNT] = {
     [S_USER_SET_SETTINGS] = {"UPDATE users SET settings = $3, updated = $4 "
 			     "WHERE org = $1 AND id = $2",
 			     NULL},
+    /* The consent changes only if it is still what was read ($5: the
+     * text read, NULL for none): NULL-safe equality in each dialect. */
+    [S_USER_CAS_CONSENT] = {"UPDATE users SET consent = $3, updated = $4 "
+			    "WHERE org = $1 AND id = $2 AND consent IS $5",
+			    "UPDATE users SET consent = $3, updated = $4 "
+			    "WHERE org = $1 AND id = $2 "
+			    "AND consent IS NOT DISTINCT FROM $5"},
     [S_USER_SET_CONSENT] = {"UPDATE users SET consent = $3, updated = $4 "
 			    "WHERE org = $1 AND id = $2",
 			    NULL},
@@ -1312,6 +1320,35 @@ static pwb_status model_check(const char *org, const char *user, size_t len,
 			     "the model is larger than %u bytes", MAX_MODEL);
 		st = PWB_ETOOLARGE;
 	}
+	return st;
+}
+
+pwb_status pwb_store_user_cas_consent(pwb_store *s, const char *org,
+				      const char *user, const char *old,
+				      const char *json, int64_t now,
+				      bool *swapped, pwb_diag *diag)
+{
+	*swapped = false;
+	pwb_status st = check_id("org", org, diag);
+	if (!st)
+		st = check_id("user", user, diag);
+	if (!st)
+		st = check_json("consent", json, diag);
+	if (st)
+		return st;
+	op o;
+	if ((st = op_enter(s, &o, true, diag)))
+		return st;
+	st = ensure_user(s, &o, org, user, now, diag);
+	pwb__val p[] = {V_TEXT(org), V_TEXT(user), V_TEXT(json), V_INT(now),
+			V_TEXT(old)};
+	int64_t changed = 0;
+	if (!st)
+		st = q_exec(s, &o, S_USER_CAS_CONSENT, p, 5, &changed, diag);
+	if (!st && changed)
+		st = notify(s, &o, PWB_CHANGE_SETTINGS, org, user, 0, diag);
+	st = op_leave(s, &o, st, diag);
+	*swapped = !st && changed > 0;
 	return st;
 }
 

@@ -151,6 +151,21 @@ call "consent to nothing: 400" 400 PUT /v1/users/u3/consent "$svc" '{}' 'j["erro
 call "a cohort the org does not group by: 422" 422 PUT /v1/users/u3/consent "$svc" '{"cohort": "age_band"}' \
 	'j["error"]["code"] == "cohort_not_allowed" and "acme-tutor" in j["error"]["message"]'
 call "a user key consents only for itself: 403" 403 PUT /v1/users/u3/consent "$u1" '{"learning": true}' 'j["error"]["code"] == "permission_denied"'
+# A withdrawal given at the same time as a consent to grouping is never
+# lost (each key of the consent changes alone; compare-and-set).
+lost=0
+for i in $(seq 12); do
+	curl -s -o /dev/null -X PUT -H "Authorization: Bearer $svc_other" -d '{"learning": true}' "$base/v1/users/race$i/consent"
+	curl -s -o /dev/null -X PUT -H "Authorization: Bearer $svc_other" -d '{"learning": false}' "$base/v1/users/race$i/consent" &
+	p1=$!
+	curl -s -o /dev/null -X PUT -H "Authorization: Bearer $svc_other" -d '{"cohort": "age_band"}' "$base/v1/users/race$i/consent" &
+	p2=$!
+	wait "$p1" "$p2"
+	curl -s -o "$tmp/c" -X PUT -H "Authorization: Bearer $svc_other" -d '{"cohort": "age_band"}' "$base/v1/users/race$i/consent"
+	python3 -c 'import json,sys; c=json.load(open(sys.argv[1]))["consent"]; sys.exit(0 if c["learning"] is False and c["cohort"] == "age_band" else 1)' "$tmp/c" || lost=$((lost + 1))
+done
+if [ "$lost" = 0 ]; then ok "concurrent consent changes: none lost"; else fail "concurrent consent changes: none lost" "$lost of 12 lost"; fi
+call "an auditor may not record consent: 403" 403 PUT /v1/users/u3/consent "$aud" '{"learning": true}' 'j["error"]["code"] == "permission_denied"'
 call "a consented user's chat, before feedback" 200 POST /v1/chat/completions "$svc" "$(chat u3)" 'j["pwb"]["personal"] is False'
 dec3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pwb"]["decision_id"])' "$tmp/body" 2>/dev/null)
 call "feedback with consent learns" 200 POST /v1/feedback "$svc" \

@@ -198,6 +198,12 @@ got=$(curl -s -o /dev/null -w '%{http_code}' --max-time 30 -H "Authorization: Be
 rc=$?
 if [ "$rc" != 0 ] && [ "$got" = 000 ]; then ok "a chunked body past twice the cap: cut off"; else fail "a chunked body past twice the cap: cut off" "curl exit $rc, status $got"; fi
 call "after it, the server serves" 200 GET /v1/models "$svc" "" 'j["data"]'
+got=$(curl -s -o "$tmp/body" -w '%{http_code}' --max-time 30 -H "Authorization: Bearer $svc" -H 'Transfer-Encoding: chunked' \
+	-H 'Expect:' --data-binary "@$tmp/in" "$base/v1/nothing")
+if [ "$got" = 404 ] && grep -q unknown_url "$tmp/body"; then ok "a body to an unknown URL: 404 before it is read"; else fail "a body to an unknown URL: 404 before it is read" "status $got"; fi
+call "two Content-Length headers: 400" 400 PUT /v1/users/u1/settings "$svc" '{}' "$(code invalid_request)" -H 'Content-Length: 2' -H 'Content-Length: 3'
+call "max_tokens past --max-tokens: 400 naming it" 400 POST /v1/chat/completions "$svc" "$(chat u1 | sed 's/}$/, "max_tokens": 8192}/')" \
+	'j["error"]["param"] == "max_tokens"'
 
 # ---- feedback bodies ----
 fbcase() { # NAME STATUS BODY [CODE]
