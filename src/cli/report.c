@@ -15,6 +15,29 @@ static const char report_usage[] =
     "\n"
     "Run 'pwb report SUBCOMMAND --help' for the options of each.\n";
 
+/* The options every report takes; NAME is the report's file name. */
+#define REPORT_OPTIONS(NAME)                                                   \
+	"Options:\n"                                                           \
+	"  --db URL             sqlite:PATH or postgres://... "                \
+	"(docs/store.md)\n"                                                    \
+	"  --org ID             the organisation\n"                            \
+	"  --policies DIR       the policy folder (default: the one the "      \
+	"store\n"                                                              \
+	"                       recorded)\n"                                   \
+	"  --since DATE         the period's first day, YYYY-MM-DD (UTC) or\n" \
+	"                       unix seconds (default: the beginning)\n"       \
+	"  --until DATE         the day after its last, the same forms\n"      \
+	"                       (default: now)\n"                              \
+	"  --prefs MODEL        the population preference model the users'\n"  \
+	"                       models were learnt against (pwb serve "        \
+	"--prefs)\n"                                                           \
+	"  --out DIR            write DIR/" NAME ".json and DIR/" NAME         \
+	".html (the page;\n"                                                   \
+	"                       DIR made if missing); without it, the JSON\n"  \
+	"                       goes to standard output\n"                     \
+	"  --now SECONDS        the report's time (default: now)\n"            \
+	"  -h, --help           show this help\n"
+
 static const char datasheet_usage[] =
     "Usage: pwb report datasheet --db URL --org ID [options]\n"
     "\n"
@@ -25,29 +48,14 @@ static const char datasheet_usage[] =
     "far users' models stray from the population model, and the policy\n"
     "hashes in force. Every figure names the rows it counts and the\n"
     "period. It reads aggregates only: no user content, no user ids.\n"
-    "\n"
-    "Options:\n"
-    "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
-    "  --org ID             the organisation\n"
-    "  --policies DIR       the policy folder (default: the one the store\n"
-    "                       recorded)\n"
-    "  --since DATE         the period's first day, YYYY-MM-DD (UTC) or\n"
-    "                       unix seconds (default: the beginning)\n"
-    "  --until DATE         the day after its last, the same forms\n"
-    "                       (default: now)\n"
-    "  --prefs MODEL        the population preference model the users'\n"
-    "                       models were learnt against (pwb serve --prefs)\n"
-    "  --out DIR            write DIR/datasheet.json and DIR/datasheet.html\n"
-    "                       (the page with charts; DIR made if missing);\n"
-    "                       without it, the JSON goes to standard output\n"
-    "  --now SECONDS        the report's time (default: now)\n"
-    "  -h, --help           show this help\n"
-    "\n"
-    "Example:\n"
-    "  pwb report datasheet --db sqlite:pwb.db --org acme-tutor \\\n"
-    "      --since 2026-01-01 --out reports\n"
-    "\n"
-    "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
+    "\n" REPORT_OPTIONS("datasheet") "\n"
+				     "Example:\n"
+				     "  pwb report datasheet --db "
+				     "sqlite:pwb.db --org acme-tutor \\\n"
+				     "      --since 2026-01-01 --out reports\n"
+				     "\n"
+				     "Exit status: 0 on success, 1 on an "
+				     "error, 2 on a usage error.\n";
 
 static const char risks_usage[] =
     "Usage: pwb report risks --db URL --org ID [options]\n"
@@ -59,28 +67,13 @@ static const char risks_usage[] =
     "quality across groups; concentration of influence in few raters),\n"
     "each with the indicators pwb computes from the store, a traffic light\n"
     "against thresholds, and the policy settings that mitigate it.\n"
-    "\n"
-    "Options:\n"
-    "  --db URL             sqlite:PATH or postgres://... (docs/store.md)\n"
-    "  --org ID             the organisation\n"
-    "  --policies DIR       the policy folder (default: the one the store\n"
-    "                       recorded)\n"
-    "  --since DATE         the period's first day, YYYY-MM-DD (UTC) or\n"
-    "                       unix seconds (default: the beginning)\n"
-    "  --until DATE         the day after its last, the same forms\n"
-    "                       (default: now)\n"
-    "  --prefs MODEL        the population preference model the users'\n"
-    "                       models were learnt against (pwb serve --prefs)\n"
-    "  --out DIR            write DIR/risks.json and DIR/risks.html (DIR\n"
-    "                       made if missing);\n"
-    "                       without it, the JSON goes to standard output\n"
-    "  --now SECONDS        the report's time (default: now)\n"
-    "  -h, --help           show this help\n"
-    "\n"
-    "Example:\n"
-    "  pwb report risks --db sqlite:pwb.db --org acme-tutor --out reports\n"
-    "\n"
-    "Exit status: 0 on success, 1 on an error, 2 on a usage error.\n";
+    "\n" REPORT_OPTIONS("risks") "\n"
+				 "Example:\n"
+				 "  pwb report risks --db sqlite:pwb.db --org "
+				 "acme-tutor --out reports\n"
+				 "\n"
+				 "Exit status: 0 on success, 1 on an error, 2 "
+				 "on a usage error.\n";
 
 static int write_text(void *user, int fd)
 {
